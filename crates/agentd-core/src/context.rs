@@ -1,0 +1,193 @@
+//! Who is calling and on behalf of which tenant. Every store method that touches tenant
+//! data takes a [`TenantCtx`] and filters on its tenant; the only way to obtain one is
+//! [`TenantCtx::authorized`], which checks a scope first.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ApiKeyId, RequestId, TenantId, UserId};
+use crate::status::UnknownWord;
+
+/// What an API key or a session may do. `admin` implies the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Read,
+    Invoke,
+    Deploy,
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Invoke, Scope::Deploy, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Invoke => "invoke",
+            Scope::Deploy => "deploy",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Scope, UnknownWord> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == value).ok_or_else(|| UnknownWord {
+            set: "scope",
+            value: value.chars().take(40).collect(),
+            expected: "read invoke deploy admin",
+        })
+    }
+}
+
+/// A set of scopes, kept sorted and without repeats.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Scopes(Vec<Scope>);
+
+impl Scopes {
+    pub fn new(mut scopes: Vec<Scope>) -> Scopes {
+        scopes.sort_by_key(|s| s.as_str());
+        scopes.dedup();
+        Scopes(scopes)
+    }
+
+    pub fn all() -> Scopes {
+        Scopes::new(Scope::ALL.to_vec())
+    }
+
+    pub fn allows(&self, wanted: Scope) -> bool {
+        self.0.iter().any(|s| *s == wanted || *s == Scope::Admin)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Scope> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A member's role in a tenant; it decides the scopes of that member's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Developer,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Developer => "developer",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Role, UnknownWord> {
+        [Role::Owner, Role::Admin, Role::Developer, Role::Viewer]
+            .into_iter()
+            .find(|r| r.as_str() == value)
+            .ok_or_else(|| UnknownWord {
+                set: "role",
+                value: value.chars().take(40).collect(),
+                expected: "owner admin developer viewer",
+            })
+    }
+
+    pub fn scopes(self) -> Scopes {
+        match self {
+            Role::Owner | Role::Admin => Scopes::all(),
+            Role::Developer => Scopes::new(vec![Scope::Read, Scope::Invoke, Scope::Deploy]),
+            Role::Viewer => Scopes::new(vec![Scope::Read]),
+        }
+    }
+}
+
+/// The principal behind a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Actor {
+    User { id: UserId },
+    ApiKey { id: ApiKeyId },
+}
+
+impl Actor {
+    /// Stored in `created_by` columns: the id of whoever acted.
+    pub fn id_str(&self) -> &str {
+        match self {
+            Actor::User { id } => id.as_str(),
+            Actor::ApiKey { id } => id.as_str(),
+        }
+    }
+}
+
+/// One per operation: the tenant every query is scoped to, who acts, and the request id.
+#[derive(Debug, Clone)]
+pub struct TenantCtx {
+    tenant_id: TenantId,
+    actor: Actor,
+    scopes: Scopes,
+    request_id: RequestId,
+}
+
+impl TenantCtx {
+    /// Built by the authentication layer after it has checked `wanted` against the
+    /// caller's scopes; `None` means the caller lacks the scope.
+    pub fn authorized(
+        tenant_id: TenantId,
+        actor: Actor,
+        scopes: Scopes,
+        request_id: RequestId,
+        wanted: Scope,
+    ) -> Option<TenantCtx> {
+        scopes.allows(wanted).then_some(TenantCtx { tenant_id, actor, scopes, request_id })
+    }
+
+    pub fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    pub fn scopes(&self) -> &Scopes {
+        &self.scopes
+    }
+
+    pub fn request_id(&self) -> &RequestId {
+        &self.request_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_scope_implies_every_other_scope() {
+        let admin = Scopes::new(vec![Scope::Admin]);
+        assert!(Scope::ALL.iter().all(|s| admin.allows(*s)));
+        let read = Scopes::new(vec![Scope::Read, Scope::Read]);
+        assert!(read.allows(Scope::Read) && !read.allows(Scope::Deploy));
+    }
+
+    #[test]
+    fn a_context_is_only_built_when_the_scope_is_held() {
+        let make = |scopes: Scopes, wanted| {
+            TenantCtx::authorized(
+                TenantId::generate(),
+                Actor::ApiKey { id: ApiKeyId::generate() },
+                scopes,
+                RequestId::generate(),
+                wanted,
+            )
+        };
+        assert!(make(Role::Viewer.scopes(), Scope::Deploy).is_none());
+        assert!(make(Role::Developer.scopes(), Scope::Deploy).is_some());
+    }
+}

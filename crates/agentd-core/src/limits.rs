@@ -1,0 +1,40 @@
+//! Per-tenant limits (DESIGN §8). Defaults come from the operator's settings; a tenant
+//! may carry overrides in the store.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantLimits {
+    pub max_agents: u32,
+    pub max_concurrent_invocations: u32,
+    pub max_queued_invocations: u32,
+    pub invocation_timeout_s: u32,
+    pub max_request_body_bytes: u64,
+    pub max_bundle_bytes: u64,
+    pub max_storage_bytes: u64,
+    pub max_api_keys: u32,
+    pub requests_per_second: u32,
+    pub invocations_per_minute: u32,
+    pub memory_mb: u32,
+    pub log_bytes_per_invocation: u64,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits {
+            max_agents: 100,
+            max_concurrent_invocations: 10,
+            max_queued_invocations: 10_000,
+            invocation_timeout_s: 900,
+            max_request_body_bytes: 1024 * 1024,
+            max_bundle_bytes: 50 * 1024 * 1024,
+            max_storage_bytes: 5 * 1024 * 1024 * 1024,
+            max_api_keys: 50,
+            requests_per_second: 50,
+            invocations_per_minute: 600,
+            memory_mb: 512,
+            log_bytes_per_invocation: 10 * 1024 * 1024,
+        }
+    }
+}

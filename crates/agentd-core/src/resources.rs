@@ -1,0 +1,248 @@
+//! The resources of DESIGN §3 in the exact JSON shape the REST API shows, plus the
+//! request bodies. Server and client both use these types.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::context::{Actor, Role, Scope, Scopes};
+use crate::ids::{AgentId, ApiKeyId, InvocationId, TenantId, UserId, VersionId};
+use crate::limits::TenantLimits;
+use crate::slug::Slug;
+use crate::status::{EventKind, EventStream, InvocationStatus, TenantStatus};
+use crate::timestamp::Timestamp;
+
+/// One page of a cursor-paginated list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: Slug,
+    pub name: String,
+    pub status: TenantStatus,
+    pub limits: TenantLimits,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub name: String,
+    /// The public part of the key (`agd_<prefix>_…`), enough to recognise it.
+    pub prefix: String,
+    pub scopes: Scopes,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Returned once, at creation: the only time the secret is ever shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: AgentId,
+    pub slug: Slug,
+    pub name: String,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub visibility: Visibility,
+    pub status: AgentStatus,
+    pub active_version: Option<u32>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    #[default]
+    Private,
+    Public,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    #[default]
+    Active,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentVersion {
+    pub id: VersionId,
+    pub agent_id: AgentId,
+    pub version: u32,
+    /// `sha256:<hex>` of the uploaded bundle bytes.
+    pub digest: String,
+    pub manifest: Value,
+    pub size_bytes: u64,
+    pub created_by: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvocationError {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub wall_ms: u64,
+    pub cpu_ms: u64,
+    pub peak_memory_bytes: u64,
+    pub log_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Invocation {
+    pub id: InvocationId,
+    /// The agent's slug at the time of the call.
+    pub agent: Slug,
+    pub version: u32,
+    pub thread_id: Option<String>,
+    pub status: InvocationStatus,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<InvocationError>,
+    pub priority: u8,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub timeout_s: u32,
+    pub idempotency_key: Option<String>,
+    pub metadata: Value,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub usage: Usage,
+}
+
+/// One log line or lifecycle event of an invocation; `seq` counts from 1 per invocation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub ts: Timestamp,
+    pub kind: EventKind,
+    pub stream: EventStream,
+    pub level: Option<String>,
+    pub message: Option<String>,
+    pub data: Option<Value>,
+}
+
+// ----- request and response bodies -----
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignupRequest {
+    pub email: String,
+    pub password: String,
+    pub workspace_name: String,
+    pub workspace_slug: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignupResponse {
+    pub tenant: Tenant,
+    pub user: User,
+    pub api_key: CreatedApiKey,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    /// Which workspace to sign in to when the user belongs to several; defaults to the first.
+    #[serde(default)]
+    pub workspace_slug: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// Session token, used as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub expires_at: Timestamp,
+    pub tenant: Tenant,
+    pub user: User,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Me {
+    pub tenant: Tenant,
+    pub actor: Actor,
+    pub user: Option<User>,
+    pub role: Option<Role>,
+    pub scopes: Scopes,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateApiKeyRequest {
+    pub name: String,
+    #[serde(default)]
+    pub scopes: Option<Vec<Scope>>,
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateAgentRequest {
+    pub slug: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchAgentRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AgentStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InvokeRequest {
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+}

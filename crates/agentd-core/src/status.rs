@@ -1,0 +1,102 @@
+//! Closed sets of words the API and the store share: invocation statuses, event kinds.
+//! Each maps to and from the exact lowercase string stored in the database.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a stored or submitted word is not a member of the set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a valid {set}; expected one of: {expected}")]
+pub struct UnknownWord {
+    pub set: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+macro_rules! word_enum {
+    ($(#[$doc:meta])* $name:ident, $set:literal { $($variant:ident => $word:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+
+            pub fn parse(value: &str) -> Result<Self, UnknownWord> {
+                match value {
+                    $($word => Ok($name::$variant),)+
+                    _ => Err(UnknownWord {
+                        set: $set,
+                        value: value.chars().take(40).collect(),
+                        expected: concat!($($word, " "),+),
+                    }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+word_enum!(
+    /// Lifecycle of one invocation: `queued → running → succeeded | failed | cancelled |
+    /// timed_out`, plus `retrying` (waiting for the next attempt) and `waiting_for_input`.
+    InvocationStatus, "invocation status" {
+        Queued => "queued",
+        Running => "running",
+        Retrying => "retrying",
+        WaitingForInput => "waiting_for_input",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+        TimedOut => "timed_out",
+    }
+);
+
+impl InvocationStatus {
+    /// A terminal invocation never changes again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled | Self::TimedOut)
+    }
+}
+
+word_enum!(TenantStatus, "tenant status" { Active => "active", Suspended => "suspended" });
+
+word_enum!(EventKind, "event kind" {
+    Log => "log",
+    Status => "status",
+    Output => "output",
+    Interrupt => "interrupt",
+    State => "state",
+    Artifact => "artifact",
+});
+
+word_enum!(EventStream, "event stream" {
+    Stdout => "stdout",
+    Stderr => "stderr",
+    Agent => "agent",
+    System => "system",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_round_trips_through_its_word() {
+        for s in InvocationStatus::ALL {
+            assert_eq!(InvocationStatus::parse(s.as_str()), Ok(*s));
+            let json = serde_json::to_string(s).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+        }
+        assert!(InvocationStatus::parse("done").is_err());
+    }
+}
