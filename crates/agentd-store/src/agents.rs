@@ -1,0 +1,251 @@
+//! The agent registry: agents by slug within a tenant, and their immutable versions.
+
+use agentd_core::{
+    Agent, AgentId, AgentStatus, AgentVersion, Page, PatchAgentRequest, Slug, TenantCtx, Timestamp, VersionId,
+    Visibility,
+};
+use serde_json::Value;
+
+use crate::error::is_unique_violation;
+use crate::{Result, Store, StoreError, rows};
+
+pub struct NewAgent {
+    pub slug: Slug,
+    pub name: String,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub visibility: Visibility,
+}
+
+pub struct NewVersion {
+    pub digest: String,
+    pub manifest: Value,
+    pub size_bytes: u64,
+    pub activate: bool,
+}
+
+fn visibility_word(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Private => "private",
+        Visibility::Public => "public",
+    }
+}
+
+fn status_word(s: AgentStatus) -> &'static str {
+    match s {
+        AgentStatus::Active => "active",
+        AgentStatus::Disabled => "disabled",
+    }
+}
+
+fn agent_not_found() -> StoreError {
+    StoreError::NotFound { what: "agent" }
+}
+
+impl Store {
+    pub async fn agent_create(&self, ctx: &TenantCtx, new: NewAgent, max_agents: u32) -> Result<Agent> {
+        let now = Timestamp::now();
+        let id = AgentId::generate();
+        let mut tx = self.writer.begin().await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE tenant_id = $1")
+            .bind(ctx.tenant_id().as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        if count >= i64::from(max_agents) {
+            return Err(StoreError::LimitExceeded {
+                code: "agent_limit",
+                message: format!("this workspace already has {count} agents (limit {max_agents}); delete one first"),
+            });
+        }
+        let tags = serde_json::to_string(&new.tags).map_err(|e| StoreError::corrupt("tags", e))?;
+        let row = sqlx::query(
+            "INSERT INTO agents (id, tenant_id, slug, name, description, tags, visibility, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8) RETURNING *",
+        )
+        .bind(id.as_str())
+        .bind(ctx.tenant_id().as_str())
+        .bind(new.slug.as_str())
+        .bind(&new.name)
+        .bind(&new.description)
+        .bind(&tags)
+        .bind(visibility_word(new.visibility))
+        .bind(now.unix_ms())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match is_unique_violation(&e) {
+            true => StoreError::conflict("agent_exists", format!("an agent with slug `{}` already exists", new.slug)),
+            false => e.into(),
+        })?;
+        tx.commit().await?;
+        rows::agent(&row)
+    }
+
+    pub async fn agents_list(&self, ctx: &TenantCtx, limit: Option<u32>, cursor: Option<&str>) -> Result<Page<Agent>> {
+        let limit = rows::page_limit(limit);
+        let found = sqlx::query(
+            "SELECT * FROM agents WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(cursor)
+        .bind(limit + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let agents = found.iter().map(rows::agent).collect::<Result<Vec<_>>>()?;
+        Ok(rows::page(agents, limit, |a| a.id.to_string()))
+    }
+
+    pub async fn agent_get(&self, ctx: &TenantCtx, slug: &Slug) -> Result<Agent> {
+        let row = sqlx::query("SELECT * FROM agents WHERE tenant_id = $1 AND slug = $2")
+            .bind(ctx.tenant_id().as_str())
+            .bind(slug.as_str())
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(agent_not_found)?;
+        rows::agent(&row)
+    }
+
+    pub async fn agent_patch(&self, ctx: &TenantCtx, slug: &Slug, patch: &PatchAgentRequest) -> Result<Agent> {
+        let tags = match &patch.tags {
+            Some(tags) => Some(serde_json::to_string(tags).map_err(|e| StoreError::corrupt("tags", e))?),
+            None => None,
+        };
+        let row = sqlx::query(
+            "UPDATE agents SET
+                name = COALESCE($3, name),
+                description = COALESCE($4, description),
+                tags = COALESCE($5, tags),
+                visibility = COALESCE($6, visibility),
+                status = COALESCE($7, status),
+                updated_at = $8
+             WHERE tenant_id = $1 AND slug = $2 RETURNING *",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(slug.as_str())
+        .bind(&patch.name)
+        .bind(&patch.description)
+        .bind(tags)
+        .bind(patch.visibility.map(visibility_word))
+        .bind(patch.status.map(status_word))
+        .bind(Timestamp::now().unix_ms())
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or_else(agent_not_found)?;
+        rows::agent(&row)
+    }
+
+    /// Removes the agent from the registry. Its versions and past invocations stay, so
+    /// runs already accepted still execute and history remains readable.
+    pub async fn agent_delete(&self, ctx: &TenantCtx, slug: &Slug) -> Result<()> {
+        let done = sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND slug = $2")
+            .bind(ctx.tenant_id().as_str())
+            .bind(slug.as_str())
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(agent_not_found());
+        }
+        Ok(())
+    }
+
+    /// Records the next version (1, 2, …) of an agent whose bundle is already stored.
+    pub async fn version_create(&self, ctx: &TenantCtx, slug: &Slug, new: NewVersion) -> Result<AgentVersion> {
+        let now = Timestamp::now();
+        let mut tx = self.writer.begin().await?;
+        let agent_id: String = sqlx::query_scalar("SELECT id FROM agents WHERE tenant_id = $1 AND slug = $2")
+            .bind(ctx.tenant_id().as_str())
+            .bind(slug.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(agent_not_found)?;
+        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM agent_versions WHERE agent_id = $1")
+            .bind(&agent_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let manifest = serde_json::to_string(&new.manifest).map_err(|e| StoreError::corrupt("manifest", e))?;
+        let row = sqlx::query(
+            "INSERT INTO agent_versions (id, tenant_id, agent_id, version, digest, manifest, size_bytes, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+        )
+        .bind(VersionId::generate().as_str())
+        .bind(ctx.tenant_id().as_str())
+        .bind(&agent_id)
+        .bind(next)
+        .bind(&new.digest)
+        .bind(&manifest)
+        .bind(i64::try_from(new.size_bytes).unwrap_or(i64::MAX))
+        .bind(ctx.actor().id_str())
+        .bind(now.unix_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        if new.activate {
+            sqlx::query("UPDATE agents SET active_version = $1, updated_at = $2 WHERE id = $3")
+                .bind(next)
+                .bind(now.unix_ms())
+                .bind(&agent_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        rows::version(&row)
+    }
+
+    pub async fn versions_list(&self, ctx: &TenantCtx, slug: &Slug, limit: Option<u32>, cursor: Option<&str>) -> Result<Page<AgentVersion>> {
+        let agent = self.agent_get(ctx, slug).await?;
+        let limit = rows::page_limit(limit);
+        let before: Option<i64> = cursor.and_then(|c| c.parse().ok());
+        let found = sqlx::query(
+            "SELECT * FROM agent_versions WHERE tenant_id = $1 AND agent_id = $2 AND ($3 IS NULL OR version < $3)
+             ORDER BY version DESC LIMIT $4",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(agent.id.as_str())
+        .bind(before)
+        .bind(limit + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let versions = found.iter().map(rows::version).collect::<Result<Vec<_>>>()?;
+        Ok(rows::page(versions, limit, |v| v.version.to_string()))
+    }
+
+    /// Makes version `n` the one new invocations run: a deploy or a rollback.
+    pub async fn version_activate(&self, ctx: &TenantCtx, slug: &Slug, n: u32) -> Result<Agent> {
+        let mut tx = self.writer.begin().await?;
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT v.id FROM agent_versions v JOIN agents a ON a.id = v.agent_id
+             WHERE a.tenant_id = $1 AND a.slug = $2 AND v.version = $3",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(slug.as_str())
+        .bind(i64::from(n))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound { what: "agent version" });
+        }
+        let row = sqlx::query(
+            "UPDATE agents SET active_version = $3, updated_at = $4 WHERE tenant_id = $1 AND slug = $2 RETURNING *",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(slug.as_str())
+        .bind(i64::from(n))
+        .bind(Timestamp::now().unix_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows::agent(&row)
+    }
+}
+
+impl Store {
+    /// Version `n` of an agent of the caller's tenant.
+    pub async fn version_get(&self, ctx: &TenantCtx, agent: &Agent, n: u32) -> Result<AgentVersion> {
+        let row = sqlx::query("SELECT * FROM agent_versions WHERE tenant_id = $1 AND agent_id = $2 AND version = $3")
+            .bind(ctx.tenant_id().as_str())
+            .bind(agent.id.as_str())
+            .bind(i64::from(n))
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound { what: "agent version" })?;
+        rows::version(&row)
+    }
+}

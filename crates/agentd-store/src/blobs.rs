@@ -1,0 +1,58 @@
+//! Content-addressed blob storage on the local disk (`<root>/sha256/<hex>`). Writes go to
+//! a temporary file first and are renamed into place, so a blob is complete or absent.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::{Result, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct LocalBlobs {
+    root: PathBuf,
+}
+
+impl LocalBlobs {
+    pub fn open(root: &Path) -> Result<LocalBlobs> {
+        let dir = root.join("sha256");
+        std::fs::create_dir_all(&dir).map_err(|source| blob_err(&dir, source))?;
+        Ok(LocalBlobs { root: root.to_path_buf() })
+    }
+
+    /// Stores `bytes` and returns their digest, `sha256:<hex>`. Storing the same bytes
+    /// twice is a no-op.
+    pub fn put(&self, bytes: &[u8]) -> Result<String> {
+        let hex = hex::encode(Sha256::digest(bytes));
+        let path = self.root.join("sha256").join(&hex);
+        if !path.exists() {
+            let tmp = self.root.join("sha256").join(format!(".{hex}.{}.tmp", std::process::id()));
+            let write = || -> std::io::Result<()> {
+                let mut file = std::fs::File::create(&tmp)?;
+                file.write_all(bytes)?;
+                file.sync_all()?;
+                std::fs::rename(&tmp, &path)
+            };
+            write().map_err(|source| blob_err(&path, source))?;
+        }
+        Ok(format!("sha256:{hex}"))
+    }
+
+    pub fn get(&self, digest: &str) -> Result<Vec<u8>> {
+        let path = self.path(digest)?;
+        std::fs::read(&path).map_err(|source| blob_err(&path, source))
+    }
+
+    /// Where the blob with `digest` lives; rejects anything that is not a sha256 digest.
+    pub fn path(&self, digest: &str) -> Result<PathBuf> {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| StoreError::corrupt("digest", digest))?;
+        Ok(self.root.join("sha256").join(hex))
+    }
+}
+
+fn blob_err(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Blob { path: path.display().to_string(), source }
+}

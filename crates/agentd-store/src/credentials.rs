@@ -1,0 +1,237 @@
+//! Users, API keys and sessions. Secrets are never stored: only the SHA-256 of the
+//! whole presented token. Looking a token up happens before any tenant is known, so
+//! those lookups are `unscoped`.
+
+use agentd_core::{
+    Actor, ApiKey, ApiKeyId, Page, Role, Scopes, SessionId, Tenant, TenantCtx, TenantId, Timestamp, User, UserId,
+};
+use sha2::{Digest, Sha256};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::{Result, Store, StoreError, rows};
+
+/// SHA-256 of a presented secret, hex encoded; what the store keeps and compares.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+pub struct NewApiKey {
+    pub name: String,
+    /// Public, unique part shown in listings (`agd_<prefix>_…`).
+    pub prefix: String,
+    pub key_hash: String,
+    pub scopes: Scopes,
+    pub expires_at: Option<Timestamp>,
+}
+
+pub struct NewSession {
+    pub token_hash: String,
+    pub expires_at: Timestamp,
+}
+
+/// Who a presented token belongs to, resolved before the request gets a tenant context.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub tenant: Tenant,
+    pub actor: Actor,
+    pub scopes: Scopes,
+    pub user: Option<User>,
+    pub role: Option<Role>,
+}
+
+/// Don't write `last_used_at` on every request; once a minute is precise enough.
+const LAST_USED_GRANULARITY_MS: i64 = 60_000;
+
+pub(crate) async fn insert_api_key(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant_id: &TenantId,
+    created_by: &str,
+    new: NewApiKey,
+    now: Timestamp,
+) -> Result<ApiKey> {
+    let id = ApiKeyId::generate();
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, scopes, created_by, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id.as_str())
+    .bind(tenant_id.as_str())
+    .bind(&new.name)
+    .bind(&new.prefix)
+    .bind(&new.key_hash)
+    .bind(rows::scopes_json(&new.scopes))
+    .bind(created_by)
+    .bind(now.unix_ms())
+    .bind(new.expires_at.map(Timestamp::unix_ms))
+    .execute(&mut **tx)
+    .await?;
+    Ok(ApiKey {
+        id,
+        name: new.name,
+        prefix: new.prefix,
+        scopes: new.scopes,
+        created_at: now,
+        expires_at: new.expires_at,
+        last_used_at: None,
+        revoked_at: None,
+    })
+}
+
+impl Store {
+    /// The live (not revoked, not expired) API key with this prefix and hash, if any.
+    pub async fn api_key_authenticate_unscoped(&self, prefix: &str, key_hash: &str) -> Result<Option<Credential>> {
+        let now = Timestamp::now().unix_ms();
+        let row = sqlx::query(
+            "SELECT k.id AS key_id, k.key_hash, k.scopes, k.last_used_at, t.*
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+             WHERE k.prefix = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)",
+        )
+        .bind(prefix)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored: String = row.try_get("key_hash")?;
+        if !constant_time_eq(stored.as_bytes(), key_hash.as_bytes()) {
+            return Ok(None);
+        }
+        let key_id = ApiKeyId::from_trusted(row.try_get("key_id")?);
+        let last_used: Option<i64> = row.try_get("last_used_at")?;
+        if last_used.is_none_or(|t| now - t > LAST_USED_GRANULARITY_MS) {
+            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(key_id.as_str())
+                .execute(&self.writer)
+                .await?;
+        }
+        Ok(Some(Credential {
+            tenant: rows::tenant(&row)?,
+            actor: Actor::ApiKey { id: key_id },
+            scopes: rows::scopes(row.try_get("scopes")?)?,
+            user: None,
+            role: None,
+        }))
+    }
+
+    /// The live session with this token hash, if any.
+    pub async fn session_authenticate_unscoped(&self, token_hash: &str) -> Result<Option<Credential>> {
+        let row = sqlx::query(
+            "SELECT s.user_id, u.email, u.created_at AS user_created_at, m.role, t.*
+             FROM sessions s
+             JOIN users u ON u.id = s.user_id
+             JOIN memberships m ON m.user_id = s.user_id AND m.tenant_id = s.tenant_id
+             JOIN tenants t ON t.id = s.tenant_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(Timestamp::now().unix_ms())
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let role = Role::parse(row.try_get("role")?).map_err(|e| StoreError::corrupt("role", e))?;
+        let user = User {
+            id: UserId::from_trusted(row.try_get("user_id")?),
+            email: row.try_get("email")?,
+            created_at: rows::ts(&row, "user_created_at")?,
+        };
+        Ok(Some(Credential {
+            tenant: rows::tenant(&row)?,
+            actor: Actor::User { id: user.id.clone() },
+            scopes: role.scopes(),
+            user: Some(user),
+            role: Some(role),
+        }))
+    }
+
+    /// The user with this email and their password hash, for login.
+    pub async fn user_by_email_unscoped(&self, email: &str) -> Result<Option<(User, String)>> {
+        let row = sqlx::query("SELECT * FROM users WHERE email = $1").bind(email).fetch_optional(&self.reader).await?;
+        match row {
+            Some(row) => Ok(Some((rows::user(&row)?, row.try_get("password_hash")?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The tenants a user belongs to, oldest membership first.
+    pub async fn memberships_of_unscoped(&self, user_id: &UserId) -> Result<Vec<(Tenant, Role)>> {
+        let found = sqlx::query(
+            "SELECT t.*, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+             WHERE m.user_id = $1 ORDER BY m.created_at, t.id",
+        )
+        .bind(user_id.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        found
+            .iter()
+            .map(|row| {
+                let role = Role::parse(row.try_get("role")?).map_err(|e| StoreError::corrupt("role", e))?;
+                Ok((rows::tenant(row)?, role))
+            })
+            .collect()
+    }
+
+    pub async fn session_create_unscoped(&self, tenant_id: &TenantId, user_id: &UserId, new: NewSession) -> Result<SessionId> {
+        let id = SessionId::generate();
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.as_str())
+        .bind(&new.token_hash)
+        .bind(tenant_id.as_str())
+        .bind(user_id.as_str())
+        .bind(Timestamp::now().unix_ms())
+        .bind(new.expires_at.unix_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn api_key_create(&self, ctx: &TenantCtx, new: NewApiKey, max_keys: u32) -> Result<ApiKey> {
+        let mut tx = self.writer.begin().await?;
+        let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL")
+            .bind(ctx.tenant_id().as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        if live >= i64::from(max_keys) {
+            return Err(StoreError::LimitExceeded {
+                code: "api_key_limit",
+                message: format!("this workspace already has {live} API keys (limit {max_keys}); revoke one first"),
+            });
+        }
+        let key = insert_api_key(&mut tx, ctx.tenant_id(), ctx.actor().id_str(), new, Timestamp::now()).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    pub async fn api_keys_list(&self, ctx: &TenantCtx, limit: Option<u32>, cursor: Option<&str>) -> Result<Page<ApiKey>> {
+        let limit = rows::page_limit(limit);
+        let found = sqlx::query(
+            "SELECT * FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(cursor)
+        .bind(limit + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let keys = found.iter().map(rows::api_key).collect::<Result<Vec<_>>>()?;
+        Ok(rows::page(keys, limit, |k| k.id.to_string()))
+    }
+
+    /// Revokes a key of the caller's tenant; revoking twice keeps the first time.
+    pub async fn api_key_revoke(&self, ctx: &TenantCtx, id: &ApiKeyId) -> Result<ApiKey> {
+        let row = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND tenant_id = $3 RETURNING *",
+        )
+        .bind(Timestamp::now().unix_ms())
+        .bind(id.as_str())
+        .bind(ctx.tenant_id().as_str())
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or(StoreError::NotFound { what: "API key" })?;
+        rows::api_key(&row)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,242 @@
+//! The queue: claiming runs under a lease, renewing it, completing with fencing, and
+//! putting back runs whose worker vanished.
+//!
+//! A claim is a short transaction that sets `lease_owner`, `lease_expires_at` and
+//! `attempt = attempt + 1`; no row lock is held while the agent runs. Completion and
+//! renewal match on `(id, lease_owner, attempt)`, so a worker that wakes up late cannot
+//! overwrite a run that has since been handed to another.
+
+use std::time::Duration;
+
+use agentd_core::{
+    InvocationError, InvocationId, InvocationStatus, TenantId, TenantLimits, Timestamp, Usage,
+};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::{Result, Signal, Store, StoreError, rows};
+
+/// A run handed to one worker until its lease expires.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    pub invocation_id: InvocationId,
+    pub tenant_id: TenantId,
+    pub agent_slug: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub lease_owner: String,
+    pub digest: String,
+    pub manifest: Value,
+    pub input: Value,
+    pub thread_id: Option<String>,
+    pub timeout_s: u32,
+    pub limits: TenantLimits,
+    /// The `seq` the next event of this invocation gets.
+    pub next_seq: u64,
+}
+
+/// How a run ended, as the worker reports it.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub status: InvocationStatus,
+    pub output: Option<Value>,
+    pub error: Option<InvocationError>,
+    pub usage: Usage,
+}
+
+/// What a lease renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseStatus {
+    Held,
+    /// Held, and someone asked to cancel the run.
+    CancelRequested,
+    /// The run is no longer ours (reaped, or finished elsewhere): stop it.
+    Lost,
+}
+
+/// Exponential backoff with jitter between attempts of a failed run.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { base: Duration::from_secs(1), max: Duration::from_secs(300) }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `attempt + 1`: base·2^(attempt-1), capped, with up to 50 %
+    /// random jitter added so that retries of many runs do not arrive together.
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let capped = exp.min(self.max);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let jitter = capped.mul_f64(f64::from(nanos % 1000) / 2000.0);
+        capped + jitter
+    }
+}
+
+impl Store {
+    /// Claims the next ready run for `worker`, highest priority first, then oldest.
+    pub async fn queue_claim_unscoped(&self, worker: &str, lease: Duration) -> Result<Option<ClaimedRun>> {
+        let now = Timestamp::now();
+        let expires = now.plus_ms(lease.as_millis() as i64);
+        let mut tx = self.writer.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE invocations SET status = 'running', attempt = attempt + 1, lease_owner = $1,
+                lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0
+             WHERE id = (SELECT id FROM invocations
+                         WHERE status IN ('queued', 'retrying') AND run_after <= $3
+                         ORDER BY priority DESC, id LIMIT 1)
+             RETURNING id, tenant_id, agent_slug, version_id, attempt, max_attempts, input, thread_id, timeout_s",
+        )
+        .bind(worker)
+        .bind(expires.unix_ms())
+        .bind(now.unix_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = claimed else { return Ok(None) };
+        let id: String = row.try_get("id")?;
+        let version = sqlx::query(
+            "SELECT v.digest, v.manifest, t.limits,
+                    (SELECT COALESCE(MAX(seq), 0) + 1 FROM invocation_events e WHERE e.invocation_id = $2) AS next_seq
+             FROM agent_versions v JOIN tenants t ON t.id = v.tenant_id WHERE v.id = $1",
+        )
+        .bind(row.try_get::<String, _>("version_id")?)
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let limits = serde_json::from_value(rows::json(&version, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
+        let run = ClaimedRun {
+            invocation_id: InvocationId::from_trusted(id),
+            tenant_id: TenantId::from_trusted(row.try_get("tenant_id")?),
+            agent_slug: row.try_get("agent_slug")?,
+            attempt: rows::u32_col(&row, "attempt")?,
+            max_attempts: rows::u32_col(&row, "max_attempts")?,
+            lease_owner: worker.to_owned(),
+            digest: version.try_get("digest")?,
+            manifest: rows::json(&version, "manifest")?,
+            input: rows::json(&row, "input")?,
+            thread_id: row.try_get("thread_id")?,
+            timeout_s: rows::u32_col(&row, "timeout_s")?,
+            limits,
+            next_seq: rows::u64_col(&version, "next_seq")?,
+        };
+        self.emit(Signal::InvocationChanged(run.invocation_id.clone()));
+        Ok(Some(run))
+    }
+
+    /// Extends the lease of a run this worker holds and reports whether to go on.
+    pub async fn queue_renew_lease(&self, run: &ClaimedRun, lease: Duration) -> Result<LeaseStatus> {
+        let expires = Timestamp::now().plus_ms(lease.as_millis() as i64);
+        let renewed: Option<i64> = sqlx::query_scalar(
+            "UPDATE invocations SET lease_expires_at = $1
+             WHERE id = $2 AND lease_owner = $3 AND attempt = $4 AND status = 'running' RETURNING cancel_requested",
+        )
+        .bind(expires.unix_ms())
+        .bind(run.invocation_id.as_str())
+        .bind(&run.lease_owner)
+        .bind(i64::from(run.attempt))
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(match renewed {
+            None => LeaseStatus::Lost,
+            Some(0) => LeaseStatus::Held,
+            Some(_) => LeaseStatus::CancelRequested,
+        })
+    }
+
+    /// Records how a run ended. A failure with attempts left becomes `retrying` with a
+    /// backoff instead. Returns false when the lease was no longer held (nothing written).
+    pub async fn queue_complete(&self, run: &ClaimedRun, done: Completion, retry: &RetryPolicy) -> Result<bool> {
+        let now = Timestamp::now();
+        let retrying = done.status == InvocationStatus::Failed && run.attempt < run.max_attempts;
+        let (status, finished_at, run_after) = if retrying {
+            let delay = retry.delay_after(run.attempt);
+            (InvocationStatus::Retrying, None, now.plus_ms(delay.as_millis() as i64).unix_ms())
+        } else {
+            (done.status, Some(now.unix_ms()), now.unix_ms())
+        };
+        let output = match &done.output {
+            Some(v) => Some(serde_json::to_string(v).map_err(|e| StoreError::corrupt("output", e))?),
+            None => None,
+        };
+        let updated = sqlx::query(
+            "UPDATE invocations SET status = $1, output = $2, error_code = $3, error_message = $4, finished_at = $5,
+                run_after = $6, lease_owner = NULL, lease_expires_at = NULL,
+                wall_ms = wall_ms + $7, cpu_ms = cpu_ms + $8, peak_memory_bytes = MAX(peak_memory_bytes, $9),
+                log_bytes = log_bytes + $10
+             WHERE id = $11 AND lease_owner = $12 AND attempt = $13 AND status = 'running'",
+        )
+        .bind(status.as_str())
+        .bind(output)
+        .bind(done.error.as_ref().map(|e| e.code.as_str()))
+        .bind(done.error.as_ref().map(|e| e.message.as_str()))
+        .bind(finished_at)
+        .bind(run_after)
+        .bind(clamp_i64(done.usage.wall_ms))
+        .bind(clamp_i64(done.usage.cpu_ms))
+        .bind(clamp_i64(done.usage.peak_memory_bytes))
+        .bind(clamp_i64(done.usage.log_bytes))
+        .bind(run.invocation_id.as_str())
+        .bind(&run.lease_owner)
+        .bind(i64::from(run.attempt))
+        .execute(&self.writer)
+        .await?;
+        let applied = updated.rows_affected() == 1;
+        if applied {
+            self.emit(Signal::InvocationChanged(run.invocation_id.clone()));
+            if retrying {
+                self.emit(Signal::InvocationQueued);
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Puts back every run whose lease has expired (its worker died or lost contact).
+    /// The attempt it used is counted; with no attempts left the run fails.
+    pub async fn queue_reap_expired_unscoped(&self) -> Result<u64> {
+        let now = Timestamp::now().unix_ms();
+        let reaped = sqlx::query(
+            "UPDATE invocations SET
+                status = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
+                error_code = CASE WHEN attempt >= max_attempts THEN 'worker_lost' ELSE error_code END,
+                error_message = CASE WHEN attempt >= max_attempts
+                    THEN 'the worker running this invocation stopped responding' ELSE error_message END,
+                finished_at = CASE WHEN attempt >= max_attempts THEN $1 ELSE NULL END,
+                run_after = $1, lease_owner = NULL, lease_expires_at = NULL
+             WHERE status = 'running' AND lease_expires_at < $1",
+        )
+        .bind(now)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        if reaped > 0 {
+            tracing::warn!(reaped, "requeued runs whose lease expired");
+            self.emit(Signal::InvocationQueued);
+        }
+        Ok(reaped)
+    }
+
+    /// Earliest `run_after` among runs waiting for a retry, so the worker can sleep
+    /// exactly until then instead of polling.
+    pub async fn queue_next_wakeup_unscoped(&self) -> Result<Option<Timestamp>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(run_after) FROM invocations WHERE status IN ('queued', 'retrying')",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(next.map(Timestamp::from_unix_ms))
+    }
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,73 @@
+//! Tenants and self-service signup: a tenant, its owner and the first API key are
+//! created in one transaction, so a signup either happens whole or not at all.
+
+use agentd_core::{ApiKey, Role, Slug, Tenant, TenantCtx, TenantId, TenantLimits, Timestamp, User, UserId};
+
+use crate::credentials::{NewApiKey, insert_api_key};
+use crate::error::is_unique_violation;
+use crate::{Result, Store, StoreError, rows};
+
+pub struct NewSignup {
+    pub tenant_name: String,
+    pub tenant_slug: Slug,
+    pub email: String,
+    pub password_hash: String,
+    pub limits: TenantLimits,
+    pub first_key: NewApiKey,
+}
+
+impl Store {
+    pub async fn signup(&self, new: NewSignup) -> Result<(Tenant, User, ApiKey)> {
+        let now = Timestamp::now();
+        let tenant_id = TenantId::generate();
+        let user_id = UserId::generate();
+        let limits = serde_json::to_string(&new.limits).map_err(|e| StoreError::corrupt("limits", e))?;
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("INSERT INTO tenants (id, slug, name, status, limits, created_at) VALUES ($1, $2, $3, 'active', $4, $5)")
+            .bind(tenant_id.as_str())
+            .bind(new.tenant_slug.as_str())
+            .bind(&new.tenant_name)
+            .bind(&limits)
+            .bind(now.unix_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match is_unique_violation(&e) {
+                true => StoreError::conflict("workspace_slug_taken", format!("the workspace slug `{}` is taken; choose another", new.tenant_slug)),
+                false => e.into(),
+            })?;
+        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(user_id.as_str())
+            .bind(&new.email)
+            .bind(&new.password_hash)
+            .bind(now.unix_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match is_unique_violation(&e) {
+                true => StoreError::conflict("email_taken", "an account with this email exists; sign in with `agentd login` instead"),
+                false => e.into(),
+            })?;
+        sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(tenant_id.as_str())
+            .bind(user_id.as_str())
+            .bind(Role::Owner.as_str())
+            .bind(now.unix_ms())
+            .execute(&mut *tx)
+            .await?;
+        let key = insert_api_key(&mut tx, &tenant_id, user_id.as_str(), new.first_key, now).await?;
+        tx.commit().await?;
+        let tenant = Tenant { id: tenant_id, slug: new.tenant_slug, name: new.tenant_name, status: agentd_core::TenantStatus::Active, limits: new.limits, created_at: now };
+        let user = User { id: user_id, email: new.email, created_at: now };
+        Ok((tenant, user, key))
+    }
+
+    /// The caller's own tenant.
+    pub async fn tenant_get(&self, ctx: &TenantCtx) -> Result<Tenant> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
+            .bind(ctx.tenant_id().as_str())
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound { what: "tenant" })?;
+        rows::tenant(&row)
+    }
+}
+

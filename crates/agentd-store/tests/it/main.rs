@@ -1,0 +1,120 @@
+//! Store tests against real SQLite files: tenancy filters, pagination, the queue's
+//! lease and fencing rules.
+
+use std::time::Duration;
+
+use agentd_core::{
+    Actor, InvocationStatus, RequestId, Role, Scope, Slug, TenantCtx, TenantLimits, Usage, Visibility,
+};
+use agentd_store::{Completion, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPolicy, Store, StoreError};
+
+async fn open() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("agentd.db")).await.unwrap();
+    (store, dir)
+}
+
+async fn tenant(store: &Store, slug: &str) -> TenantCtx {
+    let (tenant, user, _) = store
+        .signup(NewSignup {
+            tenant_name: slug.into(),
+            tenant_slug: Slug::parse(slug).unwrap(),
+            email: format!("{slug}@example.com"),
+            password_hash: "x".into(),
+            limits: TenantLimits::default(),
+            first_key: NewApiKey {
+                name: "first".into(),
+                prefix: format!("p{slug}"),
+                key_hash: "h".into(),
+                scopes: Role::Owner.scopes(),
+                expires_at: None,
+            },
+        })
+        .await
+        .unwrap();
+    TenantCtx::authorized(tenant.id, Actor::User { id: user.id }, Role::Owner.scopes(), RequestId::generate(), Scope::Admin)
+        .unwrap()
+}
+
+async fn agent_with_version(store: &Store, ctx: &TenantCtx, slug: &str) -> (agentd_core::Agent, agentd_core::AgentVersion) {
+    let slug = Slug::parse(slug).unwrap();
+    let new = NewAgent { slug: slug.clone(), name: "a".into(), description: None, tags: vec![], visibility: Visibility::Private };
+    store.agent_create(ctx, new, 10).await.unwrap();
+    let version = store
+        .version_create(ctx, &slug, NewVersion { digest: "sha256:00".into(), manifest: serde_json::json!({}), size_bytes: 1, activate: true })
+        .await
+        .unwrap();
+    (store.agent_get(ctx, &slug).await.unwrap(), version)
+}
+
+fn new_invocation(priority: u8, key: Option<&str>) -> NewInvocation {
+    NewInvocation {
+        input: serde_json::json!({"p": priority}),
+        thread_id: None,
+        priority,
+        max_attempts: 2,
+        timeout_s: 10,
+        idempotency_key: key.map(str::to_owned),
+        metadata: serde_json::json!({}),
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_agent_is_not_found_and_lists_are_separate() {
+    let (store, _dir) = open().await;
+    let a = tenant(&store, "alpha").await;
+    let b = tenant(&store, "beta").await;
+    agent_with_version(&store, &a, "echo").await;
+    let slug = Slug::parse("echo").unwrap();
+    assert!(matches!(store.agent_get(&b, &slug).await, Err(StoreError::NotFound { .. })));
+    assert_eq!(store.agents_list(&b, None, None).await.unwrap().data.len(), 0);
+    assert_eq!(store.agents_list(&a, None, None).await.unwrap().data.len(), 1);
+}
+
+#[tokio::test]
+async fn lists_paginate_with_a_cursor_newest_first() {
+    let (store, _dir) = open().await;
+    let ctx = tenant(&store, "alpha").await;
+    for i in 0..5 {
+        let new = NewAgent { slug: Slug::parse(&format!("a{i}")).unwrap(), name: "a".into(), description: None, tags: vec![], visibility: Visibility::Private };
+        store.agent_create(&ctx, new, 10).await.unwrap();
+    }
+    let first = store.agents_list(&ctx, Some(2), None).await.unwrap();
+    assert_eq!(first.data.iter().map(|a| a.slug.as_str()).collect::<Vec<_>>(), ["a4", "a3"]);
+    let second = store.agents_list(&ctx, Some(2), first.next_cursor.as_deref()).await.unwrap();
+    assert_eq!(second.data.iter().map(|a| a.slug.as_str()).collect::<Vec<_>>(), ["a2", "a1"]);
+    let third = store.agents_list(&ctx, Some(2), second.next_cursor.as_deref()).await.unwrap();
+    assert_eq!(third.data.len(), 1);
+    assert!(third.next_cursor.is_none());
+}
+
+#[tokio::test]
+async fn claims_follow_priority_and_a_late_worker_cannot_complete() {
+    let (store, _dir) = open().await;
+    let ctx = tenant(&store, "alpha").await;
+    let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
+    store.invocation_enqueue(&ctx, &agent, &version, new_invocation(1, None), 100).await.unwrap();
+    let (high, _) = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(9, None), 100).await.unwrap();
+    let run = store.queue_claim_unscoped("w1", Duration::from_millis(1)).await.unwrap().unwrap();
+    assert_eq!(run.invocation_id, high.id);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(store.queue_reap_expired_unscoped().await.unwrap(), 1);
+    let again = store.queue_claim_unscoped("w2", Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((again.invocation_id.clone(), again.attempt), (high.id.clone(), 2));
+    let done = Completion { status: InvocationStatus::Succeeded, output: Some(serde_json::json!(1)), error: None, usage: Usage::default() };
+    assert!(!store.queue_complete(&run, done.clone(), &RetryPolicy::default()).await.unwrap());
+    assert!(store.queue_complete(&again, done, &RetryPolicy::default()).await.unwrap());
+    assert_eq!(store.invocation_get(&ctx, &high.id).await.unwrap().status, InvocationStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_first_invocation() {
+    let (store, _dir) = open().await;
+    let ctx = tenant(&store, "alpha").await;
+    let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
+    let (first, created) = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, Some("k1")), 100).await.unwrap();
+    assert!(created);
+    let (second, created) = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, Some("k1")), 100).await.unwrap();
+    assert!(!created);
+    assert_eq!(first.id, second.id);
+}
