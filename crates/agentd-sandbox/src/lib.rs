@@ -1,1 +1,27 @@
-//! agentd-sandbox
+#![doc = include_str!("../README.md")]
+
+mod agent;
+mod error;
+mod init;
+mod launch;
+mod mounts;
+mod namespaces;
+mod output;
+mod privileges;
+mod probe;
+mod protocol;
+mod sandbox;
+mod spec;
+mod step;
+mod supervise;
+mod unsandboxed;
+
+pub use error::SandboxError;
+pub use init::init_main;
+pub use namespaces::{AGENT_ID, HOST_ID_BASE, HOST_ID_COUNT};
+pub use sandbox::{Sandbox, SandboxSettings};
+pub use spec::{BUNDLE_MOUNT, OutputLine, RunLimits, RunOutcome, RunSpec, Stream, Termination};
+pub use unsandboxed::run_unsandboxed;
+
+/// `argv[1]` that makes the agentd binary (or a test binary) act as the sandbox init.
+pub const INIT_ARG: &str = "__sandbox-init";

@@ -240,3 +240,27 @@ impl Store {
 fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
+
+impl Store {
+    /// Hands a run back to the queue untouched (the worker is shutting down): the
+    /// attempt it used is returned too, since the agent did nothing wrong.
+    pub async fn queue_release(&self, run: &ClaimedRun) -> Result<bool> {
+        let released = sqlx::query(
+            "UPDATE invocations SET status = 'queued', attempt = attempt - 1, run_after = $1,
+                lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = $2 AND lease_owner = $3 AND attempt = $4 AND status = 'running'",
+        )
+        .bind(Timestamp::now().unix_ms())
+        .bind(run.invocation_id.as_str())
+        .bind(&run.lease_owner)
+        .bind(i64::from(run.attempt))
+        .execute(&self.writer)
+        .await?;
+        let applied = released.rows_affected() == 1;
+        if applied {
+            self.emit(Signal::InvocationChanged(run.invocation_id.clone()));
+            self.emit(Signal::InvocationQueued);
+        }
+        Ok(applied)
+    }
+}

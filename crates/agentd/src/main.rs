@@ -1,1 +1,47 @@
-fn main() {}
+//! `agentd`: the one binary. `serve` runs the platform; the other commands are a
+//! client of a running server. The sandbox re-executes this binary as its init, so
+//! that case is dispatched before anything else starts.
+
+mod cli;
+mod serve;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "agentd", version, about = "Host AI agents: deploy, invoke, follow, all sandboxed")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the platform: API and an in-process worker.
+    Serve(settings::ServeArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+}
+
+fn main() -> ExitCode {
+    // Must run before any thread exists: the sandbox init is single-threaded by design.
+    if std::env::args_os().nth(1).is_some_and(|a| a == agentd_sandbox::INIT_ARG) {
+        agentd_sandbox::init_main();
+    }
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Client(command) => cli::run(command).await,
+        }
+    })
+}

@@ -1,0 +1,29 @@
+//! A request id for every request: generated here, returned in `x-request-id`, carried
+//! in a task-local so error bodies and log spans can name it without threading it
+//! through every function.
+
+use agentd_core::RequestId;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+tokio::task_local! {
+    static CURRENT: RequestId;
+}
+
+/// The id of the request being served, if called within one.
+pub fn current() -> Option<RequestId> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+pub async fn middleware(request: Request, next: Next) -> Response {
+    let id = RequestId::generate();
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = CURRENT.scope(id.clone(), next.run(request).instrument(span)).await;
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}

@@ -1,0 +1,69 @@
+//! The route table. One file per resource; each handler is extract → authorize → call
+//! the domain → map to a view.
+
+mod accounts;
+mod agents;
+mod health;
+mod invocations;
+mod keys;
+
+use agentd_core::Slug;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::{ApiError, AppState, request_id};
+
+/// JSON bodies are small; bundle uploads get their own, larger limit.
+const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let upload_limit = usize::try_from(state.settings.max_upload_bytes).unwrap_or(usize::MAX);
+    let v1 = Router::new()
+        .route("/signup", post(accounts::signup))
+        .route("/auth/login", post(accounts::login))
+        .route("/me", get(accounts::me))
+        .route("/api-keys", get(keys::list).post(keys::create))
+        .route("/api-keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/agents", get(agents::list).post(agents::create))
+        .route("/agents/{slug}", get(agents::show).patch(agents::patch).delete(agents::delete))
+        .route(
+            "/agents/{slug}/versions",
+            get(agents::versions).post(agents::upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/agents/{slug}/versions/{n}/activate", post(agents::activate))
+        .route("/agents/{slug}/invoke", post(invocations::invoke))
+        .route("/invocations", get(invocations::list))
+        .route("/invocations/{id}", get(invocations::show))
+        .route("/invocations/{id}/logs", get(invocations::logs))
+        .route("/invocations/{id}/cancel", post(invocations::cancel));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(request_id::middleware))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(axum::http::StatusCode::NOT_FOUND, "route_not_found", "no such route; see /v1 in the API reference")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
+}
+
+/// A slug from the path. One that cannot be valid cannot exist, so it is `404`.
+fn path_slug(raw: &str, what: &str) -> Result<Slug, ApiError> {
+    Slug::parse(raw).map_err(|_| ApiError::not_found(what))
+}
+
+/// `?limit=&cursor=` on every list.
+#[derive(Debug, Default, serde::Deserialize)]
+struct PageQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}

@@ -1,0 +1,299 @@
+//! `agent.toml`: the manifest at the root of every bundle.
+//!
+//! [`Manifest::from_toml`] is the only way a manifest is built from untrusted text: it
+//! refuses unknown keys (a typo such as `entrypiont` must not pass silently), checks every
+//! field and normalizes the entrypoint. The resulting [`Manifest`] serializes to JSON for
+//! storage; reading that JSON back trusts it, because only this crate wrote it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::BundleError;
+use crate::entry_path::EntryPath;
+
+const MAX_NAME_CHARS: usize = 100;
+const MAX_DESCRIPTION_CHARS: usize = 1000;
+const MAX_TAGS: usize = 20;
+const MAX_TAG_CHARS: usize = 50;
+const MAX_HOST_BYTES: usize = 253;
+
+/// A validated `agent.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub runtime: Runtime,
+    /// Normalized relative path of a regular file in the bundle (`./main.py` → `main.py`).
+    pub entrypoint: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub limits: ManifestLimits,
+    #[serde(default)]
+    pub network: NetworkPolicy,
+}
+
+/// How the worker starts the entrypoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Python,
+    Node,
+    Shell,
+    Binary,
+}
+
+impl Runtime {
+    /// Every runtime, in the order error messages list them.
+    pub const ALL: [Runtime; 4] = [
+        Runtime::Python,
+        Runtime::Node,
+        Runtime::Shell,
+        Runtime::Binary,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Python => "python",
+            Runtime::Node => "node",
+            Runtime::Shell => "shell",
+            Runtime::Binary => "binary",
+        }
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Runtime {
+    type Err = BundleError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Runtime::ALL
+            .into_iter()
+            .find(|runtime| runtime.as_str() == s)
+            .ok_or_else(|| BundleError::RuntimeUnknown {
+                runtime: s.to_owned(),
+            })
+    }
+}
+
+/// Limits the agent asks for; the platform caps them with the tenant's limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestLimits {
+    #[serde(default)]
+    pub timeout_s: Option<u32>,
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
+}
+
+/// Outbound network access. Written `[network] egress = false` or `egress = ["host", …]`
+/// in TOML, and with the same shape in JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "NetworkSection", try_from = "NetworkSection")]
+pub enum NetworkPolicy {
+    #[default]
+    Denied,
+    /// Host names the proxy lets through (lowercase; `*.example.com` for subdomains).
+    AllowHosts(Vec<String>),
+}
+
+/// The `[network]` table as written, shared by the TOML and JSON forms.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkSection {
+    #[serde(default)]
+    egress: Egress,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Egress {
+    Flag(bool),
+    Hosts(Vec<String>),
+}
+
+impl Default for Egress {
+    fn default() -> Self {
+        Egress::Flag(false)
+    }
+}
+
+impl From<NetworkPolicy> for NetworkSection {
+    fn from(policy: NetworkPolicy) -> Self {
+        let egress = match policy {
+            NetworkPolicy::Denied => Egress::Flag(false),
+            NetworkPolicy::AllowHosts(hosts) => Egress::Hosts(hosts),
+        };
+        NetworkSection { egress }
+    }
+}
+
+impl TryFrom<NetworkSection> for NetworkPolicy {
+    type Error = String;
+
+    fn try_from(section: NetworkSection) -> Result<Self, Self::Error> {
+        match section.egress {
+            Egress::Flag(false) => Ok(NetworkPolicy::Denied),
+            Egress::Flag(true) => Err("`network.egress = true` is not allowed: list the host \
+                 names the agent may reach, e.g. egress = [\"api.example.com\"]"
+                .to_owned()),
+            Egress::Hosts(hosts) if hosts.is_empty() => Ok(NetworkPolicy::Denied),
+            Egress::Hosts(hosts) => hosts
+                .iter()
+                .map(|host| check_host(host))
+                .collect::<Result<_, _>>()
+                .map(NetworkPolicy::AllowHosts),
+        }
+    }
+}
+
+/// `agent.toml` exactly as written, before the checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: String,
+    description: Option<String>,
+    runtime: String,
+    entrypoint: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    limits: ManifestLimits,
+    #[serde(default)]
+    network: NetworkPolicy,
+}
+
+impl Manifest {
+    /// Parses and checks the text of an `agent.toml`.
+    pub fn from_toml(text: &str) -> Result<Manifest, BundleError> {
+        let raw: RawManifest =
+            toml::from_str(text).map_err(|err| BundleError::manifest(describe(&err, text)))?;
+        let runtime = raw.runtime.parse::<Runtime>()?;
+        Ok(Manifest {
+            name: check_name(raw.name)?,
+            description: check_description(raw.description)?,
+            runtime,
+            entrypoint: check_entrypoint(&raw.entrypoint)?,
+            tags: check_tags(raw.tags)?,
+            limits: check_limits(raw.limits)?,
+            network: raw.network,
+        })
+    }
+}
+
+/// Turns a TOML error into one line that names the offending line, and so the field.
+fn describe(err: &toml::de::Error, text: &str) -> String {
+    let message = err.message().trim_end();
+    let Some(span) = err.span() else {
+        return message.to_owned();
+    };
+    let start = span.start.min(text.len());
+    let line_number = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_number - 1).unwrap_or("").trim();
+    if line.is_empty() || line.chars().count() > 120 {
+        format!("line {line_number}: {message}")
+    } else {
+        format!("line {line_number} (`{line}`): {message}")
+    }
+}
+
+fn check_name(name: String) -> Result<String, BundleError> {
+    if name.trim().is_empty() {
+        return Err(BundleError::manifest("`name` must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(BundleError::manifest(format!(
+            "`name` is longer than {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(BundleError::manifest(
+            "`name` must not contain control characters",
+        ));
+    }
+    Ok(name)
+}
+
+fn check_description(description: Option<String>) -> Result<Option<String>, BundleError> {
+    match description {
+        Some(text) if text.chars().count() > MAX_DESCRIPTION_CHARS => Err(BundleError::manifest(
+            format!("`description` is longer than {MAX_DESCRIPTION_CHARS} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn check_entrypoint(entrypoint: &str) -> Result<String, BundleError> {
+    let path = EntryPath::parse(entrypoint.as_bytes()).map_err(|reason| {
+        BundleError::manifest(format!(
+            "`entrypoint` {reason}; give a path relative to the bundle root, like \"main.py\""
+        ))
+    })?;
+    if path.is_root() {
+        return Err(BundleError::manifest(
+            "`entrypoint` must name a file, like \"main.py\"",
+        ));
+    }
+    Ok(path.as_str().to_owned())
+}
+
+fn check_tags(tags: Vec<String>) -> Result<Vec<String>, BundleError> {
+    if tags.len() > MAX_TAGS {
+        return Err(BundleError::manifest(format!(
+            "`tags` has {} entries; at most {MAX_TAGS} are allowed",
+            tags.len()
+        )));
+    }
+    for tag in &tags {
+        if tag.trim().is_empty() || tag.chars().count() > MAX_TAG_CHARS {
+            return Err(BundleError::manifest(format!(
+                "`tags`: each tag must be 1 to {MAX_TAG_CHARS} characters"
+            )));
+        }
+    }
+    Ok(tags)
+}
+
+fn check_limits(limits: ManifestLimits) -> Result<ManifestLimits, BundleError> {
+    if limits.timeout_s == Some(0) {
+        return Err(BundleError::manifest(
+            "`limits.timeout_s` must be at least 1",
+        ));
+    }
+    if limits.memory_mb == Some(0) {
+        return Err(BundleError::manifest(
+            "`limits.memory_mb` must be at least 1",
+        ));
+    }
+    Ok(limits)
+}
+
+/// Accepts a DNS host name, optionally with a leading `*.` wildcard; returns it lowercased.
+fn check_host(host: &str) -> Result<String, String> {
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let labels_ok = name.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    if host.len() > MAX_HOST_BYTES || !labels_ok {
+        return Err(format!(
+            "`network.egress`: `{host}` is not a host name; list bare names such as \
+             \"api.example.com\" or \"*.example.com\" (no scheme, port or path)"
+        ));
+    }
+    Ok(host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failing test should panic")]
+#[path = "manifest_tests.rs"]
+mod tests;

@@ -1,0 +1,117 @@
+//! Unit tests for `agent.toml` parsing: every field check and the JSON round trip.
+
+use super::*;
+
+const FULL: &str = r#"
+name = "summarize"
+description = "Summarizes a document"
+runtime = "python"
+entrypoint = "./src/main.py"
+tags = ["text"]
+[limits]
+timeout_s = 60
+memory_mb = 256
+[network]
+egress = ["API.example.com", "*.openai.com"]
+"#;
+
+fn invalid(text: &str) -> String {
+    match Manifest::from_toml(text) {
+        Err(err @ BundleError::ManifestInvalid { .. }) => err.to_string(),
+        other => panic!("expected manifest_invalid, got {other:?}"),
+    }
+}
+
+fn minimal(extra: &str) -> String {
+    format!("name = \"a\"\nruntime = \"shell\"\nentrypoint = \"run.sh\"\n{extra}")
+}
+
+#[test]
+fn a_full_manifest_parses_and_normalizes() {
+    let manifest = Manifest::from_toml(FULL).unwrap();
+    assert_eq!(manifest.name, "summarize");
+    assert_eq!(manifest.runtime, Runtime::Python);
+    assert_eq!(manifest.entrypoint, "src/main.py");
+    assert_eq!(manifest.limits.timeout_s, Some(60));
+    assert_eq!(
+        manifest.network,
+        NetworkPolicy::AllowHosts(vec!["api.example.com".into(), "*.openai.com".into()])
+    );
+}
+
+#[test]
+fn defaults_deny_the_network_and_set_no_limits() {
+    let manifest = Manifest::from_toml(&minimal("")).unwrap();
+    assert_eq!(manifest.network, NetworkPolicy::Denied);
+    assert_eq!(manifest.limits, ManifestLimits::default());
+    assert!(manifest.tags.is_empty());
+    let empty_list = Manifest::from_toml(&minimal("[network]\negress = []")).unwrap();
+    assert_eq!(empty_list.network, NetworkPolicy::Denied);
+}
+
+#[test]
+fn the_manifest_round_trips_through_json() {
+    for text in [FULL.to_owned(), minimal("")] {
+        let manifest = Manifest::from_toml(&text).unwrap();
+        let json = serde_json::to_string(&manifest).unwrap();
+        assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), manifest);
+    }
+    let json = serde_json::to_value(Manifest::from_toml(FULL).unwrap()).unwrap();
+    assert_eq!(json["runtime"], "python");
+    assert_eq!(json["network"]["egress"][0], "api.example.com");
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_name() {
+    assert!(invalid(&minimal("entrypiont = \"x\"")).contains("entrypiont"));
+    assert!(invalid(&minimal("[limits]\ntimeout = 3")).contains("timeout"));
+}
+
+#[test]
+fn bad_fields_are_named() {
+    assert!(invalid("runtime = \"shell\"\nentrypoint = \"x\"").contains("`name`"));
+    assert!(invalid("name = \" \"\nruntime = \"shell\"\nentrypoint = \"x\"").contains("`name`"));
+    let long = "x".repeat(101);
+    assert!(
+        invalid(&format!(
+            "name = \"{long}\"\nruntime = \"shell\"\nentrypoint = \"x\""
+        ))
+        .contains("`name`")
+    );
+    assert!(
+        invalid("name = \"a\"\nruntime = \"shell\"\nentrypoint = \"../x\"")
+            .contains("`entrypoint`")
+    );
+    assert!(
+        invalid("name = \"a\"\nruntime = \"shell\"\nentrypoint = \"/bin/sh\"")
+            .contains("`entrypoint`")
+    );
+    let tags: Vec<String> = (0..21).map(|i| format!("\"t{i}\"")).collect();
+    assert!(invalid(&minimal(&format!("tags = [{}]", tags.join(",")))).contains("`tags`"));
+    assert!(invalid(&minimal("[limits]\ntimeout_s = -1")).contains("timeout_s"));
+    assert!(invalid(&minimal("[limits]\nmemory_mb = 0")).contains("memory_mb"));
+}
+
+#[test]
+fn egress_true_must_list_hosts() {
+    assert!(invalid(&minimal("[network]\negress = true")).contains("list the host"));
+    assert!(invalid(&minimal("[network]\negress = [\"https://x.com/\"]")).contains("host name"));
+}
+
+#[test]
+fn an_unknown_runtime_lists_the_allowed_ones() {
+    let err =
+        Manifest::from_toml("name = \"a\"\nruntime = \"ruby\"\nentrypoint = \"x\"").unwrap_err();
+    assert_eq!(err.code(), "runtime_unknown");
+    assert!(
+        err.to_string().contains("python, node, shell, binary"),
+        "{err}"
+    );
+}
+
+#[test]
+fn toml_syntax_errors_name_the_line() {
+    let message = invalid("name = \"a\"\nruntime = 5\nentrypoint = \"x\"");
+    assert!(message.contains("line 2"), "{message}");
+    assert!(message.contains("runtime"), "{message}");
+}

@@ -1,0 +1,94 @@
+//! Routes of the agent registry: agents and their versions (bundle uploads, rollback).
+
+use agentd_core::{Agent, AgentVersion, CreateAgentRequest, Page, PatchAgentRequest};
+use reqwest::Method;
+use reqwest::header::CONTENT_TYPE;
+
+use crate::{Client, ClientError, ListOptions};
+
+/// The first bytes of a zip archive (a local file header).
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+
+impl Client {
+    /// `GET /v1/agents`: one page of the tenant's agents.
+    pub async fn agents_list(&self, page: &ListOptions) -> Result<Page<Agent>, ClientError> {
+        self.call(self.route(Method::GET, &["v1", "agents"])?.query(page))
+            .await
+    }
+
+    /// `POST /v1/agents`: registers an agent (it has no version until one is uploaded).
+    pub async fn agent_create(&self, request: &CreateAgentRequest) -> Result<Agent, ClientError> {
+        self.call(self.route(Method::POST, &["v1", "agents"])?.json(request))
+            .await
+    }
+
+    /// `GET /v1/agents/{slug}`.
+    pub async fn agent_get(&self, slug: &str) -> Result<Agent, ClientError> {
+        self.call(self.route(Method::GET, &["v1", "agents", slug])?)
+            .await
+    }
+
+    /// `PATCH /v1/agents/{slug}`: changes only the fields that are `Some`.
+    pub async fn agent_patch(
+        &self,
+        slug: &str,
+        request: &PatchAgentRequest,
+    ) -> Result<Agent, ClientError> {
+        self.call(
+            self.route(Method::PATCH, &["v1", "agents", slug])?
+                .json(request),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/agents/{slug}` (204).
+    pub async fn agent_delete(&self, slug: &str) -> Result<(), ClientError> {
+        self.call_empty(self.route(Method::DELETE, &["v1", "agents", slug])?)
+            .await
+    }
+
+    /// `POST /v1/agents/{slug}/versions`: uploads a bundle (`.tar.gz` or `.zip`, told
+    /// apart by its first bytes) as the next version; it becomes the active version
+    /// unless `activate` is false.
+    pub async fn version_upload(
+        &self,
+        slug: &str,
+        bundle: Vec<u8>,
+        activate: bool,
+    ) -> Result<AgentVersion, ClientError> {
+        let content_type = if bundle.starts_with(ZIP_MAGIC) {
+            "application/zip"
+        } else {
+            "application/gzip"
+        };
+        let mut request = self
+            .route(Method::POST, &["v1", "agents", slug, "versions"])?
+            .header(CONTENT_TYPE, content_type)
+            .body(bundle);
+        if !activate {
+            request = request.query(&[("activate", "false")]);
+        }
+        self.call(request).await
+    }
+
+    /// `GET /v1/agents/{slug}/versions`: one page of the agent's versions.
+    pub async fn versions_list(
+        &self,
+        slug: &str,
+        page: &ListOptions,
+    ) -> Result<Page<AgentVersion>, ClientError> {
+        self.call(
+            self.route(Method::GET, &["v1", "agents", slug, "versions"])?
+                .query(page),
+        )
+        .await
+    }
+
+    /// `POST /v1/agents/{slug}/versions/{n}/activate`: makes version `n` the one new
+    /// invocations run (a rollback when `n` is older).
+    pub async fn version_activate(&self, slug: &str, version: u32) -> Result<Agent, ClientError> {
+        let n = version.to_string();
+        let route = ["v1", "agents", slug, "versions", n.as_str(), "activate"];
+        self.call(self.route(Method::POST, &route)?).await
+    }
+}

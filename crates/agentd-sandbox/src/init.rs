@@ -1,0 +1,253 @@
+//! The sandbox init: the program the supervisor re-executes (`<init_program> __sandbox-init
+//! <ctl fd> <events fd>`), single-threaded, so it may fork freely.
+//!
+//! The init reads its config, opens the bind sources, unshares the namespaces and waits
+//! until the supervisor has written its id maps. It then forks PID 1 of the new PID
+//! namespace and stays outside as its watcher: on `Kill` (or EOF) from the supervisor it
+//! kills PID 1, and it exits once PID 1 has been reaped, which the kernel allows only after
+//! every process of the namespace is gone. PID 1 builds the root, forks the agent, reaps
+//! zombies, reports the agent's wait status and exits, which kills whatever is left.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::prctl;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, Uid, chdir, fork, pipe2, setgroups, sethostname, setsid};
+
+use crate::agent;
+use crate::mounts::RootPlan;
+use crate::namespaces;
+use crate::protocol::{AgentStatus, FromInit, InitConfig, ToInit, read_frame, write_frame};
+use crate::step::{Stage, StepError};
+
+/// Inherited fds are moved at or above this number, clear of 0–3 which the agent needs.
+const FIRST_PRIVATE_FD: RawFd = 10;
+
+/// Entry for the re-executed init program. The `agentd` binary calls this first thing in
+/// `main()` (before any runtime or thread exists) when `argv[1] == INIT_ARG`.
+pub fn init_main() -> ! {
+    let code = match start() {
+        Ok(code) => code,
+        Err(message) => {
+            // Nothing else is listening when the control fd itself is unusable.
+            eprintln!("agentd sandbox init: {message}");
+            2
+        }
+    };
+    std::process::exit(code)
+}
+
+/// Parses argv, takes the inherited fds and runs the init; returns the exit code.
+fn start() -> Result<i32, String> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let [ctl, events] = args.as_slice() else {
+        return Err("usage: __sandbox-init <ctl fd> <events fd>".into());
+    };
+    let parse = |s: &str| s.parse::<RawFd>().map_err(|_| format!("bad fd {s:?}"));
+    let ctl = UnixStream::from(relocate(parse(ctl)?)?);
+    let events = relocate(parse(events)?)?;
+    let config = match read_frame::<ToInit>(&ctl) {
+        Ok(Some(ToInit::Config(config))) => config,
+        Ok(None | Some(ToInit::Kill)) => return Ok(0),
+        Ok(Some(other)) => return Err(format!("expected the config, got {other:?}")),
+        Err(e) => return Err(format!("reading the config: {e}")),
+    };
+    match run(&ctl, &config, events) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            report_failure(&ctl, e);
+            Ok(1)
+        }
+    }
+}
+
+/// Takes ownership of an inherited fd and moves it to a close-on-exec fd ≥ 10.
+fn relocate(fd: RawFd) -> Result<OwnedFd, String> {
+    if fd < 0 {
+        return Err(format!("bad fd {fd}"));
+    }
+    // SAFETY: the supervisor passed this fd to us for our exclusive use.
+    let inherited = unsafe { OwnedFd::from_raw_fd(fd) };
+    nix::fcntl::fcntl(
+        &inherited,
+        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(FIRST_PRIVATE_FD),
+    )
+    .map(|raw| {
+        // SAFETY: F_DUPFD_CLOEXEC just returned this new fd, owned by nobody else.
+        unsafe { OwnedFd::from_raw_fd(raw) }
+    })
+    .map_err(|e| format!("taking fd {fd}: {e}"))
+}
+
+fn report_failure(ctl: &UnixStream, e: StepError) {
+    let msg = FromInit::Failed {
+        stage: e.stage,
+        message: e.message,
+    };
+    // If the supervisor is gone there is nobody left to tell.
+    let _ = write_frame(ctl, &msg);
+}
+
+/// Everything between reading the config and the end of the sandbox.
+fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd) -> Result<(), StepError> {
+    // A new session: no controlling terminal for anything inside.
+    let _ = setsid(); // fails only if already a group leader, which is harmless
+    chdir(&config.run_dir).stage(|| format!("entering {}", config.run_dir.display()))?;
+    if Uid::effective().is_root() {
+        // Host supplementary groups would follow the agent into the sandbox otherwise.
+        setgroups(&[]).stage(|| "clearing supplementary groups".into())?;
+    }
+    // PID 1 watches the read end: EOF means the init died before PR_SET_PDEATHSIG held.
+    let (lifeline_read, lifeline_write) =
+        pipe2(OFlag::O_CLOEXEC).stage(|| "creating the lifeline pipe".into())?;
+    namespaces::unshare_all().stage(|| "unsharing namespaces".into())?;
+    // Sources must be opened in the new mount namespace (binds from another one fail), and
+    // before becoming root inside, which is nobody on the host.
+    let plan = RootPlan::open(config)?;
+    write_frame(ctl, &FromInit::Unshared).stage(|| "reporting the unshare".into())?;
+    match read_frame::<ToInit>(ctl) {
+        Ok(Some(ToInit::Go)) => {}
+        _ => return Ok(()), // killed or abandoned before the start: nothing to clean up
+    }
+    namespaces::become_root_inside().stage(|| "becoming root in the namespace".into())?;
+
+    // SAFETY: the init is single-threaded (it runs before any thread is started).
+    match unsafe { fork() }.stage(|| "forking PID 1".into())? {
+        ForkResult::Child => {
+            drop(lifeline_write);
+            pid1(ctl, config, plan, &events, lifeline_read)
+        }
+        ForkResult::Parent { child } => {
+            drop((plan, events, lifeline_read));
+            let watched = watch(ctl, child);
+            drop(lifeline_write);
+            watched
+        }
+    }
+}
+
+/// The init after the fork: wait for PID 1, killing it on the supervisor's request.
+fn watch(ctl: &UnixStream, pid1: Pid) -> Result<(), StepError> {
+    let pidfd = pidfd_open(pid1).stage(|| "opening a pidfd for PID 1".into())?;
+    loop {
+        let mut fds = [
+            PollFd::new(ctl.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e).stage(|| "waiting for PID 1".into()),
+            Ok(_) => {}
+        }
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        if ready(&fds[1]) {
+            break;
+        }
+        if ready(&fds[0]) && !matches!(read_frame::<ToInit>(ctl), Ok(Some(ToInit::Go))) {
+            // Kill, EOF or garbage: the supervisor wants the sandbox gone.
+            let _ = kill(pid1, Signal::SIGKILL); // ESRCH: already dying
+            break;
+        }
+    }
+    reap(pid1).stage(|| "reaping PID 1".into())?;
+    Ok(())
+}
+
+/// PID 1 of the new PID namespace. Never returns.
+fn pid1(
+    ctl: &UnixStream,
+    config: &InitConfig,
+    plan: RootPlan,
+    events: &OwnedFd,
+    lifeline: OwnedFd,
+) -> ! {
+    let result = (|| {
+        prctl::set_pdeathsig(Signal::SIGKILL).stage(|| "setting the parent-death signal".into())?;
+        if init_is_gone(&lifeline) {
+            // SAFETY: _exit ends the process without running the parent's atexit handlers.
+            unsafe { libc::_exit(1) };
+        }
+        drop(lifeline);
+        plan.build()?;
+        sethostname("agentd").stage(|| "setting the hostname".into())?;
+        start_agent(ctl, config, events.as_raw_fd())
+    })();
+    let code = match result {
+        Ok(status) => match write_frame(ctl, &FromInit::Exited(status)) {
+            Ok(()) => 0,
+            Err(_) => 1,
+        },
+        Err(e) => {
+            report_failure(ctl, e);
+            1
+        }
+    };
+    // SAFETY: see above; leaving PID 1 kills every process left in the namespace.
+    unsafe { libc::_exit(code) }
+}
+
+fn init_is_gone(lifeline: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(lifeline.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0].revents().is_some_and(|r| !r.is_empty()),
+        Err(_) => true,
+    }
+}
+
+/// Forks and execs the agent, then reaps every child until the agent itself exits.
+fn start_agent(
+    ctl: &UnixStream,
+    config: &InitConfig,
+    events: RawFd,
+) -> Result<AgentStatus, StepError> {
+    // SAFETY: PID 1 is single-threaded.
+    let agent = match unsafe { fork() }.stage(|| "forking the agent".into())? {
+        ForkResult::Child => {
+            let e = agent::exec(config, events);
+            report_failure(ctl, e);
+            // SAFETY: see pid1(); 127 is the shell's "could not execute".
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == agent => {
+                return Ok(AgentStatus::Code(code));
+            }
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == agent => {
+                return Ok(AgentStatus::Signal(signal as i32));
+            }
+            Ok(_) | Err(Errno::EINTR) => {} // a reaped orphan, or a stop we did not ask for
+            Err(e) => return Err(e).stage(|| "waiting for the agent".into()),
+        }
+    }
+}
+
+fn reap(pid: Pid) -> nix::Result<()> {
+    loop {
+        match waitpid(pid, None) {
+            Err(Errno::EINTR) => continue,
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => return Ok(()),
+            Ok(_) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn pidfd_open(pid: Pid) -> io::Result<File> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the syscall returned a fresh fd we now own.
+    Ok(unsafe { File::from_raw_fd(fd as RawFd) })
+}

@@ -1,0 +1,206 @@
+//! `Sandbox`: runs one program per call in fresh namespaces and supervises it.
+//!
+//! `run` creates a per-run dir in the scratch dir, starts the init program, drives the
+//! control protocol (config → unshare → id maps → go → exit status), supervises the pipes
+//! and limits, and always ends by killing (if needed) and reaping the init, which returns
+//! only once every process of the run is gone. If the `run` future is dropped midway, the
+//! child handle's kill-on-drop SIGKILLs the init; PID 1 follows through its parent-death
+//! signal and takes the whole PID namespace with it.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::net::UnixStream;
+use tokio::process::Child;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::SandboxError;
+use crate::launch;
+use crate::mounts::ROOT_MOUNTPOINT;
+use crate::namespaces::IdMapping;
+use crate::output::Output;
+use crate::probe;
+use crate::protocol::{self, AgentStatus, FromInit, InitConfig, ToInit};
+use crate::spec::{OutputLine, RunOutcome, RunSpec};
+use crate::supervise::supervise;
+
+/// How long the init gets to kill and reap the sandbox before it is SIGKILLed itself.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// Host-side settings of the sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// Program re-executed as the sandbox init; it must call `init_main()` when its first
+    /// argument is `INIT_ARG` (the agentd binary: `std::env::current_exe()`).
+    pub init_program: PathBuf,
+    /// Host dir where per-run temp dirs are created (and removed after the run).
+    pub scratch_dir: PathBuf,
+}
+
+/// Runs programs in isolation. Cheap to share: `run` takes `&self`.
+#[derive(Debug)]
+pub struct Sandbox {
+    settings: SandboxSettings,
+    mapping: IdMapping,
+}
+
+impl Sandbox {
+    /// Probes what the host supports (logging what is missing) and prepares the scratch dir.
+    pub fn new(settings: SandboxSettings) -> Result<Sandbox, SandboxError> {
+        probe::check_host(&settings)?;
+        Ok(Sandbox {
+            settings,
+            mapping: IdMapping::for_current_process(),
+        })
+    }
+
+    /// Runs `spec` to its end. Lines go to `lines` as they come; `cancel` kills the run.
+    pub async fn run(
+        &self,
+        spec: RunSpec,
+        lines: mpsc::Sender<OutputLine>,
+        cancel: CancellationToken,
+    ) -> Result<RunOutcome, SandboxError> {
+        spec.validate()?;
+        if self.mapping == IdMapping::Range {
+            probe::check_readable_by_others(&spec.bundle_dir)?;
+        }
+        let started = Instant::now();
+        let run_dir = create_run_dir(&self.settings.scratch_dir)?;
+        let (agent_uid, agent_gid) = self.mapping.agent_ids();
+        let RunSpec {
+            program,
+            args,
+            env,
+            bundle_dir,
+            extra_ro_mounts,
+            stdin,
+            limits,
+        } = spec;
+        let config = InitConfig {
+            program,
+            args,
+            env,
+            bundle_dir,
+            extra_ro_mounts,
+            tmp_bytes: limits.tmp_bytes,
+            work_bytes: limits.work_bytes,
+            run_dir: run_dir.path().to_path_buf(),
+            agent_uid,
+            agent_gid,
+        };
+        let (mut init, pipes, mut ctl) = launch::spawn_init(&self.settings.init_program)?;
+        let output = Output::new(lines, limits.max_output_bytes, limits.max_line_bytes);
+        let driven = drive(&mut ctl, &mut init, config, self.mapping);
+        let ending = supervise(pipes, stdin, &limits, &output, &cancel, driven).await;
+        stop(&mut ctl, &mut init).await;
+        if let Err(e) = run_dir.close() {
+            tracing::warn!(error = %e, "could not remove the run's scratch dir");
+        }
+        let ending = ending?;
+        Ok(RunOutcome {
+            termination: ending.termination(),
+            wall: started.elapsed(),
+            output_bytes: output.total(),
+        })
+    }
+}
+
+/// A fresh dir in the scratch dir, traversable by the sandbox's root (which is nobody on
+/// the host), with the empty `root` mountpoint of the new root inside.
+fn create_run_dir(scratch: &std::path::Path) -> Result<tempfile::TempDir, SandboxError> {
+    let io = |action: &str| {
+        let action = format!("{action} in {}", scratch.display());
+        move |e| SandboxError::io(action, e)
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(scratch)
+        .map_err(io("could not create a run dir"))?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
+        .map_err(io("could not set the run dir's mode"))?;
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(dir.path().join(ROOT_MOUNTPOINT))
+        .map_err(io("could not create the root mountpoint"))?;
+    Ok(dir)
+}
+
+/// The supervisor's half of the control protocol; resolves to the program's status.
+async fn drive(
+    ctl: &mut UnixStream,
+    init: &mut Child,
+    config: InitConfig,
+    mapping: IdMapping,
+) -> Result<AgentStatus, SandboxError> {
+    let pid = init
+        .id()
+        .ok_or_else(|| SandboxError::protocol("the init exited at once"))?;
+    let send_failed = |e| SandboxError::io("could not write to the sandbox init", e);
+    protocol::send(ctl, &ToInit::Config(Box::new(config)))
+        .await
+        .map_err(send_failed)?;
+    match protocol::recv(ctl).await {
+        Ok(Some(FromInit::Unshared)) => {}
+        other => return Err(unexpected(other, init, "unsharing").await),
+    }
+    mapping.write_maps(pid)?;
+    protocol::send(ctl, &ToInit::Go)
+        .await
+        .map_err(send_failed)?;
+    match protocol::recv(ctl).await {
+        Ok(Some(FromInit::Exited(status))) => {
+            // The init exits as soon as PID 1 (and with it the namespace) is gone.
+            init.wait()
+                .await
+                .map_err(|e| SandboxError::io("could not wait for the sandbox init", e))?;
+            Ok(status)
+        }
+        other => Err(unexpected(other, init, "running the program").await),
+    }
+}
+
+/// Turns anything but the expected message into the error that explains it.
+async fn unexpected(
+    message: std::io::Result<Option<FromInit>>,
+    init: &mut Child,
+    during: &str,
+) -> SandboxError {
+    match message {
+        Ok(Some(FromInit::Failed { stage, message })) => SandboxError::Setup { stage, message },
+        Ok(Some(other)) => SandboxError::protocol(format!("unexpected {other:?} while {during}")),
+        Ok(None) => {
+            // EOF: every copy of the init's end is closed, so the init is exiting.
+            let status = init.wait().await.map(|s| s.to_string());
+            SandboxError::protocol(format!(
+                "the init ended without a report while {during} ({})",
+                status.unwrap_or_else(|e| e.to_string())
+            ))
+        }
+        Err(e) => SandboxError::io(
+            format!("could not read from the sandbox init while {during}"),
+            e,
+        ),
+    }
+}
+
+/// Makes sure the run is over: asks the init to kill the sandbox and reaps it; SIGKILLs
+/// the init if it does not finish in time (PID 1 then dies of its parent-death signal).
+async fn stop(ctl: &mut UnixStream, init: &mut Child) {
+    if matches!(init.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let graceful = async {
+        // The init may already be gone; then the write fails and the wait returns at once.
+        let _ = protocol::send(ctl, &ToInit::Kill).await;
+        init.wait().await
+    };
+    if tokio::time::timeout(KILL_GRACE, graceful).await.is_err() {
+        tracing::warn!("the sandbox init did not stop in time; killing it");
+        if let Err(e) = init.kill().await {
+            tracing::warn!(error = %e, "could not kill the sandbox init");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! What a run is (`RunSpec`, `RunLimits`) and what comes out of it (`OutputLine`,
+//! `RunOutcome`). These are the types the worker codes against; they carry no tenant or
+//! invocation notion, only a program, its inputs and its limits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::SandboxError;
+
+/// The path where the bundle is mounted inside the sandbox.
+pub const BUNDLE_MOUNT: &str = "/agent";
+
+/// One program to run, with everything it may see.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Absolute path as seen inside the sandbox, e.g. `/usr/bin/python3` or `/agent/run.sh`.
+    pub program: String,
+    /// Arguments after `argv[0]` (which is `program`).
+    pub args: Vec<String>,
+    /// The complete environment; nothing is inherited from the host.
+    pub env: Vec<(String, String)>,
+    /// Host directory mounted read-only at `/agent`. It must be readable by others (`o+rx`):
+    /// the agent runs as an unprivileged uid that owns nothing on the host.
+    pub bundle_dir: PathBuf,
+    /// Extra read-only binds: (host path, absolute path inside the sandbox).
+    pub extra_ro_mounts: Vec<(PathBuf, String)>,
+    /// Written to the program's stdin, which is then closed.
+    pub stdin: Vec<u8>,
+    pub limits: RunLimits,
+}
+
+/// Limits of one run.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    pub wall_timeout: Duration,
+    /// stdout + stderr + events together; exceeding it kills the run (`Termination::OutputLimit`).
+    pub max_output_bytes: u64,
+    /// Longer lines are split so that no delivered line exceeds this many bytes (at least 4).
+    pub max_line_bytes: usize,
+    /// Size cap of `/tmp` (tmpfs).
+    pub tmp_bytes: u64,
+    /// Size cap of `/work` (tmpfs).
+    pub work_bytes: u64,
+}
+
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// fd 3: JSON Lines written by the agent, delivered verbatim (not parsed here).
+    Events,
+}
+
+/// One line of output, UTF-8 (lossy), without its trailing newline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    pub stream: Stream,
+    pub line: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// The program exited with this code.
+    Exited(i32),
+    /// The program was killed by this signal (not by the supervisor).
+    Signaled(i32),
+    /// The wall timeout expired; the process tree was killed.
+    TimedOut,
+    /// The cancellation token fired; the process tree was killed.
+    Cancelled,
+    /// More than `max_output_bytes` were written; the process tree was killed.
+    OutputLimit,
+}
+
+/// The result of a run that could be started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub termination: Termination,
+    /// From the start of `run` until the process tree was gone.
+    pub wall: Duration,
+    /// Bytes read from stdout, stderr and events together.
+    pub output_bytes: u64,
+}
+
+impl RunSpec {
+    /// Rejects a spec the sandbox cannot run, with a message that says what to fix.
+    pub(crate) fn validate(&self) -> Result<(), SandboxError> {
+        let invalid = |reason: String| Err(SandboxError::InvalidSpec { reason });
+        if !is_clean_absolute(&self.program) {
+            return invalid(format!(
+                "program {:?} must be an absolute path inside the sandbox",
+                self.program
+            ));
+        }
+        for (host, inside) in &self.extra_ro_mounts {
+            if !is_clean_absolute(inside) || inside == "/" {
+                return invalid(format!(
+                    "mount target {inside:?} must be an absolute path without `.` or `..`, other than /"
+                ));
+            }
+            if !host.is_absolute() {
+                return invalid(format!("mount source {} must be absolute", host.display()));
+            }
+        }
+        if !self.bundle_dir.is_dir() {
+            return invalid(format!(
+                "bundle_dir {} is not a directory",
+                self.bundle_dir.display()
+            ));
+        }
+        if self.limits.max_line_bytes < 4 {
+            return invalid("max_line_bytes must be at least 4 (one UTF-8 character)".into());
+        }
+        let has_nul = |s: &str| s.contains('\0');
+        if self.args.iter().any(|a| has_nul(a))
+            || self
+                .env
+                .iter()
+                .any(|(k, v)| has_nul(k) || has_nul(v) || k.contains('=') || k.is_empty())
+        {
+            return invalid("args and env must not contain NUL; env names need no `=`".into());
+        }
+        Ok(())
+    }
+}
+
+/// True for `/a/b` style paths: absolute, no `.`/`..` components, no NUL.
+pub(crate) fn is_clean_absolute(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains('\0')
+        && path.split('/').all(|part| part != "." && part != "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_absolute_paths_are_accepted_and_relative_or_dotted_ones_rejected() {
+        assert!(is_clean_absolute("/usr/bin/python3"));
+        assert!(is_clean_absolute("/agent"));
+        assert!(!is_clean_absolute("agent/run.sh"));
+        assert!(!is_clean_absolute("/agent/../etc/shadow"));
+        assert!(!is_clean_absolute("/agent/./run.sh"));
+    }
+}

@@ -1,0 +1,101 @@
+//! `run_unsandboxed`: the same program, pipes, protocol and supervision as `Sandbox::run`,
+//! with no isolation at all — the baseline for benchmarks, never for untrusted code.
+//!
+//! Paths inside the sandbox are translated for the host: a program under `/agent` (or under
+//! an extra mount target) runs from the bundle (or the mount's source); other paths are used
+//! as they are. Arguments are passed unchanged. The cwd is a fresh temp dir instead of
+//! `/work`. The program runs in its own process group, which is killed when it ends, so
+//! background children do not outlive the run (unless they escape with `setsid`).
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::SandboxError;
+use crate::launch;
+use crate::output::Output;
+use crate::protocol::AgentStatus;
+use crate::spec::{BUNDLE_MOUNT, OutputLine, RunOutcome, RunSpec};
+use crate::supervise::supervise;
+
+/// Same program, same pipes and protocol, no isolation: the baseline for benchmarks.
+pub async fn run_unsandboxed(
+    spec: RunSpec,
+    lines: mpsc::Sender<OutputLine>,
+    cancel: CancellationToken,
+) -> Result<RunOutcome, SandboxError> {
+    spec.validate()?;
+    let started = Instant::now();
+    let cwd = tempfile::Builder::new()
+        .prefix("agentd-unsandboxed-")
+        .tempdir()
+        .map_err(|e| SandboxError::io("could not create a temp dir for the run", e))?;
+    let program = host_path(&spec);
+    let (mut child, pipes) = launch::spawn_direct(&program, &spec.args, &spec.env, cwd.path())?;
+    let group = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw)
+        .ok_or_else(|| SandboxError::protocol("the program exited at once"))?;
+    let output = Output::new(
+        lines,
+        spec.limits.max_output_bytes,
+        spec.limits.max_line_bytes,
+    );
+    let exited = async {
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| SandboxError::io("could not wait for the program", e))?;
+        kill_group(group);
+        Ok(match (status.code(), status.signal()) {
+            (Some(code), _) => AgentStatus::Code(code),
+            (None, Some(signal)) => AgentStatus::Signal(signal),
+            (None, None) => AgentStatus::Code(-1),
+        })
+    };
+    let ending = supervise(pipes, spec.stdin, &spec.limits, &output, &cancel, exited).await;
+    kill_group(group);
+    if !matches!(child.try_wait(), Ok(Some(_)))
+        && let Err(e) = child.kill().await
+    {
+        tracing::warn!(error = %e, "could not kill the unsandboxed program");
+    }
+    if let Err(e) = cwd.close() {
+        tracing::warn!(error = %e, "could not remove the unsandboxed run's temp dir");
+    }
+    let ending = ending?;
+    Ok(RunOutcome {
+        termination: ending.termination(),
+        wall: started.elapsed(),
+        output_bytes: output.total(),
+    })
+}
+
+fn kill_group(group: Pid) {
+    // ESRCH: the group is already empty.
+    let _ = killpg(group, Signal::SIGKILL);
+}
+
+/// The host path of `spec.program`, following the mounts the sandbox would set up.
+fn host_path(spec: &RunSpec) -> PathBuf {
+    let mounts = std::iter::once((spec.bundle_dir.as_path(), BUNDLE_MOUNT)).chain(
+        spec.extra_ro_mounts
+            .iter()
+            .map(|(host, inside)| (host.as_path(), inside.as_str())),
+    );
+    let program = Path::new(&spec.program);
+    mounts
+        .filter_map(|(host, inside)| {
+            let rest = program.strip_prefix(inside).ok()?;
+            Some((inside.len(), host.join(rest)))
+        })
+        .max_by_key(|(depth, _)| *depth)
+        .map(|(_, path)| path)
+        .unwrap_or_else(|| program.to_path_buf())
+}

@@ -1,0 +1,178 @@
+//! How runs end: timeouts, cancellation, background children, the output cap, a dropped
+//! `run` future. After each, no process of the run may remain on the host (found by a
+//! unique `sleep` duration used as a marker) and the scratch dir is empty.
+
+use std::time::{Duration, Instant};
+
+use agentd_sandbox::Termination;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::Test;
+use crate::support::{TestEnv, eventually, processes_with};
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        (
+            "a_wall_timeout_returns_timed_out_quickly_and_leaves_no_process",
+            a_wall_timeout_returns_timed_out_quickly_and_leaves_no_process,
+        ),
+        (
+            "cancelling_a_run_kills_its_process_tree",
+            cancelling_a_run_kills_its_process_tree,
+        ),
+        (
+            "a_daemonized_child_is_killed_when_the_agent_exits",
+            a_daemonized_child_is_killed_when_the_agent_exits,
+        ),
+        (
+            "output_over_the_cap_kills_the_run_with_output_limit",
+            output_over_the_cap_kills_the_run_with_output_limit,
+        ),
+        (
+            "dropping_the_run_future_kills_the_process_tree",
+            dropping_the_run_future_kills_the_process_tree,
+        ),
+        (
+            "run_unsandboxed_times_out_and_kills_its_process_group",
+            run_unsandboxed_times_out_and_kills_its_process_group,
+        ),
+    ]
+}
+
+fn a_wall_timeout_returns_timed_out_quickly_and_leaves_no_process() {
+    let env = TestEnv::new();
+    let marker = "60.0101";
+    let mut spec = env.spec("/usr/bin/sleep", &[marker]);
+    spec.limits.wall_timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let run = env.run(spec).unwrap();
+    assert_eq!(run.outcome.termination, Termination::TimedOut);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(run.outcome.wall >= Duration::from_millis(300));
+    assert_eq!(
+        processes_with(&format!("sleep {marker}")),
+        Vec::<u32>::new()
+    );
+    env.assert_scratch_empty();
+}
+
+fn cancelling_a_run_kills_its_process_tree() {
+    let env = TestEnv::new();
+    let marker = "60.0202";
+    let program = env.script(
+        "run.sh",
+        &format!("#!/bin/sh\nsleep {marker} &\necho started\nsleep {marker}\n"),
+    );
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = mpsc::channel(16);
+    let spec = env.spec(&program, &[]);
+    let outcome = env.rt.block_on(async {
+        let run = env.sandbox.run(spec, tx, cancel.clone());
+        let cancel_when_started = async {
+            let first = rx.recv().await;
+            assert_eq!(first.map(|l| l.line).as_deref(), Some("started"));
+            // The marker finds the run's processes while they live (so its absence means
+            // something below).
+            let pattern = format!("sleep {marker}");
+            assert!(eventually(Duration::from_secs(5), || processes_with(
+                &pattern
+            )
+            .len()
+                == 2));
+            cancel.cancel();
+            while rx.recv().await.is_some() {}
+        };
+        tokio::join!(run, cancel_when_started).0
+    });
+    assert_eq!(outcome.unwrap().termination, Termination::Cancelled);
+    assert_eq!(
+        processes_with(&format!("sleep {marker}")),
+        Vec::<u32>::new()
+    );
+    env.assert_scratch_empty();
+}
+
+fn a_daemonized_child_is_killed_when_the_agent_exits() {
+    let env = TestEnv::new();
+    let marker = "300.0303";
+    // The background sleep keeps stdout open; the run must still end at once.
+    let run = env.sh(&format!(
+        "sleep {marker} &\nsetsid sleep {marker} > /dev/null 2>&1 &\necho done"
+    ));
+    assert_eq!(run.stdout(), ["done"]);
+    assert!(
+        run.outcome.wall < Duration::from_secs(5),
+        "{:?}",
+        run.outcome.wall
+    );
+    assert_eq!(
+        processes_with(&format!("sleep {marker}")),
+        Vec::<u32>::new()
+    );
+    env.assert_scratch_empty();
+}
+
+fn output_over_the_cap_kills_the_run_with_output_limit() {
+    let env = TestEnv::new();
+    let mut spec = env.spec("/usr/bin/yes", &["0123456789"]);
+    spec.limits.max_output_bytes = 100_000;
+    let run = env.run(spec).unwrap();
+    assert_eq!(run.outcome.termination, Termination::OutputLimit);
+    let delivered: usize = run.stdout().iter().map(|l| l.len() + 1).sum();
+    assert!(delivered <= 100_000, "{delivered} bytes delivered");
+    assert!(delivered >= 99_000, "only {delivered} bytes delivered");
+    assert!(run.outcome.output_bytes > 100_000);
+    assert_eq!(processes_with("yes 0123456789"), Vec::<u32>::new());
+    env.assert_scratch_empty();
+}
+
+fn dropping_the_run_future_kills_the_process_tree() {
+    let env = TestEnv::new();
+    let marker = "60.0404";
+    let program = env.script(
+        "run.sh",
+        &format!("#!/bin/sh\nsleep {marker} &\necho started\nsleep {marker}\n"),
+    );
+    let spec = env.spec(&program, &[]);
+    env.rt.block_on(async {
+        let (tx, mut rx) = mpsc::channel(16);
+        let run = env.sandbox.run(spec, tx, CancellationToken::new());
+        tokio::select! {
+            _ = run => panic!("the run ended on its own"),
+            line = rx.recv() => assert_eq!(line.map(|l| l.line).as_deref(), Some("started")),
+        }
+        // `run` is dropped here, mid-flight.
+    });
+    let pattern = format!("sleep {marker}");
+    assert!(
+        eventually(Duration::from_secs(5), || processes_with(&pattern)
+            .is_empty()),
+        "left behind: {:?}",
+        processes_with(&pattern)
+    );
+    env.assert_scratch_empty();
+}
+
+fn run_unsandboxed_times_out_and_kills_its_process_group() {
+    let env = TestEnv::new();
+    let marker = "60.0505";
+    let program = env.script(
+        "run.sh",
+        &format!("#!/bin/sh\nsleep {marker} &\nsleep {marker}\n"),
+    );
+    let mut spec = env.spec(&program, &[]);
+    spec.limits.wall_timeout = Duration::from_millis(300);
+    let run = env.run_unsandboxed(spec).unwrap();
+    assert_eq!(run.outcome.termination, Termination::TimedOut);
+    let pattern = format!("sleep {marker}");
+    // The group is killed at once, but tokio reaps the killed shell in the background.
+    assert!(eventually(Duration::from_secs(2), || processes_with(
+        &pattern
+    )
+    .is_empty()));
+}

@@ -1,0 +1,34 @@
+//! Integration tests of the sandbox: every test starts real sandboxed processes.
+//!
+//! This binary is also the sandbox's init program (`init_program = current_exe()`), so it
+//! has its own `main` (harness = false, `libtest-mimic`): when started as
+//! `<exe> __sandbox-init …` it becomes the init before anything else happens.
+#![expect(clippy::unwrap_used, reason = "a failing test should panic")]
+
+mod isolation;
+mod lifecycle;
+mod protocol;
+mod support;
+
+use libtest_mimic::{Arguments, Trial};
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some(agentd_sandbox::INIT_ARG) {
+        agentd_sandbox::init_main();
+    }
+    let args = Arguments::from_args();
+    let tests = [protocol::tests(), isolation::tests(), lifecycle::tests()]
+        .into_iter()
+        .flatten()
+        .map(|(name, test)| {
+            Trial::test(name, move || {
+                test();
+                Ok(())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, tests).exit();
+}
+
+/// A named test body; a failed assertion panics, which libtest-mimic reports as a failure.
+pub type Test = (&'static str, fn());

@@ -1,0 +1,188 @@
+//! What every sandbox test needs: a scratch dir, a bundle dir, a `Sandbox` whose init
+//! program is this test binary, a runtime, and helpers to run a spec and look at the host's
+//! processes afterwards.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use agentd_sandbox::{
+    OutputLine, RunLimits, RunOutcome, RunSpec, Sandbox, SandboxError, SandboxSettings, Stream,
+};
+use tempfile::TempDir;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+pub struct TestEnv {
+    pub sandbox: Sandbox,
+    pub bundle: TempDir,
+    pub scratch: TempDir,
+    pub rt: Runtime,
+}
+
+/// What a run produced.
+pub struct Run {
+    pub outcome: RunOutcome,
+    pub lines: Vec<OutputLine>,
+}
+
+impl Run {
+    pub fn stream(&self, stream: Stream) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter(|l| l.stream == stream)
+            .map(|l| l.line.as_str())
+            .collect()
+    }
+
+    pub fn stdout(&self) -> Vec<&str> {
+        self.stream(Stream::Stdout)
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let scratch = tempfile::tempdir().unwrap();
+        let bundle = tempfile::tempdir().unwrap();
+        fs::set_permissions(bundle.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let sandbox = Sandbox::new(SandboxSettings {
+            init_program: std::env::current_exe().unwrap(),
+            scratch_dir: scratch.path().to_path_buf(),
+        })
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        TestEnv {
+            sandbox,
+            bundle,
+            scratch,
+            rt,
+        }
+    }
+
+    /// Writes an executable `/agent/<name>`.
+    pub fn script(&self, name: &str, body: &str) -> String {
+        let path = self.bundle.path().join(name);
+        fs::write(&path, body).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        format!("/agent/{name}")
+    }
+
+    /// A spec with roomy limits and a plain PATH.
+    pub fn spec(&self, program: &str, args: &[&str]) -> RunSpec {
+        RunSpec {
+            program: program.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: vec![("PATH".into(), PATH.into())],
+            bundle_dir: self.bundle.path().to_path_buf(),
+            extra_ro_mounts: Vec::new(),
+            stdin: Vec::new(),
+            limits: RunLimits {
+                wall_timeout: Duration::from_secs(20),
+                max_output_bytes: 1 << 20,
+                max_line_bytes: 4096,
+                tmp_bytes: 1 << 20,
+                work_bytes: 1 << 20,
+            },
+        }
+    }
+
+    pub fn run(&self, spec: RunSpec) -> Result<Run, SandboxError> {
+        self.run_with(spec, CancellationToken::new())
+    }
+
+    pub fn run_with(&self, spec: RunSpec, cancel: CancellationToken) -> Result<Run, SandboxError> {
+        self.rt
+            .block_on(collect(|tx| self.sandbox.run(spec, tx, cancel)))
+    }
+
+    pub fn run_unsandboxed(&self, spec: RunSpec) -> Result<Run, SandboxError> {
+        self.rt.block_on(collect(|tx| {
+            agentd_sandbox::run_unsandboxed(spec, tx, CancellationToken::new())
+        }))
+    }
+
+    /// Runs a `/bin/sh` script from the bundle and expects it to exit 0.
+    pub fn sh(&self, body: &str) -> Run {
+        let program = self.script("run.sh", &format!("#!/bin/sh\n{body}\n"));
+        let run = self.run(self.spec(&program, &[])).unwrap();
+        assert_eq!(
+            run.outcome.termination,
+            agentd_sandbox::Termination::Exited(0),
+            "{:?}",
+            run.lines
+        );
+        run
+    }
+
+    pub fn assert_scratch_empty(&self) {
+        let left: Vec<_> = fs::read_dir(self.scratch.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "scratch dir not empty: {left:?}");
+    }
+}
+
+async fn collect<F, Fut>(start: F) -> Result<Run, SandboxError>
+where
+    F: FnOnce(mpsc::Sender<OutputLine>) -> Fut,
+    Fut: Future<Output = Result<RunOutcome, SandboxError>>,
+{
+    let (tx, mut rx) = mpsc::channel(64);
+    let gather = async {
+        let mut lines = Vec::new();
+        while let Some(line) = rx.recv().await {
+            lines.push(line);
+        }
+        lines
+    };
+    let (outcome, lines) = tokio::join!(start(tx), gather);
+    Ok(Run {
+        outcome: outcome?,
+        lines,
+    })
+}
+
+/// Host pids whose command line contains `marker` (arguments joined by spaces).
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = fs::read(Path::new("/proc").join(pid.to_string()).join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(marker) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Polls until `cond` holds or `within` passes; returns whether it held.
+pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

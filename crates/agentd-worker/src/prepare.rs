@@ -1,0 +1,149 @@
+//! Getting a run ready: the bundle unpacked once per digest, the SDK in place, the
+//! runtime's interpreter found, and the sandbox spec with an allow-listed environment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agentd_bundle::{BundleLimits, Manifest, Runtime};
+use agentd_sandbox::{RunLimits, RunSpec};
+use agentd_store::ClaimedRun;
+
+use crate::Shared;
+
+const SDK_PYTHON: &str = include_str!("../../../sdk/python/agentd.py");
+const SDK_NODE_INDEX: &str = include_str!("../../../sdk/node/agentd/index.mjs");
+const SDK_NODE_PACKAGE: &str = include_str!("../../../sdk/node/agentd/package.json");
+
+/// Where the SDK appears inside the sandbox.
+const SANDBOX_SDK_PYTHON: &str = "/opt/agentd/python";
+const SANDBOX_SDK_NODE: &str = "/node_modules/agentd";
+
+/// Writes the in-sandbox SDK files under `<data>/sdk`, replacing older copies.
+pub(crate) fn install_sdk(data_dir: &Path) -> std::io::Result<()> {
+    let python = data_dir.join("sdk/python");
+    let node = data_dir.join("sdk/node/agentd");
+    std::fs::create_dir_all(&python)?;
+    std::fs::create_dir_all(&node)?;
+    std::fs::write(python.join("agentd.py"), SDK_PYTHON)?;
+    std::fs::write(node.join("index.mjs"), SDK_NODE_INDEX)?;
+    std::fs::write(node.join("package.json"), SDK_NODE_PACKAGE)
+}
+
+/// Interpreters found on this host, at paths the sandbox mounts read-only.
+#[derive(Debug, Clone)]
+pub struct Runtimes {
+    pub python: Option<String>,
+    pub node: Option<String>,
+    pub shell: Option<String>,
+}
+
+impl Runtimes {
+    pub fn detect() -> Runtimes {
+        // Only system paths: an interpreter under $HOME (pyenv, nvm) is not in the sandbox.
+        let first = |candidates: &[&str]| candidates.iter().find(|p| Path::new(p).exists()).map(|p| (*p).to_owned());
+        let runtimes = Runtimes {
+            python: first(&["/usr/bin/python3", "/usr/local/bin/python3"]),
+            node: first(&["/usr/bin/node", "/usr/local/bin/node", "/usr/bin/nodejs"]),
+            shell: first(&["/bin/sh", "/usr/bin/sh"]),
+        };
+        for (name, found) in [("python", &runtimes.python), ("node", &runtimes.node), ("shell", &runtimes.shell)] {
+            if found.is_none() {
+                tracing::warn!(runtime = name, "no interpreter found; agents of this runtime will fail");
+            }
+        }
+        runtimes
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PrepareError {
+    #[error("the stored manifest does not parse: {0}")]
+    Manifest(serde_json::Error),
+    #[error("the bundle could not be read from storage")]
+    Blob(#[from] agentd_store::StoreError),
+    #[error("the bundle could not be unpacked: {0}")]
+    Unpack(#[from] agentd_bundle::BundleError),
+    #[error("no {0} interpreter is installed on this worker")]
+    NoInterpreter(&'static str),
+    #[error("unpacking was interrupted")]
+    Join,
+}
+
+pub(crate) fn manifest(run: &ClaimedRun) -> Result<Manifest, PrepareError> {
+    serde_json::from_value(run.manifest.clone()).map_err(PrepareError::Manifest)
+}
+
+/// The unpacked bundle for `digest`, unpacking it on first use.
+pub(crate) async fn bundle_dir(shared: &Shared, digest: &str) -> Result<PathBuf, PrepareError> {
+    let blob = shared.blobs.path(digest)?;
+    let name = blob.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dest = shared.settings.data_dir.join("bundles").join(name);
+    if dest.is_dir() {
+        return Ok(dest);
+    }
+    let blobs = shared.blobs.clone();
+    let digest = digest.to_owned();
+    let target = dest.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), PrepareError> {
+        let bytes = blobs.get(&digest)?;
+        match agentd_bundle::unpack(&bytes, &target, &BundleLimits::default()) {
+            Ok(()) => Ok(()),
+            // Another run unpacked the same digest first; its copy is complete.
+            Err(_) if target.is_dir() => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    })
+    .await
+    .map_err(|_| PrepareError::Join)??;
+    Ok(dest)
+}
+
+/// The sandbox spec for `run`: program, allow-listed environment, mounts and limits.
+pub(crate) fn run_spec(shared: &Shared, run: &ClaimedRun, manifest: &Manifest, bundle: PathBuf) -> Result<RunSpec, PrepareError> {
+    let entry = format!("/agent/{}", manifest.entrypoint.trim_start_matches("./"));
+    let interpreter = |found: &Option<String>, name| found.clone().ok_or(PrepareError::NoInterpreter(name));
+    let (program, args) = match manifest.runtime {
+        Runtime::Python => (interpreter(&shared.runtimes.python, "python")?, vec!["-u".to_owned(), entry]),
+        Runtime::Node => (interpreter(&shared.runtimes.node, "node")?, vec![entry]),
+        Runtime::Shell => (interpreter(&shared.runtimes.shell, "shell")?, vec![entry]),
+        Runtime::Binary => (entry, vec![]),
+    };
+    let env = vec![
+        ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
+        ("HOME".to_owned(), "/work".to_owned()),
+        ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        ("TMPDIR".to_owned(), "/tmp".to_owned()),
+        ("PYTHONPATH".to_owned(), SANDBOX_SDK_PYTHON.to_owned()),
+        ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
+        ("AGENTD_EVENTS_FD".to_owned(), "3".to_owned()),
+        ("AGENTD_INVOCATION_ID".to_owned(), run.invocation_id.to_string()),
+        ("AGENTD_API_URL".to_owned(), shared.settings.api_url.clone()),
+    ];
+    let sdk = shared.settings.data_dir.join("sdk");
+    let stdin = serde_json::json!({
+        "invocation_id": run.invocation_id,
+        "agent": run.agent_slug,
+        "input": run.input,
+        "thread": null,
+        "resume": null,
+        "attempt": run.attempt,
+    });
+    Ok(RunSpec {
+        program,
+        args,
+        env,
+        bundle_dir: bundle,
+        extra_ro_mounts: vec![
+            (sdk.join("python"), SANDBOX_SDK_PYTHON.to_owned()),
+            (sdk.join("node/agentd"), SANDBOX_SDK_NODE.to_owned()),
+        ],
+        stdin: stdin.to_string().into_bytes(),
+        limits: RunLimits {
+            wall_timeout: Duration::from_secs(u64::from(run.timeout_s.max(1))),
+            max_output_bytes: run.limits.log_bytes_per_invocation,
+            max_line_bytes: 64 * 1024,
+            tmp_bytes: 64 * 1024 * 1024,
+            work_bytes: 256 * 1024 * 1024,
+        },
+    })
+}

@@ -1,0 +1,130 @@
+//! `agentd signup`, `agentd login` and `agentd whoami`: getting credentials, storing
+//! them, and checking whose they are.
+
+use agentd_core::{Actor, LoginRequest, SignupRequest};
+use clap::Args;
+
+use super::credentials::{self, Credentials};
+use super::output::{Failure, print_json};
+use super::session::Connection;
+use super::slug::slugify;
+
+#[derive(Debug, Args)]
+pub struct SignupArgs {
+    #[command(flatten)]
+    conn: Connection,
+    /// Email of the workspace's owner
+    #[arg(long, env = "AGENTD_EMAIL")]
+    email: String,
+    /// Password of the workspace's owner
+    #[arg(long, env = "AGENTD_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// Display name of the new workspace
+    #[arg(long)]
+    workspace_name: String,
+    /// URL name of the new workspace [default: derived from --workspace-name]
+    #[arg(long)]
+    workspace_slug: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[arg(long, env = "AGENTD_EMAIL")]
+    email: String,
+    #[arg(long, env = "AGENTD_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// Workspace to sign in to, when the user belongs to several
+    #[arg(long)]
+    workspace_slug: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    #[command(flatten)]
+    conn: Connection,
+}
+
+pub async fn signup(args: SignupArgs) -> Result<(), Failure> {
+    let session = args.conn.anonymous()?;
+    let workspace_slug = match args.workspace_slug {
+        Some(slug) => slug,
+        None => slugify(&args.workspace_name).ok_or_else(|| {
+            Failure::Usage(format!(
+                "cannot derive a workspace slug from `{}`; pass --workspace-slug",
+                args.workspace_name
+            ))
+        })?,
+    };
+    let request = SignupRequest {
+        email: args.email,
+        password: args.password,
+        workspace_name: args.workspace_name,
+        workspace_slug,
+    };
+    let response = session.client.signup(&request).await?;
+    let stored = credentials::store(&Credentials {
+        server: session.server.clone(),
+        token: response.api_key.secret.clone(),
+    })?;
+    if session.json {
+        return print_json(&response);
+    }
+    println!(
+        "Created workspace {} ({}) owned by {}.",
+        response.tenant.slug, response.tenant.id, response.user.email
+    );
+    println!(
+        "API key {} ({}) saved to {}; `--json` shows its secret once.",
+        response.api_key.key.prefix,
+        response.api_key.key.id,
+        stored.display()
+    );
+    Ok(())
+}
+
+pub async fn login(args: LoginArgs) -> Result<(), Failure> {
+    let session = args.conn.anonymous()?;
+    let request = LoginRequest {
+        email: args.email,
+        password: args.password,
+        workspace_slug: args.workspace_slug,
+    };
+    let response = session.client.login(&request).await?;
+    let stored = credentials::store(&Credentials {
+        server: session.server.clone(),
+        token: response.token.clone(),
+    })?;
+    if session.json {
+        return print_json(&response);
+    }
+    println!(
+        "Signed in to {} as {}; the session expires at {}.",
+        response.tenant.slug, response.user.email, response.expires_at
+    );
+    println!("Session token saved to {}.", stored.display());
+    Ok(())
+}
+
+pub async fn whoami(args: WhoamiArgs) -> Result<(), Failure> {
+    let session = args.conn.authenticated()?;
+    let me = session.client.me().await?;
+    if session.json {
+        return print_json(&me);
+    }
+    let actor = match (&me.actor, &me.user) {
+        (Actor::User { id }, Some(user)) => format!("user {} ({id})", user.email),
+        (Actor::User { id }, None) => format!("user {id}"),
+        (Actor::ApiKey { id }, _) => format!("API key {id}"),
+    };
+    let scopes: Vec<&str> = me.scopes.iter().map(|s| s.as_str()).collect();
+    println!("server:    {}", session.server);
+    println!("workspace: {} ({})", me.tenant.slug, me.tenant.id);
+    println!("as:        {actor}");
+    if let Some(role) = me.role {
+        println!("role:      {}", role.as_str());
+    }
+    println!("scopes:    {}", scopes.join(" "));
+    Ok(())
+}

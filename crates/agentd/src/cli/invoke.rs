@@ -1,0 +1,172 @@
+//! `agentd invoke SLUG`: queue a run and, with `--wait` or `--follow`, see it through to
+//! the end. The exit code then reflects the run: 0 succeeded, 1 anything else.
+
+use std::path::Path;
+use std::time::Duration;
+
+use agentd_client::{Client, InvokeOptions};
+use agentd_core::{Invocation, InvocationStatus, InvokeRequest};
+use clap::Args;
+use serde_json::Value;
+
+use super::logs::follow_events;
+use super::output::{Failure, print_json, spinner};
+use super::session::Connection;
+
+/// How long the server may hold each `invoke` answer (its cap, DESIGN §4).
+const SERVER_WAIT_S: u32 = 60;
+/// Re-poll intervals while waiting: start quick for short runs, back off for long ones.
+const FIRST_POLL: Duration = Duration::from_millis(200);
+const MAX_POLL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    #[command(flatten)]
+    conn: Connection,
+    /// Agent slug
+    slug: String,
+    /// Input as JSON, `@FILE` to read it from a file, or `@-` from stdin [default: {}]
+    #[arg(long, value_name = "JSON|@FILE")]
+    input: Option<String>,
+    /// Wait for the run to end and print its output
+    #[arg(long, conflicts_with = "follow")]
+    wait: bool,
+    /// Print the run's events as they come, until it ends
+    #[arg(long)]
+    follow: bool,
+    /// Kill the run after this many seconds (capped by the agent's and tenant's limits)
+    #[arg(long)]
+    timeout_s: Option<u32>,
+    /// Repeat-safe key: a second invoke with the same key returns the first invocation
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Continue this thread
+    #[arg(long, value_name = "ID")]
+    thread: Option<String>,
+    /// Queue priority, 0 to 9 (higher runs first)
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    priority: Option<u8>,
+}
+
+pub async fn run(args: InvokeArgs) -> Result<(), Failure> {
+    let session = args.conn.authenticated()?;
+    let request = InvokeRequest {
+        input: read_input(args.input.as_deref()).await?,
+        thread_id: args.thread,
+        priority: args.priority,
+        timeout_s: args.timeout_s,
+        ..InvokeRequest::default()
+    };
+    let options = InvokeOptions {
+        wait_s: args.wait.then_some(SERVER_WAIT_S),
+        idempotency_key: args.idempotency_key,
+    };
+    let invocation = session
+        .client
+        .invoke(&args.slug, &request, &options)
+        .await?;
+
+    let finished = if args.wait {
+        wait_for_end(&session.client, invocation).await?
+    } else if args.follow {
+        eprintln!("Invocation {} {}.", invocation.id, invocation.status);
+        follow_events(&session.client, invocation.id.as_str(), session.json).await?
+    } else {
+        if session.json {
+            return print_json(&invocation);
+        }
+        println!("{} {}", invocation.id, invocation.status);
+        eprintln!("Follow it with `agentd logs {} --follow`.", invocation.id);
+        return Ok(());
+    };
+    let print = match (args.wait, session.json) {
+        (true, true) => Print::Invocation,
+        // With `--follow --json` stdout is JSON Lines of events; the output was one of them.
+        (false, true) => Print::Nothing,
+        (_, false) => Print::Output,
+    };
+    report_end(&finished, print)
+}
+
+/// What to print on stdout once a run has ended.
+enum Print {
+    Invocation,
+    Output,
+    Nothing,
+}
+
+/// The input document: inline JSON, `@FILE`, `@-` (stdin), or `{}` when absent.
+async fn read_input(input: Option<&str>) -> Result<Value, Failure> {
+    let (text, source) = match input {
+        None => return Ok(Value::Object(Default::default())),
+        Some("@-") => {
+            let text = tokio::task::spawn_blocking(|| std::io::read_to_string(std::io::stdin()))
+                .await
+                .map_err(|e| Failure::local(format!("reading stdin stopped: {e}")))?
+                .map_err(|e| Failure::local(format!("cannot read the input from stdin: {e}")))?;
+            (text, "stdin".to_owned())
+        }
+        Some(arg) => match arg.strip_prefix('@') {
+            Some(file) => {
+                let text = tokio::fs::read_to_string(Path::new(file))
+                    .await
+                    .map_err(|e| {
+                        Failure::Usage(format!("cannot read the input file {file}: {e}"))
+                    })?;
+                (text, file.to_owned())
+            }
+            None => (arg.to_owned(), "--input".to_owned()),
+        },
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| Failure::Usage(format!("{source} is not valid JSON: {e}")))
+}
+
+/// Polls the invocation until it is terminal or paused on a question.
+async fn wait_for_end(client: &Client, mut invocation: Invocation) -> Result<Invocation, Failure> {
+    let spinner = spinner(format!("waiting for {}", invocation.id));
+    let mut interval = FIRST_POLL;
+    while !stops_waiting(invocation.status) {
+        spinner.set_message(format!(
+            "waiting for {} ({})",
+            invocation.id, invocation.status
+        ));
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(MAX_POLL);
+        match client.invocation_get(invocation.id.as_str()).await {
+            Ok(latest) => invocation = latest,
+            Err(e) => {
+                spinner.finish_and_clear();
+                return Err(e.into());
+            }
+        }
+    }
+    spinner.finish_and_clear();
+    Ok(invocation)
+}
+
+/// A paused invocation will not end on its own: waiting stops there too.
+fn stops_waiting(status: InvocationStatus) -> bool {
+    status.is_terminal() || status == InvocationStatus::WaitingForInput
+}
+
+/// Prints the end of a run; any end but `succeeded` is a failure (exit 1).
+fn report_end(invocation: &Invocation, print: Print) -> Result<(), Failure> {
+    match (print, &invocation.output) {
+        (Print::Invocation, _) => print_json(invocation)?,
+        (Print::Output, Some(output)) => print_json(output)?,
+        (Print::Output, None) | (Print::Nothing, _) => {}
+    }
+    match invocation.status {
+        InvocationStatus::Succeeded => Ok(()),
+        InvocationStatus::WaitingForInput => Err(Failure::local(format!(
+            "invocation {} is waiting for input; answer it with `agentd respond {} --answer JSON`",
+            invocation.id, invocation.id
+        ))),
+        status => Err(Failure::RunEnded {
+            id: invocation.id.to_string(),
+            status,
+            error: invocation.error.clone(),
+        }),
+    }
+}

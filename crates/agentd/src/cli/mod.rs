@@ -1,0 +1,64 @@
+//! The client commands of the `agentd` binary (DESIGN §9): `signup`, `login`, `whoami`,
+//! `agents …`, `invoke`, `logs`, `cancel`, `keys …`. They talk to a server through
+//! `agentd-client`; `main.rs` flattens [`ClientCommand`] into its command enum next to
+//! `serve` and hands the parsed command to [`run`].
+//!
+//! Output contract: results go to stdout (a human table, or the raw JSON with `--json`);
+//! progress and errors go to stderr. Exit codes scripts can trust: 0 ok, 1 the run failed
+//! or the server refused, 2 usage error, 3 the server could not be reached.
+
+mod account;
+mod agents;
+mod credentials;
+mod invoke;
+mod keys;
+mod logs;
+mod output;
+mod session;
+mod slug;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+/// Commands that talk to an agentd server as a customer.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create a workspace and its owner; stores the workspace's first API key.
+    Signup(account::SignupArgs),
+    /// Sign in with email and password; stores a session token.
+    Login(account::LoginArgs),
+    /// Show which workspace and identity the current credentials belong to.
+    Whoami(account::WhoamiArgs),
+    /// List, inspect, deploy and roll back agents.
+    Agents(agents::AgentsArgs),
+    /// Run an agent once.
+    Invoke(invoke::InvokeArgs),
+    /// Print the events of an invocation.
+    Logs(logs::LogsArgs),
+    /// Cancel an invocation: a queued one never runs, a running one is killed.
+    Cancel(logs::CancelArgs),
+    /// Manage the workspace's API keys.
+    Keys(keys::KeysArgs),
+}
+
+/// Runs one client command to completion and says how the process should exit.
+pub async fn run(command: ClientCommand) -> ExitCode {
+    let outcome = match command {
+        ClientCommand::Signup(args) => account::signup(args).await,
+        ClientCommand::Login(args) => account::login(args).await,
+        ClientCommand::Whoami(args) => account::whoami(args).await,
+        ClientCommand::Agents(args) => agents::run(args).await,
+        ClientCommand::Invoke(args) => invoke::run(args).await,
+        ClientCommand::Logs(args) => logs::logs(args).await,
+        ClientCommand::Cancel(args) => logs::cancel(args).await,
+        ClientCommand::Keys(args) => keys::run(args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            failure.report();
+            failure.exit_code()
+        }
+    }
+}

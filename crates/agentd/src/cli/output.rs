@@ -1,0 +1,156 @@
+//! How results and failures reach the user: JSON or aligned tables on stdout, one
+//! `error: …` line on stderr, and the exit code that goes with each failure.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use agentd_client::ClientError;
+use agentd_core::{InvocationError, InvocationStatus};
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+/// Why a command did not succeed. Each variant decides its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The command line or a local input does not make sense (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The server refused, answered oddly (exit 1), or could not be reached (exit 3).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Something on this machine failed: a file, the bundle packer (exit 1).
+    #[error("{0}")]
+    Local(String),
+    /// The invocation ran and did not succeed (exit 1).
+    #[error("invocation {id} ended {status}")]
+    RunEnded {
+        id: String,
+        status: InvocationStatus,
+        error: Option<InvocationError>,
+    },
+}
+
+impl Failure {
+    pub fn local(message: impl Into<String>) -> Failure {
+        Failure::Local(message.into())
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Failure::Usage(_) => 2,
+            Failure::Client(ClientError::InvalidUrl { .. })
+            | Failure::Client(ClientError::UnsendableSegment { .. }) => 2,
+            Failure::Client(ClientError::Transport(_)) => 3,
+            Failure::Client(_) | Failure::Local(_) | Failure::RunEnded { .. } => 1,
+        })
+    }
+
+    /// Prints the failure as one `error: …` line on stderr.
+    pub fn report(&self) {
+        eprintln!("error: {}", self.message());
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Failure::Client(ClientError::Api { problem, .. }) => {
+                let mut context = Vec::new();
+                if let Some(code) = &problem.code {
+                    context.push(format!("code {code}"));
+                }
+                if let Some(request_id) = &problem.request_id {
+                    context.push(format!("request {request_id}"));
+                }
+                if context.is_empty() {
+                    format!("{} (HTTP {})", problem.message(), problem.status)
+                } else {
+                    format!("{} ({})", problem.message(), context.join(", "))
+                }
+            }
+            Failure::Client(ClientError::Transport(e)) => {
+                format!("cannot reach the server: {}", with_sources(e))
+            }
+            Failure::Client(e) => with_sources(e),
+            Failure::RunEnded {
+                id,
+                status,
+                error: Some(error),
+            } => {
+                format!(
+                    "invocation {id} {status}: {} (code {})",
+                    error.message, error.code
+                )
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// `outer: inner: innermost`: an error's `Display` does not repeat its sources.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::local(format!("cannot encode JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Prints rows under a header, each column as wide as its widest cell.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+}
+
+/// Tells the user on stderr how to fetch the next page, if there is one.
+pub fn next_page_hint(next_cursor: Option<&str>) {
+    if let Some(cursor) = next_cursor {
+        eprintln!("(more results: pass --cursor {cursor})");
+    }
+}
+
+/// A cell for an optional value.
+pub fn or_dash<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// The JSON word of a serde enum (`active`, `private`), for table cells.
+pub fn word<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(word)) => word,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".to_owned(),
+    }
+}
+
+/// A spinner on stderr for a wait the user should see; indicatif draws nothing when
+/// stderr is not a terminal, so scripts and tests get clean output.
+pub fn spinner(message: String) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner().with_message(message);
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    spinner
+}

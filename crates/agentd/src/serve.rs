@@ -1,0 +1,100 @@
+//! `agentd serve`: opens the store, starts the in-process worker and the HTTP API, and
+//! stops both cleanly on SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use agentd_api::{ApiSettings, AppState};
+use agentd_store::{LocalBlobs, RetryPolicy, Store};
+use agentd_worker::{Worker, WorkerSettings};
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{self, Environment, ServeArgs, SignupMode};
+
+pub async fn run(args: ServeArgs) -> ExitCode {
+    init_tracing(args.log_json || args.env == Environment::Production);
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "agentd stopped");
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("AGENTD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Tracing may already be set (tests); keeping the first subscriber is fine.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init()
+    };
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.env == Environment::Production {
+        let problems = args.production_problems();
+        if !problems.is_empty() {
+            return Err(settings::SettingsError::Insecure(problems.join("; ")).into());
+        }
+    }
+    let limits = settings::default_limits(std::env::vars())?;
+    std::fs::create_dir_all(&args.data_dir)?;
+    let store = Store::open_sqlite(&args.sqlite_path()?).await?;
+    let blobs = LocalBlobs::open(&args.data_dir.join("blobs"))?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let worker = match args.worker_slots {
+        0 => None,
+        slots => {
+            let settings = WorkerSettings {
+                data_dir: args.data_dir.clone(),
+                slots,
+                lease: Duration::from_secs(30),
+                worker_id: format!("embedded-{}", uuid::Uuid::now_v7().simple()),
+                retry: RetryPolicy::default(),
+                api_url: args.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
+                sandbox_init: std::env::current_exe()?,
+            };
+            let worker = Worker::new(store.clone(), blobs.clone(), settings)?;
+            Some(tokio::spawn(worker.run(shutdown.clone())))
+        }
+    };
+    let api = ApiSettings { signup_enabled: args.signup == SignupMode::Open, default_limits: limits, ..ApiSettings::default() };
+    let app = agentd_api::router(AppState::new(store.clone(), blobs, api));
+    tracing::info!(data_dir = %args.data_dir.display(), "agentd listening on http://{addr}");
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    let graceful = shutdown.clone();
+    axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await?;
+    if let Some(worker) = worker {
+        worker.await?;
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            tracing::warn!("cannot listen for signals; stop the server with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Settings for `agentd serve`: read once from flags and `AGENTD_*` variables, checked
+//! at start, passed down explicitly. Nothing else reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use agentd_core::TenantLimits;
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignupMode {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the API listens on.
+    #[arg(long, env = "AGENTD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the embedded database, bundles and run scratch space live.
+    #[arg(long, env = "AGENTD_DATA_DIR", default_value = "./agentd-data")]
+    pub data_dir: PathBuf,
+    /// Database to use; default: SQLite at <data-dir>/agentd.db.
+    #[arg(long, env = "AGENTD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Runs the in-process worker executes at once (0 = no in-process worker).
+    #[arg(long, env = "AGENTD_WORKER_SLOTS", default_value_t = 4)]
+    pub worker_slots: usize,
+    /// Whether anyone may sign up.
+    #[arg(long, env = "AGENTD_SIGNUP", value_enum, default_value = "open")]
+    pub signup: SignupMode,
+    /// `production` refuses to start with an insecure setup.
+    #[arg(long, env = "AGENTD_ENV", value_enum, default_value = "development")]
+    pub env: Environment,
+    /// The URL agents use to reach the API (`AGENTD_API_URL` inside the sandbox).
+    #[arg(long, env = "AGENTD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Log as JSON lines (default in production).
+    #[arg(long, env = "AGENTD_LOG_JSON")]
+    pub log_json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("unsupported database URL `{0}`: this build stores data in SQLite (`sqlite://PATH`)")]
+    Database(String),
+    #[error("{name}: {detail}")]
+    Limit { name: String, detail: String },
+    #[error("refusing to start in production: {0}")]
+    Insecure(String),
+}
+
+/// Default tenant limits: the built-in ones, overridden field by field by
+/// `AGENTD_LIMITS_<FIELD>` (e.g. `AGENTD_LIMITS_MAX_AGENTS=20`).
+pub fn default_limits(vars: impl Iterator<Item = (String, String)>) -> Result<TenantLimits, SettingsError> {
+    let mut limits = serde_json::to_value(TenantLimits::default()).map_err(|e| SettingsError::Limit { name: "limits".into(), detail: e.to_string() })?;
+    for (name, value) in vars {
+        let Some(field) = name.strip_prefix("AGENTD_LIMITS_") else { continue };
+        let field = field.to_lowercase();
+        let Some(slot) = limits.get_mut(&field) else {
+            return Err(SettingsError::Limit { name, detail: "no such limit (see DESIGN §8 for the names)".into() });
+        };
+        let number: u64 = value.trim().parse().map_err(|_| SettingsError::Limit { name: name.clone(), detail: format!("`{value}` is not a whole number") })?;
+        *slot = number.into();
+    }
+    serde_json::from_value(limits).map_err(|e| SettingsError::Limit { name: "AGENTD_LIMITS_*".into(), detail: e.to_string() })
+}
+
+impl ServeArgs {
+    /// Where the SQLite database lives.
+    pub fn sqlite_path(&self) -> Result<PathBuf, SettingsError> {
+        match &self.database_url {
+            None => Ok(self.data_dir.join("agentd.db")),
+            Some(url) => url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .map(PathBuf::from)
+                .ok_or_else(|| SettingsError::Database(url.clone())),
+        }
+    }
+
+    /// In production, the reasons this setup is not safe to expose.
+    pub fn production_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.signup == SignupMode::Open {
+            problems.push("signup is open and there is no signup rate limit yet; set AGENTD_SIGNUP=closed".to_owned());
+        }
+        if !self.listen.ip().is_loopback() && self.public_url.as_deref().is_none_or(|u| !u.starts_with("https://")) {
+            problems.push("listening beyond loopback over plain HTTP; put a TLS proxy in front and set AGENTD_PUBLIC_URL=https://…".to_owned());
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_come_from_env_field_by_field() {
+        let vars = vec![("AGENTD_LIMITS_MAX_AGENTS".to_owned(), "7".to_owned()), ("HOME".to_owned(), "/".to_owned())];
+        let limits = default_limits(vars.into_iter()).unwrap_or_default();
+        assert_eq!(limits.max_agents, 7);
+        assert_eq!(limits.max_api_keys, TenantLimits::default().max_api_keys);
+    }
+
+    #[test]
+    fn an_unknown_or_non_numeric_limit_is_an_error() {
+        let unknown = vec![("AGENTD_LIMITS_MAX_AGNTS".to_owned(), "7".to_owned())];
+        assert!(default_limits(unknown.into_iter()).is_err());
+        let bad = vec![("AGENTD_LIMITS_MAX_AGENTS".to_owned(), "lots".to_owned())];
+        assert!(default_limits(bad.into_iter()).is_err());
+    }
+}

@@ -1,0 +1,153 @@
+"""Tests of agentd.py: run a tiny agent as a subprocess with the events fd wired.
+
+Run with: /usr/bin/python3 -m unittest discover -s sdk/python
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+import textwrap
+import unittest
+
+SDK_DIR = os.path.dirname(os.path.abspath(__file__))
+PYTHON = "/usr/bin/python3"
+
+
+def run_agent(body, request, events_fd=None):
+    """Runs an agent whose module body is `body`; returns (exit code, events, stdout)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        main = os.path.join(tmp, "main.py")
+        with open(main, "w") as f:
+            f.write("import agentd\n" + textwrap.dedent(body))
+        read_end, write_end = os.pipe()
+        env = {"PYTHONPATH": SDK_DIR, "PATH": "/usr/bin:/bin"}
+        if events_fd is None:
+            # The default: the events land on fd 3, as in the sandbox.
+            def wire():
+                os.dup2(write_end, 3)
+
+            extra = {"preexec_fn": wire, "close_fds": False}
+        else:
+            env["AGENTD_EVENTS_FD"] = str(write_end)
+            extra = {"pass_fds": (write_end,)}
+        proc = subprocess.Popen(
+            [PYTHON, main],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            **extra,
+        )
+        os.close(write_end)
+        stdout, _ = proc.communicate(json.dumps(request).encode(), timeout=30)
+        with os.fdopen(read_end, "rb") as events:
+            lines = events.read().decode().splitlines()
+        return proc.returncode, [json.loads(line) for line in lines], stdout.decode()
+
+
+def request(**overrides):
+    doc = {
+        "invocation_id": "inv_1",
+        "agent": "echo",
+        "input": {"name": "ada"},
+        "thread": None,
+        "resume": None,
+        "attempt": 1,
+    }
+    doc.update(overrides)
+    return doc
+
+
+class RunTest(unittest.TestCase):
+    def test_the_return_value_is_the_output(self):
+        code, events, stdout = run_agent(
+            """
+            def handle(ctx):
+                print("to stdout")
+                ctx.log("echoing")
+                return {"echo": ctx.input, "id": ctx.invocation_id, "attempt": ctx.attempt}
+            agentd.run(handle)
+            """,
+            request(),
+        )
+        self.assertEqual(code, 0)
+        self.assertEqual(stdout, "to stdout\n")
+        self.assertEqual(
+            events,
+            [
+                {"type": "log", "level": "info", "message": "echoing"},
+                {"type": "output", "data": {"echo": {"name": "ada"}, "id": "inv_1", "attempt": 1}},
+            ],
+        )
+
+    def test_an_exception_is_logged_with_its_traceback_and_exits_1(self):
+        code, events, _ = run_agent(
+            """
+            def handle(ctx):
+                raise RuntimeError("boom")
+            agentd.run(handle)
+            """,
+            request(),
+        )
+        self.assertEqual(code, 1)
+        self.assertEqual(len(events), 1)
+        self.assertEqual(events[0]["level"], "error")
+        self.assertIn("Traceback", events[0]["message"])
+        self.assertIn("RuntimeError: boom", events[0]["message"])
+
+    def test_ask_without_an_answer_interrupts_and_exits_0(self):
+        body = """
+            def handle(ctx):
+                try:
+                    first = ctx.ask({"question": "proceed?"})
+                    second = ctx.ask("really?")
+                except Exception:
+                    return "swallowed"
+                return [first, second]
+            agentd.run(handle)
+            """
+        code, events, _ = run_agent(body, request())
+        self.assertEqual(code, 0)
+        self.assertEqual(events, [{"type": "interrupt", "value": {"question": "proceed?"}}])
+
+        code, events, _ = run_agent(body, request(resume=["yes"]))
+        self.assertEqual(code, 0)
+        self.assertEqual(events, [{"type": "interrupt", "value": "really?"}])
+
+        code, events, _ = run_agent(body, request(resume=["yes", "sure"]))
+        self.assertEqual(code, 0)
+        self.assertEqual(events, [{"type": "output", "data": ["yes", "sure"]}])
+
+    def test_thread_state_is_read_and_saved(self):
+        code, events, _ = run_agent(
+            """
+            def handle(ctx):
+                count = ctx.state.get("count", 0) + 1
+                ctx.set_state({"count": count})
+                return ctx.thread_id
+            agentd.run(handle)
+            """,
+            request(thread={"id": "thr_1", "state": {"count": 41}}),
+            events_fd="env",
+        )
+        self.assertEqual(code, 0)
+        self.assertEqual(
+            events,
+            [{"type": "state", "data": {"count": 42}}, {"type": "output", "data": "thr_1"}],
+        )
+
+    def test_without_a_thread_state_is_empty_and_async_handlers_work(self):
+        code, events, _ = run_agent(
+            """
+            async def handle(ctx):
+                return {"state": ctx.state, "input": ctx.input}
+            agentd.run(handle)
+            """,
+            request(input=None),
+        )
+        self.assertEqual(code, 0)
+        self.assertEqual(events, [{"type": "output", "data": {"state": {}, "input": None}}])
+
+
+if __name__ == "__main__":
+    unittest.main()
