@@ -204,3 +204,42 @@ async fn stop(ctl: &mut UnixStream, init: &mut Child) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::RunLimits;
+
+    /// The worker spawns runs as tasks: both futures must be `Send`.
+    #[test]
+    fn run_futures_are_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let sandbox = Sandbox {
+            settings: SandboxSettings {
+                init_program: "/nonexistent".into(),
+                scratch_dir: "/nonexistent".into(),
+            },
+            mapping: IdMapping::Range,
+        };
+        let spec = RunSpec {
+            program: "/bin/true".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            bundle_dir: "/nonexistent".into(),
+            extra_ro_mounts: Vec::new(),
+            stdin: Vec::new(),
+            limits: RunLimits {
+                wall_timeout: Duration::from_secs(1),
+                max_output_bytes: 1,
+                max_line_bytes: 4,
+                tmp_bytes: 1,
+                work_bytes: 1,
+            },
+        };
+        let (tx, _rx) = mpsc::channel(1);
+        let sandboxed = sandbox.run(spec.clone(), tx.clone(), CancellationToken::new());
+        assert_send(&sandboxed);
+        let bare = crate::run_unsandboxed(spec, tx, CancellationToken::new());
+        assert_send(&bare);
+    }
+}

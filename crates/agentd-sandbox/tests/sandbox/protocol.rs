@@ -22,7 +22,6 @@ pub fn tests() -> Vec<Test> {
         ),
         ("python3_runs_from_usr_bin", python3_runs_from_usr_bin),
         ("node_runs_from_usr_bin", node_runs_from_usr_bin),
-        ("timing_dump", timing_dump),
         (
             "the_environment_is_exactly_the_spec_env",
             the_environment_is_exactly_the_spec_env,
@@ -183,20 +182,4 @@ fn run_unsandboxed_gives_the_same_output_for_the_same_script() {
         assert_eq!(sandboxed.stream(stream), bare.stream(stream));
     }
     assert_eq!(sandboxed.outcome.output_bytes, bare.outcome.output_bytes);
-}
-
-pub fn timing_dump() {
-    let env = TestEnv::new();
-    for program in ["/usr/bin/true", "/usr/bin/python3"] {
-        let args: &[&str] = if program.ends_with("python3") { &["-c", "pass"] } else { &[] };
-        for _ in 0..3 { env.run(env.spec(program, args)).unwrap(); }
-        let n = 30;
-        let t = std::time::Instant::now();
-        for _ in 0..n { env.run(env.spec(program, args)).unwrap(); }
-        let sandboxed = t.elapsed() / n;
-        let t = std::time::Instant::now();
-        for _ in 0..n { env.run_unsandboxed(env.spec(program, args)).unwrap(); }
-        let bare = t.elapsed() / n;
-        println!("{program}: sandboxed {sandboxed:?} bare {bare:?}");
-    }
 }

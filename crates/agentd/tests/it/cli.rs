@@ -1,0 +1,294 @@
+//! The client commands, run as a user runs them: the real `agentd` binary against a real
+//! server, with its own config dir, checking stdout, stderr, exit codes and the stored
+//! credentials file.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::harness::{TestApp, bin, examples_dir};
+
+/// Upper bound for one CLI command; `--wait` on a short agent ends far sooner.
+const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
+
+/// What one run of the binary showed.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// A user's shell: an empty config dir and the server to talk to.
+struct Shell {
+    config: TempDir,
+    server: String,
+}
+
+impl Shell {
+    fn new(server: &str) -> Shell {
+        let config = tempfile::tempdir().unwrap_or_else(|e| panic!("temp config dir: {e}"));
+        Shell {
+            config,
+            server: server.to_owned(),
+        }
+    }
+
+    /// Runs `agentd <args>` with this shell's config dir, `AGENTD_SERVER` set to its
+    /// server, and nothing inherited that could change which credentials are used.
+    async fn run(&self, args: &[&str]) -> Run {
+        let mut command = tokio::process::Command::new(bin());
+        command
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.config.path())
+            .env("HOME", self.config.path())
+            .env("AGENTD_SERVER", &self.server)
+            .env_remove("AGENTD_TOKEN")
+            .env_remove("AGENTD_EMAIL")
+            .env_remove("AGENTD_PASSWORD")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(COMMAND_DEADLINE, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("`agentd {}` did not finish in time", args.join(" ")))
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin().display()));
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Runs a command that must succeed.
+    async fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args).await;
+        assert_eq!(
+            run.code,
+            Some(0),
+            "`agentd {}` failed: {run:#?}",
+            args.join(" ")
+        );
+        run
+    }
+
+    async fn signup(&self) {
+        self.ok(&[
+            "signup",
+            "--email",
+            "dev@example.com",
+            "--password",
+            "correct horse battery staple",
+            "--workspace-name",
+            "Acme",
+            "--workspace-slug",
+            "acme",
+        ])
+        .await;
+    }
+
+    fn credentials_path(&self) -> std::path::PathBuf {
+        self.config.path().join("agentd").join("credentials.json")
+    }
+}
+
+fn example(name: &str) -> String {
+    let dir = examples_dir().join(name);
+    assert!(
+        dir.join("agent.toml").is_file(),
+        "missing example {}",
+        dir.display()
+    );
+    dir.to_string_lossy().into_owned()
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {text}"))
+}
+
+#[tokio::test]
+async fn signup_deploy_invoke_and_logs_work_from_the_command_line() {
+    let app = TestApp::spawn().await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+    assert_credentials_are_private(&shell.credentials_path(), &app.base_url);
+
+    let deployed = shell
+        .ok(&["agents", "deploy", &example("python-echo")])
+        .await;
+    assert!(
+        deployed.stdout.contains("python-echo version 1"),
+        "{deployed:#?}"
+    );
+
+    let listed = shell.ok(&["agents", "list"]).await;
+    assert!(
+        listed.stdout.lines().any(|l| l.starts_with("python-echo ")),
+        "{listed:#?}"
+    );
+
+    let invoked = shell
+        .ok(&[
+            "invoke",
+            "python-echo",
+            "--input",
+            r#"{"x":1}"#,
+            "--wait",
+            "--json",
+        ])
+        .await;
+    let invocation = json(&invoked.stdout);
+    assert_eq!(invocation["status"], "succeeded", "{invoked:#?}");
+    assert_eq!(invocation["output"], serde_json::json!({"echo": {"x": 1}}));
+
+    let id = invocation["id"].as_str().unwrap_or_default();
+    let logs = shell.ok(&["logs", id]).await;
+    let echoing = logs.stdout.lines().find(|l| l.ends_with(" echoing"));
+    let echoing = echoing.unwrap_or_else(|| panic!("no `echoing` log line: {logs:#?}"));
+    let seq = echoing.split_whitespace().next().unwrap_or_default();
+    assert!(
+        seq.parse::<u64>().is_ok(),
+        "line should start with its seq: {echoing}"
+    );
+}
+
+fn assert_credentials_are_private(path: &Path, server: &str) {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("signup should store {}: {e}", path.display()));
+    let stored = json(&text);
+    assert_eq!(stored["server"], server.trim_end_matches('/'));
+    assert!(
+        stored["token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("agd_")),
+        "{text}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(
+            mode.ok(),
+            Some(0o600),
+            "credentials must be readable by their owner only"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invoke_wait_prints_the_agents_output() {
+    let app = TestApp::spawn().await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+    shell
+        .ok(&[
+            "agents",
+            "deploy",
+            &example("node-greet"),
+            "--slug",
+            "greet",
+        ])
+        .await;
+
+    let greeted = shell
+        .ok(&["invoke", "greet", "--input", r#"{"name":"ada"}"#, "--wait"])
+        .await;
+    assert_eq!(
+        json(&greeted.stdout),
+        serde_json::json!({"greeting": "hello, ada"})
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_fails_makes_invoke_wait_exit_1() {
+    let app = TestApp::spawn().await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+    let agent = tempfile::tempdir().unwrap_or_else(|e| panic!("temp agent dir: {e}"));
+    write_failing_agent(agent.path());
+    let dir = agent.path().to_string_lossy().into_owned();
+    shell.ok(&["agents", "deploy", &dir]).await;
+
+    let run = shell.run(&["invoke", "fails", "--wait"]).await;
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("failed"), "{run:#?}");
+}
+
+fn write_failing_agent(dir: &Path) {
+    let manifest = "name = \"fails\"\nruntime = \"shell\"\nentrypoint = \"run.sh\"\n";
+    let script = "#!/bin/sh\necho 'about to fail' >&2\nexit 3\n";
+    let written = std::fs::write(dir.join("agent.toml"), manifest)
+        .and_then(|()| std::fs::write(dir.join("run.sh"), script));
+    written.unwrap_or_else(|e| panic!("write the failing agent: {e}"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let executable = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(dir.join("run.sh"), executable)
+            .unwrap_or_else(|e| panic!("chmod run.sh: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn invoking_a_missing_agent_exits_1_with_the_not_found_code() {
+    let app = TestApp::spawn().await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+
+    let run = shell.run(&["invoke", "no-such-agent", "--wait"]).await;
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.starts_with("error: "), "{run:#?}");
+    assert!(run.stderr.contains("code not_found"), "{run:#?}");
+    assert!(
+        run.stderr.contains("request "),
+        "the request id helps support: {run:#?}"
+    );
+    assert!(run.stdout.is_empty(), "{run:#?}");
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_listening_exits_3() {
+    // Bind then drop a listener: the port is free and nothing accepts on it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap_or_else(|e| panic!("bind a free port: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    drop(listener);
+    let shell = Shell::new("http://127.0.0.1:9");
+
+    let server = format!("http://127.0.0.1:{port}");
+    let run = shell
+        .run(&["agents", "list", "--server", &server, "--token", "agd_x_y"])
+        .await;
+    assert_eq!(run.code, Some(3), "{run:#?}");
+    assert!(run.stderr.contains("cannot reach the server"), "{run:#?}");
+}
+
+#[tokio::test]
+async fn commands_without_credentials_exit_2_and_say_how_to_sign_in() {
+    let app = TestApp::spawn().await;
+    let shell = Shell::new(&app.base_url);
+
+    let run = shell.run(&["agents", "list"]).await;
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(run.stderr.contains("agentd signup"), "{run:#?}");
+}
+
+#[tokio::test]
+async fn a_stored_token_is_not_sent_to_another_server() {
+    let app = TestApp::spawn().await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+
+    let elsewhere = shell
+        .run(&["agents", "list", "--server", "http://127.0.0.1:9"])
+        .await;
+    assert_eq!(elsewhere.code, Some(2), "{elsewhere:#?}");
+    assert!(
+        elsewhere
+            .stderr
+            .contains("no credentials for http://127.0.0.1:9"),
+        "{elsewhere:#?}"
+    );
+}

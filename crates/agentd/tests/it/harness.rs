@@ -1,0 +1,213 @@
+//! `TestApp`: the real `agentd serve` binary on a free port with a temporary data dir,
+//! driven over HTTP through `agentd-client`. Dropping it stops the server and checks
+//! that no sandboxed process of it is left running.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agentd_client::{Client, InvokeOptions};
+use agentd_core::{AgentVersion, CreateAgentRequest, Invocation, InvokeRequest, SignupRequest, SignupResponse};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_agentd"))
+}
+
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/agents")
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub data_dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    child: Option<Child>,
+    env: Vec<(String, String)>,
+}
+
+/// A signed-up tenant: its owner's API key and a client using it.
+pub struct TestTenant {
+    pub client: Client,
+    pub key: String,
+    pub signup: SignupResponse,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(&[]).await
+    }
+
+    /// Starts the server with extra environment variables.
+    pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join("data");
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut app = TestApp { base_url: String::new(), data_dir, _tmp: tmp, child: None, env };
+        app.start().await;
+        app
+    }
+
+    async fn start(&mut self) {
+        let mut child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&self.data_dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("AGENTD_LOG", "info,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start agentd serve");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (found, addr) = std::sync::mpsc::channel();
+        // Echo the server's log into the test output and pick up its address.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[agentd] {line}");
+                if let Some(at) = line.find("listening on http://") {
+                    let url: String = line[at + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = found.send(url);
+                }
+            }
+        });
+        let url = tokio::task::spawn_blocking(move || addr.recv_timeout(Duration::from_secs(60)))
+            .await
+            .expect("join")
+            .expect("the server printed its address within 60 s");
+        self.base_url = url;
+        self.child = Some(child);
+        let client = self.client();
+        for _ in 0..100 {
+            if client.healthz().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{} never answered /healthz", self.base_url);
+    }
+
+    /// SIGTERM and wait: a clean shutdown.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait for agentd");
+        }
+    }
+
+    /// Stops the server cleanly and starts it again on the same data dir.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.base_url).expect("client")
+    }
+
+    pub async fn signup(&self, slug: &str) -> TestTenant {
+        let request = SignupRequest {
+            email: format!("{slug}@example.com"),
+            password: "correct horse battery staple".into(),
+            workspace_name: format!("Workspace {slug}"),
+            workspace_slug: slug.into(),
+        };
+        let signup = self.client().signup(&request).await.expect("signup");
+        let key = signup.api_key.secret.clone();
+        TestTenant { client: self.client().with_token(key.clone()), key, signup }
+    }
+
+    /// Creates agent `slug` and deploys the folder `dir` as its next version.
+    pub async fn deploy_dir(&self, tenant: &TestTenant, slug: &str, dir: &Path) -> AgentVersion {
+        if tenant.client.agent_get(slug).await.is_err() {
+            let request = CreateAgentRequest { slug: slug.into(), ..CreateAgentRequest::default() };
+            tenant.client.agent_create(&request).await.expect("create agent");
+        }
+        let bundle = agentd_bundle::pack_dir(dir).expect("pack bundle");
+        tenant.client.version_upload(slug, bundle, true).await.expect("upload bundle")
+    }
+
+    /// Deploys `examples/agents/<name>` as agent `<name>`.
+    pub async fn deploy_example(&self, tenant: &TestTenant, name: &str) -> AgentVersion {
+        self.deploy_dir(tenant, name, &examples_dir().join(name)).await
+    }
+
+    /// Deploys a shell agent whose `run.sh` is `script`.
+    pub async fn deploy_script(&self, tenant: &TestTenant, slug: &str, script: &str) -> AgentVersion {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_shell_agent(dir.path(), slug, script);
+        self.deploy_dir(tenant, slug, dir.path()).await
+    }
+
+    /// Every process on the host whose command line mentions this app's data dir.
+    pub fn processes_of_this_app(&self) -> Vec<String> {
+        let needle = self.data_dir.to_string_lossy().into_owned();
+        let server = self.child.as_ref().map(|c| c.id().to_string());
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.bytes().all(|b| b.is_ascii_digit()) || Some(&name) == server.as_ref() {
+                continue;
+            }
+            if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                if cmdline.contains(&needle) {
+                    found.push(format!("{name}: {cmdline}"));
+                }
+            }
+        }
+        found
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            // Killing the server kills its sandboxes (their init dies with its parent).
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !self.processes_of_this_app().is_empty() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let left = self.processes_of_this_app();
+            assert!(left.is_empty(), "sandboxed processes outlived the server: {left:?}");
+        }
+    }
+}
+
+pub fn write_shell_agent(dir: &Path, name: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(dir.join("agent.toml"), format!("name = \"{name}\"\nruntime = \"shell\"\nentrypoint = \"run.sh\"\n")).expect("write manifest");
+    let run = dir.join("run.sh");
+    std::fs::write(&run, format!("#!/bin/sh\n{script}\n")).expect("write script");
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Invokes and waits (server side) up to 30 s for the run to settle.
+pub async fn invoke_and_wait(tenant: &TestTenant, slug: &str, input: serde_json::Value) -> Invocation {
+    let request = InvokeRequest { input, ..InvokeRequest::default() };
+    let options = InvokeOptions { wait_s: Some(30), ..InvokeOptions::default() };
+    tenant.client.invoke(slug, &request, &options).await.expect("invoke")
+}
+
+/// Polls until `done` holds for the invocation, for at most `within`.
+pub async fn poll_invocation(tenant: &TestTenant, id: &str, within: Duration, done: impl Fn(&Invocation) -> bool) -> Invocation {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let invocation = tenant.client.invocation_get(id).await.expect("get invocation");
+        if done(&invocation) || tokio::time::Instant::now() >= deadline {
+            return invocation;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// All log lines of an invocation, as text.
+pub async fn log_messages(tenant: &TestTenant, id: &str) -> Vec<String> {
+    let page = tenant.client.invocation_logs(id, None, None).await.expect("logs");
+    page.data.into_iter().filter_map(|e| e.message).collect()
+}

@@ -1,0 +1,56 @@
+//! Another tenant's resources are `404` on every route, and stay untouched.
+
+use agentd_core::{InvocationStatus, Scope};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::{TestApp, invoke_and_wait};
+
+#[tokio::test]
+async fn every_route_answers_404_for_another_tenants_resources() {
+    let app = TestApp::spawn().await;
+    let alpha = app.signup("alpha").await;
+    let beta = app.signup("beta").await;
+    app.deploy_example(&alpha, "shell-wc").await;
+    let done = invoke_and_wait(&alpha, "shell-wc", json!({"secret": "alpha's"})).await;
+    assert_eq!(done.status, InvocationStatus::Succeeded);
+    let inv = done.id.to_string();
+    let key_id = alpha.signup.api_key.key.id.to_string();
+    let bundle = agentd_bundle::pack_dir(&crate::harness::examples_dir().join("shell-wc")).unwrap();
+    let routes: Vec<(Method, String, Option<serde_json::Value>)> = vec![
+        (Method::GET, "/v1/agents/shell-wc".into(), None),
+        (Method::PATCH, "/v1/agents/shell-wc".into(), Some(json!({"name": "stolen"}))),
+        (Method::DELETE, "/v1/agents/shell-wc".into(), None),
+        (Method::GET, "/v1/agents/shell-wc/versions".into(), None),
+        (Method::POST, "/v1/agents/shell-wc/versions/1/activate".into(), None),
+        (Method::POST, "/v1/agents/shell-wc/invoke".into(), Some(json!({"input": {}}))),
+        (Method::GET, format!("/v1/invocations/{inv}"), None),
+        (Method::GET, format!("/v1/invocations/{inv}/logs"), None),
+        (Method::POST, format!("/v1/invocations/{inv}/cancel"), None),
+        (Method::DELETE, format!("/v1/api-keys/{key_id}"), None),
+    ];
+    for (method, path, body) in routes {
+        let mut request = beta.client.request(method.clone(), &path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "not_found", "{method} {path}");
+    }
+    let upload = beta.client.version_upload("shell-wc", bundle, true).await.unwrap_err();
+    assert_eq!(upload.status(), Some(404));
+
+    // Lists never show another tenant's rows.
+    let agents: serde_json::Value = beta.client.request(Method::GET, "/v1/agents").send().await.unwrap().json().await.unwrap();
+    assert_eq!(agents["data"], json!([]));
+    let invocations: serde_json::Value = beta.client.request(Method::GET, "/v1/invocations").send().await.unwrap().json().await.unwrap();
+    assert_eq!(invocations["data"], json!([]));
+
+    // And alpha's resources are untouched.
+    let agent = alpha.client.agent_get("shell-wc").await.unwrap();
+    assert_eq!((agent.name.as_str(), agent.active_version), ("shell-wc", Some(1)));
+    alpha.client.me().await.unwrap();
+    assert!(alpha.client.me().await.unwrap().scopes.allows(Scope::Admin));
+}
