@@ -9,4 +9,5 @@ mod cli;
 mod harness;
 mod invocations;
 mod runs;
+mod sdk;
 mod tenancy;
