@@ -24,21 +24,14 @@ pub(crate) fn exec(config: &InitConfig, events: RawFd) -> StepError {
     }
 }
 
-fn prepare_and_exec(
-    config: &InitConfig,
-    events: RawFd,
-) -> Result<std::convert::Infallible, StepError> {
+fn prepare_and_exec(config: &InitConfig, events: RawFd) -> Result<std::convert::Infallible, StepError> {
     let cstring = |s: &str| CString::new(s).stage(|| format!("preparing {s:?}"));
     let program = cstring(&config.program)?;
     let mut argv = vec![program.clone()];
     for arg in &config.args {
         argv.push(cstring(arg)?);
     }
-    let envp = config
-        .env
-        .iter()
-        .map(|(k, v)| cstring(&format!("{k}={v}")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let envp = config.env.iter().map(|(k, v)| cstring(&format!("{k}={v}"))).collect::<Result<Vec<_>, _>>()?;
 
     chdir("/work").stage(|| "entering /work".into())?;
     wire_fds(events).stage(|| "wiring fds".into())?;
@@ -60,12 +53,7 @@ fn wire_fds(events: RawFd) -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
         let first = (EVENTS_FD + 1) as libc::c_uint;
-        let rc = libc::syscall(
-            libc::SYS_close_range,
-            first,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
+        let rc = libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC);
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }

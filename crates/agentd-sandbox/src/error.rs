@@ -42,15 +42,10 @@ pub enum SandboxError {
 
 impl SandboxError {
     pub(crate) fn io(action: impl Into<String>, source: io::Error) -> Self {
-        SandboxError::Io {
-            action: action.into(),
-            source,
-        }
+        SandboxError::Io { action: action.into(), source }
     }
 
     pub(crate) fn protocol(reason: impl Into<String>) -> Self {
-        SandboxError::Protocol {
-            reason: reason.into(),
-        }
+        SandboxError::Protocol { reason: reason.into() }
     }
 }

@@ -29,6 +29,8 @@ use crate::step::{Stage, StepError};
 
 /// Inherited fds are moved at or above this number, clear of 0–3 which the agent needs.
 const FIRST_PRIVATE_FD: RawFd = 10;
+/// `<init_program> __sandbox-init --probe` only tries to unshare the namespaces.
+pub(crate) const PROBE_ARG: &str = "--probe";
 
 /// Entry for the re-executed init program. The `agentd` binary calls this first thing in
 /// `main()` (before any runtime or thread exists) when `argv[1] == INIT_ARG`.
@@ -47,8 +49,12 @@ pub fn init_main() -> ! {
 /// Parses argv, takes the inherited fds and runs the init; returns the exit code.
 fn start() -> Result<i32, String> {
     let args: Vec<String> = std::env::args().skip(2).collect();
+    if args == [PROBE_ARG] {
+        // Sandbox::new checks that this host lets us create the namespaces.
+        return namespaces::unshare_all().map(|()| 0).map_err(|e| format!("cannot create namespaces: {e}"));
+    }
     let [ctl, events] = args.as_slice() else {
-        return Err("usage: __sandbox-init <ctl fd> <events fd>".into());
+        return Err("usage: __sandbox-init <ctl fd> <events fd> | --probe".into());
     };
     let parse = |s: &str| s.parse::<RawFd>().map_err(|_| format!("bad fd {s:?}"));
     let ctl = UnixStream::from(relocate(parse(ctl)?)?);
@@ -75,22 +81,16 @@ fn relocate(fd: RawFd) -> Result<OwnedFd, String> {
     }
     // SAFETY: the supervisor passed this fd to us for our exclusive use.
     let inherited = unsafe { OwnedFd::from_raw_fd(fd) };
-    nix::fcntl::fcntl(
-        &inherited,
-        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(FIRST_PRIVATE_FD),
-    )
-    .map(|raw| {
-        // SAFETY: F_DUPFD_CLOEXEC just returned this new fd, owned by nobody else.
-        unsafe { OwnedFd::from_raw_fd(raw) }
-    })
-    .map_err(|e| format!("taking fd {fd}: {e}"))
+    nix::fcntl::fcntl(&inherited, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(FIRST_PRIVATE_FD))
+        .map(|raw| {
+            // SAFETY: F_DUPFD_CLOEXEC just returned this new fd, owned by nobody else.
+            unsafe { OwnedFd::from_raw_fd(raw) }
+        })
+        .map_err(|e| format!("taking fd {fd}: {e}"))
 }
 
 fn report_failure(ctl: &UnixStream, e: StepError) {
-    let msg = FromInit::Failed {
-        stage: e.stage,
-        message: e.message,
-    };
+    let msg = FromInit::Failed { stage: e.stage, message: e.message };
     // If the supervisor is gone there is nobody left to tell.
     let _ = write_frame(ctl, &msg);
 }
@@ -105,8 +105,7 @@ fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd) -> Result<(), Ste
         setgroups(&[]).stage(|| "clearing supplementary groups".into())?;
     }
     // PID 1 watches the read end: EOF means the init died before PR_SET_PDEATHSIG held.
-    let (lifeline_read, lifeline_write) =
-        pipe2(OFlag::O_CLOEXEC).stage(|| "creating the lifeline pipe".into())?;
+    let (lifeline_read, lifeline_write) = pipe2(OFlag::O_CLOEXEC).stage(|| "creating the lifeline pipe".into())?;
     namespaces::unshare_all().stage(|| "unsharing namespaces".into())?;
     // Sources must be opened in the new mount namespace (binds from another one fail), and
     // before becoming root inside, which is nobody on the host.
@@ -137,10 +136,7 @@ fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd) -> Result<(), Ste
 fn watch(ctl: &UnixStream, pid1: Pid) -> Result<(), StepError> {
     let pidfd = pidfd_open(pid1).stage(|| "opening a pidfd for PID 1".into())?;
     loop {
-        let mut fds = [
-            PollFd::new(ctl.as_fd(), PollFlags::POLLIN),
-            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
-        ];
+        let mut fds = [PollFd::new(ctl.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e).stage(|| "waiting for PID 1".into()),
@@ -161,13 +157,7 @@ fn watch(ctl: &UnixStream, pid1: Pid) -> Result<(), StepError> {
 }
 
 /// PID 1 of the new PID namespace. Never returns.
-fn pid1(
-    ctl: &UnixStream,
-    config: &InitConfig,
-    plan: RootPlan,
-    events: &OwnedFd,
-    lifeline: OwnedFd,
-) -> ! {
+fn pid1(ctl: &UnixStream, config: &InitConfig, plan: RootPlan, events: &OwnedFd, lifeline: OwnedFd) -> ! {
     let result = (|| {
         prctl::set_pdeathsig(Signal::SIGKILL).stage(|| "setting the parent-death signal".into())?;
         if init_is_gone(&lifeline) {
@@ -202,11 +192,7 @@ fn init_is_gone(lifeline: &OwnedFd) -> bool {
 }
 
 /// Forks and execs the agent, then reaps every child until the agent itself exits.
-fn start_agent(
-    ctl: &UnixStream,
-    config: &InitConfig,
-    events: RawFd,
-) -> Result<AgentStatus, StepError> {
+fn start_agent(ctl: &UnixStream, config: &InitConfig, events: RawFd) -> Result<AgentStatus, StepError> {
     // SAFETY: PID 1 is single-threaded.
     let agent = match unsafe { fork() }.stage(|| "forking the agent".into())? {
         ForkResult::Child => {

@@ -35,10 +35,7 @@ pub(crate) fn spawn_init(program: &Path) -> Result<(Child, Pipes, UnixStream), S
         .map_err(|e| SandboxError::io("could not create the control socket", e))?;
     let inherited = [ctl_child.as_raw_fd(), events_write.as_raw_fd()];
     let mut command = Command::new(program);
-    command
-        .arg(INIT_ARG)
-        .args(inherited.map(|fd| fd.to_string()))
-        .env_clear();
+    command.arg(INIT_ARG).args(inherited.map(|fd| fd.to_string())).env_clear();
     // SAFETY: the hook only calls fcntl, which is async-signal-safe.
     unsafe {
         command.pre_exec(move || inherited.into_iter().try_for_each(clear_cloexec));
@@ -47,10 +44,8 @@ pub(crate) fn spawn_init(program: &Path) -> Result<(Child, Pipes, UnixStream), S
     // Our copies must go, or EOF would never come on the events pipe and control socket.
     drop((ctl_child, events_write));
     let pipes = Pipes::take(&mut child, events_read)?;
-    ctl.set_nonblocking(true)
-        .map_err(|e| SandboxError::io("could not set up the control socket", e))?;
-    let ctl = UnixStream::from_std(ctl)
-        .map_err(|e| SandboxError::io("could not register the control socket", e))?;
+    ctl.set_nonblocking(true).map_err(|e| SandboxError::io("could not set up the control socket", e))?;
+    let ctl = UnixStream::from_std(ctl).map_err(|e| SandboxError::io("could not register the control socket", e))?;
     Ok((child, pipes, ctl))
 }
 
@@ -96,10 +91,7 @@ fn spawn(mut command: Command, program: &Path) -> Result<Child, SandboxError> {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|source| SandboxError::Spawn {
-            program: program.to_path_buf(),
-            source,
-        })
+        .map_err(|source| SandboxError::Spawn { program: program.to_path_buf(), source })
 }
 
 impl Pipes {
@@ -117,8 +109,7 @@ impl Pipes {
 
 /// A close-on-exec pipe: (read end, write end).
 fn events_pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    pipe2(OFlag::O_CLOEXEC)
-        .map_err(|e| SandboxError::io("could not create the events pipe", io::Error::from(e)))
+    pipe2(OFlag::O_CLOEXEC).map_err(|e| SandboxError::io("could not create the events pipe", io::Error::from(e)))
 }
 
 /// Runs in the forked child: lets `fd` survive `execve`.

@@ -24,17 +24,10 @@ use crate::spec::BUNDLE_MOUNT;
 use crate::step::{Stage, StepError};
 
 /// Host runtime directories bound read-only when they exist (symlinks are recreated).
-const RUNTIME_DIRS: &[&str] = &[
-    "/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin",
-];
+const RUNTIME_DIRS: &[&str] = &["/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin"];
 /// The only host `/etc` entries runtimes need; never `/etc/shadow` or `/etc/passwd`.
-const ETC_ENTRIES: &[&str] = &[
-    "/etc/ssl/certs",
-    "/etc/ssl/openssl.cnf",
-    "/etc/alternatives",
-    "/etc/ld.so.cache",
-    "/etc/localtime",
-];
+const ETC_ENTRIES: &[&str] =
+    &["/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime"];
 /// Device nodes bound from the host (read-write, they are harmless).
 const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"];
 /// Name of the subdirectory of the run dir the new root is mounted on.
@@ -70,41 +63,24 @@ impl RootPlan {
         }
         for device in DEVICES {
             let source = open_path(Path::new(device))?;
-            entries.push(Entry::Device {
-                source,
-                target: (*device).to_string(),
-            });
+            entries.push(Entry::Device { source, target: (*device).to_string() });
         }
-        for (name, fd) in [
-            ("fd", ""),
-            ("stdin", "/0"),
-            ("stdout", "/1"),
-            ("stderr", "/2"),
-        ] {
+        for (name, fd) in [("fd", ""), ("stdin", "/0"), ("stdout", "/1"), ("stderr", "/2")] {
             entries.push(Entry::Symlink {
                 target: format!("/dev/{name}"),
                 points_to: PathBuf::from(format!("/proc/self/fd{fd}")),
             });
         }
         entries.extend(etc_files(config));
-        entries.push(Entry::ReadOnly {
-            source: open_path(&config.bundle_dir)?,
-            target: BUNDLE_MOUNT.to_string(),
-        });
+        entries.push(Entry::ReadOnly { source: open_path(&config.bundle_dir)?, target: BUNDLE_MOUNT.to_string() });
         for (host, inside) in &config.extra_ro_mounts {
-            entries.push(Entry::ReadOnly {
-                source: open_path(host)?,
-                target: inside.clone(),
-            });
+            entries.push(Entry::ReadOnly { source: open_path(host)?, target: inside.clone() });
         }
         entries.push(Entry::Tmpfs {
             target: "/work".into(),
             options: tmpfs_options(config.work_bytes, 0o755, config.agent_uid, config.agent_gid),
         });
-        entries.push(Entry::Tmpfs {
-            target: "/tmp".into(),
-            options: tmpfs_options(config.tmp_bytes, 0o1777, 0, 0),
-        });
+        entries.push(Entry::Tmpfs { target: "/tmp".into(), options: tmpfs_options(config.tmp_bytes, 0o1777, 0, 0) });
         Ok(RootPlan { entries })
     }
 
@@ -112,8 +88,7 @@ impl RootPlan {
     /// run dir as its cwd; afterwards cwd is the new `/`, which is read-only.
     pub(crate) fn build(self) -> Result<(), StepError> {
         let none: Option<&str> = None;
-        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
-            .stage(|| "making / private".into())?;
+        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).stage(|| "making / private".into())?;
         mount(
             Some("tmpfs"),
             ROOT_MOUNTPOINT,
@@ -144,11 +119,7 @@ impl RootPlan {
             none,
             "/",
             none,
-            MsFlags::MS_REMOUNT
-                | MsFlags::MS_BIND
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             none,
         )
         .stage(|| "making / read-only".into())
@@ -176,14 +147,8 @@ impl Entry {
             Entry::Tmpfs { target, options } => {
                 let at = relative(&target);
                 make_dir(&at)?;
-                mount(
-                    Some("tmpfs"),
-                    &at,
-                    Some("tmpfs"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                    Some(options.as_str()),
-                )
-                .stage(|| format!("mounting tmpfs on {target}"))
+                mount(Some("tmpfs"), &at, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(options.as_str()))
+                    .stage(|| format!("mounting tmpfs on {target}"))
             }
         }
     }
@@ -196,15 +161,9 @@ fn host_entry(host: &Path, target: &str) -> Result<Option<Entry>, StepError> {
     };
     if meta.file_type().is_symlink() {
         let points_to = fs::read_link(host).stage(|| format!("reading link {}", host.display()))?;
-        return Ok(Some(Entry::Symlink {
-            target: target.to_string(),
-            points_to,
-        }));
+        return Ok(Some(Entry::Symlink { target: target.to_string(), points_to }));
     }
-    Ok(Some(Entry::ReadOnly {
-        source: open_path(host)?,
-        target: target.to_string(),
-    }))
+    Ok(Some(Entry::ReadOnly { source: open_path(host)?, target: target.to_string() }))
 }
 
 /// The sandbox's own `/etc` files: the agent and root users, localhost, files-only NSS.
@@ -221,21 +180,12 @@ fn etc_files(config: &InitConfig) -> Vec<Entry> {
     [
         ("/etc/passwd", passwd),
         ("/etc/group", group),
-        (
-            "/etc/hosts",
-            "127.0.0.1 localhost agentd\n::1 localhost\n".into(),
-        ),
+        ("/etc/hosts", "127.0.0.1 localhost agentd\n::1 localhost\n".into()),
         ("/etc/hostname", "agentd\n".into()),
-        (
-            "/etc/nsswitch.conf",
-            "passwd: files\ngroup: files\nhosts: files\n".into(),
-        ),
+        ("/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n".into()),
     ]
     .into_iter()
-    .map(|(target, content)| Entry::File {
-        target: target.into(),
-        content,
-    })
+    .map(|(target, content)| Entry::File { target: target.into(), content })
     .collect()
 }
 
@@ -246,8 +196,7 @@ fn tmpfs_options(bytes: u64, mode: u32, uid: u32, gid: u32) -> String {
 }
 
 fn open_path(host: &Path) -> Result<OwnedFd, StepError> {
-    open(host, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .stage(|| format!("opening {}", host.display()))
+    open(host, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).stage(|| format!("opening {}", host.display()))
 }
 
 /// Bind-mounts `source` (an `O_PATH` fd) on `target` inside the new root, creating the
@@ -267,27 +216,16 @@ fn bind(source: &OwnedFd, target: &str) -> Result<(), StepError> {
     }
     let from = format!("/proc/self/fd/{}", source.as_raw_fd());
     let none: Option<&str> = None;
-    mount(
-        Some(from.as_str()),
-        &at,
-        none,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        none,
-    )
-    .stage(|| format!("binding {target}"))
+    mount(Some(from.as_str()), &at, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
+        .stage(|| format!("binding {target}"))
 }
 
 /// Remounts a bind read-only. Inside a user namespace the flags the host mount has
 /// (nosuid, nodev, noexec, atime) are locked and must be repeated, or the kernel says EPERM.
 fn remount_read_only(source: &OwnedFd, target: &str) -> Result<(), StepError> {
-    let host = fstatvfs(source)
-        .stage(|| format!("reading mount flags of the source of {target}"))?
-        .flags();
-    let mut flags = MsFlags::MS_BIND
-        | MsFlags::MS_REMOUNT
-        | MsFlags::MS_RDONLY
-        | MsFlags::MS_NOSUID
-        | MsFlags::MS_NODEV;
+    let host = fstatvfs(source).stage(|| format!("reading mount flags of the source of {target}"))?.flags();
+    let mut flags =
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     for (has, set) in [
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
         (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
@@ -311,11 +249,7 @@ fn relative(target: &str) -> PathBuf {
 }
 
 fn make_dir(at: &Path) -> Result<(), StepError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(at)
-        .stage(|| format!("creating /{}", at.display()))
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(at).stage(|| format!("creating /{}", at.display()))
 }
 
 fn make_parent(at: &Path) -> Result<(), StepError> {

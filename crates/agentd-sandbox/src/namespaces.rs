@@ -36,10 +36,7 @@ impl IdMapping {
         if Uid::effective().is_root() {
             IdMapping::Range
         } else {
-            IdMapping::Single {
-                uid: Uid::effective().as_raw(),
-                gid: Gid::effective().as_raw(),
-            }
+            IdMapping::Single { uid: Uid::effective().as_raw(), gid: Gid::effective().as_raw() }
         }
     }
 
@@ -63,8 +60,7 @@ impl IdMapping {
         };
         let write = |file: &str, content: &str| {
             let path = format!("/proc/{pid}/{file}");
-            fs::write(&path, content)
-                .map_err(|e| SandboxError::io(format!("could not write {path}"), e))
+            fs::write(&path, content).map_err(|e| SandboxError::io(format!("could not write {path}"), e))
         };
         write("setgroups", "deny")?;
         write("uid_map", &uid_map)?;

@@ -26,13 +26,7 @@ pub(crate) struct Output {
 
 impl Output {
     pub(crate) fn new(lines: mpsc::Sender<OutputLine>, max_bytes: u64, max_line: usize) -> Self {
-        Output {
-            lines,
-            max_bytes,
-            max_line,
-            total: AtomicU64::new(0),
-            receiver_gone: AtomicBool::new(false),
-        }
+        Output { lines, max_bytes, max_line, total: AtomicU64::new(0), receiver_gone: AtomicBool::new(false) }
     }
 
     /// Bytes read so far from all streams.
@@ -93,10 +87,7 @@ pub(crate) struct LineSplitter {
 
 impl LineSplitter {
     pub(crate) fn new(max: usize) -> Self {
-        LineSplitter {
-            pending: Vec::new(),
-            max: max.max(4),
-        }
+        LineSplitter { pending: Vec::new(), max: max.max(4) }
     }
 
     /// Adds bytes; returns the lines completed (or cut) by them.

@@ -58,32 +58,15 @@ fn drop_bounding_set() -> io::Result<()> {
 /// stays uid 0 inside (single-id mapping); a no-op after a change to a non-zero uid.
 fn clear_capabilities() -> io::Result<()> {
     // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL takes no pointers.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        )
-    };
+    let rc = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut header = CapHeader {
-        version: CAPABILITY_VERSION_3,
-        pid: 0,
-    };
+    let mut header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
     let data = [CapData::default(); 2];
     // SAFETY: header and data are valid for the duration of the call and laid out as the
     // kernel's `__user_cap_header_struct` and two `__user_cap_data_struct`s (version 3).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capset,
-            &mut header as *mut CapHeader,
-            data.as_ptr(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }

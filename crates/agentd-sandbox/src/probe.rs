@@ -1,45 +1,41 @@
 //! What the host supports, checked once in `Sandbox::new`: the namespaces a run needs
-//! (missing ones are an error), and the hardening this version does not apply yet (logged).
+//! (missing ones are an error, proven by running the init program in probe mode), and the
+//! hardening this version does not apply yet (logged).
 
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nix::unistd::Uid;
 
+use crate::INIT_ARG;
 use crate::error::SandboxError;
+use crate::init::PROBE_ARG;
 use crate::sandbox::SandboxSettings;
 
 const NAMESPACES: &[&str] = &["user", "mnt", "pid", "net", "ipc", "uts"];
 /// Mechanisms of DESIGN.md §6 that this version does not apply yet.
 const NOT_YET_APPLIED: &[&str] = &["seccomp filter", "landlock", "cgroup limits", "rlimits"];
+/// A sandbox init answers the probe in milliseconds.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) fn check_host(settings: &SandboxSettings) -> Result<(), SandboxError> {
     let unsupported = |reason: String| SandboxError::Unsupported { reason };
     if !settings.init_program.is_file() {
-        return Err(unsupported(format!(
-            "init program {} is not a file",
-            settings.init_program.display()
-        )));
+        return Err(unsupported(format!("init program {} is not a file", settings.init_program.display())));
     }
-    fs::create_dir_all(&settings.scratch_dir).map_err(|e| {
-        SandboxError::io(
-            format!(
-                "could not create scratch dir {}",
-                settings.scratch_dir.display()
-            ),
-            e,
-        )
-    })?;
+    fs::create_dir_all(&settings.scratch_dir)
+        .map_err(|e| SandboxError::io(format!("could not create scratch dir {}", settings.scratch_dir.display()), e))?;
     for ns in NAMESPACES {
         if !Path::new("/proc/self/ns").join(ns).exists() {
             return Err(unsupported(format!("the kernel has no {ns} namespaces")));
         }
     }
     if read_number("/proc/sys/user/max_user_namespaces") == Some(0) {
-        return Err(unsupported(
-            "user namespaces are disabled (sysctl user.max_user_namespaces = 0)".into(),
-        ));
+        return Err(unsupported("user namespaces are disabled (sysctl user.max_user_namespaces = 0)".into()));
     }
     if !Uid::effective().is_root() {
         if read_number("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
@@ -50,15 +46,14 @@ pub(crate) fn check_host(settings: &SandboxSettings) -> Result<(), SandboxError>
             ));
         }
         if read_number("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
-            tracing::warn!(
-                "AppArmor restricts unprivileged user namespaces; sandbox setup may fail"
-            );
+            tracing::warn!("AppArmor restricts unprivileged user namespaces; sandbox setup may fail");
         }
         tracing::warn!(
             "not running as root: the agent runs as uid 0 inside its sandbox, \
              without capabilities, mapped to this user's uid"
         );
     }
+    probe_init(&settings.init_program)?;
     for mechanism in NOT_YET_APPLIED {
         tracing::warn!(mechanism, "sandbox mechanism not applied by this version");
     }
@@ -82,6 +77,47 @@ pub(crate) fn check_readable_by_others(dir: &Path) -> Result<(), SandboxError> {
         });
     }
     Ok(())
+}
+
+/// Runs `<init_program> __sandbox-init --probe`: proves that the program is a sandbox init
+/// and that this process may create the namespaces (seccomp profiles of container runtimes
+/// often forbid it even where `/proc` says yes).
+fn probe_init(program: &Path) -> Result<(), SandboxError> {
+    let mut child = Command::new(program)
+        .args([INIT_ARG, PROBE_ARG])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| SandboxError::Spawn { program: program.to_path_buf(), source })?;
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            Ok(None) | Err(_) => {
+                // Not a sandbox init (or hung): stop it before reporting.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SandboxError::Unsupported {
+                    reason: format!(
+                        "{} did not answer the sandbox probe; it must call init_main() when \
+                         its first argument is {INIT_ARG}",
+                        program.display()
+                    ),
+                });
+            }
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr); // best effort, for the message only
+    }
+    Err(SandboxError::Unsupported { reason: format!("the sandbox probe failed ({status}): {}", stderr.trim()) })
 }
 
 fn read_number(path: &str) -> Option<u64> {

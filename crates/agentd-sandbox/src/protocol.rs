@@ -92,9 +92,7 @@ pub(crate) fn write_frame<T: Serialize>(mut out: impl Write, msg: &T) -> io::Res
 }
 
 /// Blocking read of one frame; `None` on a clean EOF before a frame starts.
-pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(
-    mut input: impl Read,
-) -> io::Result<Option<T>> {
+pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(mut input: impl Read) -> io::Result<Option<T>> {
     let mut header = [0u8; 4];
     match input.read_exact(&mut header) {
         Ok(()) => {}
@@ -107,17 +105,12 @@ pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(
 }
 
 /// Async write of one frame (supervisor side).
-pub(crate) async fn send<T: Serialize>(
-    out: &mut (impl AsyncWrite + Unpin),
-    msg: &T,
-) -> io::Result<()> {
+pub(crate) async fn send<T: Serialize>(out: &mut (impl AsyncWrite + Unpin), msg: &T) -> io::Result<()> {
     out.write_all(&encode(msg)?).await
 }
 
 /// Async read of one frame; `None` on a clean EOF before a frame starts.
-pub(crate) async fn recv<T: for<'de> Deserialize<'de>>(
-    input: &mut (impl AsyncRead + Unpin),
-) -> io::Result<Option<T>> {
+pub(crate) async fn recv<T: for<'de> Deserialize<'de>>(input: &mut (impl AsyncRead + Unpin)) -> io::Result<Option<T>> {
     let mut header = [0u8; 4];
     match input.read_exact(&mut header).await {
         Ok(_) => {}
@@ -130,7 +123,6 @@ pub(crate) async fn recv<T: for<'de> Deserialize<'de>>(
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failing test should panic")]
 mod tests {
     use super::*;
 
@@ -141,10 +133,7 @@ mod tests {
         write_frame(&mut buf, &FromInit::Unshared).unwrap();
         let mut input = &buf[..];
         let first: Option<FromInit> = read_frame(&mut input).unwrap();
-        assert!(matches!(
-            first,
-            Some(FromInit::Exited(AgentStatus::Signal(9)))
-        ));
+        assert!(matches!(first, Some(FromInit::Exited(AgentStatus::Signal(9)))));
         let second: Option<FromInit> = read_frame(&mut input).unwrap();
         assert!(matches!(second, Some(FromInit::Unshared)));
         let end: Option<FromInit> = read_frame(&mut input).unwrap();

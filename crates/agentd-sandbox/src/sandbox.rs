@@ -50,10 +50,7 @@ impl Sandbox {
     /// Probes what the host supports (logging what is missing) and prepares the scratch dir.
     pub fn new(settings: SandboxSettings) -> Result<Sandbox, SandboxError> {
         probe::check_host(&settings)?;
-        Ok(Sandbox {
-            settings,
-            mapping: IdMapping::for_current_process(),
-        })
+        Ok(Sandbox { settings, mapping: IdMapping::for_current_process() })
     }
 
     /// Runs `spec` to its end. Lines go to `lines` as they come; `cancel` kills the run.
@@ -70,15 +67,7 @@ impl Sandbox {
         let started = Instant::now();
         let run_dir = create_run_dir(&self.settings.scratch_dir)?;
         let (agent_uid, agent_gid) = self.mapping.agent_ids();
-        let RunSpec {
-            program,
-            args,
-            env,
-            bundle_dir,
-            extra_ro_mounts,
-            stdin,
-            limits,
-        } = spec;
+        let RunSpec { program, args, env, bundle_dir, extra_ro_mounts, stdin, limits } = spec;
         let config = InitConfig {
             program,
             args,
@@ -100,11 +89,7 @@ impl Sandbox {
             tracing::warn!(error = %e, "could not remove the run's scratch dir");
         }
         let ending = ending?;
-        Ok(RunOutcome {
-            termination: ending.termination(),
-            wall: started.elapsed(),
-            output_bytes: output.total(),
-        })
+        Ok(RunOutcome { termination: ending.termination(), wall: started.elapsed(), output_bytes: output.total() })
     }
 }
 
@@ -115,10 +100,7 @@ fn create_run_dir(scratch: &std::path::Path) -> Result<tempfile::TempDir, Sandbo
         let action = format!("{action} in {}", scratch.display());
         move |e| SandboxError::io(action, e)
     };
-    let dir = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(scratch)
-        .map_err(io("could not create a run dir"))?;
+    let dir = tempfile::Builder::new().prefix("run-").tempdir_in(scratch).map_err(io("could not create a run dir"))?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
         .map_err(io("could not set the run dir's mode"))?;
     std::fs::DirBuilder::new()
@@ -135,27 +117,19 @@ async fn drive(
     config: InitConfig,
     mapping: IdMapping,
 ) -> Result<AgentStatus, SandboxError> {
-    let pid = init
-        .id()
-        .ok_or_else(|| SandboxError::protocol("the init exited at once"))?;
+    let pid = init.id().ok_or_else(|| SandboxError::protocol("the init exited at once"))?;
     let send_failed = |e| SandboxError::io("could not write to the sandbox init", e);
-    protocol::send(ctl, &ToInit::Config(Box::new(config)))
-        .await
-        .map_err(send_failed)?;
+    protocol::send(ctl, &ToInit::Config(Box::new(config))).await.map_err(send_failed)?;
     match protocol::recv(ctl).await {
         Ok(Some(FromInit::Unshared)) => {}
         other => return Err(unexpected(other, init, "unsharing").await),
     }
     mapping.write_maps(pid)?;
-    protocol::send(ctl, &ToInit::Go)
-        .await
-        .map_err(send_failed)?;
+    protocol::send(ctl, &ToInit::Go).await.map_err(send_failed)?;
     match protocol::recv(ctl).await {
         Ok(Some(FromInit::Exited(status))) => {
             // The init exits as soon as PID 1 (and with it the namespace) is gone.
-            init.wait()
-                .await
-                .map_err(|e| SandboxError::io("could not wait for the sandbox init", e))?;
+            init.wait().await.map_err(|e| SandboxError::io("could not wait for the sandbox init", e))?;
             Ok(status)
         }
         other => Err(unexpected(other, init, "running the program").await),
@@ -163,11 +137,7 @@ async fn drive(
 }
 
 /// Turns anything but the expected message into the error that explains it.
-async fn unexpected(
-    message: std::io::Result<Option<FromInit>>,
-    init: &mut Child,
-    during: &str,
-) -> SandboxError {
+async fn unexpected(message: std::io::Result<Option<FromInit>>, init: &mut Child, during: &str) -> SandboxError {
     match message {
         Ok(Some(FromInit::Failed { stage, message })) => SandboxError::Setup { stage, message },
         Ok(Some(other)) => SandboxError::protocol(format!("unexpected {other:?} while {during}")),
@@ -179,10 +149,7 @@ async fn unexpected(
                 status.unwrap_or_else(|e| e.to_string())
             ))
         }
-        Err(e) => SandboxError::io(
-            format!("could not read from the sandbox init while {during}"),
-            e,
-        ),
+        Err(e) => SandboxError::io(format!("could not read from the sandbox init while {during}"), e),
     }
 }
 
@@ -215,10 +182,7 @@ mod tests {
     fn run_futures_are_send() {
         fn assert_send<T: Send>(_: &T) {}
         let sandbox = Sandbox {
-            settings: SandboxSettings {
-                init_program: "/nonexistent".into(),
-                scratch_dir: "/nonexistent".into(),
-            },
+            settings: SandboxSettings { init_program: "/nonexistent".into(), scratch_dir: "/nonexistent".into() },
             mapping: IdMapping::Range,
         };
         let spec = RunSpec {

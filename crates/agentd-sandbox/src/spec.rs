@@ -89,10 +89,7 @@ impl RunSpec {
     pub(crate) fn validate(&self) -> Result<(), SandboxError> {
         let invalid = |reason: String| Err(SandboxError::InvalidSpec { reason });
         if !is_clean_absolute(&self.program) {
-            return invalid(format!(
-                "program {:?} must be an absolute path inside the sandbox",
-                self.program
-            ));
+            return invalid(format!("program {:?} must be an absolute path inside the sandbox", self.program));
         }
         for (host, inside) in &self.extra_ro_mounts {
             if !is_clean_absolute(inside) || inside == "/" {
@@ -105,20 +102,14 @@ impl RunSpec {
             }
         }
         if !self.bundle_dir.is_dir() {
-            return invalid(format!(
-                "bundle_dir {} is not a directory",
-                self.bundle_dir.display()
-            ));
+            return invalid(format!("bundle_dir {} is not a directory", self.bundle_dir.display()));
         }
         if self.limits.max_line_bytes < 4 {
             return invalid("max_line_bytes must be at least 4 (one UTF-8 character)".into());
         }
         let has_nul = |s: &str| s.contains('\0');
         if self.args.iter().any(|a| has_nul(a))
-            || self
-                .env
-                .iter()
-                .any(|(k, v)| has_nul(k) || has_nul(v) || k.contains('=') || k.is_empty())
+            || self.env.iter().any(|(k, v)| has_nul(k) || has_nul(v) || k.contains('=') || k.is_empty())
         {
             return invalid("args and env must not contain NUL; env names need no `=`".into());
         }
@@ -128,9 +119,7 @@ impl RunSpec {
 
 /// True for `/a/b` style paths: absolute, no `.`/`..` components, no NUL.
 pub(crate) fn is_clean_absolute(path: &str) -> bool {
-    path.starts_with('/')
-        && !path.contains('\0')
-        && path.split('/').all(|part| part != "." && part != "..")
+    path.starts_with('/') && !path.contains('\0') && path.split('/').all(|part| part != "." && part != "..")
 }
 
 #[cfg(test)]

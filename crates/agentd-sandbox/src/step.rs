@@ -17,9 +17,6 @@ pub(crate) trait Stage<T> {
 
 impl<T, E: Display> Stage<T> for Result<T, E> {
     fn stage(self, stage: impl FnOnce() -> String) -> Result<T, StepError> {
-        self.map_err(|e| StepError {
-            stage: stage(),
-            message: e.to_string(),
-        })
+        self.map_err(|e| StepError { stage: stage(), message: e.to_string() })
     }
 }

@@ -53,12 +53,7 @@ pub(crate) async fn supervise(
     cancel: &CancellationToken,
     exit: impl Future<Output = Result<AgentStatus, SandboxError>>,
 ) -> Result<Ending, SandboxError> {
-    let Pipes {
-        stdin: stdin_pipe,
-        stdout,
-        stderr,
-        events,
-    } = pipes;
+    let Pipes { stdin: stdin_pipe, stdout, stderr, events } = pipes;
     // try_join: the first pump over the cap stops all of them.
     let drained = async {
         tokio::try_join!(
@@ -74,9 +69,7 @@ pub(crate) async fn supervise(
     };
     let done = async {
         let (status, ()) = tokio::try_join!(async { exit.await.map_err(Halt::Failed) }, async {
-            drained
-                .await
-                .map_err(|OutputLimitExceeded| Halt::OutputLimit)
+            drained.await.map_err(|OutputLimitExceeded| Halt::OutputLimit)
         },)?;
         Ok::<_, Halt>(status)
     };

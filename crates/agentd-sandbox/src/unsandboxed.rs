@@ -42,16 +42,9 @@ pub async fn run_unsandboxed(
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw)
         .ok_or_else(|| SandboxError::protocol("the program exited at once"))?;
-    let output = Output::new(
-        lines,
-        spec.limits.max_output_bytes,
-        spec.limits.max_line_bytes,
-    );
+    let output = Output::new(lines, spec.limits.max_output_bytes, spec.limits.max_line_bytes);
     let exited = async {
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| SandboxError::io("could not wait for the program", e))?;
+        let status = child.wait().await.map_err(|e| SandboxError::io("could not wait for the program", e))?;
         kill_group(group);
         Ok(match (status.code(), status.signal()) {
             (Some(code), _) => AgentStatus::Code(code),
@@ -70,11 +63,7 @@ pub async fn run_unsandboxed(
         tracing::warn!(error = %e, "could not remove the unsandboxed run's temp dir");
     }
     let ending = ending?;
-    Ok(RunOutcome {
-        termination: ending.termination(),
-        wall: started.elapsed(),
-        output_bytes: output.total(),
-    })
+    Ok(RunOutcome { termination: ending.termination(), wall: started.elapsed(), output_bytes: output.total() })
 }
 
 fn kill_group(group: Pid) {
@@ -84,11 +73,8 @@ fn kill_group(group: Pid) {
 
 /// The host path of `spec.program`, following the mounts the sandbox would set up.
 fn host_path(spec: &RunSpec) -> PathBuf {
-    let mounts = std::iter::once((spec.bundle_dir.as_path(), BUNDLE_MOUNT)).chain(
-        spec.extra_ro_mounts
-            .iter()
-            .map(|(host, inside)| (host.as_path(), inside.as_str())),
-    );
+    let mounts = std::iter::once((spec.bundle_dir.as_path(), BUNDLE_MOUNT))
+        .chain(spec.extra_ro_mounts.iter().map(|(host, inside)| (host.as_path(), inside.as_str())));
     let program = Path::new(&spec.program);
     mounts
         .filter_map(|(host, inside)| {

@@ -55,7 +55,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             let settings = WorkerSettings {
                 data_dir: args.data_dir.clone(),
                 slots,
-                lease: Duration::from_secs(30),
+                lease: Duration::from_secs(args.lease_s),
                 worker_id: format!("embedded-{}", uuid::Uuid::now_v7().simple()),
                 retry: RetryPolicy::default(),
                 api_url: args.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// The URL agents use to reach the API (`AGENTD_API_URL` inside the sandbox).
     #[arg(long, env = "AGENTD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Seconds a claimed run stays leased without renewal; after a crash, runs come back
+    /// this long after their last renewal.
+    #[arg(long, env = "AGENTD_LEASE_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_s: u64,
     /// Log as JSON lines (default in production).
     #[arg(long, env = "AGENTD_LOG_JSON")]
     pub log_json: bool,

@@ -14,32 +14,17 @@ pub fn tests() -> Vec<Test> {
             "agent_is_read_only_while_work_and_tmp_are_writable_and_cwd_is_work",
             agent_is_read_only_while_work_and_tmp_are_writable_and_cwd_is_work,
         ),
-        (
-            "the_host_etc_shadow_and_root_home_are_not_visible",
-            the_host_etc_shadow_and_root_home_are_not_visible,
-        ),
+        ("the_host_etc_shadow_and_root_home_are_not_visible", the_host_etc_shadow_and_root_home_are_not_visible),
         (
             "the_agent_runs_as_uid_1000_without_capabilities_or_groups",
             the_agent_runs_as_uid_1000_without_capabilities_or_groups,
         ),
         ("host_processes_are_invisible", host_processes_are_invisible),
-        (
-            "a_tcp_connect_to_a_host_listener_fails",
-            a_tcp_connect_to_a_host_listener_fails,
-        ),
-        (
-            "only_fds_0_to_3_reach_the_program",
-            only_fds_0_to_3_reach_the_program,
-        ),
-        (
-            "extra_mounts_are_visible_read_only",
-            extra_mounts_are_visible_read_only,
-        ),
+        ("a_tcp_connect_to_a_host_listener_fails", a_tcp_connect_to_a_host_listener_fails),
+        ("only_fds_0_to_3_reach_the_program", only_fds_0_to_3_reach_the_program),
+        ("extra_mounts_are_visible_read_only", extra_mounts_are_visible_read_only),
         ("tmp_is_size_capped", tmp_is_size_capped),
-        (
-            "hostname_is_agentd_and_passwd_is_the_sandboxs_own",
-            hostname_is_agentd_and_passwd_is_the_sandboxs_own,
-        ),
+        ("hostname_is_agentd_and_passwd_is_the_sandboxs_own", hostname_is_agentd_and_passwd_is_the_sandboxs_own),
     ]
 }
 
@@ -51,46 +36,29 @@ touch /usr/new 2>/dev/null && echo usr-writable || echo usr-read-only
 touch /new 2>/dev/null && echo root-writable || echo root-read-only
 echo w > /work/f && cat /work/f
 echo t > /tmp/f && cat /tmp/f"#);
-    assert_eq!(
-        run.stdout(),
-        [
-            "/work",
-            "agent-read-only",
-            "usr-read-only",
-            "root-read-only",
-            "w",
-            "t"
-        ]
-    );
+    assert_eq!(run.stdout(), ["/work", "agent-read-only", "usr-read-only", "root-read-only", "w", "t"]);
     assert!(!env.bundle.path().join("new").exists());
 }
 
 fn the_host_etc_shadow_and_root_home_are_not_visible() {
     let env = TestEnv::new();
-    let run = env.sh(
-        r#"test -e /etc/shadow && echo shadow-visible || echo no-shadow
+    let run = env.sh(r#"test -e /etc/shadow && echo shadow-visible || echo no-shadow
 ls /root >/dev/null 2>&1 && echo root-listable || echo no-root
-ls /home >/dev/null 2>&1 && echo home-listable || echo no-home"#,
-    );
+ls /home >/dev/null 2>&1 && echo home-listable || echo no-home"#);
     assert_eq!(run.stdout(), ["no-shadow", "no-root", "no-home"]);
 }
 
 fn the_agent_runs_as_uid_1000_without_capabilities_or_groups() {
     let env = TestEnv::new();
-    let run = env.sh(
-        "id -u\nid -g\ngrep -E '^(Groups|NoNewPrivs|Cap(Inh|Prm|Eff|Bnd|Amb))' /proc/self/status",
-    );
+    let run = env.sh("id -u\nid -g\ngrep -E '^(Groups|NoNewPrivs|Cap(Inh|Prm|Eff|Bnd|Amb))' /proc/self/status");
     let out = run.stdout();
     if nix::unistd::Uid::effective().is_root() {
         assert_eq!(out[..2], ["1000", "1000"]);
     } else {
         assert_eq!(out[..2], ["0", "0"]);
     }
-    let status: Vec<(&str, &str)> = out[2..]
-        .iter()
-        .map(|l| l.split_once(':').unwrap())
-        .map(|(k, v)| (k, v.trim()))
-        .collect();
+    let status: Vec<(&str, &str)> =
+        out[2..].iter().map(|l| l.split_once(':').unwrap()).map(|(k, v)| (k, v.trim())).collect();
     assert_eq!(status.len(), 7, "{status:?}");
     for (key, value) in status {
         match key {
@@ -104,10 +72,7 @@ fn the_agent_runs_as_uid_1000_without_capabilities_or_groups() {
 fn host_processes_are_invisible() {
     let env = TestEnv::new();
     let run = env.sh("ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '");
-    let pids: Vec<u32> = run.stdout()[0]
-        .split_whitespace()
-        .map(|p| p.parse().unwrap())
-        .collect();
+    let pids: Vec<u32> = run.stdout()[0].split_whitespace().map(|p| p.parse().unwrap()).collect();
     // The shell, ls, grep, sort, tr (and PID 1 when it has the agent's uid): a handful,
     // all small.
     assert!(!pids.is_empty() && pids.len() <= 8, "{pids:?}");
@@ -121,29 +86,17 @@ fn a_tcp_connect_to_a_host_listener_fails() {
     let code = format!(
         "import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n    print('connected')\nexcept OSError as e:\n    print('refused', e.errno)"
     );
-    let run = env
-        .run(env.spec("/usr/bin/python3", &["-c", &code]))
-        .unwrap();
-    assert_eq!(
-        run.outcome.termination,
-        Termination::Exited(0),
-        "{:?}",
-        run.lines
-    );
+    let run = env.run(env.spec("/usr/bin/python3", &["-c", &code])).unwrap();
+    assert_eq!(run.outcome.termination, Termination::Exited(0), "{:?}", run.lines);
     assert!(run.stdout()[0].starts_with("refused"), "{:?}", run.stdout());
     listener.set_nonblocking(true).unwrap();
-    assert!(
-        listener.accept().is_err(),
-        "the host listener got a connection"
-    );
+    assert!(listener.accept().is_err(), "the host listener got a connection");
 }
 
 fn only_fds_0_to_3_reach_the_program() {
     let env = TestEnv::new();
     // ls opens the directory it lists: that one fd points at .../fd itself.
-    let run = env
-        .run(env.spec("/usr/bin/ls", &["-l", "/proc/self/fd/"]))
-        .unwrap();
+    let run = env.run(env.spec("/usr/bin/ls", &["-l", "/proc/self/fd/"])).unwrap();
     let fds: Vec<(&str, &str)> = run
         .stdout()
         .into_iter()
@@ -180,8 +133,7 @@ fn extra_mounts_are_visible_read_only() {
 fn tmp_is_size_capped() {
     let env = TestEnv::new();
     // 1 MiB cap: writing 2 MiB fails with ENOSPC.
-    let run = env
-        .sh("dd if=/dev/zero of=/tmp/big bs=1024 count=2048 2>/dev/null && echo fits || echo full");
+    let run = env.sh("dd if=/dev/zero of=/tmp/big bs=1024 count=2048 2>/dev/null && echo fits || echo full");
     assert_eq!(run.stdout(), ["full"]);
 }
 

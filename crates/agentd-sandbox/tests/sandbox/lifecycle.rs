@@ -17,22 +17,10 @@ pub fn tests() -> Vec<Test> {
             "a_wall_timeout_returns_timed_out_quickly_and_leaves_no_process",
             a_wall_timeout_returns_timed_out_quickly_and_leaves_no_process,
         ),
-        (
-            "cancelling_a_run_kills_its_process_tree",
-            cancelling_a_run_kills_its_process_tree,
-        ),
-        (
-            "a_daemonized_child_is_killed_when_the_agent_exits",
-            a_daemonized_child_is_killed_when_the_agent_exits,
-        ),
-        (
-            "output_over_the_cap_kills_the_run_with_output_limit",
-            output_over_the_cap_kills_the_run_with_output_limit,
-        ),
-        (
-            "dropping_the_run_future_kills_the_process_tree",
-            dropping_the_run_future_kills_the_process_tree,
-        ),
+        ("cancelling_a_run_kills_its_process_tree", cancelling_a_run_kills_its_process_tree),
+        ("a_daemonized_child_is_killed_when_the_agent_exits", a_daemonized_child_is_killed_when_the_agent_exits),
+        ("output_over_the_cap_kills_the_run_with_output_limit", output_over_the_cap_kills_the_run_with_output_limit),
+        ("dropping_the_run_future_kills_the_process_tree", dropping_the_run_future_kills_the_process_tree),
         (
             "run_unsandboxed_times_out_and_kills_its_process_group",
             run_unsandboxed_times_out_and_kills_its_process_group,
@@ -48,26 +36,16 @@ fn a_wall_timeout_returns_timed_out_quickly_and_leaves_no_process() {
     let started = Instant::now();
     let run = env.run(spec).unwrap();
     assert_eq!(run.outcome.termination, Termination::TimedOut);
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     assert!(run.outcome.wall >= Duration::from_millis(300));
-    assert_eq!(
-        processes_with(&format!("sleep {marker}")),
-        Vec::<u32>::new()
-    );
+    assert_eq!(processes_with(&format!("sleep {marker}")), Vec::<u32>::new());
     env.assert_scratch_empty();
 }
 
 fn cancelling_a_run_kills_its_process_tree() {
     let env = TestEnv::new();
     let marker = "60.0202";
-    let program = env.script(
-        "run.sh",
-        &format!("#!/bin/sh\nsleep {marker} &\necho started\nsleep {marker}\n"),
-    );
+    let program = env.script("run.sh", &format!("#!/bin/sh\nsleep {marker} &\necho started\nsleep {marker}\n"));
     let cancel = CancellationToken::new();
     let (tx, mut rx) = mpsc::channel(16);
     let spec = env.spec(&program, &[]);
@@ -79,21 +57,14 @@ fn cancelling_a_run_kills_its_process_tree() {
             // The marker finds the run's processes while they live (so its absence means
             // something below).
             let pattern = format!("sleep {marker}");
-            assert!(eventually(Duration::from_secs(5), || processes_with(
-                &pattern
-            )
-            .len()
-                == 2));
+            assert!(eventually(Duration::from_secs(5), || processes_with(&pattern).len() == 2));
             cancel.cancel();
             while rx.recv().await.is_some() {}
         };
         tokio::join!(run, cancel_when_started).0
     });
     assert_eq!(outcome.unwrap().termination, Termination::Cancelled);
-    assert_eq!(
-        processes_with(&format!("sleep {marker}")),
-        Vec::<u32>::new()
-    );
+    assert_eq!(processes_with(&format!("sleep {marker}")), Vec::<u32>::new());
     env.assert_scratch_empty();
 }
 
@@ -101,19 +72,10 @@ fn a_daemonized_child_is_killed_when_the_agent_exits() {
     let env = TestEnv::new();
     let marker = "300.0303";
     // The background sleep keeps stdout open; the run must still end at once.
-    let run = env.sh(&format!(
-        "sleep {marker} &\nsetsid sleep {marker} > /dev/null 2>&1 &\necho done"
-    ));
+    let run = env.sh(&format!("sleep {marker} &\nsetsid sleep {marker} > /dev/null 2>&1 &\necho done"));
     assert_eq!(run.stdout(), ["done"]);
-    assert!(
-        run.outcome.wall < Duration::from_secs(5),
-        "{:?}",
-        run.outcome.wall
-    );
-    assert_eq!(
-        processes_with(&format!("sleep {marker}")),
-        Vec::<u32>::new()
-    );
+    assert!(run.outcome.wall < Duration::from_secs(5), "{:?}", run.outcome.wall);
+    assert_eq!(processes_with(&format!("sleep {marker}")), Vec::<u32>::new());
     env.assert_scratch_empty();
 }
 
@@ -134,10 +96,7 @@ fn output_over_the_cap_kills_the_run_with_output_limit() {
 fn dropping_the_run_future_kills_the_process_tree() {
     let env = TestEnv::new();
     let marker = "60.0404";
-    let program = env.script(
-        "run.sh",
-        &format!("#!/bin/sh\nsleep {marker} &\necho started\nsleep {marker}\n"),
-    );
+    let program = env.script("run.sh", &format!("#!/bin/sh\nsleep {marker} &\necho started\nsleep {marker}\n"));
     let spec = env.spec(&program, &[]);
     env.rt.block_on(async {
         let (tx, mut rx) = mpsc::channel(16);
@@ -150,8 +109,7 @@ fn dropping_the_run_future_kills_the_process_tree() {
     });
     let pattern = format!("sleep {marker}");
     assert!(
-        eventually(Duration::from_secs(5), || processes_with(&pattern)
-            .is_empty()),
+        eventually(Duration::from_secs(5), || processes_with(&pattern).is_empty()),
         "left behind: {:?}",
         processes_with(&pattern)
     );
@@ -161,18 +119,12 @@ fn dropping_the_run_future_kills_the_process_tree() {
 fn run_unsandboxed_times_out_and_kills_its_process_group() {
     let env = TestEnv::new();
     let marker = "60.0505";
-    let program = env.script(
-        "run.sh",
-        &format!("#!/bin/sh\nsleep {marker} &\nsleep {marker}\n"),
-    );
+    let program = env.script("run.sh", &format!("#!/bin/sh\nsleep {marker} &\nsleep {marker}\n"));
     let mut spec = env.spec(&program, &[]);
     spec.limits.wall_timeout = Duration::from_millis(300);
     let run = env.run_unsandboxed(spec).unwrap();
     assert_eq!(run.outcome.termination, Termination::TimedOut);
     let pattern = format!("sleep {marker}");
     // The group is killed at once, but tokio reaps the killed shell in the background.
-    assert!(eventually(Duration::from_secs(2), || processes_with(
-        &pattern
-    )
-    .is_empty()));
+    assert!(eventually(Duration::from_secs(2), || processes_with(&pattern).is_empty()));
 }

@@ -12,28 +12,13 @@ pub fn tests() -> Vec<Test> {
             "a_script_reads_stdin_and_its_stdout_stderr_and_fd3_lines_arrive_on_their_streams",
             a_script_reads_stdin_and_its_stdout_stderr_and_fd3_lines_arrive_on_their_streams,
         ),
-        (
-            "exit_codes_zero_and_three_are_reported",
-            exit_codes_zero_and_three_are_reported,
-        ),
-        (
-            "death_by_signal_is_reported_as_signaled",
-            death_by_signal_is_reported_as_signaled,
-        ),
+        ("exit_codes_zero_and_three_are_reported", exit_codes_zero_and_three_are_reported),
+        ("death_by_signal_is_reported_as_signaled", death_by_signal_is_reported_as_signaled),
         ("python3_runs_from_usr_bin", python3_runs_from_usr_bin),
         ("node_runs_from_usr_bin", node_runs_from_usr_bin),
-        (
-            "the_environment_is_exactly_the_spec_env",
-            the_environment_is_exactly_the_spec_env,
-        ),
-        (
-            "long_lines_are_split_to_at_most_max_line_bytes",
-            long_lines_are_split_to_at_most_max_line_bytes,
-        ),
-        (
-            "a_missing_program_is_a_setup_error_naming_execve",
-            a_missing_program_is_a_setup_error_naming_execve,
-        ),
+        ("the_environment_is_exactly_the_spec_env", the_environment_is_exactly_the_spec_env),
+        ("long_lines_are_split_to_at_most_max_line_bytes", long_lines_are_split_to_at_most_max_line_bytes),
+        ("a_missing_program_is_a_setup_error_naming_execve", a_missing_program_is_a_setup_error_naming_execve),
         (
             "run_unsandboxed_gives_the_same_output_for_the_same_script",
             run_unsandboxed_gives_the_same_output_for_the_same_script,
@@ -60,13 +45,7 @@ fn a_script_reads_stdin_and_its_stdout_stderr_and_fd3_lines_arrive_on_their_stre
     assert_eq!(run.outcome.termination, Termination::Exited(0));
     assert_eq!(run.stdout(), ["out: hello", "no newline at the end"]);
     assert_eq!(run.stream(Stream::Stderr), ["err: world"]);
-    assert_eq!(
-        run.stream(Stream::Events),
-        [
-            r#"{"type":"log","message":"hi"}"#,
-            r#"{"type":"output","data":42}"#
-        ]
-    );
+    assert_eq!(run.stream(Stream::Events), [r#"{"type":"log","message":"hi"}"#, r#"{"type":"output","data":42}"#]);
     let expected_bytes = "out: hello\nno newline at the end".len()
         + "err: world\n".len()
         + "{\"type\":\"log\",\"message\":\"hi\"}\n{\"type\":\"output\",\"data\":42}\n".len();
@@ -96,30 +75,17 @@ fn death_by_signal_is_reported_as_signaled() {
 fn python3_runs_from_usr_bin() {
     let env = TestEnv::new();
     let code = "import sys, os; print('py', sys.version_info[0]); os.write(3, b'{\"type\":\"output\"}\\n')";
-    let run = env
-        .run(env.spec("/usr/bin/python3", &["-c", code]))
-        .unwrap();
-    assert_eq!(
-        run.outcome.termination,
-        Termination::Exited(0),
-        "{:?}",
-        run.lines
-    );
+    let run = env.run(env.spec("/usr/bin/python3", &["-c", code])).unwrap();
+    assert_eq!(run.outcome.termination, Termination::Exited(0), "{:?}", run.lines);
     assert_eq!(run.stdout(), ["py 3"]);
     assert_eq!(run.stream(Stream::Events), [r#"{"type":"output"}"#]);
 }
 
 fn node_runs_from_usr_bin() {
     let env = TestEnv::new();
-    let code =
-        "console.log('node', process.version.startsWith('v')); require('fs').writeSync(3, 'ev\\n')";
+    let code = "console.log('node', process.version.startsWith('v')); require('fs').writeSync(3, 'ev\\n')";
     let run = env.run(env.spec("/usr/bin/node", &["-e", code])).unwrap();
-    assert_eq!(
-        run.outcome.termination,
-        Termination::Exited(0),
-        "{:?}",
-        run.lines
-    );
+    assert_eq!(run.outcome.termination, Termination::Exited(0), "{:?}", run.lines);
     assert_eq!(run.stdout(), ["node true"]);
     assert_eq!(run.stream(Stream::Events), ["ev"]);
 }
@@ -133,22 +99,12 @@ fn the_environment_is_exactly_the_spec_env() {
         ("WITH_SPACES".into(), "a b  c".into()),
     ];
     let run = env.run(spec).unwrap();
-    assert_eq!(
-        run.stdout(),
-        [
-            format!("PATH={PATH}").as_str(),
-            "AGENTD_EVENTS_FD=3",
-            "WITH_SPACES=a b  c"
-        ]
-    );
+    assert_eq!(run.stdout(), [format!("PATH={PATH}").as_str(), "AGENTD_EVENTS_FD=3", "WITH_SPACES=a b  c"]);
 }
 
 fn long_lines_are_split_to_at_most_max_line_bytes() {
     let env = TestEnv::new();
-    let mut spec = env.spec(
-        "/usr/bin/python3",
-        &["-c", "print('x' * 10000); print('é' * 3000)"],
-    );
+    let mut spec = env.spec("/usr/bin/python3", &["-c", "print('x' * 10000); print('é' * 3000)"]);
     spec.limits.max_line_bytes = 4096;
     let run = env.run(spec).unwrap();
     let out = run.stdout();
@@ -159,10 +115,7 @@ fn long_lines_are_split_to_at_most_max_line_bytes() {
 
 fn a_missing_program_is_a_setup_error_naming_execve() {
     let env = TestEnv::new();
-    let err = env
-        .run(env.spec("/agent/does-not-exist", &[]))
-        .err()
-        .unwrap();
+    let err = env.run(env.spec("/agent/does-not-exist", &[])).err().unwrap();
     match err {
         SandboxError::Setup { stage, .. } => assert!(stage.contains("execve"), "{stage}"),
         other => panic!("unexpected error {other:?}"),

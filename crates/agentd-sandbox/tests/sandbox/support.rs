@@ -7,9 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agentd_sandbox::{
-    OutputLine, RunLimits, RunOutcome, RunSpec, Sandbox, SandboxError, SandboxSettings, Stream,
-};
+use agentd_sandbox::{OutputLine, RunLimits, RunOutcome, RunSpec, Sandbox, SandboxError, SandboxSettings, Stream};
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -32,11 +30,7 @@ pub struct Run {
 
 impl Run {
     pub fn stream(&self, stream: Stream) -> Vec<&str> {
-        self.lines
-            .iter()
-            .filter(|l| l.stream == stream)
-            .map(|l| l.line.as_str())
-            .collect()
+        self.lines.iter().filter(|l| l.stream == stream).map(|l| l.line.as_str()).collect()
     }
 
     pub fn stdout(&self) -> Vec<&str> {
@@ -54,17 +48,8 @@ impl TestEnv {
             scratch_dir: scratch.path().to_path_buf(),
         })
         .unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        TestEnv {
-            sandbox,
-            bundle,
-            scratch,
-            rt,
-        }
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        TestEnv { sandbox, bundle, scratch, rt }
     }
 
     /// Writes an executable `/agent/<name>`.
@@ -99,34 +84,23 @@ impl TestEnv {
     }
 
     pub fn run_with(&self, spec: RunSpec, cancel: CancellationToken) -> Result<Run, SandboxError> {
-        self.rt
-            .block_on(collect(|tx| self.sandbox.run(spec, tx, cancel)))
+        self.rt.block_on(collect(|tx| self.sandbox.run(spec, tx, cancel)))
     }
 
     pub fn run_unsandboxed(&self, spec: RunSpec) -> Result<Run, SandboxError> {
-        self.rt.block_on(collect(|tx| {
-            agentd_sandbox::run_unsandboxed(spec, tx, CancellationToken::new())
-        }))
+        self.rt.block_on(collect(|tx| agentd_sandbox::run_unsandboxed(spec, tx, CancellationToken::new())))
     }
 
     /// Runs a `/bin/sh` script from the bundle and expects it to exit 0.
     pub fn sh(&self, body: &str) -> Run {
         let program = self.script("run.sh", &format!("#!/bin/sh\n{body}\n"));
         let run = self.run(self.spec(&program, &[])).unwrap();
-        assert_eq!(
-            run.outcome.termination,
-            agentd_sandbox::Termination::Exited(0),
-            "{:?}",
-            run.lines
-        );
+        assert_eq!(run.outcome.termination, agentd_sandbox::Termination::Exited(0), "{:?}", run.lines);
         run
     }
 
     pub fn assert_scratch_empty(&self) {
-        let left: Vec<_> = fs::read_dir(self.scratch.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let left: Vec<_> = fs::read_dir(self.scratch.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert!(left.is_empty(), "scratch dir not empty: {left:?}");
     }
 }
@@ -145,21 +119,14 @@ where
         lines
     };
     let (outcome, lines) = tokio::join!(start(tx), gather);
-    Ok(Run {
-        outcome: outcome?,
-        lines,
-    })
+    Ok(Run { outcome: outcome?, lines })
 }
 
 /// Host pids whose command line contains `marker` (arguments joined by spaces).
 pub fn processes_with(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         let Ok(cmdline) = fs::read(Path::new("/proc").join(pid.to_string()).join("cmdline")) else {

@@ -96,6 +96,19 @@ impl TestApp {
         }
     }
 
+    /// SIGKILL: the server dies mid-whatever, as in a crash or an OOM kill.
+    pub async fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill agentd");
+            tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait for agentd");
+        }
+    }
+
+    /// Starts the server again on the same data dir after `stop` or `crash`.
+    pub async fn start_again(&mut self) {
+        self.start().await;
+    }
+
     /// Stops the server cleanly and starts it again on the same data dir.
     pub async fn restart(&mut self) {
         self.stop().await;

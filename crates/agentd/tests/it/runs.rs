@@ -140,3 +140,41 @@ async fn a_restart_keeps_every_invocation_and_reruns_the_interrupted_one() {
     let all = alpha.client.invocations_list(&InvocationFilter::default()).await.unwrap();
     assert_eq!(all.data.len(), 4);
 }
+
+#[tokio::test]
+async fn a_server_killed_mid_run_loses_no_accepted_invocation() {
+    let mut app = TestApp::spawn_with(&[("AGENTD_WORKER_SLOTS", "1"), ("AGENTD_LEASE_S", "2")]).await;
+    let alpha = app.signup("alpha").await;
+    app.deploy_script(&alpha, "slow", "echo started\nsleep 2\nprintf '{\"type\":\"output\",\"data\":\"done\"}\\n' >&3").await;
+    let request = InvokeRequest { max_attempts: Some(2), ..Default::default() };
+    let running = alpha.client.invoke("slow", &request, &InvokeOptions::default()).await.unwrap();
+    wait_until_started(&alpha, running.id.as_str()).await;
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        queued.push(alpha.client.invoke("slow", &request, &InvokeOptions::default()).await.unwrap());
+    }
+    app.crash().await;
+    app.start_again().await;
+    let alpha = TestTenant { client: app.client().with_token(alpha.key.clone()), ..alpha };
+    let rerun = poll_invocation(&alpha, running.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
+    assert_eq!((rerun.status, rerun.attempt), (InvocationStatus::Succeeded, 2), "the interrupted run is put back once its lease expires: {rerun:?}");
+    for accepted in queued {
+        let done = poll_invocation(&alpha, accepted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
+        assert_eq!((done.status, done.output), (InvocationStatus::Succeeded, Some(json!("done"))));
+    }
+}
+
+#[tokio::test]
+async fn an_agent_printing_past_its_output_limit_is_stopped_with_output_limit() {
+    let app = TestApp::spawn_with(&[("AGENTD_LIMITS_LOG_BYTES_PER_INVOCATION", "65536")]).await;
+    let alpha = app.signup("alpha").await;
+    app.deploy_script(&alpha, "noisy", "yes 'all work and no play'").await;
+    let done = invoke_and_wait(&alpha, "noisy", json!({})).await;
+    assert_eq!(done.status, InvocationStatus::Failed, "{done:?}");
+    assert_eq!(done.error.map(|e| e.code), Some("output_limit".to_owned()));
+    // The cap is checked per read, so at most one pipe read past it is counted.
+    assert!(done.usage.log_bytes <= 65536 + 16384, "{}", done.usage.log_bytes);
+    // The worker is healthy afterwards.
+    app.deploy_example(&alpha, "shell-wc").await;
+    assert_eq!(invoke_and_wait(&alpha, "shell-wc", json!({})).await.status, InvocationStatus::Succeeded);
+}
