@@ -31,6 +31,8 @@ use crate::step::{Stage, StepError};
 const FIRST_PRIVATE_FD: RawFd = 10;
 /// `<init_program> __sandbox-init --probe` only tries to unshare the namespaces.
 pub(crate) const PROBE_ARG: &str = "--probe";
+/// What the init prints when the probe succeeded (a program that merely exits 0 is no init).
+pub(crate) const PROBE_ANSWER: &str = "agentd-sandbox-init: namespaces ok";
 
 /// Entry for the re-executed init program. The `agentd` binary calls this first thing in
 /// `main()` (before any runtime or thread exists) when `argv[1] == INIT_ARG`.
@@ -51,7 +53,9 @@ fn start() -> Result<i32, String> {
     let args: Vec<String> = std::env::args().skip(2).collect();
     if args == [PROBE_ARG] {
         // Sandbox::new checks that this host lets us create the namespaces.
-        return namespaces::unshare_all().map(|()| 0).map_err(|e| format!("cannot create namespaces: {e}"));
+        namespaces::unshare_all().map_err(|e| format!("cannot create namespaces: {e}"))?;
+        println!("{PROBE_ANSWER}");
+        return Ok(0);
     }
     let [ctl, events] = args.as_slice() else {
         return Err("usage: __sandbox-init <ctl fd> <events fd> | --probe".into());

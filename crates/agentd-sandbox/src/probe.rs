@@ -13,7 +13,7 @@ use nix::unistd::Uid;
 
 use crate::INIT_ARG;
 use crate::error::SandboxError;
-use crate::init::PROBE_ARG;
+use crate::init::{PROBE_ANSWER, PROBE_ARG};
 use crate::sandbox::SandboxSettings;
 
 const NAMESPACES: &[&str] = &["user", "mnt", "pid", "net", "ipc", "uts"];
@@ -87,7 +87,7 @@ fn probe_init(program: &Path) -> Result<(), SandboxError> {
         .args([INIT_ARG, PROBE_ARG])
         .env_clear()
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|source| SandboxError::Spawn { program: program.to_path_buf(), source })?;
@@ -110,14 +110,28 @@ fn probe_init(program: &Path) -> Result<(), SandboxError> {
             }
         }
     };
-    if status.success() {
+    // Both outputs are a line or two, written before exit: reading them cannot block.
+    let stdout = drain(child.stdout.take());
+    if status.success() && stdout.trim() == PROBE_ANSWER {
         return Ok(());
     }
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr); // best effort, for the message only
+    let stderr = drain(child.stderr.take());
+    Err(SandboxError::Unsupported {
+        reason: format!(
+            "the sandbox probe of {} failed ({status}): {}",
+            program.display(),
+            if stderr.trim().is_empty() { "it did not answer as a sandbox init" } else { stderr.trim() }
+        ),
+    })
+}
+
+/// What a finished child wrote to a pipe (best effort: it only goes into a message).
+fn drain(pipe: Option<impl Read>) -> String {
+    let mut text = String::new();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_string(&mut text);
     }
-    Err(SandboxError::Unsupported { reason: format!("the sandbox probe failed ({status}): {}", stderr.trim()) })
+    text
 }
 
 fn read_number(path: &str) -> Option<u64> {

@@ -1,7 +1,7 @@
 //! The run protocol as the program sees it: stdin, stdout, stderr, fd 3, exit status,
 //! environment, runtimes from `/usr/bin`, and the unsandboxed baseline.
 
-use agentd_sandbox::{SandboxError, Stream, Termination};
+use agentd_sandbox::{Sandbox, SandboxError, SandboxSettings, Stream, Termination};
 
 use crate::Test;
 use crate::support::{PATH, TestEnv};
@@ -19,6 +19,10 @@ pub fn tests() -> Vec<Test> {
         ("the_environment_is_exactly_the_spec_env", the_environment_is_exactly_the_spec_env),
         ("long_lines_are_split_to_at_most_max_line_bytes", long_lines_are_split_to_at_most_max_line_bytes),
         ("a_missing_program_is_a_setup_error_naming_execve", a_missing_program_is_a_setup_error_naming_execve),
+        (
+            "sandbox_new_rejects_an_init_program_that_is_not_a_sandbox_init",
+            sandbox_new_rejects_an_init_program_that_is_not_a_sandbox_init,
+        ),
         (
             "run_unsandboxed_gives_the_same_output_for_the_same_script",
             run_unsandboxed_gives_the_same_output_for_the_same_script,
@@ -135,4 +139,15 @@ fn run_unsandboxed_gives_the_same_output_for_the_same_script() {
         assert_eq!(sandboxed.stream(stream), bare.stream(stream));
     }
     assert_eq!(sandboxed.outcome.output_bytes, bare.outcome.output_bytes);
+}
+
+fn sandbox_new_rejects_an_init_program_that_is_not_a_sandbox_init() {
+    let scratch = tempfile::tempdir().unwrap();
+    for program in ["/usr/bin/true", "/usr/bin/false"] {
+        let settings = SandboxSettings { init_program: program.into(), scratch_dir: scratch.path().to_path_buf() };
+        match Sandbox::new(settings) {
+            Err(SandboxError::Unsupported { reason }) => assert!(reason.contains(program), "{reason}"),
+            other => panic!("{program} was accepted as init: {other:?}"),
+        }
+    }
 }
