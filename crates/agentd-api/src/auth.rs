@@ -25,13 +25,15 @@ impl Caller {
     pub fn authorize(&self, scope: Scope) -> Result<TenantCtx, ApiError> {
         let c = &self.credential;
         let request_id = request_id::current().unwrap_or_else(agentd_core::RequestId::generate);
-        TenantCtx::authorized(c.tenant.id.clone(), c.actor.clone(), c.scopes.clone(), request_id, scope).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
-                format!("this credential lacks the `{}` scope", scope.as_str()),
-            )
-        })
+        TenantCtx::authorized(c.tenant.id.clone(), c.actor.clone(), c.scopes.clone(), request_id, scope).ok_or_else(
+            || {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    format!("this credential lacks the `{}` scope", scope.as_str()),
+                )
+            },
+        )
     }
 
     /// The caller's tenant as it was when the request was authenticated (for limits).
@@ -54,11 +56,15 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        let credential = authenticate(state, token).await?.ok_or_else(|| {
-            ApiError::unauthorized("the token is unknown, revoked or expired")
-        })?;
+        let credential = authenticate(state, token)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the token is unknown, revoked or expired"))?;
         if credential.tenant.status == TenantStatus::Suspended {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "tenant_suspended", "this workspace is suspended; contact the operator"));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "tenant_suspended",
+                "this workspace is suspended; contact the operator",
+            ));
         }
         Ok(Caller { credential })
     }

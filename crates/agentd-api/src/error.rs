@@ -79,7 +79,11 @@ impl IntoResponse for ApiError {
             ApiError::Problem { status, code, detail } => (*status, *code, detail.as_str()),
             ApiError::Internal(source) => {
                 tracing::error!(error = ?source, request_id, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; quote the request id when reporting it")
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; quote the request id when reporting it",
+                )
             }
         };
         let problem = Problem {

@@ -39,7 +39,11 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 
 fn bytes_rejection(err: BytesRejection) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is larger than this endpoint accepts")
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is larger than this endpoint accepts",
+        )
     } else {
         ApiError::bad_request("malformed_request", err.body_text())
     }
@@ -71,7 +75,11 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         Bytes::from_request(req, state).await.map(ApiBytes).map_err(|err| {
             if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "bundle_too_large", "the bundle is larger than the upload limit")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "bundle_too_large",
+                    "the bundle is larger than the upload limit",
+                )
             } else {
                 bytes_rejection(err)
             }

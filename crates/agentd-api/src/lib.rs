@@ -30,7 +30,11 @@ pub struct ApiSettings {
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        ApiSettings { signup_enabled: true, default_limits: TenantLimits::default(), max_upload_bytes: 200 * 1024 * 1024 }
+        ApiSettings {
+            signup_enabled: true,
+            default_limits: TenantLimits::default(),
+            max_upload_bytes: 200 * 1024 * 1024,
+        }
     }
 }
 

@@ -20,8 +20,13 @@ pub fn current() -> Option<RequestId> {
 
 pub async fn middleware(request: Request, next: Next) -> Response {
     let id = RequestId::generate();
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
-    let mut response = CURRENT.scope(id.clone(), next.run(request).instrument(span)).await;
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let started = std::time::Instant::now();
+    let mut response = CURRENT.scope(id.clone(), next.run(request).instrument(span.clone())).await;
+    span.in_scope(|| {
+        tracing::info!(status = response.status().as_u16(), latency_ms = started.elapsed().as_millis() as u64, "served")
+    });
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -105,11 +105,7 @@ fn for_each_tar_entry(
         .max_unpacked_bytes
         .saturating_add(u64::from(limits.max_entries).saturating_mul(TAR_OVERHEAD_PER_ENTRY))
         .saturating_add(1 << 20);
-    let stream = CappedReader {
-        inner: GzDecoder::new(bytes),
-        left: cap,
-        exceeded: Rc::clone(&exceeded),
-    };
+    let stream = CappedReader { inner: GzDecoder::new(bytes), left: cap, exceeded: Rc::clone(&exceeded) };
     // Errors surface wherever the cap happens to be hit (inside the tar reader or inside
     // `visit`), so every error is checked against the flag to report the real cause.
     let classify = |err: BundleError| -> BundleError {
@@ -124,63 +120,37 @@ fn for_each_tar_entry(
         }
     };
     let mut archive = tar::Archive::new(stream);
-    let entries = archive
-        .entries()
-        .map_err(|e| classify(BundleError::unreadable(e)))?;
+    let entries = archive.entries().map_err(|e| classify(BundleError::unreadable(e)))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| classify(BundleError::unreadable(e)))?;
         let kind = tar_kind(&entry).map_err(&classify)?;
         let name = entry.path_bytes().into_owned();
         let declared_size = entry.size();
-        visit(RawEntry {
-            name: &name,
-            kind,
-            declared_size,
-            content: &mut entry,
-        })
-        .map_err(&classify)?;
+        visit(RawEntry { name: &name, kind, declared_size, content: &mut entry }).map_err(&classify)?;
     }
     // The tar reader stops at the end-of-archive marker, before the gzip trailer. Reading
     // on to the end makes the decoder check the trailer's CRC, so a bundle corrupted in
     // transit is refused here instead of running with damaged files.
-    io::copy(&mut archive.into_inner(), &mut io::sink())
-        .map_err(|e| classify(BundleError::unreadable(e)))?;
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| classify(BundleError::unreadable(e)))?;
     Ok(())
 }
 
 fn tar_kind<R: Read>(entry: &tar::Entry<'_, R>) -> Result<RawKind, BundleError> {
     let header = entry.header();
-    let link_target = || {
-        entry
-            .link_name_bytes()
-            .map(|t| t.into_owned())
-            .unwrap_or_default()
-    };
+    let link_target = || entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
     Ok(match header.entry_type() {
-        EntryType::Regular | EntryType::Continuous => RawKind::File {
-            mode: header.mode().map_err(BundleError::unreadable)?,
-        },
+        EntryType::Regular | EntryType::Continuous => {
+            RawKind::File { mode: header.mode().map_err(BundleError::unreadable)? }
+        }
         EntryType::Directory => RawKind::Directory,
-        EntryType::Symlink => RawKind::Symlink {
-            target: link_target(),
-        },
-        EntryType::Link => RawKind::HardLink {
-            target: link_target(),
-        },
+        EntryType::Symlink => RawKind::Symlink { target: link_target() },
+        EntryType::Link => RawKind::HardLink { target: link_target() },
         EntryType::XGlobalHeader => RawKind::Metadata,
-        EntryType::Char => RawKind::Unsupported {
-            kind: "character device",
-        },
-        EntryType::Block => RawKind::Unsupported {
-            kind: "block device",
-        },
+        EntryType::Char => RawKind::Unsupported { kind: "character device" },
+        EntryType::Block => RawKind::Unsupported { kind: "block device" },
         EntryType::Fifo => RawKind::Unsupported { kind: "fifo" },
-        EntryType::GNUSparse => RawKind::Unsupported {
-            kind: "sparse file",
-        },
-        _ => RawKind::Unsupported {
-            kind: "tar entry of an unknown type",
-        },
+        EntryType::GNUSparse => RawKind::Unsupported { kind: "sparse file" },
+        _ => RawKind::Unsupported { kind: "tar entry of an unknown type" },
     })
 }
 
@@ -205,12 +175,7 @@ fn for_each_zip_entry(
         let name = file.name().map_err(BundleError::unreadable)?.into_owned();
         let kind = zip_kind(&mut file)?;
         let declared_size = file.size();
-        visit(RawEntry {
-            name: name.as_bytes(),
-            kind,
-            declared_size,
-            content: &mut file,
-        })?;
+        visit(RawEntry { name: name.as_bytes(), kind, declared_size, content: &mut file })?;
     }
     Ok(())
 }
@@ -226,23 +191,14 @@ fn zip_kind<R: Read>(file: &mut zip::read::ZipFile<'_, R>) -> Result<RawKind, Bu
         0o040000 => RawKind::Directory,
         0o120000 => {
             let mut target = Vec::new();
-            file.by_ref()
-                .take(MAX_ZIP_LINK_TARGET + 1)
-                .read_to_end(&mut target)
-                .map_err(BundleError::unreadable)?;
+            file.by_ref().take(MAX_ZIP_LINK_TARGET + 1).read_to_end(&mut target).map_err(BundleError::unreadable)?;
             RawKind::Symlink { target }
         }
         0o010000 => RawKind::Unsupported { kind: "fifo" },
-        0o020000 => RawKind::Unsupported {
-            kind: "character device",
-        },
-        0o060000 => RawKind::Unsupported {
-            kind: "block device",
-        },
+        0o020000 => RawKind::Unsupported { kind: "character device" },
+        0o060000 => RawKind::Unsupported { kind: "block device" },
         0o140000 => RawKind::Unsupported { kind: "socket" },
-        _ => RawKind::Unsupported {
-            kind: "zip entry of an unknown type",
-        },
+        _ => RawKind::Unsupported { kind: "zip entry of an unknown type" },
     })
 }
 
@@ -264,9 +220,7 @@ impl<R: Read> Read for CappedReader<R> {
             self.exceeded.set(true);
             return Err(io::Error::other("decompressed bundle is over the limit"));
         }
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let read = self.inner.read(&mut buf[..want])?;
         self.left -= read as u64;
         Ok(read)

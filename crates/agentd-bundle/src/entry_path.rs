@@ -106,7 +106,6 @@ pub(crate) fn resolve_link_target(dir: &str, target: &str) -> Result<String, &'s
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failing test should panic")]
 mod tests {
     use super::*;
 
@@ -125,10 +124,7 @@ mod tests {
     fn escaping_names_are_refused() {
         assert!(parsed("/etc/passwd").is_err());
         assert!(parsed("a/../../b").is_err());
-        assert!(
-            parsed("a/../b").is_err(),
-            "`..` is refused even when it stays inside"
-        );
+        assert!(parsed("a/../b").is_err(), "`..` is refused even when it stays inside");
         assert!(parsed("a\\b").is_err());
         assert!(parsed("a\0b").is_err());
         assert!(EntryPath::parse(&[0xff, 0xfe]).is_err());
@@ -145,10 +141,7 @@ mod tests {
     #[test]
     fn link_targets_resolve_against_the_links_folder() {
         assert_eq!(resolve_link_target("a/b", "../c"), Ok("a/c".to_owned()));
-        assert_eq!(
-            resolve_link_target("", "lib/x.so"),
-            Ok("lib/x.so".to_owned())
-        );
+        assert_eq!(resolve_link_target("", "lib/x.so"), Ok("lib/x.so".to_owned()));
         assert_eq!(resolve_link_target("a", ".."), Ok(String::new()));
         assert!(resolve_link_target("a", "../..").is_err());
         assert!(resolve_link_target("", "/etc").is_err());

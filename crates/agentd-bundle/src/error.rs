@@ -37,11 +37,7 @@ pub enum BundleError {
     /// far reading got before stopping: for streamed checks it is a lower bound, because
     /// reading stops as soon as the limit is crossed.
     #[error("{}", too_large_message(*limit, *seen, *max))]
-    TooLarge {
-        limit: SizeLimit,
-        seen: u64,
-        max: u64,
-    },
+    TooLarge { limit: SizeLimit, seen: u64, max: u64 },
 
     #[error(
         "bundle is not a readable .tar.gz or .zip archive ({reason}); \
@@ -81,14 +77,8 @@ pub enum BundleError {
     )]
     PathUnsafe { path: String, reason: &'static str },
 
-    #[error(
-        "link `{path}` -> `{target}` {reason}; links must be relative and stay inside the bundle"
-    )]
-    SymlinkUnsafe {
-        path: String,
-        target: String,
-        reason: &'static str,
-    },
+    #[error("link `{path}` -> `{target}` {reason}; links must be relative and stay inside the bundle")]
+    SymlinkUnsafe { path: String, target: String, reason: &'static str },
 
     #[error(
         "bundle entry `{path}` is a {kind}; bundles may only hold regular files, directories \
@@ -136,23 +126,15 @@ impl BundleError {
     }
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        BundleError::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        BundleError::Io { action, path: path.into(), source }
     }
 
     pub(crate) fn unreadable(reason: impl fmt::Display) -> Self {
-        BundleError::Unreadable {
-            reason: reason.to_string(),
-        }
+        BundleError::Unreadable { reason: reason.to_string() }
     }
 
     pub(crate) fn manifest(reason: impl Into<String>) -> Self {
-        BundleError::ManifestInvalid {
-            reason: reason.into(),
-        }
+        BundleError::ManifestInvalid { reason: reason.into() }
     }
 }
 

@@ -39,11 +39,7 @@ pub struct BundleLimits {
 impl Default for BundleLimits {
     /// 50 MiB compressed, 200 MiB unpacked, 10 000 entries.
     fn default() -> Self {
-        BundleLimits {
-            max_bundle_bytes: 50 * 1024 * 1024,
-            max_unpacked_bytes: 200 * 1024 * 1024,
-            max_entries: 10_000,
-        }
+        BundleLimits { max_bundle_bytes: 50 * 1024 * 1024, max_unpacked_bytes: 200 * 1024 * 1024, max_entries: 10_000 }
     }
 }
 

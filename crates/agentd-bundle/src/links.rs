@@ -28,13 +28,11 @@ pub(crate) fn check_symlinks(
     for (path, target) in symlinks {
         let mut hops = 0;
         let mut stack: Vec<String> = split(path.parent());
-        resolver
-            .resolve(&mut stack, target, &mut hops)
-            .map_err(|reason| BundleError::SymlinkUnsafe {
-                path: path.as_str().to_owned(),
-                target: target.clone(),
-                reason,
-            })?;
+        resolver.resolve(&mut stack, target, &mut hops).map_err(|reason| BundleError::SymlinkUnsafe {
+            path: path.as_str().to_owned(),
+            target: target.clone(),
+            reason,
+        })?;
     }
     Ok(())
 }
@@ -46,12 +44,7 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     /// Walks `target` from the folder `stack`, leaving in `stack` the folder it names.
-    fn resolve(
-        &mut self,
-        stack: &mut Vec<String>,
-        target: &str,
-        hops: &mut u32,
-    ) -> Result<(), &'static str> {
+    fn resolve(&mut self, stack: &mut Vec<String>, target: &str, hops: &mut u32) -> Result<(), &'static str> {
         if target.starts_with('/') {
             return Err("reaches an absolute path through another link");
         }
@@ -85,15 +78,10 @@ impl Resolver<'_> {
 }
 
 fn split(folder: &str) -> Vec<String> {
-    folder
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned)
-        .collect()
+    folder.split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect()
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failing test should panic")]
 mod tests {
     use super::*;
 
@@ -102,10 +90,7 @@ mod tests {
         let mut symlinks = Vec::new();
         for (path, target) in links {
             tree.insert((*path).to_owned(), Node::Symlink((*target).to_owned()));
-            symlinks.push((
-                EntryPath::parse(path.as_bytes()).unwrap(),
-                (*target).to_owned(),
-            ));
+            symlinks.push((EntryPath::parse(path.as_bytes()).unwrap(), (*target).to_owned()));
         }
         check_symlinks(&tree, &symlinks)
     }

@@ -48,12 +48,7 @@ pub enum Runtime {
 
 impl Runtime {
     /// Every runtime, in the order error messages list them.
-    pub const ALL: [Runtime; 4] = [
-        Runtime::Python,
-        Runtime::Node,
-        Runtime::Shell,
-        Runtime::Binary,
-    ];
+    pub const ALL: [Runtime; 4] = [Runtime::Python, Runtime::Node, Runtime::Shell, Runtime::Binary];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -78,9 +73,7 @@ impl FromStr for Runtime {
         Runtime::ALL
             .into_iter()
             .find(|runtime| runtime.as_str() == s)
-            .ok_or_else(|| BundleError::RuntimeUnknown {
-                runtime: s.to_owned(),
-            })
+            .ok_or_else(|| BundleError::RuntimeUnknown { runtime: s.to_owned() })
     }
 }
 
@@ -146,11 +139,9 @@ impl TryFrom<NetworkSection> for NetworkPolicy {
                  names the agent may reach, e.g. egress = [\"api.example.com\"]"
                 .to_owned()),
             Egress::Hosts(hosts) if hosts.is_empty() => Ok(NetworkPolicy::Denied),
-            Egress::Hosts(hosts) => hosts
-                .iter()
-                .map(|host| check_host(host))
-                .collect::<Result<_, _>>()
-                .map(NetworkPolicy::AllowHosts),
+            Egress::Hosts(hosts) => {
+                hosts.iter().map(|host| check_host(host)).collect::<Result<_, _>>().map(NetworkPolicy::AllowHosts)
+            }
         }
     }
 }
@@ -174,8 +165,7 @@ struct RawManifest {
 impl Manifest {
     /// Parses and checks the text of an `agent.toml`.
     pub fn from_toml(text: &str) -> Result<Manifest, BundleError> {
-        let raw: RawManifest =
-            toml::from_str(text).map_err(|err| BundleError::manifest(describe(&err, text)))?;
+        let raw: RawManifest = toml::from_str(text).map_err(|err| BundleError::manifest(describe(&err, text)))?;
         let runtime = raw.runtime.parse::<Runtime>()?;
         Ok(Manifest {
             name: check_name(raw.name)?,
@@ -210,23 +200,19 @@ fn check_name(name: String) -> Result<String, BundleError> {
         return Err(BundleError::manifest("`name` must not be empty"));
     }
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(BundleError::manifest(format!(
-            "`name` is longer than {MAX_NAME_CHARS} characters"
-        )));
+        return Err(BundleError::manifest(format!("`name` is longer than {MAX_NAME_CHARS} characters")));
     }
     if name.chars().any(char::is_control) {
-        return Err(BundleError::manifest(
-            "`name` must not contain control characters",
-        ));
+        return Err(BundleError::manifest("`name` must not contain control characters"));
     }
     Ok(name)
 }
 
 fn check_description(description: Option<String>) -> Result<Option<String>, BundleError> {
     match description {
-        Some(text) if text.chars().count() > MAX_DESCRIPTION_CHARS => Err(BundleError::manifest(
-            format!("`description` is longer than {MAX_DESCRIPTION_CHARS} characters"),
-        )),
+        Some(text) if text.chars().count() > MAX_DESCRIPTION_CHARS => {
+            Err(BundleError::manifest(format!("`description` is longer than {MAX_DESCRIPTION_CHARS} characters")))
+        }
         other => Ok(other),
     }
 }
@@ -238,9 +224,7 @@ fn check_entrypoint(entrypoint: &str) -> Result<String, BundleError> {
         ))
     })?;
     if path.is_root() {
-        return Err(BundleError::manifest(
-            "`entrypoint` must name a file, like \"main.py\"",
-        ));
+        return Err(BundleError::manifest("`entrypoint` must name a file, like \"main.py\""));
     }
     Ok(path.as_str().to_owned())
 }
@@ -254,9 +238,7 @@ fn check_tags(tags: Vec<String>) -> Result<Vec<String>, BundleError> {
     }
     for tag in &tags {
         if tag.trim().is_empty() || tag.chars().count() > MAX_TAG_CHARS {
-            return Err(BundleError::manifest(format!(
-                "`tags`: each tag must be 1 to {MAX_TAG_CHARS} characters"
-            )));
+            return Err(BundleError::manifest(format!("`tags`: each tag must be 1 to {MAX_TAG_CHARS} characters")));
         }
     }
     Ok(tags)
@@ -264,14 +246,10 @@ fn check_tags(tags: Vec<String>) -> Result<Vec<String>, BundleError> {
 
 fn check_limits(limits: ManifestLimits) -> Result<ManifestLimits, BundleError> {
     if limits.timeout_s == Some(0) {
-        return Err(BundleError::manifest(
-            "`limits.timeout_s` must be at least 1",
-        ));
+        return Err(BundleError::manifest("`limits.timeout_s` must be at least 1"));
     }
     if limits.memory_mb == Some(0) {
-        return Err(BundleError::manifest(
-            "`limits.memory_mb` must be at least 1",
-        ));
+        return Err(BundleError::manifest("`limits.memory_mb` must be at least 1"));
     }
     Ok(limits)
 }
@@ -280,9 +258,7 @@ fn check_limits(limits: ManifestLimits) -> Result<ManifestLimits, BundleError> {
 fn check_host(host: &str) -> Result<String, String> {
     let name = host.strip_prefix("*.").unwrap_or(host);
     let labels_ok = name.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     });
     if host.len() > MAX_HOST_BYTES || !labels_ok {
         return Err(format!(
@@ -294,6 +270,5 @@ fn check_host(host: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a failing test should panic")]
 #[path = "manifest_tests.rs"]
 mod tests;

@@ -33,10 +33,7 @@ fn a_full_manifest_parses_and_normalizes() {
     assert_eq!(manifest.runtime, Runtime::Python);
     assert_eq!(manifest.entrypoint, "src/main.py");
     assert_eq!(manifest.limits.timeout_s, Some(60));
-    assert_eq!(
-        manifest.network,
-        NetworkPolicy::AllowHosts(vec!["api.example.com".into(), "*.openai.com".into()])
-    );
+    assert_eq!(manifest.network, NetworkPolicy::AllowHosts(vec!["api.example.com".into(), "*.openai.com".into()]));
 }
 
 #[test]
@@ -72,20 +69,9 @@ fn bad_fields_are_named() {
     assert!(invalid("runtime = \"shell\"\nentrypoint = \"x\"").contains("`name`"));
     assert!(invalid("name = \" \"\nruntime = \"shell\"\nentrypoint = \"x\"").contains("`name`"));
     let long = "x".repeat(101);
-    assert!(
-        invalid(&format!(
-            "name = \"{long}\"\nruntime = \"shell\"\nentrypoint = \"x\""
-        ))
-        .contains("`name`")
-    );
-    assert!(
-        invalid("name = \"a\"\nruntime = \"shell\"\nentrypoint = \"../x\"")
-            .contains("`entrypoint`")
-    );
-    assert!(
-        invalid("name = \"a\"\nruntime = \"shell\"\nentrypoint = \"/bin/sh\"")
-            .contains("`entrypoint`")
-    );
+    assert!(invalid(&format!("name = \"{long}\"\nruntime = \"shell\"\nentrypoint = \"x\"")).contains("`name`"));
+    assert!(invalid("name = \"a\"\nruntime = \"shell\"\nentrypoint = \"../x\"").contains("`entrypoint`"));
+    assert!(invalid("name = \"a\"\nruntime = \"shell\"\nentrypoint = \"/bin/sh\"").contains("`entrypoint`"));
     let tags: Vec<String> = (0..21).map(|i| format!("\"t{i}\"")).collect();
     assert!(invalid(&minimal(&format!("tags = [{}]", tags.join(",")))).contains("`tags`"));
     assert!(invalid(&minimal("[limits]\ntimeout_s = -1")).contains("timeout_s"));
@@ -100,13 +86,9 @@ fn egress_true_must_list_hosts() {
 
 #[test]
 fn an_unknown_runtime_lists_the_allowed_ones() {
-    let err =
-        Manifest::from_toml("name = \"a\"\nruntime = \"ruby\"\nentrypoint = \"x\"").unwrap_err();
+    let err = Manifest::from_toml("name = \"a\"\nruntime = \"ruby\"\nentrypoint = \"x\"").unwrap_err();
     assert_eq!(err.code(), "runtime_unknown");
-    assert!(
-        err.to_string().contains("python, node, shell, binary"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("python, node, shell, binary"), "{err}");
 }
 
 #[test]

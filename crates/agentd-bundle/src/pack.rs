@@ -55,36 +55,20 @@ fn add_folder(builder: &mut Builder, folder: &Path, prefix: &str) -> Result<(), 
             path: path.display().to_string(),
             reason: "is not valid UTF-8",
         })?;
-        let kind = child
-            .file_type()
-            .map_err(|e| BundleError::io("read the type of", &path, e))?;
+        let kind = child.file_type().map_err(|e| BundleError::io("read the type of", &path, e))?;
         if name == ".git" || (kind.is_dir() && SKIPPED.contains(&name)) {
             continue;
         }
-        let inside = if prefix.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{prefix}/{name}")
-        };
+        let inside = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
         if kind.is_dir() {
-            append(
-                builder,
-                EntryType::Directory,
-                0o755,
-                0,
-                &format!("{inside}/"),
-                io::empty(),
-            )?;
+            append(builder, EntryType::Directory, 0o755, 0, &format!("{inside}/"), io::empty())?;
             add_folder(builder, &path, &inside)?;
         } else if kind.is_file() {
             add_file(builder, &path, &inside)?;
         } else if kind.is_symlink() {
             add_symlink(builder, &path, prefix, &inside)?;
         } else {
-            return Err(BundleError::EntryUnsupported {
-                path: inside,
-                kind: "special file (socket, fifo or device)",
-            });
+            return Err(BundleError::EntryUnsupported { path: inside, kind: "special file (socket, fifo or device)" });
         }
     }
     Ok(())
@@ -93,46 +77,24 @@ fn add_folder(builder: &mut Builder, folder: &Path, prefix: &str) -> Result<(), 
 fn add_file(builder: &mut Builder, path: &Path, inside: &str) -> Result<(), BundleError> {
     use std::os::unix::fs::PermissionsExt;
     let file = File::open(path).map_err(|e| BundleError::io("read", path, e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| BundleError::io("read", path, e))?;
-    let mode = if meta.permissions().mode() & 0o111 != 0 {
-        0o755
-    } else {
-        0o644
-    };
+    let meta = file.metadata().map_err(|e| BundleError::io("read", path, e))?;
+    let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
     let size = meta.len();
-    let content = ExactSize {
-        inner: file.take(size),
-        left: size,
-    };
+    let content = ExactSize { inner: file.take(size), left: size };
     append(builder, EntryType::Regular, mode, size, inside, content).map_err(|e| match e {
         BundleError::Io { source, .. } => BundleError::io("pack", path, source),
         other => other,
     })
 }
 
-fn add_symlink(
-    builder: &mut Builder,
-    path: &Path,
-    folder: &str,
-    inside: &str,
-) -> Result<(), BundleError> {
+fn add_symlink(builder: &mut Builder, path: &Path, folder: &str, inside: &str) -> Result<(), BundleError> {
     let target = fs::read_link(path).map_err(|e| BundleError::io("read the link", path, e))?;
     let shown = target.display().to_string();
-    let unsafe_link = |reason| BundleError::SymlinkUnsafe {
-        path: inside.to_owned(),
-        target: shown.clone(),
-        reason,
-    };
-    let target_text = target
-        .to_str()
-        .ok_or_else(|| unsafe_link("has a target that is not valid UTF-8"))?;
+    let unsafe_link = |reason| BundleError::SymlinkUnsafe { path: inside.to_owned(), target: shown.clone(), reason };
+    let target_text = target.to_str().ok_or_else(|| unsafe_link("has a target that is not valid UTF-8"))?;
     resolve_link_target(folder, target_text).map_err(unsafe_link)?;
     let mut header = base_header(EntryType::Symlink, 0o777, 0);
-    builder
-        .append_link(&mut header, inside, target_text)
-        .map_err(|e| BundleError::io("pack the link", path, e))
+    builder.append_link(&mut header, inside, target_text).map_err(|e| BundleError::io("pack the link", path, e))
 }
 
 fn append(
@@ -144,9 +106,7 @@ fn append(
     content: impl io::Read,
 ) -> Result<(), BundleError> {
     let mut header = base_header(kind, mode, size);
-    builder
-        .append_data(&mut header, inside, content)
-        .map_err(|e| BundleError::io("pack", inside, e))
+    builder.append_data(&mut header, inside, content).map_err(|e| BundleError::io("pack", inside, e))
 }
 
 /// A header with everything that varies between machines zeroed, for reproducibility.
@@ -172,10 +132,7 @@ impl<R: Read> Read for ExactSize<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let read = self.inner.read(buf)?;
         if read == 0 && self.left > 0 && !buf.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file shrank while it was being packed",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was being packed"));
         }
         self.left -= read as u64;
         Ok(read)

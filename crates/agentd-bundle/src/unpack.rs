@@ -23,9 +23,7 @@ const EXEC_MODE: u32 = 0o755;
 
 pub(crate) fn unpack(bytes: &[u8], dest: &Path, limits: &BundleLimits) -> Result<(), BundleError> {
     if fs::symlink_metadata(dest).is_ok() {
-        return Err(BundleError::DestinationExists {
-            path: dest.to_owned(),
-        });
+        return Err(BundleError::DestinationExists { path: dest.to_owned() });
     }
     let name = dest
         .file_name()
@@ -55,8 +53,7 @@ pub(crate) fn unpack(bytes: &[u8], dest: &Path, limits: &BundleLimits) -> Result
     for (path, target) in &walked.symlinks {
         sink.ensure_folder(path.parent())?;
         let at = root.join(path.as_str());
-        std::os::unix::fs::symlink(target, &at)
-            .map_err(|e| BundleError::io("create the symlink", at, e))?;
+        std::os::unix::fs::symlink(target, &at).map_err(|e| BundleError::io("create the symlink", at, e))?;
     }
     set_mode(&root, DIR_MODE)?;
 
@@ -67,9 +64,7 @@ pub(crate) fn unpack(bytes: &[u8], dest: &Path, limits: &BundleLimits) -> Result
             Ok(())
         }
         // Another unpack of the same bundle won the race (rename refuses a non-empty target).
-        Err(_) if fs::symlink_metadata(dest).is_ok() => Err(BundleError::DestinationExists {
-            path: dest.to_owned(),
-        }),
+        Err(_) if fs::symlink_metadata(dest).is_ok() => Err(BundleError::DestinationExists { path: dest.to_owned() }),
         Err(err) => Err(BundleError::io("move the unpacked bundle to", dest, err)),
     }
 }
@@ -84,11 +79,7 @@ struct DiskSink {
 
 impl DiskSink {
     fn new(root: PathBuf) -> Self {
-        DiskSink {
-            root,
-            folders: HashSet::new(),
-            current: None,
-        }
+        DiskSink { root, folders: HashSet::new(), current: None }
     }
 
     /// Creates `folder` and its missing parents, each with mode 0755.
@@ -138,8 +129,7 @@ impl Sink for DiskSink {
 
     fn write_chunk(&mut self, data: &[u8]) -> Result<(), BundleError> {
         if let Some((file, at, _)) = &mut self.current {
-            file.write_all(data)
-                .map_err(|e| BundleError::io("write the file", at.clone(), e))?;
+            file.write_all(data).map_err(|e| BundleError::io("write the file", at.clone(), e))?;
         }
         Ok(())
     }
@@ -155,12 +145,10 @@ impl Sink for DiskSink {
     fn hard_link(&mut self, path: &EntryPath, target: &EntryPath) -> Result<(), BundleError> {
         self.ensure_folder(path.parent())?;
         let at = self.root.join(path.as_str());
-        fs::hard_link(self.root.join(target.as_str()), &at)
-            .map_err(|e| BundleError::io("create the hard link", at, e))
+        fs::hard_link(self.root.join(target.as_str()), &at).map_err(|e| BundleError::io("create the hard link", at, e))
     }
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), BundleError> {
-    fs::set_permissions(path, Permissions::from_mode(mode))
-        .map_err(|e| BundleError::io("set permissions on", path, e))
+    fs::set_permissions(path, Permissions::from_mode(mode)).map_err(|e| BundleError::io("set permissions on", path, e))
 }

@@ -70,11 +70,7 @@ pub(crate) struct Walked {
 }
 
 /// Checks the whole bundle, feeding each accepted entry to `sink`.
-pub(crate) fn walk(
-    bytes: &[u8],
-    limits: &BundleLimits,
-    sink: &mut dyn Sink,
-) -> Result<Walked, BundleError> {
+pub(crate) fn walk(bytes: &[u8], limits: &BundleLimits, sink: &mut dyn Sink) -> Result<Walked, BundleError> {
     // Before anything else: the size is known without decoding a byte.
     if bytes.len() as u64 > limits.max_bundle_bytes {
         return Err(BundleError::TooLarge {
@@ -83,9 +79,8 @@ pub(crate) fn walk(
             max: limits.max_bundle_bytes,
         });
     }
-    let format = ArchiveFormat::detect(bytes).ok_or_else(|| {
-        BundleError::unreadable("its first bytes are neither a gzip nor a zip signature")
-    })?;
+    let format = ArchiveFormat::detect(bytes)
+        .ok_or_else(|| BundleError::unreadable("its first bytes are neither a gzip nor a zip signature"))?;
     let mut state = WalkState {
         limits,
         sink,
@@ -118,24 +113,15 @@ impl WalkState<'_> {
         self.entries += 1;
         let max_entries = u64::from(self.limits.max_entries);
         if self.entries > max_entries {
-            return Err(BundleError::TooLarge {
-                limit: SizeLimit::Entries,
-                seen: self.entries,
-                max: max_entries,
-            });
+            return Err(BundleError::TooLarge { limit: SizeLimit::Entries, seen: self.entries, max: max_entries });
         }
         if let RawKind::Metadata = entry.kind {
             return Ok(());
         }
-        let path = EntryPath::parse(entry.name).map_err(|reason| BundleError::PathUnsafe {
-            path: shown(entry.name),
-            reason,
-        })?;
+        let path = EntryPath::parse(entry.name)
+            .map_err(|reason| BundleError::PathUnsafe { path: shown(entry.name), reason })?;
         if let RawKind::Unsupported { kind } = entry.kind {
-            return Err(BundleError::EntryUnsupported {
-                path: path.as_str().to_owned(),
-                kind,
-            });
+            return Err(BundleError::EntryUnsupported { path: path.as_str().to_owned(), kind });
         }
         if path.is_root() {
             return match entry.kind {
@@ -183,10 +169,7 @@ impl WalkState<'_> {
                 Ok(())
             }
             Some(Node::Directory) if node == Node::Directory => Ok(()),
-            Some(_) => Err(unsafe_path(
-                path,
-                "appears more than once (or both as a folder and as a file)",
-            )),
+            Some(_) => Err(unsafe_path(path, "appears more than once (or both as a folder and as a file)")),
         }
     }
 
@@ -249,18 +232,12 @@ impl WalkState<'_> {
     }
 
     fn symlink(&mut self, path: EntryPath, raw_target: &[u8]) -> Result<(), BundleError> {
-        let link_error = |reason| BundleError::SymlinkUnsafe {
-            path: path.as_str().to_owned(),
-            target: shown(raw_target),
-            reason,
-        };
-        let target = std::str::from_utf8(raw_target)
-            .map_err(|_| link_error("has a target that is not valid UTF-8"))?;
+        let link_error =
+            |reason| BundleError::SymlinkUnsafe { path: path.as_str().to_owned(), target: shown(raw_target), reason };
+        let target = std::str::from_utf8(raw_target).map_err(|_| link_error("has a target that is not valid UTF-8"))?;
         resolve_link_target(path.parent(), target).map_err(link_error)?;
         if path.as_str() == MANIFEST_PATH {
-            return Err(BundleError::manifest(
-                "agent.toml must be a regular file, not a symlink",
-            ));
+            return Err(BundleError::manifest("agent.toml must be a regular file, not a symlink"));
         }
         self.insert(&path, Node::Symlink(target.to_owned()))?;
         self.symlinks.push((path, target.to_owned()));
@@ -268,23 +245,16 @@ impl WalkState<'_> {
     }
 
     fn hard_link(&mut self, path: &EntryPath, raw_target: &[u8]) -> Result<(), BundleError> {
-        let link_error = |reason| BundleError::SymlinkUnsafe {
-            path: path.as_str().to_owned(),
-            target: shown(raw_target),
-            reason,
-        };
+        let link_error =
+            |reason| BundleError::SymlinkUnsafe { path: path.as_str().to_owned(), target: shown(raw_target), reason };
         // Tar stores hard link targets as paths from the archive root, and they must name
         // a regular file that came earlier: only then is the link's content known and safe.
         let target = EntryPath::parse(raw_target).map_err(link_error)?;
         if self.tree.get(target.as_str()) != Some(&Node::File) {
-            return Err(link_error(
-                "must point at a regular file earlier in the bundle",
-            ));
+            return Err(link_error("must point at a regular file earlier in the bundle"));
         }
         if path.as_str() == MANIFEST_PATH {
-            return Err(BundleError::manifest(
-                "agent.toml must be a regular file, not a link",
-            ));
+            return Err(BundleError::manifest("agent.toml must be a regular file, not a link"));
         }
         self.insert(path, Node::File)?;
         self.files = self.files.saturating_add(1);
@@ -293,10 +263,7 @@ impl WalkState<'_> {
 
     /// Remembers `folder/agent.toml` for the "you zipped the folder" hint.
     fn note_nested_manifest(&mut self, path: &EntryPath) {
-        if self.nested_manifest.is_none()
-            && path.ancestors().count() == 1
-            && path.as_str().ends_with("/agent.toml")
-        {
+        if self.nested_manifest.is_none() && path.ancestors().count() == 1 && path.as_str().ends_with("/agent.toml") {
             self.nested_manifest = Some(path.as_str().to_owned());
         }
     }
@@ -304,17 +271,12 @@ impl WalkState<'_> {
     fn finish(self, format: ArchiveFormat) -> Result<Walked, BundleError> {
         check_symlinks(&self.tree, &self.symlinks)?;
         if self.tree.get(MANIFEST_PATH) == Some(&Node::Directory) {
-            return Err(BundleError::manifest(
-                "agent.toml must be a regular file, not a folder",
-            ));
+            return Err(BundleError::manifest("agent.toml must be a regular file, not a folder"));
         }
         let Some(text) = self.manifest else {
-            return Err(BundleError::ManifestMissing {
-                nested: self.nested_manifest,
-            });
+            return Err(BundleError::ManifestMissing { nested: self.nested_manifest });
         };
-        let text = String::from_utf8(text)
-            .map_err(|_| BundleError::manifest("agent.toml is not valid UTF-8"))?;
+        let text = String::from_utf8(text).map_err(|_| BundleError::manifest("agent.toml is not valid UTF-8"))?;
         let manifest = Manifest::from_toml(&text)?;
         let found = match self.tree.get(&manifest.entrypoint) {
             Some(Node::File) => None,
@@ -323,26 +285,14 @@ impl WalkState<'_> {
             None => Some("not found"),
         };
         if let Some(found) = found {
-            return Err(BundleError::EntrypointMissing {
-                entrypoint: manifest.entrypoint,
-                found,
-            });
+            return Err(BundleError::EntrypointMissing { entrypoint: manifest.entrypoint, found });
         }
-        Ok(Walked {
-            manifest,
-            format,
-            unpacked_bytes: self.unpacked_bytes,
-            files: self.files,
-            symlinks: self.symlinks,
-        })
+        Ok(Walked { manifest, format, unpacked_bytes: self.unpacked_bytes, files: self.files, symlinks: self.symlinks })
     }
 }
 
 fn unsafe_path(path: &EntryPath, reason: &'static str) -> BundleError {
-    BundleError::PathUnsafe {
-        path: path.as_str().to_owned(),
-        reason,
-    }
+    BundleError::PathUnsafe { path: path.as_str().to_owned(), reason }
 }
 
 #[cfg(test)]
@@ -353,10 +303,7 @@ mod tests {
     /// local header may lie); the running count must still stop the copy.
     #[test]
     fn content_longer_than_declared_is_still_counted() {
-        let limits = BundleLimits {
-            max_unpacked_bytes: 1 << 20,
-            ..BundleLimits::default()
-        };
+        let limits = BundleLimits { max_unpacked_bytes: 1 << 20, ..BundleLimits::default() };
         let mut state = WalkState {
             limits: &limits,
             sink: &mut Discard,
@@ -376,13 +323,7 @@ mod tests {
             content: &mut endless,
         };
         let err = state.visit(entry).err();
-        assert!(matches!(
-            err,
-            Some(BundleError::TooLarge {
-                limit: SizeLimit::UnpackedBytes,
-                ..
-            })
-        ));
+        assert!(matches!(err, Some(BundleError::TooLarge { limit: SizeLimit::UnpackedBytes, .. })));
         assert!(state.unpacked_bytes <= limits.max_unpacked_bytes);
     }
 }

@@ -1,8 +1,7 @@
 //! Routes about who is calling: signup, login, `me`, and API keys.
 
 use agentd_core::{
-    ApiKey, CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, Page,
-    SignupRequest, SignupResponse,
+    ApiKey, CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, Page, SignupRequest, SignupResponse,
 };
 use reqwest::Method;
 
@@ -11,17 +10,12 @@ use crate::{Client, ClientError, ListOptions};
 impl Client {
     /// `POST /v1/signup`: a new tenant, its owner and a first API key (secret shown once).
     pub async fn signup(&self, request: &SignupRequest) -> Result<SignupResponse, ClientError> {
-        self.call(self.route(Method::POST, &["v1", "signup"])?.json(request))
-            .await
+        self.call(self.route(Method::POST, &["v1", "signup"])?.json(request)).await
     }
 
     /// `POST /v1/auth/login`: a session token for an existing user.
     pub async fn login(&self, request: &LoginRequest) -> Result<LoginResponse, ClientError> {
-        self.call(
-            self.route(Method::POST, &["v1", "auth", "login"])?
-                .json(request),
-        )
-        .await
+        self.call(self.route(Method::POST, &["v1", "auth", "login"])?.json(request)).await
     }
 
     /// `GET /v1/me`: the caller's tenant, identity and scopes.
@@ -31,22 +25,16 @@ impl Client {
 
     /// `GET /v1/api-keys`: one page of the tenant's keys (secrets are never listed).
     pub async fn api_keys_list(&self, page: &ListOptions) -> Result<Page<ApiKey>, ClientError> {
-        self.call(self.route(Method::GET, &["v1", "api-keys"])?.query(page))
-            .await
+        self.call(self.route(Method::GET, &["v1", "api-keys"])?.query(page)).await
     }
 
     /// `POST /v1/api-keys`: a new key; the returned `secret` is shown this once only.
-    pub async fn api_key_create(
-        &self,
-        request: &CreateApiKeyRequest,
-    ) -> Result<CreatedApiKey, ClientError> {
-        self.call(self.route(Method::POST, &["v1", "api-keys"])?.json(request))
-            .await
+    pub async fn api_key_create(&self, request: &CreateApiKeyRequest) -> Result<CreatedApiKey, ClientError> {
+        self.call(self.route(Method::POST, &["v1", "api-keys"])?.json(request)).await
     }
 
     /// `DELETE /v1/api-keys/{id}`: revokes a key and returns it, `revoked_at` set.
     pub async fn api_key_revoke(&self, id: &str) -> Result<ApiKey, ClientError> {
-        self.call(self.route(Method::DELETE, &["v1", "api-keys", id])?)
-            .await
+        self.call(self.route(Method::DELETE, &["v1", "api-keys", id])?).await
     }
 }

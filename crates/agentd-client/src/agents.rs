@@ -12,39 +12,27 @@ const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 impl Client {
     /// `GET /v1/agents`: one page of the tenant's agents.
     pub async fn agents_list(&self, page: &ListOptions) -> Result<Page<Agent>, ClientError> {
-        self.call(self.route(Method::GET, &["v1", "agents"])?.query(page))
-            .await
+        self.call(self.route(Method::GET, &["v1", "agents"])?.query(page)).await
     }
 
     /// `POST /v1/agents`: registers an agent (it has no version until one is uploaded).
     pub async fn agent_create(&self, request: &CreateAgentRequest) -> Result<Agent, ClientError> {
-        self.call(self.route(Method::POST, &["v1", "agents"])?.json(request))
-            .await
+        self.call(self.route(Method::POST, &["v1", "agents"])?.json(request)).await
     }
 
     /// `GET /v1/agents/{slug}`.
     pub async fn agent_get(&self, slug: &str) -> Result<Agent, ClientError> {
-        self.call(self.route(Method::GET, &["v1", "agents", slug])?)
-            .await
+        self.call(self.route(Method::GET, &["v1", "agents", slug])?).await
     }
 
     /// `PATCH /v1/agents/{slug}`: changes only the fields that are `Some`.
-    pub async fn agent_patch(
-        &self,
-        slug: &str,
-        request: &PatchAgentRequest,
-    ) -> Result<Agent, ClientError> {
-        self.call(
-            self.route(Method::PATCH, &["v1", "agents", slug])?
-                .json(request),
-        )
-        .await
+    pub async fn agent_patch(&self, slug: &str, request: &PatchAgentRequest) -> Result<Agent, ClientError> {
+        self.call(self.route(Method::PATCH, &["v1", "agents", slug])?.json(request)).await
     }
 
     /// `DELETE /v1/agents/{slug}` (204).
     pub async fn agent_delete(&self, slug: &str) -> Result<(), ClientError> {
-        self.call_empty(self.route(Method::DELETE, &["v1", "agents", slug])?)
-            .await
+        self.call_empty(self.route(Method::DELETE, &["v1", "agents", slug])?).await
     }
 
     /// `POST /v1/agents/{slug}/versions`: uploads a bundle (`.tar.gz` or `.zip`, told
@@ -56,11 +44,7 @@ impl Client {
         bundle: Vec<u8>,
         activate: bool,
     ) -> Result<AgentVersion, ClientError> {
-        let content_type = if bundle.starts_with(ZIP_MAGIC) {
-            "application/zip"
-        } else {
-            "application/gzip"
-        };
+        let content_type = if bundle.starts_with(ZIP_MAGIC) { "application/zip" } else { "application/gzip" };
         let mut request = self
             .route(Method::POST, &["v1", "agents", slug, "versions"])?
             .header(CONTENT_TYPE, content_type)
@@ -72,16 +56,8 @@ impl Client {
     }
 
     /// `GET /v1/agents/{slug}/versions`: one page of the agent's versions.
-    pub async fn versions_list(
-        &self,
-        slug: &str,
-        page: &ListOptions,
-    ) -> Result<Page<AgentVersion>, ClientError> {
-        self.call(
-            self.route(Method::GET, &["v1", "agents", slug, "versions"])?
-                .query(page),
-        )
-        .await
+    pub async fn versions_list(&self, slug: &str, page: &ListOptions) -> Result<Page<AgentVersion>, ClientError> {
+        self.call(self.route(Method::GET, &["v1", "agents", slug, "versions"])?.query(page)).await
     }
 
     /// `POST /v1/agents/{slug}/versions/{n}/activate`: makes version `n` the one new

@@ -38,9 +38,7 @@ impl Problem {
     /// Decodes an error body, or synthesizes a problem from the status and body text
     /// when the body is not a problem document (a proxy's HTML page, an empty body).
     pub(crate) fn from_response(status: u16, request_id: Option<String>, body: &[u8]) -> Problem {
-        let parsed = serde_json::from_slice::<Problem>(body)
-            .ok()
-            .filter(|p| p.code.is_some() || !p.title.is_empty());
+        let parsed = serde_json::from_slice::<Problem>(body).ok().filter(|p| p.code.is_some() || !p.title.is_empty());
         let mut problem = parsed.unwrap_or_else(|| {
             let text = snippet(body);
             Problem {
@@ -103,9 +101,7 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Api { status, .. } | ClientError::Decode { status, .. } => Some(*status),
-            ClientError::Transport(_)
-            | ClientError::InvalidUrl { .. }
-            | ClientError::UnsendableSegment { .. } => None,
+            ClientError::Transport(_) | ClientError::InvalidUrl { .. } | ClientError::UnsendableSegment { .. } => None,
         }
     }
 
@@ -134,19 +130,12 @@ impl ClientError {
     }
 
     pub(crate) fn decode(status: u16, body: &[u8], source: serde_json::Error) -> ClientError {
-        ClientError::Decode {
-            status,
-            body: snippet(body),
-            source,
-        }
+        ClientError::Decode { status, body: snippet(body), source }
     }
 }
 
 fn snippet(body: &[u8]) -> String {
-    String::from_utf8_lossy(body)
-        .chars()
-        .take(BODY_SNIPPET_CHARS)
-        .collect()
+    String::from_utf8_lossy(body).chars().take(BODY_SNIPPET_CHARS).collect()
 }
 
 /// The canonical reason phrase of a status, for synthesized problems.

@@ -52,9 +52,7 @@ impl Client {
         request: &InvokeRequest,
         options: &InvokeOptions,
     ) -> Result<Invocation, ClientError> {
-        let mut builder = self
-            .route(Method::POST, &["v1", "agents", slug, "invoke"])?
-            .json(request);
+        let mut builder = self.route(Method::POST, &["v1", "agents", slug, "invoke"])?.json(request);
         if let Some(wait) = options.wait_s {
             builder = builder.query(&WaitQuery { wait });
         }
@@ -65,21 +63,13 @@ impl Client {
     }
 
     /// `GET /v1/invocations`: one page of the tenant's invocations, newest first.
-    pub async fn invocations_list(
-        &self,
-        filter: &InvocationFilter,
-    ) -> Result<Page<Invocation>, ClientError> {
-        self.call(
-            self.route(Method::GET, &["v1", "invocations"])?
-                .query(filter),
-        )
-        .await
+    pub async fn invocations_list(&self, filter: &InvocationFilter) -> Result<Page<Invocation>, ClientError> {
+        self.call(self.route(Method::GET, &["v1", "invocations"])?.query(filter)).await
     }
 
     /// `GET /v1/invocations/{id}`.
     pub async fn invocation_get(&self, id: &str) -> Result<Invocation, ClientError> {
-        self.call(self.route(Method::GET, &["v1", "invocations", id])?)
-            .await
+        self.call(self.route(Method::GET, &["v1", "invocations", id])?).await
     }
 
     /// `GET /v1/invocations/{id}/logs`: events with `seq > after`, ascending. The page's
@@ -91,17 +81,12 @@ impl Client {
         limit: Option<u32>,
     ) -> Result<Page<Event>, ClientError> {
         let query = LogsQuery { after, limit };
-        self.call(
-            self.route(Method::GET, &["v1", "invocations", id, "logs"])?
-                .query(&query),
-        )
-        .await
+        self.call(self.route(Method::GET, &["v1", "invocations", id, "logs"])?.query(&query)).await
     }
 
     /// `POST /v1/invocations/{id}/cancel`: a queued run never starts; a running one has
     /// its process tree killed.
     pub async fn invocation_cancel(&self, id: &str) -> Result<Invocation, ClientError> {
-        self.call(self.route(Method::POST, &["v1", "invocations", id, "cancel"])?)
-            .await
+        self.call(self.route(Method::POST, &["v1", "invocations", id, "cancel"])?).await
     }
 }

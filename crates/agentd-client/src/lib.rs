@@ -54,10 +54,7 @@ impl Client {
     /// prefix when the server sits behind a proxy).
     pub fn new(base_url: &str) -> Result<Client, ClientError> {
         install_crypto_provider();
-        let invalid = |reason: &str| ClientError::InvalidUrl {
-            url: base_url.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let invalid = |reason: &str| ClientError::InvalidUrl { url: base_url.to_owned(), reason: reason.to_owned() };
         let mut base = Url::parse(base_url).map_err(|e| invalid(&e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(invalid("the scheme must be http or https"));
@@ -65,19 +62,13 @@ impl Client {
         if base.query().is_some() || base.fragment().is_some() {
             return Err(invalid("it must not have a query or a fragment"));
         }
-        base.path_segments_mut()
-            .map_err(|()| invalid("it cannot be a base URL"))?
-            .pop_if_empty();
+        base.path_segments_mut().map_err(|()| invalid("it cannot be a base URL"))?.pop_if_empty();
         let http = reqwest::Client::builder()
             .user_agent(concat!("agentd-client/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(ClientError::Transport)?;
-        Ok(Client {
-            http,
-            base,
-            token: None,
-        })
+        Ok(Client { http, base, token: None })
     }
 
     /// The same client, sending `Authorization: Bearer <token>` (an API key or a session
@@ -106,11 +97,7 @@ impl Client {
     }
 
     /// A request to the route made of `segments`, each percent-encoded, with auth applied.
-    pub(crate) fn route(
-        &self,
-        method: Method,
-        segments: &[&str],
-    ) -> Result<RequestBuilder, ClientError> {
+    pub(crate) fn route(&self, method: Method, segments: &[&str]) -> Result<RequestBuilder, ClientError> {
         Ok(self.authorized(self.http.request(method, self.url(segments)?)))
     }
 
@@ -120,9 +107,7 @@ impl Client {
             // URL parsing resolves `.` and `..` even when percent-encoded, so such an id
             // would silently call another route.
             if matches!(*segment, "." | "..") {
-                return Err(ClientError::UnsendableSegment {
-                    segment: (*segment).to_owned(),
-                });
+                return Err(ClientError::UnsendableSegment { segment: (*segment).to_owned() });
             }
             path.push('/');
             encode_segment(segment, &mut path);
@@ -133,10 +118,7 @@ impl Client {
     }
 
     fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
-        let header = self
-            .token
-            .as_ref()
-            .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok());
+        let header = self.token.as_ref().and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok());
         match header {
             Some(mut value) => {
                 value.set_sensitive(true);
@@ -151,10 +133,7 @@ impl Client {
     }
 
     /// Sends `request` and decodes a 2xx JSON body as `T`; anything else is an error.
-    pub(crate) async fn call<T: DeserializeOwned>(
-        &self,
-        request: RequestBuilder,
-    ) -> Result<T, ClientError> {
+    pub(crate) async fn call<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, ClientError> {
         let response = expect_success(self.send(request).await?).await?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(ClientError::Transport)?;
@@ -185,17 +164,10 @@ async fn expect_success(response: Response) -> Result<Response, ClientError> {
     if status.is_success() {
         return Ok(response);
     }
-    let request_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = response.bytes().await.map_err(ClientError::Transport)?;
     let problem = Problem::from_response(status.as_u16(), request_id, &body);
-    Err(ClientError::Api {
-        status: status.as_u16(),
-        problem: Box::new(problem),
-    })
+    Err(ClientError::Api { status: status.as_u16(), problem: Box::new(problem) })
 }
 
 /// reqwest is built without a TLS provider of its own; one process-wide rustls provider
@@ -218,10 +190,7 @@ mod tests {
         let client = Client::new("http://127.0.0.1:8080/prefix/")?;
         assert_eq!(client.base_url(), "http://127.0.0.1:8080/prefix");
         let url = client.url(&["v1", "agents", "../x y?#"])?;
-        assert_eq!(
-            url.as_str(),
-            "http://127.0.0.1:8080/prefix/v1/agents/..%2Fx%20y%3F%23"
-        );
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080/prefix/v1/agents/..%2Fx%20y%3F%23");
         let dots = client.url(&["v1", "agents", ".."]);
         assert!(matches!(dots, Err(ClientError::UnsendableSegment { .. })));
         Ok(())
@@ -230,26 +199,14 @@ mod tests {
     #[test]
     fn a_bare_host_gets_routes_at_the_root() -> Result<(), ClientError> {
         let client = Client::new("http://localhost:9")?;
-        assert_eq!(
-            client.url(&["healthz"])?.as_str(),
-            "http://localhost:9/healthz"
-        );
+        assert_eq!(client.url(&["healthz"])?.as_str(), "http://localhost:9/healthz");
         Ok(())
     }
 
     #[test]
     fn unusable_base_urls_are_refused() {
-        for bad in [
-            "",
-            "localhost:8080",
-            "ftp://x",
-            "http://x/?q=1",
-            "mailto:a@b",
-        ] {
-            assert!(
-                matches!(Client::new(bad), Err(ClientError::InvalidUrl { .. })),
-                "{bad}"
-            );
+        for bad in ["", "localhost:8080", "ftp://x", "http://x/?q=1", "mailto:a@b"] {
+            assert!(matches!(Client::new(bad), Err(ClientError::InvalidUrl { .. })), "{bad}");
         }
     }
 

@@ -88,14 +88,13 @@ impl Role {
     }
 
     pub fn parse(value: &str) -> Result<Role, UnknownWord> {
-        [Role::Owner, Role::Admin, Role::Developer, Role::Viewer]
-            .into_iter()
-            .find(|r| r.as_str() == value)
-            .ok_or_else(|| UnknownWord {
+        [Role::Owner, Role::Admin, Role::Developer, Role::Viewer].into_iter().find(|r| r.as_str() == value).ok_or_else(
+            || UnknownWord {
                 set: "role",
                 value: value.chars().take(40).collect(),
                 expected: "owner admin developer viewer",
-            })
+            },
+        )
     }
 
     pub fn scopes(self) -> Scopes {

@@ -54,6 +54,7 @@ pub(crate) async fn supervise(
     exit: impl Future<Output = Result<AgentStatus, SandboxError>>,
 ) -> Result<Ending, SandboxError> {
     let Pipes { stdin: stdin_pipe, stdout, stderr, events } = pipes;
+    let exited = async { exit.await.map_err(Halt::Failed) };
     // try_join: the first pump over the cap stops all of them.
     let drained = async {
         tokio::try_join!(
@@ -65,14 +66,9 @@ pub(crate) async fn supervise(
             output.pump(Stream::Stderr, stderr),
             output.pump(Stream::Events, events),
         )
-        .map(|_| ())
+        .map_err(|OutputLimitExceeded| Halt::OutputLimit)
     };
-    let done = async {
-        let (status, ()) = tokio::try_join!(async { exit.await.map_err(Halt::Failed) }, async {
-            drained.await.map_err(|OutputLimitExceeded| Halt::OutputLimit)
-        },)?;
-        Ok::<_, Halt>(status)
-    };
+    let done = async { tokio::try_join!(exited, drained).map(|(status, _)| status) };
     tokio::select! {
         biased;
         _ = cancel.cancelled() => Ok(Ending::Cancelled),

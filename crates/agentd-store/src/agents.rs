@@ -157,10 +157,11 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(agent_not_found)?;
-        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM agent_versions WHERE agent_id = $1")
-            .bind(&agent_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let next: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM agent_versions WHERE agent_id = $1")
+                .bind(&agent_id)
+                .fetch_one(&mut *tx)
+                .await?;
         let manifest = serde_json::to_string(&new.manifest).map_err(|e| StoreError::corrupt("manifest", e))?;
         let row = sqlx::query(
             "INSERT INTO agent_versions (id, tenant_id, agent_id, version, digest, manifest, size_bytes, created_by, created_at)
@@ -189,7 +190,13 @@ impl Store {
         rows::version(&row)
     }
 
-    pub async fn versions_list(&self, ctx: &TenantCtx, slug: &Slug, limit: Option<u32>, cursor: Option<&str>) -> Result<Page<AgentVersion>> {
+    pub async fn versions_list(
+        &self,
+        ctx: &TenantCtx,
+        slug: &Slug,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Page<AgentVersion>> {
         let agent = self.agent_get(ctx, slug).await?;
         let limit = rows::page_limit(limit);
         let before: Option<i64> = cursor.and_then(|c| c.parse().ok());

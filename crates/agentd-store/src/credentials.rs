@@ -170,7 +170,12 @@ impl Store {
             .collect()
     }
 
-    pub async fn session_create_unscoped(&self, tenant_id: &TenantId, user_id: &UserId, new: NewSession) -> Result<SessionId> {
+    pub async fn session_create_unscoped(
+        &self,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+        new: NewSession,
+    ) -> Result<SessionId> {
         let id = SessionId::generate();
         sqlx::query(
             "INSERT INTO sessions (id, token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -203,7 +208,12 @@ impl Store {
         Ok(key)
     }
 
-    pub async fn api_keys_list(&self, ctx: &TenantCtx, limit: Option<u32>, cursor: Option<&str>) -> Result<Page<ApiKey>> {
+    pub async fn api_keys_list(
+        &self,
+        ctx: &TenantCtx,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Page<ApiKey>> {
         let limit = rows::page_limit(limit);
         let found = sqlx::query(
             "SELECT * FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",

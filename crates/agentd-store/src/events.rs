@@ -52,7 +52,13 @@ impl Store {
     }
 
     /// Events with `seq > after`, ascending. The invocation must belong to the caller.
-    pub async fn events_list(&self, ctx: &TenantCtx, id: &InvocationId, after: u64, limit: Option<u32>) -> Result<Page<Event>> {
+    pub async fn events_list(
+        &self,
+        ctx: &TenantCtx,
+        id: &InvocationId,
+        after: u64,
+        limit: Option<u32>,
+    ) -> Result<Page<Event>> {
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM invocations WHERE tenant_id = $1 AND id = $2")
             .bind(ctx.tenant_id().as_str())
             .bind(id.as_str())

@@ -1,9 +1,7 @@
 //! Accepting invocations and reading them back. An invocation row *is* its queue entry,
 //! so an accepted invocation is durable and claimable in the same commit.
 
-use agentd_core::{
-    Agent, AgentVersion, Invocation, InvocationId, InvocationStatus, Page, TenantCtx, Timestamp,
-};
+use agentd_core::{Agent, AgentVersion, Invocation, InvocationId, InvocationStatus, Page, TenantCtx, Timestamp};
 use serde_json::Value;
 
 use crate::{Result, Signal, Store, StoreError, rows};

@@ -4,8 +4,7 @@ use sqlx::SqlitePool;
 
 use crate::Result;
 
-const SQLITE: &[(i64, &str, &str)] =
-    &[(1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql"))];
+const SQLITE: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql"))];
 
 pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {
     sqlx::query(

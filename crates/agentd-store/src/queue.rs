@@ -8,9 +8,7 @@
 
 use std::time::Duration;
 
-use agentd_core::{
-    InvocationError, InvocationId, InvocationStatus, TenantId, TenantLimits, Timestamp, Usage,
-};
+use agentd_core::{InvocationError, InvocationId, InvocationStatus, TenantId, TenantLimits, Timestamp, Usage};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -73,10 +71,8 @@ impl RetryPolicy {
     pub fn delay_after(&self, attempt: u32) -> Duration {
         let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
         let capped = exp.min(self.max);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let jitter = capped.mul_f64(f64::from(nanos % 1000) / 2000.0);
         capped + jitter
     }
@@ -113,7 +109,8 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        let limits = serde_json::from_value(rows::json(&version, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
+        let limits =
+            serde_json::from_value(rows::json(&version, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
         let run = ClaimedRun {
             invocation_id: InvocationId::from_trusted(id),
             tenant_id: TenantId::from_trusted(row.try_get("tenant_id")?),
@@ -228,11 +225,10 @@ impl Store {
     /// Earliest `run_after` among runs waiting for a retry, so the worker can sleep
     /// exactly until then instead of polling.
     pub async fn queue_next_wakeup_unscoped(&self) -> Result<Option<Timestamp>> {
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(run_after) FROM invocations WHERE status IN ('queued', 'retrying')",
-        )
-        .fetch_one(&self.reader)
-        .await?;
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(run_after) FROM invocations WHERE status IN ('queued', 'retrying')")
+                .fetch_one(&self.reader)
+                .await?;
         Ok(next.map(Timestamp::from_unix_ms))
     }
 }

@@ -3,8 +3,8 @@
 
 use agentd_core::{
     Agent, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream, Invocation,
-    InvocationError, InvocationId, InvocationStatus, Scope, Scopes, Slug, Tenant, TenantId, TenantLimits,
-    TenantStatus, Timestamp, Usage, User, UserId, VersionId, Visibility,
+    InvocationError, InvocationId, InvocationStatus, Scope, Scopes, Slug, Tenant, TenantId, TenantLimits, TenantStatus,
+    Timestamp, Usage, User, UserId, VersionId, Visibility,
 };
 use serde_json::Value;
 use sqlx::Row;
@@ -43,7 +43,8 @@ pub(crate) fn u64_col(row: &SqliteRow, col: &'static str) -> Result<u64> {
 }
 
 pub(crate) fn tenant(row: &SqliteRow) -> Result<Tenant> {
-    let limits: TenantLimits = serde_json::from_value(json(row, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
+    let limits: TenantLimits =
+        serde_json::from_value(json(row, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
     Ok(Tenant {
         id: TenantId::from_trusted(row.try_get("id")?),
         slug: Slug::from_trusted(row.try_get("slug")?),
@@ -126,7 +127,10 @@ pub(crate) fn version(row: &SqliteRow) -> Result<AgentVersion> {
 
 pub(crate) fn invocation(row: &SqliteRow) -> Result<Invocation> {
     let error = match row.try_get::<Option<String>, _>("error_code")? {
-        Some(code) => Some(InvocationError { code, message: row.try_get::<Option<String>, _>("error_message")?.unwrap_or_default() }),
+        Some(code) => Some(InvocationError {
+            code,
+            message: row.try_get::<Option<String>, _>("error_message")?.unwrap_or_default(),
+        }),
         None => None,
     };
     let priority: i64 = row.try_get("priority")?;

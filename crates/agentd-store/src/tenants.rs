@@ -23,18 +23,23 @@ impl Store {
         let user_id = UserId::generate();
         let limits = serde_json::to_string(&new.limits).map_err(|e| StoreError::corrupt("limits", e))?;
         let mut tx = self.writer.begin().await?;
-        sqlx::query("INSERT INTO tenants (id, slug, name, status, limits, created_at) VALUES ($1, $2, $3, 'active', $4, $5)")
-            .bind(tenant_id.as_str())
-            .bind(new.tenant_slug.as_str())
-            .bind(&new.tenant_name)
-            .bind(&limits)
-            .bind(now.unix_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match is_unique_violation(&e) {
-                true => StoreError::conflict("workspace_slug_taken", format!("the workspace slug `{}` is taken; choose another", new.tenant_slug)),
-                false => e.into(),
-            })?;
+        sqlx::query(
+            "INSERT INTO tenants (id, slug, name, status, limits, created_at) VALUES ($1, $2, $3, 'active', $4, $5)",
+        )
+        .bind(tenant_id.as_str())
+        .bind(new.tenant_slug.as_str())
+        .bind(&new.tenant_name)
+        .bind(&limits)
+        .bind(now.unix_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match is_unique_violation(&e) {
+            true => StoreError::conflict(
+                "workspace_slug_taken",
+                format!("the workspace slug `{}` is taken; choose another", new.tenant_slug),
+            ),
+            false => e.into(),
+        })?;
         sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(user_id.as_str())
             .bind(&new.email)
@@ -43,7 +48,10 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| match is_unique_violation(&e) {
-                true => StoreError::conflict("email_taken", "an account with this email exists; sign in with `agentd login` instead"),
+                true => StoreError::conflict(
+                    "email_taken",
+                    "an account with this email exists; sign in with `agentd login` instead",
+                ),
                 false => e.into(),
             })?;
         sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
@@ -55,7 +63,14 @@ impl Store {
             .await?;
         let key = insert_api_key(&mut tx, &tenant_id, user_id.as_str(), new.first_key, now).await?;
         tx.commit().await?;
-        let tenant = Tenant { id: tenant_id, slug: new.tenant_slug, name: new.tenant_name, status: agentd_core::TenantStatus::Active, limits: new.limits, created_at: now };
+        let tenant = Tenant {
+            id: tenant_id,
+            slug: new.tenant_slug,
+            name: new.tenant_name,
+            status: agentd_core::TenantStatus::Active,
+            limits: new.limits,
+            created_at: now,
+        };
         let user = User { id: user_id, email: new.email, created_at: now };
         Ok((tenant, user, key))
     }
@@ -70,4 +85,3 @@ impl Store {
         rows::tenant(&row)
     }
 }
-

@@ -28,7 +28,14 @@ struct EventLog {
 }
 
 impl EventLog {
-    fn push(&mut self, kind: EventKind, stream: EventStream, level: Option<String>, message: Option<String>, data: Option<Value>) {
+    fn push(
+        &mut self,
+        kind: EventKind,
+        stream: EventStream,
+        level: Option<String>,
+        message: Option<String>,
+        data: Option<Value>,
+    ) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending.push(NewEvent { seq, ts: Timestamp::now(), kind, stream, level, message, data });
@@ -78,7 +85,9 @@ pub(crate) async fn run_claimed(shared: &Shared, run: ClaimedRun, stop: Cancella
         match shared.store.queue_complete(&run, completion, &shared.settings.retry).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!("the lease expired before completion; the result was not recorded"),
-            Err(err) => tracing::error!(error = ?err, "recording the completion failed; the lease reaper will retry the run"),
+            Err(err) => {
+                tracing::error!(error = ?err, "recording the completion failed; the lease reaper will retry the run")
+            }
         }
     }
     .instrument(span)
@@ -145,8 +154,8 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
                 Ok(LeaseStatus::Lost) => { interrupted = Some(Ended::LeaseLost); cancel.cancel(); }
                 Err(err) => tracing::warn!(error = ?err, "renewing the lease failed; will try again"),
             },
-            signal = signals.recv() => if let Ok(Signal::CancelRequested(id)) = signal {
-                if id == run.invocation_id { cancel.cancel(); }
+            signal = signals.recv() => if let Ok(Signal::CancelRequested(id)) = signal && id == run.invocation_id {
+                cancel.cancel();
             },
             _ = stop.cancelled(), if !cancel.is_cancelled() => {
                 // Shutting down: stop the agent; the run is released to the queue.
@@ -163,7 +172,11 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
         Some(Ok(outcome)) => completion(outcome, reported),
         Some(Err(err)) => {
             tracing::error!(error = ?err, "the sandbox failed to run the agent");
-            failed(InvocationStatus::Failed, "sandbox_error", "the sandbox could not start the agent; see the worker's log")
+            failed(
+                InvocationStatus::Failed,
+                "sandbox_error",
+                "the sandbox could not start the agent; see the worker's log",
+            )
         }
         None => failed(InvocationStatus::Failed, "sandbox_error", "the run ended without an outcome"),
     })
@@ -195,27 +208,37 @@ fn record_line(log: &mut EventLog, reported: &mut Reported, line: OutputLine) {
 }
 
 fn completion(outcome: RunOutcome, reported: Reported) -> Completion {
-    let usage = Usage {
-        wall_ms: outcome.wall.as_millis() as u64,
-        log_bytes: outcome.output_bytes,
-        ..Usage::default()
-    };
+    let usage = Usage { wall_ms: outcome.wall.as_millis() as u64, log_bytes: outcome.output_bytes, ..Usage::default() };
     let mut done = match outcome.termination {
-        Termination::Exited(0) if reported.interrupted => Completion {
-            status: InvocationStatus::WaitingForInput,
-            output: None,
+        Termination::Exited(0) if reported.interrupted => {
+            Completion { status: InvocationStatus::WaitingForInput, output: None, error: None, usage: Usage::default() }
+        }
+        Termination::Exited(0) => Completion {
+            status: InvocationStatus::Succeeded,
+            output: reported.output,
             error: None,
             usage: Usage::default(),
         },
-        Termination::Exited(0) => Completion { status: InvocationStatus::Succeeded, output: reported.output, error: None, usage: Usage::default() },
         Termination::Exited(code) => {
             let detail = reported.last_stderr.map(|l| format!(": {}", truncate(&l, 300))).unwrap_or_default();
             failed(InvocationStatus::Failed, "agent_failed", format!("the agent exited with code {code}{detail}"))
         }
-        Termination::Signaled(sig) => failed(InvocationStatus::Failed, "agent_killed", format!("the agent was killed by signal {sig}")),
-        Termination::TimedOut => failed(InvocationStatus::TimedOut, "timeout", format!("the agent ran longer than its timeout ({} ms)", usage.wall_ms)),
-        Termination::Cancelled => failed(InvocationStatus::Cancelled, "cancelled", "cancelled while running; the process tree was killed"),
-        Termination::OutputLimit => failed(InvocationStatus::Failed, "output_limit", format!("the agent printed more than its output limit ({} bytes)", usage.log_bytes)),
+        Termination::Signaled(sig) => {
+            failed(InvocationStatus::Failed, "agent_killed", format!("the agent was killed by signal {sig}"))
+        }
+        Termination::TimedOut => failed(
+            InvocationStatus::TimedOut,
+            "timeout",
+            format!("the agent ran longer than its timeout ({} ms)", usage.wall_ms),
+        ),
+        Termination::Cancelled => {
+            failed(InvocationStatus::Cancelled, "cancelled", "cancelled while running; the process tree was killed")
+        }
+        Termination::OutputLimit => failed(
+            InvocationStatus::Failed,
+            "output_limit",
+            format!("the agent printed more than its output limit ({} bytes)", usage.log_bytes),
+        ),
     };
     done.usage = usage;
     done
@@ -227,4 +250,3 @@ fn truncate(text: &str, max: usize) -> &str {
         None => text,
     }
 }
-

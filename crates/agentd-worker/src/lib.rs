@@ -61,11 +61,13 @@ impl Worker {
     pub fn new(store: Store, blobs: LocalBlobs, settings: WorkerSettings) -> Result<Worker, WorkerError> {
         let scratch = settings.data_dir.join("runs");
         for dir in [&scratch, &settings.data_dir.join("bundles")] {
-            std::fs::create_dir_all(dir).map_err(|source| WorkerError::DataDir { path: dir.display().to_string(), source })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|source| WorkerError::DataDir { path: dir.display().to_string(), source })?;
         }
         prepare::install_sdk(&settings.data_dir)
             .map_err(|source| WorkerError::DataDir { path: settings.data_dir.display().to_string(), source })?;
-        let sandbox = Sandbox::new(SandboxSettings { init_program: settings.sandbox_init.clone(), scratch_dir: scratch })?;
+        let sandbox =
+            Sandbox::new(SandboxSettings { init_program: settings.sandbox_init.clone(), scratch_dir: scratch })?;
         let runtimes = Runtimes::detect();
         Ok(Worker { shared: Arc::new(Shared { store, blobs, sandbox, runtimes, settings }) })
     }

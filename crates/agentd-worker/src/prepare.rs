@@ -99,7 +99,12 @@ pub(crate) async fn bundle_dir(shared: &Shared, digest: &str) -> Result<PathBuf,
 }
 
 /// The sandbox spec for `run`: program, allow-listed environment, mounts and limits.
-pub(crate) fn run_spec(shared: &Shared, run: &ClaimedRun, manifest: &Manifest, bundle: PathBuf) -> Result<RunSpec, PrepareError> {
+pub(crate) fn run_spec(
+    shared: &Shared,
+    run: &ClaimedRun,
+    manifest: &Manifest,
+    bundle: PathBuf,
+) -> Result<RunSpec, PrepareError> {
     let entry = format!("/agent/{}", manifest.entrypoint.trim_start_matches("./"));
     let interpreter = |found: &Option<String>, name| found.clone().ok_or(PrepareError::NoInterpreter(name));
     let (program, args) = match manifest.runtime {

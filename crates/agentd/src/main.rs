@@ -2,6 +2,7 @@
 //! client of a running server. The sandbox re-executes this binary as its init, so
 //! that case is dispatched before anything else starts.
 
+mod bench;
 mod cli;
 mod serve;
 mod settings;
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the platform: API and an in-process worker.
     Serve(settings::ServeArgs),
+    /// Measure spawn overhead and end-to-end throughput.
+    Bench(bench::BenchArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Client(command) => cli::run(command).await,
         }
     })

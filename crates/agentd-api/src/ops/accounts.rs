@@ -3,9 +3,9 @@
 
 use agentd_core::{CreatedApiKey, LoginRequest, LoginResponse, Scopes, SignupRequest, SignupResponse, Slug, Timestamp};
 use agentd_store::{NewApiKey, NewSession, NewSignup, hash_secret};
+use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 use axum::http::StatusCode;
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -35,7 +35,9 @@ pub fn mint_api_key(name: String, scopes: Scopes, expires_at: Option<Timestamp>)
 fn normalize_email(raw: &str) -> Result<String, ApiError> {
     let email = raw.trim().to_lowercase();
     let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'))
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'))
         && !email.chars().any(char::is_whitespace);
     if valid { Ok(email) } else { Err(ApiError::invalid("invalid_email", "email must look like name@example.com")) }
 }
@@ -49,12 +51,10 @@ fn check_password(password: &str) -> Result<(), ApiError> {
 }
 
 async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string())
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::internal(std::io::Error::other(e.to_string())))
+    tokio::task::spawn_blocking(move || Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(std::io::Error::other(e.to_string())))
 }
 
 async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
@@ -68,7 +68,11 @@ async fn verify_password(password: String, hash: String) -> Result<bool, ApiErro
 
 pub async fn signup(state: &AppState, req: SignupRequest) -> Result<SignupResponse, ApiError> {
     if !state.settings.signup_enabled {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "signup_disabled", "signup is turned off on this server; ask the operator for an account"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "signup_disabled",
+            "signup is turned off on this server; ask the operator for an account",
+        ));
     }
     let email = normalize_email(&req.email)?;
     check_password(&req.password)?;

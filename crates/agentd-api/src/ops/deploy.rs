@@ -9,7 +9,14 @@ use bytes::Bytes;
 
 use crate::{ApiError, AppState};
 
-pub async fn deploy(state: &AppState, ctx: &TenantCtx, tenant: &Tenant, slug: &Slug, body: Bytes, activate: bool) -> Result<AgentVersion, ApiError> {
+pub async fn deploy(
+    state: &AppState,
+    ctx: &TenantCtx,
+    tenant: &Tenant,
+    slug: &Slug,
+    body: Bytes,
+    activate: bool,
+) -> Result<AgentVersion, ApiError> {
     // Fail on a missing agent before spending CPU on the archive.
     state.store.agent_get(ctx, slug).await?;
     let limit = tenant.limits.max_bundle_bytes.min(state.settings.max_upload_bytes);
@@ -21,7 +28,10 @@ pub async fn deploy(state: &AppState, ctx: &TenantCtx, tenant: &Tenant, slug: &S
         ));
     }
     if body.is_empty() {
-        return Err(ApiError::invalid("bundle_unreadable", "the request body is empty; send the .tar.gz or .zip bundle as the body"));
+        return Err(ApiError::invalid(
+            "bundle_unreadable",
+            "the request body is empty; send the .tar.gz or .zip bundle as the body",
+        ));
     }
     let size_bytes = body.len() as u64;
     let limits = BundleLimits { max_bundle_bytes: limit, ..BundleLimits::default() };

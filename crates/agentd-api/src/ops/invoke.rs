@@ -28,24 +28,44 @@ pub async fn invoke(
     }
     let max_attempts = req.max_attempts.unwrap_or(1);
     if !(1..=MAX_ATTEMPTS).contains(&max_attempts) {
-        return Err(ApiError::invalid("invalid_max_attempts", format!("max_attempts must be between 1 and {MAX_ATTEMPTS}")));
+        return Err(ApiError::invalid(
+            "invalid_max_attempts",
+            format!("max_attempts must be between 1 and {MAX_ATTEMPTS}"),
+        ));
     }
     let metadata = req.metadata.unwrap_or_else(|| serde_json::json!({}));
     if !metadata.is_object() || metadata.to_string().len() > MAX_METADATA_BYTES {
-        return Err(ApiError::invalid("invalid_metadata", format!("metadata must be a JSON object of at most {MAX_METADATA_BYTES} bytes")));
+        return Err(ApiError::invalid(
+            "invalid_metadata",
+            format!("metadata must be a JSON object of at most {MAX_METADATA_BYTES} bytes"),
+        ));
     }
     if req.thread_id.is_some() {
-        return Err(ApiError::invalid("threads_unavailable", "threads are not available on this server yet; omit thread_id"));
+        return Err(ApiError::invalid(
+            "threads_unavailable",
+            "threads are not available on this server yet; omit thread_id",
+        ));
     }
     if req.webhook_url.is_some() {
-        return Err(ApiError::invalid("webhooks_unavailable", "completion webhooks are not available on this server yet; omit webhook_url"));
+        return Err(ApiError::invalid(
+            "webhooks_unavailable",
+            "completion webhooks are not available on this server yet; omit webhook_url",
+        ));
     }
     let agent = state.store.agent_get(ctx, slug).await?;
     if agent.status == AgentStatus::Disabled {
-        return Err(ApiError::new(StatusCode::CONFLICT, "agent_disabled", format!("agent `{slug}` is disabled; enable it with PATCH status=active")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "agent_disabled",
+            format!("agent `{slug}` is disabled; enable it with PATCH status=active"),
+        ));
     }
     let n = agent.active_version.ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, "agent_has_no_version", format!("agent `{slug}` has no deployed version; upload a bundle first"))
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "agent_has_no_version",
+            format!("agent `{slug}` has no deployed version; upload a bundle first"),
+        )
     })?;
     let version = state.store.version_get(ctx, &agent, n).await?;
     let cap = tenant.limits.invocation_timeout_s;

@@ -10,12 +10,18 @@ use crate::extract::ApiJson;
 use crate::ops::accounts;
 use crate::{ApiError, AppState};
 
-pub async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupRequest>) -> Result<(StatusCode, Json<SignupResponse>), ApiError> {
+pub async fn signup(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> Result<(StatusCode, Json<SignupResponse>), ApiError> {
     let created = accounts::signup(&state, req).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> Result<Json<LoginResponse>, ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
     Ok(Json(accounts::login(&state, req).await?))
 }
 
@@ -23,5 +29,11 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
     let ctx = caller.authorize(Scope::Read)?;
     let tenant = state.store.tenant_get(&ctx).await?;
     let credential = caller.credential;
-    Ok(Json(Me { tenant, actor: credential.actor, user: credential.user, role: credential.role, scopes: credential.scopes }))
+    Ok(Json(Me {
+        tenant,
+        actor: credential.actor,
+        user: credential.user,
+        role: credential.role,
+        scopes: credential.scopes,
+    }))
 }

@@ -29,12 +29,20 @@ fn check_tags(tags: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> Result<Json<Page<Agent>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Page<Agent>>, ApiError> {
     let ctx = caller.authorize(Scope::Read)?;
     Ok(Json(state.store.agents_list(&ctx, q.limit, q.cursor.as_deref()).await?))
 }
 
-pub async fn create(State(state): State<AppState>, caller: Caller, ApiJson(req): ApiJson<CreateAgentRequest>) -> Result<(StatusCode, Json<Agent>), ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateAgentRequest>,
+) -> Result<(StatusCode, Json<Agent>), ApiError> {
     let ctx = caller.authorize(Scope::Deploy)?;
     let slug = Slug::parse(&req.slug).map_err(|e| ApiError::invalid("invalid_slug", format!("slug: {e}")))?;
     let name = req.name.unwrap_or_else(|| slug.to_string());
@@ -44,12 +52,17 @@ pub async fn create(State(state): State<AppState>, caller: Caller, ApiJson(req):
     }
     let tags = req.tags.unwrap_or_default();
     check_tags(&tags)?;
-    let new = NewAgent { slug, name, description: req.description, tags, visibility: req.visibility.unwrap_or_default() };
+    let new =
+        NewAgent { slug, name, description: req.description, tags, visibility: req.visibility.unwrap_or_default() };
     let agent = state.store.agent_create(&ctx, new, caller.tenant().limits.max_agents).await?;
     Ok((StatusCode::CREATED, Json(agent)))
 }
 
-pub async fn show(State(state): State<AppState>, caller: Caller, Path(slug): Path<String>) -> Result<Json<Agent>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+) -> Result<Json<Agent>, ApiError> {
     let ctx = caller.authorize(Scope::Read)?;
     Ok(Json(state.store.agent_get(&ctx, &path_slug(&slug, "agent")?).await?))
 }
@@ -77,7 +90,11 @@ pub async fn patch(
     Ok(Json(state.store.agent_patch(&ctx, &slug, &req).await?))
 }
 
-pub async fn delete(State(state): State<AppState>, caller: Caller, Path(slug): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let ctx = caller.authorize(Scope::Deploy)?;
     state.store.agent_delete(&ctx, &path_slug(&slug, "agent")?).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -112,7 +129,11 @@ pub async fn versions(
     Ok(Json(state.store.versions_list(&ctx, &slug, q.limit, q.cursor.as_deref()).await?))
 }
 
-pub async fn activate(State(state): State<AppState>, caller: Caller, Path((slug, n)): Path<(String, String)>) -> Result<Json<Agent>, ApiError> {
+pub async fn activate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, n)): Path<(String, String)>,
+) -> Result<Json<Agent>, ApiError> {
     let ctx = caller.authorize(Scope::Deploy)?;
     let slug = path_slug(&slug, "agent")?;
     let n: u32 = n.parse().map_err(|_| ApiError::not_found("agent version"))?;

@@ -31,8 +31,9 @@ fn invocation_id(raw: &str) -> Result<InvocationId, ApiError> {
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
     let key = value.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255);
-    key.map(|k| Some(k.to_owned()))
-        .ok_or_else(|| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters"))
+    key.map(|k| Some(k.to_owned())).ok_or_else(|| {
+        ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
+    })
 }
 
 /// `202` while the invocation is still going, `200` once it has settled.
@@ -57,12 +58,17 @@ pub async fn invoke(
     let ctx = caller.authorize(Scope::Invoke)?;
     let slug = path_slug(&slug, "agent")?;
     if q.wait.is_some_and(|w| w > MAX_WAIT_S) {
-        return Err(ApiError::bad_request("invalid_wait", format!("wait must be at most {MAX_WAIT_S} seconds; poll or stream the events for longer runs")));
+        return Err(ApiError::bad_request(
+            "invalid_wait",
+            format!("wait must be at most {MAX_WAIT_S} seconds; poll or stream the events for longer runs"),
+        ));
     }
     let key = idempotency_key(&headers)?;
     let (invocation, _created) = invoke::invoke(&state, &ctx, caller.tenant(), &slug, req, key).await?;
     let invocation = match q.wait {
-        Some(wait) if wait > 0 => invoke::wait_for(&state, &ctx, &invocation.id, Duration::from_secs(wait), settled).await?,
+        Some(wait) if wait > 0 => {
+            invoke::wait_for(&state, &ctx, &invocation.id, Duration::from_secs(wait), settled).await?
+        }
         _ => invocation,
     };
     Ok(invocation_response(invocation))
@@ -77,7 +83,11 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Page<Invocation>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Invocation>>, ApiError> {
     let ctx = caller.authorize(Scope::Read)?;
     let status = match q.status.as_deref() {
         Some(s) => Some(InvocationStatus::parse(s).map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?),
@@ -87,7 +97,11 @@ pub async fn list(State(state): State<AppState>, caller: Caller, ApiQuery(q): Ap
     Ok(Json(state.store.invocations_list(&ctx, &filter).await?))
 }
 
-pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Invocation>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Invocation>, ApiError> {
     let ctx = caller.authorize(Scope::Read)?;
     Ok(Json(state.store.invocation_get(&ctx, &invocation_id(&id)?).await?))
 }
@@ -98,12 +112,21 @@ pub struct LogsQuery {
     limit: Option<u32>,
 }
 
-pub async fn logs(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, ApiQuery(q): ApiQuery<LogsQuery>) -> Result<Json<Page<Event>>, ApiError> {
+pub async fn logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<LogsQuery>,
+) -> Result<Json<Page<Event>>, ApiError> {
     let ctx = caller.authorize(Scope::Read)?;
     Ok(Json(state.store.events_list(&ctx, &invocation_id(&id)?, q.after.unwrap_or(0), q.limit).await?))
 }
 
-pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let ctx = caller.authorize(Scope::Invoke)?;
     let id = invocation_id(&id)?;
     let invocation = state.store.invocation_cancel(&ctx, &id).await?;

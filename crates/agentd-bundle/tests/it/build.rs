@@ -27,10 +27,7 @@ pub fn file(name: &'static str, content: &str) -> Spec {
 
 /// The smallest valid bundle's entries: a manifest and its entrypoint.
 pub fn minimal() -> Vec<Spec> {
-    vec![
-        file("agent.toml", MANIFEST),
-        file("main.py", "print('hi')\n"),
-    ]
+    vec![file("agent.toml", MANIFEST), file("main.py", "print('hi')\n")]
 }
 
 pub fn with(mut specs: Vec<Spec>, more: Vec<Spec>) -> Vec<Spec> {
@@ -72,9 +69,7 @@ pub fn zip(specs: &[Spec]) -> Vec<u8> {
     for spec in specs {
         match spec {
             Spec::File(name, data, mode) => {
-                writer
-                    .start_file(*name, options.unix_permissions(*mode))
-                    .unwrap();
+                writer.start_file(*name, options.unix_permissions(*mode)).unwrap();
                 writer.write_all(data).unwrap();
             }
             Spec::Dir(name) => writer.add_directory(*name, options).unwrap(),
@@ -101,9 +96,7 @@ pub fn zeros_entry_tar_gz(kind: EntryType, size: u64) -> Vec<u8> {
     let mut tar_bytes = Vec::new();
     for spec in minimal() {
         if let Spec::File(name, data, mode) = spec {
-            tar_bytes.extend_from_slice(
-                raw_header(name, EntryType::Regular, mode, data.len() as u64, "").as_bytes(),
-            );
+            tar_bytes.extend_from_slice(raw_header(name, EntryType::Regular, mode, data.len() as u64, "").as_bytes());
             tar_bytes.extend_from_slice(&data);
             tar_bytes.resize(tar_bytes.len().div_ceil(512) * 512, 0);
         }

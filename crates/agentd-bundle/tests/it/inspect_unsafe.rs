@@ -28,72 +28,36 @@ fn zip_names_are_checked_too() {
 fn duplicate_paths_and_clashes_are_unsafe() {
     assert_eq!(code_of(vec![file("main.py", "again")]), "path_unsafe");
     assert_eq!(code_of(vec![file("main.py/inner", "")]), "path_unsafe");
-    assert_eq!(
-        code_of(vec![file("lib/a", ""), file("lib", "")]),
-        "path_unsafe"
-    );
+    assert_eq!(code_of(vec![file("lib/a", ""), file("lib", "")]), "path_unsafe");
 }
 
 #[test]
 fn entries_under_a_symlink_are_unsafe_whatever_the_order() {
     // The classic escape: a link to somewhere, then a file written through it.
-    assert_eq!(
-        code_of(vec![Spec::Symlink("out", "lib"), file("out/x", "")]),
-        "path_unsafe"
-    );
-    assert_eq!(
-        code_of(vec![file("out/x", ""), Spec::Symlink("out", "lib")]),
-        "path_unsafe"
-    );
+    assert_eq!(code_of(vec![Spec::Symlink("out", "lib"), file("out/x", "")]), "path_unsafe");
+    assert_eq!(code_of(vec![file("out/x", ""), Spec::Symlink("out", "lib")]), "path_unsafe");
 }
 
 #[test]
 fn absolute_and_escaping_link_targets_are_unsafe() {
-    assert_eq!(
-        code_of(vec![Spec::Symlink("etc", "/etc")]),
-        "symlink_unsafe"
-    );
+    assert_eq!(code_of(vec![Spec::Symlink("etc", "/etc")]), "symlink_unsafe");
     assert_eq!(code_of(vec![Spec::Symlink("up", "..")]), "symlink_unsafe");
-    assert_eq!(
-        code_of(vec![Spec::Symlink("lib/up", "../../x")]),
-        "symlink_unsafe"
-    );
-    let err = refused(&zip(&with(
-        minimal(),
-        vec![Spec::Symlink("etc", "/etc/passwd")],
-    )));
+    assert_eq!(code_of(vec![Spec::Symlink("lib/up", "../../x")]), "symlink_unsafe");
+    let err = refused(&zip(&with(minimal(), vec![Spec::Symlink("etc", "/etc/passwd")])));
     assert_eq!(err.code(), "symlink_unsafe");
 }
 
 #[test]
 fn a_link_escaping_through_another_link_is_unsafe() {
     // `a/..` looks like the root, but `a` is itself the root, so `b` is its parent.
-    assert_eq!(
-        code_of(vec![Spec::Symlink("a", "."), Spec::Symlink("b", "a/..")]),
-        "symlink_unsafe"
-    );
-    assert_eq!(
-        code_of(vec![Spec::Symlink("b", "a/.."), Spec::Symlink("a", ".")]),
-        "symlink_unsafe"
-    );
+    assert_eq!(code_of(vec![Spec::Symlink("a", "."), Spec::Symlink("b", "a/..")]), "symlink_unsafe");
+    assert_eq!(code_of(vec![Spec::Symlink("b", "a/.."), Spec::Symlink("a", ".")]), "symlink_unsafe");
 }
 
 #[test]
 fn hard_links_must_name_an_earlier_regular_file() {
-    assert_eq!(
-        code_of(vec![Spec::HardLink("h", "/etc/passwd")]),
-        "symlink_unsafe"
-    );
-    assert_eq!(
-        code_of(vec![Spec::HardLink("h", "../outside")]),
-        "symlink_unsafe"
-    );
-    assert_eq!(
-        code_of(vec![Spec::HardLink("h", "later.py"), file("later.py", "")]),
-        "symlink_unsafe"
-    );
-    assert_eq!(
-        code_of(vec![Spec::Dir("lib/"), Spec::HardLink("h", "lib")]),
-        "symlink_unsafe"
-    );
+    assert_eq!(code_of(vec![Spec::HardLink("h", "/etc/passwd")]), "symlink_unsafe");
+    assert_eq!(code_of(vec![Spec::HardLink("h", "../outside")]), "symlink_unsafe");
+    assert_eq!(code_of(vec![Spec::HardLink("h", "later.py"), file("later.py", "")]), "symlink_unsafe");
+    assert_eq!(code_of(vec![Spec::Dir("lib/"), Spec::HardLink("h", "lib")]), "symlink_unsafe");
 }

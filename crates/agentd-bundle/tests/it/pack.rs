@@ -14,23 +14,14 @@ fn agent_folder(root: &Path) {
     fs::write(root.join("main.py"), "print()\n").unwrap();
     fs::write(root.join("run.sh"), "#!/bin/sh\n").unwrap();
     fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o700)).unwrap();
-    for folder in [
-        ".git",
-        "__pycache__",
-        "node_modules/left-pad",
-        "lib/__pycache__",
-    ] {
+    for folder in [".git", "__pycache__", "node_modules/left-pad", "lib/__pycache__"] {
         fs::create_dir_all(root.join(folder)).unwrap();
     }
     fs::write(root.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
     fs::write(root.join("__pycache__/main.cpython-311.pyc"), "x").unwrap();
     fs::write(root.join("lib/__pycache__/util.pyc"), "x").unwrap();
     fs::write(root.join("lib/util.py"), "x = 1\n").unwrap();
-    fs::write(
-        root.join("node_modules/left-pad/index.js"),
-        "module.exports = 1;\n",
-    )
-    .unwrap();
+    fs::write(root.join("node_modules/left-pad/index.js"), "module.exports = 1;\n").unwrap();
     symlink("lib/util.py", root.join("util.py")).unwrap();
 }
 
@@ -45,10 +36,7 @@ fn a_packed_folder_inspects_and_unpacks_back() {
     let bundle = inspected(&bytes);
     assert_eq!(bundle.format, ArchiveFormat::TarGz);
     assert_eq!(bundle.manifest.name, "echo");
-    assert_eq!(
-        bundle.files, 5,
-        "agent.toml, main.py, run.sh, lib/util.py, left-pad"
-    );
+    assert_eq!(bundle.files, 5, "agent.toml, main.py, run.sh, lib/util.py, left-pad");
 
     let dest = tmp.path().join("unpacked");
     unpack(&bytes, &dest, &BundleLimits::default()).unwrap();
@@ -56,14 +44,8 @@ fn a_packed_folder_inspects_and_unpacks_back() {
     assert!(!dest.join("__pycache__").exists());
     assert!(!dest.join("lib/__pycache__").exists());
     assert!(dest.join("node_modules/left-pad/index.js").is_file());
-    assert_eq!(
-        fs::read_link(dest.join("util.py")).unwrap(),
-        Path::new("lib/util.py")
-    );
-    let run_mode = fs::metadata(dest.join("run.sh"))
-        .unwrap()
-        .permissions()
-        .mode();
+    assert_eq!(fs::read_link(dest.join("util.py")).unwrap(), Path::new("lib/util.py"));
+    let run_mode = fs::metadata(dest.join("run.sh")).unwrap().permissions().mode();
     assert_eq!(run_mode & 0o777, 0o755);
 }
 

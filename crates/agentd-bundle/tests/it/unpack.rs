@@ -13,10 +13,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 fn leftovers(parent: &Path) -> Vec<String> {
-    fs::read_dir(parent)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
+    fs::read_dir(parent).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect()
 }
 
 #[test]
@@ -33,58 +30,28 @@ fn files_folders_and_links_land_with_normalized_modes() {
     ]);
     unpack(&bytes, &dest, &BundleLimits::default()).unwrap();
 
-    assert_eq!(
-        fs::read_to_string(dest.join("agent.toml")).unwrap(),
-        MANIFEST
-    );
+    assert_eq!(fs::read_to_string(dest.join("agent.toml")).unwrap(), MANIFEST);
     assert_eq!(mode(&dest), 0o755);
-    assert_eq!(
-        mode(&dest.join("main.py")),
-        0o755,
-        "exec kept, setuid dropped"
-    );
+    assert_eq!(mode(&dest.join("main.py")), 0o755, "exec kept, setuid dropped");
     assert_eq!(mode(&dest.join("agent.toml")), 0o644);
-    assert_eq!(
-        mode(&dest.join("lib/deep/data.txt")),
-        0o644,
-        "readable by the sandbox user"
-    );
+    assert_eq!(mode(&dest.join("lib/deep/data.txt")), 0o644, "readable by the sandbox user");
     assert_eq!(mode(&dest.join("lib")), 0o755);
     assert_eq!(mode(&dest.join("lib/deep")), 0o755);
-    assert_eq!(
-        fs::read_link(dest.join("lib/entry")).unwrap(),
-        Path::new("../main.py")
-    );
-    assert_eq!(
-        fs::read_to_string(dest.join("lib/entry")).unwrap(),
-        "print()\n"
-    );
-    assert_eq!(
-        fs::read_to_string(dest.join("copy.py")).unwrap(),
-        "print()\n"
-    );
+    assert_eq!(fs::read_link(dest.join("lib/entry")).unwrap(), Path::new("../main.py"));
+    assert_eq!(fs::read_to_string(dest.join("lib/entry")).unwrap(), "print()\n");
+    assert_eq!(fs::read_to_string(dest.join("copy.py")).unwrap(), "print()\n");
     let uid = fs::metadata(tmp.path()).unwrap().uid();
     assert_eq!(fs::metadata(dest.join("main.py")).unwrap().uid(), uid);
-    assert_eq!(
-        leftovers(tmp.path()),
-        vec!["sha256-abc"],
-        "no staging folder left"
-    );
+    assert_eq!(leftovers(tmp.path()), vec!["sha256-abc"], "no staging folder left");
 }
 
 #[test]
 fn a_zip_bundle_unpacks_too() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("bundle");
-    let bytes = zip(&with(
-        minimal(),
-        vec![Spec::File("run.sh", b"#!/bin/sh\n".to_vec(), 0o755)],
-    ));
+    let bytes = zip(&with(minimal(), vec![Spec::File("run.sh", b"#!/bin/sh\n".to_vec(), 0o755)]));
     unpack(&bytes, &dest, &BundleLimits::default()).unwrap();
-    assert_eq!(
-        fs::read_to_string(dest.join("main.py")).unwrap(),
-        "print('hi')\n"
-    );
+    assert_eq!(fs::read_to_string(dest.join("main.py")).unwrap(), "print('hi')\n");
     assert_eq!(mode(&dest.join("run.sh")), 0o755);
     assert_eq!(mode(&dest.join("main.py")), 0o644);
 }
@@ -102,29 +69,14 @@ fn an_existing_destination_is_refused_and_left_alone() {
 
 #[test]
 fn a_refused_bundle_leaves_nothing_behind() {
-    let limits = BundleLimits {
-        max_unpacked_bytes: 1 << 20,
-        ..BundleLimits::default()
-    };
+    let limits = BundleLimits { max_unpacked_bytes: 1 << 20, ..BundleLimits::default() };
     let bomb = build::zeros_tar_gz(64 << 20);
     // Each of these fails after some files were already written.
     let cases = [
+        (tar_gz(&with(minimal(), vec![file("../escape", "x")])), "path_unsafe"),
+        (tar_gz(&with(minimal(), vec![Spec::Symlink("a", "."), Spec::Symlink("b", "a/..")])), "symlink_unsafe"),
         (
-            tar_gz(&with(minimal(), vec![file("../escape", "x")])),
-            "path_unsafe",
-        ),
-        (
-            tar_gz(&with(
-                minimal(),
-                vec![Spec::Symlink("a", "."), Spec::Symlink("b", "a/..")],
-            )),
-            "symlink_unsafe",
-        ),
-        (
-            tar_gz(&[file(
-                "agent.toml",
-                "name = \"x\"\nruntime = \"python\"\nentrypoint = \"gone.py\"\n",
-            )]),
+            tar_gz(&[file("agent.toml", "name = \"x\"\nruntime = \"python\"\nentrypoint = \"gone.py\"\n")]),
             "entrypoint_missing",
         ),
         (bomb, "bundle_too_large"),
@@ -134,11 +86,7 @@ fn a_refused_bundle_leaves_nothing_behind() {
         let dest = tmp.path().join("bundle");
         let err = unpack(&bytes, &dest, &limits).unwrap_err();
         assert_eq!(err.code(), code, "{err}");
-        assert!(
-            leftovers(tmp.path()).is_empty(),
-            "{code}: {:?}",
-            leftovers(tmp.path())
-        );
+        assert!(leftovers(tmp.path()).is_empty(), "{code}: {:?}", leftovers(tmp.path()));
     }
 }
 
@@ -147,10 +95,7 @@ fn nothing_is_written_outside_the_destination() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("inner").join("bundle");
     fs::create_dir(tmp.path().join("inner")).unwrap();
-    let bytes = tar_gz(&with(
-        minimal(),
-        vec![Spec::Symlink("out", ".."), file("out/pwned", "x")],
-    ));
+    let bytes = tar_gz(&with(minimal(), vec![Spec::Symlink("out", ".."), file("out/pwned", "x")]));
     assert!(unpack(&bytes, &dest, &BundleLimits::default()).is_err());
     assert!(!tmp.path().join("pwned").exists());
     assert!(!tmp.path().join("inner/pwned").exists());

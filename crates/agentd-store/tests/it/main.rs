@@ -1,12 +1,13 @@
 //! Store tests against real SQLite files: tenancy filters, pagination, the queue's
 //! lease and fencing rules.
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on the first surprise")]
 
 use std::time::Duration;
 
-use agentd_core::{
-    Actor, InvocationStatus, RequestId, Role, Scope, Slug, TenantCtx, TenantLimits, Usage, Visibility,
+use agentd_core::{Actor, InvocationStatus, RequestId, Role, Scope, Slug, TenantCtx, TenantLimits, Usage, Visibility};
+use agentd_store::{
+    Completion, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPolicy, Store, StoreError,
 };
-use agentd_store::{Completion, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPolicy, Store, StoreError};
 
 async fn open() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -32,16 +33,36 @@ async fn tenant(store: &Store, slug: &str) -> TenantCtx {
         })
         .await
         .unwrap();
-    TenantCtx::authorized(tenant.id, Actor::User { id: user.id }, Role::Owner.scopes(), RequestId::generate(), Scope::Admin)
-        .unwrap()
+    TenantCtx::authorized(
+        tenant.id,
+        Actor::User { id: user.id },
+        Role::Owner.scopes(),
+        RequestId::generate(),
+        Scope::Admin,
+    )
+    .unwrap()
 }
 
-async fn agent_with_version(store: &Store, ctx: &TenantCtx, slug: &str) -> (agentd_core::Agent, agentd_core::AgentVersion) {
+async fn agent_with_version(
+    store: &Store,
+    ctx: &TenantCtx,
+    slug: &str,
+) -> (agentd_core::Agent, agentd_core::AgentVersion) {
     let slug = Slug::parse(slug).unwrap();
-    let new = NewAgent { slug: slug.clone(), name: "a".into(), description: None, tags: vec![], visibility: Visibility::Private };
+    let new = NewAgent {
+        slug: slug.clone(),
+        name: "a".into(),
+        description: None,
+        tags: vec![],
+        visibility: Visibility::Private,
+    };
     store.agent_create(ctx, new, 10).await.unwrap();
     let version = store
-        .version_create(ctx, &slug, NewVersion { digest: "sha256:00".into(), manifest: serde_json::json!({}), size_bytes: 1, activate: true })
+        .version_create(
+            ctx,
+            &slug,
+            NewVersion { digest: "sha256:00".into(), manifest: serde_json::json!({}), size_bytes: 1, activate: true },
+        )
         .await
         .unwrap();
     (store.agent_get(ctx, &slug).await.unwrap(), version)
@@ -76,7 +97,13 @@ async fn lists_paginate_with_a_cursor_newest_first() {
     let (store, _dir) = open().await;
     let ctx = tenant(&store, "alpha").await;
     for i in 0..5 {
-        let new = NewAgent { slug: Slug::parse(&format!("a{i}")).unwrap(), name: "a".into(), description: None, tags: vec![], visibility: Visibility::Private };
+        let new = NewAgent {
+            slug: Slug::parse(&format!("a{i}")).unwrap(),
+            name: "a".into(),
+            description: None,
+            tags: vec![],
+            visibility: Visibility::Private,
+        };
         store.agent_create(&ctx, new, 10).await.unwrap();
     }
     let first = store.agents_list(&ctx, Some(2), None).await.unwrap();
@@ -101,7 +128,12 @@ async fn claims_follow_priority_and_a_late_worker_cannot_complete() {
     assert_eq!(store.queue_reap_expired_unscoped().await.unwrap(), 1);
     let again = store.queue_claim_unscoped("w2", Duration::from_secs(30)).await.unwrap().unwrap();
     assert_eq!((again.invocation_id.clone(), again.attempt), (high.id.clone(), 2));
-    let done = Completion { status: InvocationStatus::Succeeded, output: Some(serde_json::json!(1)), error: None, usage: Usage::default() };
+    let done = Completion {
+        status: InvocationStatus::Succeeded,
+        output: Some(serde_json::json!(1)),
+        error: None,
+        usage: Usage::default(),
+    };
     assert!(!store.queue_complete(&run, done.clone(), &RetryPolicy::default()).await.unwrap());
     assert!(store.queue_complete(&again, done, &RetryPolicy::default()).await.unwrap());
     assert_eq!(store.invocation_get(&ctx, &high.id).await.unwrap().status, InvocationStatus::Succeeded);
@@ -112,9 +144,11 @@ async fn an_idempotency_key_returns_the_first_invocation() {
     let (store, _dir) = open().await;
     let ctx = tenant(&store, "alpha").await;
     let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
-    let (first, created) = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, Some("k1")), 100).await.unwrap();
+    let (first, created) =
+        store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, Some("k1")), 100).await.unwrap();
     assert!(created);
-    let (second, created) = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, Some("k1")), 100).await.unwrap();
+    let (second, created) =
+        store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, Some("k1")), 100).await.unwrap();
     assert!(!created);
     assert_eq!(first.id, second.id);
 }

@@ -15,27 +15,24 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// `None` for an empty sample: there is nothing to summarize.
-    pub fn of(sample: &[Duration]) -> Option<Summary> {
+    /// An empty sample has no figures: NaN (`null` in JSON, `n/a` in the table).
+    pub fn of(sample: &[Duration]) -> Summary {
         let mut ms: Vec<f64> = sample.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-        if ms.is_empty() {
-            return None;
-        }
         ms.sort_by(f64::total_cmp);
         let mean_ms = ms.iter().sum::<f64>() / ms.len() as f64;
-        Some(Summary {
+        Summary {
             runs: ms.len(),
             mean_ms,
             p50_ms: nearest_rank(&ms, 50),
             p99_ms: nearest_rank(&ms, 99),
-        })
+        }
     }
 }
 
 /// The smallest value with at least `percent` % of the sorted sample at or below it.
 fn nearest_rank(sorted: &[f64], percent: usize) -> f64 {
     let rank = (percent * sorted.len()).div_ceil(100).max(1);
-    sorted[rank.min(sorted.len()) - 1]
+    sorted.get(rank - 1).copied().unwrap_or(f64::NAN)
 }
 
 /// `a / b`, or NaN when `b` is not positive (printed as `n/a`).
@@ -55,15 +52,16 @@ mod tests {
     fn percentiles_are_observed_values_by_nearest_rank() {
         let sample: Vec<u64> = (1..=100).rev().collect();
         let summary = Summary::of(&ms(&sample));
-        assert_eq!(summary.map(|s| (s.p50_ms, s.p99_ms, s.runs)), Some((50.0, 99.0, 100)));
-        assert_eq!(summary.map(|s| s.mean_ms), Some(50.5));
+        assert_eq!((summary.p50_ms, summary.p99_ms, summary.runs), (50.0, 99.0, 100));
+        assert_eq!(summary.mean_ms, 50.5);
     }
 
     #[test]
     fn a_single_run_is_every_percentile_and_an_empty_sample_has_none() {
         let one = Summary::of(&ms(&[7]));
-        assert_eq!(one.map(|s| (s.p50_ms, s.p99_ms)), Some((7.0, 7.0)));
-        assert_eq!(Summary::of(&[]), None);
+        assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
+        let none = Summary::of(&[]);
+        assert!(none.mean_ms.is_nan() && none.p50_ms.is_nan() && none.p99_ms.is_nan());
     }
 
     #[test]

@@ -64,17 +64,12 @@ pub async fn signup(args: SignupArgs) -> Result<(), Failure> {
         workspace_slug,
     };
     let response = session.client.signup(&request).await?;
-    let stored = credentials::store(&Credentials {
-        server: session.server.clone(),
-        token: response.api_key.secret.clone(),
-    })?;
+    let stored =
+        credentials::store(&Credentials { server: session.server.clone(), token: response.api_key.secret.clone() })?;
     if session.json {
         return print_json(&response);
     }
-    println!(
-        "Created workspace {} ({}) owned by {}.",
-        response.tenant.slug, response.tenant.id, response.user.email
-    );
+    println!("Created workspace {} ({}) owned by {}.", response.tenant.slug, response.tenant.id, response.user.email);
     println!(
         "API key {} ({}) saved to {}; `--json` shows its secret once.",
         response.api_key.key.prefix,
@@ -86,16 +81,9 @@ pub async fn signup(args: SignupArgs) -> Result<(), Failure> {
 
 pub async fn login(args: LoginArgs) -> Result<(), Failure> {
     let session = args.conn.anonymous()?;
-    let request = LoginRequest {
-        email: args.email,
-        password: args.password,
-        workspace_slug: args.workspace_slug,
-    };
+    let request = LoginRequest { email: args.email, password: args.password, workspace_slug: args.workspace_slug };
     let response = session.client.login(&request).await?;
-    let stored = credentials::store(&Credentials {
-        server: session.server.clone(),
-        token: response.token.clone(),
-    })?;
+    let stored = credentials::store(&Credentials { server: session.server.clone(), token: response.token.clone() })?;
     if session.json {
         return print_json(&response);
     }

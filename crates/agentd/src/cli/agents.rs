@@ -49,10 +49,7 @@ pub struct PageArgs {
 
 impl PageArgs {
     pub fn options(&self) -> ListOptions {
-        ListOptions {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        }
+        ListOptions { limit: self.limit, cursor: self.cursor.clone() }
     }
 }
 
@@ -104,10 +101,7 @@ async fn show(session: &Session, slug: &str) -> Result<(), Failure> {
     if session.json {
         return print_json(&agent);
     }
-    let versions = session
-        .client
-        .versions_list(slug, &ListOptions::default())
-        .await?;
+    let versions = session.client.versions_list(slug, &ListOptions::default()).await?;
     println!("slug:        {}", agent.slug);
     println!("id:          {}", agent.id);
     println!("name:        {}", agent.name);
@@ -122,17 +116,8 @@ async fn show(session: &Session, slug: &str) -> Result<(), Failure> {
         .data
         .iter()
         .map(|v| {
-            let active = if agent.active_version == Some(v.version) {
-                "*"
-            } else {
-                ""
-            };
-            vec![
-                format!("{}{active}", v.version),
-                v.digest.clone(),
-                v.size_bytes.to_string(),
-                v.created_at.to_string(),
-            ]
+            let active = if agent.active_version == Some(v.version) { "*" } else { "" };
+            vec![format!("{}{active}", v.version), v.digest.clone(), v.size_bytes.to_string(), v.created_at.to_string()]
         })
         .collect();
     print_table(&["VERSION", "DIGEST", "BYTES", "CREATED"], &rows);
@@ -145,10 +130,7 @@ async fn deploy(session: &Session, args: DeployArgs) -> Result<(), Failure> {
     let slug = match args.slug {
         Some(slug) => slug,
         None => slugify(&manifest.name).ok_or_else(|| {
-            Failure::Usage(format!(
-                "cannot derive a slug from the manifest name `{}`; pass --slug",
-                manifest.name
-            ))
+            Failure::Usage(format!("cannot derive a slug from the manifest name `{}`; pass --slug", manifest.name))
         })?,
     };
     ensure_agent(&session.client, &slug, &manifest).await?;
@@ -176,10 +158,7 @@ async fn read_manifest(dir: &Path) -> Result<Manifest, Failure> {
     let path = dir.join("agent.toml");
     let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Failure::Usage(format!(
-                "{} has no agent.toml: an agent folder needs one at its root",
-                dir.display()
-            ))
+            Failure::Usage(format!("{} has no agent.toml: an agent folder needs one at its root", dir.display()))
         } else {
             Failure::local(format!("cannot read {}: {e}", path.display()))
         }
@@ -208,17 +187,11 @@ async fn ensure_agent(client: &Client, slug: &str, manifest: &Manifest) -> Resul
 }
 
 fn print_deployed(slug: &str, version: &AgentVersion, activate: bool) {
-    println!(
-        "Deployed {slug} version {} ({} bytes, {}).",
-        version.version, version.size_bytes, version.digest
-    );
+    println!("Deployed {slug} version {} ({} bytes, {}).", version.version, version.size_bytes, version.digest);
     if activate {
         println!("Version {} is now active.", version.version);
     } else {
-        println!(
-            "Not activated; run `agentd agents rollback {slug} {}` to activate it.",
-            version.version
-        );
+        println!("Not activated; run `agentd agents rollback {slug} {}` to activate it.", version.version);
     }
 }
 
@@ -227,10 +200,6 @@ async fn rollback(session: &Session, slug: &str, version: u32) -> Result<(), Fai
     if session.json {
         return print_json(&agent);
     }
-    println!(
-        "{} now runs version {}.",
-        agent.slug,
-        or_dash(agent.active_version)
-    );
+    println!("{} now runs version {}.", agent.slug, or_dash(agent.active_version));
     Ok(())
 }

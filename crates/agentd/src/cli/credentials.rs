@@ -26,17 +26,11 @@ pub fn load() -> Result<Option<Credentials>, Failure> {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
-            return Err(Failure::local(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
+            return Err(Failure::local(format!("cannot read {}: {e}", path.display())));
         }
     };
     serde_json::from_str(&text).map(Some).map_err(|e| {
-        Failure::local(format!(
-            "{} is not a valid credentials file ({e}); delete it and sign in again",
-            path.display()
-        ))
+        Failure::local(format!("{} is not a valid credentials file ({e}); delete it and sign in again", path.display()))
     })
 }
 
@@ -44,15 +38,10 @@ pub fn load() -> Result<Option<Credentials>, Failure> {
 /// beside the old one with mode 0600 and renamed over it, so a crash never leaves half
 /// a file and the token is never readable by others, not even briefly.
 pub fn store(credentials: &Credentials) -> Result<PathBuf, Failure> {
-    let path = path().ok_or_else(|| {
-        Failure::local("cannot find a config directory to store credentials in (set HOME)")
-    })?;
-    write_private(&path, credentials).map_err(|e| {
-        Failure::local(format!(
-            "cannot store credentials in {}: {e}",
-            path.display()
-        ))
-    })?;
+    let path =
+        path().ok_or_else(|| Failure::local("cannot find a config directory to store credentials in (set HOME)"))?;
+    write_private(&path, credentials)
+        .map_err(|e| Failure::local(format!("cannot store credentials in {}: {e}", path.display())))?;
     Ok(path)
 }
 
@@ -82,28 +71,18 @@ fn write_private(path: &Path, credentials: &Credentials) -> std::io::Result<()> 
 #[cfg(unix)]
 fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
 #[cfg(not(unix))]
 fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 #[cfg(not(unix))]

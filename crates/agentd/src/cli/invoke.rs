@@ -57,14 +57,8 @@ pub async fn run(args: InvokeArgs) -> Result<(), Failure> {
         timeout_s: args.timeout_s,
         ..InvokeRequest::default()
     };
-    let options = InvokeOptions {
-        wait_s: args.wait.then_some(SERVER_WAIT_S),
-        idempotency_key: args.idempotency_key,
-    };
-    let invocation = session
-        .client
-        .invoke(&args.slug, &request, &options)
-        .await?;
+    let options = InvokeOptions { wait_s: args.wait.then_some(SERVER_WAIT_S), idempotency_key: args.idempotency_key };
+    let invocation = session.client.invoke(&args.slug, &request, &options).await?;
 
     let finished = if args.wait {
         wait_for_end(&session.client, invocation).await?
@@ -110,16 +104,13 @@ async fn read_input(input: Option<&str>) -> Result<Value, Failure> {
             Some(file) => {
                 let text = tokio::fs::read_to_string(Path::new(file))
                     .await
-                    .map_err(|e| {
-                        Failure::Usage(format!("cannot read the input file {file}: {e}"))
-                    })?;
+                    .map_err(|e| Failure::Usage(format!("cannot read the input file {file}: {e}")))?;
                 (text, file.to_owned())
             }
             None => (arg.to_owned(), "--input".to_owned()),
         },
     };
-    serde_json::from_str(&text)
-        .map_err(|e| Failure::Usage(format!("{source} is not valid JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("{source} is not valid JSON: {e}")))
 }
 
 /// Polls the invocation until it is terminal or paused on a question.
@@ -127,10 +118,7 @@ async fn wait_for_end(client: &Client, mut invocation: Invocation) -> Result<Inv
     let spinner = spinner(format!("waiting for {}", invocation.id));
     let mut interval = FIRST_POLL;
     while !stops_waiting(invocation.status) {
-        spinner.set_message(format!(
-            "waiting for {} ({})",
-            invocation.id, invocation.status
-        ));
+        spinner.set_message(format!("waiting for {} ({})", invocation.id, invocation.status));
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(MAX_POLL);
         match client.invocation_get(invocation.id.as_str()).await {
@@ -163,10 +151,6 @@ fn report_end(invocation: &Invocation, print: Print) -> Result<(), Failure> {
             "invocation {} is waiting for input; answer it with `agentd respond {} --answer JSON`",
             invocation.id, invocation.id
         ))),
-        status => Err(Failure::RunEnded {
-            id: invocation.id.to_string(),
-            status,
-            error: invocation.error.clone(),
-        }),
+        status => Err(Failure::RunEnded { id: invocation.id.to_string(), status, error: invocation.error.clone() }),
     }
 }

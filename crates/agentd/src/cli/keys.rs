@@ -46,16 +46,8 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
     let session = args.conn.authenticated()?;
     match args.command {
         KeysCommand::List(page) => list(&session, &page).await,
-        KeysCommand::Create {
-            name,
-            scopes,
-            expires_in_days,
-        } => {
-            let request = CreateApiKeyRequest {
-                name,
-                scopes: (!scopes.is_empty()).then_some(scopes),
-                expires_in_days,
-            };
+        KeysCommand::Create { name, scopes, expires_in_days } => {
+            let request = CreateApiKeyRequest { name, scopes: (!scopes.is_empty()).then_some(scopes), expires_in_days };
             create(&session, &request).await
         }
         KeysCommand::Revoke { id } => revoke(&session, &id).await,
@@ -68,18 +60,7 @@ async fn list(session: &Session, page: &PageArgs) -> Result<(), Failure> {
         return print_json(&keys);
     }
     let rows: Vec<Vec<String>> = keys.data.iter().map(key_row).collect();
-    print_table(
-        &[
-            "ID",
-            "NAME",
-            "PREFIX",
-            "SCOPES",
-            "CREATED",
-            "LAST USED",
-            "REVOKED",
-        ],
-        &rows,
-    );
+    print_table(&["ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED", "REVOKED"], &rows);
     next_page_hint(keys.next_cursor.as_deref());
     Ok(())
 }
@@ -97,11 +78,7 @@ fn key_row(key: &ApiKey) -> Vec<String> {
 }
 
 fn scopes_text(key: &ApiKey) -> String {
-    key.scopes
-        .iter()
-        .map(Scope::as_str)
-        .collect::<Vec<_>>()
-        .join(",")
+    key.scopes.iter().map(Scope::as_str).collect::<Vec<_>>().join(",")
 }
 
 async fn create(session: &Session, request: &CreateApiKeyRequest) -> Result<(), Failure> {
@@ -124,11 +101,6 @@ async fn revoke(session: &Session, id: &str) -> Result<(), Failure> {
     if session.json {
         return print_json(&key);
     }
-    println!(
-        "Revoked {} ({}) at {}.",
-        key.id,
-        key.name,
-        or_dash(key.revoked_at)
-    );
+    println!("Revoked {} ({}) at {}.", key.id, key.name, or_dash(key.revoked_at));
     Ok(())
 }

@@ -89,8 +89,7 @@ async fn print_events_after(
 /// One event: a JSON line with `--json`, else `seq ts stream message`.
 fn print_event(event: &Event, json: bool) -> Result<(), Failure> {
     if json {
-        let line = serde_json::to_string(event)
-            .map_err(|e| Failure::local(format!("cannot encode JSON: {e}")))?;
+        let line = serde_json::to_string(event).map_err(|e| Failure::local(format!("cannot encode JSON: {e}")))?;
         println!("{line}");
         return Ok(());
     }

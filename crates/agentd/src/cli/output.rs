@@ -23,11 +23,7 @@ pub enum Failure {
     Local(String),
     /// The invocation ran and did not succeed (exit 1).
     #[error("invocation {id} ended {status}")]
-    RunEnded {
-        id: String,
-        status: InvocationStatus,
-        error: Option<InvocationError>,
-    },
+    RunEnded { id: String, status: InvocationStatus, error: Option<InvocationError> },
 }
 
 impl Failure {
@@ -70,15 +66,8 @@ impl Failure {
                 format!("cannot reach the server: {}", with_sources(e))
             }
             Failure::Client(e) => with_sources(e),
-            Failure::RunEnded {
-                id,
-                status,
-                error: Some(error),
-            } => {
-                format!(
-                    "invocation {id} {status}: {} (code {})",
-                    error.message, error.code
-                )
+            Failure::RunEnded { id, status, error: Some(error) } => {
+                format!("invocation {id} {status}: {} (code {})", error.message, error.code)
             }
             other => other.to_string(),
         }
@@ -99,8 +88,7 @@ fn with_sources(error: &dyn std::error::Error) -> String {
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::local(format!("cannot encode JSON: {e}")))?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::local(format!("cannot encode JSON: {e}")))?;
     println!("{text}");
     Ok(())
 }
@@ -114,10 +102,7 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let padded: Vec<String> = cells
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
+        let padded: Vec<String> = cells.zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(&mut header.iter().copied());

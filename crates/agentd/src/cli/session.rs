@@ -37,11 +37,7 @@ impl Connection {
     pub fn anonymous(&self) -> Result<Session, Failure> {
         let stored = credentials::load()?;
         let server = self.resolve_server(stored.as_ref());
-        Ok(Session {
-            client: Client::new(&server)?,
-            server,
-            json: self.json,
-        })
+        Ok(Session { client: Client::new(&server)?, server, json: self.json })
     }
 
     /// A session with a token: `--token`/`AGENTD_TOKEN`, else the stored one if it was
@@ -49,11 +45,10 @@ impl Connection {
     pub fn authenticated(&self) -> Result<Session, Failure> {
         let stored = credentials::load()?;
         let server = self.resolve_server(stored.as_ref());
-        let token = self.token.clone().or_else(|| {
-            stored
-                .filter(|c| normalize(&c.server) == normalize(&server))
-                .map(|c| c.token)
-        });
+        let token = self
+            .token
+            .clone()
+            .or_else(|| stored.filter(|c| normalize(&c.server) == normalize(&server)).map(|c| c.token));
         let Some(token) = token else {
             return Err(Failure::Usage(format!(
                 "no credentials for {server}: run `agentd signup` or `agentd login`, \
@@ -61,11 +56,7 @@ impl Connection {
             )));
         };
         let client = Client::new(&server)?.with_token(token);
-        Ok(Session {
-            client,
-            server,
-            json: self.json,
-        })
+        Ok(Session { client, server, json: self.json })
     }
 
     fn resolve_server(&self, stored: Option<&Credentials>) -> String {

@@ -31,10 +31,7 @@ struct Shell {
 impl Shell {
     fn new(server: &str) -> Shell {
         let config = tempfile::tempdir().unwrap_or_else(|e| panic!("temp config dir: {e}"));
-        Shell {
-            config,
-            server: server.to_owned(),
-        }
+        Shell { config, server: server.to_owned() }
     }
 
     /// Runs `agentd <args>` with this shell's config dir, `AGENTD_SERVER` set to its
@@ -65,12 +62,7 @@ impl Shell {
     /// Runs a command that must succeed.
     async fn ok(&self, args: &[&str]) -> Run {
         let run = self.run(args).await;
-        assert_eq!(
-            run.code,
-            Some(0),
-            "`agentd {}` failed: {run:#?}",
-            args.join(" ")
-        );
+        assert_eq!(run.code, Some(0), "`agentd {}` failed: {run:#?}", args.join(" "));
         run
     }
 
@@ -96,11 +88,7 @@ impl Shell {
 
 fn example(name: &str) -> String {
     let dir = examples_dir().join(name);
-    assert!(
-        dir.join("agent.toml").is_file(),
-        "missing example {}",
-        dir.display()
-    );
+    assert!(dir.join("agent.toml").is_file(), "missing example {}", dir.display());
     dir.to_string_lossy().into_owned()
 }
 
@@ -115,30 +103,13 @@ async fn signup_deploy_invoke_and_logs_work_from_the_command_line() {
     shell.signup().await;
     assert_credentials_are_private(&shell.credentials_path(), &app.base_url);
 
-    let deployed = shell
-        .ok(&["agents", "deploy", &example("python-echo")])
-        .await;
-    assert!(
-        deployed.stdout.contains("python-echo version 1"),
-        "{deployed:#?}"
-    );
+    let deployed = shell.ok(&["agents", "deploy", &example("python-echo")]).await;
+    assert!(deployed.stdout.contains("python-echo version 1"), "{deployed:#?}");
 
     let listed = shell.ok(&["agents", "list"]).await;
-    assert!(
-        listed.stdout.lines().any(|l| l.starts_with("python-echo ")),
-        "{listed:#?}"
-    );
+    assert!(listed.stdout.lines().any(|l| l.starts_with("python-echo ")), "{listed:#?}");
 
-    let invoked = shell
-        .ok(&[
-            "invoke",
-            "python-echo",
-            "--input",
-            r#"{"x":1}"#,
-            "--wait",
-            "--json",
-        ])
-        .await;
+    let invoked = shell.ok(&["invoke", "python-echo", "--input", r#"{"x":1}"#, "--wait", "--json"]).await;
     let invocation = json(&invoked.stdout);
     assert_eq!(invocation["status"], "succeeded", "{invoked:#?}");
     assert_eq!(invocation["output"], serde_json::json!({"echo": {"x": 1}}));
@@ -148,32 +119,19 @@ async fn signup_deploy_invoke_and_logs_work_from_the_command_line() {
     let echoing = logs.stdout.lines().find(|l| l.ends_with(" echoing"));
     let echoing = echoing.unwrap_or_else(|| panic!("no `echoing` log line: {logs:#?}"));
     let seq = echoing.split_whitespace().next().unwrap_or_default();
-    assert!(
-        seq.parse::<u64>().is_ok(),
-        "line should start with its seq: {echoing}"
-    );
+    assert!(seq.parse::<u64>().is_ok(), "line should start with its seq: {echoing}");
 }
 
 fn assert_credentials_are_private(path: &Path, server: &str) {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("signup should store {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("signup should store {}: {e}", path.display()));
     let stored = json(&text);
     assert_eq!(stored["server"], server.trim_end_matches('/'));
-    assert!(
-        stored["token"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("agd_")),
-        "{text}"
-    );
+    assert!(stored["token"].as_str().is_some_and(|t| t.starts_with("agd_")), "{text}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777);
-        assert_eq!(
-            mode.ok(),
-            Some(0o600),
-            "credentials must be readable by their owner only"
-        );
+        assert_eq!(mode.ok(), Some(0o600), "credentials must be readable by their owner only");
     }
 }
 
@@ -182,23 +140,10 @@ async fn invoke_wait_prints_the_agents_output() {
     let app = TestApp::spawn().await;
     let shell = Shell::new(&app.base_url);
     shell.signup().await;
-    shell
-        .ok(&[
-            "agents",
-            "deploy",
-            &example("node-greet"),
-            "--slug",
-            "greet",
-        ])
-        .await;
+    shell.ok(&["agents", "deploy", &example("node-greet"), "--slug", "greet"]).await;
 
-    let greeted = shell
-        .ok(&["invoke", "greet", "--input", r#"{"name":"ada"}"#, "--wait"])
-        .await;
-    assert_eq!(
-        json(&greeted.stdout),
-        serde_json::json!({"greeting": "hello, ada"})
-    );
+    let greeted = shell.ok(&["invoke", "greet", "--input", r#"{"name":"ada"}"#, "--wait"]).await;
+    assert_eq!(json(&greeted.stdout), serde_json::json!({"greeting": "hello, ada"}));
 }
 
 #[tokio::test]
@@ -219,15 +164,14 @@ async fn a_run_that_fails_makes_invoke_wait_exit_1() {
 fn write_failing_agent(dir: &Path) {
     let manifest = "name = \"fails\"\nruntime = \"shell\"\nentrypoint = \"run.sh\"\n";
     let script = "#!/bin/sh\necho 'about to fail' >&2\nexit 3\n";
-    let written = std::fs::write(dir.join("agent.toml"), manifest)
-        .and_then(|()| std::fs::write(dir.join("run.sh"), script));
+    let written =
+        std::fs::write(dir.join("agent.toml"), manifest).and_then(|()| std::fs::write(dir.join("run.sh"), script));
     written.unwrap_or_else(|e| panic!("write the failing agent: {e}"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let executable = std::fs::Permissions::from_mode(0o755);
-        std::fs::set_permissions(dir.join("run.sh"), executable)
-            .unwrap_or_else(|e| panic!("chmod run.sh: {e}"));
+        std::fs::set_permissions(dir.join("run.sh"), executable).unwrap_or_else(|e| panic!("chmod run.sh: {e}"));
     }
 }
 
@@ -241,26 +185,20 @@ async fn invoking_a_missing_agent_exits_1_with_the_not_found_code() {
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(run.stderr.starts_with("error: "), "{run:#?}");
     assert!(run.stderr.contains("code not_found"), "{run:#?}");
-    assert!(
-        run.stderr.contains("request "),
-        "the request id helps support: {run:#?}"
-    );
+    assert!(run.stderr.contains("request "), "the request id helps support: {run:#?}");
     assert!(run.stdout.is_empty(), "{run:#?}");
 }
 
 #[tokio::test]
 async fn a_server_that_is_not_listening_exits_3() {
     // Bind then drop a listener: the port is free and nothing accepts on it.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap_or_else(|e| panic!("bind a free port: {e}"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind a free port: {e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     drop(listener);
     let shell = Shell::new("http://127.0.0.1:9");
 
     let server = format!("http://127.0.0.1:{port}");
-    let run = shell
-        .run(&["agents", "list", "--server", &server, "--token", "agd_x_y"])
-        .await;
+    let run = shell.run(&["agents", "list", "--server", &server, "--token", "agd_x_y"]).await;
     assert_eq!(run.code, Some(3), "{run:#?}");
     assert!(run.stderr.contains("cannot reach the server"), "{run:#?}");
 }
@@ -281,14 +219,7 @@ async fn a_stored_token_is_not_sent_to_another_server() {
     let shell = Shell::new(&app.base_url);
     shell.signup().await;
 
-    let elsewhere = shell
-        .run(&["agents", "list", "--server", "http://127.0.0.1:9"])
-        .await;
+    let elsewhere = shell.run(&["agents", "list", "--server", "http://127.0.0.1:9"]).await;
     assert_eq!(elsewhere.code, Some(2), "{elsewhere:#?}");
-    assert!(
-        elsewhere
-            .stderr
-            .contains("no credentials for http://127.0.0.1:9"),
-        "{elsewhere:#?}"
-    );
+    assert!(elsewhere.stderr.contains("no credentials for http://127.0.0.1:9"), "{elsewhere:#?}");
 }

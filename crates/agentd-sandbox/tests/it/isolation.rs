@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 
 use agentd_sandbox::Termination;
 
@@ -24,6 +25,10 @@ pub fn tests() -> Vec<Test> {
         ("only_fds_0_to_3_reach_the_program", only_fds_0_to_3_reach_the_program),
         ("extra_mounts_are_visible_read_only", extra_mounts_are_visible_read_only),
         ("tmp_is_size_capped", tmp_is_size_capped),
+        (
+            "an_unprivileged_supervisor_passes_the_isolation_tests_too",
+            an_unprivileged_supervisor_passes_the_isolation_tests_too,
+        ),
         ("hostname_is_agentd_and_passwd_is_the_sandboxs_own", hostname_is_agentd_and_passwd_is_the_sandboxs_own),
     ]
 }
@@ -118,7 +123,7 @@ fn extra_mounts_are_visible_read_only() {
     let sdk = tempfile::tempdir().unwrap();
     fs::write(sdk.path().join("agentd.py"), "X = 1\n").unwrap();
     let mut perms = fs::metadata(sdk.path()).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    perms.set_mode(0o755);
     fs::set_permissions(sdk.path(), perms).unwrap();
     let program = env.script(
         "run.sh",
@@ -142,4 +147,49 @@ fn hostname_is_agentd_and_passwd_is_the_sandboxs_own() {
     let run = env.sh("cat /proc/sys/kernel/hostname\ncut -d: -f1 /etc/passwd | tr '\\n' ' '");
     assert_eq!(run.stdout()[0], "agentd");
     assert!(!run.stdout()[1].contains("daemon"), "{:?}", run.stdout());
+}
+
+/// As root, reruns a few of these tests as `nobody`, where only one id can be mapped and the
+/// agent is uid 0 inside without capabilities. (Without root the suite already runs so.)
+fn an_unprivileged_supervisor_passes_the_isolation_tests_too() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    // A copy that `nobody` may execute wherever the build dir is.
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.path().join("sandbox-tests");
+    fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+    for test in [
+        "the_agent_runs_as_uid_1000_without_capabilities_or_groups",
+        "the_host_etc_shadow_and_root_home_are_not_visible",
+        "a_tcp_connect_to_a_host_listener_fails",
+        "a_daemonized_child_is_killed_when_the_agent_exits",
+    ] {
+        let output = run_as_nobody(&exe, test);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{test}:\n{stdout}\n{stderr}");
+        assert!(stdout.contains("1 passed"), "{test}:\n{stdout}");
+    }
+}
+
+/// Runs one test of `exe` as `nobody`. Retries on ETXTBSY: a process that another test forks
+/// at the moment of the copy briefly holds the copy's write fd (until its own exec).
+fn run_as_nobody(exe: &std::path::Path, test: &str) -> std::process::Output {
+    for _ in 0..20 {
+        let output = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(exe)
+            .args(["--exact", test])
+            .env("TMPDIR", "/tmp")
+            .output()
+            .unwrap();
+        if !String::from_utf8_lossy(&output.stderr).contains("Text file busy") {
+            return output;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{} stayed busy", exe.display());
 }

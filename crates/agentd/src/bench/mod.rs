@@ -1,0 +1,145 @@
+//! `agentd bench`: measures what the sandbox and the platform cost, each figure beside a
+//! baseline taken in the same run on the same machine (the project's rule: speed is
+//! measured in benchmarks, never in timed tests).
+//!
+//! Two sections, each skippable with a run count of 0:
+//! - [`spawn`]: one program started bare (`Command`, `run_unsandboxed`) and sandboxed
+//!   (`Sandbox::run`), the modes alternated run by run so that drift hits all alike;
+//! - [`end_to_end`]: a trivial agent invoked through a real `agentd serve` subprocess
+//!   ([`server`]) by concurrent clients, against the same script run bare and sandboxed
+//!   at the same concurrency.
+//!
+//! Everything lives under one temp dir that is removed at the end, also on error.
+
+mod end_to_end;
+mod report;
+mod server;
+mod spawn;
+mod stats;
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use self::report::Report;
+use self::spawn::Spawner;
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Runs per program and mode for the spawn overhead (0 skips it).
+    #[arg(long, default_value_t = 200)]
+    pub spawn_runs: u32,
+    /// Invocations for the end-to-end throughput, and runs of each baseline (0 skips it).
+    #[arg(long, default_value_t = 300)]
+    pub e2e_runs: u32,
+    /// Concurrent clients end to end; also the server's worker slots and the baselines'
+    /// concurrency.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
+    /// Also print the figures as JSON on stdout (the table then goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sandbox(#[from] agentd_sandbox::SandboxError),
+    #[error("calling the benchmark server failed: {0}")]
+    Client(#[from] agentd_client::ClientError),
+    #[error("could not pack the benchmark agent: {0}")]
+    Bundle(#[from] agentd_bundle::BundleError),
+    #[error("the benchmark server {problem}; its last log lines:\n{log}")]
+    Server { problem: String, log: String },
+    #[error("a measured run of {what} did not succeed ({detail}); its figures would mean nothing")]
+    RunFailed { what: String, detail: String },
+    #[error("a benchmark task stopped unexpectedly: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("could not write the JSON report: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl BenchError {
+    fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
+        let action = action.into();
+        move |source| BenchError::Io { action, source }
+    }
+}
+
+pub async fn run(args: BenchArgs) -> ExitCode {
+    match bench(&args).await.and_then(|report| report.print(args.json)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(args: &BenchArgs) -> Result<Report, BenchError> {
+    let scratch = ScratchDir::create()?;
+    let agent_dir = scratch.subdir("agent")?;
+    end_to_end::write_agent(&agent_dir)?;
+    let spawner = Spawner::new(&scratch.subdir("sandbox")?, agent_dir.clone())?;
+    let mut report = Report::new();
+    if args.spawn_runs > 0 {
+        report.spawn = Some(spawn::measure(&spawner, args.spawn_runs as usize).await?);
+    }
+    if args.e2e_runs > 0 {
+        let setup = end_to_end::Setup {
+            spawner,
+            agent_dir,
+            data_dir: scratch.path.join("data"),
+            runs: args.e2e_runs as usize,
+            concurrency: args.concurrency as usize,
+        };
+        report.end_to_end = Some(end_to_end::measure(setup).await?);
+    }
+    Ok(report)
+}
+
+/// A fresh dir under the system temp dir, removed with everything in it when dropped.
+struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    fn create() -> Result<ScratchDir, BenchError> {
+        let name = format!("agentd-bench-{}", uuid::Uuid::now_v7().simple());
+        let path = std::env::temp_dir().join(name);
+        make_dir(&path)?;
+        Ok(ScratchDir { path })
+    }
+
+    fn subdir(&self, name: &str) -> Result<PathBuf, BenchError> {
+        let path = self.path.join(name);
+        make_dir(&path)?;
+        Ok(path)
+    }
+}
+
+/// Mode 0755 whatever the umask: the sandboxed agent runs as a uid that owns nothing on
+/// the host and must still traverse every dir down to its bundle.
+fn make_dir(path: &Path) -> Result<(), BenchError> {
+    let failed = || BenchError::io(format!("could not create {}", path.display()));
+    std::fs::DirBuilder::new().mode(0o755).create(path).map_err(failed())?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(failed())
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::remove_dir_all(&self.path) {
+            eprintln!(
+                "warning: could not remove {}: {err}",
+                self.path.display()
+            );
+        }
+    }
+}
