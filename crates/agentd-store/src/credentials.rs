@@ -6,7 +6,7 @@ use agentd_core::{
     Actor, ApiKey, ApiKeyId, Page, Role, Scopes, SessionId, Tenant, TenantCtx, TenantId, Timestamp, User, UserId,
 };
 use sha2::{Digest, Sha256};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use crate::{Result, Store, StoreError, rows};
 
@@ -43,7 +43,7 @@ pub struct Credential {
 const LAST_USED_GRANULARITY_MS: i64 = 60_000;
 
 pub(crate) async fn insert_api_key(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     tenant_id: &TenantId,
     created_by: &str,
     new: NewApiKey,

@@ -16,6 +16,8 @@ pub enum StoreError {
     /// A stored value that our own code wrote no longer parses.
     #[error("corrupt stored value in {column}: {detail}")]
     Corrupt { column: &'static str, detail: String },
+    #[error("{0}")]
+    Config(String),
     #[error("blob storage error at {path}")]
     Blob { path: String, source: std::io::Error },
 }

@@ -47,7 +47,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        self.emit(Signal::EventsAppended(run.invocation_id.clone()));
+        self.emit(Signal::EventsAppended(run.invocation_id.clone())).await;
         Ok(())
     }
 

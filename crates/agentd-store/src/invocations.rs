@@ -96,7 +96,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.emit(Signal::InvocationQueued);
+        self.emit(Signal::InvocationQueued).await;
         Ok((rows::invocation(&row)?, true))
     }
 
@@ -162,9 +162,9 @@ impl Store {
         tx.commit().await?;
         let invocation = rows::invocation(&row)?;
         if stopped.rows_affected() > 0 {
-            self.emit(Signal::InvocationChanged(invocation.id.clone()));
+            self.emit(Signal::InvocationChanged(invocation.id.clone())).await;
         } else if flagged.rows_affected() > 0 {
-            self.emit(Signal::CancelRequested(invocation.id.clone()));
+            self.emit(Signal::CancelRequested(invocation.id.clone())).await;
         } else if invocation.status.is_terminal() {
             return Err(StoreError::conflict(
                 "invocation_finished",

@@ -5,8 +5,11 @@
 //! and filters on its tenant. Methods that are deliberately cross-tenant (the queue
 //! claim, credential lookup before a tenant is known) say `unscoped` in their name.
 //!
-//! SQLite runs in WAL mode behind two pools: one connection for writes (SQLite has a
-//! single writer; funnelling writes avoids lock-upgrade failures) and several for reads.
+//! One code path serves both engines through sqlx's `Any` driver: the SQL is portable
+//! (`$N` parameters, `RETURNING`, integers as BIGINT) except where a statement says
+//! otherwise per [`Backend`]. SQLite runs in WAL mode behind one writer connection (it
+//! has a single writer; funnelling writes avoids lock-upgrade failures) and a reader
+//! pool. PostgreSQL uses one pool, `FOR UPDATE SKIP LOCKED` claims and `LISTEN/NOTIFY`.
 
 mod agents;
 mod blobs;
@@ -21,10 +24,10 @@ mod signals;
 mod tenants;
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
 
 pub use agents::{NewAgent, NewVersion};
 pub use blobs::LocalBlobs;
@@ -38,31 +41,84 @@ pub use tenants::NewSignup;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    backend: Backend,
+    writer: AnyPool,
+    reader: AnyPool,
     signals: tokio::sync::broadcast::Sender<Signal>,
 }
 
+type PragmaFuture<'c> = std::pin::Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
+
+/// Per-connection SQLite settings. NORMAL synchronous in WAL mode survives any process
+/// crash; only an OS crash or power loss can drop the last commits.
+fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, _: sqlx::pool::PoolConnectionMetadata) -> PragmaFuture<'_> {
+    Box::pin(async move {
+        conn.execute(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+        )
+        .await
+        .map(drop)
+    })
+}
+
 impl Store {
+    /// Opens the database at `url` (`sqlite://PATH` or `postgres://…`), creating a
+    /// SQLite file if needed, and runs migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            Some(path) => Store::open_sqlite(Path::new(path)).await,
+            None if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Store::open_postgres(url).await
+            }
+            None => Err(StoreError::Config(format!(
+                "unsupported database URL `{url}`; use sqlite://PATH or postgres://USER@HOST/DB"
+            ))),
+        }
+    }
+
     /// Opens (creating if needed) the SQLite database at `path` and runs migrations.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
-        let options = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode survives any process crash; only an OS crash or power
-            // loss can drop the last commits.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        migrate::run(&writer).await?;
-        let reader = SqlitePoolOptions::new().max_connections(8).connect_with(options.read_only(true)).await?;
+        install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let writer =
+            AnyPoolOptions::new().max_connections(1).after_connect(sqlite_pragmas).connect(&url).await?;
+        migrate::run(&writer, Backend::Sqlite).await?;
+        let read_url = format!("sqlite://{}?mode=ro", path.display());
+        let reader =
+            AnyPoolOptions::new().max_connections(8).after_connect(sqlite_pragmas).connect(&read_url).await?;
+        Ok(Store::assemble(Backend::Sqlite, writer, reader))
+    }
+
+    async fn open_postgres(url: &str) -> Result<Store> {
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        migrate::run(&pool, Backend::Postgres).await?;
+        let store = Store::assemble(Backend::Postgres, pool.clone(), pool);
+        signals::listen_postgres(url, store.signals.clone()).await?;
+        Ok(store)
+    }
+
+    fn assemble(backend: Backend, writer: AnyPool, reader: AnyPool) -> Store {
         let (signals, _) = tokio::sync::broadcast::channel(1024);
-        Ok(Store { writer, reader, signals })
+        Store { backend, writer, reader, signals }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Wake-ups for the worker and for waiting requests; a missed message is never fatal
@@ -71,9 +127,20 @@ impl Store {
         self.signals.subscribe()
     }
 
-    fn emit(&self, signal: Signal) {
-        // No receiver is a normal state (no worker or waiter listening right now).
-        let _ = self.signals.send(signal);
+    /// Tells every waiter, in this process and (on PostgreSQL) in every other replica.
+    async fn emit(&self, signal: Signal) {
+        match self.backend {
+            Backend::Sqlite => {
+                // No receiver is a normal state (no worker or waiter listening right now).
+                let _ = self.signals.send(signal);
+            }
+            Backend::Postgres => {
+                // Delivered back to this process too, through its own LISTEN.
+                if let Err(err) = signals::notify(&self.writer, &signal).await {
+                    tracing::warn!(error = ?err, "NOTIFY failed; waiters fall back to re-reading");
+                }
+            }
+        }
     }
 
     pub async fn close(&self) {

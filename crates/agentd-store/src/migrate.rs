@@ -1,19 +1,44 @@
-//! Forward-only numbered migrations, embedded in the binary and applied at start.
+//! Forward-only numbered migrations, one set per engine, embedded in the binary and
+//! applied at start. On PostgreSQL an advisory lock keeps replicas starting together
+//! from applying the same migration twice.
 
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
-use crate::Result;
+use crate::{Backend, Result};
 
-const SQLITE: &[(i64, &str, &str)] = &[(1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql"))];
+type Migration = (i64, &'static str, &'static str);
 
-pub(crate) async fn run(pool: &SqlitePool) -> Result<()> {
+const SQLITE: &[Migration] = &[(1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql"))];
+const POSTGRES: &[Migration] = &[(1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql"))];
+
+/// Arbitrary, fixed key of the advisory lock that serialises migrations.
+const MIGRATION_LOCK: i64 = 0x6167_656e_7464;
+
+pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let migrations = match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => {
+            sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+            POSTGRES
+        }
+    };
+    let applied = apply(&mut conn, migrations).await;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+    }
+    applied
+}
+
+async fn apply(conn: &mut sqlx::AnyConnection, migrations: &[Migration]) -> Result<()> {
+    use sqlx::Connection;
     sqlx::query(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
-    for (version, name, sql) in SQLITE {
-        let mut tx = pool.begin().await?;
+    for (version, name, sql) in migrations {
+        let mut tx = conn.begin().await?;
         let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
             .bind(version)
             .fetch_optional(&mut *tx)

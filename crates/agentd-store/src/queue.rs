@@ -12,7 +12,7 @@ use agentd_core::{InvocationError, InvocationId, InvocationStatus, TenantId, Ten
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::{Result, Signal, Store, StoreError, rows};
+use crate::{Backend, Result, Signal, Store, StoreError, rows};
 
 /// A run handed to one worker until its lease expires.
 #[derive(Debug, Clone)]
@@ -78,25 +78,84 @@ impl RetryPolicy {
     }
 }
 
+/// The tenant to serve next: has a ready run, is below its concurrency limit, and was
+/// served longest ago.
+const PICK_TENANT_SQLITE: &str = "SELECT t.id FROM tenants t
+    WHERE t.status = 'active'
+      AND EXISTS (SELECT 1 FROM invocations i
+                  WHERE i.tenant_id = t.id AND i.status IN ('queued', 'retrying') AND i.run_after <= $1)
+      AND (SELECT COUNT(*) FROM invocations r WHERE r.tenant_id = t.id AND r.status = 'running') < t.max_concurrent
+    ORDER BY t.last_claimed_at, t.id LIMIT 1";
+
+const CLAIM_IN_TENANT_SQLITE: &str = "UPDATE invocations SET status = 'running', attempt = attempt + 1,
+        lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0
+    WHERE id = (SELECT id FROM invocations
+                WHERE tenant_id = $4 AND status IN ('queued', 'retrying') AND run_after <= $3
+                ORDER BY priority DESC, id LIMIT 1)
+    RETURNING id, tenant_id, agent_slug, version_id, attempt, max_attempts, input, thread_id, timeout_s";
+
+/// The same in one statement. Locking the tenant row (skipping tenants another claim
+/// holds) makes the running count exact, so the concurrency limit holds across workers.
+const CLAIM_POSTGRES: &str = "WITH tenant AS (
+        SELECT t.id FROM tenants t
+        WHERE t.status = 'active'
+          AND EXISTS (SELECT 1 FROM invocations i
+                      WHERE i.tenant_id = t.id AND i.status IN ('queued', 'retrying') AND i.run_after <= $3)
+          AND (SELECT COUNT(*) FROM invocations r WHERE r.tenant_id = t.id AND r.status = 'running') < t.max_concurrent
+        ORDER BY t.last_claimed_at, t.id LIMIT 1
+        FOR UPDATE OF t SKIP LOCKED
+    ), pick AS (
+        SELECT i.id FROM invocations i JOIN tenant ON i.tenant_id = tenant.id
+        WHERE i.status IN ('queued', 'retrying') AND i.run_after <= $3
+        ORDER BY i.priority DESC, i.id LIMIT 1
+        FOR UPDATE OF i SKIP LOCKED
+    ), served AS (
+        UPDATE tenants SET last_claimed_at = $3 FROM tenant WHERE tenants.id = tenant.id RETURNING tenants.id
+    )
+    UPDATE invocations SET status = 'running', attempt = attempt + 1,
+        lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0
+    FROM pick, served WHERE invocations.id = pick.id
+    RETURNING invocations.id, invocations.tenant_id, invocations.agent_slug, invocations.version_id,
+        invocations.attempt, invocations.max_attempts, invocations.input, invocations.thread_id, invocations.timeout_s";
+
 impl Store {
-    /// Claims the next ready run for `worker`, highest priority first, then oldest.
+    /// Claims the next ready run for `worker`. Tenants are served round-robin (the one
+    /// served longest ago goes first) among those below their concurrency limit; within
+    /// a tenant, highest priority first, then oldest.
     pub async fn queue_claim_unscoped(&self, worker: &str, lease: Duration) -> Result<Option<ClaimedRun>> {
         let now = Timestamp::now();
         let expires = now.plus_ms(lease.as_millis() as i64);
         let mut tx = self.writer.begin().await?;
-        let claimed = sqlx::query(
-            "UPDATE invocations SET status = 'running', attempt = attempt + 1, lease_owner = $1,
-                lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0
-             WHERE id = (SELECT id FROM invocations
-                         WHERE status IN ('queued', 'retrying') AND run_after <= $3
-                         ORDER BY priority DESC, id LIMIT 1)
-             RETURNING id, tenant_id, agent_slug, version_id, attempt, max_attempts, input, thread_id, timeout_s",
-        )
-        .bind(worker)
-        .bind(expires.unix_ms())
-        .bind(now.unix_ms())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let claimed = match self.backend {
+            Backend::Postgres => {
+                sqlx::query(CLAIM_POSTGRES)
+                    .bind(worker)
+                    .bind(expires.unix_ms())
+                    .bind(now.unix_ms())
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            Backend::Sqlite => {
+                // One writer connection: this transaction is the only one claiming.
+                let tenant: Option<String> = sqlx::query_scalar(PICK_TENANT_SQLITE)
+                    .bind(now.unix_ms())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(tenant) = tenant else { return Ok(None) };
+                sqlx::query("UPDATE tenants SET last_claimed_at = $1 WHERE id = $2")
+                    .bind(now.unix_ms())
+                    .bind(&tenant)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(CLAIM_IN_TENANT_SQLITE)
+                    .bind(worker)
+                    .bind(expires.unix_ms())
+                    .bind(now.unix_ms())
+                    .bind(&tenant)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+        };
         let Some(row) = claimed else { return Ok(None) };
         let id: String = row.try_get("id")?;
         let version = sqlx::query(
@@ -126,7 +185,7 @@ impl Store {
             limits,
             next_seq: rows::u64_col(&version, "next_seq")?,
         };
-        self.emit(Signal::InvocationChanged(run.invocation_id.clone()));
+        self.emit(Signal::InvocationChanged(run.invocation_id.clone())).await;
         Ok(Some(run))
     }
 
@@ -168,7 +227,7 @@ impl Store {
         let updated = sqlx::query(
             "UPDATE invocations SET status = $1, output = $2, error_code = $3, error_message = $4, finished_at = $5,
                 run_after = $6, lease_owner = NULL, lease_expires_at = NULL,
-                wall_ms = wall_ms + $7, cpu_ms = cpu_ms + $8, peak_memory_bytes = MAX(peak_memory_bytes, $9),
+                wall_ms = wall_ms + $7, cpu_ms = cpu_ms + $8, peak_memory_bytes = CASE WHEN peak_memory_bytes > $9 THEN peak_memory_bytes ELSE $9 END,
                 log_bytes = log_bytes + $10
              WHERE id = $11 AND lease_owner = $12 AND attempt = $13 AND status = 'running'",
         )
@@ -189,9 +248,9 @@ impl Store {
         .await?;
         let applied = updated.rows_affected() == 1;
         if applied {
-            self.emit(Signal::InvocationChanged(run.invocation_id.clone()));
+            self.emit(Signal::InvocationChanged(run.invocation_id.clone())).await;
             if retrying {
-                self.emit(Signal::InvocationQueued);
+                self.emit(Signal::InvocationQueued).await;
             }
         }
         Ok(applied)
@@ -217,7 +276,7 @@ impl Store {
         .rows_affected();
         if reaped > 0 {
             tracing::warn!(reaped, "requeued runs whose lease expired");
-            self.emit(Signal::InvocationQueued);
+            self.emit(Signal::InvocationQueued).await;
         }
         Ok(reaped)
     }
@@ -254,8 +313,8 @@ impl Store {
         .await?;
         let applied = released.rows_affected() == 1;
         if applied {
-            self.emit(Signal::InvocationChanged(run.invocation_id.clone()));
-            self.emit(Signal::InvocationQueued);
+            self.emit(Signal::InvocationChanged(run.invocation_id.clone())).await;
+            self.emit(Signal::InvocationQueued).await;
         }
         Ok(applied)
     }

@@ -8,41 +8,41 @@ use agentd_core::{
 };
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{Result, StoreError};
 
-pub(crate) fn ts(row: &SqliteRow, col: &'static str) -> Result<Timestamp> {
+pub(crate) fn ts(row: &AnyRow, col: &'static str) -> Result<Timestamp> {
     Ok(Timestamp::from_unix_ms(row.try_get::<i64, _>(col)?))
 }
 
-pub(crate) fn opt_ts(row: &SqliteRow, col: &'static str) -> Result<Option<Timestamp>> {
+pub(crate) fn opt_ts(row: &AnyRow, col: &'static str) -> Result<Option<Timestamp>> {
     Ok(row.try_get::<Option<i64>, _>(col)?.map(Timestamp::from_unix_ms))
 }
 
-pub(crate) fn json(row: &SqliteRow, col: &'static str) -> Result<Value> {
+pub(crate) fn json(row: &AnyRow, col: &'static str) -> Result<Value> {
     let raw: String = row.try_get(col)?;
     serde_json::from_str(&raw).map_err(|e| StoreError::corrupt(col, e))
 }
 
-pub(crate) fn opt_json(row: &SqliteRow, col: &'static str) -> Result<Option<Value>> {
+pub(crate) fn opt_json(row: &AnyRow, col: &'static str) -> Result<Option<Value>> {
     match row.try_get::<Option<String>, _>(col)? {
         Some(raw) => serde_json::from_str(&raw).map(Some).map_err(|e| StoreError::corrupt(col, e)),
         None => Ok(None),
     }
 }
 
-pub(crate) fn u32_col(row: &SqliteRow, col: &'static str) -> Result<u32> {
+pub(crate) fn u32_col(row: &AnyRow, col: &'static str) -> Result<u32> {
     let v: i64 = row.try_get(col)?;
     u32::try_from(v).map_err(|e| StoreError::corrupt(col, e))
 }
 
-pub(crate) fn u64_col(row: &SqliteRow, col: &'static str) -> Result<u64> {
+pub(crate) fn u64_col(row: &AnyRow, col: &'static str) -> Result<u64> {
     let v: i64 = row.try_get(col)?;
     u64::try_from(v).map_err(|e| StoreError::corrupt(col, e))
 }
 
-pub(crate) fn tenant(row: &SqliteRow) -> Result<Tenant> {
+pub(crate) fn tenant(row: &AnyRow) -> Result<Tenant> {
     let limits: TenantLimits =
         serde_json::from_value(json(row, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
     Ok(Tenant {
@@ -55,7 +55,7 @@ pub(crate) fn tenant(row: &SqliteRow) -> Result<Tenant> {
     })
 }
 
-pub(crate) fn user(row: &SqliteRow) -> Result<User> {
+pub(crate) fn user(row: &AnyRow) -> Result<User> {
     Ok(User {
         id: UserId::from_trusted(row.try_get("id")?),
         email: row.try_get("email")?,
@@ -74,7 +74,7 @@ pub(crate) fn scopes_json(scopes: &Scopes) -> String {
     serde_json::to_string(&words).unwrap_or_else(|_| "[]".into())
 }
 
-pub(crate) fn api_key(row: &SqliteRow) -> Result<ApiKey> {
+pub(crate) fn api_key(row: &AnyRow) -> Result<ApiKey> {
     Ok(ApiKey {
         id: ApiKeyId::from_trusted(row.try_get("id")?),
         name: row.try_get("name")?,
@@ -87,7 +87,7 @@ pub(crate) fn api_key(row: &SqliteRow) -> Result<ApiKey> {
     })
 }
 
-pub(crate) fn agent(row: &SqliteRow) -> Result<Agent> {
+pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
     let tags: Vec<String> = serde_json::from_value(json(row, "tags")?).map_err(|e| StoreError::corrupt("tags", e))?;
     let visibility = match row.try_get::<&str, _>("visibility")? {
         "public" => Visibility::Public,
@@ -112,7 +112,7 @@ pub(crate) fn agent(row: &SqliteRow) -> Result<Agent> {
     })
 }
 
-pub(crate) fn version(row: &SqliteRow) -> Result<AgentVersion> {
+pub(crate) fn version(row: &AnyRow) -> Result<AgentVersion> {
     Ok(AgentVersion {
         id: VersionId::from_trusted(row.try_get("id")?),
         agent_id: AgentId::from_trusted(row.try_get("agent_id")?),
@@ -125,7 +125,7 @@ pub(crate) fn version(row: &SqliteRow) -> Result<AgentVersion> {
     })
 }
 
-pub(crate) fn invocation(row: &SqliteRow) -> Result<Invocation> {
+pub(crate) fn invocation(row: &AnyRow) -> Result<Invocation> {
     let error = match row.try_get::<Option<String>, _>("error_code")? {
         Some(code) => Some(InvocationError {
             code,
@@ -161,7 +161,7 @@ pub(crate) fn invocation(row: &SqliteRow) -> Result<Invocation> {
     })
 }
 
-pub(crate) fn event(row: &SqliteRow) -> Result<Event> {
+pub(crate) fn event(row: &AnyRow) -> Result<Event> {
     Ok(Event {
         seq: u64_col(row, "seq")?,
         ts: ts(row, "ts")?,

@@ -24,12 +24,14 @@ impl Store {
         let limits = serde_json::to_string(&new.limits).map_err(|e| StoreError::corrupt("limits", e))?;
         let mut tx = self.writer.begin().await?;
         sqlx::query(
-            "INSERT INTO tenants (id, slug, name, status, limits, created_at) VALUES ($1, $2, $3, 'active', $4, $5)",
+            "INSERT INTO tenants (id, slug, name, status, limits, max_concurrent, created_at)
+             VALUES ($1, $2, $3, 'active', $4, $5, $6)",
         )
         .bind(tenant_id.as_str())
         .bind(new.tenant_slug.as_str())
         .bind(&new.tenant_name)
         .bind(&limits)
+        .bind(i64::from(new.limits.max_concurrent_invocations))
         .bind(now.unix_ms())
         .execute(&mut *tx)
         .await

@@ -136,7 +136,8 @@ async fn idle_wait(store: &Store) -> Duration {
 async fn wait_for_work(signals: &mut tokio::sync::broadcast::Receiver<Signal>) {
     loop {
         match signals.recv().await {
-            Ok(Signal::InvocationQueued) => return,
+            // A new run, or a finished one that freed a tenant's concurrency slot.
+            Ok(Signal::InvocationQueued | Signal::InvocationChanged(_)) => return,
             Ok(_) => continue,
             // Lagged: we may have missed a wake-up, so look at the queue again.
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,

@@ -44,7 +44,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let limits = settings::default_limits(std::env::vars())?;
     std::fs::create_dir_all(&args.data_dir)?;
-    let store = Store::open_sqlite(&args.sqlite_path()?).await?;
+    let store = Store::open(&args.database_url()).await?;
     let blobs = LocalBlobs::open(&args.data_dir.join("blobs"))?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;

@@ -27,7 +27,8 @@ pub struct ServeArgs {
     /// Where the embedded database, bundles and run scratch space live.
     #[arg(long, env = "AGENTD_DATA_DIR", default_value = "./agentd-data")]
     pub data_dir: PathBuf,
-    /// Database to use; default: SQLite at <data-dir>/agentd.db.
+    /// Database: `sqlite://PATH` or `postgres://USER@HOST/DB`; default SQLite at
+    /// <data-dir>/agentd.db.
     #[arg(long, env = "AGENTD_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Runs the in-process worker executes at once (0 = no in-process worker).
@@ -53,8 +54,6 @@ pub struct ServeArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("unsupported database URL `{0}`: this build stores data in SQLite (`sqlite://PATH`)")]
-    Database(String),
     #[error("{name}: {detail}")]
     Limit { name: String, detail: String },
     #[error("refusing to start in production: {0}")]
@@ -78,15 +77,11 @@ pub fn default_limits(vars: impl Iterator<Item = (String, String)>) -> Result<Te
 }
 
 impl ServeArgs {
-    /// Where the SQLite database lives.
-    pub fn sqlite_path(&self) -> Result<PathBuf, SettingsError> {
+    /// The database to open.
+    pub fn database_url(&self) -> String {
         match &self.database_url {
-            None => Ok(self.data_dir.join("agentd.db")),
-            Some(url) => url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-                .map(PathBuf::from)
-                .ok_or_else(|| SettingsError::Database(url.clone())),
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("agentd.db").display()),
         }
     }
 

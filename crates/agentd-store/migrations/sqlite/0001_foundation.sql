@@ -7,6 +7,10 @@ CREATE TABLE tenants (
     name        TEXT NOT NULL,
     status      TEXT NOT NULL DEFAULT 'active',
     limits      TEXT NOT NULL DEFAULT '{}',
+    -- Denormalised from limits so the claim can enforce it in one statement.
+    max_concurrent  INTEGER NOT NULL DEFAULT 10,
+    -- When a run of this tenant was last claimed: claims go round-robin over tenants.
+    last_claimed_at INTEGER NOT NULL DEFAULT 0,
     created_at  INTEGER NOT NULL
 );
 
@@ -111,7 +115,8 @@ CREATE TABLE invocations (
     log_bytes         INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX invocations_tenant ON invocations (tenant_id, id);
-CREATE INDEX invocations_ready ON invocations (status, run_after, priority);
+CREATE INDEX invocations_ready ON invocations (tenant_id, status, priority DESC, id);
+CREATE INDEX invocations_due ON invocations (status, run_after);
 CREATE INDEX invocations_lease ON invocations (status, lease_expires_at);
 CREATE UNIQUE INDEX invocations_idempotency ON invocations (tenant_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;

@@ -9,10 +9,30 @@ use agentd_store::{
     Completion, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPolicy, Store, StoreError,
 };
 
-async fn open() -> (Store, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("agentd.db")).await.unwrap();
-    (store, dir)
+mod databases;
+
+use databases::{Backend, TestDb};
+
+async fn open(backend: Backend) -> (Store, TestDb) {
+    let db = TestDb::create(backend);
+    let store = Store::open(&db.url).await.unwrap();
+    (store, db)
+}
+
+/// Runs one test body against SQLite and against PostgreSQL.
+macro_rules! on_both_stores {
+    ($body:ident) => {
+        mod $body {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$body(super::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$body(super::Backend::Postgres).await
+            }
+        }
+    };
 }
 
 async fn tenant(store: &Store, slug: &str) -> TenantCtx {
@@ -80,9 +100,9 @@ fn new_invocation(priority: u8, key: Option<&str>) -> NewInvocation {
     }
 }
 
-#[tokio::test]
-async fn another_tenants_agent_is_not_found_and_lists_are_separate() {
-    let (store, _dir) = open().await;
+on_both_stores!(another_tenants_agent_is_not_found_and_lists_are_separate);
+async fn another_tenants_agent_is_not_found_and_lists_are_separate(backend: Backend) {
+    let (store, _db) = open(backend).await;
     let a = tenant(&store, "alpha").await;
     let b = tenant(&store, "beta").await;
     agent_with_version(&store, &a, "echo").await;
@@ -92,9 +112,9 @@ async fn another_tenants_agent_is_not_found_and_lists_are_separate() {
     assert_eq!(store.agents_list(&a, None, None).await.unwrap().data.len(), 1);
 }
 
-#[tokio::test]
-async fn lists_paginate_with_a_cursor_newest_first() {
-    let (store, _dir) = open().await;
+on_both_stores!(lists_paginate_with_a_cursor_newest_first);
+async fn lists_paginate_with_a_cursor_newest_first(backend: Backend) {
+    let (store, _db) = open(backend).await;
     let ctx = tenant(&store, "alpha").await;
     for i in 0..5 {
         let new = NewAgent {
@@ -115,9 +135,9 @@ async fn lists_paginate_with_a_cursor_newest_first() {
     assert!(third.next_cursor.is_none());
 }
 
-#[tokio::test]
-async fn claims_follow_priority_and_a_late_worker_cannot_complete() {
-    let (store, _dir) = open().await;
+on_both_stores!(claims_follow_priority_and_a_late_worker_cannot_complete);
+async fn claims_follow_priority_and_a_late_worker_cannot_complete(backend: Backend) {
+    let (store, _db) = open(backend).await;
     let ctx = tenant(&store, "alpha").await;
     let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
     store.invocation_enqueue(&ctx, &agent, &version, new_invocation(1, None), 100).await.unwrap();
@@ -139,9 +159,9 @@ async fn claims_follow_priority_and_a_late_worker_cannot_complete() {
     assert_eq!(store.invocation_get(&ctx, &high.id).await.unwrap().status, InvocationStatus::Succeeded);
 }
 
-#[tokio::test]
-async fn an_idempotency_key_returns_the_first_invocation() {
-    let (store, _dir) = open().await;
+on_both_stores!(an_idempotency_key_returns_the_first_invocation);
+async fn an_idempotency_key_returns_the_first_invocation(backend: Backend) {
+    let (store, _db) = open(backend).await;
     let ctx = tenant(&store, "alpha").await;
     let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
     let (first, created) =
