@@ -1,6 +1,7 @@
 //! The last steps of the agent process, forked by the sandbox's PID 1: wire exactly fds
-//! 0–3, reset signal handling inherited from the init, drop privileges, `execve` the program
-//! with exactly the run's environment, in `/work`.
+//! 0–3, reset signal handling inherited from the init, set rlimits, drop privileges, apply
+//! landlock, install the seccomp filter, `execve` the program with exactly the run's
+//! environment, in `/work`.
 
 use std::ffi::CString;
 use std::io;
@@ -9,9 +10,9 @@ use std::os::fd::RawFd;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::unistd::{chdir, execve};
 
-use crate::privileges;
 use crate::protocol::InitConfig;
 use crate::step::{Stage, StepError};
+use crate::{fs_access, privileges, seccomp};
 
 /// The fd the agent reads its events pipe from (`AGENTD_EVENTS_FD=3`).
 pub(crate) const EVENTS_FD: RawFd = 3;
@@ -36,7 +37,14 @@ fn prepare_and_exec(config: &InitConfig, events: RawFd) -> Result<std::convert::
     chdir("/work").stage(|| "entering /work".into())?;
     wire_fds(events).stage(|| "wiring fds".into())?;
     reset_signals().stage(|| "resetting signals".into())?;
+    config.rlimits.apply()?;
     privileges::drop_to(config.agent_uid, config.agent_gid)?;
+    if config.landlock {
+        // Best effort by design: what this kernel enforces was reported by Sandbox::new.
+        fs_access::restrict(config)?;
+    }
+    // Last: after this, only execve itself is still needed.
+    seccomp::install(&config.seccomp).stage(|| "installing the seccomp filter".into())?;
     execve(&program, &argv, &envp).stage(|| format!("execve {}", config.program))
 }
 

@@ -23,9 +23,9 @@ use nix::unistd::{ForkResult, Pid, Uid, chdir, fork, pipe2, setgroups, sethostna
 
 use crate::agent;
 use crate::mounts::RootPlan;
-use crate::namespaces;
 use crate::protocol::{AgentStatus, FromInit, InitConfig, ToInit, read_frame, write_frame};
 use crate::step::{Stage, StepError};
+use crate::{namespaces, network, seccomp};
 
 /// Inherited fds are moved at or above this number, clear of 0–3 which the agent needs.
 const FIRST_PRIVATE_FD: RawFd = 10;
@@ -33,6 +33,8 @@ const FIRST_PRIVATE_FD: RawFd = 10;
 pub(crate) const PROBE_ARG: &str = "--probe";
 /// What the init prints when the probe succeeded (a program that merely exits 0 is no init).
 pub(crate) const PROBE_ANSWER: &str = "agentd-sandbox-init: namespaces ok";
+/// The probe's second line when the seccomp filter installed.
+pub(crate) const SECCOMP_OK: &str = "seccomp ok";
 
 /// Entry for the re-executed init program. The `agentd` binary calls this first thing in
 /// `main()` (before any runtime or thread exists) when `argv[1] == INIT_ARG`.
@@ -55,6 +57,16 @@ fn start() -> Result<i32, String> {
         // Sandbox::new checks that this host lets us create the namespaces.
         namespaces::unshare_all().map_err(|e| format!("cannot create namespaces: {e}"))?;
         println!("{PROBE_ANSWER}");
+        // The agent's own filter, installed here for real: container runtimes or old
+        // kernels may refuse it. This process exits right after, so nothing else is affected.
+        match nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| e.to_string())
+            .and_then(|()| seccomp::compile())
+            .and_then(|programs| seccomp::install(&programs).map_err(|e| e.to_string()))
+        {
+            Ok(()) => println!("{SECCOMP_OK}"),
+            Err(e) => println!("seccomp filter cannot be installed: {e}"),
+        }
         return Ok(0);
     }
     let [ctl, events] = args.as_slice() else {
@@ -101,6 +113,10 @@ fn report_failure(ctl: &UnixStream, e: StepError) {
 
 /// Everything between reading the config and the end of the sandbox.
 fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd) -> Result<(), StepError> {
+    // First, while still the supervisor's uid: into the run's cgroup, with all we fork.
+    for file in &config.cgroup_files {
+        std::fs::write(file, "0").stage(|| format!("joining the run's cgroup ({})", file.display()))?;
+    }
     // A new session: no controlling terminal for anything inside.
     let _ = setsid(); // fails only if already a group leader, which is harmless
     chdir(&config.run_dir).stage(|| format!("entering {}", config.run_dir.display()))?;
@@ -120,6 +136,10 @@ fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd) -> Result<(), Ste
         _ => return Ok(()), // killed or abandoned before the start: nothing to clean up
     }
     namespaces::become_root_inside().stage(|| "becoming root in the namespace".into())?;
+    // The supervisor moved us into the run's cgroup before `Go`: a cgroup namespace now
+    // makes that cgroup the root of what the agent sees in /proc/self/cgroup.
+    namespaces::unshare_cgroup().stage(|| "unsharing the cgroup namespace".into())?;
+    network::bring_up_loopback().stage(|| "bringing up the loopback interface".into())?;
 
     // SAFETY: the init is single-threaded (it runs before any thread is started).
     match unsafe { fork() }.stage(|| "forking PID 1".into())? {

@@ -1,16 +1,23 @@
 #![doc = include_str!("../README.md")]
 
 mod agent;
+mod cgroup;
+mod cgroup_fs;
 mod error;
+mod fs_access;
+mod host;
 mod init;
 mod launch;
 mod mounts;
 mod namespaces;
+mod network;
 mod output;
 mod privileges;
 mod probe;
 mod protocol;
+mod rlimits;
 mod sandbox;
+mod seccomp;
 mod spec;
 mod step;
 mod supervise;
@@ -20,7 +27,7 @@ pub use error::SandboxError;
 pub use init::init_main;
 pub use namespaces::{AGENT_ID, HOST_ID_BASE, HOST_ID_COUNT};
 pub use sandbox::{Sandbox, SandboxSettings};
-pub use spec::{BUNDLE_MOUNT, OutputLine, RunLimits, RunOutcome, RunSpec, Stream, Termination};
+pub use spec::{BUNDLE_MOUNT, OUTPUTS_MOUNT, OutputLine, RunLimits, RunOutcome, RunSpec, Stream, Termination};
 pub use unsandboxed::run_unsandboxed;
 
 /// `argv[1]` that makes the agentd binary (or a test binary) act as the sandbox init.

@@ -20,16 +20,16 @@ use nix::sys::statvfs::{FsFlags, fstatvfs};
 use nix::unistd::{chdir, pivot_root};
 
 use crate::protocol::InitConfig;
-use crate::spec::BUNDLE_MOUNT;
+use crate::spec::{BUNDLE_MOUNT, OUTPUTS_MOUNT};
 use crate::step::{Stage, StepError};
 
 /// Host runtime directories bound read-only when they exist (symlinks are recreated).
-const RUNTIME_DIRS: &[&str] = &["/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin"];
+pub(crate) const RUNTIME_DIRS: &[&str] = &["/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin"];
 /// The only host `/etc` entries runtimes need; never `/etc/shadow` or `/etc/passwd`.
 const ETC_ENTRIES: &[&str] =
     &["/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime"];
 /// Device nodes bound from the host (read-write, they are harmless).
-const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"];
+const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
 /// Name of the subdirectory of the run dir the new root is mounted on.
 pub(crate) const ROOT_MOUNTPOINT: &str = "root";
 
@@ -81,6 +81,13 @@ impl RootPlan {
             options: tmpfs_options(config.work_bytes, 0o755, config.agent_uid, config.agent_gid),
         });
         entries.push(Entry::Tmpfs { target: "/tmp".into(), options: tmpfs_options(config.tmp_bytes, 0o1777, 0, 0) });
+        entries.push(Entry::Tmpfs {
+            target: OUTPUTS_MOUNT.into(),
+            options: tmpfs_options(config.outputs_bytes, 0o755, config.agent_uid, config.agent_gid),
+        });
+        // POSIX shared memory (`shm_open`, Python's multiprocessing): shares /tmp's cap.
+        entries
+            .push(Entry::Tmpfs { target: "/dev/shm".into(), options: tmpfs_options(config.tmp_bytes, 0o1777, 0, 0) });
         Ok(RootPlan { entries })
     }
 

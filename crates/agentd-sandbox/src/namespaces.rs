@@ -81,6 +81,15 @@ pub(crate) fn unshare_all() -> nix::Result<()> {
     )
 }
 
+/// A cgroup namespace rooted at the caller's current cgroups (kernels without cgroup
+/// namespaces are left as they are: the agent then sees its cgroup path, nothing more).
+pub(crate) fn unshare_cgroup() -> nix::Result<()> {
+    if !std::path::Path::new("/proc/self/ns/cgroup").exists() {
+        return Ok(());
+    }
+    unshare(CloneFlags::CLONE_NEWCGROUP)
+}
+
 /// After the maps are written: become uid/gid 0 inside, so that files created in the new
 /// root have mapped owners (the host uid the init started with is unmapped there).
 pub(crate) fn become_root_inside() -> nix::Result<()> {

@@ -1,6 +1,6 @@
 //! Dropping privileges in the agent process just before `execve`: the capability bounding
 //! set, the agent's uid/gid, every capability set, and `no_new_privs` so nothing the
-//! program executes can regain them. (seccomp and landlock will be applied here too.)
+//! program executes can regain them. Landlock and seccomp follow in `agent.rs`.
 
 use std::io;
 

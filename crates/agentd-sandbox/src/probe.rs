@@ -1,6 +1,7 @@
 //! What the host supports, checked once in `Sandbox::new`: the namespaces a run needs
-//! (missing ones are an error, proven by running the init program in probe mode), and the
-//! hardening this version does not apply yet (logged).
+//! (missing ones are an error, proven by running the init program in probe mode, which
+//! also proves that a seccomp filter installs). The optional mechanisms are gathered in
+//! `host.rs`.
 
 use std::fs;
 use std::io::Read;
@@ -13,16 +14,20 @@ use nix::unistd::Uid;
 
 use crate::INIT_ARG;
 use crate::error::SandboxError;
-use crate::init::{PROBE_ANSWER, PROBE_ARG};
+use crate::init::{PROBE_ANSWER, PROBE_ARG, SECCOMP_OK};
 use crate::sandbox::SandboxSettings;
 
 const NAMESPACES: &[&str] = &["user", "mnt", "pid", "net", "ipc", "uts"];
-/// Mechanisms of DESIGN.md §6 that this version does not apply yet.
-const NOT_YET_APPLIED: &[&str] = &["seccomp filter", "landlock", "cgroup limits", "rlimits"];
 /// A sandbox init answers the probe in milliseconds.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) fn check_host(settings: &SandboxSettings) -> Result<(), SandboxError> {
+/// What the probe learnt beyond "namespaces work".
+pub(crate) struct ProbeReport {
+    /// `Err(reason)` when a seccomp filter could not be installed.
+    pub seccomp: Result<(), String>,
+}
+
+pub(crate) fn check_host(settings: &SandboxSettings) -> Result<ProbeReport, SandboxError> {
     let unsupported = |reason: String| SandboxError::Unsupported { reason };
     if !settings.init_program.is_file() {
         return Err(unsupported(format!("init program {} is not a file", settings.init_program.display())));
@@ -53,11 +58,13 @@ pub(crate) fn check_host(settings: &SandboxSettings) -> Result<(), SandboxError>
              without capabilities, mapped to this user's uid"
         );
     }
-    probe_init(&settings.init_program)?;
-    for mechanism in NOT_YET_APPLIED {
-        tracing::warn!(mechanism, "sandbox mechanism not applied by this version");
-    }
-    Ok(())
+    let answer = probe_init(&settings.init_program)?;
+    let seccomp = match answer.lines().nth(1) {
+        Some(SECCOMP_OK) => Ok(()),
+        Some(other) => Err(other.to_string()),
+        None => Err("the probe did not report on seccomp".to_string()),
+    };
+    Ok(ProbeReport { seccomp })
 }
 
 /// The agent runs as an unprivileged uid that owns nothing on the host: the bundle must be
@@ -81,8 +88,8 @@ pub(crate) fn check_readable_by_others(dir: &Path) -> Result<(), SandboxError> {
 
 /// Runs `<init_program> __sandbox-init --probe`: proves that the program is a sandbox init
 /// and that this process may create the namespaces (seccomp profiles of container runtimes
-/// often forbid it even where `/proc` says yes).
-fn probe_init(program: &Path) -> Result<(), SandboxError> {
+/// often forbid it even where `/proc` says yes). Returns what the probe printed.
+fn probe_init(program: &Path) -> Result<String, SandboxError> {
     let mut child = Command::new(program)
         .args([INIT_ARG, PROBE_ARG])
         .env_clear()
@@ -112,8 +119,8 @@ fn probe_init(program: &Path) -> Result<(), SandboxError> {
     };
     // Both outputs are a line or two, written before exit: reading them cannot block.
     let stdout = drain(child.stdout.take());
-    if status.success() && stdout.trim() == PROBE_ANSWER {
-        return Ok(());
+    if status.success() && stdout.lines().next() == Some(PROBE_ANSWER) {
+        return Ok(stdout);
     }
     let stderr = drain(child.stderr.take());
     Err(SandboxError::Unsupported {

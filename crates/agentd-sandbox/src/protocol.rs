@@ -14,6 +14,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::rlimits::AgentRlimits;
+use crate::seccomp;
+
 /// Frames larger than this are a protocol error, not an allocation.
 const MAX_FRAME: u32 = 64 << 20;
 
@@ -32,6 +35,15 @@ pub(crate) struct InitConfig {
     /// uid and gid (inside the user namespace) the program runs as.
     pub agent_uid: u32,
     pub agent_gid: u32,
+    pub outputs_bytes: u64,
+    pub rlimits: AgentRlimits,
+    /// Compiled once per `Sandbox`; installed by the agent right before `execve`.
+    pub seccomp: Vec<seccomp::Program>,
+    /// Apply the landlock ruleset (false when the kernel has no landlock at all).
+    pub landlock: bool,
+    /// The run cgroup's `tasks` / `cgroup.procs` files: the init writes `0` into each
+    /// before anything else, so the whole sandbox lives in the run's cgroup.
+    pub cgroup_files: Vec<PathBuf>,
 }
 
 /// Supervisor → init.

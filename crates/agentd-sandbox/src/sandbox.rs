@@ -16,14 +16,17 @@ use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::cgroup::{RunCgroup, Usage};
 use crate::error::SandboxError;
+use crate::host::HostSupport;
 use crate::launch;
 use crate::mounts::ROOT_MOUNTPOINT;
 use crate::namespaces::IdMapping;
 use crate::output::Output;
 use crate::probe;
 use crate::protocol::{self, AgentStatus, FromInit, InitConfig, ToInit};
-use crate::spec::{OutputLine, RunOutcome, RunSpec};
+use crate::rlimits::AgentRlimits;
+use crate::spec::{OutputLine, RunOutcome, RunSpec, Termination};
 use crate::supervise::supervise;
 
 /// How long the init gets to kill and reap the sandbox before it is SIGKILLed itself.
@@ -44,13 +47,25 @@ pub struct SandboxSettings {
 pub struct Sandbox {
     settings: SandboxSettings,
     mapping: IdMapping,
+    /// What `new` found usable on this host; prepared once, used by every run.
+    host: HostSupport,
 }
 
 impl Sandbox {
-    /// Probes what the host supports (logging what is missing) and prepares the scratch dir.
+    /// Probes what the host supports (logging what is missing) and prepares the scratch
+    /// dir, the run cgroups' parents and the seccomp program.
     pub fn new(settings: SandboxSettings) -> Result<Sandbox, SandboxError> {
-        probe::check_host(&settings)?;
-        Ok(Sandbox { settings, mapping: IdMapping::for_current_process() })
+        let report = probe::check_host(&settings)?;
+        let mapping = IdMapping::for_current_process();
+        let host = HostSupport::probe(&settings, mapping, report)?;
+        Ok(Sandbox { settings, mapping, host })
+    }
+
+    /// The mechanisms of DESIGN.md §6 this host does not give us, in words an operator can
+    /// act on (empty on a fully capable host). Production mode refuses to start unless it
+    /// is empty; runs still work without them, with less isolation.
+    pub fn missing_mechanisms(&self) -> Vec<String> {
+        self.host.missing.clone()
     }
 
     /// Runs `spec` to its end. Lines go to `lines` as they come; `cancel` kills the run.
@@ -66,6 +81,7 @@ impl Sandbox {
         }
         let started = Instant::now();
         let run_dir = create_run_dir(&self.settings.scratch_dir)?;
+        let cgroup = self.host.run_cgroup(run_dir.path(), &spec.limits)?;
         let (agent_uid, agent_gid) = self.mapping.agent_ids();
         let RunSpec { program, args, env, bundle_dir, extra_ro_mounts, stdin, limits } = spec;
         let config = InitConfig {
@@ -79,17 +95,48 @@ impl Sandbox {
             run_dir: run_dir.path().to_path_buf(),
             agent_uid,
             agent_gid,
+            outputs_bytes: limits.outputs_bytes,
+            rlimits: AgentRlimits::for_run(&limits),
+            seccomp: self.host.seccomp.clone(),
+            landlock: self.host.landlock_abi > 0,
+            cgroup_files: cgroup.as_ref().map(RunCgroup::self_attach_files).unwrap_or_default(),
         };
         let (mut init, pipes, mut ctl) = launch::spawn_init(&self.settings.init_program)?;
         let output = Output::new(lines, limits.max_output_bytes, limits.max_line_bytes);
         let driven = drive(&mut ctl, &mut init, config, self.mapping);
         let ending = supervise(pipes, stdin, &limits, &output, &cancel, driven).await;
         stop(&mut ctl, &mut init).await;
+        let usage = cgroup.map(finish_cgroup).unwrap_or_default();
         if let Err(e) = run_dir.close() {
             tracing::warn!(error = %e, "could not remove the run's scratch dir");
         }
-        let ending = ending?;
-        Ok(RunOutcome { termination: ending.termination(), wall: started.elapsed(), output_bytes: output.total() })
+        let termination = ending?.termination();
+        Ok(RunOutcome {
+            termination: memory_limit_or(termination, usage.oom_kills),
+            wall: started.elapsed(),
+            output_bytes: output.total(),
+            cpu: usage.cpu,
+            peak_memory_bytes: usage.peak_memory_bytes,
+        })
+    }
+}
+
+/// Reads the run's accounting, then removes its cgroup (killing any straggler).
+fn finish_cgroup(cgroup: RunCgroup) -> Usage {
+    let usage = cgroup.usage();
+    if let Err(e) = cgroup.remove() {
+        tracing::error!(error = %e, "could not remove a run's cgroup");
+    }
+    usage
+}
+
+/// A program that failed after the kernel OOM-killed one of its processes ran out of
+/// memory; a program that coped with it and exited 0 keeps its success.
+fn memory_limit_or(termination: Termination, oom_kills: u64) -> Termination {
+    match termination {
+        Termination::Exited(code) if oom_kills > 0 && code != 0 => Termination::MemoryLimit,
+        Termination::Signaled(_) if oom_kills > 0 => Termination::MemoryLimit,
+        other => other,
     }
 }
 
@@ -177,6 +224,15 @@ mod tests {
     use super::*;
     use crate::spec::RunLimits;
 
+    #[test]
+    fn an_oom_kill_turns_a_failure_into_memory_limit_but_keeps_a_success() {
+        assert_eq!(memory_limit_or(Termination::Signaled(9), 1), Termination::MemoryLimit);
+        assert_eq!(memory_limit_or(Termination::Exited(1), 2), Termination::MemoryLimit);
+        assert_eq!(memory_limit_or(Termination::Exited(0), 1), Termination::Exited(0));
+        assert_eq!(memory_limit_or(Termination::Signaled(9), 0), Termination::Signaled(9));
+        assert_eq!(memory_limit_or(Termination::TimedOut, 1), Termination::TimedOut);
+    }
+
     /// The worker spawns runs as tasks: both futures must be `Send`.
     #[test]
     fn run_futures_are_send() {
@@ -184,6 +240,7 @@ mod tests {
         let sandbox = Sandbox {
             settings: SandboxSettings { init_program: "/nonexistent".into(), scratch_dir: "/nonexistent".into() },
             mapping: IdMapping::Range,
+            host: HostSupport::none(),
         };
         let spec = RunSpec {
             program: "/bin/true".into(),
@@ -192,13 +249,7 @@ mod tests {
             bundle_dir: "/nonexistent".into(),
             extra_ro_mounts: Vec::new(),
             stdin: Vec::new(),
-            limits: RunLimits {
-                wall_timeout: Duration::from_secs(1),
-                max_output_bytes: 1,
-                max_line_bytes: 4,
-                tmp_bytes: 1,
-                work_bytes: 1,
-            },
+            limits: RunLimits::default(),
         };
         let (tx, _rx) = mpsc::channel(1);
         let sandboxed = sandbox.run(spec.clone(), tx.clone(), CancellationToken::new());

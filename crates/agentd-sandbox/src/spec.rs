@@ -9,6 +9,10 @@ use crate::error::SandboxError;
 
 /// The path where the bundle is mounted inside the sandbox.
 pub const BUNDLE_MOUNT: &str = "/agent";
+/// The writable, size-capped directory for artifacts inside the sandbox.
+pub const OUTPUTS_MOUNT: &str = "/outputs";
+/// Below this a runtime cannot even start; smaller caps are a spec error.
+const MIN_MEMORY_BYTES: u64 = 4 << 20;
 
 /// One program to run, with everything it may see.
 #[derive(Debug, Clone)]
@@ -41,6 +45,35 @@ pub struct RunLimits {
     pub tmp_bytes: u64,
     /// Size cap of `/work` (tmpfs).
     pub work_bytes: u64,
+    /// Size cap of `/outputs` (tmpfs, owned by the agent), where artifacts are written.
+    pub outputs_bytes: u64,
+    /// Memory cap of the whole run (cgroup `memory.max` / `memory.limit_in_bytes`, swap
+    /// included where the host accounts it). Files in the run's tmpfs mounts count too.
+    /// Exceeding it OOM-kills a process of the run: `Termination::MemoryLimit`.
+    pub memory_bytes: u64,
+    /// Most processes and threads alive at once in the run (cgroup `pids.max`, and
+    /// `RLIMIT_NPROC` as a backstop). `fork` fails with `EAGAIN` beyond it.
+    pub max_pids: u64,
+    /// CPU bandwidth: milliseconds of CPU time per second of wall time (1000 = one core).
+    /// `None`: no quota beyond what the host gives the worker.
+    pub cpu_millis_per_sec: Option<u64>,
+}
+
+impl Default for RunLimits {
+    /// Roomy limits for a typical agent; the worker narrows them per tenant and manifest.
+    fn default() -> Self {
+        RunLimits {
+            wall_timeout: Duration::from_secs(60),
+            max_output_bytes: 16 << 20,
+            max_line_bytes: 64 << 10,
+            tmp_bytes: 64 << 20,
+            work_bytes: 256 << 20,
+            outputs_bytes: 64 << 20,
+            memory_bytes: 512 << 20,
+            max_pids: 256,
+            cpu_millis_per_sec: None,
+        }
+    }
 }
 
 /// Which pipe a line came from.
@@ -72,6 +105,9 @@ pub enum Termination {
     Cancelled,
     /// More than `max_output_bytes` were written; the process tree was killed.
     OutputLimit,
+    /// The run hit `memory_bytes`: the kernel OOM-killed one of its processes and the
+    /// program then failed (non-zero exit or death by signal).
+    MemoryLimit,
 }
 
 /// The result of a run that could be started.
@@ -82,6 +118,12 @@ pub struct RunOutcome {
     pub wall: Duration,
     /// Bytes read from stdout, stderr and events together.
     pub output_bytes: u64,
+    /// CPU time (user + system) used by every process of the run, from the run's cgroup
+    /// (`cpuacct.usage` / `cpu.stat`); zero when the host has no CPU accounting for us.
+    pub cpu: Duration,
+    /// Highest memory use of the run (`memory.max_usage_in_bytes` / `memory.peak`), tmpfs
+    /// files included; zero when the host has no memory cgroup for us.
+    pub peak_memory_bytes: u64,
 }
 
 impl RunSpec {
@@ -103,6 +145,15 @@ impl RunSpec {
         }
         if !self.bundle_dir.is_dir() {
             return invalid(format!("bundle_dir {} is not a directory", self.bundle_dir.display()));
+        }
+        if self.limits.memory_bytes < MIN_MEMORY_BYTES {
+            return invalid(format!("memory_bytes must be at least {MIN_MEMORY_BYTES} (4 MiB)"));
+        }
+        if self.limits.max_pids == 0 {
+            return invalid("max_pids must be at least 1".into());
+        }
+        if self.limits.cpu_millis_per_sec == Some(0) {
+            return invalid("cpu_millis_per_sec must be at least 1 (or None for no quota)".into());
         }
         if self.limits.max_line_bytes < 4 {
             return invalid("max_line_bytes must be at least 4 (one UTF-8 character)".into());

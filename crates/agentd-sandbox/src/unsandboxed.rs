@@ -63,7 +63,14 @@ pub async fn run_unsandboxed(
         tracing::warn!(error = %e, "could not remove the unsandboxed run's temp dir");
     }
     let ending = ending?;
-    Ok(RunOutcome { termination: ending.termination(), wall: started.elapsed(), output_bytes: output.total() })
+    Ok(RunOutcome {
+        termination: ending.termination(),
+        wall: started.elapsed(),
+        output_bytes: output.total(),
+        // No cgroup here: the baseline measures speed, not resources.
+        cpu: std::time::Duration::ZERO,
+        peak_memory_bytes: 0,
+    })
 }
 
 fn kill_group(group: Pid) {

@@ -137,10 +137,8 @@ impl Store {
             }
             Backend::Sqlite => {
                 // One writer connection: this transaction is the only one claiming.
-                let tenant: Option<String> = sqlx::query_scalar(PICK_TENANT_SQLITE)
-                    .bind(now.unix_ms())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let tenant: Option<String> =
+                    sqlx::query_scalar(PICK_TENANT_SQLITE).bind(now.unix_ms()).fetch_optional(&mut *tx).await?;
                 let Some(tenant) = tenant else { return Ok(None) };
                 sqlx::query("UPDATE tenants SET last_claimed_at = $1 WHERE id = $2")
                     .bind(now.unix_ms())

@@ -208,7 +208,12 @@ fn record_line(log: &mut EventLog, reported: &mut Reported, line: OutputLine) {
 }
 
 fn completion(outcome: RunOutcome, reported: Reported) -> Completion {
-    let usage = Usage { wall_ms: outcome.wall.as_millis() as u64, log_bytes: outcome.output_bytes, ..Usage::default() };
+    let usage = Usage {
+        wall_ms: outcome.wall.as_millis() as u64,
+        cpu_ms: outcome.cpu.as_millis() as u64,
+        peak_memory_bytes: outcome.peak_memory_bytes,
+        log_bytes: outcome.output_bytes,
+    };
     let mut done = match outcome.termination {
         Termination::Exited(0) if reported.interrupted => {
             Completion { status: InvocationStatus::WaitingForInput, output: None, error: None, usage: Usage::default() }
@@ -234,6 +239,11 @@ fn completion(outcome: RunOutcome, reported: Reported) -> Completion {
         Termination::Cancelled => {
             failed(InvocationStatus::Cancelled, "cancelled", "cancelled while running; the process tree was killed")
         }
+        Termination::MemoryLimit => failed(
+            InvocationStatus::Failed,
+            "memory_limit",
+            format!("the agent used more than its memory limit (peak {} bytes)", usage.peak_memory_bytes),
+        ),
         Termination::OutputLimit => failed(
             InvocationStatus::Failed,
             "output_limit",

@@ -72,6 +72,11 @@ impl Worker {
         Ok(Worker { shared: Arc::new(Shared { store, blobs, sandbox, runtimes, settings }) })
     }
 
+    /// Isolation mechanisms this host lacks (empty when the sandbox is complete).
+    pub fn missing_mechanisms(&self) -> Vec<String> {
+        self.shared.sandbox.missing_mechanisms()
+    }
+
     /// Claims and runs invocations until `shutdown` fires; then stops claiming and waits
     /// for the runs in flight.
     pub async fn run(self, shutdown: CancellationToken) {

@@ -98,6 +98,12 @@ pub(crate) async fn bundle_dir(shared: &Shared, digest: &str) -> Result<PathBuf,
     Ok(dest)
 }
 
+/// The manifest's memory request, capped by the tenant's limit.
+fn memory_mb(manifest: &Manifest, run: &ClaimedRun) -> u64 {
+    let cap = u64::from(run.limits.memory_mb.max(4));
+    manifest.limits.memory_mb.map_or(cap, |m| u64::from(m).clamp(4, cap))
+}
+
 /// The sandbox spec for `run`: program, allow-listed environment, mounts and limits.
 pub(crate) fn run_spec(
     shared: &Shared,
@@ -149,6 +155,8 @@ pub(crate) fn run_spec(
             max_line_bytes: 64 * 1024,
             tmp_bytes: 64 * 1024 * 1024,
             work_bytes: 256 * 1024 * 1024,
+            memory_bytes: memory_mb(manifest, run) * 1024 * 1024,
+            ..RunLimits::default()
         },
     })
 }

@@ -62,10 +62,22 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 sandbox_init: std::env::current_exe()?,
             };
             let worker = Worker::new(store.clone(), blobs.clone(), settings)?;
+            let missing = worker.missing_mechanisms();
+            if !missing.is_empty() && args.env == Environment::Production {
+                let reasons = format!("the sandbox lacks: {}", missing.join("; "));
+                return Err(settings::SettingsError::Insecure(reasons).into());
+            }
+            for mechanism in &missing {
+                tracing::warn!(mechanism, "sandbox mechanism missing on this host");
+            }
             Some(tokio::spawn(worker.run(shutdown.clone())))
         }
     };
-    let api = ApiSettings { signup_enabled: args.signup == SignupMode::Open, default_limits: limits, ..ApiSettings::default() };
+    let api = ApiSettings {
+        signup_enabled: args.signup == SignupMode::Open,
+        default_limits: limits,
+        ..ApiSettings::default()
+    };
     let app = agentd_api::router(AppState::new(store.clone(), blobs, api));
     tracing::info!(data_dir = %args.data_dir.display(), "agentd listening on http://{addr}");
     let stop = shutdown.clone();

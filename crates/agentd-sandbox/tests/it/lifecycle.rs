@@ -113,6 +113,8 @@ fn dropping_the_run_future_kills_the_process_tree() {
         "left behind: {:?}",
         processes_with(&pattern)
     );
+    // A dropped run's cgroup is removed by a cleanup thread once its processes are gone.
+    assert!(eventually(Duration::from_secs(5), || env.run_cgroups().is_empty()), "{:?}", env.run_cgroups());
     env.assert_scratch_empty();
 }
 

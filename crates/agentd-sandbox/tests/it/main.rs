@@ -5,8 +5,10 @@
 //! `<exe> __sandbox-init …` it becomes the init before anything else happens.
 #![expect(clippy::unwrap_used, reason = "a failing test should panic")]
 
+mod hostile;
 mod isolation;
 mod lifecycle;
+mod overhead;
 mod protocol;
 mod support;
 
@@ -17,7 +19,7 @@ fn main() {
         agentd_sandbox::init_main();
     }
     let args = Arguments::from_args();
-    let tests = [protocol::tests(), isolation::tests(), lifecycle::tests()]
+    let tests = [protocol::tests(), isolation::tests(), lifecycle::tests(), hostile::tests()]
         .into_iter()
         .flatten()
         .map(|(name, test)| {
@@ -26,6 +28,13 @@ fn main() {
                 Ok(())
             })
         })
+        .chain(std::iter::once(
+            Trial::test("spawn_overhead", || {
+                overhead::spawn_overhead_p50();
+                Ok(())
+            })
+            .with_ignored_flag(true),
+        ))
         .collect();
     libtest_mimic::run(&args, tests).exit();
 }

@@ -24,6 +24,10 @@ pub fn tests() -> Vec<Test> {
             sandbox_new_rejects_an_init_program_that_is_not_a_sandbox_init,
         ),
         (
+            "a_root_supervisor_on_this_host_misses_no_sandbox_mechanism",
+            a_root_supervisor_on_this_host_misses_no_sandbox_mechanism,
+        ),
+        (
             "run_unsandboxed_gives_the_same_output_for_the_same_script",
             run_unsandboxed_gives_the_same_output_for_the_same_script,
         ),
@@ -149,5 +153,17 @@ fn sandbox_new_rejects_an_init_program_that_is_not_a_sandbox_init() {
             Err(SandboxError::Unsupported { reason }) => assert!(reason.contains(program), "{reason}"),
             other => panic!("{program} was accepted as init: {other:?}"),
         }
+    }
+}
+
+/// The development host has everything (cgroups v1 memory/pids/cpu, seccomp, landlock);
+/// without root, the shared-uid mapping is reported.
+fn a_root_supervisor_on_this_host_misses_no_sandbox_mechanism() {
+    let env = TestEnv::new();
+    let missing = env.sandbox.missing_mechanisms();
+    if nix::unistd::Uid::effective().is_root() {
+        assert_eq!(missing, Vec::<String>::new());
+    } else {
+        assert!(missing.iter().any(|m| m.starts_with("root supervisor")), "{missing:?}");
     }
 }

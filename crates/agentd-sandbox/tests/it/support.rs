@@ -75,6 +75,10 @@ impl TestEnv {
                 max_line_bytes: 4096,
                 tmp_bytes: 1 << 20,
                 work_bytes: 1 << 20,
+                outputs_bytes: 1 << 20,
+                memory_bytes: 256 << 20,
+                max_pids: 64,
+                cpu_millis_per_sec: None,
             },
         }
     }
@@ -99,9 +103,68 @@ impl TestEnv {
         run
     }
 
+    /// Runs a `/bin/sh` script from the bundle, whatever its ending.
+    pub fn sh_any(&self, body: &str, limits: impl FnOnce(&mut RunLimits)) -> Run {
+        let program = self.script("run.sh", &format!("#!/bin/sh\n{body}\n"));
+        let mut spec = self.spec(&program, &[]);
+        limits(&mut spec.limits);
+        self.run(spec).unwrap()
+    }
+
+    /// Runs `python3 -c code` with adjusted limits, whatever its ending.
+    pub fn python(&self, code: &str, limits: impl FnOnce(&mut RunLimits)) -> Run {
+        let mut spec = self.spec("/usr/bin/python3", &["-c", code]);
+        limits(&mut spec.limits);
+        self.run(spec).unwrap()
+    }
+
+    /// After a hostile run: nothing of it is left (scratch entries, cgroups) and the
+    /// sandbox still runs a program normally.
+    pub fn assert_contained_and_healthy(&self) {
+        self.assert_scratch_empty();
+        assert_eq!(self.run_cgroups(), Vec::<std::path::PathBuf>::new(), "run cgroups left behind");
+        let run = self.sh("echo healthy");
+        assert_eq!(run.stdout(), ["healthy"]);
+        self.assert_scratch_empty();
+        assert_eq!(self.run_cgroups(), Vec::<std::path::PathBuf>::new(), "run cgroups left behind");
+    }
+
+    /// The cgroup dirs of this environment's runs that exist now, found independently of
+    /// the sandbox: every dir named `agentd-<scratch dir name>-*` next to our own cgroups.
+    pub fn run_cgroups(&self) -> Vec<std::path::PathBuf> {
+        // The sandbox's naming rule: `agentd-<scratch dir name, [A-Za-z0-9_-] only>-<run dir>`.
+        let name = self.scratch.path().file_name().unwrap().to_string_lossy().into_owned();
+        let safe: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || "_-".contains(*c)).take(32).collect();
+        let prefix = format!("agentd-{safe}-");
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mut found = Vec::new();
+        for line in own.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+            let roots: Vec<String> = if controllers.is_empty() {
+                vec!["/sys/fs/cgroup".into(), "/sys/fs/cgroup/unified".into()]
+            } else {
+                controllers.split(',').map(|c| format!("/sys/fs/cgroup/{c}")).collect()
+            };
+            for root in roots {
+                // On v2 the worker sits in a leaf; runs are its siblings.
+                let path = path.trim_end_matches("/agentd-supervisor");
+                let Ok(entries) = fs::read_dir(format!("{root}{path}")) else { continue };
+                for entry in entries.flatten() {
+                    if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                        found.push(entry.path());
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// No entry in the scratch dir and no cgroup of this environment's runs is left.
     pub fn assert_scratch_empty(&self) {
         let left: Vec<_> = fs::read_dir(self.scratch.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert!(left.is_empty(), "scratch dir not empty: {left:?}");
+        assert_eq!(self.run_cgroups(), Vec::<std::path::PathBuf>::new(), "run cgroups left behind");
     }
 }
 

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::BenchError;
 use super::end_to_end::{EndToEndReport, Throughput};
 use super::spawn::{ProgramReport, SpawnReport};
-use super::BenchError;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -25,6 +25,9 @@ pub struct Machine {
     pub cpu_model: String,
     pub memory_gib: f64,
     pub kernel: String,
+    /// 1-minute load average when the run started: other work on the machine skews every
+    /// figure, baselines included.
+    pub load_1m: f64,
 }
 
 impl Machine {
@@ -45,6 +48,7 @@ impl Machine {
             cpu_model: field(&cpuinfo, "model name").unwrap_or_else(|| "unknown".into()),
             memory_gib: memory_kib / (1024.0 * 1024.0),
             kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            load_1m: read("/proc/loadavg").split_whitespace().next().and_then(|l| l.parse().ok()).unwrap_or(f64::NAN),
         }
     }
 }
@@ -78,8 +82,8 @@ impl Report {
         let _ = writeln!(out, "\nagentd {} bench, {}", self.agentd_version, self.date);
         let _ = writeln!(
             out,
-            "machine: {} CPUs ({}), {:.1} GiB RAM, Linux {}",
-            m.cpus, m.cpu_model, m.memory_gib, m.kernel
+            "machine: {} CPUs ({}), {:.1} GiB RAM, Linux {}, load {:.2} at start",
+            m.cpus, m.cpu_model, m.memory_gib, m.kernel, m.load_1m
         );
         if let Some(spawn) = &self.spawn {
             spawn_table(&mut out, spawn);
@@ -92,11 +96,7 @@ impl Report {
 }
 
 fn spawn_table(out: &mut String, spawn: &SpawnReport) {
-    let _ = writeln!(
-        out,
-        "\nSpawn overhead ({} runs per mode, modes alternated run by run; ms)",
-        spawn.runs_per_mode
-    );
+    let _ = writeln!(out, "\nSpawn overhead ({} runs per mode, modes alternated run by run; ms)", spawn.runs_per_mode);
     let _ = writeln!(out, "{:<26} {:<22} {:>8} {:>8} {:>8}", "program", "started by", "mean", "p50", "p99");
     for program in &spawn.programs {
         spawn_rows(out, program);
@@ -104,11 +104,7 @@ fn spawn_table(out: &mut String, spawn: &SpawnReport) {
 }
 
 fn spawn_rows(out: &mut String, p: &ProgramReport) {
-    let rows = [
-        ("Command::status", &p.command),
-        ("run_unsandboxed (bare)", &p.bare),
-        ("Sandbox::run", &p.sandboxed),
-    ];
+    let rows = [("Command::status", &p.command), ("run_unsandboxed (bare)", &p.bare), ("Sandbox::run", &p.sandboxed)];
     for (how, s) in rows {
         let _ = writeln!(out, "{:<26} {:<22} {} {} {}", p.program, how, ms(s.mean_ms), ms(s.p50_ms), ms(s.p99_ms));
     }

@@ -118,7 +118,12 @@ async fn a_restart_keeps_every_invocation_and_reruns_the_interrupted_one() {
     let mut app = TestApp::spawn().await;
     let alpha = app.signup("alpha").await;
     app.deploy_example(&alpha, "shell-wc").await;
-    app.deploy_script(&alpha, "slow", "echo started\nsleep 2\nprintf '{\"type\":\"output\",\"data\":\"slow done\"}\\n' >&3").await;
+    app.deploy_script(
+        &alpha,
+        "slow",
+        "echo started\nsleep 2\nprintf '{\"type\":\"output\",\"data\":\"slow done\"}\\n' >&3",
+    )
+    .await;
     let mut finished = Vec::new();
     for n in 0..3 {
         finished.push(invoke_and_wait(&alpha, "shell-wc", json!({"n": n})).await);
@@ -135,7 +140,8 @@ async fn a_restart_keeps_every_invocation_and_reruns_the_interrupted_one() {
         let after = alpha.client.invocation_get(before.id.as_str()).await.unwrap();
         assert_eq!((after.status, after.output.clone()), (before.status, before.output.clone()));
     }
-    let rerun = poll_invocation(&alpha, interrupted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
+    let rerun =
+        poll_invocation(&alpha, interrupted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
     assert_eq!((rerun.status, rerun.output), (InvocationStatus::Succeeded, Some(json!("slow done"))));
     let all = alpha.client.invocations_list(&InvocationFilter::default()).await.unwrap();
     assert_eq!(all.data.len(), 4);
@@ -145,7 +151,8 @@ async fn a_restart_keeps_every_invocation_and_reruns_the_interrupted_one() {
 async fn a_server_killed_mid_run_loses_no_accepted_invocation() {
     let mut app = TestApp::spawn_with(&[("AGENTD_WORKER_SLOTS", "1"), ("AGENTD_LEASE_S", "2")]).await;
     let alpha = app.signup("alpha").await;
-    app.deploy_script(&alpha, "slow", "echo started\nsleep 2\nprintf '{\"type\":\"output\",\"data\":\"done\"}\\n' >&3").await;
+    app.deploy_script(&alpha, "slow", "echo started\nsleep 2\nprintf '{\"type\":\"output\",\"data\":\"done\"}\\n' >&3")
+        .await;
     let request = InvokeRequest { max_attempts: Some(2), ..Default::default() };
     let running = alpha.client.invoke("slow", &request, &InvokeOptions::default()).await.unwrap();
     wait_until_started(&alpha, running.id.as_str()).await;
@@ -157,9 +164,14 @@ async fn a_server_killed_mid_run_loses_no_accepted_invocation() {
     app.start_again().await;
     let alpha = TestTenant { client: app.client().with_token(alpha.key.clone()), ..alpha };
     let rerun = poll_invocation(&alpha, running.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
-    assert_eq!((rerun.status, rerun.attempt), (InvocationStatus::Succeeded, 2), "the interrupted run is put back once its lease expires: {rerun:?}");
+    assert_eq!(
+        (rerun.status, rerun.attempt),
+        (InvocationStatus::Succeeded, 2),
+        "the interrupted run is put back once its lease expires: {rerun:?}"
+    );
     for accepted in queued {
-        let done = poll_invocation(&alpha, accepted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
+        let done =
+            poll_invocation(&alpha, accepted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
         assert_eq!((done.status, done.output), (InvocationStatus::Succeeded, Some(json!("done"))));
     }
 }
@@ -177,4 +189,18 @@ async fn an_agent_printing_past_its_output_limit_is_stopped_with_output_limit() 
     // The worker is healthy afterwards.
     app.deploy_example(&alpha, "shell-wc").await;
     assert_eq!(invoke_and_wait(&alpha, "shell-wc", json!({})).await.status, InvocationStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn an_agent_allocating_past_its_memory_cap_fails_with_memory_limit() {
+    let app = TestApp::spawn_with(&[("AGENTD_LIMITS_MEMORY_MB", "64")]).await;
+    let alpha = app.signup("alpha").await;
+    app.deploy_script(&alpha, "hungry", "/usr/bin/python3 -c 'b = bytearray(512 * 1024 * 1024); print(len(b))'").await;
+    let done = invoke_and_wait(&alpha, "hungry", json!({})).await;
+    assert_eq!(done.status, InvocationStatus::Failed, "{done:?}");
+    assert_eq!(done.error.map(|e| e.code), Some("memory_limit".to_owned()));
+    app.deploy_example(&alpha, "shell-wc").await;
+    let next = invoke_and_wait(&alpha, "shell-wc", json!({})).await;
+    assert_eq!(next.status, InvocationStatus::Succeeded, "the worker is healthy afterwards");
+    assert!(next.usage.wall_ms > 0);
 }

@@ -1,0 +1,111 @@
+//! What this host gives the sandbox beyond namespaces, found once per `Sandbox`: the cgroup
+//! parents for run cgroups, the compiled seccomp program, the Landlock ABI, and the list of
+//! missing mechanisms that `Sandbox::missing_mechanisms` reports and `new` logs.
+
+use std::path::Path;
+
+use crate::cgroup::{CgroupHost, RunCgroup};
+use crate::error::SandboxError;
+use crate::fs_access;
+use crate::namespaces::IdMapping;
+use crate::probe::ProbeReport;
+use crate::sandbox::SandboxSettings;
+use crate::seccomp;
+use crate::spec::RunLimits;
+
+/// Landlock ABI from which every right we ask for (and signal scoping) is enforced.
+const FULL_LANDLOCK_ABI: i64 = 6;
+
+#[derive(Debug)]
+pub(crate) struct HostSupport {
+    cgroups: Option<CgroupHost>,
+    /// Run cgroups are called `<prefix><run dir name>`: unique per scratch dir, so two
+    /// sandboxes (or two test environments) never mistake each other's cgroups.
+    cgroup_prefix: String,
+    pub seccomp: Vec<seccomp::Program>,
+    pub landlock_abi: i64,
+    pub missing: Vec<String>,
+}
+
+impl HostSupport {
+    pub(crate) fn probe(
+        settings: &SandboxSettings,
+        mapping: IdMapping,
+        report: ProbeReport,
+    ) -> Result<HostSupport, SandboxError> {
+        let mut missing = Vec::new();
+        let cgroup_prefix = cgroup_prefix(&settings.scratch_dir);
+        let cgroups = match CgroupHost::detect(&cgroup_prefix) {
+            Ok(host) => Some(host),
+            Err(reason) => {
+                tracing::warn!(%reason, "no usable cgroups: runs get no memory, pids or CPU caps");
+                None
+            }
+        };
+        let coverage = cgroups.as_ref().map(CgroupHost::coverage).unwrap_or_default();
+        for (has, controller) in [(coverage.memory, "memory"), (coverage.pids, "pids"), (coverage.cpu, "cpu")] {
+            if !has {
+                missing
+                    .push(format!("cgroup {controller} controller (no writable {controller} cgroup to nest runs in)"));
+            }
+        }
+        let seccomp = match report.seccomp.and_then(|()| seccomp::compile()) {
+            Ok(programs) => programs,
+            Err(reason) => {
+                missing.push(format!("seccomp filter ({reason})"));
+                Vec::new()
+            }
+        };
+        let landlock_abi = fs_access::kernel_abi();
+        if landlock_abi == 0 {
+            missing.push("landlock (kernel without Landlock, or not enabled at boot via lsm=)".into());
+        } else if landlock_abi < FULL_LANDLOCK_ABI {
+            tracing::info!(landlock_abi, "Landlock is partial on this kernel (ABI {FULL_LANDLOCK_ABI}+ is complete)");
+        }
+        if !Path::new("/proc/self/ns/cgroup").exists() {
+            missing.push("cgroup namespace".into());
+        }
+        if let IdMapping::Single { uid, .. } = mapping {
+            missing.push(format!(
+                "root supervisor: without root the agent runs as this worker's own uid {uid} on \
+                 the host (inside uid 0, no capabilities); run the worker as root for a separate id range"
+            ));
+        }
+        for mechanism in &missing {
+            tracing::warn!(mechanism = %mechanism, "sandbox mechanism missing on this host");
+        }
+        tracing::info!(
+            cgroups = ?cgroups,
+            seccomp = !seccomp.is_empty(),
+            landlock_abi,
+            "sandbox mechanisms enforced"
+        );
+        Ok(HostSupport { cgroups, cgroup_prefix, seccomp, landlock_abi, missing })
+    }
+
+    /// Nothing available (unit tests of the supervisor's types).
+    #[cfg(test)]
+    pub(crate) fn none() -> HostSupport {
+        HostSupport {
+            cgroups: None,
+            cgroup_prefix: String::new(),
+            seccomp: Vec::new(),
+            landlock_abi: 0,
+            missing: Vec::new(),
+        }
+    }
+
+    /// Creates the cgroup of the run whose scratch dir is `run_dir`, if cgroups are usable.
+    pub(crate) fn run_cgroup(&self, run_dir: &Path, limits: &RunLimits) -> Result<Option<RunCgroup>, SandboxError> {
+        let Some(host) = &self.cgroups else { return Ok(None) };
+        let run = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        RunCgroup::create(host, format!("{}{run}", self.cgroup_prefix), limits).map(Some)
+    }
+}
+
+/// `agentd-<scratch dir name>-`, reduced to characters safe in a cgroup name.
+pub(crate) fn cgroup_prefix(scratch_dir: &Path) -> String {
+    let name = scratch_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let safe: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').take(32).collect();
+    format!("agentd-{safe}-")
+}
