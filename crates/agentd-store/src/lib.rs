@@ -35,7 +35,7 @@ pub use credentials::{Credential, NewApiKey, NewSession, hash_secret};
 pub use error::StoreError;
 pub use events::NewEvent;
 pub use invocations::{InvocationFilter, NewInvocation};
-pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPolicy};
+pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPolicy, RunLease};
 pub use signals::Signal;
 pub use tenants::NewSignup;
 
@@ -90,22 +90,17 @@ impl Store {
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
         install_default_drivers();
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let writer =
-            AnyPoolOptions::new().max_connections(1).after_connect(sqlite_pragmas).connect(&url).await?;
+        let writer = AnyPoolOptions::new().max_connections(1).after_connect(sqlite_pragmas).connect(&url).await?;
         migrate::run(&writer, Backend::Sqlite).await?;
         let read_url = format!("sqlite://{}?mode=ro", path.display());
-        let reader =
-            AnyPoolOptions::new().max_connections(8).after_connect(sqlite_pragmas).connect(&read_url).await?;
+        let reader = AnyPoolOptions::new().max_connections(8).after_connect(sqlite_pragmas).connect(&read_url).await?;
         Ok(Store::assemble(Backend::Sqlite, writer, reader))
     }
 
     async fn open_postgres(url: &str) -> Result<Store> {
         install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await?;
+        let pool =
+            AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
         migrate::run(&pool, Backend::Postgres).await?;
         let store = Store::assemble(Backend::Postgres, pool.clone(), pool);
         signals::listen_postgres(url, store.signals.clone()).await?;

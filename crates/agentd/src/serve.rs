@@ -65,7 +65,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             Some(tokio::spawn(worker.run(shutdown.clone())))
         }
     };
-    let api = ApiSettings { signup_enabled: args.signup == SignupMode::Open, default_limits: limits, ..ApiSettings::default() };
+    let api = ApiSettings {
+        signup_enabled: args.signup == SignupMode::Open,
+        default_limits: limits,
+        ..ApiSettings::default()
+    };
     let app = agentd_api::router(AppState::new(store.clone(), blobs, api));
     tracing::info!(data_dir = %args.data_dir.display(), "agentd listening on http://{addr}");
     let stop = shutdown.clone();

@@ -63,17 +63,22 @@ pub enum SettingsError {
 /// Default tenant limits: the built-in ones, overridden field by field by
 /// `AGENTD_LIMITS_<FIELD>` (e.g. `AGENTD_LIMITS_MAX_AGENTS=20`).
 pub fn default_limits(vars: impl Iterator<Item = (String, String)>) -> Result<TenantLimits, SettingsError> {
-    let mut limits = serde_json::to_value(TenantLimits::default()).map_err(|e| SettingsError::Limit { name: "limits".into(), detail: e.to_string() })?;
+    let mut limits = serde_json::to_value(TenantLimits::default())
+        .map_err(|e| SettingsError::Limit { name: "limits".into(), detail: e.to_string() })?;
     for (name, value) in vars {
         let Some(field) = name.strip_prefix("AGENTD_LIMITS_") else { continue };
         let field = field.to_lowercase();
         let Some(slot) = limits.get_mut(&field) else {
             return Err(SettingsError::Limit { name, detail: "no such limit (see DESIGN §8 for the names)".into() });
         };
-        let number: u64 = value.trim().parse().map_err(|_| SettingsError::Limit { name: name.clone(), detail: format!("`{value}` is not a whole number") })?;
+        let number: u64 = value.trim().parse().map_err(|_| SettingsError::Limit {
+            name: name.clone(),
+            detail: format!("`{value}` is not a whole number"),
+        })?;
         *slot = number.into();
     }
-    serde_json::from_value(limits).map_err(|e| SettingsError::Limit { name: "AGENTD_LIMITS_*".into(), detail: e.to_string() })
+    serde_json::from_value(limits)
+        .map_err(|e| SettingsError::Limit { name: "AGENTD_LIMITS_*".into(), detail: e.to_string() })
 }
 
 impl ServeArgs {

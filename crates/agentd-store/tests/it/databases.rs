@@ -24,9 +24,11 @@ impl TestDb {
     pub fn create(backend: Backend) -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         match backend {
-            Backend::Sqlite => {
-                TestDb { url: format!("sqlite://{}", dir.path().join("agentd.db").display()), postgres_name: None, _dir: dir }
-            }
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}", dir.path().join("agentd.db").display()),
+                postgres_name: None,
+                _dir: dir,
+            },
             Backend::Postgres => {
                 let name = format!("agentd_test_{}", uuid::Uuid::now_v7().simple());
                 psql(&format!("CREATE DATABASE {name}"));

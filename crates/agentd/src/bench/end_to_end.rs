@@ -23,13 +23,10 @@ use super::stats::{Summary, ratio};
 
 const AGENT_SLUG: &str = "bench-noop";
 const SCRIPT: &str = r#"printf '{"type":"output","data":1}\n' >&3"#;
-const RUN_SH: Program = Program {
-    label: "run.sh",
-    path: "/agent/run.sh",
-    args: &[],
-};
+const RUN_SH: Program = Program { label: "run.sh", path: "/agent/run.sh", args: &[] };
 /// What the worker writes to the agent's stdin, give or take the ids.
-const STDIN: &[u8] = br#"{"invocation_id":"bench","agent":"bench-noop","input":{},"thread":null,"resume":null,"attempt":1}"#;
+const STDIN: &[u8] =
+    br#"{"invocation_id":"bench","agent":"bench-noop","input":{},"thread":null,"resume":null,"attempt":1}"#;
 
 /// Writes the trivial shell agent (manifest and `run.sh`) into `dir`.
 pub fn write_agent(dir: &Path) -> Result<(), BenchError> {
@@ -102,10 +99,8 @@ pub async fn measure(setup: Setup) -> Result<EndToEndReport, BenchError> {
     let stopped = server.stop().await;
     let (server, invocations) = measured?;
     stopped?;
-    let [bare, sandboxed] = <[Throughput; 2]>::try_from(baselines).map_err(|_| BenchError::RunFailed {
-        what: "the baselines".into(),
-        detail: "not both were measured".into(),
-    })?;
+    let [bare, sandboxed] = <[Throughput; 2]>::try_from(baselines)
+        .map_err(|_| BenchError::RunFailed { what: "the baselines".into(), detail: "not both were measured".into() })?;
     let span = |from: fn(&Invocation) -> Option<i64>, to: fn(&Invocation) -> Option<i64>| {
         let sample: Vec<Duration> = invocations
             .iter()
@@ -205,11 +200,7 @@ fn throughput(sample: Sample) -> Throughput {
 
 /// `runs` jobs by `concurrency` callers, each starting its next job when its last one
 /// ended (a closed loop). The first failure aborts the rest.
-async fn closed_loop<J, F, T>(
-    runs: usize,
-    concurrency: usize,
-    job: J,
-) -> Result<(Sample, Vec<T>), BenchError>
+async fn closed_loop<J, F, T>(runs: usize, concurrency: usize, job: J) -> Result<(Sample, Vec<T>), BenchError>
 where
     J: Fn(usize) -> F + Clone + Send + 'static,
     F: Future<Output = Result<T, BenchError>> + Send + 'static,

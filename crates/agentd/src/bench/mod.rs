@@ -46,10 +46,7 @@ pub struct BenchArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error("{action}: {source}")]
-    Io {
-        action: String,
-        source: std::io::Error,
-    },
+    Io { action: String, source: std::io::Error },
     #[error(transparent)]
     Sandbox(#[from] agentd_sandbox::SandboxError),
     #[error("calling the benchmark server failed: {0}")]
@@ -136,10 +133,7 @@ fn make_dir(path: &Path) -> Result<(), BenchError> {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         if let Err(err) = std::fs::remove_dir_all(&self.path) {
-            eprintln!(
-                "warning: could not remove {}: {err}",
-                self.path.display()
-            );
+            eprintln!("warning: could not remove {}: {err}", self.path.display());
         }
     }
 }

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::BenchError;
 use super::end_to_end::{EndToEndReport, Throughput};
 use super::spawn::{ProgramReport, SpawnReport};
-use super::BenchError;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -92,11 +92,7 @@ impl Report {
 }
 
 fn spawn_table(out: &mut String, spawn: &SpawnReport) {
-    let _ = writeln!(
-        out,
-        "\nSpawn overhead ({} runs per mode, modes alternated run by run; ms)",
-        spawn.runs_per_mode
-    );
+    let _ = writeln!(out, "\nSpawn overhead ({} runs per mode, modes alternated run by run; ms)", spawn.runs_per_mode);
     let _ = writeln!(out, "{:<26} {:<22} {:>8} {:>8} {:>8}", "program", "started by", "mean", "p50", "p99");
     for program in &spawn.programs {
         spawn_rows(out, program);
@@ -104,11 +100,7 @@ fn spawn_table(out: &mut String, spawn: &SpawnReport) {
 }
 
 fn spawn_rows(out: &mut String, p: &ProgramReport) {
-    let rows = [
-        ("Command::status", &p.command),
-        ("run_unsandboxed (bare)", &p.bare),
-        ("Sandbox::run", &p.sandboxed),
-    ];
+    let rows = [("Command::status", &p.command), ("run_unsandboxed (bare)", &p.bare), ("Sandbox::run", &p.sandboxed)];
     for (how, s) in rows {
         let _ = writeln!(out, "{:<26} {:<22} {} {} {}", p.program, how, ms(s.mean_ms), ms(s.p50_ms), ms(s.p99_ms));
     }

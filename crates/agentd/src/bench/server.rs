@@ -34,8 +34,7 @@ impl BenchServer {
     /// Starts `agentd serve` with `slots` worker slots and limits that cannot throttle the
     /// benchmark; returns once it answers `/healthz`.
     pub async fn start(data_dir: &Path, slots: usize) -> Result<BenchServer, BenchError> {
-        let exe = std::env::current_exe()
-            .map_err(BenchError::io("could not locate the agentd binary to serve"))?;
+        let exe = std::env::current_exe().map_err(BenchError::io("could not locate the agentd binary to serve"))?;
         let mut command = Command::new(exe);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -51,19 +50,13 @@ impl BenchServer {
             }
         }
         command.envs(server_env(slots));
-        let mut child = command
-            .spawn()
-            .map_err(BenchError::io("could not start `agentd serve`"))?;
+        let mut child = command.spawn().map_err(BenchError::io("could not start `agentd serve`"))?;
         let log = LogTail::default();
         let (found, address) = oneshot::channel();
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(read_log(stderr, log.clone(), found));
         }
-        let mut server = BenchServer {
-            child,
-            base_url: String::new(),
-            log,
-        };
+        let mut server = BenchServer { child, base_url: String::new(), log };
         match tokio::time::timeout(STARTUP, address).await {
             Ok(Ok(url)) => server.base_url = url,
             Ok(Err(_)) => return Err(server.failure("exited before it was listening")),
@@ -109,10 +102,7 @@ impl BenchServer {
             Err(_) => {
                 let killed = self.child.kill().await;
                 let note = killed.err().map(|e| format!(" (and SIGKILL failed: {e})"));
-                let problem = format!(
-                    "did not stop within 30 s of SIGTERM{}",
-                    note.unwrap_or_default()
-                );
+                let problem = format!("did not stop within 30 s of SIGTERM{}", note.unwrap_or_default());
                 Err(self.failure(&problem))
             }
         }
@@ -123,10 +113,7 @@ impl BenchServer {
             Ok(tail) => tail.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"),
             Err(_) => "  (log unavailable)".to_owned(),
         };
-        BenchError::Server {
-            problem: problem.to_owned(),
-            log,
-        }
+        BenchError::Server { problem: problem.to_owned(), log }
     }
 }
 

@@ -40,16 +40,8 @@ pub struct Program {
 }
 
 const PROGRAMS: [Program; 2] = [
-    Program {
-        label: "/bin/true",
-        path: "/bin/true",
-        args: &[],
-    },
-    Program {
-        label: "/usr/bin/python3 -c pass",
-        path: "/usr/bin/python3",
-        args: &["-c", "pass"],
-    },
+    Program { label: "/bin/true", path: "/bin/true", args: &[] },
+    Program { label: "/usr/bin/python3 -c pass", path: "/usr/bin/python3", args: &["-c", "pass"] },
 ];
 
 /// Starts programs bare or sandboxed, and times them as their caller sees it.
@@ -61,12 +53,9 @@ pub struct Spawner {
 impl Spawner {
     /// `bundle` is mounted at `/agent` (and stands in for it when bare).
     pub fn new(scratch: &Path, bundle: PathBuf) -> Result<Spawner, BenchError> {
-        let init_program = std::env::current_exe()
-            .map_err(BenchError::io("could not locate the agentd binary (the sandbox init)"))?;
-        let sandbox = Sandbox::new(SandboxSettings {
-            init_program,
-            scratch_dir: scratch.to_path_buf(),
-        })?;
+        let init_program =
+            std::env::current_exe().map_err(BenchError::io("could not locate the agentd binary (the sandbox init)"))?;
+        let sandbox = Sandbox::new(SandboxSettings { init_program, scratch_dir: scratch.to_path_buf() })?;
         Ok(Spawner { sandbox, bundle })
     }
 
@@ -91,12 +80,7 @@ impl Spawner {
     }
 
     /// Runs `program` once in `mode`; fails unless it exits 0.
-    pub async fn time(
-        &self,
-        mode: Mode,
-        program: &Program,
-        stdin: &[u8],
-    ) -> Result<Duration, BenchError> {
+    pub async fn time(&self, mode: Mode, program: &Program, stdin: &[u8]) -> Result<Duration, BenchError> {
         if mode == Mode::Command {
             return time_command(*program).await;
         }
@@ -121,15 +105,10 @@ impl Spawner {
 
 /// What every run gets, bare or sandboxed: an allow-list, nothing from the host.
 fn environment() -> Vec<(String, String)> {
-    [
-        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        ("LANG", "C.UTF-8"),
-        ("TMPDIR", "/tmp"),
-        ("AGENTD_EVENTS_FD", "3"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    [("PATH", "/usr/local/bin:/usr/bin:/bin"), ("LANG", "C.UTF-8"), ("TMPDIR", "/tmp"), ("AGENTD_EVENTS_FD", "3")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// `Command::status()` with the same environment; timed on the blocking thread itself so
@@ -137,27 +116,17 @@ fn environment() -> Vec<(String, String)> {
 async fn time_command(program: Program) -> Result<Duration, BenchError> {
     let (elapsed, status) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let status = std::process::Command::new(program.path)
-            .args(program.args)
-            .env_clear()
-            .envs(environment())
-            .status();
+        let status =
+            std::process::Command::new(program.path).args(program.args).env_clear().envs(environment()).status();
         (started.elapsed(), status)
     })
     .await?;
     let status = status.map_err(BenchError::io(format!("could not start {}", program.path)))?;
-    if status.success() {
-        Ok(elapsed)
-    } else {
-        Err(failed(&program, Mode::Command, status.to_string()))
-    }
+    if status.success() { Ok(elapsed) } else { Err(failed(&program, Mode::Command, status.to_string())) }
 }
 
 fn failed(program: &Program, mode: Mode, detail: String) -> BenchError {
-    BenchError::RunFailed {
-        what: format!("{} ({mode:?})", program.label),
-        detail,
-    }
+    BenchError::RunFailed { what: format!("{} ({mode:?})", program.label), detail }
 }
 
 /// The figures of one program.
@@ -187,17 +156,10 @@ pub async fn measure(spawner: &Spawner, runs: usize) -> Result<SpawnReport, Benc
         eprintln!("spawn: {} ({runs} runs per mode)…", program.label);
         programs.push(measure_program(spawner, program, runs).await?);
     }
-    Ok(SpawnReport {
-        runs_per_mode: runs,
-        programs,
-    })
+    Ok(SpawnReport { runs_per_mode: runs, programs })
 }
 
-async fn measure_program(
-    spawner: &Spawner,
-    program: &Program,
-    runs: usize,
-) -> Result<ProgramReport, BenchError> {
+async fn measure_program(spawner: &Spawner, program: &Program, runs: usize) -> Result<ProgramReport, BenchError> {
     for _ in 0..WARMUP_ROUNDS {
         for mode in MODES {
             spawner.time(mode, program, b"").await?;

@@ -20,12 +20,7 @@ impl Summary {
         let mut ms: Vec<f64> = sample.iter().map(|d| d.as_secs_f64() * 1e3).collect();
         ms.sort_by(f64::total_cmp);
         let mean_ms = ms.iter().sum::<f64>() / ms.len() as f64;
-        Summary {
-            runs: ms.len(),
-            mean_ms,
-            p50_ms: nearest_rank(&ms, 50),
-            p99_ms: nearest_rank(&ms, 99),
-        }
+        Summary { runs: ms.len(), mean_ms, p50_ms: nearest_rank(&ms, 50), p99_ms: nearest_rank(&ms, 99) }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Signup, login, the caller's identity and API keys.
 
 use agentd_client::ListOptions;
-use agentd_core::{Actor, CreateApiKeyRequest, CreateAgentRequest, LoginRequest, Scope, SignupRequest};
+use agentd_core::{Actor, CreateAgentRequest, CreateApiKeyRequest, LoginRequest, Scope, SignupRequest};
 use reqwest::Method;
 
 use crate::databases::Backend;
@@ -84,7 +84,11 @@ on_both_stores!(login_gives_a_working_session_and_a_wrong_password_is_401);
 async fn login_gives_a_working_session_and_a_wrong_password_is_401(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.signup("alpha").await;
-    let login = LoginRequest { email: "alpha@example.com".into(), password: "correct horse battery staple".into(), workspace_slug: None };
+    let login = LoginRequest {
+        email: "alpha@example.com".into(),
+        password: "correct horse battery staple".into(),
+        workspace_slug: None,
+    };
     let session = app.client().login(&login).await.unwrap();
     assert!(session.token.starts_with("ags_"));
     let me = app.client().with_token(session.token).me().await.unwrap();
@@ -100,7 +104,8 @@ on_both_stores!(revoked_unknown_and_missing_credentials_get_401);
 async fn revoked_unknown_and_missing_credentials_get_401(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
-    let created = alpha.client.api_key_create(&CreateApiKeyRequest { name: "ci".into(), ..Default::default() }).await.unwrap();
+    let created =
+        alpha.client.api_key_create(&CreateApiKeyRequest { name: "ci".into(), ..Default::default() }).await.unwrap();
     let ci = app.client().with_token(created.secret.clone());
     ci.me().await.unwrap();
     alpha.client.api_key_revoke(created.key.id.as_str()).await.unwrap();
@@ -118,12 +123,16 @@ on_both_stores!(a_key_can_do_only_what_its_scopes_allow);
 async fn a_key_can_do_only_what_its_scopes_allow(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
-    let request = CreateApiKeyRequest { name: "reader".into(), scopes: Some(vec![Scope::Read]), expires_in_days: Some(1) };
+    let request =
+        CreateApiKeyRequest { name: "reader".into(), scopes: Some(vec![Scope::Read]), expires_in_days: Some(1) };
     let reader = app.client().with_token(alpha.api_key(request).await);
     reader.agents_list(&ListOptions::default()).await.unwrap();
     let err = reader.agent_create(&CreateAgentRequest { slug: "x".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(403), Some("insufficient_scope")));
-    let err = reader.api_key_create(&CreateApiKeyRequest { name: "escalate".into(), ..Default::default() }).await.unwrap_err();
+    let err = reader
+        .api_key_create(&CreateApiKeyRequest { name: "escalate".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(403));
 }
 

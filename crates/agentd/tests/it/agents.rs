@@ -11,15 +11,31 @@ on_both_stores!(agents_are_created_listed_patched_and_deleted);
 async fn agents_are_created_listed_patched_and_deleted(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
-    let request = CreateAgentRequest { slug: "summarize".into(), name: Some("Summarizer".into()), tags: Some(vec!["text".into()]), ..Default::default() };
+    let request = CreateAgentRequest {
+        slug: "summarize".into(),
+        name: Some("Summarizer".into()),
+        tags: Some(vec!["text".into()]),
+        ..Default::default()
+    };
     let created = alpha.client.agent_create(&request).await.unwrap();
-    assert_eq!((created.slug.as_str(), created.name.as_str(), created.active_version), ("summarize", "Summarizer", None));
+    assert_eq!(
+        (created.slug.as_str(), created.name.as_str(), created.active_version),
+        ("summarize", "Summarizer", None)
+    );
     let err = alpha.client.agent_create(&request).await.unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(409), Some("agent_exists")));
-    let err = alpha.client.agent_create(&CreateAgentRequest { slug: "Not A Slug".into(), ..Default::default() }).await.unwrap_err();
+    let err = alpha
+        .client
+        .agent_create(&CreateAgentRequest { slug: "Not A Slug".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(422), Some("invalid_slug")));
 
-    let patch = PatchAgentRequest { description: Some("shortens text".into()), status: Some(AgentStatus::Disabled), ..Default::default() };
+    let patch = PatchAgentRequest {
+        description: Some("shortens text".into()),
+        status: Some(AgentStatus::Disabled),
+        ..Default::default()
+    };
     let patched = alpha.client.agent_patch("summarize", &patch).await.unwrap();
     assert_eq!(patched.description.as_deref(), Some("shortens text"));
     assert_eq!(patched.status, AgentStatus::Disabled);
@@ -45,7 +61,10 @@ async fn versions_count_up_and_activating_an_old_one_rolls_back(backend: Backend
     let agent = alpha.client.version_activate("which", 1).await.unwrap();
     assert_eq!(agent.active_version, Some(1));
     let rolled_back = invoke_and_wait(&alpha, "which", json!({})).await;
-    assert_eq!((rolled_back.status, rolled_back.version, rolled_back.output), (InvocationStatus::Succeeded, 1, Some(json!("one"))));
+    assert_eq!(
+        (rolled_back.status, rolled_back.version, rolled_back.output),
+        (InvocationStatus::Succeeded, 1, Some(json!("one")))
+    );
 
     let versions = alpha.client.versions_list("which", &ListOptions::default()).await.unwrap();
     assert_eq!(versions.data.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
@@ -74,7 +93,11 @@ async fn invoking_a_disabled_or_undeployed_agent_is_a_conflict(backend: Backend)
     let err = alpha.client.invoke("empty", &request, &Default::default()).await.unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(409), Some("agent_has_no_version")));
     app.deploy_script(&alpha, "empty", "true").await;
-    alpha.client.agent_patch("empty", &PatchAgentRequest { status: Some(AgentStatus::Disabled), ..Default::default() }).await.unwrap();
+    alpha
+        .client
+        .agent_patch("empty", &PatchAgentRequest { status: Some(AgentStatus::Disabled), ..Default::default() })
+        .await
+        .unwrap();
     let err = alpha.client.invoke("empty", &request, &Default::default()).await.unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(409), Some("agent_disabled")));
     let err = alpha.client.invoke("missing", &request, &Default::default()).await.unwrap_err();

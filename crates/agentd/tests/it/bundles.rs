@@ -47,18 +47,32 @@ async fn bad_bundles_are_rejected_with_a_clear_code_and_nothing_is_stored(backen
     let dir = tempfile::tempdir().unwrap();
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("no manifest", RUN_SH.to_owned(), 422, "manifest_missing"),
-        ("unknown runtime", "add('agent.toml', b'name = \"x\"\\nruntime = \"cobol\"\\nentrypoint = \"run.sh\"\\n')\n".to_owned() + RUN_SH, 422, "runtime_unknown"),
+        (
+            "unknown runtime",
+            "add('agent.toml', b'name = \"x\"\\nruntime = \"cobol\"\\nentrypoint = \"run.sh\"\\n')\n".to_owned()
+                + RUN_SH,
+            422,
+            "runtime_unknown",
+        ),
         ("missing entrypoint", MANIFEST.to_owned(), 422, "entrypoint_missing"),
         ("path traversal", format!("{MANIFEST}\n{RUN_SH}\nadd('../../escape.sh', b'x')"), 422, "path_unsafe"),
         ("absolute path", format!("{MANIFEST}\n{RUN_SH}\nadd('/etc/cron.d/x', b'x')"), 422, "path_unsafe"),
-        ("escaping symlink", format!("{MANIFEST}\n{RUN_SH}\nadd('shadow', kind=tarfile.SYMTYPE, link='../../../etc/shadow')"), 422, "symlink_unsafe"),
+        (
+            "escaping symlink",
+            format!("{MANIFEST}\n{RUN_SH}\nadd('shadow', kind=tarfile.SYMTYPE, link='../../../etc/shadow')"),
+            422,
+            "symlink_unsafe",
+        ),
         ("device node", format!("{MANIFEST}\n{RUN_SH}\nadd('dev', kind=tarfile.CHRTYPE)"), 422, "entry_unsupported"),
     ];
     for (what, script, status, code) in cases {
         let bytes = hostile_tar(dir.path(), &script);
         assert_eq!(upload(&alpha, bytes, what).await, (Some(status), Some(code.to_owned())), "{what}");
     }
-    assert_eq!(upload(&alpha, b"definitely not an archive".to_vec(), "garbage").await, (Some(422), Some("bundle_unreadable".to_owned())));
+    assert_eq!(
+        upload(&alpha, b"definitely not an archive".to_vec(), "garbage").await,
+        (Some(422), Some("bundle_unreadable".to_owned()))
+    );
     // Random bytes do not compress, so the archive is over the 4 KiB limit.
     let big = hostile_tar(dir.path(), &format!("{MANIFEST}\n{RUN_SH}\nimport os\nadd('blob', os.urandom(8192))"));
     assert_eq!(upload(&alpha, big, "too big").await, (Some(413), Some("bundle_too_large".to_owned())));

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use agentd_client::{Client, InvokeOptions};
 use crate::databases::{Backend, TestDb};
+use agentd_client::{Client, InvokeOptions};
 use agentd_core::{AgentVersion, CreateAgentRequest, Invocation, InvokeRequest, SignupRequest, SignupResponse};
 
 pub fn bin() -> PathBuf {
@@ -71,7 +71,8 @@ impl TestApp {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[agentd] {line}");
                 if let Some(at) = line.find("listening on http://") {
-                    let url: String = line[at + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_owned();
+                    let url: String =
+                        line[at + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_owned();
                     let _ = found.send(url);
                 }
             }
@@ -199,7 +200,11 @@ impl Drop for TestApp {
 
 pub fn write_shell_agent(dir: &Path, name: &str, script: &str) {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::write(dir.join("agent.toml"), format!("name = \"{name}\"\nruntime = \"shell\"\nentrypoint = \"run.sh\"\n")).expect("write manifest");
+    std::fs::write(
+        dir.join("agent.toml"),
+        format!("name = \"{name}\"\nruntime = \"shell\"\nentrypoint = \"run.sh\"\n"),
+    )
+    .expect("write manifest");
     let run = dir.join("run.sh");
     std::fs::write(&run, format!("#!/bin/sh\n{script}\n")).expect("write script");
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -213,7 +218,12 @@ pub async fn invoke_and_wait(tenant: &TestTenant, slug: &str, input: serde_json:
 }
 
 /// Polls until `done` holds for the invocation, for at most `within`.
-pub async fn poll_invocation(tenant: &TestTenant, id: &str, within: Duration, done: impl Fn(&Invocation) -> bool) -> Invocation {
+pub async fn poll_invocation(
+    tenant: &TestTenant,
+    id: &str,
+    within: Duration,
+    done: impl Fn(&Invocation) -> bool,
+) -> Invocation {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let invocation = tenant.client.invocation_get(id).await.expect("get invocation");

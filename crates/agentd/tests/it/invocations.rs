@@ -18,11 +18,19 @@ async fn each_example_agent_succeeds_with_its_output_and_logs(backend: Backend) 
         app.deploy_example(&alpha, example).await;
     }
     let echo = invoke_and_wait(&alpha, "python-echo", json!({"x": [1, 2]})).await;
-    assert_eq!((echo.status, echo.output.clone()), (InvocationStatus::Succeeded, Some(json!({"echo": {"x": [1, 2]}}))), "{echo:?}");
+    assert_eq!(
+        (echo.status, echo.output.clone()),
+        (InvocationStatus::Succeeded, Some(json!({"echo": {"x": [1, 2]}}))),
+        "{echo:?}"
+    );
     assert!(log_messages(&alpha, echo.id.as_str()).await.iter().any(|m| m.contains("echoing")));
 
     let greet = invoke_and_wait(&alpha, "node-greet", json!({"name": "Ada"})).await;
-    assert_eq!((greet.status, greet.output.clone()), (InvocationStatus::Succeeded, Some(json!({"greeting": "hello, Ada"}))), "{greet:?}");
+    assert_eq!(
+        (greet.status, greet.output.clone()),
+        (InvocationStatus::Succeeded, Some(json!({"greeting": "hello, Ada"}))),
+        "{greet:?}"
+    );
 
     let wc = invoke_and_wait(&alpha, "shell-wc", json!({"text": "abc"})).await;
     assert_eq!(wc.status, InvocationStatus::Succeeded, "{wc:?}");
@@ -53,13 +61,28 @@ async fn an_invocation_without_wait_is_accepted_then_finishes(backend: Backend) 
     let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     app.deploy_example(&alpha, "shell-wc").await;
-    let accepted = alpha.client.invoke("shell-wc", &InvokeRequest { input: json!(1), ..Default::default() }, &InvokeOptions::default()).await.unwrap();
-    assert!(matches!(accepted.status, InvocationStatus::Queued | InvocationStatus::Running | InvocationStatus::Succeeded));
+    let accepted = alpha
+        .client
+        .invoke("shell-wc", &InvokeRequest { input: json!(1), ..Default::default() }, &InvokeOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(
+        accepted.status,
+        InvocationStatus::Queued | InvocationStatus::Running | InvocationStatus::Succeeded
+    ));
     let done = poll_invocation(&alpha, accepted.id.as_str(), Duration::from_secs(30), |i| i.status.is_terminal()).await;
     assert_eq!(done.status, InvocationStatus::Succeeded);
-    let listed = alpha.client.invocations_list(&InvocationFilter { agent: Some("shell-wc".into()), ..Default::default() }).await.unwrap();
+    let listed = alpha
+        .client
+        .invocations_list(&InvocationFilter { agent: Some("shell-wc".into()), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(listed.data.iter().map(|i| i.id.clone()).collect::<Vec<_>>(), vec![accepted.id.clone()]);
-    let none = alpha.client.invocations_list(&InvocationFilter { status: Some(InvocationStatus::Failed), ..Default::default() }).await.unwrap();
+    let none = alpha
+        .client
+        .invocations_list(&InvocationFilter { status: Some(InvocationStatus::Failed), ..Default::default() })
+        .await
+        .unwrap();
     assert!(none.data.is_empty());
 }
 
@@ -112,6 +135,7 @@ async fn logs_are_read_incrementally_after_a_sequence_number(backend: Backend) {
     let rest = alpha.client.invocation_logs(id, Some(cursor), None).await.unwrap();
     assert_eq!(rest.data.len(), all.len() - 2);
     assert!(rest.next_cursor.is_none());
-    let lines: Vec<_> = all.iter().filter(|e| e.stream == EventStream::Stdout).filter_map(|e| e.message.clone()).collect();
+    let lines: Vec<_> =
+        all.iter().filter(|e| e.stream == EventStream::Stdout).filter_map(|e| e.message.clone()).collect();
     assert_eq!(lines, ["line-1", "line-2", "line-3", "line-4", "line-5"]);
 }

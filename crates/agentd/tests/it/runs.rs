@@ -119,7 +119,12 @@ async fn a_restart_keeps_every_invocation_and_reruns_the_interrupted_one(backend
     let mut app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     app.deploy_example(&alpha, "shell-wc").await;
-    app.deploy_script(&alpha, "slow", "echo started\nsleep 2\nprintf '{\"type\":\"output\",\"data\":\"slow done\"}\\n' >&3").await;
+    app.deploy_script(
+        &alpha,
+        "slow",
+        "echo started\nsleep 2\nprintf '{\"type\":\"output\",\"data\":\"slow done\"}\\n' >&3",
+    )
+    .await;
     let mut finished = Vec::new();
     for n in 0..3 {
         finished.push(invoke_and_wait(&alpha, "shell-wc", json!({"n": n})).await);
@@ -136,7 +141,8 @@ async fn a_restart_keeps_every_invocation_and_reruns_the_interrupted_one(backend
         let after = alpha.client.invocation_get(before.id.as_str()).await.unwrap();
         assert_eq!((after.status, after.output.clone()), (before.status, before.output.clone()));
     }
-    let rerun = poll_invocation(&alpha, interrupted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
+    let rerun =
+        poll_invocation(&alpha, interrupted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
     assert_eq!((rerun.status, rerun.output), (InvocationStatus::Succeeded, Some(json!("slow done"))));
     let all = alpha.client.invocations_list(&InvocationFilter::default()).await.unwrap();
     assert_eq!(all.data.len(), 4);
@@ -146,7 +152,8 @@ on_both_stores!(a_server_killed_mid_run_loses_no_accepted_invocation);
 async fn a_server_killed_mid_run_loses_no_accepted_invocation(backend: Backend) {
     let mut app = TestApp::spawn_with(backend, &[("AGENTD_WORKER_SLOTS", "1"), ("AGENTD_LEASE_S", "2")]).await;
     let alpha = app.signup("alpha").await;
-    app.deploy_script(&alpha, "slow", "echo started\nsleep 2\nprintf '{\"type\":\"output\",\"data\":\"done\"}\\n' >&3").await;
+    app.deploy_script(&alpha, "slow", "echo started\nsleep 2\nprintf '{\"type\":\"output\",\"data\":\"done\"}\\n' >&3")
+        .await;
     let request = InvokeRequest { max_attempts: Some(2), ..Default::default() };
     let running = alpha.client.invoke("slow", &request, &InvokeOptions::default()).await.unwrap();
     wait_until_started(&alpha, running.id.as_str()).await;
@@ -158,9 +165,14 @@ async fn a_server_killed_mid_run_loses_no_accepted_invocation(backend: Backend) 
     app.start_again().await;
     let alpha = TestTenant { client: app.client().with_token(alpha.key.clone()), ..alpha };
     let rerun = poll_invocation(&alpha, running.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
-    assert_eq!((rerun.status, rerun.attempt), (InvocationStatus::Succeeded, 2), "the interrupted run is put back once its lease expires: {rerun:?}");
+    assert_eq!(
+        (rerun.status, rerun.attempt),
+        (InvocationStatus::Succeeded, 2),
+        "the interrupted run is put back once its lease expires: {rerun:?}"
+    );
     for accepted in queued {
-        let done = poll_invocation(&alpha, accepted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
+        let done =
+            poll_invocation(&alpha, accepted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
         assert_eq!((done.status, done.output), (InvocationStatus::Succeeded, Some(json!("done"))));
     }
 }

@@ -44,9 +44,11 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     assert_eq!(upload.status(), Some(404));
 
     // Lists never show another tenant's rows.
-    let agents: serde_json::Value = beta.client.request(Method::GET, "/v1/agents").send().await.unwrap().json().await.unwrap();
+    let agents: serde_json::Value =
+        beta.client.request(Method::GET, "/v1/agents").send().await.unwrap().json().await.unwrap();
     assert_eq!(agents["data"], json!([]));
-    let invocations: serde_json::Value = beta.client.request(Method::GET, "/v1/invocations").send().await.unwrap().json().await.unwrap();
+    let invocations: serde_json::Value =
+        beta.client.request(Method::GET, "/v1/invocations").send().await.unwrap().json().await.unwrap();
     assert_eq!(invocations["data"], json!([]));
 
     // And alpha's resources are untouched.
