@@ -7,6 +7,7 @@
 pub mod context;
 pub mod ids;
 pub mod limits;
+pub mod queue;
 pub mod resources;
 pub mod slug;
 pub mod status;

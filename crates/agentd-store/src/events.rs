@@ -1,30 +1,30 @@
 //! Events of an invocation (log lines and lifecycle), appended by the worker and read
 //! back by the API in `seq` order.
 
-use agentd_core::{Event, EventKind, EventStream, InvocationId, Page, TenantCtx, Timestamp};
-use serde_json::Value;
+use agentd_core::{Event, InvocationId, Page, TenantCtx};
 
-use crate::queue::ClaimedRun;
+use crate::queue::RunLease;
 use crate::{Result, Signal, Store, StoreError, rows};
 
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub seq: u64,
-    pub ts: Timestamp,
-    pub kind: EventKind,
-    pub stream: EventStream,
-    pub level: Option<String>,
-    pub message: Option<String>,
-    pub data: Option<Value>,
-}
+pub use agentd_core::queue::NewEvent;
 
 impl Store {
-    /// Appends events of a claimed run in one transaction.
-    pub async fn events_append(&self, run: &ClaimedRun, events: &[NewEvent]) -> Result<()> {
+    /// Appends events of a run in one transaction, only while `run`'s lease is current
+    /// (a worker that lost the run cannot write into it). Returns false if it was not.
+    pub async fn events_append(&self, run: &RunLease, events: &[NewEvent]) -> Result<bool> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let mut tx = self.writer.begin().await?;
+        let tenant: Option<String> = sqlx::query_scalar(
+            "SELECT tenant_id FROM invocations WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'running'",
+        )
+        .bind(run.invocation_id.as_str())
+        .bind(&run.lease_owner)
+        .bind(i64::from(run.attempt))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(tenant) = tenant else { return Ok(false) };
         for e in events {
             let data = match &e.data {
                 Some(v) => Some(serde_json::to_string(v).map_err(|err| StoreError::corrupt("data", err))?),
@@ -36,7 +36,7 @@ impl Store {
             )
             .bind(run.invocation_id.as_str())
             .bind(i64::try_from(e.seq).unwrap_or(i64::MAX))
-            .bind(run.tenant_id.as_str())
+            .bind(&tenant)
             .bind(e.ts.unix_ms())
             .bind(e.kind.as_str())
             .bind(e.stream.as_str())
@@ -48,7 +48,7 @@ impl Store {
         }
         tx.commit().await?;
         self.emit(Signal::EventsAppended(run.invocation_id.clone())).await;
-        Ok(())
+        Ok(true)
     }
 
     /// Events with `seq > after`, ascending. The invocation must belong to the caller.

@@ -35,7 +35,7 @@ pub use credentials::{Credential, NewApiKey, NewSession, hash_secret};
 pub use error::StoreError;
 pub use events::NewEvent;
 pub use invocations::{InvocationFilter, NewInvocation};
-pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPolicy};
+pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPolicy, RunLease};
 pub use signals::Signal;
 pub use tenants::NewSignup;
 

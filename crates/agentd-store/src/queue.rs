@@ -8,49 +8,11 @@
 
 use std::time::Duration;
 
-use agentd_core::{InvocationError, InvocationId, InvocationStatus, TenantId, TenantLimits, Timestamp, Usage};
-use serde_json::Value;
+pub use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus, RunLease};
+use agentd_core::{InvocationId, InvocationStatus, TenantId, Timestamp};
 use sqlx::Row;
 
 use crate::{Backend, Result, Signal, Store, StoreError, rows};
-
-/// A run handed to one worker until its lease expires.
-#[derive(Debug, Clone)]
-pub struct ClaimedRun {
-    pub invocation_id: InvocationId,
-    pub tenant_id: TenantId,
-    pub agent_slug: String,
-    pub attempt: u32,
-    pub max_attempts: u32,
-    pub lease_owner: String,
-    pub digest: String,
-    pub manifest: Value,
-    pub input: Value,
-    pub thread_id: Option<String>,
-    pub timeout_s: u32,
-    pub limits: TenantLimits,
-    /// The `seq` the next event of this invocation gets.
-    pub next_seq: u64,
-}
-
-/// How a run ended, as the worker reports it.
-#[derive(Debug, Clone)]
-pub struct Completion {
-    pub status: InvocationStatus,
-    pub output: Option<Value>,
-    pub error: Option<InvocationError>,
-    pub usage: Usage,
-}
-
-/// What a lease renewal found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaseStatus {
-    Held,
-    /// Held, and someone asked to cancel the run.
-    CancelRequested,
-    /// The run is no longer ours (reaped, or finished elsewhere): stop it.
-    Lost,
-}
 
 /// Exponential backoff with jitter between attempts of a failed run.
 #[derive(Debug, Clone, Copy)]
@@ -188,7 +150,7 @@ impl Store {
     }
 
     /// Extends the lease of a run this worker holds and reports whether to go on.
-    pub async fn queue_renew_lease(&self, run: &ClaimedRun, lease: Duration) -> Result<LeaseStatus> {
+    pub async fn queue_renew_lease(&self, run: &RunLease, lease: Duration) -> Result<LeaseStatus> {
         let expires = Timestamp::now().plus_ms(lease.as_millis() as i64);
         let renewed: Option<i64> = sqlx::query_scalar(
             "UPDATE invocations SET lease_expires_at = $1
@@ -209,25 +171,38 @@ impl Store {
 
     /// Records how a run ended. A failure with attempts left becomes `retrying` with a
     /// backoff instead. Returns false when the lease was no longer held (nothing written).
-    pub async fn queue_complete(&self, run: &ClaimedRun, done: Completion, retry: &RetryPolicy) -> Result<bool> {
+    pub async fn queue_complete(&self, run: &RunLease, done: Completion, retry: &RetryPolicy) -> Result<bool> {
         let now = Timestamp::now();
-        let retrying = done.status == InvocationStatus::Failed && run.attempt < run.max_attempts;
+        let output = match &done.output {
+            Some(v) => Some(serde_json::to_string(v).map_err(|e| StoreError::corrupt("output", e))?),
+            None => None,
+        };
+        let mut tx = self.writer.begin().await?;
+        // Attempts left are read from the row, never taken from the (possibly remote) worker.
+        let max_attempts: Option<i64> = sqlx::query_scalar(
+            "SELECT max_attempts FROM invocations
+             WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'running'",
+        )
+        .bind(run.invocation_id.as_str())
+        .bind(&run.lease_owner)
+        .bind(i64::from(run.attempt))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(max_attempts) = max_attempts else { return Ok(false) };
+        let retrying = done.status == InvocationStatus::Failed && i64::from(run.attempt) < max_attempts;
         let (status, finished_at, run_after) = if retrying {
             let delay = retry.delay_after(run.attempt);
             (InvocationStatus::Retrying, None, now.plus_ms(delay.as_millis() as i64).unix_ms())
         } else {
             (done.status, Some(now.unix_ms()), now.unix_ms())
         };
-        let output = match &done.output {
-            Some(v) => Some(serde_json::to_string(v).map_err(|e| StoreError::corrupt("output", e))?),
-            None => None,
-        };
-        let updated = sqlx::query(
+        sqlx::query(
             "UPDATE invocations SET status = $1, output = $2, error_code = $3, error_message = $4, finished_at = $5,
                 run_after = $6, lease_owner = NULL, lease_expires_at = NULL,
-                wall_ms = wall_ms + $7, cpu_ms = cpu_ms + $8, peak_memory_bytes = CASE WHEN peak_memory_bytes > $9 THEN peak_memory_bytes ELSE $9 END,
+                wall_ms = wall_ms + $7, cpu_ms = cpu_ms + $8,
+                peak_memory_bytes = CASE WHEN peak_memory_bytes > $9 THEN peak_memory_bytes ELSE $9 END,
                 log_bytes = log_bytes + $10
-             WHERE id = $11 AND lease_owner = $12 AND attempt = $13 AND status = 'running'",
+             WHERE id = $11",
         )
         .bind(status.as_str())
         .bind(output)
@@ -240,18 +215,14 @@ impl Store {
         .bind(clamp_i64(done.usage.peak_memory_bytes))
         .bind(clamp_i64(done.usage.log_bytes))
         .bind(run.invocation_id.as_str())
-        .bind(&run.lease_owner)
-        .bind(i64::from(run.attempt))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        let applied = updated.rows_affected() == 1;
-        if applied {
-            self.emit(Signal::InvocationChanged(run.invocation_id.clone())).await;
-            if retrying {
-                self.emit(Signal::InvocationQueued).await;
-            }
+        tx.commit().await?;
+        self.emit(Signal::InvocationChanged(run.invocation_id.clone())).await;
+        if retrying {
+            self.emit(Signal::InvocationQueued).await;
         }
-        Ok(applied)
+        Ok(true)
     }
 
     /// Puts back every run whose lease has expired (its worker died or lost contact).
@@ -297,7 +268,7 @@ fn clamp_i64(v: u64) -> i64 {
 impl Store {
     /// Hands a run back to the queue untouched (the worker is shutting down): the
     /// attempt it used is returned too, since the agent did nothing wrong.
-    pub async fn queue_release(&self, run: &ClaimedRun) -> Result<bool> {
+    pub async fn queue_release(&self, run: &RunLease) -> Result<bool> {
         let released = sqlx::query(
             "UPDATE invocations SET status = 'queued', attempt = attempt - 1, run_after = $1,
                 lease_owner = NULL, lease_expires_at = NULL

@@ -50,8 +50,10 @@ impl EventLog {
         if self.pending.is_empty() {
             return;
         }
-        if let Err(err) = shared.store.events_append(run, &self.pending).await {
-            tracing::error!(error = ?err, "appending events failed; these lines are lost");
+        match shared.store.events_append(&run.lease(), &self.pending).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the lease is gone; these lines were not recorded"),
+            Err(err) => tracing::error!(error = ?err, "appending events failed; these lines are lost"),
         }
         self.pending.clear();
     }
@@ -70,7 +72,7 @@ pub(crate) async fn run_claimed(shared: &Shared, run: ClaimedRun, stop: Cancella
             Ended::ShuttingDown => {
                 log.status(InvocationStatus::Queued, "worker shutting down; the run goes back to the queue".into());
                 log.flush(shared, &run).await;
-                if let Err(err) = shared.store.queue_release(&run).await {
+                if let Err(err) = shared.store.queue_release(&run.lease()).await {
                     tracing::error!(error = ?err, "releasing the run failed; its lease will expire instead");
                 }
                 return;
@@ -82,7 +84,7 @@ pub(crate) async fn run_claimed(shared: &Shared, run: ClaimedRun, stop: Cancella
         };
         log.status(completion.status, message);
         log.flush(shared, &run).await;
-        match shared.store.queue_complete(&run, completion, &shared.settings.retry).await {
+        match shared.store.queue_complete(&run.lease(), completion, &shared.settings.retry).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!("the lease expired before completion; the result was not recorded"),
             Err(err) => {
@@ -148,7 +150,7 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
                 }
                 None => lines_open = false,
             },
-            _ = renew.tick() => match shared.store.queue_renew_lease(run, shared.settings.lease).await {
+            _ = renew.tick() => match shared.store.queue_renew_lease(&run.lease(), shared.settings.lease).await {
                 Ok(LeaseStatus::Held) => {}
                 Ok(LeaseStatus::CancelRequested) => cancel.cancel(),
                 Ok(LeaseStatus::Lost) => { interrupted = Some(Ended::LeaseLost); cancel.cancel(); }

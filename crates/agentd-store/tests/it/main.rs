@@ -154,8 +154,8 @@ async fn claims_follow_priority_and_a_late_worker_cannot_complete(backend: Backe
         error: None,
         usage: Usage::default(),
     };
-    assert!(!store.queue_complete(&run, done.clone(), &RetryPolicy::default()).await.unwrap());
-    assert!(store.queue_complete(&again, done, &RetryPolicy::default()).await.unwrap());
+    assert!(!store.queue_complete(&run.lease(), done.clone(), &RetryPolicy::default()).await.unwrap());
+    assert!(store.queue_complete(&again.lease(), done, &RetryPolicy::default()).await.unwrap());
     assert_eq!(store.invocation_get(&ctx, &high.id).await.unwrap().status, InvocationStatus::Succeeded);
 }
 
@@ -171,4 +171,45 @@ async fn an_idempotency_key_returns_the_first_invocation(backend: Backend) {
         store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, Some("k1")), 100).await.unwrap();
     assert!(!created);
     assert_eq!(first.id, second.id);
+}
+
+on_both_stores!(a_tenants_backlog_does_not_delay_another_tenants_run);
+async fn a_tenants_backlog_does_not_delay_another_tenants_run(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let busy = tenant(&store, "busy").await;
+    let quiet = tenant(&store, "quiet").await;
+    let (agent, version) = agent_with_version(&store, &busy, "echo").await;
+    for _ in 0..30 {
+        store.invocation_enqueue(&busy, &agent, &version, new_invocation(9, None), 100).await.unwrap();
+    }
+    let (quiet_agent, quiet_version) = agent_with_version(&store, &quiet, "echo").await;
+    let (single, _) =
+        store.invocation_enqueue(&quiet, &quiet_agent, &quiet_version, new_invocation(0, None), 100).await.unwrap();
+    let mut claimed = Vec::new();
+    for _ in 0..2 {
+        claimed.push(store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap().invocation_id);
+    }
+    assert!(claimed.contains(&single.id), "the quiet tenant's run is among the first two claims");
+}
+
+on_both_stores!(a_tenants_concurrency_limit_holds_across_claims);
+async fn a_tenants_concurrency_limit_holds_across_claims(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let ctx = tenant(&store, "alpha").await;
+    let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
+    let limit = TenantLimits::default().max_concurrent_invocations as usize;
+    for _ in 0..limit + 3 {
+        store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap();
+    }
+    let mut held = Vec::new();
+    while let Some(run) = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap() {
+        held.push(run);
+    }
+    assert_eq!(held.len(), limit);
+    let done = Completion { status: InvocationStatus::Succeeded, output: None, error: None, usage: Usage::default() };
+    assert!(store.queue_complete(&held[0].lease(), done, &RetryPolicy::default()).await.unwrap());
+    assert!(
+        store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().is_some(),
+        "a finished run frees a slot"
+    );
 }

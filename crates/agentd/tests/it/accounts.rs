@@ -4,11 +4,12 @@ use agentd_client::ListOptions;
 use agentd_core::{Actor, CreateAgentRequest, CreateApiKeyRequest, LoginRequest, Scope, SignupRequest};
 use reqwest::Method;
 
+use crate::databases::Backend;
 use crate::harness::TestApp;
 
-#[tokio::test]
-async fn signup_returns_a_key_shown_once_that_authenticates_as_the_new_tenant() {
-    let app = TestApp::spawn().await;
+on_both_stores!(signup_returns_a_key_shown_once_that_authenticates_as_the_new_tenant);
+async fn signup_returns_a_key_shown_once_that_authenticates_as_the_new_tenant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     assert!(alpha.key.starts_with("agd_"));
     let me = alpha.client.me().await.unwrap();
@@ -22,9 +23,9 @@ async fn signup_returns_a_key_shown_once_that_authenticates_as_the_new_tenant() 
     assert!(alpha.key.contains(&keys.data[0].prefix));
 }
 
-#[tokio::test]
-async fn a_taken_workspace_slug_or_email_is_a_conflict() {
-    let app = TestApp::spawn().await;
+on_both_stores!(a_taken_workspace_slug_or_email_is_a_conflict);
+async fn a_taken_workspace_slug_or_email_is_a_conflict(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.signup("alpha").await;
     let mut again = SignupRequest {
         email: "other@example.com".into(),
@@ -40,9 +41,9 @@ async fn a_taken_workspace_slug_or_email_is_a_conflict() {
     assert_eq!((err.status(), err.code()), (Some(409), Some("email_taken")));
 }
 
-#[tokio::test]
-async fn bad_signups_get_problem_documents_with_a_code_and_the_request_id() {
-    let app = TestApp::spawn().await;
+on_both_stores!(bad_signups_get_problem_documents_with_a_code_and_the_request_id);
+async fn bad_signups_get_problem_documents_with_a_code_and_the_request_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let base = SignupRequest {
         email: "a@example.com".into(),
         password: "long enough password".into(),
@@ -79,9 +80,9 @@ async fn bad_signups_get_problem_documents_with_a_code_and_the_request_id() {
     app.signup("a").await;
 }
 
-#[tokio::test]
-async fn login_gives_a_working_session_and_a_wrong_password_is_401() {
-    let app = TestApp::spawn().await;
+on_both_stores!(login_gives_a_working_session_and_a_wrong_password_is_401);
+async fn login_gives_a_working_session_and_a_wrong_password_is_401(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.signup("alpha").await;
     let login = LoginRequest {
         email: "alpha@example.com".into(),
@@ -99,9 +100,9 @@ async fn login_gives_a_working_session_and_a_wrong_password_is_401() {
     assert_eq!(app.client().login(&unknown).await.unwrap_err().status(), Some(401));
 }
 
-#[tokio::test]
-async fn revoked_unknown_and_missing_credentials_get_401() {
-    let app = TestApp::spawn().await;
+on_both_stores!(revoked_unknown_and_missing_credentials_get_401);
+async fn revoked_unknown_and_missing_credentials_get_401(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     let created =
         alpha.client.api_key_create(&CreateApiKeyRequest { name: "ci".into(), ..Default::default() }).await.unwrap();
@@ -118,9 +119,9 @@ async fn revoked_unknown_and_missing_credentials_get_401() {
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
 }
 
-#[tokio::test]
-async fn a_key_can_do_only_what_its_scopes_allow() {
-    let app = TestApp::spawn().await;
+on_both_stores!(a_key_can_do_only_what_its_scopes_allow);
+async fn a_key_can_do_only_what_its_scopes_allow(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     let request =
         CreateApiKeyRequest { name: "reader".into(), scopes: Some(vec![Scope::Read]), expires_in_days: Some(1) };

@@ -4,11 +4,12 @@ use agentd_client::ListOptions;
 use agentd_core::{AgentStatus, CreateAgentRequest, InvocationStatus, PatchAgentRequest};
 use serde_json::json;
 
+use crate::databases::Backend;
 use crate::harness::{TestApp, invoke_and_wait};
 
-#[tokio::test]
-async fn agents_are_created_listed_patched_and_deleted() {
-    let app = TestApp::spawn().await;
+on_both_stores!(agents_are_created_listed_patched_and_deleted);
+async fn agents_are_created_listed_patched_and_deleted(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     let request = CreateAgentRequest {
         slug: "summarize".into(),
@@ -47,9 +48,9 @@ async fn agents_are_created_listed_patched_and_deleted() {
     assert_eq!(alpha.client.agent_delete("summarize").await.unwrap_err().status(), Some(404));
 }
 
-#[tokio::test]
-async fn versions_count_up_and_activating_an_old_one_rolls_back() {
-    let app = TestApp::spawn().await;
+on_both_stores!(versions_count_up_and_activating_an_old_one_rolls_back);
+async fn versions_count_up_and_activating_an_old_one_rolls_back(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     let v1 = app.deploy_script(&alpha, "which", r#"printf '{"type":"output","data":"one"}\n' >&3"#).await;
     let v2 = app.deploy_script(&alpha, "which", r#"printf '{"type":"output","data":"two"}\n' >&3"#).await;
@@ -70,9 +71,9 @@ async fn versions_count_up_and_activating_an_old_one_rolls_back() {
     assert_eq!(alpha.client.version_activate("which", 9).await.unwrap_err().status(), Some(404));
 }
 
-#[tokio::test]
-async fn an_upload_with_activate_false_keeps_the_current_version() {
-    let app = TestApp::spawn().await;
+on_both_stores!(an_upload_with_activate_false_keeps_the_current_version);
+async fn an_upload_with_activate_false_keeps_the_current_version(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     app.deploy_script(&alpha, "keep", "true").await;
     let dir = tempfile::tempdir().unwrap();
@@ -83,9 +84,9 @@ async fn an_upload_with_activate_false_keeps_the_current_version() {
     assert_eq!(alpha.client.agent_get("keep").await.unwrap().active_version, Some(1));
 }
 
-#[tokio::test]
-async fn invoking_a_disabled_or_undeployed_agent_is_a_conflict() {
-    let app = TestApp::spawn().await;
+on_both_stores!(invoking_a_disabled_or_undeployed_agent_is_a_conflict);
+async fn invoking_a_disabled_or_undeployed_agent_is_a_conflict(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     alpha.client.agent_create(&CreateAgentRequest { slug: "empty".into(), ..Default::default() }).await.unwrap();
     let request = agentd_core::InvokeRequest::default();

@@ -6,6 +6,7 @@ use std::process::Command;
 use agentd_client::ListOptions;
 use agentd_core::CreateAgentRequest;
 
+use crate::databases::Backend;
 use crate::harness::{TestApp, TestTenant};
 
 /// Builds a tar.gz with Python's tarfile, which can write the hostile entries
@@ -38,9 +39,9 @@ fn stored_blobs(app: &TestApp) -> usize {
     std::fs::read_dir(app.data_dir.join("blobs/sha256")).map(|d| d.count()).unwrap_or(0)
 }
 
-#[tokio::test]
-async fn bad_bundles_are_rejected_with_a_clear_code_and_nothing_is_stored() {
-    let app = TestApp::spawn_with(&[("AGENTD_LIMITS_MAX_BUNDLE_BYTES", "4096")]).await;
+on_both_stores!(bad_bundles_are_rejected_with_a_clear_code_and_nothing_is_stored);
+async fn bad_bundles_are_rejected_with_a_clear_code_and_nothing_is_stored(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_LIMITS_MAX_BUNDLE_BYTES", "4096")]).await;
     let alpha = app.signup("alpha").await;
     alpha.client.agent_create(&CreateAgentRequest { slug: "x".into(), ..Default::default() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -84,9 +85,9 @@ async fn bad_bundles_are_rejected_with_a_clear_code_and_nothing_is_stored() {
     assert_eq!(alpha.client.version_upload("x", good, true).await.unwrap().version, 1);
 }
 
-#[tokio::test]
-async fn zip_bundles_deploy_and_run() {
-    let app = TestApp::spawn().await;
+on_both_stores!(zip_bundles_deploy_and_run);
+async fn zip_bundles_deploy_and_run(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     alpha.client.agent_create(&CreateAgentRequest { slug: "zipped".into(), ..Default::default() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();

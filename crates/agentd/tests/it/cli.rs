@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::databases::Backend;
 use crate::harness::{TestApp, bin, examples_dir};
 
 /// Upper bound for one CLI command; `--wait` on a short agent ends far sooner.
@@ -96,9 +97,9 @@ fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {text}"))
 }
 
-#[tokio::test]
-async fn signup_deploy_invoke_and_logs_work_from_the_command_line() {
-    let app = TestApp::spawn().await;
+on_both_stores!(signup_deploy_invoke_and_logs_work_from_the_command_line);
+async fn signup_deploy_invoke_and_logs_work_from_the_command_line(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let shell = Shell::new(&app.base_url);
     shell.signup().await;
     assert_credentials_are_private(&shell.credentials_path(), &app.base_url);
@@ -135,9 +136,9 @@ fn assert_credentials_are_private(path: &Path, server: &str) {
     }
 }
 
-#[tokio::test]
-async fn invoke_wait_prints_the_agents_output() {
-    let app = TestApp::spawn().await;
+on_both_stores!(invoke_wait_prints_the_agents_output);
+async fn invoke_wait_prints_the_agents_output(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let shell = Shell::new(&app.base_url);
     shell.signup().await;
     shell.ok(&["agents", "deploy", &example("node-greet"), "--slug", "greet"]).await;
@@ -146,9 +147,9 @@ async fn invoke_wait_prints_the_agents_output() {
     assert_eq!(json(&greeted.stdout), serde_json::json!({"greeting": "hello, ada"}));
 }
 
-#[tokio::test]
-async fn a_run_that_fails_makes_invoke_wait_exit_1() {
-    let app = TestApp::spawn().await;
+on_both_stores!(a_run_that_fails_makes_invoke_wait_exit_1);
+async fn a_run_that_fails_makes_invoke_wait_exit_1(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let shell = Shell::new(&app.base_url);
     shell.signup().await;
     let agent = tempfile::tempdir().unwrap_or_else(|e| panic!("temp agent dir: {e}"));
@@ -175,9 +176,9 @@ fn write_failing_agent(dir: &Path) {
     }
 }
 
-#[tokio::test]
-async fn invoking_a_missing_agent_exits_1_with_the_not_found_code() {
-    let app = TestApp::spawn().await;
+on_both_stores!(invoking_a_missing_agent_exits_1_with_the_not_found_code);
+async fn invoking_a_missing_agent_exits_1_with_the_not_found_code(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let shell = Shell::new(&app.base_url);
     shell.signup().await;
 
@@ -203,9 +204,9 @@ async fn a_server_that_is_not_listening_exits_3() {
     assert!(run.stderr.contains("cannot reach the server"), "{run:#?}");
 }
 
-#[tokio::test]
-async fn commands_without_credentials_exit_2_and_say_how_to_sign_in() {
-    let app = TestApp::spawn().await;
+on_both_stores!(commands_without_credentials_exit_2_and_say_how_to_sign_in);
+async fn commands_without_credentials_exit_2_and_say_how_to_sign_in(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let shell = Shell::new(&app.base_url);
 
     let run = shell.run(&["agents", "list"]).await;
@@ -213,9 +214,9 @@ async fn commands_without_credentials_exit_2_and_say_how_to_sign_in() {
     assert!(run.stderr.contains("agentd signup"), "{run:#?}");
 }
 
-#[tokio::test]
-async fn a_stored_token_is_not_sent_to_another_server() {
-    let app = TestApp::spawn().await;
+on_both_stores!(a_stored_token_is_not_sent_to_another_server);
+async fn a_stored_token_is_not_sent_to_another_server(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let shell = Shell::new(&app.base_url);
     shell.signup().await;
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::databases::{Backend, TestDb};
 use agentd_client::{Client, InvokeOptions};
 use agentd_core::{AgentVersion, CreateAgentRequest, Invocation, InvokeRequest, SignupRequest, SignupResponse};
 
@@ -24,6 +25,7 @@ pub struct TestApp {
     _tmp: tempfile::TempDir,
     child: Option<Child>,
     env: Vec<(String, String)>,
+    db: TestDb,
 }
 
 /// A signed-up tenant: its owner's API key and a client using it.
@@ -34,16 +36,18 @@ pub struct TestTenant {
 }
 
 impl TestApp {
-    pub async fn spawn() -> TestApp {
-        TestApp::spawn_with(&[]).await
+    /// Starts a server on a fresh database of `backend`.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, &[]).await
     }
 
     /// Starts the server with extra environment variables.
-    pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
+    pub async fn spawn_with(backend: Backend, env: &[(&str, &str)]) -> TestApp {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().join("data");
         let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let mut app = TestApp { base_url: String::new(), data_dir, _tmp: tmp, child: None, env };
+        let db = TestDb::create(backend);
+        let mut app = TestApp { base_url: String::new(), data_dir, _tmp: tmp, child: None, env, db };
         app.start().await;
         app
     }
@@ -52,6 +56,7 @@ impl TestApp {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&self.data_dir)
+            .args(["--database-url", &self.db.url])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("AGENTD_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())

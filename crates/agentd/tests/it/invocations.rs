@@ -7,11 +7,12 @@ use agentd_client::{InvocationFilter, InvokeOptions};
 use agentd_core::{EventKind, EventStream, InvocationStatus, InvokeRequest};
 use serde_json::json;
 
+use crate::databases::Backend;
 use crate::harness::{TestApp, invoke_and_wait, log_messages, poll_invocation};
 
-#[tokio::test]
-async fn each_example_agent_succeeds_with_its_output_and_logs() {
-    let app = TestApp::spawn().await;
+on_both_stores!(each_example_agent_succeeds_with_its_output_and_logs);
+async fn each_example_agent_succeeds_with_its_output_and_logs(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     for example in ["python-echo", "node-greet", "shell-wc"] {
         app.deploy_example(&alpha, example).await;
@@ -43,9 +44,9 @@ async fn each_example_agent_succeeds_with_its_output_and_logs() {
     assert!(wc.started_at.is_some() && wc.finished_at.is_some() && wc.attempt == 1);
 }
 
-#[tokio::test]
-async fn a_failing_agent_is_failed_with_its_exit_code_and_stderr() {
-    let app = TestApp::spawn().await;
+on_both_stores!(a_failing_agent_is_failed_with_its_exit_code_and_stderr);
+async fn a_failing_agent_is_failed_with_its_exit_code_and_stderr(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     app.deploy_script(&alpha, "broken", "echo 'something broke' >&2\nexit 3").await;
     let done = invoke_and_wait(&alpha, "broken", json!({})).await;
@@ -55,9 +56,9 @@ async fn a_failing_agent_is_failed_with_its_exit_code_and_stderr() {
     assert!(error.message.contains("code 3") && error.message.contains("something broke"), "{}", error.message);
 }
 
-#[tokio::test]
-async fn an_invocation_without_wait_is_accepted_then_finishes() {
-    let app = TestApp::spawn().await;
+on_both_stores!(an_invocation_without_wait_is_accepted_then_finishes);
+async fn an_invocation_without_wait_is_accepted_then_finishes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     app.deploy_example(&alpha, "shell-wc").await;
     let accepted = alpha
@@ -85,9 +86,9 @@ async fn an_invocation_without_wait_is_accepted_then_finishes() {
     assert!(none.data.is_empty());
 }
 
-#[tokio::test]
-async fn an_idempotency_key_returns_the_same_invocation() {
-    let app = TestApp::spawn().await;
+on_both_stores!(an_idempotency_key_returns_the_same_invocation);
+async fn an_idempotency_key_returns_the_same_invocation(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     app.deploy_example(&alpha, "shell-wc").await;
     let options = InvokeOptions { idempotency_key: Some("order-42".into()), ..Default::default() };
@@ -99,9 +100,9 @@ async fn an_idempotency_key_returns_the_same_invocation() {
     assert_eq!(all.data.len(), 1);
 }
 
-#[tokio::test]
-async fn invalid_invoke_requests_are_rejected_and_nothing_is_queued() {
-    let app = TestApp::spawn().await;
+on_both_stores!(invalid_invoke_requests_are_rejected_and_nothing_is_queued);
+async fn invalid_invoke_requests_are_rejected_and_nothing_is_queued(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     app.deploy_example(&alpha, "shell-wc").await;
     let cases = [
@@ -120,9 +121,9 @@ async fn invalid_invoke_requests_are_rejected_and_nothing_is_queued() {
     assert!(alpha.client.invocations_list(&InvocationFilter::default()).await.unwrap().data.is_empty());
 }
 
-#[tokio::test]
-async fn logs_are_read_incrementally_after_a_sequence_number() {
-    let app = TestApp::spawn().await;
+on_both_stores!(logs_are_read_incrementally_after_a_sequence_number);
+async fn logs_are_read_incrementally_after_a_sequence_number(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     app.deploy_script(&alpha, "chatty", "for i in 1 2 3 4 5; do echo line-$i; done").await;
     let done = invoke_and_wait(&alpha, "chatty", json!({})).await;

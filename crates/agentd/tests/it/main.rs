@@ -2,6 +2,25 @@
 //! driven over HTTP. One test binary for the whole crate keeps link time down.
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "a test fails loudly on the first surprise")]
 
+/// Runs one test body against a server on SQLite and against one on PostgreSQL.
+macro_rules! on_both_stores {
+    ($body:ident) => {
+        mod $body {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$body(crate::databases::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$body(crate::databases::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+#[path = "../../../agentd-store/tests/it/databases.rs"]
+mod databases;
+
 mod accounts;
 mod agents;
 mod bundles;

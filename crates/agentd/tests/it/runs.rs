@@ -7,6 +7,7 @@ use agentd_client::{InvocationFilter, InvokeOptions};
 use agentd_core::{InvocationStatus, InvokeRequest};
 use serde_json::json;
 
+use crate::databases::Backend;
 use crate::harness::{TestApp, TestTenant, invoke_and_wait, log_messages, poll_invocation};
 
 /// A shell agent that starts a background sleeper and a foreground sleeper, both
@@ -45,9 +46,9 @@ async fn wait_for_no_processes(marker: &str) -> usize {
     processes_with(marker)
 }
 
-#[tokio::test]
-async fn cancelling_a_running_invocation_kills_its_process_tree() {
-    let app = TestApp::spawn().await;
+on_both_stores!(cancelling_a_running_invocation_kills_its_process_tree);
+async fn cancelling_a_running_invocation_kills_its_process_tree(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     let marker = format!("marker-{}", uuid::Uuid::now_v7().simple());
     deploy_sleeper(&app, &alpha, &marker).await;
@@ -62,9 +63,9 @@ async fn cancelling_a_running_invocation_kills_its_process_tree() {
     assert_eq!((err.status(), err.code()), (Some(409), Some("invocation_finished")));
 }
 
-#[tokio::test]
-async fn a_cancelled_queued_invocation_never_runs() {
-    let app = TestApp::spawn_with(&[("AGENTD_WORKER_SLOTS", "1")]).await;
+on_both_stores!(a_cancelled_queued_invocation_never_runs);
+async fn a_cancelled_queued_invocation_never_runs(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_WORKER_SLOTS", "1")]).await;
     let alpha = app.signup("alpha").await;
     let marker = format!("marker-{}", uuid::Uuid::now_v7().simple());
     deploy_sleeper(&app, &alpha, &marker).await;
@@ -81,9 +82,9 @@ async fn a_cancelled_queued_invocation_never_runs() {
     assert!(log_messages(&alpha, waiting.id.as_str()).await.is_empty(), "it never ran, so it has no events");
 }
 
-#[tokio::test]
-async fn a_run_past_its_timeout_is_timed_out_and_killed() {
-    let app = TestApp::spawn().await;
+on_both_stores!(a_run_past_its_timeout_is_timed_out_and_killed);
+async fn a_run_past_its_timeout_is_timed_out_and_killed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     let marker = format!("marker-{}", uuid::Uuid::now_v7().simple());
     deploy_sleeper(&app, &alpha, &marker).await;
@@ -95,9 +96,9 @@ async fn a_run_past_its_timeout_is_timed_out_and_killed() {
     assert_eq!(wait_for_no_processes(&marker).await, 0);
 }
 
-#[tokio::test]
-async fn an_agent_cannot_reach_the_network_not_even_the_hosts_loopback() {
-    let app = TestApp::spawn().await;
+on_both_stores!(an_agent_cannot_reach_the_network_not_even_the_hosts_loopback);
+async fn an_agent_cannot_reach_the_network_not_even_the_hosts_loopback(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -113,9 +114,9 @@ async fn an_agent_cannot_reach_the_network_not_even_the_hosts_loopback() {
     assert!(listener.accept().is_err(), "nothing may arrive at the host's listener");
 }
 
-#[tokio::test]
-async fn a_restart_keeps_every_invocation_and_reruns_the_interrupted_one() {
-    let mut app = TestApp::spawn().await;
+on_both_stores!(a_restart_keeps_every_invocation_and_reruns_the_interrupted_one);
+async fn a_restart_keeps_every_invocation_and_reruns_the_interrupted_one(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     app.deploy_example(&alpha, "shell-wc").await;
     app.deploy_script(
@@ -147,9 +148,9 @@ async fn a_restart_keeps_every_invocation_and_reruns_the_interrupted_one() {
     assert_eq!(all.data.len(), 4);
 }
 
-#[tokio::test]
-async fn a_server_killed_mid_run_loses_no_accepted_invocation() {
-    let mut app = TestApp::spawn_with(&[("AGENTD_WORKER_SLOTS", "1"), ("AGENTD_LEASE_S", "2")]).await;
+on_both_stores!(a_server_killed_mid_run_loses_no_accepted_invocation);
+async fn a_server_killed_mid_run_loses_no_accepted_invocation(backend: Backend) {
+    let mut app = TestApp::spawn_with(backend, &[("AGENTD_WORKER_SLOTS", "1"), ("AGENTD_LEASE_S", "2")]).await;
     let alpha = app.signup("alpha").await;
     app.deploy_script(&alpha, "slow", "echo started\nsleep 2\nprintf '{\"type\":\"output\",\"data\":\"done\"}\\n' >&3")
         .await;
@@ -176,9 +177,9 @@ async fn a_server_killed_mid_run_loses_no_accepted_invocation() {
     }
 }
 
-#[tokio::test]
-async fn an_agent_printing_past_its_output_limit_is_stopped_with_output_limit() {
-    let app = TestApp::spawn_with(&[("AGENTD_LIMITS_LOG_BYTES_PER_INVOCATION", "65536")]).await;
+on_both_stores!(an_agent_printing_past_its_output_limit_is_stopped_with_output_limit);
+async fn an_agent_printing_past_its_output_limit_is_stopped_with_output_limit(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_LIMITS_LOG_BYTES_PER_INVOCATION", "65536")]).await;
     let alpha = app.signup("alpha").await;
     app.deploy_script(&alpha, "noisy", "yes 'all work and no play'").await;
     let done = invoke_and_wait(&alpha, "noisy", json!({})).await;

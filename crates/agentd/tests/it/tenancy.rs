@@ -4,11 +4,12 @@ use agentd_core::{InvocationStatus, Scope};
 use reqwest::Method;
 use serde_json::json;
 
+use crate::databases::Backend;
 use crate::harness::{TestApp, invoke_and_wait};
 
-#[tokio::test]
-async fn every_route_answers_404_for_another_tenants_resources() {
-    let app = TestApp::spawn().await;
+on_both_stores!(every_route_answers_404_for_another_tenants_resources);
+async fn every_route_answers_404_for_another_tenants_resources(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     let beta = app.signup("beta").await;
     app.deploy_example(&alpha, "shell-wc").await;
