@@ -192,9 +192,9 @@ async fn an_agent_printing_past_its_output_limit_is_stopped_with_output_limit(ba
     assert_eq!(invoke_and_wait(&alpha, "shell-wc", json!({})).await.status, InvocationStatus::Succeeded);
 }
 
-#[tokio::test]
-async fn an_agent_allocating_past_its_memory_cap_fails_with_memory_limit() {
-    let app = TestApp::spawn_with(&[("AGENTD_LIMITS_MEMORY_MB", "64")]).await;
+on_both_stores!(an_agent_allocating_past_its_memory_cap_fails_with_memory_limit);
+async fn an_agent_allocating_past_its_memory_cap_fails_with_memory_limit(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_LIMITS_MEMORY_MB", "64")]).await;
     let alpha = app.signup("alpha").await;
     app.deploy_script(&alpha, "hungry", "/usr/bin/python3 -c 'b = bytearray(512 * 1024 * 1024); print(len(b))'").await;
     let done = invoke_and_wait(&alpha, "hungry", json!({})).await;
