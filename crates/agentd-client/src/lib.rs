@@ -4,6 +4,7 @@ mod account;
 mod agents;
 mod error;
 mod invocations;
+mod worker;
 
 use std::sync::Once;
 use std::time::Duration;
@@ -138,6 +139,11 @@ impl Client {
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(ClientError::Transport)?;
         serde_json::from_slice(&body).map_err(|e| ClientError::decode(status, &body, e))
+    }
+
+    /// Sends `request` and returns the 2xx response as is.
+    pub(crate) async fn call_raw(&self, request: RequestBuilder) -> Result<Response, ClientError> {
+        expect_success(self.send(request).await?).await
     }
 
     /// Sends `request` and expects a 2xx answer whose body does not matter.

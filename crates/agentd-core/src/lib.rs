@@ -14,7 +14,7 @@ pub mod status;
 pub mod timestamp;
 
 pub use context::{Actor, Role, Scope, Scopes, TenantCtx};
-pub use ids::{AgentId, ApiKeyId, InvocationId, RequestId, SessionId, TenantId, UserId, VersionId};
+pub use ids::{AgentId, ApiKeyId, InvocationId, RequestId, SessionId, TenantId, UserId, VersionId, WorkerTokenId};
 pub use limits::TenantLimits;
 pub use resources::*;
 pub use slug::{Slug, SlugError};

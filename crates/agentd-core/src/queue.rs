@@ -81,3 +81,52 @@ impl ClaimedRun {
         }
     }
 }
+
+// ----- the remote worker protocol (`/v1/worker/...`) -----
+
+/// `POST /v1/worker/claim`: waits up to `wait_s` for a run; `204` when none came.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    /// The worker process's own name; the server makes it part of the lease owner.
+    pub worker: String,
+    pub lease_s: u32,
+    pub wait_s: u32,
+}
+
+/// `POST /v1/worker/heartbeat`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub lease: RunLease,
+    pub lease_s: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub status: LeaseStatus,
+}
+
+/// `POST /v1/worker/events`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppendEventsRequest {
+    pub lease: RunLease,
+    pub events: Vec<NewEvent>,
+}
+
+/// `POST /v1/worker/complete`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompleteRequest {
+    pub lease: RunLease,
+    pub completion: Completion,
+}
+
+/// `POST /v1/worker/release`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    pub lease: RunLease,
+}
+
+/// Whether a fenced write was applied (false: the lease was no longer current).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Applied {
+    pub applied: bool,
+}

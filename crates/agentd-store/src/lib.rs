@@ -22,6 +22,7 @@ mod queue;
 mod rows;
 mod signals;
 mod tenants;
+mod workers;
 
 use std::path::Path;
 use std::time::Duration;

@@ -8,8 +8,14 @@ use crate::{Backend, Result};
 
 type Migration = (i64, &'static str, &'static str);
 
-const SQLITE: &[Migration] = &[(1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql"))];
-const POSTGRES: &[Migration] = &[(1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql"))];
+const SQLITE: &[Migration] = &[
+    (1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql")),
+    (2, "worker_tokens", include_str!("../migrations/sqlite/0002_worker_tokens.sql")),
+];
+const POSTGRES: &[Migration] = &[
+    (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
+    (2, "worker_tokens", include_str!("../migrations/postgres/0002_worker_tokens.sql")),
+];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;

@@ -1,6 +1,8 @@
 //! Running one claimed invocation: start it in the sandbox, stream what it prints into
 //! events, keep the lease alive, honour cancellation, and record the outcome.
 
+use std::time::Duration;
+
 use agentd_core::{EventKind, EventStream, InvocationError, InvocationStatus, Timestamp, Usage};
 use agentd_sandbox::{OutputLine, RunOutcome, Stream, Termination};
 use agentd_store::{ClaimedRun, Completion, LeaseStatus, NewEvent, Signal};
@@ -50,7 +52,7 @@ impl EventLog {
         if self.pending.is_empty() {
             return;
         }
-        match shared.store.events_append(&run.lease(), &self.pending).await {
+        match shared.source.append_events(&run.lease(), &self.pending).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!("the lease is gone; these lines were not recorded"),
             Err(err) => tracing::error!(error = ?err, "appending events failed; these lines are lost"),
@@ -72,7 +74,7 @@ pub(crate) async fn run_claimed(shared: &Shared, run: ClaimedRun, stop: Cancella
             Ended::ShuttingDown => {
                 log.status(InvocationStatus::Queued, "worker shutting down; the run goes back to the queue".into());
                 log.flush(shared, &run).await;
-                if let Err(err) = shared.store.queue_release(&run.lease()).await {
+                if let Err(err) = shared.source.release(&run.lease()).await {
                     tracing::error!(error = ?err, "releasing the run failed; its lease will expire instead");
                 }
                 return;
@@ -84,7 +86,7 @@ pub(crate) async fn run_claimed(shared: &Shared, run: ClaimedRun, stop: Cancella
         };
         log.status(completion.status, message);
         log.flush(shared, &run).await;
-        match shared.store.queue_complete(&run.lease(), completion, &shared.settings.retry).await {
+        match shared.source.complete(&run.lease(), completion).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!("the lease expired before completion; the result was not recorded"),
             Err(err) => {
@@ -130,8 +132,13 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
         async move { sandbox.run(spec, tx, cancel).await }
     };
     tokio::pin!(sandbox_run);
-    let mut signals = shared.store.subscribe();
-    let mut renew = tokio::time::interval(shared.settings.lease / 3);
+    let mut signals = shared.source.signals();
+    // Without pushed signals a cancel arrives with the next renewal, so renew often.
+    let every = match signals {
+        Some(_) => shared.settings.lease / 3,
+        None => (shared.settings.lease / 3).min(Duration::from_secs(1)),
+    };
+    let mut renew = tokio::time::interval(every);
     renew.tick().await;
     let mut reported = Reported::default();
     let mut interrupted = None;
@@ -150,13 +157,13 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
                 }
                 None => lines_open = false,
             },
-            _ = renew.tick() => match shared.store.queue_renew_lease(&run.lease(), shared.settings.lease).await {
+            _ = renew.tick() => match shared.source.renew(&run.lease(), shared.settings.lease).await {
                 Ok(LeaseStatus::Held) => {}
                 Ok(LeaseStatus::CancelRequested) => cancel.cancel(),
                 Ok(LeaseStatus::Lost) => { interrupted = Some(Ended::LeaseLost); cancel.cancel(); }
                 Err(err) => tracing::warn!(error = ?err, "renewing the lease failed; will try again"),
             },
-            signal = signals.recv() => if let Ok(Signal::CancelRequested(id)) = signal && id == run.invocation_id {
+            signal = next_signal(&mut signals) => if let Ok(Signal::CancelRequested(id)) = signal && id == run.invocation_id {
                 cancel.cancel();
             },
             _ = stop.cancelled(), if !cancel.is_cancelled() => {
@@ -182,6 +189,15 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
         }
         None => failed(InvocationStatus::Failed, "sandbox_error", "the run ended without an outcome"),
     })
+}
+
+async fn next_signal(
+    signals: &mut Option<tokio::sync::broadcast::Receiver<Signal>>,
+) -> Result<Signal, tokio::sync::broadcast::error::RecvError> {
+    match signals {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn record_line(log: &mut EventLog, reported: &mut Reported, line: OutputLine) {

@@ -8,17 +8,18 @@
 mod execute;
 mod prepare;
 mod protocol;
+mod source;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agentd_sandbox::{Sandbox, SandboxSettings};
-use agentd_store::{LocalBlobs, RetryPolicy, Signal, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use prepare::Runtimes;
+pub use source::{RunSource, SourceError, claim_waiting, reap_expired_leases};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -29,7 +30,6 @@ pub struct WorkerSettings {
     /// How long a claim lasts without renewal; renewed every third of it.
     pub lease: Duration,
     pub worker_id: String,
-    pub retry: RetryPolicy,
     /// The API's address as agents should reach it (`AGENTD_API_URL`).
     pub api_url: String,
     /// The program re-executed as sandbox init (the agentd binary).
@@ -46,8 +46,7 @@ pub enum WorkerError {
 
 /// Everything a run task needs, shared by all of them.
 pub(crate) struct Shared {
-    pub store: Store,
-    pub blobs: LocalBlobs,
+    pub source: RunSource,
     pub sandbox: Sandbox,
     pub runtimes: Runtimes,
     pub settings: WorkerSettings,
@@ -58,7 +57,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(store: Store, blobs: LocalBlobs, settings: WorkerSettings) -> Result<Worker, WorkerError> {
+    pub fn new(source: RunSource, settings: WorkerSettings) -> Result<Worker, WorkerError> {
         let scratch = settings.data_dir.join("runs");
         for dir in [&scratch, &settings.data_dir.join("bundles")] {
             std::fs::create_dir_all(dir)
@@ -69,7 +68,7 @@ impl Worker {
         let sandbox =
             Sandbox::new(SandboxSettings { init_program: settings.sandbox_init.clone(), scratch_dir: scratch })?;
         let runtimes = Runtimes::detect();
-        Ok(Worker { shared: Arc::new(Shared { store, blobs, sandbox, runtimes, settings }) })
+        Ok(Worker { shared: Arc::new(Shared { source, sandbox, runtimes, settings }) })
     }
 
     /// Isolation mechanisms this host lacks (empty when the sandbox is complete).
@@ -80,11 +79,11 @@ impl Worker {
     /// Claims and runs invocations until `shutdown` fires; then stops claiming and waits
     /// for the runs in flight.
     pub async fn run(self, shutdown: CancellationToken) {
+        /// How long one claim waits for work before asking again.
+        const CLAIM_WAIT: Duration = Duration::from_secs(20);
         let shared = self.shared;
         let slots = Arc::new(Semaphore::new(shared.settings.slots.max(1)));
-        let mut signals = shared.store.subscribe();
         let runs = tokio_util::task::TaskTracker::new();
-        runs.spawn(reap_expired_leases(shared.clone(), shutdown.clone()));
         tracing::info!(worker = %shared.settings.worker_id, slots = shared.settings.slots, "worker started");
         loop {
             let permit = tokio::select! {
@@ -94,7 +93,12 @@ impl Worker {
                     Err(_) => break,
                 },
             };
-            match shared.store.queue_claim_unscoped(&shared.settings.worker_id, shared.settings.lease).await {
+            let claim = shared.source.claim(&shared.settings.worker_id, shared.settings.lease, CLAIM_WAIT);
+            let claimed = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                claimed = claim => claimed,
+            };
+            match claimed {
                 Ok(Some(run)) => {
                     let shared = shared.clone();
                     let stop = shutdown.child_token();
@@ -103,64 +107,19 @@ impl Worker {
                         drop(permit);
                     });
                 }
-                Ok(None) => {
-                    drop(permit);
-                    let sleep = idle_wait(&shared.store).await;
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = wait_for_work(&mut signals) => {}
-                        _ = tokio::time::sleep(sleep) => {}
-                    }
-                }
+                Ok(None) => drop(permit),
                 Err(err) => {
                     drop(permit);
-                    tracing::error!(error = ?err, "claiming from the queue failed; retrying shortly");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tracing::error!(error = %err, "claiming work failed; retrying shortly");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                 }
             }
         }
         runs.close();
         runs.wait().await;
         tracing::info!("worker stopped");
-    }
-}
-
-/// How long to sleep when the queue is empty: until the next retry is due, but never
-/// more than a bounded fallback (wake-ups are pushed; the timer only covers a miss).
-async fn idle_wait(store: &Store) -> Duration {
-    const FALLBACK: Duration = Duration::from_secs(2);
-    match store.queue_next_wakeup_unscoped().await {
-        Ok(Some(at)) => {
-            let ms = at.unix_ms() - agentd_core::Timestamp::now().unix_ms();
-            Duration::from_millis(ms.clamp(1, FALLBACK.as_millis() as i64) as u64)
-        }
-        _ => FALLBACK,
-    }
-}
-
-async fn wait_for_work(signals: &mut tokio::sync::broadcast::Receiver<Signal>) {
-    loop {
-        match signals.recv().await {
-            // A new run, or a finished one that freed a tenant's concurrency slot.
-            Ok(Signal::InvocationQueued | Signal::InvocationChanged(_)) => return,
-            Ok(_) => continue,
-            // Lagged: we may have missed a wake-up, so look at the queue again.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
-        }
-    }
-}
-
-/// Reconciler: puts back runs whose lease expired (their worker died).
-async fn reap_expired_leases(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let every = shared.settings.lease / 2;
-    loop {
-        if let Err(err) = shared.store.queue_reap_expired_unscoped().await {
-            tracing::error!(error = ?err, "reaping expired leases failed");
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
     }
 }

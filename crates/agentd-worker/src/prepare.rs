@@ -59,8 +59,10 @@ impl Runtimes {
 pub(crate) enum PrepareError {
     #[error("the stored manifest does not parse: {0}")]
     Manifest(serde_json::Error),
-    #[error("the bundle could not be read from storage")]
-    Blob(#[from] agentd_store::StoreError),
+    #[error("the bundle could not be fetched: {0}")]
+    Fetch(#[from] crate::SourceError),
+    #[error("the bundle does not match its digest {0}")]
+    Digest(String),
     #[error("the bundle could not be unpacked: {0}")]
     Unpack(#[from] agentd_bundle::BundleError),
     #[error("no {0} interpreter is installed on this worker")]
@@ -73,19 +75,23 @@ pub(crate) fn manifest(run: &ClaimedRun) -> Result<Manifest, PrepareError> {
     serde_json::from_value(run.manifest.clone()).map_err(PrepareError::Manifest)
 }
 
-/// The unpacked bundle for `digest`, unpacking it on first use.
+/// The unpacked bundle for `digest`, fetched and unpacked on first use.
 pub(crate) async fn bundle_dir(shared: &Shared, digest: &str) -> Result<PathBuf, PrepareError> {
-    let blob = shared.blobs.path(digest)?;
-    let name = blob.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let dest = shared.settings.data_dir.join("bundles").join(name);
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| PrepareError::Digest(digest.to_owned()))?;
+    let dest = shared.settings.data_dir.join("bundles").join(hex);
     if dest.is_dir() {
         return Ok(dest);
     }
-    let blobs = shared.blobs.clone();
-    let digest = digest.to_owned();
+    let bytes = shared.source.bundle(digest).await?;
+    // A remote worker trusts no byte it was sent: the content must match its address.
+    if agentd_bundle::digest(&bytes) != digest {
+        return Err(PrepareError::Digest(digest.to_owned()));
+    }
     let target = dest.clone();
     tokio::task::spawn_blocking(move || -> Result<(), PrepareError> {
-        let bytes = blobs.get(&digest)?;
         match agentd_bundle::unpack(&bytes, &target, &BundleLimits::default()) {
             Ok(()) => Ok(()),
             // Another run unpacked the same digest first; its copy is complete.

@@ -2,8 +2,10 @@
 //! client of a running server. The sandbox re-executes this binary as its init, so
 //! that case is dispatched before anything else starts.
 
+mod admin;
 mod bench;
 mod cli;
+mod remote;
 mod serve;
 mod settings;
 
@@ -22,6 +24,10 @@ struct Cli {
 enum Command {
     /// Run the platform: API and an in-process worker.
     Serve(settings::ServeArgs),
+    /// Run a worker that pulls runs from a server over HTTP.
+    Worker(remote::WorkerArgs),
+    /// Operator commands on the database (worker tokens).
+    Admin(admin::AdminArgs),
     /// Measure spawn overhead and end-to-end throughput.
     Bench(bench::BenchArgs),
     #[command(flatten)]
@@ -44,6 +50,8 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Worker(args) => remote::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Client(command) => cli::run(command).await,
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use agentd_api::{ApiSettings, AppState};
 use agentd_store::{LocalBlobs, RetryPolicy, Store};
-use agentd_worker::{Worker, WorkerSettings};
+use agentd_worker::{RunSource, Worker, WorkerSettings, reap_expired_leases};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{self, Environment, ServeArgs, SignupMode};
@@ -23,7 +23,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
-fn init_tracing(json: bool) {
+pub fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("AGENTD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -57,22 +57,18 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 slots,
                 lease: Duration::from_secs(args.lease_s),
                 worker_id: format!("embedded-{}", uuid::Uuid::now_v7().simple()),
-                retry: RetryPolicy::default(),
                 api_url: args.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
                 sandbox_init: std::env::current_exe()?,
             };
-            let worker = Worker::new(store.clone(), blobs.clone(), settings)?;
-            let missing = worker.missing_mechanisms();
-            if !missing.is_empty() && args.env == Environment::Production {
-                let reasons = format!("the sandbox lacks: {}", missing.join("; "));
-                return Err(settings::SettingsError::Insecure(reasons).into());
-            }
-            for mechanism in &missing {
-                tracing::warn!(mechanism, "sandbox mechanism missing on this host");
-            }
+            let source =
+                RunSource::Embedded { store: store.clone(), blobs: blobs.clone(), retry: RetryPolicy::default() };
+            let worker = Worker::new(source, settings)?;
+            check_sandbox(&worker, args.env)?;
             Some(tokio::spawn(worker.run(shutdown.clone())))
         }
     };
+    // Every replica reaps: a lease expired is a lease expired, whoever notices first.
+    tokio::spawn(reap_expired_leases(store.clone(), Duration::from_secs(args.lease_s) / 2, shutdown.clone()));
     let api = ApiSettings {
         signup_enabled: args.signup == SignupMode::Open,
         default_limits: limits,
@@ -95,7 +91,19 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Logs what the sandbox cannot apply on this host; in production, refuses to go on.
+pub fn check_sandbox(worker: &Worker, env: Environment) -> Result<(), settings::SettingsError> {
+    let missing = worker.missing_mechanisms();
+    if !missing.is_empty() && env == Environment::Production {
+        return Err(settings::SettingsError::Insecure(format!("the sandbox lacks: {}", missing.join("; "))));
+    }
+    for mechanism in &missing {
+        tracing::warn!(mechanism, "sandbox mechanism missing on this host");
+    }
+    Ok(())
+}
+
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
         (Ok(mut int), Ok(mut term)) => {

@@ -6,6 +6,7 @@ mod agents;
 mod health;
 mod invocations;
 mod keys;
+mod worker;
 
 use agentd_core::Slug;
 use axum::Router;
@@ -16,6 +17,8 @@ use crate::{ApiError, AppState, request_id};
 
 /// JSON bodies are small; bundle uploads get their own, larger limit.
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
+/// A remote worker sends buffered output in batches (lines are capped at 64 KiB).
+const WORKER_EVENTS_LIMIT: usize = 64 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let upload_limit = usize::try_from(state.settings.max_upload_bytes).unwrap_or(usize::MAX);
@@ -36,7 +39,13 @@ pub fn router(state: AppState) -> Router {
         .route("/invocations", get(invocations::list))
         .route("/invocations/{id}", get(invocations::show))
         .route("/invocations/{id}/logs", get(invocations::logs))
-        .route("/invocations/{id}/cancel", post(invocations::cancel));
+        .route("/invocations/{id}/cancel", post(invocations::cancel))
+        .route("/worker/claim", post(worker::claim))
+        .route("/worker/heartbeat", post(worker::heartbeat))
+        .route("/worker/events", post(worker::events).layer(DefaultBodyLimit::max(WORKER_EVENTS_LIMIT)))
+        .route("/worker/complete", post(worker::complete))
+        .route("/worker/release", post(worker::release))
+        .route("/worker/bundles/{digest}", get(worker::bundle));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

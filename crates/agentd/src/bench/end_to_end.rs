@@ -48,6 +48,8 @@ pub struct Setup {
     pub agent_dir: PathBuf,
     /// The server's data dir (created by the server; removed with the scratch dir).
     pub data_dir: PathBuf,
+    /// The server's `--database-url`; `None` for its default, SQLite in the data dir.
+    pub database_url: Option<String>,
     pub runs: usize,
     pub concurrency: usize,
 }
@@ -64,6 +66,8 @@ pub struct Throughput {
 #[derive(Debug, Clone, Serialize)]
 pub struct EndToEndReport {
     pub concurrency: usize,
+    /// The server's database engine: `sqlite` or `postgres`.
+    pub database: &'static str,
     pub script: &'static str,
     pub bare: Throughput,
     pub sandboxed: Throughput,
@@ -79,7 +83,7 @@ pub struct EndToEndReport {
 }
 
 pub async fn measure(setup: Setup) -> Result<EndToEndReport, BenchError> {
-    let Setup { spawner, agent_dir, data_dir, runs, concurrency } = setup;
+    let Setup { spawner, agent_dir, data_dir, database_url, runs, concurrency } = setup;
     let spawner = Arc::new(spawner);
     let mut baselines = Vec::new();
     for mode in [Mode::Bare, Mode::Sandboxed] {
@@ -92,8 +96,9 @@ pub async fn measure(setup: Setup) -> Result<EndToEndReport, BenchError> {
         closed_loop(concurrency, concurrency, job.clone()).await?;
         baselines.push(throughput(closed_loop(runs, concurrency, job).await?.0));
     }
-    eprintln!("end to end: agentd serve, {runs} invocations, {concurrency} clients…");
-    let server = BenchServer::start(&data_dir, concurrency).await?;
+    let database = if database_url.is_some() { "postgres" } else { "sqlite" };
+    eprintln!("end to end: agentd serve on {database}, {runs} invocations, {concurrency} clients…");
+    let server = BenchServer::start(&data_dir, database_url.as_deref(), concurrency).await?;
     // Stop the server whatever happened, then report the first failure.
     let measured = through_server(&server, &agent_dir, runs, concurrency).await;
     let stopped = server.stop().await;
@@ -111,6 +116,7 @@ pub async fn measure(setup: Setup) -> Result<EndToEndReport, BenchError> {
     };
     Ok(EndToEndReport {
         concurrency,
+        database,
         script: SCRIPT,
         server_queue: span(|i| Some(i.created_at.unix_ms()), |i| i.started_at.map(|t| t.unix_ms())),
         server_run: span(|i| i.started_at.map(|t| t.unix_ms()), |i| i.finished_at.map(|t| t.unix_ms())),

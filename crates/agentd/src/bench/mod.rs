@@ -2,16 +2,19 @@
 //! baseline taken in the same run on the same machine (the project's rule: speed is
 //! measured in benchmarks, never in timed tests).
 //!
-//! Two sections, each skippable with a run count of 0:
+//! Three sections, each skippable with a run count of 0:
 //! - [`spawn`]: one program started bare (`Command`, `run_unsandboxed`) and sandboxed
 //!   (`Sandbox::run`), the modes alternated run by run so that drift hits all alike;
 //! - [`end_to_end`]: a trivial agent invoked through a real `agentd serve` subprocess
 //!   ([`server`]) by concurrent clients, against the same script run bare and sandboxed
-//!   at the same concurrency.
+//!   at the same concurrency;
+//! - [`queue`]: jobs/s through agentd's queue (`Store` claim + complete) against the
+//!   textbook `SKIP LOCKED` loop on a bare table, on SQLite and on PostgreSQL.
 //!
 //! Everything lives under one temp dir that is removed at the end, also on error.
 
 mod end_to_end;
+mod queue;
 mod report;
 mod server;
 mod spawn;
@@ -38,6 +41,18 @@ pub struct BenchArgs {
     /// concurrency.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
+    /// Jobs for the queue throughput, per engine and side (0 skips it).
+    #[arg(long, default_value_t = 2000)]
+    pub queue_jobs: u32,
+    /// PostgreSQL server for the queue benchmark (and `--e2e-postgres`): a fresh database
+    /// `agentd_bench_<uuid>` is created on it and dropped at the end. Default: the local
+    /// server at postgres://postgres@127.0.0.1:5432, skipped if it does not answer;
+    /// `none` skips PostgreSQL.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Run the end-to-end server on a fresh PostgreSQL database instead of SQLite.
+    #[arg(long)]
+    pub e2e_postgres: bool,
     /// Also print the figures as JSON on stdout (the table then goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -59,6 +74,12 @@ pub enum BenchError {
     RunFailed { what: String, detail: String },
     #[error("a benchmark task stopped unexpectedly: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Store(#[from] agentd_store::StoreError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Config(String),
     #[error("could not write the JSON report: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -89,15 +110,41 @@ async fn bench(args: &BenchArgs) -> Result<Report, BenchError> {
     if args.spawn_runs > 0 {
         report.spawn = Some(spawn::measure(&spawner, args.spawn_runs as usize).await?);
     }
+    let postgres = match args.database_url.as_deref() {
+        None => queue::PostgresTarget::Default,
+        Some("none") => queue::PostgresTarget::Off,
+        Some(url) => queue::PostgresTarget::Given(url.to_owned()),
+    };
     if args.e2e_runs > 0 {
+        let database = match (args.e2e_postgres, &postgres) {
+            (false, _) => None,
+            (true, queue::PostgresTarget::Off) => {
+                return Err(BenchError::Config("--e2e-postgres needs PostgreSQL, not --database-url none".into()));
+            }
+            (true, queue::PostgresTarget::Given(url)) => Some(queue::FreshPostgres::create(url).await?),
+            (true, queue::PostgresTarget::Default) => {
+                Some(queue::FreshPostgres::create(queue::DEFAULT_POSTGRES).await?)
+            }
+        };
         let setup = end_to_end::Setup {
             spawner,
             agent_dir,
             data_dir: scratch.path.join("data"),
+            database_url: database.as_ref().map(|db| db.url.clone()),
             runs: args.e2e_runs as usize,
             concurrency: args.concurrency as usize,
         };
-        report.end_to_end = Some(end_to_end::measure(setup).await?);
+        let measured = end_to_end::measure(setup).await;
+        let dropped = match database {
+            Some(db) => db.drop_database().await,
+            None => Ok(()),
+        };
+        report.end_to_end = Some(measured?);
+        dropped?;
+    }
+    if args.queue_jobs > 0 {
+        let dir = scratch.subdir("queue")?;
+        report.queue = Some(queue::measure(&dir, args.queue_jobs as usize, &postgres).await?);
     }
     Ok(report)
 }

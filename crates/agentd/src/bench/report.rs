@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::BenchError;
 use super::end_to_end::{EndToEndReport, Throughput};
+use super::queue::{QueueReport, Rate};
 use super::spawn::{ProgramReport, SpawnReport};
 
 #[derive(Debug, Clone, Serialize)]
@@ -16,6 +17,7 @@ pub struct Report {
     pub machine: Machine,
     pub spawn: Option<SpawnReport>,
     pub end_to_end: Option<EndToEndReport>,
+    pub queue: Option<QueueReport>,
 }
 
 /// What the figures depend on, read from the host at run time.
@@ -61,6 +63,7 @@ impl Report {
             machine: Machine::probe(),
             spawn: None,
             end_to_end: None,
+            queue: None,
         }
     }
 
@@ -90,6 +93,9 @@ impl Report {
         }
         if let Some(e2e) = &self.end_to_end {
             end_to_end_table(&mut out, e2e);
+        }
+        if let Some(queue) = &self.queue {
+            queue_table(&mut out, queue);
         }
         out
     }
@@ -121,8 +127,8 @@ fn spawn_rows(out: &mut String, p: &ProgramReport) {
 fn end_to_end_table(out: &mut String, e: &EndToEndReport) {
     let _ = writeln!(
         out,
-        "\nEnd-to-end trivial runs ({} runs, {} concurrent; latency in ms as the caller sees it)",
-        e.server.runs, e.concurrency
+        "\nEnd-to-end trivial runs ({} runs, {} concurrent, server on {}; latency in ms as the caller sees it)",
+        e.server.runs, e.concurrency, e.database
     );
     let _ = writeln!(out, "script: {}", e.script);
     let _ = writeln!(out, "{:<36} {:>9} {:>8} {:>8} {:>8}", "path", "runs/s", "p50", "p99", "vs bare");
@@ -150,6 +156,35 @@ fn end_to_end_table(out: &mut String, e: &EndToEndReport) {
         ms(e.server_run.p50_ms).trim(),
         ms(e.server_run.p99_ms).trim(),
     );
+}
+
+fn queue_table(out: &mut String, q: &QueueReport) {
+    let _ = writeln!(
+        out,
+        "\nQueue throughput ({} jobs per side, {} concurrent claimers; claim + complete)",
+        q.jobs, q.claimers
+    );
+    let _ = writeln!(out, "{:<10} {:<44} {:>10} {:>9}", "engine", "path", "jobs/s", "wall s");
+    for e in &q.engines {
+        let rows: [(&str, &Rate); 3] = [
+            ("raw table, textbook claim loop (2 commits)", &e.raw),
+            ("agentd queue_claim_unscoped + complete", &e.agentd),
+            ("agentd invocation_enqueue (1 caller)", &e.agentd_enqueue),
+        ];
+        for (path, r) in rows {
+            let _ = writeln!(out, "{:<10} {:<44} {:>10.1} {:>9.2}", e.engine, path, r.jobs_per_s, r.wall_s);
+        }
+        let _ = writeln!(
+            out,
+            "{:<10} agentd/raw {} (goal ≥ 0.50×); empty claims retried: {}",
+            "",
+            times(e.agentd_over_raw),
+            e.agentd_empty_claims
+        );
+    }
+    if let Some(reason) = &q.postgres_skipped {
+        let _ = writeln!(out, "PostgreSQL not measured: {reason}");
+    }
 }
 
 /// A figure in ms, right-aligned in 8 columns.

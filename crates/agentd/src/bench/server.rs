@@ -32,13 +32,15 @@ pub struct BenchServer {
 
 impl BenchServer {
     /// Starts `agentd serve` with `slots` worker slots and limits that cannot throttle the
-    /// benchmark; returns once it answers `/healthz`.
-    pub async fn start(data_dir: &Path, slots: usize) -> Result<BenchServer, BenchError> {
+    /// benchmark, on `database_url` (default: SQLite in `data_dir`); returns once it
+    /// answers `/healthz`.
+    pub async fn start(data_dir: &Path, database_url: Option<&str>, slots: usize) -> Result<BenchServer, BenchError> {
         let exe = std::env::current_exe().map_err(BenchError::io("could not locate the agentd binary to serve"))?;
         let mut command = Command::new(exe);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(database_url.map(|url| ["--database-url", url]).into_iter().flatten())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -159,6 +159,30 @@ impl TestApp {
         self.deploy_dir(tenant, slug, dir.path()).await
     }
 
+    /// A worker token made with the operator command, as an operator would.
+    pub fn create_worker_token(&self) -> String {
+        let out = Command::new(bin())
+            .args(["admin", "workers", "create-token", "--name", "test", "--database-url", &self.db.url])
+            .output()
+            .expect("run agentd admin");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Starts `agentd worker` against this server; it is killed when dropped.
+    pub fn spawn_worker(&self, token: &str, name: &str) -> RemoteWorker {
+        let dir = self.data_dir.join(format!("remote-{name}"));
+        let child = Command::new(bin())
+            .args(["worker", "--server", &self.base_url, "--token", token, "--lease-s", "2", "--data-dir"])
+            .arg(&dir)
+            .env("AGENTD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start agentd worker");
+        RemoteWorker { child }
+    }
+
     /// Every process on the host whose command line mentions this app's data dir.
     pub fn processes_of_this_app(&self) -> Vec<String> {
         let needle = self.data_dir.to_string_lossy().into_owned();
@@ -195,6 +219,26 @@ impl Drop for TestApp {
             let left = self.processes_of_this_app();
             assert!(left.is_empty(), "sandboxed processes outlived the server: {left:?}");
         }
+    }
+}
+
+/// An `agentd worker` process.
+pub struct RemoteWorker {
+    child: Child,
+}
+
+impl RemoteWorker {
+    /// SIGKILL, as when the machine dies.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RemoteWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

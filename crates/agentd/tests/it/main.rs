@@ -27,6 +27,7 @@ mod bundles;
 mod cli;
 mod harness;
 mod invocations;
+mod remote;
 mod runs;
 mod sdk;
 mod tenancy;

@@ -1,0 +1,57 @@
+//! The remote worker protocol: claim (long-poll), heartbeat, events, completion,
+//! release, and bundle download, authenticated with a worker token.
+
+use agentd_core::queue::{
+    AppendEventsRequest, Applied, ClaimRequest, ClaimedRun, CompleteRequest, Completion, HeartbeatRequest,
+    HeartbeatResponse, LeaseStatus, NewEvent, ReleaseRequest, RunLease,
+};
+use reqwest::Method;
+
+use crate::{Client, ClientError};
+
+impl Client {
+    /// Waits server-side up to `request.wait_s` for a run; `None` when none came.
+    pub async fn worker_claim(&self, request: &ClaimRequest) -> Result<Option<ClaimedRun>, ClientError> {
+        let builder = self.route(Method::POST, &["v1", "worker", "claim"])?.json(request);
+        let response = self.call_raw(builder).await?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(ClientError::Transport)?;
+        serde_json::from_slice(&body).map(Some).map_err(|e| ClientError::decode(status, &body, e))
+    }
+
+    pub async fn worker_heartbeat(&self, lease: &RunLease, lease_s: u32) -> Result<LeaseStatus, ClientError> {
+        let request = HeartbeatRequest { lease: lease.clone(), lease_s };
+        let response: HeartbeatResponse =
+            self.call(self.route(Method::POST, &["v1", "worker", "heartbeat"])?.json(&request)).await?;
+        Ok(response.status)
+    }
+
+    pub async fn worker_events(&self, lease: &RunLease, events: &[NewEvent]) -> Result<bool, ClientError> {
+        let request = AppendEventsRequest { lease: lease.clone(), events: events.to_vec() };
+        let applied: Applied = self.call(self.route(Method::POST, &["v1", "worker", "events"])?.json(&request)).await?;
+        Ok(applied.applied)
+    }
+
+    pub async fn worker_complete(&self, lease: &RunLease, completion: Completion) -> Result<bool, ClientError> {
+        let request = CompleteRequest { lease: lease.clone(), completion };
+        let applied: Applied =
+            self.call(self.route(Method::POST, &["v1", "worker", "complete"])?.json(&request)).await?;
+        Ok(applied.applied)
+    }
+
+    pub async fn worker_release(&self, lease: &RunLease) -> Result<bool, ClientError> {
+        let request = ReleaseRequest { lease: lease.clone() };
+        let applied: Applied =
+            self.call(self.route(Method::POST, &["v1", "worker", "release"])?.json(&request)).await?;
+        Ok(applied.applied)
+    }
+
+    /// The bundle with `digest` (`sha256:<hex>`), as stored.
+    pub async fn worker_bundle(&self, digest: &str) -> Result<Vec<u8>, ClientError> {
+        let response = self.call_raw(self.route(Method::GET, &["v1", "worker", "bundles", digest])?).await?;
+        Ok(response.bytes().await.map_err(ClientError::Transport)?.to_vec())
+    }
+}

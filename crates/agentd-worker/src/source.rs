@@ -1,0 +1,156 @@
+//! Where a worker gets its runs and reports back: the store in this process (embedded
+//! mode) or the API of a server over HTTP (`agentd worker`). Both speak the same fenced
+//! protocol of `agentd_core::queue`; the remote side never touches the database.
+
+use std::time::Duration;
+
+use agentd_client::Client;
+use agentd_core::queue::{ClaimRequest, ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
+use agentd_store::{LocalBlobs, RetryPolicy, Signal, Store};
+use tokio::sync::broadcast;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Store(#[from] agentd_store::StoreError),
+    #[error(transparent)]
+    Remote(#[from] agentd_client::ClientError),
+}
+
+/// The run source of a worker.
+#[derive(Clone)]
+pub enum RunSource {
+    Embedded { store: Store, blobs: LocalBlobs, retry: RetryPolicy },
+    Remote { client: Client },
+}
+
+impl RunSource {
+    /// Waits up to `wait` for a run and claims it for `worker`.
+    pub async fn claim(
+        &self,
+        worker: &str,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Option<ClaimedRun>, SourceError> {
+        match self {
+            RunSource::Embedded { store, .. } => Ok(claim_waiting(store, worker, lease, wait).await?),
+            RunSource::Remote { client } => {
+                let request = ClaimRequest { worker: worker.to_owned(), lease_s: secs(lease), wait_s: secs(wait) };
+                Ok(client.worker_claim(&request).await?)
+            }
+        }
+    }
+
+    pub async fn renew(&self, run: &RunLease, lease: Duration) -> Result<LeaseStatus, SourceError> {
+        match self {
+            RunSource::Embedded { store, .. } => Ok(store.queue_renew_lease(run, lease).await?),
+            RunSource::Remote { client } => Ok(client.worker_heartbeat(run, secs(lease)).await?),
+        }
+    }
+
+    pub async fn append_events(&self, run: &RunLease, events: &[NewEvent]) -> Result<bool, SourceError> {
+        match self {
+            RunSource::Embedded { store, .. } => Ok(store.events_append(run, events).await?),
+            RunSource::Remote { client } => Ok(client.worker_events(run, events).await?),
+        }
+    }
+
+    pub async fn complete(&self, run: &RunLease, done: Completion) -> Result<bool, SourceError> {
+        match self {
+            RunSource::Embedded { store, retry, .. } => Ok(store.queue_complete(run, done, retry).await?),
+            RunSource::Remote { client } => Ok(client.worker_complete(run, done).await?),
+        }
+    }
+
+    pub async fn release(&self, run: &RunLease) -> Result<bool, SourceError> {
+        match self {
+            RunSource::Embedded { store, .. } => Ok(store.queue_release(run).await?),
+            RunSource::Remote { client } => Ok(client.worker_release(run).await?),
+        }
+    }
+
+    /// The bundle bytes for `digest`.
+    pub async fn bundle(&self, digest: &str) -> Result<Vec<u8>, SourceError> {
+        match self {
+            RunSource::Embedded { blobs, .. } => {
+                let blobs = blobs.clone();
+                let digest = digest.to_owned();
+                let read = tokio::task::spawn_blocking(move || blobs.get(&digest)).await;
+                Ok(read.map_err(|e| agentd_store::StoreError::Config(format!("reading a bundle panicked: {e}")))??)
+            }
+            RunSource::Remote { client } => Ok(client.worker_bundle(digest).await?),
+        }
+    }
+
+    /// Pushed cancel requests, where the source has them; a remote worker learns of a
+    /// cancel from its next heartbeat instead.
+    pub fn signals(&self) -> Option<broadcast::Receiver<Signal>> {
+        match self {
+            RunSource::Embedded { store, .. } => Some(store.subscribe()),
+            RunSource::Remote { .. } => None,
+        }
+    }
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX)
+}
+
+/// Claims a run, waiting up to `wait` for one: woken by store signals (a new run, or a
+/// finished one freeing a tenant's slot), by the next retry coming due, or by a bounded
+/// fallback timer that covers a missed signal.
+pub async fn claim_waiting(
+    store: &Store,
+    worker: &str,
+    lease: Duration,
+    wait: Duration,
+) -> Result<Option<ClaimedRun>, agentd_store::StoreError> {
+    const FALLBACK: Duration = Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut signals = store.subscribe();
+    loop {
+        if let Some(run) = store.queue_claim_unscoped(worker, lease).await? {
+            return Ok(Some(run));
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        let until_retry = match store.queue_next_wakeup_unscoped().await? {
+            Some(at) => Duration::from_millis((at.unix_ms() - agentd_core::Timestamp::now().unix_ms()).max(1) as u64),
+            None => FALLBACK,
+        };
+        let sleep = until_retry.min(FALLBACK).min(deadline - now);
+        tokio::select! {
+            _ = wait_for_work(&mut signals) => {}
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+async fn wait_for_work(signals: &mut broadcast::Receiver<Signal>) {
+    loop {
+        match signals.recv().await {
+            // A new run, or a finished one that freed a tenant's concurrency slot.
+            Ok(Signal::InvocationQueued | Signal::InvocationChanged(_)) => return,
+            Ok(_) => continue,
+            // Lagged: we may have missed a wake-up, so look at the queue again.
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
+/// Reconciler: puts back runs whose lease expired (their worker died). Runs in every
+/// server process, whether or not it executes runs itself.
+pub async fn reap_expired_leases(store: Store, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        if let Err(err) = store.queue_reap_expired_unscoped().await {
+            tracing::error!(error = ?err, "reaping expired leases failed");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
