@@ -217,6 +217,24 @@ impl Store {
         .bind(run.invocation_id.as_str())
         .execute(&mut *tx)
         .await?;
+        // The closing status event commits with the status itself: a worker dying between
+        // the two can never leave a "succeeded" event on a run that will run again.
+        let message = match &done.error {
+            Some(err) => format!("{status}: {}", err.message),
+            None => status.to_string(),
+        };
+        sqlx::query(
+            "INSERT INTO invocation_events (invocation_id, seq, tenant_id, ts, kind, stream, level, message, data)
+             SELECT id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM invocation_events WHERE invocation_id = $1),
+                    tenant_id, $2, 'status', 'system', 'info', $3, $4
+             FROM invocations WHERE id = $1",
+        )
+        .bind(run.invocation_id.as_str())
+        .bind(now.unix_ms())
+        .bind(message)
+        .bind(serde_json::json!({ "status": status.as_str() }).to_string())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.emit(Signal::InvocationChanged(run.invocation_id.clone())).await;
         if retrying {

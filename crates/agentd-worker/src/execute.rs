@@ -80,11 +80,7 @@ pub(crate) async fn run_claimed(shared: &Shared, run: ClaimedRun, stop: Cancella
                 return;
             }
         };
-        let message = match &completion.error {
-            Some(err) => format!("{}: {}", completion.status, err.message),
-            None => completion.status.to_string(),
-        };
-        log.status(completion.status, message);
+        // The closing status event is written by the queue with the completion itself.
         log.flush(shared, &run).await;
         match shared.source.complete(&run.lease(), completion).await {
             Ok(true) => {}

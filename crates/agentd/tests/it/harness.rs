@@ -25,7 +25,9 @@ pub struct TestApp {
     _tmp: tempfile::TempDir,
     child: Option<Child>,
     env: Vec<(String, String)>,
-    db: TestDb,
+    db_url: String,
+    /// The database this app created (a replica shares another app's and owns none).
+    _db: Option<TestDb>,
 }
 
 /// A signed-up tenant: its owner's API key and a client using it.
@@ -47,7 +49,8 @@ impl TestApp {
         let data_dir = tmp.path().join("data");
         let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let db = TestDb::create(backend);
-        let mut app = TestApp { base_url: String::new(), data_dir, _tmp: tmp, child: None, env, db };
+        let db_url = db.url.clone();
+        let mut app = TestApp { base_url: String::new(), data_dir, _tmp: tmp, child: None, env, db_url, _db: Some(db) };
         app.start().await;
         app
     }
@@ -56,7 +59,7 @@ impl TestApp {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&self.data_dir)
-            .args(["--database-url", &self.db.url])
+            .args(["--database-url", &self.db_url])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("AGENTD_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())
@@ -91,6 +94,26 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("{} never answered /healthz", self.base_url);
+    }
+
+    /// A second `serve` process on the same database, sharing this app's blob directory
+    /// (as replicas on a shared filesystem do), reached through its own path so that
+    /// each app's leftover-process check sees only its own children.
+    pub async fn replica(&self) -> TestApp {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join("replica-data");
+        std::os::unix::fs::symlink(&self.data_dir, &data_dir).expect("link the shared data dir");
+        let mut app = TestApp {
+            base_url: String::new(),
+            data_dir,
+            _tmp: tmp,
+            child: None,
+            env: self.env.clone(),
+            db_url: self.db_url.clone(),
+            _db: None,
+        };
+        app.start().await;
+        app
     }
 
     /// SIGTERM and wait: a clean shutdown.
@@ -162,7 +185,7 @@ impl TestApp {
     /// A worker token made with the operator command, as an operator would.
     pub fn create_worker_token(&self) -> String {
         let out = Command::new(bin())
-            .args(["admin", "workers", "create-token", "--name", "test", "--database-url", &self.db.url])
+            .args(["admin", "workers", "create-token", "--name", "test", "--database-url", &self.db_url])
             .output()
             .expect("run agentd admin");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

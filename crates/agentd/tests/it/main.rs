@@ -29,5 +29,6 @@ mod harness;
 mod invocations;
 mod remote;
 mod runs;
+mod scale;
 mod sdk;
 mod tenancy;
