@@ -34,6 +34,9 @@ pub struct WorkerSettings {
     pub api_url: String,
     /// The program re-executed as sandbox init (the agentd binary).
     pub sandbox_init: PathBuf,
+    /// On shutdown, how long runs in flight may go on before they are stopped and
+    /// handed back to the queue.
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +79,8 @@ impl Worker {
         self.shared.sandbox.missing_mechanisms()
     }
 
-    /// Claims and runs invocations until `shutdown` fires; then stops claiming and waits
+    /// Claims and runs invocations until `shutdown` fires; then stops claiming, lets the
+    /// runs in flight finish for up to the grace period, and hands back the rest.
     /// for the runs in flight.
     pub async fn run(self, shutdown: CancellationToken) {
         /// How long one claim waits for work before asking again.
@@ -84,6 +88,8 @@ impl Worker {
         let shared = self.shared;
         let slots = Arc::new(Semaphore::new(shared.settings.slots.max(1)));
         let runs = tokio_util::task::TaskTracker::new();
+        // Not a child of `shutdown`: runs outlive it by the grace period.
+        let stop_runs = CancellationToken::new();
         tracing::info!(worker = %shared.settings.worker_id, slots = shared.settings.slots, "worker started");
         loop {
             let permit = tokio::select! {
@@ -101,7 +107,7 @@ impl Worker {
             match claimed {
                 Ok(Some(run)) => {
                     let shared = shared.clone();
-                    let stop = shutdown.child_token();
+                    let stop = stop_runs.child_token();
                     runs.spawn(async move {
                         execute::run_claimed(&shared, run, stop).await;
                         drop(permit);
@@ -119,7 +125,12 @@ impl Worker {
             }
         }
         runs.close();
-        runs.wait().await;
+        let grace = shared.settings.shutdown_grace;
+        if tokio::time::timeout(grace, runs.wait()).await.is_err() {
+            tracing::info!(grace_s = grace.as_secs(), "grace period over; handing the remaining runs back");
+            stop_runs.cancel();
+            runs.wait().await;
+        }
         tracing::info!("worker stopped");
     }
 }

@@ -30,6 +30,10 @@ pub struct WorkerArgs {
     /// Seconds a claimed run stays leased without a heartbeat.
     #[arg(long, env = "AGENTD_LEASE_S", default_value_t = 30)]
     pub lease_s: u64,
+    /// On SIGTERM, seconds runs in flight may go on before they are stopped and handed
+    /// back to the queue.
+    #[arg(long, env = "AGENTD_SHUTDOWN_GRACE_S", default_value_t = 30)]
+    pub shutdown_grace_s: u64,
     /// `production` refuses to start without the full sandbox.
     #[arg(long, env = "AGENTD_ENV", value_enum, default_value = "development")]
     pub env: Environment,
@@ -59,6 +63,7 @@ async fn work(args: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
         worker_id: format!("{}-{}", hostname(), uuid::Uuid::now_v7().simple()),
         api_url: args.public_url.clone().unwrap_or_else(|| args.server.clone()),
         sandbox_init: std::env::current_exe()?,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
     };
     std::fs::create_dir_all(&args.data_dir)?;
     let worker = Worker::new(RunSource::Remote { client }, settings)?;

@@ -59,6 +59,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 worker_id: format!("embedded-{}", uuid::Uuid::now_v7().simple()),
                 api_url: args.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
                 sandbox_init: std::env::current_exe()?,
+                shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
             };
             let source =
                 RunSource::Embedded { store: store.clone(), blobs: blobs.clone(), retry: RetryPolicy::default() };

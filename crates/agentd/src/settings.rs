@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// this long after their last renewal.
     #[arg(long, env = "AGENTD_LEASE_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub lease_s: u64,
+    /// On SIGTERM, seconds runs in flight may go on before they are stopped and handed
+    /// back to the queue.
+    #[arg(long, env = "AGENTD_SHUTDOWN_GRACE_S", default_value_t = 30)]
+    pub shutdown_grace_s: u64,
     /// Log as JSON lines (default in production).
     #[arg(long, env = "AGENTD_LOG_JSON")]
     pub log_json: bool,

@@ -116,7 +116,8 @@ async fn an_agent_cannot_reach_the_network_not_even_the_hosts_loopback(backend: 
 
 on_both_stores!(a_restart_keeps_every_invocation_and_reruns_the_interrupted_one);
 async fn a_restart_keeps_every_invocation_and_reruns_the_interrupted_one(backend: Backend) {
-    let mut app = TestApp::spawn(backend).await;
+    // No grace: the run in flight is stopped at once and handed back to the queue.
+    let mut app = TestApp::spawn_with(backend, &[("AGENTD_SHUTDOWN_GRACE_S", "0")]).await;
     let alpha = app.signup("alpha").await;
     app.deploy_example(&alpha, "shell-wc").await;
     app.deploy_script(
@@ -204,4 +205,22 @@ async fn an_agent_allocating_past_its_memory_cap_fails_with_memory_limit(backend
     let next = invoke_and_wait(&alpha, "shell-wc", json!({})).await;
     assert_eq!(next.status, InvocationStatus::Succeeded, "the worker is healthy afterwards");
     assert!(next.usage.wall_ms > 0);
+}
+
+on_both_stores!(a_clean_shutdown_lets_a_run_in_flight_finish_within_the_grace_period);
+async fn a_clean_shutdown_lets_a_run_in_flight_finish_within_the_grace_period(backend: Backend) {
+    let mut app = TestApp::spawn_with(backend, &[("AGENTD_SHUTDOWN_GRACE_S", "30")]).await;
+    let alpha = app.signup("alpha").await;
+    app.deploy_script(
+        &alpha,
+        "slow",
+        "echo started\nsleep 1\nprintf '{\"type\":\"output\",\"data\":\"finished\"}\\n' >&3",
+    )
+    .await;
+    let accepted = alpha.client.invoke("slow", &InvokeRequest::default(), &InvokeOptions::default()).await.unwrap();
+    wait_until_started(&alpha, accepted.id.as_str()).await;
+    app.restart().await;
+    let alpha = TestTenant { client: app.client().with_token(alpha.key.clone()), ..alpha };
+    let done = alpha.client.invocation_get(accepted.id.as_str()).await.unwrap();
+    assert_eq!((done.status, done.attempt, done.output), (InvocationStatus::Succeeded, 1, Some(json!("finished"))));
 }
