@@ -78,7 +78,11 @@ const CLAIM_POSTGRES: &str = "WITH tenant AS (
         lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0
     FROM pick, served WHERE invocations.id = pick.id
     RETURNING invocations.id, invocations.tenant_id, invocations.agent_slug, invocations.version_id,
-        invocations.attempt, invocations.max_attempts, invocations.input, invocations.thread_id, invocations.timeout_s";
+        invocations.attempt, invocations.max_attempts, invocations.input, invocations.thread_id, invocations.timeout_s,
+        (SELECT v.digest FROM agent_versions v WHERE v.id = invocations.version_id) AS digest,
+        (SELECT v.manifest FROM agent_versions v WHERE v.id = invocations.version_id) AS manifest,
+        (SELECT t.limits FROM tenants t WHERE t.id = invocations.tenant_id) AS limits,
+        (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM invocation_events e WHERE e.invocation_id = invocations.id) AS next_seq";
 
 impl Store {
     /// Claims the next ready run for `worker`. Tenants are served round-robin (the one
@@ -118,18 +122,25 @@ impl Store {
         };
         let Some(row) = claimed else { return Ok(None) };
         let id: String = row.try_get("id")?;
-        let version = sqlx::query(
-            "SELECT v.digest, v.manifest, t.limits,
+        // PostgreSQL returns these with the claim (one round trip); SQLite reads them here.
+        let version = match self.backend {
+            Backend::Postgres => None,
+            Backend::Sqlite => Some(
+                sqlx::query(
+                    "SELECT v.digest, v.manifest, t.limits,
                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM invocation_events e WHERE e.invocation_id = $2) AS next_seq
              FROM agent_versions v JOIN tenants t ON t.id = v.tenant_id WHERE v.id = $1",
-        )
-        .bind(row.try_get::<String, _>("version_id")?)
-        .bind(&id)
-        .fetch_one(&mut *tx)
-        .await?;
+                )
+                .bind(row.try_get::<String, _>("version_id")?)
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?,
+            ),
+        };
         tx.commit().await?;
+        let version = version.as_ref().unwrap_or(&row);
         let limits =
-            serde_json::from_value(rows::json(&version, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
+            serde_json::from_value(rows::json(version, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
         let run = ClaimedRun {
             invocation_id: InvocationId::from_trusted(id),
             tenant_id: TenantId::from_trusted(row.try_get("tenant_id")?),
@@ -138,14 +149,18 @@ impl Store {
             max_attempts: rows::u32_col(&row, "max_attempts")?,
             lease_owner: worker.to_owned(),
             digest: version.try_get("digest")?,
-            manifest: rows::json(&version, "manifest")?,
+            manifest: rows::json(version, "manifest")?,
             input: rows::json(&row, "input")?,
             thread_id: row.try_get("thread_id")?,
             timeout_s: rows::u32_col(&row, "timeout_s")?,
             limits,
-            next_seq: rows::u64_col(&version, "next_seq")?,
+            next_seq: rows::u64_col(version, "next_seq")?,
         };
-        self.emit(Signal::InvocationChanged(run.invocation_id.clone())).await;
+        if self.backend == Backend::Sqlite {
+            // Free in-process; on PostgreSQL a NOTIFY per claim is a round trip that no
+            // waiter needs (waits are for settled runs, wake-ups for freed slots).
+            self.emit(Signal::InvocationChanged(run.invocation_id.clone())).await;
+        }
         Ok(Some(run))
     }
 
