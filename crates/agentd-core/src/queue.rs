@@ -7,9 +7,8 @@ use serde_json::Value;
 
 use crate::ids::{InvocationId, TenantId};
 use crate::limits::TenantLimits;
-use crate::resources::{InvocationError, Usage};
-use crate::status::{EventKind, EventStream, InvocationStatus};
-use crate::timestamp::Timestamp;
+use crate::resources::{Event, InvocationError, Usage};
+use crate::status::InvocationStatus;
 
 /// A run handed to one worker until its lease expires.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,17 +30,8 @@ pub struct ClaimedRun {
     pub next_seq: u64,
 }
 
-/// One event a worker appends to the run it holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NewEvent {
-    pub seq: u64,
-    pub ts: Timestamp,
-    pub kind: EventKind,
-    pub stream: EventStream,
-    pub level: Option<String>,
-    pub message: Option<String>,
-    pub data: Option<Value>,
-}
+/// One event a worker appends to the run it holds: an [`Event`] as it will be read back.
+pub type NewEvent = Event;
 
 /// How a run ended, as the worker reports it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
