@@ -321,3 +321,53 @@ impl Store {
         Ok(applied)
     }
 }
+
+impl Store {
+    /// Claims a run, waiting up to `wait` for one: woken by store signals (a new run, or a
+    /// finished one freeing a tenant's slot), by the next retry coming due, or by a bounded
+    /// fallback timer that covers a missed signal.
+    pub async fn queue_claim_waiting_unscoped(
+        &self,
+        worker: &str,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Option<ClaimedRun>> {
+        const FALLBACK: Duration = Duration::from_secs(2);
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut signals = self.subscribe();
+        loop {
+            if let Some(run) = self.queue_claim_unscoped(worker, lease).await? {
+                return Ok(Some(run));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let until_retry = match self.queue_next_wakeup_unscoped().await? {
+                Some(at) => {
+                    Duration::from_millis((at.unix_ms() - agentd_core::Timestamp::now().unix_ms()).max(1) as u64)
+                }
+                None => FALLBACK,
+            };
+            let sleep = until_retry.min(FALLBACK).min(deadline - now);
+            tokio::select! {
+                _ = wait_for_work(&mut signals) => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+}
+
+async fn wait_for_work(signals: &mut tokio::sync::broadcast::Receiver<Signal>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match signals.recv().await {
+            // A new run, or a finished one that freed a tenant's concurrency slot.
+            Ok(Signal::InvocationQueued | Signal::InvocationChanged(_)) => return,
+            Ok(_) => continue,
+            // Lagged: we may have missed a wake-up, so look at the queue again.
+            Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}

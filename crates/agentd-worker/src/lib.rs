@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use prepare::Runtimes;
-pub use source::{RunSource, SourceError, claim_waiting, reap_expired_leases};
+pub use source::{RunSource, SourceError, reap_expired_leases};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {

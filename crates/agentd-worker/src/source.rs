@@ -33,7 +33,7 @@ impl RunSource {
         wait: Duration,
     ) -> Result<Option<ClaimedRun>, SourceError> {
         match self {
-            RunSource::Embedded { store, .. } => Ok(claim_waiting(store, worker, lease, wait).await?),
+            RunSource::Embedded { store, .. } => Ok(store.queue_claim_waiting_unscoped(worker, lease, wait).await?),
             RunSource::Remote { client } => {
                 let request = ClaimRequest { worker: worker.to_owned(), lease_s: secs(lease), wait_s: secs(wait) };
                 Ok(client.worker_claim(&request).await?)
@@ -94,51 +94,6 @@ impl RunSource {
 
 fn secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX)
-}
-
-/// Claims a run, waiting up to `wait` for one: woken by store signals (a new run, or a
-/// finished one freeing a tenant's slot), by the next retry coming due, or by a bounded
-/// fallback timer that covers a missed signal.
-pub async fn claim_waiting(
-    store: &Store,
-    worker: &str,
-    lease: Duration,
-    wait: Duration,
-) -> Result<Option<ClaimedRun>, agentd_store::StoreError> {
-    const FALLBACK: Duration = Duration::from_secs(2);
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut signals = store.subscribe();
-    loop {
-        if let Some(run) = store.queue_claim_unscoped(worker, lease).await? {
-            return Ok(Some(run));
-        }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        let until_retry = match store.queue_next_wakeup_unscoped().await? {
-            Some(at) => Duration::from_millis((at.unix_ms() - agentd_core::Timestamp::now().unix_ms()).max(1) as u64),
-            None => FALLBACK,
-        };
-        let sleep = until_retry.min(FALLBACK).min(deadline - now);
-        tokio::select! {
-            _ = wait_for_work(&mut signals) => {}
-            _ = tokio::time::sleep(sleep) => {}
-        }
-    }
-}
-
-async fn wait_for_work(signals: &mut broadcast::Receiver<Signal>) {
-    loop {
-        match signals.recv().await {
-            // A new run, or a finished one that freed a tenant's concurrency slot.
-            Ok(Signal::InvocationQueued | Signal::InvocationChanged(_)) => return,
-            Ok(_) => continue,
-            // Lagged: we may have missed a wake-up, so look at the queue again.
-            Err(broadcast::error::RecvError::Lagged(_)) => return,
-            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
-        }
-    }
 }
 
 /// Reconciler: puts back runs whose lease expired (their worker died). Runs in every

@@ -77,7 +77,7 @@ pub async fn claim(
     }
     let owner = format!("{}{}", caller.owner_prefix(), req.worker);
     let wait = Duration::from_secs(u64::from(req.wait_s)).min(MAX_WAIT);
-    let claimed = agentd_worker::claim_waiting(&state.store, &owner, lease_duration(req.lease_s)?, wait).await?;
+    let claimed = state.store.queue_claim_waiting_unscoped(&owner, lease_duration(req.lease_s)?, wait).await?;
     Ok(match claimed {
         Some(run) => Json(run).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
