@@ -13,7 +13,7 @@ mod routes;
 use std::sync::Arc;
 
 use agentd_core::TenantLimits;
-use agentd_store::{LocalBlobs, Store};
+use agentd_store::{Blobs, Store};
 
 pub use error::ApiError;
 
@@ -42,12 +42,12 @@ impl Default for ApiSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub(crate) store: Store,
-    pub(crate) blobs: LocalBlobs,
+    pub(crate) blobs: Blobs,
     pub(crate) settings: Arc<ApiSettings>,
 }
 
 impl AppState {
-    pub fn new(store: Store, blobs: LocalBlobs, settings: ApiSettings) -> AppState {
+    pub fn new(store: Store, blobs: Blobs, settings: ApiSettings) -> AppState {
         AppState { store, blobs, settings: Arc::new(settings) }
     }
 }

@@ -148,6 +148,33 @@ pub struct Event {
     pub data: Option<Value>,
 }
 
+/// A file an invocation left in `/outputs`; `name` is its path below `/outputs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub invocation_id: InvocationId,
+    pub name: String,
+    pub size: u64,
+    /// `sha256:<hex>` of the bytes.
+    pub digest: String,
+    /// The attempt that produced it.
+    pub attempt: u32,
+    pub created_at: Timestamp,
+}
+
+impl Artifact {
+    /// Longest artifact name, in bytes.
+    pub const MAX_NAME_BYTES: usize = 1024;
+
+    /// A clean relative path: `/`-separated parts that are not empty, `.` or `..`, with no
+    /// control characters or backslashes. Anything else could not have come from `/outputs`.
+    pub fn is_valid_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= Artifact::MAX_NAME_BYTES
+            && !name.chars().any(|c| c.is_control() || c == '\\')
+            && name.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && part.len() <= 255)
+    }
+}
+
 // ----- request and response bodies -----
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

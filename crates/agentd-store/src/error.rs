@@ -20,6 +20,8 @@ pub enum StoreError {
     Config(String),
     #[error("blob storage error at {path}")]
     Blob { path: String, source: std::io::Error },
+    #[error("object store error at {key}: {detail}")]
+    ObjectStore { key: String, detail: String },
 }
 
 impl StoreError {

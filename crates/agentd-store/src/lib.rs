@@ -12,6 +12,7 @@
 //! pool. PostgreSQL uses one pool, `FOR UPDATE SKIP LOCKED` claims and `LISTEN/NOTIFY`.
 
 mod agents;
+mod artifacts;
 mod blobs;
 mod credentials;
 mod error;
@@ -31,7 +32,8 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use agents::{NewAgent, NewVersion};
-pub use blobs::LocalBlobs;
+pub use artifacts::NewArtifact;
+pub use blobs::{BlobLocation, Blobs, digest_of};
 pub use credentials::{Credential, NewApiKey, NewSession, hash_secret};
 pub use error::StoreError;
 pub use events::NewEvent;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use agentd_client::Client;
 use agentd_core::queue::{ClaimRequest, ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
-use agentd_store::{LocalBlobs, RetryPolicy, Signal, Store};
+use agentd_store::{Blobs, RetryPolicy, Signal, Store};
 use tokio::sync::broadcast;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +20,7 @@ pub enum SourceError {
 /// The run source of a worker.
 #[derive(Clone)]
 pub enum RunSource {
-    Embedded { store: Store, blobs: LocalBlobs, retry: RetryPolicy },
+    Embedded { store: Store, blobs: Blobs, retry: RetryPolicy },
     Remote { client: Client },
 }
 
@@ -72,12 +72,7 @@ impl RunSource {
     /// The bundle bytes for `digest`.
     pub async fn bundle(&self, digest: &str) -> Result<Vec<u8>, SourceError> {
         match self {
-            RunSource::Embedded { blobs, .. } => {
-                let blobs = blobs.clone();
-                let digest = digest.to_owned();
-                let read = tokio::task::spawn_blocking(move || blobs.get(&digest)).await;
-                Ok(read.map_err(|e| agentd_store::StoreError::Config(format!("reading a bundle panicked: {e}")))??)
-            }
+            RunSource::Embedded { blobs, .. } => Ok(blobs.get(digest).await?.to_vec()),
             RunSource::Remote { client } => Ok(client.worker_bundle(digest).await?),
         }
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use agentd_api::{ApiSettings, AppState};
-use agentd_store::{LocalBlobs, RetryPolicy, Store};
+use agentd_store::{BlobLocation, Blobs, RetryPolicy, Store};
 use agentd_worker::{RunSource, Worker, WorkerSettings, reap_expired_leases};
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +45,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let limits = settings::default_limits(std::env::vars())?;
     std::fs::create_dir_all(&args.data_dir)?;
     let store = Store::open(&args.database_url()).await?;
-    let blobs = LocalBlobs::open(&args.data_dir.join("blobs"))?;
+    let blob_location = BlobLocation::parse(args.blob_url.as_deref(), &args.data_dir)?;
+    let blobs = Blobs::open(&blob_location)?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
@@ -76,7 +77,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         ..ApiSettings::default()
     };
     let app = agentd_api::router(AppState::new(store.clone(), blobs, api));
-    tracing::info!(data_dir = %args.data_dir.display(), "agentd listening on http://{addr}");
+    tracing::info!(data_dir = %args.data_dir.display(), blobs = %blob_location, "agentd listening on http://{addr}");
     let stop = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// <data-dir>/agentd.db.
     #[arg(long, env = "AGENTD_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Where bundles and artifacts go: a directory (`file:///PATH` or a path; default
+    /// <data-dir>/blobs) or an S3-compatible bucket `s3://BUCKET[/PREFIX]`, configured by
+    /// the standard `AWS_*` variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, keys, `AWS_ALLOW_HTTP`).
+    #[arg(long, env = "AGENTD_BLOB_URL")]
+    pub blob_url: Option<String>,
     /// Runs the in-process worker executes at once (0 = no in-process worker).
     #[arg(long, env = "AGENTD_WORKER_SLOTS", default_value_t = 4)]
     pub worker_slots: usize,

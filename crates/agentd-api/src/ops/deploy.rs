@@ -35,14 +35,11 @@ pub async fn deploy(
     }
     let size_bytes = body.len() as u64;
     let limits = BundleLimits { max_bundle_bytes: limit, ..BundleLimits::default() };
-    let blobs = state.blobs.clone();
-    let (inspected, digest) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let inspected = agentd_bundle::inspect(&body, &limits)?;
-        let digest = blobs.put(&body)?;
-        Ok((inspected, digest))
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let checked = body.clone();
+    let inspected = tokio::task::spawn_blocking(move || agentd_bundle::inspect(&checked, &limits))
+        .await
+        .map_err(ApiError::internal)??;
+    let digest = state.blobs.put(body).await?;
     let manifest = serde_json::to_value(&inspected.manifest).map_err(ApiError::internal)?;
     let new = NewVersion { digest, manifest, size_bytes, activate };
     Ok(state.store.version_create(ctx, slug, new).await?)

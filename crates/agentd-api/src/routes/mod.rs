@@ -3,6 +3,7 @@
 
 mod accounts;
 mod agents;
+mod artifacts;
 mod health;
 mod invocations;
 mod keys;
@@ -19,6 +20,8 @@ use crate::{ApiError, AppState, request_id};
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
 /// A remote worker sends buffered output in batches (lines are capped at 64 KiB).
 const WORKER_EVENTS_LIMIT: usize = 64 * 1024 * 1024;
+/// One artifact upload; the sandbox caps `/outputs` well below this.
+const WORKER_ARTIFACT_LIMIT: usize = 1024 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let upload_limit = usize::try_from(state.settings.max_upload_bytes).unwrap_or(usize::MAX);
@@ -40,12 +43,15 @@ pub fn router(state: AppState) -> Router {
         .route("/invocations/{id}", get(invocations::show))
         .route("/invocations/{id}/logs", get(invocations::logs))
         .route("/invocations/{id}/cancel", post(invocations::cancel))
+        .route("/invocations/{id}/artifacts", get(artifacts::list))
+        .route("/invocations/{id}/artifacts/{*name}", get(artifacts::download))
         .route("/worker/claim", post(worker::claim))
         .route("/worker/heartbeat", post(worker::heartbeat))
         .route("/worker/events", post(worker::events).layer(DefaultBodyLimit::max(WORKER_EVENTS_LIMIT)))
         .route("/worker/complete", post(worker::complete))
         .route("/worker/release", post(worker::release))
-        .route("/worker/bundles/{digest}", get(worker::bundle));
+        .route("/worker/bundles/{digest}", get(worker::bundle))
+        .route("/worker/artifacts", post(worker::artifact).layer(DefaultBodyLimit::max(WORKER_ARTIFACT_LIMIT)));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

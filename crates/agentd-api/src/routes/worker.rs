@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use agentd_core::WorkerTokenId;
+use agentd_core::{Artifact, InvocationId, WorkerTokenId};
 use agentd_core::queue::{
     AppendEventsRequest, Applied, ClaimRequest, CompleteRequest, HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
     RunLease,
 };
-use agentd_store::{RetryPolicy, hash_secret};
+use agentd_store::{NewArtifact, RetryPolicy, hash_secret};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
@@ -17,7 +17,9 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::extract::ApiJson;
+use bytes::Bytes;
+
+use crate::extract::{ApiJson, ApiQuery};
 use crate::{ApiError, AppState};
 
 pub const WORKER_TOKEN_PREFIX: &str = "agw_";
@@ -129,8 +131,37 @@ pub async fn bundle(
     _caller: WorkerCaller,
     Path(digest): Path<String>,
 ) -> Result<Response, ApiError> {
-    let blobs = state.blobs.clone();
-    let read = tokio::task::spawn_blocking(move || blobs.get(&digest)).await.map_err(ApiError::internal)?;
-    let bytes = read.map_err(|_| ApiError::not_found("bundle"))?;
+    let bytes = match state.blobs.get(&digest).await {
+        Err(agentd_store::StoreError::NotFound { .. }) => return Err(ApiError::not_found("bundle")),
+        read => read?,
+    };
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from(bytes)).into_response())
+}
+
+/// Where an uploaded artifact belongs: the run's lease and the artifact's name.
+#[derive(Debug, serde::Deserialize)]
+pub struct ArtifactQuery {
+    invocation_id: String,
+    lease_owner: String,
+    attempt: u32,
+    name: String,
+}
+
+/// Stores an artifact's bytes (the body) and records it for the run, fenced by the lease.
+pub async fn artifact(
+    State(state): State<AppState>,
+    caller: WorkerCaller,
+    ApiQuery(q): ApiQuery<ArtifactQuery>,
+    body: Bytes,
+) -> Result<Json<Applied>, ApiError> {
+    let invocation_id = InvocationId::parse(&q.invocation_id).map_err(|_| ApiError::not_found("run"))?;
+    let lease = RunLease { invocation_id, lease_owner: q.lease_owner, attempt: q.attempt };
+    caller.check(&lease)?;
+    if !Artifact::is_valid_name(&q.name) {
+        return Err(ApiError::invalid("artifact_name_invalid", "the artifact name must be a clean relative path"));
+    }
+    let size = body.len() as u64;
+    let digest = state.blobs.put(body).await?;
+    let artifact = NewArtifact { name: q.name, size, digest };
+    Ok(Json(Applied { applied: state.store.artifact_record(&lease, &artifact).await? }))
 }

@@ -1,12 +1,15 @@
-//! Content-addressed blob storage on the local disk (`<root>/sha256/<hex>`). Writes go to
+//! The local-directory blob store (`<root>/sha256/<hex>`). Writes go to
 //! a temporary file first and are renamed into place, so a blob is complete or absent.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
 use crate::{Result, StoreError};
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Debug, Clone)]
 pub struct LocalBlobs {
@@ -26,7 +29,9 @@ impl LocalBlobs {
         let hex = hex::encode(Sha256::digest(bytes));
         let path = self.root.join("sha256").join(&hex);
         if !path.exists() {
-            let tmp = self.root.join("sha256").join(format!(".{hex}.{}.tmp", std::process::id()));
+            // Unique per writer, so two concurrent puts of the same bytes never share a temp file.
+            let writer = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let tmp = self.root.join("sha256").join(format!(".{hex}.{}.{writer}.tmp", std::process::id()));
             let write = || -> std::io::Result<()> {
                 let mut file = std::fs::File::create(&tmp)?;
                 file.write_all(bytes)?;
@@ -40,7 +45,10 @@ impl LocalBlobs {
 
     pub fn get(&self, digest: &str) -> Result<Vec<u8>> {
         let path = self.path(digest)?;
-        std::fs::read(&path).map_err(|source| blob_err(&path, source))
+        std::fs::read(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound { what: "blob" },
+            _ => blob_err(&path, source),
+        })
     }
 
     /// Where the blob with `digest` lives; rejects anything that is not a sha256 digest.

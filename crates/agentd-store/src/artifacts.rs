@@ -1,0 +1,98 @@
+//! Artifacts: files an invocation left in `/outputs`. The worker stores the bytes in the
+//! blob store first, then records them here, fenced by its lease like every other write.
+
+use agentd_core::{Artifact, InvocationId, Page, TenantCtx, Timestamp};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::queue::RunLease;
+use crate::{Result, Store, StoreError, rows};
+
+/// An artifact whose bytes are already in the blob store.
+#[derive(Debug, Clone)]
+pub struct NewArtifact {
+    pub name: String,
+    pub size: u64,
+    pub digest: String,
+}
+
+impl Store {
+    /// Records an artifact of a run while `run`'s lease is current; false if it is not.
+    /// A name written again (a later attempt) replaces the earlier row.
+    pub async fn artifact_record(&self, run: &RunLease, artifact: &NewArtifact) -> Result<bool> {
+        if !Artifact::is_valid_name(&artifact.name) {
+            return Err(StoreError::conflict("artifact_name_invalid", format!("`{}` is not a clean relative path", artifact.name)));
+        }
+        let recorded = sqlx::query(
+            "INSERT INTO invocation_artifacts (invocation_id, name, tenant_id, size, digest, attempt, created_at)
+             SELECT id, $4, tenant_id, $5, $6, attempt, $7 FROM invocations
+             WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'running'
+             ON CONFLICT (invocation_id, name) DO UPDATE
+                SET size = excluded.size, digest = excluded.digest, attempt = excluded.attempt,
+                    created_at = excluded.created_at",
+        )
+        .bind(run.invocation_id.as_str())
+        .bind(&run.lease_owner)
+        .bind(i64::from(run.attempt))
+        .bind(&artifact.name)
+        .bind(i64::try_from(artifact.size).unwrap_or(i64::MAX))
+        .bind(&artifact.digest)
+        .bind(Timestamp::now().unix_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(recorded.rows_affected() == 1)
+    }
+
+    /// The artifacts of one of the caller's invocations, by name.
+    pub async fn artifacts_list(
+        &self,
+        ctx: &TenantCtx,
+        id: &InvocationId,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Page<Artifact>> {
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM invocations WHERE tenant_id = $1 AND id = $2")
+            .bind(ctx.tenant_id().as_str())
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound { what: "invocation" });
+        }
+        let limit = rows::page_limit(limit);
+        let found = sqlx::query(
+            "SELECT * FROM invocation_artifacts WHERE tenant_id = $1 AND invocation_id = $2 AND name > $3
+             ORDER BY name LIMIT $4",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(id.as_str())
+        .bind(cursor.unwrap_or(""))
+        .bind(limit + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let artifacts = found.iter().map(artifact).collect::<Result<Vec<_>>>()?;
+        Ok(rows::page(artifacts, limit, |a| a.name.clone()))
+    }
+
+    /// One artifact of one of the caller's invocations.
+    pub async fn artifact_get(&self, ctx: &TenantCtx, id: &InvocationId, name: &str) -> Result<Artifact> {
+        let found = sqlx::query("SELECT * FROM invocation_artifacts WHERE tenant_id = $1 AND invocation_id = $2 AND name = $3")
+            .bind(ctx.tenant_id().as_str())
+            .bind(id.as_str())
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        found.as_ref().map(artifact).transpose()?.ok_or(StoreError::NotFound { what: "artifact" })
+    }
+}
+
+fn artifact(row: &AnyRow) -> Result<Artifact> {
+    Ok(Artifact {
+        invocation_id: InvocationId::from_trusted(row.try_get("invocation_id")?),
+        name: row.try_get("name")?,
+        size: rows::u64_col(row, "size")?,
+        digest: row.try_get("digest")?,
+        attempt: rows::u32_col(row, "attempt")?,
+        created_at: rows::ts(row, "created_at")?,
+    })
+}
