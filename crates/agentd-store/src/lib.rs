@@ -4,7 +4,7 @@
 //! Every method that touches tenant data takes a [`TenantCtx`](agentd_core::TenantCtx)
 //! and filters on its tenant. Methods that are deliberately cross-tenant (the queue
 //! claim, credential lookup before a tenant is known) say `unscoped` in their name.
-//! On PostgreSQL the tenant-scoped ones also run inside [`Store::begin_scoped`], under a
+//! On PostgreSQL the tenant-scoped ones also run inside `Store::begin_scoped`, under a
 //! role that row-level security confines to the caller's tenant, so a forgotten filter
 //! returns nothing instead of another tenant's rows.
 //!
