@@ -5,6 +5,8 @@ use agentd_core::{
     Visibility,
 };
 use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
 
 use crate::error::is_unique_violation;
 use crate::{Result, Store, StoreError, rows};
@@ -42,11 +44,20 @@ fn agent_not_found() -> StoreError {
     StoreError::NotFound { what: "agent" }
 }
 
+async fn agent_row(tx: &mut Transaction<'_, Any>, ctx: &TenantCtx, slug: &Slug) -> Result<AnyRow> {
+    sqlx::query("SELECT * FROM agents WHERE tenant_id = $1 AND slug = $2")
+        .bind(ctx.tenant_id().as_str())
+        .bind(slug.as_str())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(agent_not_found)
+}
+
 impl Store {
     pub async fn agent_create(&self, ctx: &TenantCtx, new: NewAgent, max_agents: u32) -> Result<Agent> {
         let now = Timestamp::now();
         let id = AgentId::generate();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_scoped(ctx).await?;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE tenant_id = $1")
             .bind(ctx.tenant_id().as_str())
             .fetch_one(&mut *tx)
@@ -82,25 +93,24 @@ impl Store {
 
     pub async fn agents_list(&self, ctx: &TenantCtx, limit: Option<u32>, cursor: Option<&str>) -> Result<Page<Agent>> {
         let limit = rows::page_limit(limit);
+        let mut tx = self.begin_scoped_read(ctx).await?;
         let found = sqlx::query(
             "SELECT * FROM agents WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
         )
         .bind(ctx.tenant_id().as_str())
         .bind(cursor)
         .bind(limit + 1)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let agents = found.iter().map(rows::agent).collect::<Result<Vec<_>>>()?;
         Ok(rows::page(agents, limit, |a| a.id.to_string()))
     }
 
     pub async fn agent_get(&self, ctx: &TenantCtx, slug: &Slug) -> Result<Agent> {
-        let row = sqlx::query("SELECT * FROM agents WHERE tenant_id = $1 AND slug = $2")
-            .bind(ctx.tenant_id().as_str())
-            .bind(slug.as_str())
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or_else(agent_not_found)?;
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        let row = agent_row(&mut tx, ctx, slug).await?;
+        tx.commit().await?;
         rows::agent(&row)
     }
 
@@ -109,6 +119,7 @@ impl Store {
             Some(tags) => Some(serde_json::to_string(tags).map_err(|e| StoreError::corrupt("tags", e))?),
             None => None,
         };
+        let mut tx = self.begin_scoped(ctx).await?;
         let row = sqlx::query(
             "UPDATE agents SET
                 name = COALESCE($3, name),
@@ -127,30 +138,33 @@ impl Store {
         .bind(patch.visibility.map(visibility_word))
         .bind(patch.status.map(status_word))
         .bind(Timestamp::now().unix_ms())
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(agent_not_found)?;
+        tx.commit().await?;
         rows::agent(&row)
     }
 
     /// Removes the agent from the registry. Its versions and past invocations stay, so
     /// runs already accepted still execute and history remains readable.
     pub async fn agent_delete(&self, ctx: &TenantCtx, slug: &Slug) -> Result<()> {
+        let mut tx = self.begin_scoped(ctx).await?;
         let done = sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND slug = $2")
             .bind(ctx.tenant_id().as_str())
             .bind(slug.as_str())
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(agent_not_found());
         }
+        tx.commit().await?;
         Ok(())
     }
 
     /// Records the next version (1, 2, …) of an agent whose bundle is already stored.
     pub async fn version_create(&self, ctx: &TenantCtx, slug: &Slug, new: NewVersion) -> Result<AgentVersion> {
         let now = Timestamp::now();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_scoped(ctx).await?;
         let agent_id: String = sqlx::query_scalar("SELECT id FROM agents WHERE tenant_id = $1 AND slug = $2")
             .bind(ctx.tenant_id().as_str())
             .bind(slug.as_str())
@@ -197,9 +211,10 @@ impl Store {
         limit: Option<u32>,
         cursor: Option<&str>,
     ) -> Result<Page<AgentVersion>> {
-        let agent = self.agent_get(ctx, slug).await?;
         let limit = rows::page_limit(limit);
         let before: Option<i64> = cursor.and_then(|c| c.parse().ok());
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        let agent = rows::agent(&agent_row(&mut tx, ctx, slug).await?)?;
         let found = sqlx::query(
             "SELECT * FROM agent_versions WHERE tenant_id = $1 AND agent_id = $2 AND ($3 IS NULL OR version < $3)
              ORDER BY version DESC LIMIT $4",
@@ -208,15 +223,16 @@ impl Store {
         .bind(agent.id.as_str())
         .bind(before)
         .bind(limit + 1)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let versions = found.iter().map(rows::version).collect::<Result<Vec<_>>>()?;
         Ok(rows::page(versions, limit, |v| v.version.to_string()))
     }
 
     /// Makes version `n` the one new invocations run: a deploy or a rollback.
     pub async fn version_activate(&self, ctx: &TenantCtx, slug: &Slug, n: u32) -> Result<Agent> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_scoped(ctx).await?;
         let exists: Option<String> = sqlx::query_scalar(
             "SELECT v.id FROM agent_versions v JOIN agents a ON a.id = v.agent_id
              WHERE a.tenant_id = $1 AND a.slug = $2 AND v.version = $3",
@@ -246,13 +262,15 @@ impl Store {
 impl Store {
     /// Version `n` of an agent of the caller's tenant.
     pub async fn version_get(&self, ctx: &TenantCtx, agent: &Agent, n: u32) -> Result<AgentVersion> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
         let row = sqlx::query("SELECT * FROM agent_versions WHERE tenant_id = $1 AND agent_id = $2 AND version = $3")
             .bind(ctx.tenant_id().as_str())
             .bind(agent.id.as_str())
             .bind(i64::from(n))
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound { what: "agent version" })?;
+        tx.commit().await?;
         rows::version(&row)
     }
 }

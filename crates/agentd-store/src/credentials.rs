@@ -192,7 +192,7 @@ impl Store {
     }
 
     pub async fn api_key_create(&self, ctx: &TenantCtx, new: NewApiKey, max_keys: u32) -> Result<ApiKey> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_scoped(ctx).await?;
         let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL")
             .bind(ctx.tenant_id().as_str())
             .fetch_one(&mut *tx)
@@ -215,29 +215,33 @@ impl Store {
         cursor: Option<&str>,
     ) -> Result<Page<ApiKey>> {
         let limit = rows::page_limit(limit);
+        let mut tx = self.begin_scoped_read(ctx).await?;
         let found = sqlx::query(
             "SELECT * FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
         )
         .bind(ctx.tenant_id().as_str())
         .bind(cursor)
         .bind(limit + 1)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let keys = found.iter().map(rows::api_key).collect::<Result<Vec<_>>>()?;
         Ok(rows::page(keys, limit, |k| k.id.to_string()))
     }
 
     /// Revokes a key of the caller's tenant; revoking twice keeps the first time.
     pub async fn api_key_revoke(&self, ctx: &TenantCtx, id: &ApiKeyId) -> Result<ApiKey> {
+        let mut tx = self.begin_scoped(ctx).await?;
         let row = sqlx::query(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND tenant_id = $3 RETURNING *",
         )
         .bind(Timestamp::now().unix_ms())
         .bind(id.as_str())
         .bind(ctx.tenant_id().as_str())
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound { what: "API key" })?;
+        tx.commit().await?;
         rows::api_key(&row)
     }
 }

@@ -59,10 +59,11 @@ impl Store {
         after: u64,
         limit: Option<u32>,
     ) -> Result<Page<Event>> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM invocations WHERE tenant_id = $1 AND id = $2")
             .bind(ctx.tenant_id().as_str())
             .bind(id.as_str())
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound { what: "invocation" });
@@ -76,8 +77,9 @@ impl Store {
         .bind(id.as_str())
         .bind(i64::try_from(after).unwrap_or(i64::MAX))
         .bind(limit + 1)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let events = found.iter().map(rows::event).collect::<Result<Vec<_>>>()?;
         Ok(rows::page(events, limit, |e| e.seq.to_string()))
     }

@@ -40,7 +40,7 @@ impl Store {
         max_queued: u32,
     ) -> Result<(Invocation, bool)> {
         let now = Timestamp::now();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_scoped(ctx).await?;
         if let Some(key) = &new.idempotency_key {
             let existing = sqlx::query("SELECT * FROM invocations WHERE tenant_id = $1 AND idempotency_key = $2")
                 .bind(ctx.tenant_id().as_str())
@@ -101,17 +101,20 @@ impl Store {
     }
 
     pub async fn invocation_get(&self, ctx: &TenantCtx, id: &InvocationId) -> Result<Invocation> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
         let row = sqlx::query("SELECT * FROM invocations WHERE tenant_id = $1 AND id = $2")
             .bind(ctx.tenant_id().as_str())
             .bind(id.as_str())
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound { what: "invocation" })?;
+        tx.commit().await?;
         rows::invocation(&row)
     }
 
     pub async fn invocations_list(&self, ctx: &TenantCtx, filter: &InvocationFilter) -> Result<Page<Invocation>> {
         let limit = rows::page_limit(filter.limit);
+        let mut tx = self.begin_scoped_read(ctx).await?;
         let found = sqlx::query(
             "SELECT * FROM invocations
              WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) AND ($3 IS NULL OR agent_slug = $3)
@@ -124,8 +127,9 @@ impl Store {
         .bind(filter.status.map(InvocationStatus::as_str))
         .bind(&filter.thread_id)
         .bind(limit + 1)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let list = found.iter().map(rows::invocation).collect::<Result<Vec<_>>>()?;
         Ok(rows::page(list, limit, |i| i.id.to_string()))
     }
@@ -135,7 +139,7 @@ impl Store {
     /// Cancelling a finished invocation is a conflict.
     pub async fn invocation_cancel(&self, ctx: &TenantCtx, id: &InvocationId) -> Result<Invocation> {
         let now = Timestamp::now().unix_ms();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_scoped(ctx).await?;
         let stopped = sqlx::query(
             "UPDATE invocations SET status = 'cancelled', finished_at = $3,
                 error_code = 'cancelled', error_message = 'cancelled before it ran to completion'

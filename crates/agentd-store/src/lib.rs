@@ -4,6 +4,9 @@
 //! Every method that touches tenant data takes a [`TenantCtx`](agentd_core::TenantCtx)
 //! and filters on its tenant. Methods that are deliberately cross-tenant (the queue
 //! claim, credential lookup before a tenant is known) say `unscoped` in their name.
+//! On PostgreSQL the tenant-scoped ones also run inside `Store::begin_scoped`, under a
+//! role that row-level security confines to the caller's tenant, so a forgotten filter
+//! returns nothing instead of another tenant's rows.
 //!
 //! One code path serves both engines through sqlx's `Any` driver: the SQL is portable
 //! (`$N` parameters, `RETURNING`, integers as BIGINT) except where a statement says
@@ -28,8 +31,9 @@ mod workers;
 use std::path::Path;
 use std::time::Duration;
 
+use agentd_core::TenantCtx;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use agents::{NewAgent, NewVersion};
 pub use artifacts::NewArtifact;
@@ -144,6 +148,31 @@ impl Store {
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    /// A transaction on the writer confined to `ctx`'s tenant. On PostgreSQL it runs as
+    /// the `agentd_tenant` role with `agentd.tenant_id` set (both until it ends), so
+    /// row-level security hides and refuses every other tenant's rows; see migration
+    /// 0003. On SQLite it is a plain transaction.
+    pub(crate) async fn begin_scoped(&self, ctx: &TenantCtx) -> Result<Transaction<'static, Any>> {
+        self.confine(self.writer.begin().await?, ctx).await
+    }
+
+    /// [`Store::begin_scoped`] for reads: on SQLite a transaction on the read-only pool.
+    pub(crate) async fn begin_scoped_read(&self, ctx: &TenantCtx) -> Result<Transaction<'static, Any>> {
+        self.confine(self.reader.begin().await?, ctx).await
+    }
+
+    async fn confine(&self, mut tx: Transaction<'static, Any>, ctx: &TenantCtx) -> Result<Transaction<'static, Any>> {
+        if self.backend == Backend::Postgres {
+            // Both settings are transaction-local (`true`): COMMIT or ROLLBACK restores the
+            // connecting role before the connection goes back to the pool.
+            sqlx::query("SELECT set_config('role', 'agentd_tenant', true), set_config('agentd.tenant_id', $1, true)")
+                .bind(ctx.tenant_id().as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
     }
 
     /// A trivial round trip, for readiness probes.

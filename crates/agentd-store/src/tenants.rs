@@ -79,11 +79,13 @@ impl Store {
 
     /// The caller's own tenant.
     pub async fn tenant_get(&self, ctx: &TenantCtx) -> Result<Tenant> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
         let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
             .bind(ctx.tenant_id().as_str())
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound { what: "tenant" })?;
+        tx.commit().await?;
         rows::tenant(&row)
     }
 }

@@ -13,6 +13,8 @@ pub enum Backend {
 pub struct TestDb {
     pub url: String,
     postgres_name: Option<String>,
+    /// A login role made for this database alone, dropped with it.
+    postgres_owner: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -27,13 +29,38 @@ impl TestDb {
             Backend::Sqlite => TestDb {
                 url: format!("sqlite://{}", dir.path().join("agentd.db").display()),
                 postgres_name: None,
+                postgres_owner: None,
                 _dir: dir,
             },
             Backend::Postgres => {
                 let name = format!("agentd_test_{}", uuid::Uuid::now_v7().simple());
                 psql(&format!("CREATE DATABASE {name}"));
-                TestDb { url: format!("{}/{name}", server_url()), postgres_name: Some(name), _dir: dir }
+                TestDb {
+                    url: format!("{}/{name}", server_url()),
+                    postgres_name: Some(name),
+                    postgres_owner: None,
+                    _dir: dir,
+                }
             }
+        }
+    }
+
+    /// A new PostgreSQL database owned by, and reached as, a new login role that is not a
+    /// superuser (it has CREATEROLE, as a deployment's database user might).
+    pub fn create_postgres_with_own_user() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let suffix = uuid::Uuid::now_v7().simple();
+        let (owner, name) = (format!("agentd_owner_{suffix}"), format!("agentd_test_{suffix}"));
+        psql(&format!("CREATE ROLE {owner} LOGIN CREATEROLE"));
+        psql(&format!("CREATE DATABASE {name} OWNER {owner}"));
+        let server = server_url();
+        let (scheme, rest) = server.split_once("://").unwrap();
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        TestDb {
+            url: format!("{scheme}://{owner}@{host}/{name}"),
+            postgres_name: Some(name),
+            postgres_owner: Some(owner),
+            _dir: dir,
         }
     }
 }
@@ -42,6 +69,9 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(name) = &self.postgres_name {
             psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+        if let Some(owner) = &self.postgres_owner {
+            psql(&format!("DROP ROLE IF EXISTS {owner}"));
         }
     }
 }

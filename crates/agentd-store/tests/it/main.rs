@@ -10,6 +10,7 @@ use agentd_store::{
 };
 
 mod databases;
+mod rls;
 
 use databases::{Backend, TestDb};
 
