@@ -1,6 +1,6 @@
 //! Routes of invocations: invoke, list, read, logs, cancel.
 
-use agentd_core::{Event, Invocation, InvocationStatus, InvokeRequest, Page};
+use agentd_core::{Artifact, Event, Invocation, InvocationStatus, InvokeRequest, Page};
 use reqwest::Method;
 use serde::Serialize;
 
@@ -88,5 +88,18 @@ impl Client {
     /// its process tree killed.
     pub async fn invocation_cancel(&self, id: &str) -> Result<Invocation, ClientError> {
         self.call(self.route(Method::POST, &["v1", "invocations", id, "cancel"])?).await
+    }
+
+    /// `GET /v1/invocations/{id}/artifacts`: the files the run left in `/outputs` (first page).
+    pub async fn artifacts_list(&self, id: &str) -> Result<Page<Artifact>, ClientError> {
+        self.call(self.route(Method::GET, &["v1", "invocations", id, "artifacts"])?).await
+    }
+
+    /// `GET /v1/invocations/{id}/artifacts/{name}`: one artifact's bytes.
+    pub async fn artifact_download(&self, id: &str, name: &str) -> Result<Vec<u8>, ClientError> {
+        let mut segments = vec!["v1", "invocations", id, "artifacts"];
+        segments.extend(name.split('/'));
+        let response = self.call_raw(self.route(Method::GET, &segments)?).await?;
+        Ok(response.bytes().await.map_err(ClientError::Transport)?.to_vec())
     }
 }

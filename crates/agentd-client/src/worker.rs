@@ -54,4 +54,19 @@ impl Client {
         let response = self.call_raw(self.route(Method::GET, &["v1", "worker", "bundles", digest])?).await?;
         Ok(response.bytes().await.map_err(ClientError::Transport)?.to_vec())
     }
+
+    /// Uploads one artifact of a run (its bytes and its name below `/outputs`); false when
+    /// the lease is no longer this worker's.
+    pub async fn worker_artifact(&self, lease: &RunLease, name: &str, bytes: Vec<u8>) -> Result<bool, ClientError> {
+        let attempt = lease.attempt.to_string();
+        let query = [
+            ("invocation_id", lease.invocation_id.as_str()),
+            ("lease_owner", lease.lease_owner.as_str()),
+            ("attempt", attempt.as_str()),
+            ("name", name),
+        ];
+        let builder = self.route(Method::POST, &["v1", "worker", "artifacts"])?.query(&query).body(bytes);
+        let applied: Applied = self.call(builder).await?;
+        Ok(applied.applied)
+    }
 }

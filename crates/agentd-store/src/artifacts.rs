@@ -21,7 +21,10 @@ impl Store {
     /// A name written again (a later attempt) replaces the earlier row.
     pub async fn artifact_record(&self, run: &RunLease, artifact: &NewArtifact) -> Result<bool> {
         if !Artifact::is_valid_name(&artifact.name) {
-            return Err(StoreError::conflict("artifact_name_invalid", format!("`{}` is not a clean relative path", artifact.name)));
+            return Err(StoreError::conflict(
+                "artifact_name_invalid",
+                format!("`{}` is not a clean relative path", artifact.name),
+            ));
         }
         let recorded = sqlx::query(
             "INSERT INTO invocation_artifacts (invocation_id, name, tenant_id, size, digest, attempt, created_at)
@@ -51,10 +54,11 @@ impl Store {
         limit: Option<u32>,
         cursor: Option<&str>,
     ) -> Result<Page<Artifact>> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM invocations WHERE tenant_id = $1 AND id = $2")
             .bind(ctx.tenant_id().as_str())
             .bind(id.as_str())
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound { what: "invocation" });
@@ -68,20 +72,24 @@ impl Store {
         .bind(id.as_str())
         .bind(cursor.unwrap_or(""))
         .bind(limit + 1)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let artifacts = found.iter().map(artifact).collect::<Result<Vec<_>>>()?;
         Ok(rows::page(artifacts, limit, |a| a.name.clone()))
     }
 
     /// One artifact of one of the caller's invocations.
     pub async fn artifact_get(&self, ctx: &TenantCtx, id: &InvocationId, name: &str) -> Result<Artifact> {
-        let found = sqlx::query("SELECT * FROM invocation_artifacts WHERE tenant_id = $1 AND invocation_id = $2 AND name = $3")
-            .bind(ctx.tenant_id().as_str())
-            .bind(id.as_str())
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await?;
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        let found =
+            sqlx::query("SELECT * FROM invocation_artifacts WHERE tenant_id = $1 AND invocation_id = $2 AND name = $3")
+                .bind(ctx.tenant_id().as_str())
+                .bind(id.as_str())
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
         found.as_ref().map(artifact).transpose()?.ok_or(StoreError::NotFound { what: "artifact" })
     }
 }

@@ -12,11 +12,13 @@ const SQLITE: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql")),
     (2, "worker_tokens", include_str!("../migrations/sqlite/0002_worker_tokens.sql")),
     (3, "row_level_security", include_str!("../migrations/sqlite/0003_row_level_security.sql")),
+    (4, "artifacts", include_str!("../migrations/sqlite/0004_artifacts.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
     (2, "worker_tokens", include_str!("../migrations/postgres/0002_worker_tokens.sql")),
     (3, "row_level_security", include_str!("../migrations/postgres/0003_row_level_security.sql")),
+    (4, "artifacts", include_str!("../migrations/postgres/0004_artifacts.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

@@ -77,6 +77,20 @@ impl RunSource {
         }
     }
 
+    /// Stores one artifact of a run: the bytes in the blob store, the record fenced by
+    /// the lease. False when the lease is no longer ours.
+    pub async fn artifact(&self, run: &RunLease, name: &str, bytes: Vec<u8>) -> Result<bool, SourceError> {
+        match self {
+            RunSource::Embedded { store, blobs, .. } => {
+                let size = bytes.len() as u64;
+                let digest = blobs.put(bytes.into()).await?;
+                let artifact = agentd_store::NewArtifact { name: name.to_owned(), size, digest };
+                Ok(store.artifact_record(run, &artifact).await?)
+            }
+            RunSource::Remote { client } => Ok(client.worker_artifact(run, name, bytes).await?),
+        }
+    }
+
     /// Pushed cancel requests, where the source has them; a remote worker learns of a
     /// cancel from its next heartbeat instead.
     pub fn signals(&self) -> Option<broadcast::Receiver<Signal>> {

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use agentd_core::{Artifact, InvocationId, WorkerTokenId};
 use agentd_core::queue::{
     AppendEventsRequest, Applied, ClaimRequest, CompleteRequest, HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
     RunLease,
 };
+use agentd_core::{Artifact, InvocationId, WorkerTokenId};
 use agentd_store::{NewArtifact, RetryPolicy, hash_secret};
 use axum::Json;
 use axum::body::Body;

@@ -47,6 +47,7 @@ impl TestDb {
 
     /// A new PostgreSQL database owned by, and reached as, a new login role that is not a
     /// superuser (it has CREATEROLE, as a deployment's database user might).
+    #[allow(dead_code, reason = "this file is shared with the app suite, which does not need it")]
     pub fn create_postgres_with_own_user() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let suffix = uuid::Uuid::now_v7().simple();

@@ -11,6 +11,8 @@ use agentd_store::{
 
 mod databases;
 mod rls;
+#[cfg(feature = "s3")]
+mod s3_server;
 
 use databases::{Backend, TestDb};
 
@@ -35,6 +37,8 @@ macro_rules! on_both_stores {
         }
     };
 }
+
+mod blobs_artifacts;
 
 async fn tenant(store: &Store, slug: &str) -> TenantCtx {
     let (tenant, user, _) = store
