@@ -116,6 +116,19 @@ impl TestApp {
         app
     }
 
+    /// A second `serve` process on the same database with its own, separate data dir (as
+    /// a replica on another machine has) and `extra_env` on top of this app's environment.
+    pub async fn replica_apart(&self, extra_env: &[(&str, &str)]) -> TestApp {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join("replica-data");
+        let mut env = self.env.clone();
+        env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let mut app =
+            TestApp { base_url: String::new(), data_dir, _tmp: tmp, child: None, env, db_url: self.db_url.clone(), _db: None };
+        app.start().await;
+        app
+    }
+
     /// SIGTERM and wait: a clean shutdown.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -20,9 +20,12 @@ macro_rules! on_both_stores {
 
 #[path = "../../../agentd-store/tests/it/databases.rs"]
 mod databases;
+#[path = "../../../agentd-store/tests/it/s3_server.rs"]
+mod s3_server;
 
 mod accounts;
 mod agents;
+mod artifacts;
 mod bundles;
 mod cli;
 mod harness;
