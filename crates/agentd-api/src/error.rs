@@ -40,6 +40,14 @@ impl ApiError {
     pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> ApiError {
         ApiError::Internal(Box::new(err))
     }
+
+    /// The stable machine code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Problem { code, .. } => code,
+            ApiError::Internal(_) => "internal",
+        }
+    }
 }
 
 impl From<agentd_store::StoreError> for ApiError {

@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod artifacts;
+mod events;
 mod health;
 mod invocations;
 mod keys;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/invocations", get(invocations::list))
         .route("/invocations/{id}", get(invocations::show))
         .route("/invocations/{id}/logs", get(invocations::logs))
+        .route("/invocations/{id}/events", get(events::stream))
         .route("/invocations/{id}/cancel", post(invocations::cancel))
         .route("/invocations/{id}/artifacts", get(artifacts::list))
         .route("/invocations/{id}/artifacts/{*name}", get(artifacts::download))

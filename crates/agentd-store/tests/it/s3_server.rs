@@ -61,8 +61,11 @@ impl S3Server {
         }
         // moto accepts unsigned requests, so plain HTTP creates the bucket.
         let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(conn, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        write!(
+            conn,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut reply = String::new();
         conn.read_to_string(&mut reply).unwrap();
         assert!(reply.starts_with("HTTP/1.1 200"), "creating the bucket: {reply}");

@@ -123,8 +123,15 @@ impl TestApp {
         let data_dir = tmp.path().join("replica-data");
         let mut env = self.env.clone();
         env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let mut app =
-            TestApp { base_url: String::new(), data_dir, _tmp: tmp, child: None, env, db_url: self.db_url.clone(), _db: None };
+        let mut app = TestApp {
+            base_url: String::new(),
+            data_dir,
+            _tmp: tmp,
+            child: None,
+            env,
+            db_url: self.db_url.clone(),
+            _db: None,
+        };
         app.start().await;
         app
     }

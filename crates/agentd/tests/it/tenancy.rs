@@ -27,6 +27,7 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         (Method::POST, "/v1/agents/shell-wc/invoke".into(), Some(json!({"input": {}}))),
         (Method::GET, format!("/v1/invocations/{inv}"), None),
         (Method::GET, format!("/v1/invocations/{inv}/logs"), None),
+        (Method::GET, format!("/v1/invocations/{inv}/events"), None),
         (Method::GET, format!("/v1/invocations/{inv}/artifacts"), None),
         (Method::GET, format!("/v1/invocations/{inv}/artifacts/report.txt"), None),
         (Method::POST, format!("/v1/invocations/{inv}/cancel"), None),
