@@ -178,3 +178,15 @@ fn egress(network: &NetworkPolicy) -> Egress {
         NetworkPolicy::AllowHosts(hosts) => Egress::AllowHosts(hosts.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifests_network_policy_becomes_the_runs_egress() {
+        assert_eq!(egress(&NetworkPolicy::Denied), Egress::Denied);
+        let hosts = vec!["api.example.com".to_owned(), "*.files.example.com".to_owned()];
+        assert_eq!(egress(&NetworkPolicy::AllowHosts(hosts.clone())), Egress::AllowHosts(hosts));
+    }
+}

@@ -18,6 +18,10 @@ pub fn tests() -> Vec<Test> {
         ),
         ("egress_works_for_curl_with_a_connect_tunnel", egress_works_for_curl_with_a_connect_tunnel),
         ("egress_denied_runs_get_no_proxy_at_all", egress_denied_runs_get_no_proxy_at_all),
+        (
+            "hostile_egress_requests_are_refused_and_a_connection_flood_ends_with_the_run",
+            hostile_egress_requests_are_refused_and_a_connection_flood_ends_with_the_run,
+        ),
     ]
 }
 
@@ -177,5 +181,44 @@ fn egress_denied_runs_get_no_proxy_at_all() {
     );
     assert_eq!(run.outcome.termination, Termination::Exited(0), "{:?}", run.lines);
     assert_eq!(run.stdout(), ["[]", "proxy port Connection refused"]);
+    env.assert_contained_and_healthy();
+}
+
+const HOSTILE_CLIENT: &str = r#"
+import socket, sys
+def ask(raw):
+    s = socket.create_connection(('127.0.0.1', 3128), timeout=10)
+    try:
+        s.sendall(raw)
+        return s.recv(4096).decode().split(' ')[1]
+    except OSError as e:
+        return 'error %s' % e
+    finally:
+        s.close()
+print('oversized', ask(b'GET http://allowed.test/ HTTP/1.1\r\nX-Pad: ' + b'a' * 20000 + b'\r\n\r\n'))
+print('garbage', ask(b'\x16\x03\x01 hello\r\n\r\n'))
+print('https uri', ask(b'GET https://allowed.test/ HTTP/1.1\r\n\r\n'))
+print('credentials', ask(b'GET http://user:pw@allowed.test/ HTTP/1.1\r\n\r\n'))
+print('closed port', ask(('CONNECT allowed.test:%s HTTP/1.1\r\n\r\n' % sys.argv[1]).encode()))
+# Far more idle connections than the proxy serves at once; exiting must end the run.
+flood = []
+for _ in range(150):
+    s = socket.socket(); s.settimeout(5); s.connect(('127.0.0.1', 3128)); s.sendall(b'GET http://allowed.test/'); flood.append(s)
+print('flooded', len(flood))
+"#;
+
+fn hostile_egress_requests_are_refused_and_a_connection_flood_ends_with_the_run() {
+    let env = egress_env();
+    // A port with nothing behind it on the exempted address.
+    let closed = TcpListener::bind("127.0.0.2:0").unwrap().local_addr().unwrap().port().to_string();
+    let mut spec = env.spec("/usr/bin/python3", &["-c", HOSTILE_CLIENT, &closed]);
+    spec.egress = allowed_hosts();
+    let run = env.run(spec).unwrap();
+    assert_eq!(run.outcome.termination, Termination::Exited(0), "{:?}", run.lines);
+    assert_eq!(
+        run.stdout(),
+        ["oversized 431", "garbage 400", "https uri 400", "credentials 400", "closed port 502", "flooded 150"]
+    );
+    assert!(run.outcome.wall < std::time::Duration::from_secs(10), "{:?}", run.outcome.wall);
     env.assert_contained_and_healthy();
 }
