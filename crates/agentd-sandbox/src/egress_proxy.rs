@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::egress::{EgressSettings, host_allowed, is_denied};
-use crate::egress_bridge::SOCKET_NAME;
+use crate::egress_bridge::{SOCKET_NAME, proxy_env};
 use crate::error::SandboxError;
 use crate::namespaces::{HOST_ID_BASE, IdMapping};
 
@@ -43,47 +43,64 @@ pub(crate) struct Policy {
     pub settings: EgressSettings,
 }
 
-/// Binds the run's proxy socket in `run_dir`, where the run's init finds it, usable by the
-/// sandbox's root only (the init's host uid).
-pub(crate) fn listen(run_dir: &Path, mapping: IdMapping) -> Result<UnixListener, SandboxError> {
-    let path = run_dir.join(SOCKET_NAME);
-    let failed = |action: &str| {
-        let action = format!("could not {action} the egress proxy socket {}", path.display());
-        move |e| SandboxError::io(action, e)
-    };
-    let listener = UnixListener::bind(&path).map_err(failed("bind"))?;
-    if mapping == IdMapping::Range {
-        let id = Some(HOST_ID_BASE);
-        std::os::unix::fs::chown(&path, id, id).map_err(failed("hand over"))?;
-    }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed("restrict"))?;
-    Ok(listener)
+/// One run's proxy: its socket, bound in the run dir, and its policy.
+pub(crate) struct RunProxy {
+    listener: UnixListener,
+    policy: Arc<Policy>,
 }
 
-/// Serves the run's proxy until dropped.
-pub(crate) async fn serve(listener: UnixListener, policy: Arc<Policy>) -> Infallible {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        // Reap finished connections so the set does not grow over a long run.
-        while connections.try_join_next().is_some() {}
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return std::future::pending().await; // the semaphore is never closed
+impl RunProxy {
+    /// Binds the proxy socket in `run_dir`, where the run's bridge finds it, usable by the
+    /// sandbox's root only (the bridge's host uid), and points the run's `env` at the proxy.
+    pub(crate) fn open(
+        run_dir: &Path,
+        mapping: IdMapping,
+        policy: Policy,
+        env: &mut Vec<(String, String)>,
+    ) -> Result<RunProxy, SandboxError> {
+        let path = run_dir.join(SOCKET_NAME);
+        let failed = |action: &str| {
+            let action = format!("could not {action} the egress proxy socket {}", path.display());
+            move |e| SandboxError::io(action, e)
         };
-        match listener.accept().await {
-            Ok((client, _)) => {
-                let policy = policy.clone();
-                connections.spawn(async move {
-                    if let Err(e) = handle(client, &policy).await {
-                        tracing::debug!(error = %e, "egress connection ended with an error");
-                    }
-                    drop(slot);
-                });
-            }
-            Err(e) => {
-                // EMFILE and the like: back off briefly instead of spinning on the error.
-                tracing::warn!(error = %e, "egress proxy cannot accept");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        let listener = UnixListener::bind(&path).map_err(failed("bind"))?;
+        if mapping == IdMapping::Range {
+            let id = Some(HOST_ID_BASE);
+            std::os::unix::fs::chown(&path, id, id).map_err(failed("hand over"))?;
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed("restrict"))?;
+        let proxy_env = proxy_env();
+        env.retain(|(name, _)| !proxy_env.iter().any(|(ours, _)| ours == name));
+        env.extend(proxy_env);
+        Ok(RunProxy { listener, policy: Arc::new(policy) })
+    }
+
+    /// Serves until dropped; dropping it closes every connection it carries.
+    pub(crate) async fn serve(self) -> Infallible {
+        let RunProxy { listener, policy } = self;
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut connections = JoinSet::new();
+        loop {
+            // Reap finished connections so the set does not grow over a long run.
+            while connections.try_join_next().is_some() {}
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return std::future::pending().await; // the semaphore is never closed
+            };
+            match listener.accept().await {
+                Ok((client, _)) => {
+                    let policy = policy.clone();
+                    connections.spawn(async move {
+                        if let Err(e) = handle(client, &policy).await {
+                            tracing::debug!(error = %e, "egress connection ended with an error");
+                        }
+                        drop(slot);
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and the like: back off briefly instead of spinning on the error.
+                    tracing::warn!(error = %e, "egress proxy cannot accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
     }

@@ -9,7 +9,6 @@
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixStream;
@@ -19,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cgroup::{RunCgroup, Usage};
 use crate::egress::{Egress, EgressSettings};
-use crate::egress_proxy::{self, Policy};
+use crate::egress_proxy::{Policy, RunProxy};
 use crate::error::SandboxError;
 use crate::host::HostSupport;
+use crate::launch;
 use crate::mounts::ROOT_MOUNTPOINT;
 use crate::namespaces::IdMapping;
 use crate::output::Output;
@@ -31,7 +31,6 @@ use crate::protocol::{self, AgentStatus, FromInit, InitConfig, ToInit};
 use crate::rlimits::AgentRlimits;
 use crate::spec::{OutputLine, RunOutcome, RunSpec, Termination};
 use crate::supervise::{Ending, supervise};
-use crate::{egress_bridge, launch};
 
 /// How long the init gets to kill and reap the sandbox before it is SIGKILLed itself.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -96,11 +95,8 @@ impl Sandbox {
         let proxy = match egress {
             Egress::Denied => None,
             Egress::AllowHosts(hosts) => {
-                let listener = egress_proxy::listen(run_dir.path(), self.mapping)?;
-                let proxy_env = egress_bridge::proxy_env();
-                env.retain(|(name, _)| !proxy_env.iter().any(|(ours, _)| ours == name));
-                env.extend(proxy_env);
-                Some((listener, Arc::new(Policy { hosts, settings: self.settings.egress.clone() })))
+                let policy = Policy { hosts, settings: self.settings.egress.clone() };
+                Some(RunProxy::open(run_dir.path(), self.mapping, policy, &mut env)?)
             }
         };
         let config = InitConfig {
@@ -130,7 +126,7 @@ impl Sandbox {
         // connection it carries.
         let proxy = async {
             match proxy {
-                Some((listener, policy)) => egress_proxy::serve(listener, policy).await,
+                Some(proxy) => proxy.serve().await,
                 None => std::future::pending().await,
             }
         };
