@@ -3,7 +3,9 @@
 //! kernel would still refuse it: the agent may read and execute the runtime dirs, `/etc`,
 //! `/agent` and the extra mounts; read `/proc` and `/dev`; write only `/work`, `/tmp`,
 //! `/outputs`, `/dev/shm` and the harmless devices. Nothing else, not even `/`'s listing.
-//! ABI 6 also scopes signals and abstract unix sockets to the run's own processes.
+//! ABI 6 also scopes signals and abstract unix sockets to the run's own processes. TCP
+//! rights (`AccessNet`) are deliberately not handled: the network namespace is the wall,
+//! and an agent with egress must connect to its proxy at `127.0.0.1:3128`.
 //!
 //! Best effort: on a kernel without Landlock (or with an older ABI) the ruleset is applied
 //! as far as the kernel goes; `Sandbox::new` probes the ABI and reports what is missing.

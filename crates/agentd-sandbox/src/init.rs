@@ -7,6 +7,10 @@
 //! kills PID 1, and it exits once PID 1 has been reaped, which the kernel allows only after
 //! every process of the namespace is gone. PID 1 builds the root, forks the agent, reaps
 //! zombies, reports the agent's wait status and exits, which kills whatever is left.
+//!
+//! Two optional duties: with egress, the init (already in the run's network namespace)
+//! starts the egress bridge process once PID 1 is forked; with `collect_outputs`, PID 1 kills
+//! what the agent left behind and copies `/outputs` out before it reports the status.
 
 use std::fs::File;
 use std::io;
@@ -18,14 +22,15 @@ use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::prctl;
 use nix::sys::signal::{Signal, kill};
+use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, Uid, chdir, fork, pipe2, setgroups, sethostname, setsid};
 
-use crate::agent;
 use crate::mounts::RootPlan;
+use crate::outputs::{self, Collected};
 use crate::protocol::{AgentStatus, FromInit, InitConfig, ToInit, read_frame, write_frame};
 use crate::step::{Stage, StepError};
-use crate::{namespaces, network, seccomp};
+use crate::{agent, egress_bridge, namespaces, network, seccomp};
 
 /// Inherited fds are moved at or above this number, clear of 0–3 which the agent needs.
 const FIRST_PRIVATE_FD: RawFd = 10;
@@ -126,6 +131,19 @@ fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd) -> Result<(), Ste
     }
     // PID 1 watches the read end: EOF means the init died before PR_SET_PDEATHSIG held.
     let (lifeline_read, lifeline_write) = pipe2(OFlag::O_CLOEXEC).stage(|| "creating the lifeline pipe".into())?;
+    // Opened with the supervisor's uid, which may write where the sandbox's root may not
+    // look up paths; the fd survives the pivot_root that hides the host.
+    let outputs_target = match &config.collect_outputs {
+        Some(dir) => Some(
+            nix::fcntl::open(
+                dir,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .stage(|| format!("opening the outputs directory {}", dir.display()))?,
+        ),
+        None => None,
+    };
     namespaces::unshare_all().stage(|| "unsharing namespaces".into())?;
     // Sources must be opened in the new mount namespace (binds from another one fail), and
     // before becoming root inside, which is nobody on the host.
@@ -140,20 +158,41 @@ fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd) -> Result<(), Ste
     // makes that cgroup the root of what the agent sees in /proc/self/cgroup.
     namespaces::unshare_cgroup().stage(|| "unsharing the cgroup namespace".into())?;
     network::bring_up_loopback().stage(|| "bringing up the loopback interface".into())?;
+    let bridge = match config.egress_bridge {
+        true => Some(egress_bridge::bind().stage(|| "listening on the egress proxy port".into())?),
+        false => None,
+    };
 
     // SAFETY: the init is single-threaded (it runs before any thread is started).
     match unsafe { fork() }.stage(|| "forking PID 1".into())? {
         ForkResult::Child => {
-            drop(lifeline_write);
-            pid1(ctl, config, plan, &events, lifeline_read)
+            drop((lifeline_write, bridge));
+            let ends = Pid1Ends { events, lifeline: lifeline_read, outputs_target };
+            pid1(ctl, config, plan, ends)
         }
         ForkResult::Parent { child } => {
-            drop((plan, events, lifeline_read));
+            drop((plan, events, lifeline_read, outputs_target));
+            if let Some(listener) = bridge
+                && let Err(e) = egress_bridge::start(listener)
+            {
+                let _ = kill(child, Signal::SIGKILL); // ESRCH: already dead
+                let _ = reap(child); // ECHILD: already reaped
+                return Err(e).stage(|| "starting the egress bridge".into());
+            }
             let watched = watch(ctl, child);
             drop(lifeline_write);
             watched
         }
     }
+}
+
+/// The fds PID 1 takes over from the init.
+struct Pid1Ends {
+    events: OwnedFd,
+    /// Read end of the lifeline pipe (EOF: the init is gone).
+    lifeline: OwnedFd,
+    /// The host directory `/outputs` is copied into, if any.
+    outputs_target: Option<OwnedFd>,
 }
 
 /// The init after the fork: wait for PID 1, killing it on the supervisor's request.
@@ -181,7 +220,8 @@ fn watch(ctl: &UnixStream, pid1: Pid) -> Result<(), StepError> {
 }
 
 /// PID 1 of the new PID namespace. Never returns.
-fn pid1(ctl: &UnixStream, config: &InitConfig, plan: RootPlan, events: &OwnedFd, lifeline: OwnedFd) -> ! {
+fn pid1(ctl: &UnixStream, config: &InitConfig, plan: RootPlan, ends: Pid1Ends) -> ! {
+    let Pid1Ends { events, lifeline, outputs_target } = ends;
     let result = (|| {
         prctl::set_pdeathsig(Signal::SIGKILL).stage(|| "setting the parent-death signal".into())?;
         if init_is_gone(&lifeline) {
@@ -191,7 +231,12 @@ fn pid1(ctl: &UnixStream, config: &InitConfig, plan: RootPlan, events: &OwnedFd,
         drop(lifeline);
         plan.build()?;
         sethostname("agentd").stage(|| "setting the hostname".into())?;
-        start_agent(ctl, config, events.as_raw_fd())
+        let status = start_agent(ctl, config, events.as_raw_fd())?;
+        if let Some(target) = outputs_target {
+            let collected = collect_outputs(&target, config.outputs_bytes)?;
+            write_frame(ctl, &FromInit::Outputs(collected)).stage(|| "reporting the outputs".into())?;
+        }
+        Ok(status)
     })();
     let code = match result {
         Ok(status) => match write_frame(ctl, &FromInit::Exited(status)) {
@@ -239,6 +284,24 @@ fn start_agent(ctl: &UnixStream, config: &InitConfig, events: RawFd) -> Result<A
             Err(e) => return Err(e).stage(|| "waiting for the agent".into()),
         }
     }
+}
+
+/// Kills every process the agent left behind (so nothing can change `/outputs` any more),
+/// reaps them, then copies `/outputs` out.
+fn collect_outputs(target: &OwnedFd, max_bytes: u64) -> Result<Collected, StepError> {
+    // -1 from PID 1: every other process of this PID namespace, and only those.
+    match kill(Pid::from_raw(-1), Signal::SIGKILL) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => return Err(e).stage(|| "killing the agent's leftover processes".into()),
+    }
+    loop {
+        match waitpid(None, None) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => break,
+            Err(e) => return Err(e).stage(|| "reaping the agent's leftover processes".into()),
+        }
+    }
+    Ok(outputs::collect(target, max_bytes))
 }
 
 fn reap(pid: Pid) -> nix::Result<()> {

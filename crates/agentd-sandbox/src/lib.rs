@@ -3,6 +3,9 @@
 mod agent;
 mod cgroup;
 mod cgroup_fs;
+mod egress;
+mod egress_bridge;
+mod egress_proxy;
 mod error;
 mod fs_access;
 mod host;
@@ -12,6 +15,7 @@ mod mounts;
 mod namespaces;
 mod network;
 mod output;
+mod outputs;
 mod privileges;
 mod probe;
 mod protocol;
@@ -23,11 +27,14 @@ mod step;
 mod supervise;
 mod unsandboxed;
 
+pub use egress::{Egress, EgressSettings, InvalidNetwork, IpNetwork};
 pub use error::SandboxError;
 pub use init::init_main;
 pub use namespaces::{AGENT_ID, HOST_ID_BASE, HOST_ID_COUNT};
 pub use sandbox::{Sandbox, SandboxSettings};
-pub use spec::{BUNDLE_MOUNT, OUTPUTS_MOUNT, OutputLine, RunLimits, RunOutcome, RunSpec, Stream, Termination};
+pub use spec::{
+    BUNDLE_MOUNT, OUTPUTS_MOUNT, OutputFile, OutputLine, RunLimits, RunOutcome, RunSpec, Stream, Termination,
+};
 pub use unsandboxed::run_unsandboxed;
 
 /// `argv[1]` that makes the agentd binary (or a test binary) act as the sandbox init.

@@ -2,8 +2,9 @@
 //! carrying length-prefixed JSON frames (u32 little-endian length, then the message).
 //!
 //! Sequence: supervisor → `Config`; init unshares → `Unshared`; supervisor writes the id
-//! maps → `Go`; the sandbox's PID 1 later reports `Exited` (the agent's real wait status) or
-//! any process inside reports `Failed` before the program runs. `Kill` (or EOF on the
+//! maps → `Go`; the sandbox's PID 1 later reports `Outputs` (only when it copies `/outputs`
+//! out) and `Exited` (the agent's real wait status), or any process inside reports `Failed`
+//! before the program runs. `Kill` (or EOF on the
 //! supervisor's side) makes the init kill PID 1, which tears down the whole PID namespace.
 //! Writers inside the sandbox never write concurrently (each step follows the previous
 //! one), so frames never interleave.
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::outputs::Collected;
 use crate::rlimits::AgentRlimits;
 use crate::seccomp;
 
@@ -44,6 +46,10 @@ pub(crate) struct InitConfig {
     /// The run cgroup's `tasks` / `cgroup.procs` files: the init writes `0` into each
     /// before anything else, so the whole sandbox lives in the run's cgroup.
     pub cgroup_files: Vec<PathBuf>,
+    /// Listen on the proxy port inside and carry connections to the run dir's proxy socket.
+    pub egress_bridge: bool,
+    /// Host directory `/outputs` is copied into when the agent ends by itself.
+    pub collect_outputs: Option<PathBuf>,
 }
 
 /// Supervisor → init.
@@ -63,6 +69,8 @@ pub(crate) enum FromInit {
     Unshared,
     /// A setup step failed; the program did not run.
     Failed { stage: String, message: String },
+    /// What was copied out of `/outputs` (sent right before `Exited`).
+    Outputs(Collected),
     /// The program ended with this status.
     Exited(AgentStatus),
 }

@@ -17,17 +17,20 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cgroup::{RunCgroup, Usage};
+use crate::egress::{Egress, EgressSettings};
+use crate::egress_proxy::{Policy, RunProxy};
 use crate::error::SandboxError;
 use crate::host::HostSupport;
 use crate::launch;
 use crate::mounts::ROOT_MOUNTPOINT;
 use crate::namespaces::IdMapping;
 use crate::output::Output;
+use crate::outputs::{Collected, LentDir};
 use crate::probe;
 use crate::protocol::{self, AgentStatus, FromInit, InitConfig, ToInit};
 use crate::rlimits::AgentRlimits;
 use crate::spec::{OutputLine, RunOutcome, RunSpec, Termination};
-use crate::supervise::supervise;
+use crate::supervise::{Ending, supervise};
 
 /// How long the init gets to kill and reap the sandbox before it is SIGKILLed itself.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -40,6 +43,8 @@ pub struct SandboxSettings {
     pub init_program: PathBuf,
     /// Host dir where per-run temp dirs are created (and removed after the run).
     pub scratch_dir: PathBuf,
+    /// The egress proxy's operator settings (exempted networks, fixed name answers).
+    pub egress: EgressSettings,
 }
 
 /// Runs programs in isolation. Cheap to share: `run` takes `&self`.
@@ -79,11 +84,21 @@ impl Sandbox {
         if self.mapping == IdMapping::Range {
             probe::check_readable_by_others(&spec.bundle_dir)?;
         }
+        // Before anything of the run exists, so that a refusal leaves nothing to clean up.
+        let outputs_dir = spec.collect_outputs.as_deref().map(|dir| LentDir::lend(dir, self.mapping)).transpose()?;
         let started = Instant::now();
         let run_dir = create_run_dir(&self.settings.scratch_dir)?;
         let cgroup = self.host.run_cgroup(run_dir.path(), &spec.limits)?;
         let (agent_uid, agent_gid) = self.mapping.agent_ids();
-        let RunSpec { program, args, env, bundle_dir, extra_ro_mounts, stdin, limits } = spec;
+        let RunSpec { program, args, mut env, bundle_dir, extra_ro_mounts, stdin, limits, egress, collect_outputs } =
+            spec;
+        let proxy = match egress {
+            Egress::Denied => None,
+            Egress::AllowHosts(hosts) => {
+                let policy = Policy { hosts, settings: self.settings.egress.clone() };
+                Some(RunProxy::open(run_dir.path(), self.mapping, policy, &mut env)?)
+            }
+        };
         let config = InitConfig {
             program,
             args,
@@ -100,13 +115,31 @@ impl Sandbox {
             seccomp: self.host.seccomp.clone(),
             landlock: self.host.landlock_abi > 0,
             cgroup_files: cgroup.as_ref().map(RunCgroup::self_attach_files).unwrap_or_default(),
+            egress_bridge: proxy.is_some(),
+            collect_outputs,
         };
         let (mut init, pipes, mut ctl) = launch::spawn_init(&self.settings.init_program)?;
         let output = Output::new(lines, limits.max_output_bytes, limits.max_line_bytes);
-        let driven = drive(&mut ctl, &mut init, config, self.mapping);
-        let ending = supervise(pipes, stdin, &limits, &output, &cancel, driven).await;
+        let mut collected = None;
+        let driven = drive(&mut ctl, &mut init, config, self.mapping, &mut collected);
+        // The proxy lives exactly as long as the supervised run: dropping it closes every
+        // connection it carries.
+        let proxy = async {
+            match proxy {
+                Some(proxy) => proxy.serve().await,
+                None => std::future::pending().await,
+            }
+        };
+        let ending = tokio::select! {
+            biased;
+            ending = supervise(pipes, stdin, &limits, &output, &cancel, driven) => ending,
+            never = proxy => match never {},
+        };
         stop(&mut ctl, &mut init).await;
         let usage = cgroup.map(finish_cgroup).unwrap_or_default();
+        // Only now is PID 1, the one writer of the outputs dir, surely gone.
+        let finished = matches!(ending, Ok(Ending::Finished(_)));
+        let outputs = outputs_dir.map(|dir| dir.take_back(collected.filter(|_| finished))).unwrap_or_default();
         if let Err(e) = run_dir.close() {
             tracing::warn!(error = %e, "could not remove the run's scratch dir");
         }
@@ -117,6 +150,7 @@ impl Sandbox {
             output_bytes: output.total(),
             cpu: usage.cpu,
             peak_memory_bytes: usage.peak_memory_bytes,
+            outputs,
         })
     }
 }
@@ -163,6 +197,7 @@ async fn drive(
     init: &mut Child,
     config: InitConfig,
     mapping: IdMapping,
+    collected: &mut Option<Collected>,
 ) -> Result<AgentStatus, SandboxError> {
     let pid = init.id().ok_or_else(|| SandboxError::protocol("the init exited at once"))?;
     let send_failed = |e| SandboxError::io("could not write to the sandbox init", e);
@@ -173,13 +208,16 @@ async fn drive(
     }
     mapping.write_maps(pid)?;
     protocol::send(ctl, &ToInit::Go).await.map_err(send_failed)?;
-    match protocol::recv(ctl).await {
-        Ok(Some(FromInit::Exited(status))) => {
-            // The init exits as soon as PID 1 (and with it the namespace) is gone.
-            init.wait().await.map_err(|e| SandboxError::io("could not wait for the sandbox init", e))?;
-            Ok(status)
+    loop {
+        match protocol::recv(ctl).await {
+            Ok(Some(FromInit::Outputs(files))) => *collected = Some(files),
+            Ok(Some(FromInit::Exited(status))) => {
+                // The init exits as soon as PID 1 (and with it the namespace) is gone.
+                init.wait().await.map_err(|e| SandboxError::io("could not wait for the sandbox init", e))?;
+                return Ok(status);
+            }
+            other => return Err(unexpected(other, init, "running the program").await),
         }
-        other => Err(unexpected(other, init, "running the program").await),
     }
 }
 
@@ -238,7 +276,11 @@ mod tests {
     fn run_futures_are_send() {
         fn assert_send<T: Send>(_: &T) {}
         let sandbox = Sandbox {
-            settings: SandboxSettings { init_program: "/nonexistent".into(), scratch_dir: "/nonexistent".into() },
+            settings: SandboxSettings {
+                init_program: "/nonexistent".into(),
+                scratch_dir: "/nonexistent".into(),
+                egress: EgressSettings::default(),
+            },
             mapping: IdMapping::Range,
             host: HostSupport::none(),
         };
@@ -250,6 +292,8 @@ mod tests {
             extra_ro_mounts: Vec::new(),
             stdin: Vec::new(),
             limits: RunLimits::default(),
+            egress: Egress::AllowHosts(vec!["example.com".into()]),
+            collect_outputs: Some("/nonexistent".into()),
         };
         let (tx, _rx) = mpsc::channel(1);
         let sandboxed = sandbox.run(spec.clone(), tx.clone(), CancellationToken::new());

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::egress::Egress;
 use crate::error::SandboxError;
 
 /// The path where the bundle is mounted inside the sandbox.
@@ -31,6 +32,14 @@ pub struct RunSpec {
     /// Written to the program's stdin, which is then closed.
     pub stdin: Vec<u8>,
     pub limits: RunLimits,
+    /// Network access beyond the run's own loopback: none, or HTTP(S) to listed hosts
+    /// through a proxy (`HTTP_PROXY` and friends are then added to `env`).
+    pub egress: Egress,
+    /// An empty host directory the caller created: when the program ends by itself (exit
+    /// or signal, not a kill by timeout, cancellation or output cap), the regular files
+    /// under `/outputs` are copied into it and listed in `RunOutcome::outputs`. Symlinks and
+    /// special files are skipped; at most 1000 entries, 16 levels and `outputs_bytes`.
+    pub collect_outputs: Option<PathBuf>,
 }
 
 /// Limits of one run.
@@ -124,6 +133,18 @@ pub struct RunOutcome {
     /// Highest memory use of the run (`memory.max_usage_in_bytes` / `memory.peak`), tmpfs
     /// files included; zero when the host has no memory cgroup for us.
     pub peak_memory_bytes: u64,
+    /// The files copied out of `/outputs` (`RunSpec::collect_outputs`); empty otherwise.
+    pub outputs: Vec<OutputFile>,
+}
+
+/// One file copied out of a run's `/outputs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// Its path under `/outputs`, relative, with `/` between components (`sub/data.json`).
+    pub name: String,
+    pub size: u64,
+    /// Where it is on the host: `collect_outputs` joined with `name`.
+    pub path: PathBuf,
 }
 
 impl RunSpec {
@@ -142,6 +163,14 @@ impl RunSpec {
             if !host.is_absolute() {
                 return invalid(format!("mount source {} must be absolute", host.display()));
             }
+        }
+        if self.collect_outputs.as_ref().is_some_and(|dir| !dir.is_absolute()) {
+            return invalid("collect_outputs must be an absolute path".into());
+        }
+        if let Egress::AllowHosts(hosts) = &self.egress
+            && hosts.iter().any(|h| h.is_empty() || h.contains(['/', ' ', '\0']))
+        {
+            return invalid(format!("egress hosts must be bare host names, got {hosts:?}"));
         }
         if !self.bundle_dir.is_dir() {
             return invalid(format!("bundle_dir {} is not a directory", self.bundle_dir.display()));

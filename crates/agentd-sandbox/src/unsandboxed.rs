@@ -70,6 +70,8 @@ pub async fn run_unsandboxed(
         // No cgroup here: the baseline measures speed, not resources.
         cpu: std::time::Duration::ZERO,
         peak_memory_bytes: 0,
+        // No /outputs mount either: nothing to collect.
+        outputs: Vec::new(),
     })
 }
 

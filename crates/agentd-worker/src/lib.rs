@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_sandbox::{Sandbox, SandboxSettings};
+use agentd_sandbox::{EgressSettings, Sandbox, SandboxSettings};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -69,7 +69,12 @@ impl Worker {
         prepare::install_sdk(&settings.data_dir)
             .map_err(|source| WorkerError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let sandbox =
-            Sandbox::new(SandboxSettings { init_program: settings.sandbox_init.clone(), scratch_dir: scratch })?;
+            // No exemptions from the egress deny list until `serve`/`worker` expose a setting.
+            Sandbox::new(SandboxSettings {
+                init_program: settings.sandbox_init.clone(),
+                scratch_dir: scratch,
+                egress: EgressSettings::default(),
+            })?;
         let runtimes = Runtimes::detect();
         Ok(Worker { shared: Arc::new(Shared { source, sandbox, runtimes, settings }) })
     }

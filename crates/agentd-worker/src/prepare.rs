@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agentd_bundle::{BundleLimits, Manifest, Runtime};
-use agentd_sandbox::{RunLimits, RunSpec};
+use agentd_bundle::{BundleLimits, Manifest, NetworkPolicy, Runtime};
+use agentd_sandbox::{Egress, RunLimits, RunSpec};
 use agentd_store::ClaimedRun;
 
 use crate::Shared;
@@ -164,5 +164,29 @@ pub(crate) fn run_spec(
             memory_bytes: memory_mb(manifest, run) * 1024 * 1024,
             ..RunLimits::default()
         },
+        egress: egress(&manifest.network),
+        // Artifacts are not uploaded yet, so `/outputs` is not copied out.
+        collect_outputs: None,
     })
+}
+
+/// The manifest's `[network]` as the sandbox's run config: the host list goes to the run's
+/// proxy as it is (the bundle crate checked and lowercased it at deploy time).
+fn egress(network: &NetworkPolicy) -> Egress {
+    match network {
+        NetworkPolicy::Denied => Egress::Denied,
+        NetworkPolicy::AllowHosts(hosts) => Egress::AllowHosts(hosts.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifests_network_policy_becomes_the_runs_egress() {
+        assert_eq!(egress(&NetworkPolicy::Denied), Egress::Denied);
+        let hosts = vec!["api.example.com".to_owned(), "*.files.example.com".to_owned()];
+        assert_eq!(egress(&NetworkPolicy::AllowHosts(hosts.clone())), Egress::AllowHosts(hosts));
+    }
 }

@@ -166,6 +166,8 @@ fn an_unprivileged_supervisor_passes_the_isolation_tests_too() {
         "the_host_etc_shadow_and_root_home_are_not_visible",
         "a_tcp_connect_to_a_host_listener_fails",
         "a_daemonized_child_is_killed_when_the_agent_exits",
+        "egress_reaches_an_allowed_host_through_the_proxy_and_nothing_else",
+        "outputs_regular_files_are_copied_out_and_symlinks_are_not",
     ] {
         let output = run_as_nobody(&exe, test);
         let stdout = String::from_utf8_lossy(&output.stdout);

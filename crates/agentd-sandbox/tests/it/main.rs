@@ -5,9 +5,11 @@
 //! `<exe> __sandbox-init …` it becomes the init before anything else happens.
 #![expect(clippy::unwrap_used, reason = "a failing test should panic")]
 
+mod egress;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod outputs;
 mod overhead;
 mod protocol;
 mod support;
@@ -19,23 +21,30 @@ fn main() {
         agentd_sandbox::init_main();
     }
     let args = Arguments::from_args();
-    let tests = [protocol::tests(), isolation::tests(), lifecycle::tests(), hostile::tests()]
-        .into_iter()
-        .flatten()
-        .map(|(name, test)| {
-            Trial::test(name, move || {
-                test();
-                Ok(())
-            })
+    let tests = [
+        protocol::tests(),
+        isolation::tests(),
+        lifecycle::tests(),
+        hostile::tests(),
+        egress::tests(),
+        outputs::tests(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(name, test)| {
+        Trial::test(name, move || {
+            test();
+            Ok(())
         })
-        .chain(std::iter::once(
-            Trial::test("spawn_overhead", || {
-                overhead::spawn_overhead_p50();
-                Ok(())
-            })
-            .with_ignored_flag(true),
-        ))
-        .collect();
+    })
+    .chain(std::iter::once(
+        Trial::test("spawn_overhead", || {
+            overhead::spawn_overhead_p50();
+            Ok(())
+        })
+        .with_ignored_flag(true),
+    ))
+    .collect();
     libtest_mimic::run(&args, tests).exit();
 }
 

@@ -148,7 +148,11 @@ fn run_unsandboxed_gives_the_same_output_for_the_same_script() {
 fn sandbox_new_rejects_an_init_program_that_is_not_a_sandbox_init() {
     let scratch = tempfile::tempdir().unwrap();
     for program in ["/usr/bin/true", "/usr/bin/false"] {
-        let settings = SandboxSettings { init_program: program.into(), scratch_dir: scratch.path().to_path_buf() };
+        let settings = SandboxSettings {
+            init_program: program.into(),
+            scratch_dir: scratch.path().to_path_buf(),
+            egress: Default::default(),
+        };
         match Sandbox::new(settings) {
             Err(SandboxError::Unsupported { reason }) => assert!(reason.contains(program), "{reason}"),
             other => panic!("{program} was accepted as init: {other:?}"),

@@ -7,7 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agentd_sandbox::{OutputLine, RunLimits, RunOutcome, RunSpec, Sandbox, SandboxError, SandboxSettings, Stream};
+use agentd_sandbox::{
+    Egress, EgressSettings, OutputLine, RunLimits, RunOutcome, RunSpec, Sandbox, SandboxError, SandboxSettings, Stream,
+};
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -40,12 +42,18 @@ impl Run {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
+        TestEnv::with_egress(EgressSettings::default())
+    }
+
+    /// A sandbox whose egress proxy has these operator settings.
+    pub fn with_egress(egress: EgressSettings) -> TestEnv {
         let scratch = tempfile::tempdir().unwrap();
         let bundle = tempfile::tempdir().unwrap();
         fs::set_permissions(bundle.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let sandbox = Sandbox::new(SandboxSettings {
             init_program: std::env::current_exe().unwrap(),
             scratch_dir: scratch.path().to_path_buf(),
+            egress,
         })
         .unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -80,6 +88,8 @@ impl TestEnv {
                 max_pids: 64,
                 cpu_millis_per_sec: None,
             },
+            egress: Egress::Denied,
+            collect_outputs: None,
         }
     }
 

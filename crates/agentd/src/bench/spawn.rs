@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use agentd_sandbox::{RunLimits, RunSpec, Sandbox, SandboxSettings, Termination};
+use agentd_sandbox::{Egress, RunLimits, RunSpec, Sandbox, SandboxSettings, Termination};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -55,7 +55,11 @@ impl Spawner {
     pub fn new(scratch: &Path, bundle: PathBuf) -> Result<Spawner, BenchError> {
         let init_program =
             std::env::current_exe().map_err(BenchError::io("could not locate the agentd binary (the sandbox init)"))?;
-        let sandbox = Sandbox::new(SandboxSettings { init_program, scratch_dir: scratch.to_path_buf() })?;
+        let sandbox = Sandbox::new(SandboxSettings {
+            init_program,
+            scratch_dir: scratch.to_path_buf(),
+            egress: Default::default(),
+        })?;
         Ok(Spawner { sandbox, bundle })
     }
 
@@ -77,6 +81,8 @@ impl Spawner {
                 work_bytes: 256 * 1024 * 1024,
                 ..RunLimits::default()
             },
+            egress: Egress::Denied,
+            collect_outputs: None,
         }
     }
 
