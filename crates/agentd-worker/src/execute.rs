@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use agentd_core::{EventKind, EventStream, InvocationError, InvocationStatus, Timestamp, Usage};
-use agentd_sandbox::{OutputLine, RunOutcome, Stream, Termination};
+use agentd_sandbox::{OutputFile, OutputLine, RunOutcome, Stream, Termination};
 use agentd_store::{ClaimedRun, Completion, LeaseStatus, NewEvent, Signal};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -108,10 +108,21 @@ enum Ended {
 
 /// Runs the agent and says how it ended.
 async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: CancellationToken) -> Ended {
+    // Removed with everything in it when this function returns, however the run ended.
+    let outputs = match tempfile::Builder::new()
+        .prefix(&format!("{}-{}-", run.invocation_id, run.attempt))
+        .tempdir_in(shared.settings.data_dir.join(crate::OUTPUTS_DIR))
+    {
+        Ok(dir) => dir,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot create the run's outputs directory");
+            return Ended::Completed(failed(InvocationStatus::Failed, "worker_error", "the worker's disk failed"));
+        }
+    };
     let spec = async {
         let manifest = prepare::manifest(run)?;
         let bundle = prepare::bundle_dir(shared, &run.digest).await?;
-        prepare::run_spec(shared, run, &manifest, bundle)
+        prepare::run_spec(shared, run, &manifest, bundle, outputs.path().to_path_buf())
     };
     let spec = match spec.await {
         Ok(spec) => spec,
@@ -174,7 +185,12 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
         return ended;
     }
     Ended::Completed(match outcome {
-        Some(Ok(outcome)) => completion(outcome, reported),
+        Some(Ok(outcome)) => {
+            if !store_artifacts(shared, run, log, &outcome.outputs).await {
+                return Ended::LeaseLost;
+            }
+            completion(outcome, reported)
+        }
         Some(Err(err)) => {
             tracing::error!(error = ?err, "the sandbox failed to run the agent");
             failed(
@@ -185,6 +201,34 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
         }
         None => failed(InvocationStatus::Failed, "sandbox_error", "the run ended without an outcome"),
     })
+}
+
+/// Uploads what the agent left in `/outputs` and logs an `artifact` event for each file.
+/// False when the lease was lost meanwhile. A file that cannot be stored is logged and
+/// skipped: the run's own result stands.
+async fn store_artifacts(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, outputs: &[OutputFile]) -> bool {
+    for file in outputs {
+        let stored = async {
+            let bytes = tokio::fs::read(&file.path).await.map_err(|e| e.to_string())?;
+            let digest = agentd_store::digest_of(&bytes);
+            let applied = shared.source.artifact(&run.lease(), &file.name, bytes).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((applied, digest))
+        };
+        match stored.await {
+            Ok((true, digest)) => {
+                let data = serde_json::json!({ "name": file.name, "size": file.size, "digest": digest });
+                let text = format!("artifact {} ({} bytes)", file.name, file.size);
+                log.push(EventKind::Artifact, EventStream::System, Some("info".into()), Some(text), Some(data));
+            }
+            Ok((false, _)) => return false,
+            Err(err) => {
+                tracing::error!(error = %err, artifact = %file.name, "storing an artifact failed");
+                let text = format!("artifact {} could not be stored", file.name);
+                log.push(EventKind::Log, EventStream::System, Some("error".into()), Some(text), None);
+            }
+        }
+    }
+    true
 }
 
 async fn next_signal(

@@ -14,12 +14,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_sandbox::{EgressSettings, Sandbox, SandboxSettings};
+use agentd_sandbox::{Sandbox, SandboxSettings};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+pub use agentd_sandbox::{EgressSettings, IpNetwork};
 pub use prepare::Runtimes;
 pub use source::{RunSource, SourceError, reap_expired_leases};
+
+/// Below the data dir: one directory per run that `/outputs` is copied into.
+const OUTPUTS_DIR: &str = "outputs";
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -37,6 +41,8 @@ pub struct WorkerSettings {
     /// On shutdown, how long runs in flight may go on before they are stopped and
     /// handed back to the queue.
     pub shutdown_grace: Duration,
+    /// Exemptions from the egress proxy's deny list (e.g. an internal API's network).
+    pub egress: EgressSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,19 +68,17 @@ pub struct Worker {
 impl Worker {
     pub fn new(source: RunSource, settings: WorkerSettings) -> Result<Worker, WorkerError> {
         let scratch = settings.data_dir.join("runs");
-        for dir in [&scratch, &settings.data_dir.join("bundles")] {
+        for dir in [&scratch, &settings.data_dir.join("bundles"), &settings.data_dir.join(OUTPUTS_DIR)] {
             std::fs::create_dir_all(dir)
                 .map_err(|source| WorkerError::DataDir { path: dir.display().to_string(), source })?;
         }
         prepare::install_sdk(&settings.data_dir)
             .map_err(|source| WorkerError::DataDir { path: settings.data_dir.display().to_string(), source })?;
-        let sandbox =
-            // No exemptions from the egress deny list until `serve`/`worker` expose a setting.
-            Sandbox::new(SandboxSettings {
-                init_program: settings.sandbox_init.clone(),
-                scratch_dir: scratch,
-                egress: EgressSettings::default(),
-            })?;
+        let sandbox = Sandbox::new(SandboxSettings {
+            init_program: settings.sandbox_init.clone(),
+            scratch_dir: scratch,
+            egress: settings.egress.clone(),
+        })?;
         let runtimes = Runtimes::detect();
         Ok(Worker { shared: Arc::new(Shared { source, sandbox, runtimes, settings }) })
     }

@@ -116,6 +116,7 @@ pub(crate) fn run_spec(
     run: &ClaimedRun,
     manifest: &Manifest,
     bundle: PathBuf,
+    outputs: PathBuf,
 ) -> Result<RunSpec, PrepareError> {
     let entry = format!("/agent/{}", manifest.entrypoint.trim_start_matches("./"));
     let interpreter = |found: &Option<String>, name| found.clone().ok_or(PrepareError::NoInterpreter(name));
@@ -165,8 +166,7 @@ pub(crate) fn run_spec(
             ..RunLimits::default()
         },
         egress: egress(&manifest.network),
-        // Artifacts are not uploaded yet, so `/outputs` is not copied out.
-        collect_outputs: None,
+        collect_outputs: Some(outputs),
     })
 }
 

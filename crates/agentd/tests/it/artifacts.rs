@@ -75,3 +75,15 @@ fn a_malformed_blob_url_stops_the_server_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unsupported blob URL"), "{stderr}");
 }
+
+/// A remote worker uploads the artifacts through the worker API, fenced by its lease.
+#[tokio::test]
+async fn a_remote_worker_uploads_artifacts_through_the_worker_api() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("AGENTD_WORKER_SLOTS", "0")]).await;
+    let alpha = app.signup("alpha").await;
+    let beta = app.signup("beta").await;
+    app.deploy_script(&alpha, "writer", WRITES_OUTPUTS).await;
+    let token = app.create_worker_token();
+    let _worker = app.spawn_worker(&token, "remote");
+    check_outputs_were_collected(&alpha, &beta).await;
+}

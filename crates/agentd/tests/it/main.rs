@@ -28,6 +28,7 @@ mod agents;
 mod artifacts;
 mod bundles;
 mod cli;
+mod egress;
 mod events;
 mod harness;
 mod invocations;
