@@ -11,10 +11,12 @@ type Migration = (i64, &'static str, &'static str);
 const SQLITE: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/sqlite/0001_foundation.sql")),
     (2, "worker_tokens", include_str!("../migrations/sqlite/0002_worker_tokens.sql")),
+    (5, "queue_speed", include_str!("../migrations/sqlite/0005_queue_speed.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
     (2, "worker_tokens", include_str!("../migrations/postgres/0002_worker_tokens.sql")),
+    (5, "queue_speed", include_str!("../migrations/postgres/0005_queue_speed.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

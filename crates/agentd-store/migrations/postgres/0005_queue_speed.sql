@@ -1,0 +1,9 @@
+-- The queue's hot paths.
+-- Ready runs in the order a claim takes them within a tenant (highest priority, then
+-- oldest), so a claim reads one index entry instead of sorting the tenant's backlog.
+CREATE INDEX invocations_claim_order ON invocations (tenant_id, priority DESC, id)
+    WHERE status IN ('queued', 'retrying');
+-- How many runs of this tenant have ever been claimed. Only a claim changes it, in the
+-- claim's own statement. A PostgreSQL claim that waited for another claim of the same
+-- tenant learns from it how many runs were claimed since its snapshot (see queue.rs).
+ALTER TABLE tenants ADD COLUMN claims BIGINT NOT NULL DEFAULT 0;
