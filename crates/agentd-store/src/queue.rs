@@ -11,7 +11,6 @@ use std::time::Duration;
 pub use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus, RunLease};
 use agentd_core::{InvocationId, InvocationStatus, TenantId, Timestamp};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use crate::{Backend, Result, Signal, Store, StoreError, rows, signals};
 
@@ -60,7 +59,14 @@ impl Store {
                     .fetch_optional(&self.writer)
                     .await?
             }
-            Backend::Sqlite => self.claim_sqlite(worker, expires, now).await?,
+            Backend::Sqlite => {
+                sqlx::query(sql::SQLITE_CLAIM)
+                    .bind(worker)
+                    .bind(expires.unix_ms())
+                    .bind(now.unix_ms())
+                    .fetch_optional(&self.writer)
+                    .await?
+            }
         };
         let Some(row) = claimed else { return Ok(None) };
         let id: String = row.try_get("id")?;
@@ -199,30 +205,6 @@ impl Store {
                 .fetch_one(&self.reader)
                 .await?;
         Ok(next.map(Timestamp::from_unix_ms))
-    }
-}
-
-impl Store {
-    /// SQLite's claim: one writer connection, so this transaction is the only one claiming
-    /// and the running count it reads is exact.
-    async fn claim_sqlite(&self, worker: &str, expires: Timestamp, now: Timestamp) -> Result<Option<AnyRow>> {
-        let mut tx = self.writer.begin().await?;
-        let tenant: Option<String> = sqlx::query_scalar(sql::SQLITE_STAMP_TENANT)
-            .bind(worker)
-            .bind(expires.unix_ms())
-            .bind(now.unix_ms())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(tenant) = tenant else { return Ok(None) };
-        let row = sqlx::query(sql::SQLITE_CLAIM_IN_TENANT)
-            .bind(worker)
-            .bind(expires.unix_ms())
-            .bind(now.unix_ms())
-            .bind(&tenant)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(row)
     }
 }
 

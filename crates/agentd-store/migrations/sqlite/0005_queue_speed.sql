@@ -7,3 +7,11 @@ CREATE INDEX invocations_claim_order ON invocations (tenant_id, priority DESC, i
 -- claim's own statement. A PostgreSQL claim that waited for another claim of the same
 -- tenant learns from it how many runs were claimed since its snapshot (see queue.rs).
 ALTER TABLE tenants ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
+-- A claim stamps its tenant for round-robin in its own statement (PostgreSQL does this in
+-- the claim's CTE; SQLite has no writing CTEs). Only a claim moves a run to 'running'.
+CREATE TRIGGER invocations_claimed AFTER UPDATE OF status ON invocations
+    WHEN NEW.status = 'running' AND OLD.status <> 'running'
+BEGIN
+    UPDATE tenants SET last_claimed_at = CAST(unixepoch('subsec') * 1000 AS INTEGER), claims = claims + 1
+    WHERE id = NEW.tenant_id;
+END;

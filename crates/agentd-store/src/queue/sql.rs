@@ -1,28 +1,29 @@
 //! The queue's statements, per engine. PostgreSQL does a claim and a completion in one
 //! statement each (one round trip, one commit, notifications included); SQLite, behind
-//! its single writer connection, in short transactions.
+//! its single writer connection, claims in one statement and completes in a short
+//! transaction.
 //!
 //! Parameters of a claim: `$1` worker, `$2` lease expiry, `$3` now (unix ms).
 
-/// The tenant to serve next: has a ready run, is below its concurrency limit, and was
-/// served longest ago. Stamping it is the claim's first write, so round-robin holds.
-pub(super) const SQLITE_STAMP_TENANT: &str = "UPDATE tenants SET last_claimed_at = $3, claims = claims + 1
-    WHERE id = (
-        SELECT t.id FROM tenants t
-        WHERE t.status = 'active'
-          AND EXISTS (SELECT 1 FROM invocations i INDEXED BY invocations_claim_order
-                      WHERE i.tenant_id = t.id AND i.status IN ('queued', 'retrying') AND i.run_after <= $3)
-          AND (SELECT COUNT(*) FROM invocations r WHERE r.tenant_id = t.id AND r.status = 'running')
-              < t.max_concurrent
-        ORDER BY t.last_claimed_at, t.id LIMIT 1)
-    RETURNING id";
-
-/// The stamped tenant's next run (`$4`), with what the worker needs to start it.
-pub(super) const SQLITE_CLAIM_IN_TENANT: &str = "UPDATE invocations SET status = 'running', attempt = attempt + 1,
+/// SQLite's claim, one statement: the next run of the tenant to serve next (has a ready
+/// run, is below its concurrency limit, was served longest ago), with what the worker
+/// needs to start it. The trigger `invocations_claimed` (migration 0005) stamps the
+/// tenant in the same statement. One writer connection: this statement is the only one
+/// claiming, so the running count it reads is exact.
+pub(super) const SQLITE_CLAIM: &str = "UPDATE invocations SET status = 'running', attempt = attempt + 1,
         lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0
-    WHERE id = (SELECT id FROM invocations INDEXED BY invocations_claim_order
-                WHERE tenant_id = $4 AND status IN ('queued', 'retrying') AND run_after <= $3
-                ORDER BY priority DESC, id LIMIT 1)
+    WHERE id = (
+        SELECT i.id FROM invocations i INDEXED BY invocations_claim_order
+        WHERE i.tenant_id = (
+                SELECT t.id FROM tenants t
+                WHERE t.status = 'active'
+                  AND EXISTS (SELECT 1 FROM invocations r INDEXED BY invocations_claim_order
+                              WHERE r.tenant_id = t.id AND r.status IN ('queued', 'retrying') AND r.run_after <= $3)
+                  AND (SELECT COUNT(*) FROM invocations r WHERE r.tenant_id = t.id AND r.status = 'running')
+                      < t.max_concurrent
+                ORDER BY t.last_claimed_at, t.id LIMIT 1)
+          AND i.status IN ('queued', 'retrying') AND i.run_after <= $3
+        ORDER BY i.priority DESC, i.id LIMIT 1)
     RETURNING id, tenant_id, agent_slug, attempt, max_attempts, input, thread_id, timeout_s,
         (SELECT v.digest FROM agent_versions v WHERE v.id = version_id) AS digest,
         (SELECT v.manifest FROM agent_versions v WHERE v.id = version_id) AS manifest,
@@ -72,8 +73,9 @@ pub(super) const POSTGRES_CLAIM: &str = concat!(
         WHERE (SELECT COUNT(*) FROM invocations r WHERE r.tenant_id = tenant.id AND r.status = 'running')
               + tenant.claims - (SELECT s.claims FROM tenants s WHERE s.id = tenant.id) < tenant.max_concurrent
     ), pick AS (
-        SELECT i.id, i.tenant_id FROM invocations i JOIN below_limit ON i.tenant_id = below_limit.id
-        WHERE i.status IN ('queued', 'retrying') AND i.run_after <= $3
+        SELECT i.id, i.tenant_id FROM invocations i
+        WHERE i.tenant_id = (SELECT id FROM below_limit)
+          AND i.status IN ('queued', 'retrying') AND i.run_after <= $3
         ORDER BY i.priority DESC, i.id LIMIT 1
         FOR UPDATE OF i SKIP LOCKED
     ), served AS (
