@@ -37,7 +37,8 @@ macro_rules! eligible_tenants {
         "SELECT t.id, t.max_concurrent, t.claims FROM tenants t
         WHERE t.status = 'active'
           AND EXISTS (SELECT 1 FROM invocations i
-                      WHERE i.tenant_id = t.id AND i.status IN ('queued', 'retrying') AND i.run_after <= $3)
+                      WHERE i.tenant_id = t.id AND i.status IN ('queued', 'retrying') AND i.run_after <= $3
+                      OFFSET 0)
           AND (SELECT COUNT(*) FROM invocations r WHERE r.tenant_id = t.id AND r.status = 'running')
               < t.max_concurrent"
     };
