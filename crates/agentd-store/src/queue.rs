@@ -5,6 +5,11 @@
 //! `attempt = attempt + 1`; no row lock is held while the agent runs. Completion and
 //! renewal match on `(id, lease_owner, attempt)`, so a worker that wakes up late cannot
 //! overwrite a run that has since been handed to another.
+//!
+//! Both engines claim in one statement and complete with the closing status event in the
+//! same transaction (`queue/sql.rs` holds the statements and why they are exact). A tenant's
+//! concurrency limit is exact across workers: on PostgreSQL a tenant's claims serialize
+//! on its row; on SQLite the single writer connection serializes every write.
 
 use std::time::Duration;
 
@@ -49,25 +54,17 @@ impl Store {
     pub async fn queue_claim_unscoped(&self, worker: &str, lease: Duration) -> Result<Option<ClaimedRun>> {
         let now = Timestamp::now();
         let expires = now.plus_ms(lease.as_millis() as i64);
-        let claimed = match self.backend {
-            // One statement, so no transaction of our own: one round trip and one commit.
-            Backend::Postgres => {
-                sqlx::query(sql::POSTGRES_CLAIM)
-                    .bind(worker)
-                    .bind(expires.unix_ms())
-                    .bind(now.unix_ms())
-                    .fetch_optional(&self.writer)
-                    .await?
-            }
-            Backend::Sqlite => {
-                sqlx::query(sql::SQLITE_CLAIM)
-                    .bind(worker)
-                    .bind(expires.unix_ms())
-                    .bind(now.unix_ms())
-                    .fetch_optional(&self.writer)
-                    .await?
-            }
+        let sql = match self.backend {
+            Backend::Postgres => sql::POSTGRES_CLAIM,
+            Backend::Sqlite => sql::SQLITE_CLAIM,
         };
+        // One statement, so no transaction of our own: one round trip and one commit.
+        let claimed = sqlx::query(sql)
+            .bind(worker)
+            .bind(expires.unix_ms())
+            .bind(now.unix_ms())
+            .fetch_optional(&self.writer)
+            .await?;
         let Some(row) = claimed else { return Ok(None) };
         let id: String = row.try_get("id")?;
         let limits =
