@@ -48,7 +48,9 @@ macro_rules! eligible_tenants {
 ///
 /// Claims of one tenant serialize on its row: `free` locks the first eligible tenant no
 /// other claim holds; when every eligible tenant is held (fewer tenants with work than
-/// claimers), `held` waits for the first of them instead of coming back empty.
+/// claimers), `held` waits for the first of them instead of coming back empty. The lock
+/// is `NO KEY UPDATE`, which the key-share lock of an enqueue's foreign-key check does
+/// not block: a tenant is not skipped while one of its runs is being enqueued.
 ///
 /// The concurrency limit is exact although the running count comes from the statement's
 /// snapshot: a claim of the same tenant that committed after that snapshot (the one
@@ -60,13 +62,13 @@ pub(super) const POSTGRES_CLAIM: &str = concat!(
     eligible_tenants!(),
     "
         ORDER BY t.last_claimed_at, t.id LIMIT 1
-        FOR UPDATE OF t SKIP LOCKED
+        FOR NO KEY UPDATE OF t SKIP LOCKED
     ), held AS (",
     eligible_tenants!(),
     "
           AND NOT EXISTS (SELECT 1 FROM free)
         ORDER BY t.last_claimed_at, t.id LIMIT 1
-        FOR UPDATE OF t
+        FOR NO KEY UPDATE OF t
     ), tenant AS (
         SELECT id, max_concurrent, claims FROM free UNION ALL SELECT id, max_concurrent, claims FROM held
     ), below_limit AS (
