@@ -13,12 +13,14 @@ const SQLITE: &[Migration] = &[
     (2, "worker_tokens", include_str!("../migrations/sqlite/0002_worker_tokens.sql")),
     (3, "row_level_security", include_str!("../migrations/sqlite/0003_row_level_security.sql")),
     (4, "artifacts", include_str!("../migrations/sqlite/0004_artifacts.sql")),
+    (5, "queue_speed", include_str!("../migrations/sqlite/0005_queue_speed.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
     (2, "worker_tokens", include_str!("../migrations/postgres/0002_worker_tokens.sql")),
     (3, "row_level_security", include_str!("../migrations/postgres/0003_row_level_security.sql")),
     (4, "artifacts", include_str!("../migrations/postgres/0004_artifacts.sql")),
+    (5, "queue_speed", include_str!("../migrations/postgres/0005_queue_speed.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 
 use crate::Result;
 
-const CHANNEL: &str = "agentd_signals";
+pub(crate) const CHANNEL: &str = "agentd_signals";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
@@ -23,7 +23,7 @@ pub enum Signal {
 }
 
 impl Signal {
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         match self {
             Signal::InvocationQueued => "queued".to_owned(),
             Signal::InvocationChanged(id) => format!("changed:{id}"),

@@ -39,15 +39,20 @@ macro_rules! on_both_stores {
 }
 
 mod blobs_artifacts;
+mod queue;
 
 async fn tenant(store: &Store, slug: &str) -> TenantCtx {
+    tenant_with_limits(store, slug, TenantLimits::default()).await
+}
+
+async fn tenant_with_limits(store: &Store, slug: &str, limits: TenantLimits) -> TenantCtx {
     let (tenant, user, _) = store
         .signup(NewSignup {
             tenant_name: slug.into(),
             tenant_slug: Slug::parse(slug).unwrap(),
             email: format!("{slug}@example.com"),
             password_hash: "x".into(),
-            limits: TenantLimits::default(),
+            limits,
             first_key: NewApiKey {
                 name: "first".into(),
                 prefix: format!("p{slug}"),

@@ -63,8 +63,8 @@ pub struct EngineReport {
     pub raw: Rate,
     /// `queue_claim_unscoped` + `queue_complete`.
     pub agentd: Rate,
-    /// Claims that came back empty while jobs were left: another claimer held the
-    /// (single) tenant's row, or everything left was already claimed.
+    /// Claims that came back empty while jobs were left: everything left was already
+    /// claimed, or a run the claim chose was taken first.
     pub agentd_empty_claims: usize,
     /// `invocation_enqueue` one at a time, one claimer-free caller.
     pub agentd_enqueue: Rate,
@@ -269,8 +269,8 @@ async fn through_store(store: &Store, jobs: usize) -> Result<StoreRun, BenchErro
 }
 
 /// Claims and completes until `jobs` runs are done across all claimers; returns how many
-/// claims came back empty meanwhile. An empty claim is retried at once: with one tenant on
-/// PostgreSQL, a claim skips the tenant row another claim holds, and finds nothing.
+/// claims came back empty meanwhile. An empty claim is retried at once: near the end the
+/// other claimer may hold the last runs.
 async fn claim_until_done(store: &Store, me: &str, done: &AtomicUsize, jobs: usize) -> Result<usize, BenchError> {
     let retry = RetryPolicy::default();
     let mut empty = 0;

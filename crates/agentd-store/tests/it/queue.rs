@@ -1,0 +1,111 @@
+//! The queue under retries and under concurrent claimers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use agentd_core::{InvocationError, InvocationStatus, TenantLimits, Usage};
+use agentd_store::{Completion, InvocationFilter, RetryPolicy, Store};
+
+use super::{Backend, agent_with_version, new_invocation, open, tenant, tenant_with_limits};
+
+fn failure() -> Completion {
+    Completion {
+        status: InvocationStatus::Failed,
+        output: None,
+        error: Some(InvocationError { code: "exit".into(), message: "exit status 3".into() }),
+        usage: Usage::default(),
+    }
+}
+
+on_both_stores!(a_failed_run_is_retried_until_its_attempts_run_out_and_each_end_is_an_event);
+async fn a_failed_run_is_retried_until_its_attempts_run_out_and_each_end_is_an_event(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let ctx = tenant(&store, "alpha").await;
+    let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
+    // Two attempts.
+    let (inv, _) = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap();
+    let later = RetryPolicy { base: Duration::from_secs(600), max: Duration::from_secs(600) };
+    let first = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap();
+    assert!(store.queue_complete(&first.lease(), failure(), &later).await.unwrap());
+    let retrying = store.invocation_get(&ctx, &inv.id).await.unwrap();
+    assert_eq!(retrying.status, InvocationStatus::Retrying);
+    assert!(store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().is_none(), "not before its time");
+    let due = store.queue_next_wakeup_unscoped().await.unwrap().unwrap();
+    assert!(due.unix_ms() >= agentd_core::Timestamp::now().unix_ms() + 599_000);
+
+    let inv2 = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap().0;
+    let now = RetryPolicy { base: Duration::ZERO, max: Duration::ZERO };
+    let run = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((run.invocation_id.clone(), run.attempt), (inv2.id.clone(), 1));
+    assert!(store.queue_complete(&run.lease(), failure(), &now).await.unwrap());
+    let run = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((run.invocation_id.clone(), run.attempt, run.next_seq), (inv2.id.clone(), 2, 2));
+    assert!(store.queue_complete(&run.lease(), failure(), &now).await.unwrap());
+    assert!(!store.queue_complete(&run.lease(), failure(), &now).await.unwrap(), "completed once");
+    let failed = store.invocation_get(&ctx, &inv2.id).await.unwrap();
+    assert_eq!((failed.status, failed.attempt), (InvocationStatus::Failed, 2));
+    assert!(failed.finished_at.is_some());
+
+    let events = store.events_list(&ctx, &inv2.id, 0, None).await.unwrap().data;
+    let ends: Vec<_> = events.iter().map(|e| (e.seq, e.message.clone().unwrap(), e.data.clone().unwrap())).collect();
+    assert_eq!(
+        ends,
+        [
+            (1, "retrying: exit status 3".to_owned(), serde_json::json!({"status": "retrying"})),
+            (2, "failed: exit status 3".to_owned(), serde_json::json!({"status": "failed"})),
+        ]
+    );
+}
+
+on_both_stores!(concurrent_claimers_never_exceed_a_tenants_concurrency_limit);
+async fn concurrent_claimers_never_exceed_a_tenants_concurrency_limit(backend: Backend) {
+    const LIMIT: usize = 2;
+    const RUNS: usize = 40;
+    let (store, _db) = open(backend).await;
+    let limits = TenantLimits { max_concurrent_invocations: LIMIT as u32, ..TenantLimits::default() };
+    let ctx = tenant_with_limits(&store, "alpha", limits).await;
+    let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
+    for _ in 0..RUNS {
+        store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap();
+    }
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut claimers = tokio::task::JoinSet::new();
+    for claimer in 0..4 {
+        let (store, ctx, done) = (store.clone(), ctx.clone(), done.clone());
+        claimers.spawn(async move {
+            while done.load(Ordering::SeqCst) < RUNS {
+                let Some(run) =
+                    store.queue_claim_unscoped(&format!("w{claimer}"), Duration::from_secs(30)).await.unwrap()
+                else {
+                    tokio::task::yield_now().await;
+                    continue;
+                };
+                let running = running_now(&store, &ctx).await;
+                assert!(running <= LIMIT, "{running} runs running, limit {LIMIT}");
+                let ok = Completion {
+                    status: InvocationStatus::Succeeded,
+                    output: None,
+                    error: None,
+                    usage: Usage::default(),
+                };
+                assert!(store.queue_complete(&run.lease(), ok, &RetryPolicy::default()).await.unwrap());
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(claimer) = claimers.join_next().await {
+            claimer.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(done.load(Ordering::SeqCst), RUNS);
+    assert_eq!(running_now(&store, &ctx).await, 0);
+}
+
+async fn running_now(store: &Store, ctx: &agentd_core::TenantCtx) -> usize {
+    let filter = InvocationFilter { status: Some(InvocationStatus::Running), limit: Some(100), ..Default::default() };
+    store.invocations_list(ctx, &filter).await.unwrap().data.len()
+}
