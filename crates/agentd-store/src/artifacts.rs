@@ -55,14 +55,7 @@ impl Store {
         cursor: Option<&str>,
     ) -> Result<Page<Artifact>> {
         let mut tx = self.begin_scoped_read(ctx).await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM invocations WHERE tenant_id = $1 AND id = $2")
-            .bind(ctx.tenant_id().as_str())
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound { what: "invocation" });
-        }
+        rows::require_invocation(&mut tx, ctx, id).await?;
         let limit = rows::page_limit(limit);
         let found = sqlx::query(
             "SELECT * FROM invocation_artifacts WHERE tenant_id = $1 AND invocation_id = $2 AND name > $3

@@ -185,3 +185,18 @@ pub(crate) fn page<T>(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> S
     let next_cursor = if more { items.last().map(cursor_of) } else { None };
     agentd_core::Page { data: items, next_cursor }
 }
+
+/// `NotFound` unless `id` is an invocation of the caller's tenant: lists of an
+/// invocation's children say so rather than answering an empty page.
+pub(crate) async fn require_invocation(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ctx: &agentd_core::TenantCtx,
+    id: &InvocationId,
+) -> Result<()> {
+    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM invocations WHERE tenant_id = $1 AND id = $2")
+        .bind(ctx.tenant_id().as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    exists.map(drop).ok_or(StoreError::NotFound { what: "invocation" })
+}

@@ -1,7 +1,9 @@
 //! `GET /v1/invocations/{id}/artifacts[/{name}]`: the files an invocation left in
 //! `/outputs`, listed by name and downloaded as bytes.
 
-use agentd_core::{Artifact, InvocationId, Page, Scope};
+use agentd_core::{Artifact, Page, Scope};
+
+use super::path_invocation_id;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -19,10 +21,6 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-fn invocation_id(raw: &str) -> Result<InvocationId, ApiError> {
-    InvocationId::parse(raw).map_err(|_| ApiError::not_found("invocation"))
-}
-
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -30,7 +28,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Artifact>>, ApiError> {
     let ctx = caller.authorize(Scope::Read)?;
-    let id = invocation_id(&id)?;
+    let id = path_invocation_id(&id)?;
     Ok(Json(state.store.artifacts_list(&ctx, &id, q.limit, q.cursor.as_deref()).await?))
 }
 
@@ -41,7 +39,7 @@ pub async fn download(
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let ctx = caller.authorize(Scope::Read)?;
-    let id = invocation_id(&id)?;
+    let id = path_invocation_id(&id)?;
     if !Artifact::is_valid_name(&name) {
         return Err(ApiError::not_found("artifact"));
     }

@@ -40,7 +40,7 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let ctx = caller.authorize(Scope::Read)?;
-    let id = InvocationId::parse(&id).map_err(|_| ApiError::not_found("invocation"))?;
+    let id = super::path_invocation_id(&id)?;
     let last_event_id = match headers.get("last-event-id") {
         Some(value) => Some(value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
             ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be the seq of an event")

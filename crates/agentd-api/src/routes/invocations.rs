@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agentd_core::{Event, Invocation, InvocationId, InvocationStatus, InvokeRequest, Page, Scope};
+use agentd_core::{Event, Invocation, InvocationStatus, InvokeRequest, Page, Scope};
 use agentd_store::InvocationFilter;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::path_slug;
+use super::{path_invocation_id, path_slug};
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::ops::invoke::{self, MAX_WAIT_S, settled};
@@ -22,10 +22,6 @@ const CANCEL_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Deserialize)]
 pub struct InvokeQuery {
     wait: Option<u64>,
-}
-
-fn invocation_id(raw: &str) -> Result<InvocationId, ApiError> {
-    InvocationId::parse(raw).map_err(|_| ApiError::not_found("invocation"))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -103,7 +99,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Invocation>, ApiError> {
     let ctx = caller.authorize(Scope::Read)?;
-    Ok(Json(state.store.invocation_get(&ctx, &invocation_id(&id)?).await?))
+    Ok(Json(state.store.invocation_get(&ctx, &path_invocation_id(&id)?).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,7 +115,7 @@ pub async fn logs(
     ApiQuery(q): ApiQuery<LogsQuery>,
 ) -> Result<Json<Page<Event>>, ApiError> {
     let ctx = caller.authorize(Scope::Read)?;
-    Ok(Json(state.store.events_list(&ctx, &invocation_id(&id)?, q.after.unwrap_or(0), q.limit).await?))
+    Ok(Json(state.store.events_list(&ctx, &path_invocation_id(&id)?, q.after.unwrap_or(0), q.limit).await?))
 }
 
 pub async fn cancel(
@@ -128,7 +124,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let ctx = caller.authorize(Scope::Invoke)?;
-    let id = invocation_id(&id)?;
+    let id = path_invocation_id(&id)?;
     let invocation = state.store.invocation_cancel(&ctx, &id).await?;
     let invocation = if invocation.status == InvocationStatus::Running {
         invoke::wait_for(&state, &ctx, &id, CANCEL_WAIT, |i| i.status.is_terminal()).await?

@@ -89,6 +89,11 @@ fn path_slug(raw: &str, what: &str) -> Result<Slug, ApiError> {
     Slug::parse(raw).map_err(|_| ApiError::not_found(what))
 }
 
+/// An invocation id from the path. One that cannot be valid cannot exist, so it is `404`.
+fn path_invocation_id(raw: &str) -> Result<agentd_core::InvocationId, ApiError> {
+    agentd_core::InvocationId::parse(raw).map_err(|_| ApiError::not_found("invocation"))
+}
+
 /// `?limit=&cursor=` on every list.
 #[derive(Debug, Default, serde::Deserialize)]
 struct PageQuery {
