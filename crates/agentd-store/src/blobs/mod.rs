@@ -50,7 +50,9 @@ impl BlobLocation {
             return Ok(BlobLocation::S3 { bucket: bucket.to_owned(), prefix });
         }
         let path = url.strip_prefix("file://").unwrap_or(url);
-        if path.contains("://") || !Path::new(path).is_absolute() && url.starts_with("file://") {
+        // Another scheme, or a `file://` URL without an absolute path (`file://relative`).
+        let relative_file_url = url.starts_with("file://") && !Path::new(path).is_absolute();
+        if path.contains("://") || relative_file_url {
             return Err(StoreError::Config(format!(
                 "unsupported blob URL `{url}`; use file:///ABSOLUTE/PATH, a path, or s3://BUCKET[/PREFIX]"
             )));
@@ -171,6 +173,8 @@ mod tests {
         assert!(BlobLocation::parse(Some("s3://"), data).is_err());
         assert!(BlobLocation::parse(Some("s3://Bad_Bucket"), data).is_err());
         assert!(BlobLocation::parse(Some("gs://bucket"), data).is_err());
+        assert!(BlobLocation::parse(Some("file://relative/dir"), data).is_err());
+        assert_eq!(BlobLocation::parse(Some("./blobs"), data).unwrap(), BlobLocation::Local("./blobs".into()));
     }
 
     #[test]
