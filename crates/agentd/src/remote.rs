@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use agentd_client::Client;
-use agentd_worker::{EgressSettings, IpNetwork, RunSource, Worker, WorkerSettings};
+use agentd_worker::{RunSource, Worker, WorkerSettings};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::serve::{check_sandbox, init_tracing, wait_for_signal};
-use crate::settings::Environment;
+use crate::settings::{EgressArgs, Environment};
 
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
@@ -37,11 +37,8 @@ pub struct WorkerArgs {
     /// `production` refuses to start without the full sandbox.
     #[arg(long, env = "AGENTD_ENV", value_enum, default_value = "development")]
     pub env: Environment,
-    /// Networks the egress proxy may reach although they are private, loopback or
-    /// link-local (comma-separated, e.g. `10.20.0.0/16,fd00:1::/64`): for agents whose
-    /// manifest lists an internal host. Empty by default: only public addresses.
-    #[arg(long, env = "AGENTD_EGRESS_ALLOWED_NETWORKS", value_delimiter = ',')]
-    pub egress_allowed_networks: Vec<IpNetwork>,
+    #[command(flatten)]
+    pub egress: EgressArgs,
     /// The URL agents use to reach the API; default: --server.
     #[arg(long, env = "AGENTD_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -69,7 +66,7 @@ async fn work(args: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
         api_url: args.public_url.clone().unwrap_or_else(|| args.server.clone()),
         sandbox_init: std::env::current_exe()?,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
-        egress: EgressSettings { allowed_networks: args.egress_allowed_networks.clone(), ..EgressSettings::default() },
+        egress: args.egress.settings(),
     };
     std::fs::create_dir_all(&args.data_dir)?;
     let worker = Worker::new(RunSource::Remote { client }, settings)?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use agentd_api::{ApiSettings, AppState};
 use agentd_store::{BlobLocation, Blobs, RetryPolicy, Store};
-use agentd_worker::{EgressSettings, RunSource, Worker, WorkerSettings, reap_expired_leases};
+use agentd_worker::{RunSource, Worker, WorkerSettings, reap_expired_leases};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{self, Environment, ServeArgs, SignupMode};
@@ -61,10 +61,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 api_url: args.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
                 sandbox_init: std::env::current_exe()?,
                 shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
-                egress: EgressSettings {
-                    allowed_networks: args.egress_allowed_networks.clone(),
-                    ..EgressSettings::default()
-                },
+                egress: args.egress.settings(),
             };
             let source =
                 RunSource::Embedded { store: store.clone(), blobs: blobs.clone(), retry: RetryPolicy::default() };

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use agentd_core::TenantLimits;
-use agentd_worker::IpNetwork;
+use agentd_worker::{EgressSettings, IpNetwork};
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,14 +57,27 @@ pub struct ServeArgs {
     /// back to the queue.
     #[arg(long, env = "AGENTD_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
+    #[command(flatten)]
+    pub egress: EgressArgs,
+    /// Log as JSON lines (default in production).
+    #[arg(long, env = "AGENTD_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// Egress settings of a worker, shared by `serve` (its in-process worker) and `worker`.
+#[derive(Debug, Clone, Args)]
+pub struct EgressArgs {
     /// Networks the egress proxy may reach although they are private, loopback or
     /// link-local (comma-separated, e.g. `10.20.0.0/16,fd00:1::/64`): for agents whose
     /// manifest lists an internal host. Empty by default: only public addresses.
     #[arg(long, env = "AGENTD_EGRESS_ALLOWED_NETWORKS", value_delimiter = ',')]
     pub egress_allowed_networks: Vec<IpNetwork>,
-    /// Log as JSON lines (default in production).
-    #[arg(long, env = "AGENTD_LOG_JSON")]
-    pub log_json: bool,
+}
+
+impl EgressArgs {
+    pub fn settings(&self) -> EgressSettings {
+        EgressSettings { allowed_networks: self.egress_allowed_networks.clone(), ..EgressSettings::default() }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

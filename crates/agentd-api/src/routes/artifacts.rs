@@ -3,29 +3,22 @@
 
 use agentd_core::{Artifact, Page, Scope};
 
-use super::path_invocation_id;
+use super::{PageQuery, path_invocation_id};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::extract::ApiQuery;
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<Artifact>>, ApiError> {
     let ctx = caller.authorize(Scope::Read)?;
     let id = path_invocation_id(&id)?;

@@ -100,38 +100,25 @@ impl TestApp {
     /// (as replicas on a shared filesystem do), reached through its own path so that
     /// each app's leftover-process check sees only its own children.
     pub async fn replica(&self) -> TestApp {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let data_dir = tmp.path().join("replica-data");
-        std::os::unix::fs::symlink(&self.data_dir, &data_dir).expect("link the shared data dir");
-        let mut app = TestApp {
-            base_url: String::new(),
-            data_dir,
-            _tmp: tmp,
-            child: None,
-            env: self.env.clone(),
-            db_url: self.db_url.clone(),
-            _db: None,
-        };
-        app.start().await;
-        app
+        self.start_replica(true, &[]).await
     }
 
     /// A second `serve` process on the same database with its own, separate data dir (as
     /// a replica on another machine has) and `extra_env` on top of this app's environment.
     pub async fn replica_apart(&self, extra_env: &[(&str, &str)]) -> TestApp {
+        self.start_replica(false, extra_env).await
+    }
+
+    async fn start_replica(&self, share_data_dir: bool, extra_env: &[(&str, &str)]) -> TestApp {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().join("replica-data");
+        if share_data_dir {
+            std::os::unix::fs::symlink(&self.data_dir, &data_dir).expect("link the shared data dir");
+        }
         let mut env = self.env.clone();
         env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let mut app = TestApp {
-            base_url: String::new(),
-            data_dir,
-            _tmp: tmp,
-            child: None,
-            env,
-            db_url: self.db_url.clone(),
-            _db: None,
-        };
+        let db_url = self.db_url.clone();
+        let mut app = TestApp { base_url: String::new(), data_dir, _tmp: tmp, child: None, env, db_url, _db: None };
         app.start().await;
         app
     }
