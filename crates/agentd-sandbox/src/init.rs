@@ -1,5 +1,5 @@
-//! The sandbox init: the program the supervisor re-executes (`<init_program> __sandbox-init
-//! <ctl fd> <events fd>`), single-threaded, so it may fork freely.
+//! The sandbox init: forked per run by the launcher (the init program re-executed once as
+//! `<init_program> __sandbox-init --launcher <fd>`), single-threaded, so it may fork freely.
 //!
 //! The init reads its config, opens the bind sources, unshares the namespaces and waits
 //! until the supervisor has written its id maps. It then forks PID 1 of the new PID
@@ -12,7 +12,6 @@
 //! starts the egress bridge process once PID 1 is forked; with `collect_outputs`, PID 1 kills
 //! what the agent left behind and copies `/outputs` out before it reports the status.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -26,11 +25,12 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, Uid, chdir, fork, pipe2, setgroups, sethostname, setsid};
 
+use crate::launcher::LAUNCHER_ARG;
 use crate::mounts::RootPlan;
 use crate::outputs::{self, Collected};
 use crate::protocol::{AgentStatus, FromInit, InitConfig, ToInit, read_frame, write_frame};
 use crate::step::{Stage, StepError};
-use crate::{agent, egress_bridge, namespaces, network, seccomp};
+use crate::{INIT_ARG, agent, egress_bridge, launcher_process, namespaces, network, seccomp};
 
 /// Inherited fds are moved at or above this number, clear of 0–3 which the agent needs.
 const FIRST_PRIVATE_FD: RawFd = 10;
@@ -74,23 +74,44 @@ fn start() -> Result<i32, String> {
         }
         return Ok(0);
     }
-    let [ctl, events] = args.as_slice() else {
-        return Err("usage: __sandbox-init <ctl fd> <events fd> | --probe".into());
+    let [flag, socket] = args.as_slice() else {
+        return Err(format!("usage: {INIT_ARG} {LAUNCHER_ARG} <socket fd> | {PROBE_ARG}"));
     };
-    let parse = |s: &str| s.parse::<RawFd>().map_err(|_| format!("bad fd {s:?}"));
-    let ctl = UnixStream::from(relocate(parse(ctl)?)?);
-    let events = relocate(parse(events)?)?;
+    if flag != LAUNCHER_ARG {
+        return Err(format!("unknown mode {flag:?}"));
+    }
+    let socket = socket.parse::<RawFd>().map_err(|_| format!("bad fd {socket:?}"))?;
+    Ok(launcher_process::serve(relocate(socket)?))
+}
+
+/// One run, in an init the launcher just forked (stdio are already the run's pipes).
+/// Returns the exit code.
+pub(crate) fn serve_run(ctl: OwnedFd, events: OwnedFd) -> i32 {
+    // Out of the way of fds 0–3, which the agent needs.
+    let (ctl, events) = match (relocate_owned(ctl), relocate_owned(events)) {
+        (Ok(ctl), Ok(events)) => (UnixStream::from(ctl), events),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("agentd sandbox init: {e}");
+            return 2;
+        }
+    };
     let config = match read_frame::<ToInit>(&ctl) {
         Ok(Some(ToInit::Config(config))) => config,
-        Ok(None | Some(ToInit::Kill)) => return Ok(0),
-        Ok(Some(other)) => return Err(format!("expected the config, got {other:?}")),
-        Err(e) => return Err(format!("reading the config: {e}")),
+        Ok(None | Some(ToInit::Kill)) => return 0,
+        Ok(Some(other)) => {
+            eprintln!("agentd sandbox init: expected the config, got {other:?}");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("agentd sandbox init: reading the config: {e}");
+            return 2;
+        }
     };
     match run(&ctl, &config, events) {
-        Ok(()) => Ok(0),
+        Ok(()) => 0,
         Err(e) => {
             report_failure(&ctl, e);
-            Ok(1)
+            1
         }
     }
 }
@@ -101,13 +122,17 @@ fn relocate(fd: RawFd) -> Result<OwnedFd, String> {
         return Err(format!("bad fd {fd}"));
     }
     // SAFETY: the supervisor passed this fd to us for our exclusive use.
-    let inherited = unsafe { OwnedFd::from_raw_fd(fd) };
-    nix::fcntl::fcntl(&inherited, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(FIRST_PRIVATE_FD))
+    relocate_owned(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Moves an fd to a close-on-exec fd ≥ 10.
+fn relocate_owned(fd: OwnedFd) -> Result<OwnedFd, String> {
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(FIRST_PRIVATE_FD))
         .map(|raw| {
             // SAFETY: F_DUPFD_CLOEXEC just returned this new fd, owned by nobody else.
             unsafe { OwnedFd::from_raw_fd(raw) }
         })
-        .map_err(|e| format!("taking fd {fd}: {e}"))
+        .map_err(|e| format!("taking fd {}: {e}", fd.as_raw_fd()))
 }
 
 fn report_failure(ctl: &UnixStream, e: StepError) {
@@ -315,12 +340,12 @@ fn reap(pid: Pid) -> nix::Result<()> {
     }
 }
 
-fn pidfd_open(pid: Pid) -> io::Result<File> {
+pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: the syscall returned a fresh fd we now own.
-    Ok(unsafe { File::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

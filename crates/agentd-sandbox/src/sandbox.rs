@@ -1,18 +1,17 @@
 //! `Sandbox`: runs one program per call in fresh namespaces and supervises it.
 //!
-//! `run` creates a per-run dir in the scratch dir, starts the init program, drives the
+//! `run` creates a per-run dir in the scratch dir, has the launcher fork an init, drives the
 //! control protocol (config → unshare → id maps → go → exit status), supervises the pipes
-//! and limits, and always ends by killing (if needed) and reaping the init, which returns
+//! and limits, and always ends by killing (if needed) and awaiting the init, which exits
 //! only once every process of the run is gone. If the `run` future is dropped midway, the
-//! child handle's kill-on-drop SIGKILLs the init; PID 1 follows through its parent-death
-//! signal and takes the whole PID namespace with it.
+//! init handle SIGKILLs the init as it drops; PID 1 follows through its parent-death signal
+//! and takes the whole PID namespace with it.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixStream;
-use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +20,7 @@ use crate::egress::{Egress, EgressSettings};
 use crate::egress_proxy::{Policy, RunProxy};
 use crate::error::SandboxError;
 use crate::host::HostSupport;
-use crate::launch;
+use crate::launcher::{InitProcess, Launcher};
 use crate::mounts::ROOT_MOUNTPOINT;
 use crate::namespaces::IdMapping;
 use crate::output::Output;
@@ -54,6 +53,7 @@ pub struct Sandbox {
     mapping: IdMapping,
     /// What `new` found usable on this host; prepared once, used by every run.
     host: HostSupport,
+    launcher: Launcher,
 }
 
 impl Sandbox {
@@ -63,7 +63,8 @@ impl Sandbox {
         let report = probe::check_host(&settings)?;
         let mapping = IdMapping::for_current_process();
         let host = HostSupport::probe(&settings, mapping, report)?;
-        Ok(Sandbox { settings, mapping, host })
+        let launcher = Launcher::new(&settings.init_program);
+        Ok(Sandbox { settings, mapping, host, launcher })
     }
 
     /// The mechanisms of DESIGN.md §6 this host does not give us, in words an operator can
@@ -118,7 +119,7 @@ impl Sandbox {
             egress_bridge: proxy.is_some(),
             collect_outputs,
         };
-        let (mut init, pipes, mut ctl) = launch::spawn_init(&self.settings.init_program)?;
+        let (mut init, pipes, mut ctl) = self.launcher.launch().await?;
         let output = Output::new(lines, limits.max_output_bytes, limits.max_line_bytes);
         let mut collected = None;
         let driven = drive(&mut ctl, &mut init, config, self.mapping, &mut collected);
@@ -194,19 +195,18 @@ fn create_run_dir(scratch: &std::path::Path) -> Result<tempfile::TempDir, Sandbo
 /// The supervisor's half of the control protocol; resolves to the program's status.
 async fn drive(
     ctl: &mut UnixStream,
-    init: &mut Child,
+    init: &mut InitProcess,
     config: InitConfig,
     mapping: IdMapping,
     collected: &mut Option<Collected>,
 ) -> Result<AgentStatus, SandboxError> {
-    let pid = init.id().ok_or_else(|| SandboxError::protocol("the init exited at once"))?;
     let send_failed = |e| SandboxError::io("could not write to the sandbox init", e);
     protocol::send(ctl, &ToInit::Config(Box::new(config))).await.map_err(send_failed)?;
     match protocol::recv(ctl).await {
         Ok(Some(FromInit::Unshared)) => {}
         other => return Err(unexpected(other, init, "unsharing").await),
     }
-    mapping.write_maps(pid)?;
+    mapping.write_maps(init.pid())?;
     protocol::send(ctl, &ToInit::Go).await.map_err(send_failed)?;
     loop {
         match protocol::recv(ctl).await {
@@ -222,17 +222,16 @@ async fn drive(
 }
 
 /// Turns anything but the expected message into the error that explains it.
-async fn unexpected(message: std::io::Result<Option<FromInit>>, init: &mut Child, during: &str) -> SandboxError {
+async fn unexpected(message: std::io::Result<Option<FromInit>>, init: &mut InitProcess, during: &str) -> SandboxError {
     match message {
         Ok(Some(FromInit::Failed { stage, message })) => SandboxError::Setup { stage, message },
         Ok(Some(other)) => SandboxError::protocol(format!("unexpected {other:?} while {during}")),
         Ok(None) => {
             // EOF: every copy of the init's end is closed, so the init is exiting.
-            let status = init.wait().await.map(|s| s.to_string());
-            SandboxError::protocol(format!(
-                "the init ended without a report while {during} ({})",
-                status.unwrap_or_else(|e| e.to_string())
-            ))
+            if let Err(e) = init.wait().await {
+                tracing::warn!(error = %e, "could not wait for the sandbox init");
+            }
+            SandboxError::protocol(format!("the init ended without a report while {during}"))
         }
         Err(e) => SandboxError::io(format!("could not read from the sandbox init while {during}"), e),
     }
@@ -240,8 +239,8 @@ async fn unexpected(message: std::io::Result<Option<FromInit>>, init: &mut Child
 
 /// Makes sure the run is over: asks the init to kill the sandbox and reaps it; SIGKILLs
 /// the init if it does not finish in time (PID 1 then dies of its parent-death signal).
-async fn stop(ctl: &mut UnixStream, init: &mut Child) {
-    if matches!(init.try_wait(), Ok(Some(_))) {
+async fn stop(ctl: &mut UnixStream, init: &mut InitProcess) {
+    if init.has_ended() {
         return;
     }
     let graceful = async {
@@ -251,8 +250,11 @@ async fn stop(ctl: &mut UnixStream, init: &mut Child) {
     };
     if tokio::time::timeout(KILL_GRACE, graceful).await.is_err() {
         tracing::warn!("the sandbox init did not stop in time; killing it");
-        if let Err(e) = init.kill().await {
+        if let Err(e) = init.kill() {
             tracing::warn!(error = %e, "could not kill the sandbox init");
+        }
+        if let Err(e) = init.wait().await {
+            tracing::warn!(error = %e, "could not wait for the killed sandbox init");
         }
     }
 }
@@ -283,6 +285,7 @@ mod tests {
             },
             mapping: IdMapping::Range,
             host: HostSupport::none(),
+            launcher: Launcher::new("/nonexistent".as_ref()),
         };
         let spec = RunSpec {
             program: "/bin/true".into(),

@@ -7,7 +7,7 @@
 use std::future::Future;
 
 use tokio::io::AsyncWriteExt;
-use tokio::process::ChildStdin;
+use tokio::net::unix::pipe;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::SandboxError;
@@ -83,7 +83,7 @@ pub(crate) async fn supervise(
 
 /// Writes the whole input, then closes stdin. A program that exits or closes stdin
 /// without reading it is not an error.
-async fn feed(mut pipe: ChildStdin, input: Vec<u8>) {
+async fn feed(mut pipe: pipe::Sender, input: Vec<u8>) {
     if !input.is_empty()
         && let Err(e) = pipe.write_all(&input).await
     {

@@ -1,0 +1,131 @@
+//! The launcher process (`<init_program> __sandbox-init --launcher <socket fd>`): forks one
+//! sandbox init per request and reaps them. Single-threaded, so it may fork freely; it
+//! exits when the supervisor closes its end of the socket. The protocol is described in
+//! `launcher.rs`.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork};
+
+use crate::fd_passing::{self, MAX_FDS};
+use crate::init;
+
+/// A forked init the launcher has yet to reap.
+struct Forked {
+    pid: Pid,
+    pidfd: OwnedFd,
+}
+
+/// Serves requests until EOF; returns the exit code.
+pub(crate) fn serve(socket: OwnedFd) -> i32 {
+    let mut forked: Vec<Forked> = Vec::new();
+    loop {
+        let (request, ended) = match wait_for_work(&socket, &forked) {
+            Ok(ready) => ready,
+            Err(e) => {
+                eprintln!("agentd sandbox launcher: waiting for requests: {e}");
+                return 1;
+            }
+        };
+        for index in ended.into_iter().rev() {
+            let init = forked.swap_remove(index);
+            // It has exited (its pidfd is readable): this returns at once.
+            let _ = waitpid(init.pid, Some(WaitPidFlag::WNOHANG));
+        }
+        if !request {
+            continue;
+        }
+        let mut byte = [0u8; 1];
+        let fds = match fd_passing::recv(&socket, &mut byte) {
+            Ok((0, _)) => return 0, // the supervisor is gone
+            Ok((1, fds)) => fds,
+            Ok(_) => continue,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) => continue,
+            Err(e) => {
+                eprintln!("agentd sandbox launcher: reading a request: {e}");
+                return 1;
+            }
+        };
+        let reply = match <[OwnedFd; MAX_FDS]>::try_from(fds) {
+            Ok(fds) => fork_init(fds, socket.as_fd(), &forked),
+            Err(_) => Err(Errno::EINVAL), // the wrong fds are closed as they drop
+        };
+        let sent = match reply {
+            Ok(init) => {
+                let sent = fd_passing::send(&socket, &init.pid.as_raw().to_le_bytes(), &[init.pidfd.as_raw_fd()]);
+                forked.push(init);
+                sent
+            }
+            Err(errno) => fd_passing::send(&socket, &(-(errno as i32)).to_le_bytes(), &[]),
+        };
+        if let Err(e) = sent {
+            // The supervisor is gone; its inits see EOF on their control sockets.
+            eprintln!("agentd sandbox launcher: answering a request: {e}");
+            return 1;
+        }
+    }
+}
+
+/// Blocks until a request or an init's end; returns whether a request is ready and the
+/// indexes (ascending) of the inits that have exited.
+fn wait_for_work(socket: &OwnedFd, forked: &[Forked]) -> nix::Result<(bool, Vec<usize>)> {
+    let mut fds: Vec<PollFd> = std::iter::once(socket.as_fd())
+        .chain(forked.iter().map(|init| init.pidfd.as_fd()))
+        .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+        .collect();
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => break,
+        }
+    }
+    let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+    let ended = fds.iter().skip(1).enumerate().filter(|(_, fd)| ready(fd)).map(|(index, _)| index).collect();
+    Ok((ready(&fds[0]), ended))
+}
+
+/// Forks an init that takes over the run's fds; the parent keeps a pidfd to reap it and
+/// to hand to the supervisor.
+fn fork_init(fds: [OwnedFd; MAX_FDS], socket: std::os::fd::BorrowedFd, forked: &[Forked]) -> nix::Result<Forked> {
+    // SAFETY: the launcher is single-threaded.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            // Nothing of the launcher's may stay open in a run; the raw close is enough
+            // as this process never returns into the launcher's loop.
+            for fd in std::iter::once(socket.as_raw_fd()).chain(forked.iter().map(|init| init.pidfd.as_raw_fd())) {
+                // SAFETY: closing fds this process will never use again.
+                unsafe { libc::close(fd) };
+            }
+            let code = run_init(fds);
+            // SAFETY: _exit ends the fork without running the launcher's exit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(fds);
+            match init::pidfd_open(child) {
+                Ok(pidfd) => Ok(Forked { pid: child, pidfd }),
+                Err(e) => {
+                    // Without a pidfd nobody could stop it: end it now.
+                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    let _ = waitpid(child, None);
+                    Err(e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))
+                }
+            }
+        }
+    }
+}
+
+/// In the forked child: the run's pipes become stdio, then the init takes over.
+fn run_init(fds: [OwnedFd; MAX_FDS]) -> i32 {
+    let [ctl, stdin, stdout, stderr, events] = fds;
+    if let Err(e) = dup2_stdin(&stdin).and_then(|()| dup2_stdout(&stdout)).and_then(|()| dup2_stderr(&stderr)) {
+        eprintln!("agentd sandbox init: taking over the run's stdio: {e}");
+        return 2;
+    }
+    drop((stdin, stdout, stderr));
+    init::serve_run(ctl, events)
+}
