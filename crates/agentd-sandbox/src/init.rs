@@ -19,6 +19,7 @@ use std::os::unix::net::UnixStream;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::{CloneFlags, setns};
 use nix::sys::prctl;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::stat::Mode;
@@ -86,7 +87,7 @@ fn start() -> Result<i32, String> {
 
 /// One run, in an init the launcher just forked (stdio are already the run's pipes).
 /// Returns the exit code.
-pub(crate) fn serve_run(ctl: OwnedFd, events: OwnedFd) -> i32 {
+pub(crate) fn serve_run(ctl: OwnedFd, events: OwnedFd, netns: Option<OwnedFd>) -> i32 {
     // Out of the way of fds 0–3, which the agent needs.
     let (ctl, events) = match (relocate_owned(ctl), relocate_owned(events)) {
         (Ok(ctl), Ok(events)) => (UnixStream::from(ctl), events),
@@ -107,7 +108,7 @@ pub(crate) fn serve_run(ctl: OwnedFd, events: OwnedFd) -> i32 {
             return 2;
         }
     };
-    match run(&ctl, &config, events) {
+    match run(&ctl, &config, events, netns) {
         Ok(()) => 0,
         Err(e) => {
             report_failure(&ctl, e);
@@ -142,7 +143,9 @@ fn report_failure(ctl: &UnixStream, e: StepError) {
 }
 
 /// Everything between reading the config and the end of the sandbox.
-fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd) -> Result<(), StepError> {
+/// `netns`: a fresh network namespace the launcher prepared (loopback up), or `None` to
+/// make one here.
+fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd, netns: Option<OwnedFd>) -> Result<(), StepError> {
     // First, while still the supervisor's uid: into the run's cgroup, with all we fork.
     for file in &config.cgroup_files {
         std::fs::write(file, "0").stage(|| format!("joining the run's cgroup ({})", file.display()))?;
@@ -169,7 +172,16 @@ fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd) -> Result<(), Ste
         ),
         None => None,
     };
-    namespaces::unshare_all().stage(|| "unsharing namespaces".into())?;
+    let prepared_network = netns.is_some();
+    match netns {
+        Some(netns) => {
+            // Joined while still root on the host, which owns it; nothing inside will be.
+            setns(netns, CloneFlags::CLONE_NEWNET).stage(|| "joining the run's network namespace".into())?;
+            namespaces::unshare_all_but_network()
+        }
+        None => namespaces::unshare_all(),
+    }
+    .stage(|| "unsharing namespaces".into())?;
     // Sources must be opened in the new mount namespace (binds from another one fail), and
     // before becoming root inside, which is nobody on the host.
     let plan = RootPlan::open(config)?;
@@ -182,7 +194,9 @@ fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd) -> Result<(), Ste
     // The supervisor moved us into the run's cgroup before `Go`: a cgroup namespace now
     // makes that cgroup the root of what the agent sees in /proc/self/cgroup.
     namespaces::unshare_cgroup().stage(|| "unsharing the cgroup namespace".into())?;
-    network::bring_up_loopback().stage(|| "bringing up the loopback interface".into())?;
+    if !prepared_network {
+        network::bring_up_loopback().stage(|| "bringing up the loopback interface".into())?;
+    }
     let bridge = match config.egress_bridge {
         true => Some(egress_bridge::bind().stage(|| "listening on the egress proxy port".into())?),
         false => None,

@@ -1,17 +1,19 @@
 //! The launcher process (`<init_program> __sandbox-init --launcher <socket fd>`): forks one
-//! sandbox init per request and reaps them. Single-threaded, so it may fork freely; it
-//! exits when the supervisor closes its end of the socket. The protocol is described in
-//! `launcher.rs`.
+//! sandbox init per request, reaps them, and spends idle time preparing network namespaces.
+//! Single-threaded, so it may fork freely; it exits when the supervisor closes its end of
+//! the socket. The protocol is described in `launcher.rs`.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork};
 
 use crate::fd_passing::{self, MAX_FDS};
 use crate::init;
+use crate::network::NetnsPool;
 
 /// A forked init the launcher has yet to reap.
 struct Forked {
@@ -19,23 +21,38 @@ struct Forked {
     pidfd: OwnedFd,
 }
 
+/// What the launcher woke up for.
+struct Work {
+    request: bool,
+    /// Indexes (ascending) of the inits that have exited.
+    ended: Vec<usize>,
+}
+
 /// Serves requests until EOF; returns the exit code.
 pub(crate) fn serve(socket: OwnedFd) -> i32 {
     let mut forked: Vec<Forked> = Vec::new();
+    let mut netns = NetnsPool::new();
     loop {
-        let (request, ended) = match wait_for_work(&socket, &forked) {
-            Ok(ready) => ready,
+        // Idle time goes into the next runs' network namespaces.
+        let idle_work = netns.wants_more();
+        let timeout = if idle_work { PollTimeout::ZERO } else { PollTimeout::NONE };
+        let work = match wait_for_work(&socket, &forked, timeout) {
+            Ok(work) => work,
             Err(e) => {
                 eprintln!("agentd sandbox launcher: waiting for requests: {e}");
                 return 1;
             }
         };
-        for index in ended.into_iter().rev() {
+        let woken = work.request || !work.ended.is_empty();
+        for index in work.ended.into_iter().rev() {
             let init = forked.swap_remove(index);
             // It has exited (its pidfd is readable): this returns at once.
             let _ = waitpid(init.pid, Some(WaitPidFlag::WNOHANG));
         }
-        if !request {
+        if !woken && idle_work {
+            netns.make_one();
+        }
+        if !work.request {
             continue;
         }
         let mut byte = [0u8; 1];
@@ -50,7 +67,10 @@ pub(crate) fn serve(socket: OwnedFd) -> i32 {
             }
         };
         let reply = match <[OwnedFd; MAX_FDS]>::try_from(fds) {
-            Ok(fds) => fork_init(fds, socket.as_fd(), &forked),
+            Ok(fds) => {
+                let run_netns = netns.take();
+                fork_init(fds, run_netns, Inherited { socket: &socket, forked: &forked, netns: &netns })
+            }
             Err(_) => Err(Errno::EINVAL), // the wrong fds are closed as they drop
         };
         let sent = match reply {
@@ -69,15 +89,14 @@ pub(crate) fn serve(socket: OwnedFd) -> i32 {
     }
 }
 
-/// Blocks until a request or an init's end; returns whether a request is ready and the
-/// indexes (ascending) of the inits that have exited.
-fn wait_for_work(socket: &OwnedFd, forked: &[Forked]) -> nix::Result<(bool, Vec<usize>)> {
+/// Blocks (at most `timeout`) until a request or an init's end.
+fn wait_for_work(socket: &OwnedFd, forked: &[Forked], timeout: PollTimeout) -> nix::Result<Work> {
     let mut fds: Vec<PollFd> = std::iter::once(socket.as_fd())
         .chain(forked.iter().map(|init| init.pidfd.as_fd()))
         .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
         .collect();
     loop {
-        match poll(&mut fds, PollTimeout::NONE) {
+        match poll(&mut fds, timeout) {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
             Ok(_) => break,
@@ -85,32 +104,40 @@ fn wait_for_work(socket: &OwnedFd, forked: &[Forked]) -> nix::Result<(bool, Vec<
     }
     let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
     let ended = fds.iter().skip(1).enumerate().filter(|(_, fd)| ready(fd)).map(|(index, _)| index).collect();
-    Ok((ready(&fds[0]), ended))
+    Ok(Work { request: ready(&fds[0]), ended })
 }
 
-/// Forks an init that takes over the run's fds; the parent keeps a pidfd to reap it and
-/// to hand to the supervisor.
-fn fork_init(fds: [OwnedFd; MAX_FDS], socket: std::os::fd::BorrowedFd, forked: &[Forked]) -> nix::Result<Forked> {
+/// The launcher's fds that a forked init must not keep.
+struct Inherited<'a> {
+    socket: &'a OwnedFd,
+    forked: &'a [Forked],
+    netns: &'a NetnsPool,
+}
+
+/// Forks an init that takes over the run's fds (and network namespace, if one is ready);
+/// the parent keeps a pidfd to reap it and to hand to the supervisor.
+fn fork_init(fds: [OwnedFd; MAX_FDS], netns: Option<OwnedFd>, inherited: Inherited) -> nix::Result<Forked> {
     // SAFETY: the launcher is single-threaded.
     match unsafe { fork() }? {
         ForkResult::Child => {
-            // Nothing of the launcher's may stay open in a run; the raw close is enough
-            // as this process never returns into the launcher's loop.
-            for fd in std::iter::once(socket.as_raw_fd()).chain(forked.iter().map(|init| init.pidfd.as_raw_fd())) {
-                // SAFETY: closing fds this process will never use again.
-                unsafe { libc::close(fd) };
+            let Inherited { socket, forked, netns: pool } = inherited;
+            let launchers = std::iter::once(socket).chain(forked.iter().map(|init| &init.pidfd)).chain(pool.fds());
+            for fd in launchers {
+                // SAFETY: closing fds this process never uses again; it never returns into
+                // the launcher's loop, where their owners would close them a second time.
+                unsafe { libc::close(fd.as_raw_fd()) };
             }
-            let code = run_init(fds);
+            let code = run_init(fds, netns);
             // SAFETY: _exit ends the fork without running the launcher's exit handlers.
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
-            drop(fds);
+            drop((fds, netns));
             match init::pidfd_open(child) {
                 Ok(pidfd) => Ok(Forked { pid: child, pidfd }),
                 Err(e) => {
                     // Without a pidfd nobody could stop it: end it now.
-                    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                    let _ = kill(child, Signal::SIGKILL);
                     let _ = waitpid(child, None);
                     Err(e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))
                 }
@@ -120,12 +147,12 @@ fn fork_init(fds: [OwnedFd; MAX_FDS], socket: std::os::fd::BorrowedFd, forked: &
 }
 
 /// In the forked child: the run's pipes become stdio, then the init takes over.
-fn run_init(fds: [OwnedFd; MAX_FDS]) -> i32 {
+fn run_init(fds: [OwnedFd; MAX_FDS], netns: Option<OwnedFd>) -> i32 {
     let [ctl, stdin, stdout, stderr, events] = fds;
     if let Err(e) = dup2_stdin(&stdin).and_then(|()| dup2_stdout(&stdout)).and_then(|()| dup2_stderr(&stderr)) {
         eprintln!("agentd sandbox init: taking over the run's stdio: {e}");
         return 2;
     }
     drop((stdin, stdout, stderr));
-    init::serve_run(ctl, events)
+    init::serve_run(ctl, events, netns)
 }

@@ -68,17 +68,22 @@ impl IdMapping {
     }
 }
 
+/// The namespaces every run gets besides its network namespace.
+const RUN_NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWUSER
+    .union(CloneFlags::CLONE_NEWNS)
+    .union(CloneFlags::CLONE_NEWIPC)
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWPID);
+
 /// Moves the calling process into new user, mount, network, IPC, UTS namespaces; its next
 /// child becomes PID 1 of a new PID namespace.
 pub(crate) fn unshare_all() -> nix::Result<()> {
-    unshare(
-        CloneFlags::CLONE_NEWUSER
-            | CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWNET
-            | CloneFlags::CLONE_NEWIPC
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWPID,
-    )
+    unshare(RUN_NAMESPACES | CloneFlags::CLONE_NEWNET)
+}
+
+/// `unshare_all` for a process that has already joined a fresh network namespace.
+pub(crate) fn unshare_all_but_network() -> nix::Result<()> {
+    unshare(RUN_NAMESPACES)
 }
 
 /// A cgroup namespace rooted at the caller's current cgroups (kernels without cgroup
