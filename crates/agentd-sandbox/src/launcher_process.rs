@@ -32,9 +32,12 @@ struct Work {
 pub(crate) fn serve(socket: OwnedFd) -> i32 {
     let mut forked: Vec<Forked> = Vec::new();
     let mut netns = NetnsPool::new();
+    // Set when an init has ended: its run no longer needs the CPU.
+    let mut replace_one = false;
     loop {
-        // Idle time goes into the next runs' network namespaces.
-        let idle_work = netns.wants_more();
+        // The pool is refilled while no run is starting (its CPU time would slow the start
+        // down on a small host): fully when no init is alive, one per ended init otherwise.
+        let idle_work = netns.wants_more() && (forked.is_empty() || replace_one);
         let timeout = if idle_work { PollTimeout::ZERO } else { PollTimeout::NONE };
         let work = match wait_for_work(&socket, &forked, timeout) {
             Ok(work) => work,
@@ -43,14 +46,18 @@ pub(crate) fn serve(socket: OwnedFd) -> i32 {
                 return 1;
             }
         };
-        let woken = work.request || !work.ended.is_empty();
+        let any_ended = !work.ended.is_empty();
+        let woken = work.request || any_ended;
         for index in work.ended.into_iter().rev() {
             let init = forked.swap_remove(index);
             // It has exited (its pidfd is readable): this returns at once.
             let _ = waitpid(init.pid, Some(WaitPidFlag::WNOHANG));
         }
-        if !woken && idle_work {
+        if any_ended {
+            replace_one = true;
+        } else if !woken && idle_work {
             netns.make_one();
+            replace_one = false;
         }
         if !work.request {
             continue;
