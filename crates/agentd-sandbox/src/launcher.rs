@@ -50,6 +50,11 @@ impl Launcher {
         Launcher { program: program.to_path_buf(), connection: tokio::sync::Mutex::new(None) }
     }
 
+    /// The launcher's pid, while one is running and not busy with a request.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.connection.try_lock().ok()?.as_ref().map(|connection| connection.process.id())
+    }
+
     /// Starts an init with fresh pipes; returns it, the supervisor's pipe ends and the
     /// supervisor's end of the control socket.
     pub(crate) async fn launch(&self) -> Result<(InitProcess, Pipes, UnixStream), SandboxError> {

@@ -74,6 +74,12 @@ impl Sandbox {
         self.host.missing.clone()
     }
 
+    /// The pid of the launcher process that forks this sandbox's inits (it starts with the
+    /// first run and is replaced if it dies), for diagnostics.
+    pub fn launcher_pid(&self) -> Option<u32> {
+        self.launcher.pid()
+    }
+
     /// Runs `spec` to its end. Lines go to `lines` as they come; `cancel` kills the run.
     pub async fn run(
         &self,

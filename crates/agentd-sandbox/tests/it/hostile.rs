@@ -18,6 +18,7 @@ pub fn tests() -> Vec<Test> {
             "hostile_network_reaches_only_its_own_loopback_not_the_hosts_nor_outside",
             hostile_network_reaches_only_its_own_loopback_not_the_hosts_nor_outside,
         ),
+        ("hostile_concurrent_runs_do_not_share_a_network", hostile_concurrent_runs_do_not_share_a_network),
         (
             "hostile_reads_of_shadow_root_and_the_workers_scratch_dir_fail",
             hostile_reads_of_shadow_root_and_the_workers_scratch_dir_fail,
@@ -69,6 +70,28 @@ print('ipv6', attempt(('::1', {port})))
     assert_eq!(run.stdout(), ["own connected", "host failed", "outside failed", "ipv6 failed"]);
     host.set_nonblocking(true).unwrap();
     assert!(host.accept().is_err(), "the host listener got a connection");
+    env.assert_contained_and_healthy();
+}
+
+/// Each run has a network namespace of its own (from the launcher's pool, as root): a
+/// listener in one run is unreachable from another run at the same time.
+fn hostile_concurrent_runs_do_not_share_a_network() {
+    let env = TestEnv::new();
+    let port = 43_917;
+    let listen = format!(
+        "import socket, time\ns = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(8)\nprint('listening', flush=True)\ntime.sleep(1.5)"
+    );
+    let connect = format!(
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2).close(); print('connected')\nexcept OSError:\n    print('failed')"
+    );
+    let (listener, other) = std::thread::scope(|scope| {
+        let listener = scope.spawn(|| env.python(&listen, |_| {}));
+        std::thread::sleep(Duration::from_millis(600));
+        let other = env.python(&connect, |_| {});
+        (listener.join().unwrap(), other)
+    });
+    assert_eq!(listener.stdout(), ["listening"], "{:?}", listener.lines);
+    assert_eq!(other.stdout(), ["failed"], "{:?}", other.lines);
     env.assert_contained_and_healthy();
 }
 

@@ -25,6 +25,11 @@ pub fn tests() -> Vec<Test> {
             "run_unsandboxed_times_out_and_kills_its_process_group",
             run_unsandboxed_times_out_and_kills_its_process_group,
         ),
+        (
+            "a_killed_launcher_spares_running_runs_and_is_replaced",
+            a_killed_launcher_spares_running_runs_and_is_replaced,
+        ),
+        ("dropping_the_sandbox_ends_its_launcher", dropping_the_sandbox_ends_its_launcher),
     ]
 }
 
@@ -129,4 +134,39 @@ fn run_unsandboxed_times_out_and_kills_its_process_group() {
     let pattern = format!("sleep {marker}");
     // The group is killed at once, but tokio reaps the killed shell in the background.
     assert!(eventually(Duration::from_secs(2), || processes_with(&pattern).is_empty()));
+}
+
+fn a_killed_launcher_spares_running_runs_and_is_replaced() {
+    let env = TestEnv::new();
+    assert_eq!(env.sh("echo first").stdout(), ["first"]);
+    let launcher = env.sandbox.launcher_pid().expect("the first run started a launcher");
+    let run = std::thread::scope(|scope| {
+        let running = scope.spawn(|| env.run(env.spec("/bin/sh", &["-c", "sleep 0.5; echo survived"])));
+        std::thread::sleep(Duration::from_millis(200));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(launcher as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        assert!(eventually(Duration::from_secs(5), || is_gone_or_zombie(launcher)), "the launcher did not die");
+        running.join().unwrap().unwrap()
+    });
+    assert_eq!(run.outcome.termination, Termination::Exited(0));
+    assert_eq!(run.stdout(), ["survived"]);
+    assert_eq!(env.sh("echo next").stdout(), ["next"]);
+    let replacement = env.sandbox.launcher_pid().expect("the next run started a new launcher");
+    assert_ne!(replacement, launcher);
+    env.assert_contained_and_healthy();
+}
+
+fn dropping_the_sandbox_ends_its_launcher() {
+    let env = TestEnv::new();
+    assert_eq!(env.sh("echo hi").stdout(), ["hi"]);
+    let launcher = env.sandbox.launcher_pid().expect("the run started a launcher");
+    drop(env);
+    assert!(is_gone_or_zombie(launcher), "launcher {launcher} outlived its sandbox");
+}
+
+fn is_gone_or_zombie(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
 }
