@@ -139,7 +139,7 @@ fn run_unsandboxed_times_out_and_kills_its_process_group() {
 fn a_killed_launcher_spares_running_runs_and_is_replaced() {
     let env = TestEnv::new();
     assert_eq!(env.sh("echo first").stdout(), ["first"]);
-    let launcher = env.sandbox.launcher_pid().expect("the first run started a launcher");
+    let launcher = env.sandbox.launcher_pid().unwrap(); // the first run started it
     let run = std::thread::scope(|scope| {
         let running = scope.spawn(|| env.run(env.spec("/bin/sh", &["-c", "sleep 0.5; echo survived"])));
         std::thread::sleep(Duration::from_millis(200));
@@ -150,7 +150,7 @@ fn a_killed_launcher_spares_running_runs_and_is_replaced() {
     assert_eq!(run.outcome.termination, Termination::Exited(0));
     assert_eq!(run.stdout(), ["survived"]);
     assert_eq!(env.sh("echo next").stdout(), ["next"]);
-    let replacement = env.sandbox.launcher_pid().expect("the next run started a new launcher");
+    let replacement = env.sandbox.launcher_pid().unwrap(); // the next run started it
     assert_ne!(replacement, launcher);
     env.assert_contained_and_healthy();
 }
@@ -158,7 +158,7 @@ fn a_killed_launcher_spares_running_runs_and_is_replaced() {
 fn dropping_the_sandbox_ends_its_launcher() {
     let env = TestEnv::new();
     assert_eq!(env.sh("echo hi").stdout(), ["hi"]);
-    let launcher = env.sandbox.launcher_pid().expect("the run started a launcher");
+    let launcher = env.sandbox.launcher_pid().unwrap(); // the run started it
     drop(env);
     assert!(is_gone_or_zombie(launcher), "launcher {launcher} outlived its sandbox");
 }
