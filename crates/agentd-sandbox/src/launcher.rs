@@ -79,14 +79,18 @@ impl Launcher {
             tracing::warn!("the sandbox launcher exited; starting a new one");
             connection = Connection::start(&self.program)?;
         }
-        // On failure the connection is dropped (and its launcher killed): the next run
-        // starts afresh rather than retrying fds a half-served request may hold.
-        let (pid, pidfd) = connection
-            .request(&fds)
-            .await
-            .map_err(|e| SandboxError::io("could not start a sandbox init through the launcher", e))?;
-        *slot = Some(connection);
+        // A broken exchange drops the connection (and kills its launcher): the next run
+        // starts afresh rather than retrying fds a half-served request may hold. A launcher
+        // that answered with an error (it could not fork) stays.
+        let reply = match connection.request(&fds).await {
+            Ok(reply) => {
+                *slot = Some(connection);
+                reply
+            }
+            Err(e) => return Err(SandboxError::io("the sandbox launcher failed", e)),
+        };
         drop(slot);
+        let (pid, pidfd) = reply.map_err(|e| SandboxError::io("the sandbox launcher could not fork an init", e))?;
         // Our copies of the init's ends must go, or EOF would never come on the pipes.
         drop((theirs, ctl_theirs));
         let init = InitProcess::new(pid, pidfd)?;
@@ -128,15 +132,16 @@ impl Connection {
     }
 
     /// Sends the init's fds (ctl, stdin, stdout, stderr, events); returns its pid and pidfd.
-    async fn request(&mut self, fds: &[RawFd; 5]) -> io::Result<(u32, OwnedFd)> {
+    /// The outer error is a broken exchange; the inner one the launcher's answer.
+    async fn request(&mut self, fds: &[RawFd; 5]) -> io::Result<io::Result<(u32, OwnedFd)>> {
         self.socket.async_io(Interest::WRITABLE, || fd_passing::send(&self.socket, &[1], fds)).await?;
         let mut reply = [0u8; 4];
         let (n, mut fds) =
             self.socket.async_io(Interest::READABLE, || fd_passing::recv(&self.socket, &mut reply)).await?;
         let code = i32::from_le_bytes(reply);
         match (n, fds.pop()) {
-            (4, Some(pidfd)) if code > 0 && fds.is_empty() => Ok((code.unsigned_abs(), pidfd)),
-            (4, None) if code < 0 => Err(io::Error::from_raw_os_error(-code)),
+            (4, Some(pidfd)) if code > 0 && fds.is_empty() => Ok(Ok((code.unsigned_abs(), pidfd))),
+            (4, None) if code < 0 => Ok(Err(io::Error::from_raw_os_error(-code))),
             (0, _) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the launcher closed its socket")),
             _ => Err(io::Error::other("malformed reply from the launcher")),
         }

@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, waitpid};
-use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork};
+use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork, setsid};
 
 use crate::fd_passing::{self, MAX_FDS};
 use crate::init;
@@ -30,6 +30,9 @@ struct Work {
 
 /// Serves requests until EOF; returns the exit code.
 pub(crate) fn serve(socket: OwnedFd) -> i32 {
+    // Out of the worker's process group: a terminal's Ctrl-C is the worker's to handle
+    // (the launcher ends when the worker closes the socket).
+    let _ = setsid(); // fails only for a group leader, which it is not
     let mut forked: Vec<Forked> = Vec::new();
     let mut netns = NetnsPool::new();
     // Set when an init has ended: its run no longer needs the CPU.
