@@ -150,9 +150,15 @@ impl Sandbox {
         if let Err(e) = run_dir.close() {
             tracing::warn!(error = %e, "could not remove the run's scratch dir");
         }
-        let termination = ending?.termination();
+        let termination = match ending {
+            Ok(ending) => memory_limit_or(ending.termination(), usage.oom_kills),
+            // On cgroup v2 an OOM kill takes the whole run (`memory.oom.group`), the init
+            // and PID 1 included, before anything inside can report it.
+            Err(SandboxError::Protocol { .. }) if usage.oom_kills > 0 => Termination::MemoryLimit,
+            Err(e) => return Err(e),
+        };
         Ok(RunOutcome {
-            termination: memory_limit_or(termination, usage.oom_kills),
+            termination,
             wall: started.elapsed(),
             output_bytes: output.total(),
             cpu: usage.cpu,

@@ -3,7 +3,7 @@
 //! cgroups, marked processes) and that the next run is healthy.
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agentd_sandbox::Termination;
 use tokio::sync::mpsc;
@@ -38,8 +38,8 @@ pub fn tests() -> Vec<Test> {
         ("hostile_privileged_syscalls_fail_with_clear_errors", hostile_privileged_syscalls_fail_with_clear_errors),
         ("hostile_signals_cannot_reach_host_processes_or_pid_1", hostile_signals_cannot_reach_host_processes_or_pid_1),
         (
-            "hostile_gigabyte_on_stdout_hits_the_output_limit_quickly",
-            hostile_gigabyte_on_stdout_hits_the_output_limit_quickly,
+            "hostile_gigabyte_on_stdout_is_cut_at_the_output_limit",
+            hostile_gigabyte_on_stdout_is_cut_at_the_output_limit,
         ),
         ("hostile_sees_a_minimal_dev_and_its_own_cgroup_root", hostile_sees_a_minimal_dev_and_its_own_cgroup_root),
     ]
@@ -171,10 +171,11 @@ echo end"#);
 fn hostile_fork_bomb_is_held_by_the_pids_cap() {
     let env = TestEnv::new();
     let marker = "30.0707";
-    // Every child sleeps (marked); the parent forks until the kernel says no.
+    // Every child sleeps (marked); the parent forks until the kernel says no, then leaves
+    // its children behind: the run's end must take them along.
     let code = format!(
         r#"
-import os, time
+import os
 n = 0
 try:
     while n < 10000:
@@ -183,17 +184,16 @@ try:
         n += 1
 except OSError as e:
     print('stopped', e.errno, n <= 32, flush=True)
-time.sleep(30)
+os._exit(0)
 "#
     );
-    let started = Instant::now();
     let run = env.python(&code, |limits| {
         limits.max_pids = 32;
-        limits.wall_timeout = Duration::from_millis(1500);
+        // Only a backstop: the run ends when the parent gives up.
+        limits.wall_timeout = Duration::from_secs(120);
     });
-    assert_eq!(run.outcome.termination, Termination::TimedOut);
+    assert_eq!(run.outcome.termination, Termination::Exited(0), "{:?}", run.lines);
     assert_eq!(run.stdout(), [format!("stopped {} True", libc::EAGAIN).as_str()]);
-    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
     assert_eq!(processes_with(&format!("sleep {marker}")), Vec::<u32>::new());
     env.assert_contained_and_healthy();
 }
@@ -340,12 +340,11 @@ fn hostile_signals_cannot_reach_host_processes_or_pid_1() {
     env.assert_contained_and_healthy();
 }
 
-fn hostile_gigabyte_on_stdout_hits_the_output_limit_quickly() {
+fn hostile_gigabyte_on_stdout_is_cut_at_the_output_limit() {
     let env = TestEnv::new();
-    let started = Instant::now();
     let run = env.sh_any("head -c 1000000000 /dev/zero | tr '\\0' x", |limits| limits.max_output_bytes = 1 << 20);
+    // Not `Exited`: the run was cut at the cap, not after the whole gigabyte.
     assert_eq!(run.outcome.termination, Termination::OutputLimit);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     let delivered: usize = run.lines.iter().map(|l| l.line.len()).sum();
     assert!(delivered <= 1 << 20, "{delivered} bytes delivered");
     assert_eq!(processes_with("head -c 1000000000"), Vec::<u32>::new());

@@ -41,7 +41,8 @@ fn a_wall_timeout_returns_timed_out_quickly_and_leaves_no_process() {
     let started = Instant::now();
     let run = env.run(spec).unwrap();
     assert_eq!(run.outcome.termination, Termination::TimedOut);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    // Far below the sleep's 60 s: the timeout ended it (the bound is loose for slow hosts).
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
     assert!(run.outcome.wall >= Duration::from_millis(300));
     assert_eq!(processes_with(&format!("sleep {marker}")), Vec::<u32>::new());
     env.assert_scratch_empty();

@@ -5,6 +5,7 @@
 //! `<exe> __sandbox-init …` it becomes the init before anything else happens.
 #![expect(clippy::unwrap_used, reason = "a failing test should panic")]
 
+mod cgroup_v2;
 mod egress;
 mod hostile;
 mod isolation;
@@ -28,6 +29,7 @@ fn main() {
         hostile::tests(),
         egress::tests(),
         outputs::tests(),
+        cgroup_v2::tests(),
     ]
     .into_iter()
     .flatten()
