@@ -19,7 +19,7 @@ OUT_TTY=0 ERR_TTY=0 ROWS=0 COLS=0 QUIET=0 ACCEL=?
 
 echo cgroup2-vm > /proc/sys/kernel/hostname
 echo "$VMDIR/guest/modprobe" > /proc/sys/kernel/modprobe
-ulimit -n 1024:524288 2>/dev/null   # what systemd gives services
+ulimit -Hn 524288 2>/dev/null; ulimit -Sn 1024 2>/dev/null   # what systemd gives services
 
 exec 3<>/dev/ttyS1 4<>/dev/ttyS2
 # raw: no \n -> \r\n translation, no echo, no flow control.
