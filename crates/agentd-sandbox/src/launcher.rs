@@ -133,7 +133,7 @@ impl Connection {
 
     /// Sends the init's fds (ctl, stdin, stdout, stderr, events); returns its pid and pidfd.
     /// The outer error is a broken exchange; the inner one the launcher's answer.
-    async fn request(&mut self, fds: &[RawFd; 5]) -> io::Result<io::Result<(u32, OwnedFd)>> {
+    async fn request(&mut self, fds: &[RawFd; fd_passing::MAX_FDS]) -> io::Result<io::Result<(u32, OwnedFd)>> {
         self.socket.async_io(Interest::WRITABLE, || fd_passing::send(&self.socket, &[1], fds)).await?;
         let mut reply = [0u8; 4];
         let (n, mut fds) =
