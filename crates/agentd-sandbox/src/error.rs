@@ -41,6 +41,19 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// What failed, in words that name no host path, so it can be shown to whoever's run
+    /// it was (the full error, with paths, goes to the operator's log).
+    pub fn summary(&self) -> &'static str {
+        match self {
+            SandboxError::Unsupported { .. } => "this host cannot run sandboxes",
+            SandboxError::InvalidSpec { .. } => "the worker built an invalid sandbox specification",
+            SandboxError::Io { .. } => "a host-side step of setting up the sandbox failed",
+            SandboxError::Spawn { .. } => "the sandbox init program could not be started",
+            SandboxError::Setup { .. } => "setting up the sandbox failed before the agent started",
+            SandboxError::Protocol { .. } => "the sandbox init stopped responding",
+        }
+    }
+
     pub(crate) fn io(action: impl Into<String>, source: io::Error) -> Self {
         SandboxError::Io { action: action.into(), source }
     }

@@ -66,7 +66,10 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(source: RunSource, settings: WorkerSettings) -> Result<Worker, WorkerError> {
+    pub fn new(source: RunSource, mut settings: WorkerSettings) -> Result<Worker, WorkerError> {
+        // The sandbox mounts paths under the data dir, and mount sources must be absolute.
+        settings.data_dir = std::path::absolute(&settings.data_dir)
+            .map_err(|source| WorkerError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let scratch = settings.data_dir.join("runs");
         for dir in [&scratch, &settings.data_dir.join("bundles"), &settings.data_dir.join(OUTPUTS_DIR)] {
             std::fs::create_dir_all(dir)

@@ -49,6 +49,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let blobs = Blobs::open(&blob_location)?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
+    if let Some(path) = &args.address_file {
+        write_address_file(path, addr)?;
+    }
     let shutdown = CancellationToken::new();
     let worker = match args.worker_slots {
         0 => None,
@@ -92,6 +95,13 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     store.close().await;
     Ok(())
+}
+
+/// Written whole or not at all (a rename), so a reader never sees half an address.
+fn write_address_file(path: &std::path::Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, addr.to_string())?;
+    std::fs::rename(&partial, path)
 }
 
 /// Logs what the sandbox cannot apply on this host; in production, refuses to go on.

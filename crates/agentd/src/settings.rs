@@ -59,6 +59,10 @@ pub struct ServeArgs {
     pub shutdown_grace_s: u64,
     #[command(flatten)]
     pub egress: EgressArgs,
+    /// Once listening, write the bound address (`127.0.0.1:PORT`) to this file: for
+    /// supervisors and tests that start the server on port 0.
+    #[arg(long, env = "AGENTD_ADDRESS_FILE")]
+    pub address_file: Option<PathBuf>,
     /// Log as JSON lines (default in production).
     #[arg(long, env = "AGENTD_LOG_JSON")]
     pub log_json: bool,
