@@ -1,6 +1,5 @@
-//! Who is calling and on behalf of which tenant. Every store method that touches tenant
-//! data takes a [`TenantCtx`] and filters on its tenant; the only way to obtain one is
-//! [`TenantCtx::authorized`], which checks a scope first.
+//! Who is calling and on behalf of which tenant: scopes, roles, the acting principal,
+//! and the [`TenantScope`] every tenant-scoped store method takes and filters on.
 
 use serde::{Deserialize, Serialize};
 
@@ -124,26 +123,21 @@ impl Actor {
     }
 }
 
-/// One per operation: the tenant every query is scoped to, who acts, and the request id.
+/// What the store needs to confine one operation to one tenant: the tenant every query
+/// filters on, who acts (for `created_by` columns) and the request it serves (for logs).
+///
+/// It grants nothing by itself: only the domain layer (`agentd-control`) holds the store,
+/// and it builds a scope only from a context that passed an authorization check.
 #[derive(Debug, Clone)]
-pub struct TenantCtx {
+pub struct TenantScope {
     tenant_id: TenantId,
     actor: Actor,
-    scopes: Scopes,
     request_id: RequestId,
 }
 
-impl TenantCtx {
-    /// Built by the authentication layer after it has checked `wanted` against the
-    /// caller's scopes; `None` means the caller lacks the scope.
-    pub fn authorized(
-        tenant_id: TenantId,
-        actor: Actor,
-        scopes: Scopes,
-        request_id: RequestId,
-        wanted: Scope,
-    ) -> Option<TenantCtx> {
-        scopes.allows(wanted).then_some(TenantCtx { tenant_id, actor, scopes, request_id })
+impl TenantScope {
+    pub fn new(tenant_id: TenantId, actor: Actor, request_id: RequestId) -> TenantScope {
+        TenantScope { tenant_id, actor, request_id }
     }
 
     pub fn tenant_id(&self) -> &TenantId {
@@ -152,10 +146,6 @@ impl TenantCtx {
 
     pub fn actor(&self) -> &Actor {
         &self.actor
-    }
-
-    pub fn scopes(&self) -> &Scopes {
-        &self.scopes
     }
 
     pub fn request_id(&self) -> &RequestId {
@@ -173,20 +163,5 @@ mod tests {
         assert!(Scope::ALL.iter().all(|s| admin.allows(*s)));
         let read = Scopes::new(vec![Scope::Read, Scope::Read]);
         assert!(read.allows(Scope::Read) && !read.allows(Scope::Deploy));
-    }
-
-    #[test]
-    fn a_context_is_only_built_when_the_scope_is_held() {
-        let make = |scopes: Scopes, wanted| {
-            TenantCtx::authorized(
-                TenantId::generate(),
-                Actor::ApiKey { id: ApiKeyId::generate() },
-                scopes,
-                RequestId::generate(),
-                wanted,
-            )
-        };
-        assert!(make(Role::Viewer.scopes(), Scope::Deploy).is_none());
-        assert!(make(Role::Developer.scopes(), Scope::Deploy).is_some());
     }
 }

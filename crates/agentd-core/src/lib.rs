@@ -1,21 +1,27 @@
-//! Domain vocabulary of agentd: typed ids, slugs, statuses, resources, scopes and the
-//! per-request tenant context. No I/O lives here; every other crate speaks these types.
+//! Domain vocabulary of agentd: typed ids, slugs, statuses, resources, scopes, limits,
+//! pages and the tenant scope of a store call. No I/O lives here; every other crate
+//! speaks these types.
 //!
-//! The resource structs double as the public JSON shapes of the REST API, so the server
-//! and the typed client can never disagree on a field name.
+//! The resource structs are also the JSON shapes in which the REST API shows them
+//! (`agentd-api-types` re-exports them beside the request bodies).
 
 pub mod context;
 pub mod ids;
 pub mod limits;
+pub mod page;
 pub mod queue;
+pub mod secret;
 pub mod resources;
 pub mod slug;
 pub mod status;
 pub mod timestamp;
 
-pub use context::{Actor, Role, Scope, Scopes, TenantCtx};
+pub use context::{Actor, Role, Scope, Scopes, TenantScope};
+pub use queue::Fault;
+pub use secret::Secret;
 pub use ids::{AgentId, ApiKeyId, InvocationId, RequestId, SessionId, TenantId, UserId, VersionId, WorkerTokenId};
 pub use limits::TenantLimits;
+pub use page::{Cursor, NameCursor, PageBounds, PageError, PageRequest};
 pub use resources::*;
 pub use slug::{Slug, SlugError};
 pub use status::{EventKind, EventStream, InvocationStatus, TenantStatus};

@@ -35,11 +35,29 @@ pub type NewEvent = Event;
 
 /// How a run ended, as the worker reports it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Completion {
     pub status: InvocationStatus,
     pub output: Option<Value>,
     pub error: Option<InvocationError>,
     pub usage: Usage,
+    /// Whose fault a failure was; it decides what runs again (see [`Fault`]).
+    #[serde(default)]
+    pub fault: Fault,
+}
+
+/// Whose fault a run's failure was.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// The run's own outcome (it failed, timed out, hit a limit): retried only while the
+    /// invocation's `max_attempts` allow.
+    #[default]
+    Agent,
+    /// The platform could not run it (the sandbox would not start, the worker broke):
+    /// the agent did nothing wrong, so it runs again as a new attempt, up to a bound of
+    /// its own that does not consume `max_attempts`.
+    Platform,
 }
 
 /// What a lease renewal found.
@@ -56,6 +74,7 @@ pub enum LeaseStatus {
 /// Identifies one lease on one run: every write a worker makes about the run carries
 /// it, and the store applies the write only while this lease is current (fencing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunLease {
     pub invocation_id: InvocationId,
     pub lease_owner: String,
@@ -72,51 +91,3 @@ impl ClaimedRun {
     }
 }
 
-// ----- the remote worker protocol (`/v1/worker/...`) -----
-
-/// `POST /v1/worker/claim`: waits up to `wait_s` for a run; `204` when none came.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClaimRequest {
-    /// The worker process's own name; the server makes it part of the lease owner.
-    pub worker: String,
-    pub lease_s: u32,
-    pub wait_s: u32,
-}
-
-/// `POST /v1/worker/heartbeat`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HeartbeatRequest {
-    pub lease: RunLease,
-    pub lease_s: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HeartbeatResponse {
-    pub status: LeaseStatus,
-}
-
-/// `POST /v1/worker/events`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AppendEventsRequest {
-    pub lease: RunLease,
-    pub events: Vec<NewEvent>,
-}
-
-/// `POST /v1/worker/complete`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CompleteRequest {
-    pub lease: RunLease,
-    pub completion: Completion,
-}
-
-/// `POST /v1/worker/release`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReleaseRequest {
-    pub lease: RunLease,
-}
-
-/// Whether a fenced write was applied (false: the lease was no longer current).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct Applied {
-    pub applied: bool,
-}

@@ -1,15 +1,54 @@
-//! The resources of DESIGN §3 in the exact JSON shape the REST API shows, plus the
-//! request bodies. Server and client both use these types.
+//! The resources of DESIGN §3, in the exact JSON shape the REST API shows them. The
+//! request bodies of the API live in `agentd-api-types`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::context::{Actor, Role, Scope, Scopes};
+use crate::context::Scopes;
 use crate::ids::{AgentId, ApiKeyId, InvocationId, TenantId, UserId, VersionId};
 use crate::limits::TenantLimits;
 use crate::slug::Slug;
 use crate::status::{EventKind, EventStream, InvocationStatus, TenantStatus};
 use crate::timestamp::Timestamp;
+
+/// The kinds of resource, for errors that name one ("agent not found").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    Tenant,
+    Workspace,
+    ApiKey,
+    Agent,
+    AgentVersion,
+    Invocation,
+    Artifact,
+    Blob,
+    Bundle,
+    /// A run as a worker sees it: a lease on an invocation.
+    Run,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Tenant => "tenant",
+            ResourceKind::Workspace => "workspace",
+            ResourceKind::ApiKey => "API key",
+            ResourceKind::Agent => "agent",
+            ResourceKind::AgentVersion => "agent version",
+            ResourceKind::Invocation => "invocation",
+            ResourceKind::Artifact => "artifact",
+            ResourceKind::Blob => "blob",
+            ResourceKind::Bundle => "bundle",
+            ResourceKind::Run => "run",
+        }
+    }
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One page of a cursor-paginated list.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,8 +164,13 @@ pub struct Invocation {
     pub output: Option<Value>,
     pub error: Option<InvocationError>,
     pub priority: u8,
+    /// Runs so far: each claim by a worker is one, recoveries included.
     pub attempt: u32,
     pub max_attempts: u32,
+    /// Attempts that ran again because the platform failed them (a lost worker, a
+    /// sandbox that would not start); they do not count against `max_attempts`.
+    #[serde(default)]
+    pub recoveries: u32,
     pub timeout_s: u32,
     pub idempotency_key: Option<String>,
     pub metadata: Value,
@@ -175,101 +219,22 @@ impl Artifact {
     }
 }
 
-// ----- request and response bodies -----
+/// The name of an artifact, checked: a clean relative path below `/outputs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactName(String);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SignupRequest {
-    pub email: String,
-    pub password: String,
-    pub workspace_name: String,
-    pub workspace_slug: String,
+impl ArtifactName {
+    pub fn parse(name: &str) -> Option<ArtifactName> {
+        Artifact::is_valid_name(name).then(|| ArtifactName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SignupResponse {
-    pub tenant: Tenant,
-    pub user: User,
-    pub api_key: CreatedApiKey,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LoginRequest {
-    pub email: String,
-    pub password: String,
-    /// Which workspace to sign in to when the user belongs to several; defaults to the first.
-    #[serde(default)]
-    pub workspace_slug: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LoginResponse {
-    /// Session token, used as `Authorization: Bearer <token>`.
-    pub token: String,
-    pub expires_at: Timestamp,
-    pub tenant: Tenant,
-    pub user: User,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Me {
-    pub tenant: Tenant,
-    pub actor: Actor,
-    pub user: Option<User>,
-    pub role: Option<Role>,
-    pub scopes: Scopes,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct CreateApiKeyRequest {
-    pub name: String,
-    #[serde(default)]
-    pub scopes: Option<Vec<Scope>>,
-    #[serde(default)]
-    pub expires_in_days: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct CreateAgentRequest {
-    pub slug: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    #[serde(default)]
-    pub visibility: Option<Visibility>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PatchAgentRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tags: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub visibility: Option<Visibility>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<AgentStatus>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct InvokeRequest {
-    #[serde(default)]
-    pub input: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thread_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_attempts: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_s: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_url: Option<String>,
+impl std::fmt::Display for ArtifactName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }

@@ -1,14 +1,14 @@
 //! The agent registry: agents by slug within a tenant, and their immutable versions.
 
 use agentd_core::{
-    Agent, AgentId, AgentStatus, AgentVersion, Page, PatchAgentRequest, Slug, TenantCtx, Timestamp, VersionId,
-    Visibility,
+    Agent, AgentId, AgentStatus, AgentVersion, Page, PageRequest, ResourceKind, Slug, TenantScope, Timestamp,
+    VersionId, Visibility,
 };
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
-use crate::error::is_unique_violation;
+use crate::error::{Conflict, is_unique_violation};
 use crate::{Result, Store, StoreError, rows};
 
 pub struct NewAgent {
@@ -17,6 +17,16 @@ pub struct NewAgent {
     pub description: Option<String>,
     pub tags: Vec<String>,
     pub visibility: Visibility,
+}
+
+/// Changes to an agent; `None` keeps a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AgentPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub visibility: Option<Visibility>,
+    pub status: Option<AgentStatus>,
 }
 
 pub struct NewVersion {
@@ -41,10 +51,10 @@ fn status_word(s: AgentStatus) -> &'static str {
 }
 
 fn agent_not_found() -> StoreError {
-    StoreError::NotFound { what: "agent" }
+    StoreError::NotFound(ResourceKind::Agent)
 }
 
-async fn agent_row(tx: &mut Transaction<'_, Any>, ctx: &TenantCtx, slug: &Slug) -> Result<AnyRow> {
+async fn agent_row(tx: &mut Transaction<'_, Any>, ctx: &TenantScope, slug: &Slug) -> Result<AnyRow> {
     sqlx::query("SELECT * FROM agents WHERE tenant_id = $1 AND slug = $2")
         .bind(ctx.tenant_id().as_str())
         .bind(slug.as_str())
@@ -54,7 +64,8 @@ async fn agent_row(tx: &mut Transaction<'_, Any>, ctx: &TenantCtx, slug: &Slug) 
 }
 
 impl Store {
-    pub async fn agent_create(&self, ctx: &TenantCtx, new: NewAgent, max_agents: u32) -> Result<Agent> {
+    /// Creates an agent unless the tenant already has `max_agents`.
+    pub async fn agent_create(&self, ctx: &TenantScope, new: NewAgent, max_agents: u32) -> Result<Agent> {
         let now = Timestamp::now();
         let id = AgentId::generate();
         let mut tx = self.begin_scoped(ctx).await?;
@@ -63,10 +74,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         if count >= i64::from(max_agents) {
-            return Err(StoreError::LimitExceeded {
-                code: "agent_limit",
-                message: format!("this workspace already has {count} agents (limit {max_agents}); delete one first"),
-            });
+            return Err(StoreError::QuotaReached { count: count.unsigned_abs() });
         }
         let tags = serde_json::to_string(&new.tags).map_err(|e| StoreError::corrupt("tags", e))?;
         let row = sqlx::query(
@@ -84,21 +92,21 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match is_unique_violation(&e) {
-            true => StoreError::conflict("agent_exists", format!("an agent with slug `{}` already exists", new.slug)),
-            false => e.into(),
+            true => Conflict::AgentSlugTaken { slug: new.slug.to_string() }.into(),
+            false => StoreError::from(e),
         })?;
         tx.commit().await?;
         rows::agent(&row)
     }
 
-    pub async fn agents_list(&self, ctx: &TenantCtx, limit: Option<u32>, cursor: Option<&str>) -> Result<Page<Agent>> {
-        let limit = rows::page_limit(limit);
+    pub async fn agents_list(&self, ctx: &TenantScope, page: &PageRequest<AgentId>) -> Result<Page<Agent>> {
+        let limit = i64::from(page.limit());
         let mut tx = self.begin_scoped_read(ctx).await?;
         let found = sqlx::query(
             "SELECT * FROM agents WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
         )
         .bind(ctx.tenant_id().as_str())
-        .bind(cursor)
+        .bind(page.after().map(AgentId::as_str))
         .bind(limit + 1)
         .fetch_all(&mut *tx)
         .await?;
@@ -107,14 +115,14 @@ impl Store {
         Ok(rows::page(agents, limit, |a| a.id.to_string()))
     }
 
-    pub async fn agent_get(&self, ctx: &TenantCtx, slug: &Slug) -> Result<Agent> {
+    pub async fn agent_get(&self, ctx: &TenantScope, slug: &Slug) -> Result<Agent> {
         let mut tx = self.begin_scoped_read(ctx).await?;
         let row = agent_row(&mut tx, ctx, slug).await?;
         tx.commit().await?;
         rows::agent(&row)
     }
 
-    pub async fn agent_patch(&self, ctx: &TenantCtx, slug: &Slug, patch: &PatchAgentRequest) -> Result<Agent> {
+    pub async fn agent_patch(&self, ctx: &TenantScope, slug: &Slug, patch: &AgentPatch) -> Result<Agent> {
         let tags = match &patch.tags {
             Some(tags) => Some(serde_json::to_string(tags).map_err(|e| StoreError::corrupt("tags", e))?),
             None => None,
@@ -147,7 +155,7 @@ impl Store {
 
     /// Removes the agent from the registry. Its versions and past invocations stay, so
     /// runs already accepted still execute and history remains readable.
-    pub async fn agent_delete(&self, ctx: &TenantCtx, slug: &Slug) -> Result<()> {
+    pub async fn agent_delete(&self, ctx: &TenantScope, slug: &Slug) -> Result<()> {
         let mut tx = self.begin_scoped(ctx).await?;
         let done = sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND slug = $2")
             .bind(ctx.tenant_id().as_str())
@@ -162,7 +170,7 @@ impl Store {
     }
 
     /// Records the next version (1, 2, …) of an agent whose bundle is already stored.
-    pub async fn version_create(&self, ctx: &TenantCtx, slug: &Slug, new: NewVersion) -> Result<AgentVersion> {
+    pub async fn version_create(&self, ctx: &TenantScope, slug: &Slug, new: NewVersion) -> Result<AgentVersion> {
         let now = Timestamp::now();
         let mut tx = self.begin_scoped(ctx).await?;
         let agent_id: String = sqlx::query_scalar("SELECT id FROM agents WHERE tenant_id = $1 AND slug = $2")
@@ -206,13 +214,12 @@ impl Store {
 
     pub async fn versions_list(
         &self,
-        ctx: &TenantCtx,
+        ctx: &TenantScope,
         slug: &Slug,
-        limit: Option<u32>,
-        cursor: Option<&str>,
+        page: &PageRequest<u32>,
     ) -> Result<Page<AgentVersion>> {
-        let limit = rows::page_limit(limit);
-        let before: Option<i64> = cursor.and_then(|c| c.parse().ok());
+        let limit = i64::from(page.limit());
+        let before: Option<i64> = page.after().map(|n| i64::from(*n));
         let mut tx = self.begin_scoped_read(ctx).await?;
         let agent = rows::agent(&agent_row(&mut tx, ctx, slug).await?)?;
         let found = sqlx::query(
@@ -231,7 +238,7 @@ impl Store {
     }
 
     /// Makes version `n` the one new invocations run: a deploy or a rollback.
-    pub async fn version_activate(&self, ctx: &TenantCtx, slug: &Slug, n: u32) -> Result<Agent> {
+    pub async fn version_activate(&self, ctx: &TenantScope, slug: &Slug, n: u32) -> Result<Agent> {
         let mut tx = self.begin_scoped(ctx).await?;
         let exists: Option<String> = sqlx::query_scalar(
             "SELECT v.id FROM agent_versions v JOIN agents a ON a.id = v.agent_id
@@ -243,7 +250,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         if exists.is_none() {
-            return Err(StoreError::NotFound { what: "agent version" });
+            return Err(StoreError::NotFound(ResourceKind::AgentVersion));
         }
         let row = sqlx::query(
             "UPDATE agents SET active_version = $3, updated_at = $4 WHERE tenant_id = $1 AND slug = $2 RETURNING *",
@@ -261,7 +268,7 @@ impl Store {
 
 impl Store {
     /// Version `n` of an agent of the caller's tenant.
-    pub async fn version_get(&self, ctx: &TenantCtx, agent: &Agent, n: u32) -> Result<AgentVersion> {
+    pub async fn version_get(&self, ctx: &TenantScope, agent: &Agent, n: u32) -> Result<AgentVersion> {
         let mut tx = self.begin_scoped_read(ctx).await?;
         let row = sqlx::query("SELECT * FROM agent_versions WHERE tenant_id = $1 AND agent_id = $2 AND version = $3")
             .bind(ctx.tenant_id().as_str())
@@ -269,7 +276,7 @@ impl Store {
             .bind(i64::from(n))
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or(StoreError::NotFound { what: "agent version" })?;
+            .ok_or(StoreError::NotFound(ResourceKind::AgentVersion))?;
         tx.commit().await?;
         rows::version(&row)
     }

@@ -1,7 +1,9 @@
 //! Artifacts: files an invocation left in `/outputs`. The worker stores the bytes in the
 //! blob store first, then records them here, fenced by its lease like every other write.
 
-use agentd_core::{Artifact, InvocationId, Page, TenantCtx, Timestamp};
+use agentd_core::{
+    Artifact, ArtifactName, InvocationId, NameCursor, Page, PageRequest, ResourceKind, TenantScope, Timestamp,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -11,7 +13,7 @@ use crate::{Result, Store, StoreError, rows};
 /// An artifact whose bytes are already in the blob store.
 #[derive(Debug, Clone)]
 pub struct NewArtifact {
-    pub name: String,
+    pub name: ArtifactName,
     pub size: u64,
     pub digest: String,
 }
@@ -20,12 +22,6 @@ impl Store {
     /// Records an artifact of a run while `run`'s lease is current; false if it is not.
     /// A name written again (a later attempt) replaces the earlier row.
     pub async fn artifact_record(&self, run: &RunLease, artifact: &NewArtifact) -> Result<bool> {
-        if !Artifact::is_valid_name(&artifact.name) {
-            return Err(StoreError::conflict(
-                "artifact_name_invalid",
-                format!("`{}` is not a clean relative path", artifact.name),
-            ));
-        }
         let recorded = sqlx::query(
             "INSERT INTO invocation_artifacts (invocation_id, name, tenant_id, size, digest, attempt, created_at)
              SELECT id, $4, tenant_id, $5, $6, attempt, $7 FROM invocations
@@ -37,7 +33,7 @@ impl Store {
         .bind(run.invocation_id.as_str())
         .bind(&run.lease_owner)
         .bind(i64::from(run.attempt))
-        .bind(&artifact.name)
+        .bind(artifact.name.as_str())
         .bind(i64::try_from(artifact.size).unwrap_or(i64::MAX))
         .bind(&artifact.digest)
         .bind(Timestamp::now().unix_ms())
@@ -49,21 +45,20 @@ impl Store {
     /// The artifacts of one of the caller's invocations, by name.
     pub async fn artifacts_list(
         &self,
-        ctx: &TenantCtx,
+        ctx: &TenantScope,
         id: &InvocationId,
-        limit: Option<u32>,
-        cursor: Option<&str>,
+        page: &PageRequest<NameCursor>,
     ) -> Result<Page<Artifact>> {
         let mut tx = self.begin_scoped_read(ctx).await?;
         rows::require_invocation(&mut tx, ctx, id).await?;
-        let limit = rows::page_limit(limit);
+        let limit = i64::from(page.limit());
         let found = sqlx::query(
             "SELECT * FROM invocation_artifacts WHERE tenant_id = $1 AND invocation_id = $2 AND name > $3
              ORDER BY name LIMIT $4",
         )
         .bind(ctx.tenant_id().as_str())
         .bind(id.as_str())
-        .bind(cursor.unwrap_or(""))
+        .bind(page.after().map_or("", NameCursor::as_str))
         .bind(limit + 1)
         .fetch_all(&mut *tx)
         .await?;
@@ -73,17 +68,17 @@ impl Store {
     }
 
     /// One artifact of one of the caller's invocations.
-    pub async fn artifact_get(&self, ctx: &TenantCtx, id: &InvocationId, name: &str) -> Result<Artifact> {
+    pub async fn artifact_get(&self, ctx: &TenantScope, id: &InvocationId, name: &ArtifactName) -> Result<Artifact> {
         let mut tx = self.begin_scoped_read(ctx).await?;
         let found =
             sqlx::query("SELECT * FROM invocation_artifacts WHERE tenant_id = $1 AND invocation_id = $2 AND name = $3")
                 .bind(ctx.tenant_id().as_str())
                 .bind(id.as_str())
-                .bind(name)
+                .bind(name.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
         tx.commit().await?;
-        found.as_ref().map(artifact).transpose()?.ok_or(StoreError::NotFound { what: "artifact" })
+        found.as_ref().map(artifact).transpose()?.ok_or(StoreError::NotFound(ResourceKind::Artifact))
     }
 }
 

@@ -3,7 +3,8 @@
 //! those lookups are `unscoped`.
 
 use agentd_core::{
-    Actor, ApiKey, ApiKeyId, Page, Role, Scopes, SessionId, Tenant, TenantCtx, TenantId, Timestamp, User, UserId,
+    Actor, ApiKey, ApiKeyId, Page, PageRequest, ResourceKind, Role, Scopes, SessionId, Tenant, TenantId, TenantScope,
+    Timestamp, User, UserId,
 };
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
@@ -37,6 +38,18 @@ pub struct Credential {
     pub scopes: Scopes,
     pub user: Option<User>,
     pub role: Option<Role>,
+}
+
+/// A user as login needs them: with the argon2 hash of their password.
+pub struct UserWithPassword {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// A tenant a user belongs to, and their role in it.
+pub struct Membership {
+    pub tenant: Tenant,
+    pub role: Role,
 }
 
 /// Don't write `last_used_at` on every request; once a minute is precise enough.
@@ -144,16 +157,16 @@ impl Store {
     }
 
     /// The user with this email and their password hash, for login.
-    pub async fn user_by_email_unscoped(&self, email: &str) -> Result<Option<(User, String)>> {
+    pub async fn user_by_email_unscoped(&self, email: &str) -> Result<Option<UserWithPassword>> {
         let row = sqlx::query("SELECT * FROM users WHERE email = $1").bind(email).fetch_optional(&self.reader).await?;
         match row {
-            Some(row) => Ok(Some((rows::user(&row)?, row.try_get("password_hash")?))),
+            Some(row) => Ok(Some(UserWithPassword { user: rows::user(&row)?, password_hash: row.try_get("password_hash")? })),
             None => Ok(None),
         }
     }
 
     /// The tenants a user belongs to, oldest membership first.
-    pub async fn memberships_of_unscoped(&self, user_id: &UserId) -> Result<Vec<(Tenant, Role)>> {
+    pub async fn memberships_of_unscoped(&self, user_id: &UserId) -> Result<Vec<Membership>> {
         let found = sqlx::query(
             "SELECT t.*, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id
              WHERE m.user_id = $1 ORDER BY m.created_at, t.id",
@@ -165,7 +178,7 @@ impl Store {
             .iter()
             .map(|row| {
                 let role = Role::parse(row.try_get("role")?).map_err(|e| StoreError::corrupt("role", e))?;
-                Ok((rows::tenant(row)?, role))
+                Ok(Membership { tenant: rows::tenant(row)?, role })
             })
             .collect()
     }
@@ -191,36 +204,28 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn api_key_create(&self, ctx: &TenantCtx, new: NewApiKey, max_keys: u32) -> Result<ApiKey> {
+    pub async fn api_key_create(&self, ctx: &TenantScope, new: NewApiKey, max_keys: u32) -> Result<ApiKey> {
         let mut tx = self.begin_scoped(ctx).await?;
         let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL")
             .bind(ctx.tenant_id().as_str())
             .fetch_one(&mut *tx)
             .await?;
         if live >= i64::from(max_keys) {
-            return Err(StoreError::LimitExceeded {
-                code: "api_key_limit",
-                message: format!("this workspace already has {live} API keys (limit {max_keys}); revoke one first"),
-            });
+            return Err(StoreError::QuotaReached { count: live.unsigned_abs() });
         }
         let key = insert_api_key(&mut tx, ctx.tenant_id(), ctx.actor().id_str(), new, Timestamp::now()).await?;
         tx.commit().await?;
         Ok(key)
     }
 
-    pub async fn api_keys_list(
-        &self,
-        ctx: &TenantCtx,
-        limit: Option<u32>,
-        cursor: Option<&str>,
-    ) -> Result<Page<ApiKey>> {
-        let limit = rows::page_limit(limit);
+    pub async fn api_keys_list(&self, ctx: &TenantScope, page: &PageRequest<ApiKeyId>) -> Result<Page<ApiKey>> {
+        let limit = i64::from(page.limit());
         let mut tx = self.begin_scoped_read(ctx).await?;
         let found = sqlx::query(
             "SELECT * FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
         )
         .bind(ctx.tenant_id().as_str())
-        .bind(cursor)
+        .bind(page.after().map(ApiKeyId::as_str))
         .bind(limit + 1)
         .fetch_all(&mut *tx)
         .await?;
@@ -230,7 +235,7 @@ impl Store {
     }
 
     /// Revokes a key of the caller's tenant; revoking twice keeps the first time.
-    pub async fn api_key_revoke(&self, ctx: &TenantCtx, id: &ApiKeyId) -> Result<ApiKey> {
+    pub async fn api_key_revoke(&self, ctx: &TenantScope, id: &ApiKeyId) -> Result<ApiKey> {
         let mut tx = self.begin_scoped(ctx).await?;
         let row = sqlx::query(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND tenant_id = $3 RETURNING *",
@@ -240,7 +245,7 @@ impl Store {
         .bind(ctx.tenant_id().as_str())
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or(StoreError::NotFound { what: "API key" })?;
+        .ok_or(StoreError::NotFound(ResourceKind::ApiKey))?;
         tx.commit().await?;
         rows::api_key(&row)
     }

@@ -1,16 +1,20 @@
-//! Errors of the store layer. The API maps each variant to an HTTP problem document.
+//! Errors of the store layer. They say what happened to the data, never how an API
+//! shows it: the domain layer turns them into its own errors, and each front end
+//! chooses status codes and machine codes from those.
+
+use agentd_core::{InvocationStatus, ResourceKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The resource does not exist for this tenant (or at all).
-    #[error("{what} not found")]
-    NotFound { what: &'static str },
-    /// The request clashes with the current state (a taken slug, a finished invocation).
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    /// A tenant limit would be exceeded.
-    #[error("{message}")]
-    LimitExceeded { code: &'static str, message: String },
+    #[error("{0} not found")]
+    NotFound(ResourceKind),
+    /// The change clashes with what is stored.
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// Creating one more would pass the quota the caller gave; `count` are in use.
+    #[error("{count} are in use, the most allowed")]
+    QuotaReached { count: u64 },
     #[error("database error")]
     Database(#[from] sqlx::Error),
     /// A stored value that our own code wrote no longer parses.
@@ -18,19 +22,29 @@ pub enum StoreError {
     Corrupt { column: &'static str, detail: String },
     #[error("{0}")]
     Config(String),
-    #[error("blob storage error at {path}")]
-    Blob { path: String, source: std::io::Error },
+    /// A file of the store (the database file, a blob) could not be written or read.
+    #[error("file error at {path}")]
+    File { path: String, source: std::io::Error },
     #[error("object store error at {key}: {detail}")]
     ObjectStore { key: String, detail: String },
+}
+
+/// A unique value taken, or a state that no longer allows the change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("an agent with slug `{slug}` already exists")]
+    AgentSlugTaken { slug: String },
+    #[error("the workspace slug `{slug}` is taken")]
+    WorkspaceSlugTaken { slug: String },
+    #[error("an account with this email exists")]
+    EmailTaken,
+    #[error("the invocation already finished with status {status}")]
+    InvocationFinished { status: InvocationStatus },
 }
 
 impl StoreError {
     pub(crate) fn corrupt(column: &'static str, detail: impl std::fmt::Display) -> StoreError {
         StoreError::Corrupt { column, detail: detail.to_string() }
-    }
-
-    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> StoreError {
-        StoreError::Conflict { code, message: message.into() }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Events of an invocation (log lines and lifecycle), appended by the worker and read
 //! back by the API in `seq` order.
 
-use agentd_core::{Event, InvocationId, Page, TenantCtx};
+use agentd_core::{Event, InvocationId, Page, PageRequest, TenantScope};
 
 use crate::queue::RunLease;
 use crate::{Result, Signal, Store, StoreError, rows};
@@ -11,6 +11,8 @@ pub use agentd_core::queue::NewEvent;
 impl Store {
     /// Appends events of a run in one transaction, only while `run`'s lease is current
     /// (a worker that lost the run cannot write into it). Returns false if it was not.
+    /// Appending a batch again (a retry after a reply that was lost) changes nothing: an
+    /// event's `seq` is written once.
     pub async fn events_append(&self, run: &RunLease, events: &[NewEvent]) -> Result<bool> {
         if events.is_empty() {
             return Ok(true);
@@ -32,7 +34,7 @@ impl Store {
             };
             sqlx::query(
                 "INSERT INTO invocation_events (invocation_id, seq, tenant_id, ts, kind, stream, level, message, data)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (invocation_id, seq) DO NOTHING",
             )
             .bind(run.invocation_id.as_str())
             .bind(i64::try_from(e.seq).unwrap_or(i64::MAX))
@@ -51,17 +53,17 @@ impl Store {
         Ok(true)
     }
 
-    /// Events with `seq > after`, ascending. The invocation must belong to the caller.
+    /// Events after the page's `seq` (from the first when it has none), ascending. The invocation must belong to the caller.
     pub async fn events_list(
         &self,
-        ctx: &TenantCtx,
+        ctx: &TenantScope,
         id: &InvocationId,
-        after: u64,
-        limit: Option<u32>,
+        page: &PageRequest<u64>,
     ) -> Result<Page<Event>> {
         let mut tx = self.begin_scoped_read(ctx).await?;
         rows::require_invocation(&mut tx, ctx, id).await?;
-        let limit = i64::from(limit.unwrap_or(1000).clamp(1, 1000));
+        let limit = i64::from(page.limit());
+        let after = page.after().copied().unwrap_or(0);
         let found = sqlx::query(
             "SELECT * FROM invocation_events WHERE tenant_id = $1 AND invocation_id = $2 AND seq > $3
              ORDER BY seq LIMIT $4",

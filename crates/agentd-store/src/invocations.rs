@@ -1,9 +1,13 @@
 //! Accepting invocations and reading them back. An invocation row *is* its queue entry,
 //! so an accepted invocation is durable and claimable in the same commit.
 
-use agentd_core::{Agent, AgentVersion, Invocation, InvocationId, InvocationStatus, Page, TenantCtx, Timestamp};
+use agentd_core::{
+    Agent, AgentVersion, Invocation, InvocationId, InvocationStatus, Page, PageRequest, ResourceKind, Slug,
+    TenantScope, Timestamp,
+};
 use serde_json::Value;
 
+use crate::error::Conflict;
 use crate::{Result, Signal, Store, StoreError, rows};
 
 /// How long an idempotency key returns the invocation it first created.
@@ -19,26 +23,49 @@ pub struct NewInvocation {
     pub metadata: Value,
 }
 
+/// Which invocations a list shows; `None` does not filter.
 #[derive(Debug, Default, Clone)]
 pub struct InvocationFilter {
-    pub agent: Option<String>,
+    pub agent: Option<Slug>,
     pub status: Option<InvocationStatus>,
     pub thread_id: Option<String>,
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
+}
+
+/// What accepting an invocation did.
+#[derive(Debug, Clone)]
+pub enum Enqueued {
+    /// A new invocation, queued.
+    Created(Invocation),
+    /// The idempotency key was seen in the last 24 h: the invocation it created.
+    Existing(Invocation),
+}
+
+impl Enqueued {
+    pub fn invocation(&self) -> &Invocation {
+        match self {
+            Enqueued::Created(i) | Enqueued::Existing(i) => i,
+        }
+    }
+
+    pub fn into_invocation(self) -> Invocation {
+        match self {
+            Enqueued::Created(i) | Enqueued::Existing(i) => i,
+        }
+    }
 }
 
 impl Store {
-    /// Accepts an invocation of `version` of `agent`. With an idempotency key seen in the
-    /// last 24 h, returns the invocation it created instead (`created == false`).
+    /// Accepts an invocation of `version` of `agent`, unless `max_queued` of the tenant's
+    /// are already waiting. With an idempotency key seen in the last 24 h, returns the
+    /// invocation it created instead.
     pub async fn invocation_enqueue(
         &self,
-        ctx: &TenantCtx,
+        ctx: &TenantScope,
         agent: &Agent,
         version: &AgentVersion,
         new: NewInvocation,
         max_queued: u32,
-    ) -> Result<(Invocation, bool)> {
+    ) -> Result<Enqueued> {
         let now = Timestamp::now();
         let mut tx = self.begin_scoped(ctx).await?;
         if let Some(key) = &new.idempotency_key {
@@ -50,7 +77,7 @@ impl Store {
             if let Some(row) = existing {
                 let invocation = rows::invocation(&row)?;
                 if now.unix_ms() - invocation.created_at.unix_ms() < IDEMPOTENCY_WINDOW_MS {
-                    return Ok((invocation, false));
+                    return Ok(Enqueued::Existing(invocation));
                 }
                 // The key has expired: release it so the new invocation can take it.
                 sqlx::query("UPDATE invocations SET idempotency_key = NULL WHERE id = $1")
@@ -66,10 +93,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         if queued >= i64::from(max_queued) {
-            return Err(StoreError::LimitExceeded {
-                code: "queue_full",
-                message: format!("{queued} invocations are already queued (limit {max_queued}); retry later"),
-            });
+            return Err(StoreError::QuotaReached { count: queued.unsigned_abs() });
         }
         let id = InvocationId::generate();
         let input = serde_json::to_string(&new.input).map_err(|e| StoreError::corrupt("input", e))?;
@@ -97,23 +121,28 @@ impl Store {
         .await?;
         tx.commit().await?;
         self.emit(Signal::InvocationQueued).await;
-        Ok((rows::invocation(&row)?, true))
+        Ok(Enqueued::Created(rows::invocation(&row)?))
     }
 
-    pub async fn invocation_get(&self, ctx: &TenantCtx, id: &InvocationId) -> Result<Invocation> {
+    pub async fn invocation_get(&self, ctx: &TenantScope, id: &InvocationId) -> Result<Invocation> {
         let mut tx = self.begin_scoped_read(ctx).await?;
         let row = sqlx::query("SELECT * FROM invocations WHERE tenant_id = $1 AND id = $2")
             .bind(ctx.tenant_id().as_str())
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or(StoreError::NotFound { what: "invocation" })?;
+            .ok_or(StoreError::NotFound(ResourceKind::Invocation))?;
         tx.commit().await?;
         rows::invocation(&row)
     }
 
-    pub async fn invocations_list(&self, ctx: &TenantCtx, filter: &InvocationFilter) -> Result<Page<Invocation>> {
-        let limit = rows::page_limit(filter.limit);
+    pub async fn invocations_list(
+        &self,
+        ctx: &TenantScope,
+        filter: &InvocationFilter,
+        page: &PageRequest<InvocationId>,
+    ) -> Result<Page<Invocation>> {
+        let limit = i64::from(page.limit());
         let mut tx = self.begin_scoped_read(ctx).await?;
         let found = sqlx::query(
             "SELECT * FROM invocations
@@ -122,8 +151,8 @@ impl Store {
              ORDER BY id DESC LIMIT $6",
         )
         .bind(ctx.tenant_id().as_str())
-        .bind(&filter.cursor)
-        .bind(&filter.agent)
+        .bind(page.after().map(InvocationId::as_str))
+        .bind(filter.agent.as_ref().map(Slug::as_str))
         .bind(filter.status.map(InvocationStatus::as_str))
         .bind(&filter.thread_id)
         .bind(limit + 1)
@@ -137,7 +166,7 @@ impl Store {
     /// Cancels an invocation: one that has not started never runs; a running one is
     /// flagged and its worker kills the process tree and records `cancelled`.
     /// Cancelling a finished invocation is a conflict.
-    pub async fn invocation_cancel(&self, ctx: &TenantCtx, id: &InvocationId) -> Result<Invocation> {
+    pub async fn invocation_cancel(&self, ctx: &TenantScope, id: &InvocationId) -> Result<Invocation> {
         let now = Timestamp::now().unix_ms();
         let mut tx = self.begin_scoped(ctx).await?;
         let stopped = sqlx::query(
@@ -162,7 +191,7 @@ impl Store {
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or(StoreError::NotFound { what: "invocation" })?;
+            .ok_or(StoreError::NotFound(ResourceKind::Invocation))?;
         tx.commit().await?;
         let invocation = rows::invocation(&row)?;
         if stopped.rows_affected() > 0 {
@@ -170,10 +199,7 @@ impl Store {
         } else if flagged.rows_affected() > 0 {
             self.emit(Signal::CancelRequested(invocation.id.clone())).await;
         } else if invocation.status.is_terminal() {
-            return Err(StoreError::conflict(
-                "invocation_finished",
-                format!("invocation {} already finished with status {}", invocation.id, invocation.status),
-            ));
+            return Err(Conflict::InvocationFinished { status: invocation.status }.into());
         }
         Ok(invocation)
     }

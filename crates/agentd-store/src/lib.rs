@@ -1,7 +1,7 @@
 //! Persistence for agentd: migrations and one function per question the domain asks,
 //! the invocation queue, and the content-addressed blob directory for bundles.
 //!
-//! Every method that touches tenant data takes a [`TenantCtx`](agentd_core::TenantCtx)
+//! Every method that touches tenant data takes a [`TenantScope`](agentd_core::TenantScope)
 //! and filters on its tenant. Methods that are deliberately cross-tenant (the queue
 //! claim, credential lookup before a tenant is known) say `unscoped` in their name.
 //! On PostgreSQL the tenant-scoped ones also run inside `Store::begin_scoped`, under a
@@ -31,20 +31,20 @@ mod workers;
 use std::path::Path;
 use std::time::Duration;
 
-use agentd_core::TenantCtx;
+use agentd_core::{InvocationId, TenantScope};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
-pub use agents::{NewAgent, NewVersion};
+pub use agents::{AgentPatch, NewAgent, NewVersion};
 pub use artifacts::NewArtifact;
-pub use blobs::{BlobLocation, Blobs, digest_of};
-pub use credentials::{Credential, NewApiKey, NewSession, hash_secret};
-pub use error::StoreError;
+pub use blobs::{BlobLocation, Blobs, S3Connection, digest_of};
+pub use credentials::{Credential, Membership, NewApiKey, NewSession, UserWithPassword, hash_secret};
+pub use error::{Conflict, StoreError};
 pub use events::NewEvent;
-pub use invocations::{InvocationFilter, NewInvocation};
-pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPolicy, RunLease};
-pub use signals::Signal;
-pub use tenants::NewSignup;
+pub use invocations::{Enqueued, InvocationFilter, NewInvocation};
+pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPlan, RunLease};
+pub use signals::{Changes, Signal, Subscription};
+pub use tenants::{NewSignup, SignedUp};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -61,10 +61,21 @@ pub struct Store {
     backend: Backend,
     writer: AnyPool,
     reader: AnyPool,
-    signals: tokio::sync::broadcast::Sender<Signal>,
+    signals: signals::Signals,
 }
 
 type PragmaFuture<'c> = std::pin::Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
+
+/// Creates `path` empty with mode 0600 if it does not exist, so that SQLite (which keeps
+/// the mode of the database for its `-wal` and `-shm` files) never makes it world-readable.
+fn create_private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::File { path: path.display().to_string(), source }),
+    }
+}
 
 /// Per-connection SQLite settings. NORMAL synchronous in WAL mode survives any process
 /// crash; only an OS crash or power loss can drop the last commits.
@@ -93,9 +104,11 @@ impl Store {
         }
     }
 
-    /// Opens (creating if needed) the SQLite database at `path` and runs migrations.
+    /// Opens (creating if needed) the SQLite database at `path` and runs migrations. A
+    /// new database file is readable by its owner only: it holds every tenant's data.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
         install_default_drivers();
+        create_private_file(path)?;
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let writer = AnyPoolOptions::new().max_connections(1).after_connect(sqlite_pragmas).connect(&url).await?;
         migrate::run(&writer, Backend::Sqlite).await?;
@@ -115,27 +128,28 @@ impl Store {
     }
 
     fn assemble(backend: Backend, writer: AnyPool, reader: AnyPool) -> Store {
-        let (signals, _) = tokio::sync::broadcast::channel(1024);
-        Store { backend, writer, reader, signals }
+        Store { backend, writer, reader, signals: signals::Signals::new() }
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    /// Wake-ups for the worker and for waiting requests; a missed message is never fatal
-    /// because every waiter also re-reads the store on a bounded timer.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Signal> {
-        self.signals.subscribe()
+    /// Changes to one invocation (status, events, cancel requests) from now on, in this
+    /// process and (on PostgreSQL) in every other replica.
+    pub fn subscribe_invocation(&self, id: &InvocationId) -> Subscription<Changes> {
+        self.signals.invocation(id)
+    }
+
+    /// Wake-ups for claimers: a run may have become claimable.
+    pub fn subscribe_queue(&self) -> Subscription<u64> {
+        self.signals.queue()
     }
 
     /// Tells every waiter, in this process and (on PostgreSQL) in every other replica.
     async fn emit(&self, signal: Signal) {
         match self.backend {
-            Backend::Sqlite => {
-                // No receiver is a normal state (no worker or waiter listening right now).
-                let _ = self.signals.send(signal);
-            }
+            Backend::Sqlite => self.signals.deliver(&signal),
             Backend::Postgres => {
                 // Delivered back to this process too, through its own LISTEN.
                 if let Err(err) = signals::notify(&self.writer, &signal).await {
@@ -154,16 +168,16 @@ impl Store {
     /// the `agentd_tenant` role with `agentd.tenant_id` set (both until it ends), so
     /// row-level security hides and refuses every other tenant's rows; see migration
     /// 0003. On SQLite it is a plain transaction.
-    pub(crate) async fn begin_scoped(&self, ctx: &TenantCtx) -> Result<Transaction<'static, Any>> {
+    pub(crate) async fn begin_scoped(&self, ctx: &TenantScope) -> Result<Transaction<'static, Any>> {
         self.confine(self.writer.begin().await?, ctx).await
     }
 
     /// [`Store::begin_scoped`] for reads: on SQLite a transaction on the read-only pool.
-    pub(crate) async fn begin_scoped_read(&self, ctx: &TenantCtx) -> Result<Transaction<'static, Any>> {
+    pub(crate) async fn begin_scoped_read(&self, ctx: &TenantScope) -> Result<Transaction<'static, Any>> {
         self.confine(self.reader.begin().await?, ctx).await
     }
 
-    async fn confine(&self, mut tx: Transaction<'static, Any>, ctx: &TenantCtx) -> Result<Transaction<'static, Any>> {
+    async fn confine(&self, mut tx: Transaction<'static, Any>, ctx: &TenantScope) -> Result<Transaction<'static, Any>> {
         if self.backend == Backend::Postgres {
             // Both settings are transaction-local (`true`): COMMIT or ROLLBACK restores the
             // connecting role before the connection goes back to the pool.

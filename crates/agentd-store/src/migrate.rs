@@ -14,6 +14,7 @@ const SQLITE: &[Migration] = &[
     (3, "row_level_security", include_str!("../migrations/sqlite/0003_row_level_security.sql")),
     (4, "artifacts", include_str!("../migrations/sqlite/0004_artifacts.sql")),
     (5, "queue_speed", include_str!("../migrations/sqlite/0005_queue_speed.sql")),
+    (6, "recoveries", include_str!("../migrations/sqlite/0006_recoveries.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -21,6 +22,7 @@ const POSTGRES: &[Migration] = &[
     (3, "row_level_security", include_str!("../migrations/postgres/0003_row_level_security.sql")),
     (4, "artifacts", include_str!("../migrations/postgres/0004_artifacts.sql")),
     (5, "queue_speed", include_str!("../migrations/postgres/0005_queue_speed.sql")),
+    (6, "recoveries", include_str!("../migrations/postgres/0006_recoveries.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

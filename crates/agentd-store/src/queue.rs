@@ -14,37 +14,20 @@
 use std::time::Duration;
 
 pub use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus, RunLease};
-use agentd_core::{InvocationId, InvocationStatus, TenantId, Timestamp};
+use agentd_core::{Fault, InvocationId, InvocationStatus, TenantId, Timestamp};
 use sqlx::Row;
 
 use crate::{Backend, Result, Signal, Store, StoreError, rows, signals};
 
 mod sql;
 
-/// Exponential backoff with jitter between attempts of a failed run.
+/// What the domain decided for a run that fails: when a retry of an agent failure may
+/// start, and how many platform recoveries an invocation may have. Whether a run gets
+/// either is read from its row, in the completing statement, never from the worker.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy { base: Duration::from_secs(1), max: Duration::from_secs(300) }
-    }
-}
-
-impl RetryPolicy {
-    /// Delay before attempt `attempt + 1`: base·2^(attempt-1), capped, with up to 50 %
-    /// random jitter added so that retries of many runs do not arrive together.
-    pub fn delay_after(&self, attempt: u32) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let capped = exp.min(self.max);
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let jitter = capped.mul_f64(f64::from(nanos % 1000) / 2000.0);
-        capped + jitter
-    }
+pub struct RetryPlan {
+    pub retry_at: Timestamp,
+    pub max_recoveries: u32,
 }
 
 impl Store {
@@ -112,34 +95,38 @@ impl Store {
         })
     }
 
-    /// Records how a run ended. A failure with attempts left becomes `retrying` with a
-    /// backoff instead. Returns false when the lease was no longer held (nothing written).
-    pub async fn queue_complete(&self, run: &RunLease, done: Completion, retry: &RetryPolicy) -> Result<bool> {
+    /// Records how a run ended. An agent failure with attempts left becomes `retrying`
+    /// until `plan.retry_at`; a platform failure with recoveries left goes back to the
+    /// queue at once as a new attempt. Returns false when the lease was no longer held
+    /// (nothing written).
+    pub async fn queue_complete(&self, run: &RunLease, done: Completion, plan: &RetryPlan) -> Result<bool> {
         let now = Timestamp::now();
         let output = match &done.output {
             Some(v) => Some(serde_json::to_string(v).map_err(|e| StoreError::corrupt("output", e))?),
             None => None,
         };
-        let retry_at = now.plus_ms(retry.delay_after(run.attempt).as_millis() as i64).unix_ms();
+        let platform_fault = done.fault == Fault::Platform && done.status == InvocationStatus::Failed;
         let sql = match self.backend {
             Backend::Postgres => sql::POSTGRES_COMPLETE,
             Backend::Sqlite => sql::SQLITE_COMPLETE,
         };
         let query = sqlx::query(sql)
             .bind(done.status.as_str())
-            .bind(done.status == InvocationStatus::Failed)
+            .bind(done.status == InvocationStatus::Failed && !platform_fault)
             .bind(output)
             .bind(done.error.as_ref().map(|e| e.code.as_str()))
             .bind(done.error.as_ref().map(|e| e.message.as_str()))
             .bind(now.unix_ms())
-            .bind(retry_at)
+            .bind(plan.retry_at.unix_ms())
             .bind(clamp_i64(done.usage.wall_ms))
             .bind(clamp_i64(done.usage.cpu_ms))
             .bind(clamp_i64(done.usage.peak_memory_bytes))
             .bind(clamp_i64(done.usage.log_bytes))
             .bind(run.invocation_id.as_str())
             .bind(&run.lease_owner)
-            .bind(i64::from(run.attempt));
+            .bind(i64::from(run.attempt))
+            .bind(platform_fault)
+            .bind(i64::from(plan.max_recoveries));
         match self.backend {
             // One statement that also sends the notifications: nothing left to do after it.
             Backend::Postgres => {
@@ -161,7 +148,7 @@ impl Store {
                 let status: String = row.try_get("status")?;
                 tx.commit().await?;
                 self.emit(Signal::InvocationChanged(run.invocation_id.clone())).await;
-                if status == InvocationStatus::Retrying.as_str() {
+                if status == InvocationStatus::Retrying.as_str() || status == InvocationStatus::Queued.as_str() {
                     self.emit(Signal::InvocationQueued).await;
                 }
                 Ok(true)
@@ -169,38 +156,86 @@ impl Store {
         }
     }
 
-    /// Puts back every run whose lease has expired (its worker died or lost contact).
-    /// The attempt it used is counted; with no attempts left the run fails.
-    pub async fn queue_reap_expired_unscoped(&self) -> Result<u64> {
-        let now = Timestamp::now().unix_ms();
+    /// Puts back every run whose lease has expired (its worker died or lost contact) as
+    /// a new attempt: the agent did nothing wrong, so it does not count against
+    /// `max_attempts`, only against `max_recoveries`; past that, the run fails with
+    /// `worker_lost`. Each recovery is recorded as a status event saying why.
+    pub async fn queue_recover_expired_unscoped(&self, max_recoveries: u32) -> Result<u64> {
+        let now = Timestamp::now();
+        let mut tx = self.writer.begin().await?;
+        // In SET every expression reads the row as it was, so `recoveries < $2` is the same
+        // test in each.
         let reaped = sqlx::query(
             "UPDATE invocations SET
-                status = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
-                error_code = CASE WHEN attempt >= max_attempts THEN 'worker_lost' ELSE error_code END,
-                error_message = CASE WHEN attempt >= max_attempts
-                    THEN 'the worker running this invocation stopped responding' ELSE error_message END,
-                finished_at = CASE WHEN attempt >= max_attempts THEN $1 ELSE NULL END,
+                status = CASE WHEN recoveries < $2 THEN 'queued' ELSE 'failed' END,
+                recoveries = CASE WHEN recoveries < $2 THEN recoveries + 1 ELSE recoveries END,
+                error_code = 'worker_lost',
+                error_message = 'the worker running attempt ' || attempt || ' stopped responding',
+                finished_at = CASE WHEN recoveries < $2 THEN NULL ELSE $1 END,
                 run_after = $1, lease_owner = NULL, lease_expires_at = NULL
-             WHERE status = 'running' AND lease_expires_at < $1",
+             WHERE status = 'running' AND lease_expires_at < $1
+             RETURNING id, tenant_id, status, attempt, recoveries",
         )
-        .bind(now)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        if reaped > 0 {
-            tracing::warn!(reaped, "requeued runs whose lease expired");
+        .bind(now.unix_ms())
+        .bind(i64::from(max_recoveries))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changed = Vec::with_capacity(reaped.len());
+        for row in &reaped {
+            let id = InvocationId::from_trusted(row.try_get("id")?);
+            let status: String = row.try_get("status")?;
+            let attempt = rows::u32_col(row, "attempt")?;
+            let recoveries = rows::u32_col(row, "recoveries")?;
+            let (level, message, data) = if status == InvocationStatus::Queued.as_str() {
+                let message = format!(
+                    "queued: the worker running attempt {attempt} stopped responding; running it again as a new \
+                     attempt (recovery {recoveries} of {max_recoveries})"
+                );
+                let data = serde_json::json!({"status": "queued", "reason": "worker_lost", "recovery": recoveries});
+                ("warn", message, data)
+            } else {
+                let message = format!(
+                    "failed: the worker running attempt {attempt} stopped responding, and the run was already \
+                     recovered {recoveries} times"
+                );
+                ("error", message, serde_json::json!({"status": "failed", "reason": "worker_lost"}))
+            };
+            sqlx::query(
+                "INSERT INTO invocation_events (invocation_id, seq, tenant_id, ts, kind, stream, level, message, data)
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, 'status', 'system', $4, $5, $6
+                 FROM invocation_events WHERE invocation_id = $1",
+            )
+            .bind(id.as_str())
+            .bind(row.try_get::<String, _>("tenant_id")?)
+            .bind(now.unix_ms())
+            .bind(level)
+            .bind(message)
+            .bind(data.to_string())
+            .execute(&mut *tx)
+            .await?;
+            changed.push(id);
+        }
+        tx.commit().await?;
+        if !changed.is_empty() {
+            tracing::warn!(reaped = changed.len(), "recovered runs whose lease expired");
+            for id in changed.iter() {
+                self.emit(Signal::InvocationChanged(id.clone())).await;
+            }
             self.emit(Signal::InvocationQueued).await;
         }
-        Ok(reaped)
+        Ok(changed.len() as u64)
     }
 
-    /// Earliest `run_after` among runs waiting for a retry, so the worker can sleep
-    /// exactly until then instead of polling.
-    pub async fn queue_next_wakeup_unscoped(&self) -> Result<Option<Timestamp>> {
-        let next: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(run_after) FROM invocations WHERE status IN ('queued', 'retrying')")
-                .fetch_one(&self.reader)
-                .await?;
+    /// The earliest `run_after` still in the future among waiting runs (a retry's
+    /// backoff), so a claimer can sleep exactly until then instead of polling. Runs due
+    /// already but not claimable wait for a slot, and a run that ends signals that.
+    pub async fn queue_next_wakeup_unscoped(&self, now: Timestamp) -> Result<Option<Timestamp>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(run_after) FROM invocations WHERE status IN ('queued', 'retrying') AND run_after > $1",
+        )
+        .bind(now.unix_ms())
+        .fetch_one(&self.reader)
+        .await?;
         Ok(next.map(Timestamp::from_unix_ms))
     }
 }
@@ -230,55 +265,5 @@ impl Store {
             self.emit(Signal::InvocationQueued).await;
         }
         Ok(applied)
-    }
-}
-
-impl Store {
-    /// Claims a run, waiting up to `wait` for one: woken by store signals (a new run, or a
-    /// finished one freeing a tenant's slot), by the next retry coming due, or by a bounded
-    /// fallback timer that covers a missed signal.
-    pub async fn queue_claim_waiting_unscoped(
-        &self,
-        worker: &str,
-        lease: Duration,
-        wait: Duration,
-    ) -> Result<Option<ClaimedRun>> {
-        const FALLBACK: Duration = Duration::from_secs(2);
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut signals = self.subscribe();
-        loop {
-            if let Some(run) = self.queue_claim_unscoped(worker, lease).await? {
-                return Ok(Some(run));
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            let until_retry = match self.queue_next_wakeup_unscoped().await? {
-                Some(at) => {
-                    Duration::from_millis((at.unix_ms() - agentd_core::Timestamp::now().unix_ms()).max(1) as u64)
-                }
-                None => FALLBACK,
-            };
-            let sleep = until_retry.min(FALLBACK).min(deadline - now);
-            tokio::select! {
-                _ = wait_for_work(&mut signals) => {}
-                _ = tokio::time::sleep(sleep) => {}
-            }
-        }
-    }
-}
-
-async fn wait_for_work(signals: &mut tokio::sync::broadcast::Receiver<Signal>) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match signals.recv().await {
-            // A new run, or a finished one that freed a tenant's concurrency slot.
-            Ok(Signal::InvocationQueued | Signal::InvocationChanged(_)) => return,
-            Ok(_) => continue,
-            // Lagged: we may have missed a wake-up, so look at the queue again.
-            Err(RecvError::Lagged(_)) => return,
-            Err(RecvError::Closed) => std::future::pending().await,
-        }
     }
 }

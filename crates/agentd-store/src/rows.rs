@@ -2,6 +2,7 @@
 //! trusted to parse; when one does not, the error names the column.
 
 use agentd_core::{
+    ResourceKind,
     Agent, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream, Invocation,
     InvocationError, InvocationId, InvocationStatus, Scope, Scopes, Slug, Tenant, TenantId, TenantLimits, TenantStatus,
     Timestamp, Usage, User, UserId, VersionId, Visibility,
@@ -146,6 +147,7 @@ pub(crate) fn invocation(row: &AnyRow) -> Result<Invocation> {
         priority: u8::try_from(priority).map_err(|e| StoreError::corrupt("priority", e))?,
         attempt: u32_col(row, "attempt")?,
         max_attempts: u32_col(row, "max_attempts")?,
+        recoveries: u32_col(row, "recoveries")?,
         timeout_s: u32_col(row, "timeout_s")?,
         idempotency_key: row.try_get("idempotency_key")?,
         metadata: json(row, "metadata")?,
@@ -173,11 +175,6 @@ pub(crate) fn event(row: &AnyRow) -> Result<Event> {
     })
 }
 
-/// Cursor pagination: clamp the page size the caller asked for.
-pub(crate) fn page_limit(limit: Option<u32>) -> i64 {
-    i64::from(limit.unwrap_or(50).clamp(1, 200))
-}
-
 /// Builds a page from `limit + 1` fetched rows: the extra row only says "there is more".
 pub(crate) fn page<T>(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> agentd_core::Page<T> {
     let more = items.len() as i64 > limit;
@@ -190,7 +187,7 @@ pub(crate) fn page<T>(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> S
 /// invocation's children say so rather than answering an empty page.
 pub(crate) async fn require_invocation(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    ctx: &agentd_core::TenantCtx,
+    ctx: &agentd_core::TenantScope,
     id: &InvocationId,
 ) -> Result<()> {
     let exists: Option<String> = sqlx::query_scalar("SELECT id FROM invocations WHERE tenant_id = $1 AND id = $2")
@@ -198,5 +195,5 @@ pub(crate) async fn require_invocation(
         .bind(id.as_str())
         .fetch_optional(&mut **tx)
         .await?;
-    exists.map(drop).ok_or(StoreError::NotFound { what: "invocation" })
+    exists.map(drop).ok_or(StoreError::NotFound(ResourceKind::Invocation))
 }

@@ -1,11 +1,20 @@
 //! Tenants and self-service signup: a tenant, its owner and the first API key are
 //! created in one transaction, so a signup either happens whole or not at all.
 
-use agentd_core::{ApiKey, Role, Slug, Tenant, TenantCtx, TenantId, TenantLimits, Timestamp, User, UserId};
+use agentd_core::{
+    ApiKey, ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits, TenantScope, Timestamp, User, UserId,
+};
 
 use crate::credentials::{NewApiKey, insert_api_key};
-use crate::error::is_unique_violation;
+use crate::error::{Conflict, is_unique_violation};
 use crate::{Result, Store, StoreError, rows};
+
+/// What a signup creates, all in one transaction.
+pub struct SignedUp {
+    pub tenant: Tenant,
+    pub user: User,
+    pub api_key: ApiKey,
+}
 
 pub struct NewSignup {
     pub tenant_name: String,
@@ -17,7 +26,7 @@ pub struct NewSignup {
 }
 
 impl Store {
-    pub async fn signup(&self, new: NewSignup) -> Result<(Tenant, User, ApiKey)> {
+    pub async fn signup(&self, new: NewSignup) -> Result<SignedUp> {
         let now = Timestamp::now();
         let tenant_id = TenantId::generate();
         let user_id = UserId::generate();
@@ -36,11 +45,8 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| match is_unique_violation(&e) {
-            true => StoreError::conflict(
-                "workspace_slug_taken",
-                format!("the workspace slug `{}` is taken; choose another", new.tenant_slug),
-            ),
-            false => e.into(),
+            true => Conflict::WorkspaceSlugTaken { slug: new.tenant_slug.to_string() }.into(),
+            false => StoreError::from(e),
         })?;
         sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(user_id.as_str())
@@ -50,11 +56,8 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| match is_unique_violation(&e) {
-                true => StoreError::conflict(
-                    "email_taken",
-                    "an account with this email exists; sign in with `agentd login` instead",
-                ),
-                false => e.into(),
+                true => Conflict::EmailTaken.into(),
+                false => StoreError::from(e),
             })?;
         sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
             .bind(tenant_id.as_str())
@@ -74,17 +77,17 @@ impl Store {
             created_at: now,
         };
         let user = User { id: user_id, email: new.email, created_at: now };
-        Ok((tenant, user, key))
+        Ok(SignedUp { tenant, user, api_key: key })
     }
 
     /// The caller's own tenant.
-    pub async fn tenant_get(&self, ctx: &TenantCtx) -> Result<Tenant> {
+    pub async fn tenant_get(&self, ctx: &TenantScope) -> Result<Tenant> {
         let mut tx = self.begin_scoped_read(ctx).await?;
         let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
             .bind(ctx.tenant_id().as_str())
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or(StoreError::NotFound { what: "tenant" })?;
+            .ok_or(StoreError::NotFound(ResourceKind::Tenant))?;
         tx.commit().await?;
         rows::tenant(&row)
     }

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use agentd_core::ResourceKind;
 use sha2::{Digest, Sha256};
 
 use crate::{Result, StoreError};
@@ -17,9 +18,12 @@ pub struct LocalBlobs {
 }
 
 impl LocalBlobs {
+    /// Opens (creating) the directory. Blobs are tenants' code and output: the
+    /// directories are created 0700 and the files 0600, readable by this user alone.
     pub fn open(root: &Path) -> Result<LocalBlobs> {
+        use std::os::unix::fs::DirBuilderExt;
         let dir = root.join("sha256");
-        std::fs::create_dir_all(&dir).map_err(|source| blob_err(&dir, source))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|source| blob_err(&dir, source))?;
         Ok(LocalBlobs { root: root.to_path_buf() })
     }
 
@@ -33,7 +37,8 @@ impl LocalBlobs {
             let writer = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
             let tmp = self.root.join("sha256").join(format!(".{hex}.{}.{writer}.tmp", std::process::id()));
             let write = || -> std::io::Result<()> {
-                let mut file = std::fs::File::create(&tmp)?;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
                 file.write_all(bytes)?;
                 file.sync_all()?;
                 std::fs::rename(&tmp, &path)
@@ -46,7 +51,7 @@ impl LocalBlobs {
     pub fn get(&self, digest: &str) -> Result<Vec<u8>> {
         let path = self.path(digest)?;
         std::fs::read(&path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => StoreError::NotFound { what: "blob" },
+            std::io::ErrorKind::NotFound => StoreError::NotFound(ResourceKind::Blob),
             _ => blob_err(&path, source),
         })
     }
@@ -62,5 +67,5 @@ impl LocalBlobs {
 }
 
 fn blob_err(path: &Path, source: std::io::Error) -> StoreError {
-    StoreError::Blob { path: path.display().to_string(), source }
+    StoreError::File { path: path.display().to_string(), source }
 }

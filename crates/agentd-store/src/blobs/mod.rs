@@ -15,6 +15,7 @@ mod s3;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use agentd_core::ResourceKind;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
@@ -27,13 +28,41 @@ pub use local::LocalBlobs;
 pub enum BlobLocation {
     /// `file:///srv/agentd/blobs` or a plain path.
     Local(PathBuf),
-    /// `s3://bucket` or `s3://bucket/prefix`; credentials, region and endpoint come from
-    /// the standard `AWS_*` environment variables.
+    /// `s3://bucket` or `s3://bucket/prefix`, reached as [`S3Connection`] says.
     S3 { bucket: String, prefix: String },
+}
+
+/// How to reach an S3-compatible service: the operator's settings (the binary reads them
+/// from the standard `AWS_*` variables). `None` leaves a value to the service's default.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct S3Connection {
+    pub region: Option<String>,
+    /// A custom endpoint (MinIO, a test server), e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// Whether a plain-HTTP endpoint is acceptable.
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("S3Connection")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("session_token", &redacted(&self.session_token))
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
 }
 
 impl BlobLocation {
     /// Parses a blob URL; `None` and empty strings mean the local default under `data_dir`.
+    /// A local path is taken as it is: the caller resolves relative paths at start.
     pub fn parse(url: Option<&str>, data_dir: &Path) -> Result<BlobLocation> {
         let url = url.map(str::trim).filter(|u| !u.is_empty());
         let Some(url) = url else { return Ok(BlobLocation::Local(data_dir.join("blobs"))) };
@@ -84,15 +113,17 @@ enum Backend {
 }
 
 impl Blobs {
-    /// Opens the store at `location`; an S3 location fails here when this build lacks
-    /// the `s3` feature, so a misconfiguration shows at startup.
-    pub fn open(location: &BlobLocation) -> Result<Blobs> {
+    /// Opens the store at `location` (`s3` says how to reach an S3 location); an S3
+    /// location fails here when this build lacks the `s3` feature, so a
+    /// misconfiguration shows at startup.
+    pub fn open(location: &BlobLocation, s3: &S3Connection) -> Result<Blobs> {
         let backend = match location {
             BlobLocation::Local(path) => Backend::Local(LocalBlobs::open(path)?),
             #[cfg(feature = "s3")]
-            BlobLocation::S3 { bucket, prefix } => Backend::S3(s3::S3Blobs::from_env(bucket, prefix)?),
+            BlobLocation::S3 { bucket, prefix } => Backend::S3(s3::S3Blobs::connect(bucket, prefix, s3)?),
             #[cfg(not(feature = "s3"))]
             BlobLocation::S3 { .. } => {
+                let _ = s3;
                 return Err(StoreError::Config(format!(
                     "blob URL `{location}` needs S3 support, which this binary was built without; \
                      rebuild with `cargo build --release --features s3`"
@@ -149,7 +180,7 @@ fn digest_hex(digest: &str) -> Result<&str> {
     digest
         .strip_prefix("sha256:")
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .ok_or_else(|| StoreError::NotFound { what: "blob" })
+        .ok_or_else(|| StoreError::NotFound(ResourceKind::Blob))
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //! `<prefix>/sha256/<hex>`, the same layout as the local directory, so a bucket can be
 //! seeded by copying a data dir's `blobs/` into it.
 
+use agentd_core::ResourceKind;
 use bytes::Bytes;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
 
+use super::S3Connection;
 use crate::{Result, StoreError};
 
 pub(super) struct S3Blobs {
@@ -15,15 +17,25 @@ pub(super) struct S3Blobs {
 }
 
 impl S3Blobs {
-    /// Credentials, region and endpoint come from the standard `AWS_*` variables
-    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
-    /// `AWS_ALLOW_HTTP` for a plain-HTTP endpoint such as a local MinIO).
-    pub(super) fn from_env(bucket: &str, prefix: &str) -> Result<S3Blobs> {
+    /// A client of `bucket` as `connection` says; nothing is read from the environment.
+    pub(super) fn connect(bucket: &str, prefix: &str, connection: &S3Connection) -> Result<S3Blobs> {
         // The HTTP client needs a TLS provider; the binary installs ring at start, and a
         // library user may not have, so make sure one is there (a second install is a no-op).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let bucket = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
+        let mut builder = AmazonS3Builder::new().with_bucket_name(bucket).with_allow_http(connection.allow_http);
+        let settings = [
+            (AmazonS3ConfigKey::Region, &connection.region),
+            (AmazonS3ConfigKey::Endpoint, &connection.endpoint),
+            (AmazonS3ConfigKey::AccessKeyId, &connection.access_key_id),
+            (AmazonS3ConfigKey::SecretAccessKey, &connection.secret_access_key),
+            (AmazonS3ConfigKey::Token, &connection.session_token),
+        ];
+        for (key, value) in settings {
+            if let Some(value) = value {
+                builder = builder.with_config(key, value);
+            }
+        }
+        let bucket = builder
             .build()
             .map_err(|e| StoreError::Config(format!("S3 blob store s3://{bucket}: {e}")))?;
         Ok(S3Blobs { bucket, prefix: prefix.to_owned() })
@@ -53,7 +65,7 @@ impl S3Blobs {
 
 fn object_err(key: &ObjectPath, err: object_store::Error) -> StoreError {
     match err {
-        object_store::Error::NotFound { .. } => StoreError::NotFound { what: "blob" },
+        object_store::Error::NotFound { .. } => StoreError::NotFound(ResourceKind::Blob),
         other => StoreError::ObjectStore { key: key.to_string(), detail: other.to_string() },
     }
 }

@@ -97,10 +97,13 @@ pub(super) const POSTGRES_CLAIM: &str = concat!(
             AS next_seq"
 );
 
-// Parameters of a completion: `$1` status reported, `$2` whether it is a failure that may
-// be retried, `$3` output, `$4` error code, `$5` error message, `$6` now, `$7` retry at,
-// `$8`..`$11` usage, `$12` id, `$13` lease owner, `$14` attempt. Attempts left are read
-// from the row, never taken from the (possibly remote) worker.
+// Parameters of a completion: `$1` status reported, `$2` whether it is an agent failure
+// that may be retried, `$3` output, `$4` error code, `$5` error message, `$6` now, `$7`
+// retry at, `$8`..`$11` usage, `$12` id, `$13` lease owner, `$14` attempt, `$15` whether
+// it is a platform failure (recovered while recoveries are left), `$16` max recoveries.
+// Attempts and recoveries left are read from the row, never taken from the (possibly
+// remote) worker. A recovery runs again at once, as a new attempt, without consuming
+// `max_attempts`: `attempt - recoveries` counts the attempts the agent is answerable for.
 
 /// Only a run still held under this lease is completed.
 macro_rules! fenced {
@@ -109,10 +112,24 @@ macro_rules! fenced {
     };
 }
 
+/// The platform failed the run and it may be recovered.
+macro_rules! recovering {
+    () => {
+        "($15 AND recoveries < $16)"
+    };
+}
+
+/// The agent failed the run and it may be retried (`$2` and `$15` never hold together).
+macro_rules! retrying {
+    () => {
+        "($2 AND attempt - recoveries < max_attempts)"
+    };
+}
+
 /// The status the run ends in.
 macro_rules! new_status {
     () => {
-        "CASE WHEN $2 AND attempt < max_attempts THEN 'retrying' ELSE $1 END"
+        concat!("CASE WHEN ", recovering!(), " THEN 'queued' WHEN ", retrying!(), " THEN 'retrying' ELSE $1 END")
     };
 }
 
@@ -121,9 +138,18 @@ macro_rules! complete_update {
         concat!(
             "UPDATE invocations SET status = ",
             new_status!(),
-            ", output = $3, error_code = $4, error_message = $5,
-                finished_at = CASE WHEN $2 AND attempt < max_attempts THEN NULL ELSE $6 END,
-                run_after = CASE WHEN $2 AND attempt < max_attempts THEN $7 ELSE $6 END,
+            ", recoveries = CASE WHEN ",
+            recovering!(),
+            " THEN recoveries + 1 ELSE recoveries END,
+                output = $3, error_code = $4, error_message = $5,
+                finished_at = CASE WHEN ",
+            recovering!(),
+            " OR ",
+            retrying!(),
+            " THEN NULL ELSE $6 END,
+                run_after = CASE WHEN ",
+            retrying!(),
+            " THEN $7 ELSE $6 END,
                 lease_owner = NULL, lease_expires_at = NULL,
                 wall_ms = wall_ms + $8, cpu_ms = cpu_ms + $9,
                 peak_memory_bytes = CASE WHEN peak_memory_bytes > $10 THEN peak_memory_bytes ELSE $10 END,
@@ -134,17 +160,22 @@ macro_rules! complete_update {
     };
 }
 
-/// The closing status event of the run `done` (a table with `id`, `tenant_id` and the new
-/// `status`); it commits with the status itself, so a worker dying between the two can
-/// never leave a "succeeded" event on a run that will run again.
+/// The closing status event of the run `done` (a table with `id`, `tenant_id`, the new
+/// `status`, and `recovery`: the recovery's number, or 0 when it is none); it commits
+/// with the status itself, so a worker dying between the two can never leave a
+/// "succeeded" event on a run that will run again.
 macro_rules! closing_event {
     ($done:literal) => {
         concat!(
             "INSERT INTO invocation_events (invocation_id, seq, tenant_id, ts, kind, stream, level, message, data)
             SELECT id, (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM invocation_events e WHERE e.invocation_id = id),
-                tenant_id, $6, 'status', 'system', 'info',
-                CASE WHEN $5 IS NULL THEN status ELSE status || ': ' || $5 END,
-                '{\"status\":\"' || status || '\"}'
+                tenant_id, $6, 'status', 'system', CASE WHEN recovery > 0 THEN 'warn' ELSE 'info' END,
+                CASE WHEN recovery > 0 THEN 'queued: ' || COALESCE($5, 'the platform failed the run')
+                        || '; running it again as a new attempt (recovery ' || recovery || ' of ' || $16 || ')'
+                     WHEN $5 IS NULL THEN status ELSE status || ': ' || $5 END,
+                CASE WHEN recovery > 0
+                     THEN '{\"status\":\"queued\",\"reason\":\"' || COALESCE($4, 'platform') || '\",\"recovery\":' || recovery || '}'
+                     ELSE '{\"status\":\"' || status || '\"}' END
             FROM ",
             $done
         )
@@ -157,7 +188,9 @@ macro_rules! closing_event {
 pub(super) const SQLITE_COMPLETE: &str = concat!(
     closing_event!("(SELECT id, tenant_id, "),
     new_status!(),
-    " AS status FROM invocations WHERE ",
+    " AS status, CASE WHEN ",
+    recovering!(),
+    " THEN recoveries + 1 ELSE 0 END AS recovery FROM invocations WHERE ",
     fenced!(),
     ");\n",
     complete_update!(),
@@ -165,18 +198,20 @@ pub(super) const SQLITE_COMPLETE: &str = concat!(
 );
 
 /// On PostgreSQL, one statement: the fenced update, its closing event and the
-/// notifications (`$15` channel, `$16` this run changed, `$17` a run is queued), which
+/// notifications (`$17` channel, `$18` this run changed, `$19` a run is queued), which
 /// PostgreSQL delivers at commit; nothing is written or sent when the lease was lost.
+/// Only a recovery turns a running invocation back into `queued`, so that status tells
+/// the event which it was.
 pub(super) const POSTGRES_COMPLETE: &str = concat!(
     "WITH done AS (",
     complete_update!(),
-    " RETURNING id, tenant_id, status
+    " RETURNING id, tenant_id, status, CASE WHEN status = 'queued' THEN recoveries ELSE 0 END AS recovery
     ), event AS (",
     closing_event!("done"),
     "
     ), notified AS (
-        SELECT pg_notify($15, $16) FROM done
-        UNION ALL SELECT pg_notify($15, $17) FROM done WHERE status = 'retrying'
+        SELECT pg_notify($17, $18) FROM done
+        UNION ALL SELECT pg_notify($17, $19) FROM done WHERE status IN ('retrying', 'queued')
     )
     SELECT status, (SELECT COUNT(*) FROM notified) AS notified FROM done"
 );

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use agentd_core::{Actor, InvocationStatus, RequestId, Role, Scope, Slug, TenantCtx, TenantLimits, Usage, Visibility};
+use agentd_core::{Actor, InvocationStatus, RequestId, Role, Scope, Slug, TenantScope, TenantLimits, Usage, Visibility};
 use agentd_store::{
     Completion, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPolicy, Store, StoreError,
 };
@@ -41,11 +41,11 @@ macro_rules! on_both_stores {
 mod blobs_artifacts;
 mod queue;
 
-async fn tenant(store: &Store, slug: &str) -> TenantCtx {
+async fn tenant(store: &Store, slug: &str) -> TenantScope {
     tenant_with_limits(store, slug, TenantLimits::default()).await
 }
 
-async fn tenant_with_limits(store: &Store, slug: &str, limits: TenantLimits) -> TenantCtx {
+async fn tenant_with_limits(store: &Store, slug: &str, limits: TenantLimits) -> TenantScope {
     let (tenant, user, _) = store
         .signup(NewSignup {
             tenant_name: slug.into(),
@@ -63,7 +63,7 @@ async fn tenant_with_limits(store: &Store, slug: &str, limits: TenantLimits) -> 
         })
         .await
         .unwrap();
-    TenantCtx::authorized(
+    TenantScope::authorized(
         tenant.id,
         Actor::User { id: user.id },
         Role::Owner.scopes(),
@@ -75,7 +75,7 @@ async fn tenant_with_limits(store: &Store, slug: &str, limits: TenantLimits) -> 
 
 async fn agent_with_version(
     store: &Store,
-    ctx: &TenantCtx,
+    ctx: &TenantScope,
     slug: &str,
 ) -> (agentd_core::Agent, agentd_core::AgentVersion) {
     let slug = Slug::parse(slug).unwrap();

@@ -105,7 +105,7 @@ async fn concurrent_claimers_never_exceed_a_tenants_concurrency_limit(backend: B
     assert_eq!(running_now(&store, &ctx).await, 0);
 }
 
-async fn running_now(store: &Store, ctx: &agentd_core::TenantCtx) -> usize {
+async fn running_now(store: &Store, ctx: &agentd_core::TenantScope) -> usize {
     let filter = InvocationFilter { status: Some(InvocationStatus::Running), limit: Some(100), ..Default::default() };
     store.invocations_list(ctx, &filter).await.unwrap().data.len()
 }

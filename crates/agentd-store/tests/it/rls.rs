@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use agentd_core::{InvocationStatus, TenantCtx};
+use agentd_core::{InvocationStatus, TenantScope};
 use agentd_store::{InvocationFilter, Store};
 use sqlx::{Connection, PgConnection, Row};
 
@@ -13,7 +13,7 @@ use super::{agent_with_version, new_invocation, tenant};
 
 /// Two tenants: `alpha` with one agent and two invocations, `beta` with one agent and
 /// three.
-async fn two_tenants(store: &Store) -> (TenantCtx, TenantCtx) {
+async fn two_tenants(store: &Store) -> (TenantScope, TenantScope) {
     let a = tenant(store, "alpha").await;
     let b = tenant(store, "beta").await;
     for (ctx, runs) in [(&a, 2), (&b, 3)] {

@@ -1,0 +1,27 @@
+//! The wire types of the agentd REST API: every request body a client sends and every
+//! response body the server returns, in one crate that the server (`agentd-api`), the
+//! typed client (`agentd-client`) and a later OpenAPI derivation share, so that they
+//! cannot drift apart.
+//!
+//! Request bodies refuse unknown fields (`deny_unknown_fields`): a misspelt or
+//! unsupported field is an error naming it, never silently ignored. Response bodies
+//! accept unknown fields, so an older client keeps working against a newer server.
+//!
+//! The resources themselves (`Agent`, `Invocation`, …) are shown as the domain defines
+//! them in `agentd-core`; they are re-exported here so a client needs this crate only.
+
+pub mod accounts;
+pub mod agents;
+pub mod invocations;
+pub mod worker;
+
+pub use accounts::{
+    CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, SignupRequest, SignupResponse,
+};
+pub use agentd_core::{
+    Actor, Agent, AgentStatus, AgentVersion, ApiKey, Artifact, Event, EventKind, EventStream, Invocation,
+    InvocationError, InvocationStatus, Page, Role, Scope, Scopes, Tenant, TenantLimits, Timestamp, Usage, User,
+    Visibility,
+};
+pub use agents::{CreateAgentRequest, PatchAgentRequest};
+pub use invocations::InvokeRequest;

@@ -1,0 +1,198 @@
+//! Signup, login, the caller's own view, and minting API keys and session tokens.
+//! Secrets are random, shown once, and only their SHA-256 is stored; passwords are
+//! hashed with argon2.
+
+use agentd_core::{
+    Actor, ApiKey, ApiKeyId, Page, PageRequest, ResourceKind, Role, Scopes, Secret, Slug, Tenant, Timestamp, User,
+};
+use agentd_store::{NewApiKey, NewSession, NewSignup, StoreError, hash_secret};
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+use crate::auth::{API_KEY_PREFIX, Admin, Ctx, Read, SESSION_PREFIX};
+use crate::error::{ControlError, Forbidden, QuotaExceeded, Result, Unauthenticated};
+use crate::input::{Email, KeyExpiry, KeyName, Password, WorkspaceName};
+use crate::Control;
+
+const SESSION_TTL_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// A new workspace, as asked for.
+#[derive(Debug, Clone)]
+pub struct Signup {
+    pub email: Email,
+    pub password: Password,
+    pub workspace_name: WorkspaceName,
+    pub workspace_slug: Slug,
+}
+
+/// What a signup made: the tenant, its owner, and the first API key with its secret.
+#[derive(Debug, Clone)]
+pub struct SignedUp {
+    pub tenant: Tenant,
+    pub user: User,
+    pub api_key: CreatedKey,
+}
+
+/// An API key and the secret that is shown this once.
+#[derive(Debug, Clone)]
+pub struct CreatedKey {
+    pub key: ApiKey,
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+    /// Which workspace to sign in to when the user belongs to several; default the first.
+    pub workspace_slug: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: Secret,
+    pub expires_at: Timestamp,
+    pub tenant: Tenant,
+    pub user: User,
+}
+
+/// The caller as they see themselves.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: Tenant,
+    pub actor: Actor,
+    pub user: Option<User>,
+    pub role: Option<Role>,
+    pub scopes: Scopes,
+}
+
+/// A key to create: its name, scopes (absent: every scope, which the creator must hold)
+/// and lifetime.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: KeyName,
+    pub scopes: Option<Scopes>,
+    pub expiry: KeyExpiry,
+}
+
+fn random_text(len: usize) -> String {
+    rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}
+
+/// A freshly minted key: what to store and the secret to show once.
+fn mint_api_key(name: String, scopes: Scopes, expires_at: Option<Timestamp>) -> (NewApiKey, Secret) {
+    let prefix = random_text(12).to_lowercase();
+    let secret = format!("{API_KEY_PREFIX}{prefix}_{}", random_text(32));
+    let new = NewApiKey { name, prefix, key_hash: hash_secret(&secret), scopes, expires_at };
+    (new, Secret::new(secret))
+}
+
+async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()))
+        .await
+        .map_err(ControlError::internal)?
+        .map_err(|e| ControlError::internal(std::io::Error::other(e.to_string())))
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .map_err(ControlError::internal)?
+    .map_err(|e| ControlError::internal(std::io::Error::other(e.to_string())))
+}
+
+/// The hash of a password nobody has, so a login for an unknown email costs as much
+/// time as one with a wrong password.
+async fn decoy_hash() -> Result<String> {
+    static DECOY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DECOY.get_or_try_init(|| hash_password(random_text(20))).await.cloned()
+}
+
+impl Control {
+    pub async fn signup(&self, signup: Signup) -> Result<SignedUp> {
+        if !self.settings.signup_enabled {
+            return Err(Forbidden::SignupDisabled.into());
+        }
+        let (first_key, secret) = mint_api_key("default".into(), Scopes::all(), None);
+        let password_hash = hash_password(signup.password.into_inner()).await?;
+        let created = self
+            .store
+            .signup(NewSignup {
+                tenant_name: signup.workspace_name.into_inner(),
+                tenant_slug: signup.workspace_slug,
+                email: signup.email.as_str().to_owned(),
+                password_hash,
+                limits: self.settings.default_limits.clone(),
+                first_key,
+            })
+            .await?;
+        tracing::info!(tenant_id = %created.tenant.id, "signed up");
+        Ok(SignedUp { tenant: created.tenant, user: created.user, api_key: CreatedKey { key: created.api_key, secret } })
+    }
+
+    pub async fn login(&self, login: Login) -> Result<Session> {
+        let bad = || ControlError::from(Unauthenticated::BadLogin);
+        let email = Email::parse(&login.email).map_err(|_| bad())?;
+        let Some(found) = self.store.user_by_email_unscoped(email.as_str()).await? else {
+            // Only the time spent matters here; the answer is "wrong" either way.
+            let _ = verify_password(login.password, decoy_hash().await?).await;
+            return Err(bad());
+        };
+        if !verify_password(login.password, found.password_hash).await? {
+            return Err(bad());
+        }
+        let memberships = self.store.memberships_of_unscoped(&found.user.id).await?;
+        let chosen = match &login.workspace_slug {
+            Some(slug) => memberships.into_iter().find(|m| m.tenant.slug.as_str() == slug),
+            None => memberships.into_iter().next(),
+        };
+        let tenant = chosen.ok_or(ControlError::NotFound(ResourceKind::Workspace))?.tenant;
+        let token = format!("{SESSION_PREFIX}{}", random_text(40));
+        let expires_at = Timestamp::now().plus_ms(SESSION_TTL_MS);
+        let session = NewSession { token_hash: hash_secret(&token), expires_at };
+        self.store.session_create_unscoped(&tenant.id, &found.user.id, session).await?;
+        Ok(Session { token: Secret::new(token), expires_at, tenant, user: found.user })
+    }
+
+    /// The caller: their tenant as it is now, who they are and what they may do.
+    pub async fn me(&self, ctx: &Ctx<Read>) -> Result<Caller> {
+        let tenant = self.store.tenant_get(ctx.store_scope()).await?;
+        Ok(Caller {
+            tenant,
+            actor: ctx.actor().clone(),
+            user: ctx.user().cloned(),
+            role: ctx.role(),
+            scopes: ctx.scopes().clone(),
+        })
+    }
+
+    pub async fn api_keys_list(&self, ctx: &Ctx<Admin>, page: &PageRequest<ApiKeyId>) -> Result<Page<ApiKey>> {
+        Ok(self.store.api_keys_list(ctx.store_scope(), page).await?)
+    }
+
+    /// Creates a key holding at most the scopes of the credential that creates it.
+    pub async fn api_key_create(&self, ctx: &Ctx<Admin>, new: NewKey) -> Result<CreatedKey> {
+        let scopes = new.scopes.unwrap_or_else(Scopes::all);
+        if let Some(extra) = scopes.iter().find(|s| !ctx.scopes().allows(*s)) {
+            return Err(Forbidden::CannotGrant { scope: extra }.into());
+        }
+        let expires_at = new.expiry.days().map(|d| Timestamp::now().plus_ms(i64::from(d) * 86_400_000));
+        let (key, secret) = mint_api_key(new.name.into_inner(), scopes, expires_at);
+        let limit = ctx.limits().max_api_keys;
+        let key = self.store.api_key_create(ctx.store_scope(), key, limit).await.map_err(|e| match e {
+            StoreError::QuotaReached { count } => QuotaExceeded::ApiKeys { count, limit }.into(),
+            other => ControlError::from(other),
+        })?;
+        Ok(CreatedKey { key, secret })
+    }
+
+    /// Revokes a key of the caller's tenant; revoking twice keeps the first time.
+    pub async fn api_key_revoke(&self, ctx: &Ctx<Admin>, id: &ApiKeyId) -> Result<ApiKey> {
+        Ok(self.store.api_key_revoke(ctx.store_scope(), id).await?)
+    }
+}

@@ -1,0 +1,129 @@
+//! The agent registry and deploying to it: agents by slug within a tenant, their
+//! immutable versions, and uploads checked before anything is written, so a rejected
+//! bundle leaves nothing behind.
+
+use agentd_bundle::BundleLimits;
+use agentd_core::{Agent, AgentId, AgentStatus, AgentVersion, Page, PageRequest, Slug, Visibility};
+use agentd_store::{AgentPatch, NewAgent, NewVersion, StoreError};
+use bytes::Bytes;
+
+use crate::Control;
+use crate::auth::{Ctx, Deploy, Read};
+use crate::error::{ControlError, Invalid, QuotaExceeded, Result};
+use crate::input::{AgentName, Description, Tags};
+
+/// An agent to create. Without a name it is named by its slug.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    pub slug: Slug,
+    pub name: Option<AgentName>,
+    pub description: Option<Description>,
+    pub tags: Tags,
+    pub visibility: Visibility,
+}
+
+/// Changes to an agent; `None` keeps a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AgentChanges {
+    pub name: Option<AgentName>,
+    pub description: Option<Description>,
+    pub tags: Option<Tags>,
+    pub visibility: Option<Visibility>,
+    pub status: Option<AgentStatus>,
+}
+
+/// Whether a new version becomes the one invocations run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Activate,
+    /// Upload only; activate later (or never).
+    Keep,
+}
+
+impl Control {
+    pub async fn agent_create(&self, ctx: &Ctx<Deploy>, spec: AgentSpec) -> Result<Agent> {
+        let name = spec.name.map_or_else(|| spec.slug.to_string(), AgentName::into_inner);
+        let new = NewAgent {
+            slug: spec.slug,
+            name,
+            description: spec.description.map(Description::into_inner),
+            tags: spec.tags.into_inner(),
+            visibility: spec.visibility,
+        };
+        let limit = ctx.limits().max_agents;
+        self.store.agent_create(ctx.store_scope(), new, limit).await.map_err(|e| match e {
+            StoreError::QuotaReached { count } => QuotaExceeded::Agents { count, limit }.into(),
+            other => ControlError::from(other),
+        })
+    }
+
+    pub async fn agents_list(&self, ctx: &Ctx<Read>, page: &PageRequest<AgentId>) -> Result<Page<Agent>> {
+        Ok(self.store.agents_list(ctx.store_scope(), page).await?)
+    }
+
+    pub async fn agent_get(&self, ctx: &Ctx<Read>, slug: &Slug) -> Result<Agent> {
+        Ok(self.store.agent_get(ctx.store_scope(), slug).await?)
+    }
+
+    pub async fn agent_patch(&self, ctx: &Ctx<Deploy>, slug: &Slug, changes: AgentChanges) -> Result<Agent> {
+        let patch = AgentPatch {
+            name: changes.name.map(AgentName::into_inner),
+            description: changes.description.map(Description::into_inner),
+            tags: changes.tags.map(Tags::into_inner),
+            visibility: changes.visibility,
+            status: changes.status,
+        };
+        Ok(self.store.agent_patch(ctx.store_scope(), slug, &patch).await?)
+    }
+
+    /// Removes the agent from the registry; its versions and invocations remain.
+    pub async fn agent_delete(&self, ctx: &Ctx<Deploy>, slug: &Slug) -> Result<()> {
+        Ok(self.store.agent_delete(ctx.store_scope(), slug).await?)
+    }
+
+    pub async fn versions_list(
+        &self,
+        ctx: &Ctx<Read>,
+        slug: &Slug,
+        page: &PageRequest<u32>,
+    ) -> Result<Page<AgentVersion>> {
+        Ok(self.store.versions_list(ctx.store_scope(), slug, page).await?)
+    }
+
+    /// Makes version `n` the one new invocations run: a deploy or a rollback.
+    pub async fn version_activate(&self, ctx: &Ctx<Deploy>, slug: &Slug, n: u32) -> Result<Agent> {
+        Ok(self.store.version_activate(ctx.store_scope(), slug, n).await?)
+    }
+
+    /// Checks a bundle, stores it content-addressed and records it as the agent's next
+    /// version. Nothing is written for a bundle that fails a check.
+    pub async fn deploy(
+        &self,
+        ctx: &Ctx<Deploy>,
+        slug: &Slug,
+        bundle: Bytes,
+        activation: Activation,
+    ) -> Result<AgentVersion> {
+        // Fail on a missing agent before spending CPU on the archive.
+        self.store.agent_get(ctx.store_scope(), slug).await?;
+        let limit = ctx.limits().max_bundle_bytes.min(self.settings.max_upload_bytes);
+        let size = bundle.len() as u64;
+        if size > limit {
+            return Err(ControlError::BundleTooLarge { size, limit });
+        }
+        if bundle.is_empty() {
+            return Err(Invalid::EmptyBundle.into());
+        }
+        let limits = BundleLimits { max_bundle_bytes: limit, ..BundleLimits::default() };
+        let checked = bundle.clone();
+        let inspected = tokio::task::spawn_blocking(move || agentd_bundle::inspect(&checked, &limits))
+            .await
+            .map_err(ControlError::internal)??;
+        let digest = self.blobs.put(bundle).await?;
+        let manifest = serde_json::to_value(&inspected.manifest).map_err(ControlError::internal)?;
+        let new = NewVersion { digest, manifest, size_bytes: size, activate: activation == Activation::Activate };
+        let version = self.store.version_create(ctx.store_scope(), slug, new).await?;
+        ctx.span().in_scope(|| tracing::info!(agent = %slug, version = version.version, "deployed"));
+        Ok(version)
+    }
+}

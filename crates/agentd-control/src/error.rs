@@ -1,0 +1,167 @@
+//! The one error enum of the domain layer. It says what went wrong in the domain's
+//! words and carries what a message needs; it knows nothing of HTTP. Each front end maps
+//! it to its own shape in one place (the REST API: status, stable `code` and problem
+//! document, in `agentd-api/src/error.rs`). `Display` is the message for people: it
+//! says what was wrong and what to do.
+
+use agentd_core::{InvocationId, InvocationStatus, PageError, ResourceKind, Scope, SlugError};
+use agentd_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Unauthenticated(#[from] Unauthenticated),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// Missing, or another tenant's: the two are never told apart.
+    #[error("{0} not found")]
+    NotFound(ResourceKind),
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("the bundle is {size} bytes; this workspace accepts at most {limit}")]
+    BundleTooLarge { size: u64, limit: u64 },
+    #[error(transparent)]
+    QuotaExceeded(#[from] QuotaExceeded),
+    /// The bundle's own checks (its error knows its stable code).
+    #[error(transparent)]
+    Bundle(#[from] agentd_bundle::BundleError),
+    /// A fault of the platform (the store, the blob store, a task); the caller sees no
+    /// detail, the operator's log does.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ControlError {
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> ControlError {
+        ControlError::Internal(Box::new(err))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unauthenticated {
+    #[error("send `Authorization: Bearer <API key or session token>`")]
+    Missing,
+    #[error("the Authorization header must be `Bearer <token>`")]
+    Malformed,
+    #[error("the token is unknown, revoked or expired")]
+    UnknownToken,
+    #[error("email or password is wrong")]
+    BadLogin,
+    #[error("send `Authorization: Bearer <worker token>`")]
+    MissingWorkerToken,
+    #[error("the worker token is unknown or revoked")]
+    UnknownWorkerToken,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Forbidden {
+    #[error("this credential lacks the `{}` scope", needed.as_str())]
+    InsufficientScope { needed: Scope },
+    #[error("you cannot grant `{}`, which you do not hold", scope.as_str())]
+    CannotGrant { scope: Scope },
+    #[error("this workspace is suspended; contact the operator")]
+    TenantSuspended,
+    #[error("signup is turned off on this server; ask the operator for an account")]
+    SignupDisabled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("an agent with slug `{slug}` already exists")]
+    AgentExists { slug: String },
+    #[error("the workspace slug `{slug}` is taken; choose another")]
+    WorkspaceSlugTaken { slug: String },
+    #[error("an account with this email exists; sign in with `agentd login` instead")]
+    EmailTaken,
+    #[error("agent `{slug}` is disabled; enable it with PATCH status=active")]
+    AgentDisabled { slug: String },
+    #[error("agent `{slug}` has no deployed version; upload a bundle first")]
+    AgentHasNoVersion { slug: String },
+    #[error("invocation {id} already finished with status {status}")]
+    InvocationFinished { id: InvocationId, status: InvocationStatus },
+}
+
+/// Which quota a change would pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaExceeded {
+    #[error("this workspace already has {count} agents (limit {limit}); delete one first")]
+    Agents { count: u64, limit: u32 },
+    #[error("this workspace already has {count} API keys (limit {limit}); revoke one first")]
+    ApiKeys { count: u64, limit: u32 },
+    #[error("{count} invocations are already queued (limit {limit}); retry later")]
+    QueuedInvocations { count: u64, limit: u32 },
+}
+
+/// Input that is well-formed but not acceptable; each variant is one rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("email must look like name@example.com")]
+    Email,
+    #[error("password must be at least {min} characters long")]
+    WeakPassword { min: usize },
+    #[error("password must be at most {max} characters long")]
+    PasswordTooLong { max: usize },
+    #[error("workspace_name must be 1 to {max} characters")]
+    WorkspaceName { max: usize },
+    #[error("workspace_slug: {0}")]
+    WorkspaceSlug(SlugError),
+    #[error("slug: {0}")]
+    AgentSlug(SlugError),
+    #[error("{field} must be at most {max} characters")]
+    TooLong { field: &'static str, max: usize },
+    #[error("{field} must not be empty")]
+    Empty { field: &'static str },
+    #[error("at most {max_tags} tags of 1 to {max_chars} characters each")]
+    Tags { max_tags: usize, max_chars: usize },
+    #[error("name must be 1 to {max} characters")]
+    KeyName { max: usize },
+    #[error("give at least one scope: read, invoke, deploy, admin")]
+    NoScopes,
+    #[error("expires_in_days must be between 1 and {max}")]
+    Expiry { max: u32 },
+    #[error("priority must be between 0 and {max} (higher runs first)")]
+    Priority { max: u8 },
+    #[error("max_attempts must be between 1 and {max}")]
+    MaxAttempts { max: u32 },
+    #[error("metadata must be a JSON object of at most {max_bytes} bytes")]
+    Metadata { max_bytes: usize },
+    #[error("timeout_s must be between 1 and {cap}")]
+    Timeout { cap: u32 },
+    #[error("threads are not available on this server yet; omit thread_id")]
+    ThreadsUnavailable,
+    #[error("completion webhooks are not available on this server yet; omit webhook_url")]
+    WebhooksUnavailable,
+    #[error("wait must be at most {max_s} seconds; poll or stream the events for longer runs")]
+    Wait { max_s: u64 },
+    #[error("Idempotency-Key must be 1 to {max} visible ASCII characters")]
+    IdempotencyKey { max: usize },
+    #[error("the request body is empty; send the .tar.gz or .zip bundle as the body")]
+    EmptyBundle,
+    #[error(transparent)]
+    Page(#[from] PageError),
+    #[error("worker must be 1 to {max} visible ASCII characters")]
+    WorkerName { max: usize },
+    #[error("lease_s must be between 1 and {max}")]
+    Lease { max: u32 },
+    #[error("the artifact name must be a clean relative path")]
+    ArtifactName,
+}
+
+/// Store errors in the domain's words. Quotas are mapped by the operation that passed
+/// the limit, since only it knows which quota it was.
+impl From<StoreError> for ControlError {
+    fn from(err: StoreError) -> ControlError {
+        use agentd_store::Conflict as Stored;
+        match err {
+            StoreError::NotFound(kind) => ControlError::NotFound(kind),
+            StoreError::Conflict(Stored::AgentSlugTaken { slug }) => Conflict::AgentExists { slug }.into(),
+            StoreError::Conflict(Stored::WorkspaceSlugTaken { slug }) => Conflict::WorkspaceSlugTaken { slug }.into(),
+            StoreError::Conflict(Stored::EmailTaken) => Conflict::EmailTaken.into(),
+            other => ControlError::internal(other),
+        }
+    }
+}
+
+pub type Result<T, E = ControlError> = std::result::Result<T, E>;

@@ -1,0 +1,336 @@
+//! Input checked once, at the edge: each rule is a type whose constructor is the only
+//! way to get one, so an operation that takes a [`Priority`] never checks a priority.
+//! Front ends parse what they received into these, then call the operation.
+
+use std::time::Duration;
+
+use agentd_core::{Scope, Scopes, Slug};
+use serde_json::Value;
+
+use crate::error::{Invalid, Result};
+
+/// An email address, trimmed and lowercased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Email, Invalid> {
+        let email = raw.trim().to_lowercase();
+        let valid = email.len() <= 254
+            && email
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'))
+            && !email.chars().any(char::is_whitespace);
+        if valid { Ok(Email(email)) } else { Err(Invalid::Email) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A new password: long enough to matter, short enough to hash. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub const MIN_CHARS: usize = 8;
+    pub const MAX_CHARS: usize = 1024;
+
+    pub fn parse(raw: String) -> Result<Password, Invalid> {
+        match raw.chars().count() {
+            n if n < Self::MIN_CHARS => Err(Invalid::WeakPassword { min: Self::MIN_CHARS }),
+            n if n > Self::MAX_CHARS => Err(Invalid::PasswordTooLong { max: Self::MAX_CHARS }),
+            _ => Ok(Password(raw)),
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// A workspace's display name: 1 to 100 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceName(String);
+
+impl WorkspaceName {
+    const MAX: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<WorkspaceName, Invalid> {
+        let name = raw.trim();
+        if name.is_empty() || name.chars().count() > Self::MAX {
+            return Err(Invalid::WorkspaceName { max: Self::MAX });
+        }
+        Ok(WorkspaceName(name.to_owned()))
+    }
+
+    pub(crate) fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+pub fn workspace_slug(raw: &str) -> Result<Slug, Invalid> {
+    Slug::parse(raw).map_err(Invalid::WorkspaceSlug)
+}
+
+pub fn agent_slug(raw: &str) -> Result<Slug, Invalid> {
+    Slug::parse(raw).map_err(Invalid::AgentSlug)
+}
+
+/// An agent's display name: not blank, at most 100 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentName(String);
+
+impl AgentName {
+    const MAX: usize = 100;
+
+    pub fn parse(raw: String) -> Result<AgentName, Invalid> {
+        if raw.trim().is_empty() {
+            return Err(Invalid::Empty { field: "name" });
+        }
+        if raw.chars().count() > Self::MAX {
+            return Err(Invalid::TooLong { field: "name", max: Self::MAX });
+        }
+        Ok(AgentName(raw))
+    }
+
+    pub(crate) fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// An agent's description: at most 2000 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    const MAX: usize = 2000;
+
+    pub fn parse(raw: String) -> Result<Description, Invalid> {
+        if raw.chars().count() > Self::MAX {
+            return Err(Invalid::TooLong { field: "description", max: Self::MAX });
+        }
+        Ok(Description(raw))
+    }
+
+    pub(crate) fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// An agent's tags: at most 20, each 1 to 40 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tags(Vec<String>);
+
+impl Tags {
+    const MAX_TAGS: usize = 20;
+    const MAX_CHARS: usize = 40;
+
+    pub fn parse(raw: Vec<String>) -> Result<Tags, Invalid> {
+        let bad = |t: &String| t.is_empty() || t.chars().count() > Self::MAX_CHARS;
+        if raw.len() > Self::MAX_TAGS || raw.iter().any(bad) {
+            return Err(Invalid::Tags { max_tags: Self::MAX_TAGS, max_chars: Self::MAX_CHARS });
+        }
+        Ok(Tags(raw))
+    }
+
+    pub(crate) fn into_inner(self) -> Vec<String> {
+        self.0
+    }
+}
+
+/// An API key's name: 1 to 100 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyName(String);
+
+impl KeyName {
+    const MAX: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<KeyName, Invalid> {
+        let name = raw.trim();
+        if name.is_empty() || name.chars().count() > Self::MAX {
+            return Err(Invalid::KeyName { max: Self::MAX });
+        }
+        Ok(KeyName(name.to_owned()))
+    }
+
+    pub(crate) fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// The scopes asked for a new key: absent means all, an empty list is a mistake.
+pub fn key_scopes(raw: Option<Vec<Scope>>) -> Result<Option<Scopes>, Invalid> {
+    match raw {
+        Some(list) if list.is_empty() => Err(Invalid::NoScopes),
+        Some(list) => Ok(Some(Scopes::new(list))),
+        None => Ok(None),
+    }
+}
+
+/// How long a new key lives: 1 to 3650 days, or for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyExpiry(Option<u32>);
+
+impl KeyExpiry {
+    const MAX_DAYS: u32 = 3650;
+
+    pub fn parse(days: Option<u32>) -> Result<KeyExpiry, Invalid> {
+        match days {
+            Some(d) if d == 0 || d > Self::MAX_DAYS => Err(Invalid::Expiry { max: Self::MAX_DAYS }),
+            days => Ok(KeyExpiry(days)),
+        }
+    }
+
+    pub(crate) fn days(self) -> Option<u32> {
+        self.0
+    }
+}
+
+/// 0 to 9; higher runs first. Absent: 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Priority(u8);
+
+impl Priority {
+    const MAX: u8 = 9;
+
+    pub fn parse(raw: Option<u8>) -> Result<Priority, Invalid> {
+        match raw.unwrap_or(0) {
+            p if p > Self::MAX => Err(Invalid::Priority { max: Self::MAX }),
+            p => Ok(Priority(p)),
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// 1 to 10 attempts. Absent: 1, since agents have side effects and retries are opt-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxAttempts(u32);
+
+impl MaxAttempts {
+    const MAX: u32 = 10;
+
+    pub fn parse(raw: Option<u32>) -> Result<MaxAttempts, Invalid> {
+        match raw.unwrap_or(1) {
+            n if !(1..=Self::MAX).contains(&n) => Err(Invalid::MaxAttempts { max: Self::MAX }),
+            n => Ok(MaxAttempts(n)),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for MaxAttempts {
+    fn default() -> Self {
+        MaxAttempts(1)
+    }
+}
+
+/// A JSON object of at most 16 KiB that the caller attaches to an invocation. Absent: `{}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata(Value);
+
+impl Metadata {
+    const MAX_BYTES: usize = 16 * 1024;
+
+    pub fn parse(raw: Option<Value>) -> Result<Metadata, Invalid> {
+        let value = raw.unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        if !value.is_object() || value.to_string().len() > Self::MAX_BYTES {
+            return Err(Invalid::Metadata { max_bytes: Self::MAX_BYTES });
+        }
+        Ok(Metadata(value))
+    }
+
+    pub(crate) fn into_inner(self) -> Value {
+        self.0
+    }
+}
+
+impl Default for Metadata {
+    fn default() -> Self {
+        Metadata(Value::Object(serde_json::Map::new()))
+    }
+}
+
+/// Deduplicates invocations for 24 h per tenant: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    const MAX: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<IdempotencyKey, Invalid> {
+        let key = raw.trim();
+        let valid = !key.is_empty() && key.len() <= Self::MAX && key.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+        if valid { Ok(IdempotencyKey(key.to_owned())) } else { Err(Invalid::IdempotencyKey { max: Self::MAX }) }
+    }
+
+    pub(crate) fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// How long a caller is willing to wait for an invocation to settle: at most 60 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitTime(Duration);
+
+impl WaitTime {
+    pub const MAX_S: u64 = 60;
+
+    pub fn parse_secs(secs: u64) -> Result<WaitTime, Invalid> {
+        if secs > Self::MAX_S {
+            return Err(Invalid::Wait { max_s: Self::MAX_S });
+        }
+        Ok(WaitTime(Duration::from_secs(secs)))
+    }
+
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized_and_checked() {
+        assert_eq!(Email::parse(" Ada@Example.COM ").map(|e| e.0), Ok("ada@example.com".to_owned()));
+        for bad in ["ada", "@example.com", "ada@example", "a b@example.com", "a@b@c.d"] {
+            assert_eq!(Email::parse(bad), Err(Invalid::Email), "{bad}");
+        }
+    }
+
+    #[test]
+    fn invocation_options_outside_their_range_are_refused() {
+        assert_eq!(Priority::parse(None), Ok(Priority(0)));
+        assert!(Priority::parse(Some(10)).is_err());
+        assert_eq!(MaxAttempts::parse(None), Ok(MaxAttempts(1)));
+        assert!(MaxAttempts::parse(Some(0)).is_err() && MaxAttempts::parse(Some(11)).is_err());
+        assert!(Metadata::parse(Some(serde_json::json!([1]))).is_err());
+        assert!(Metadata::parse(Some(serde_json::json!({"k": "x".repeat(17 * 1024)}))).is_err());
+        assert!(WaitTime::parse_secs(61).is_err());
+        assert!(IdempotencyKey::parse("").is_err() && IdempotencyKey::parse("k\n").is_err());
+    }
+
+    #[test]
+    fn names_tags_and_passwords_have_bounds() {
+        assert!(AgentName::parse("  ".into()).is_err());
+        assert!(Tags::parse(vec![String::new()]).is_err());
+        assert!(Tags::parse((0..21).map(|i| i.to_string()).collect()).is_err());
+        assert!(Password::parse("short".into()).is_err());
+        assert!(format!("{:?}", Password::parse("long enough secret".into())).contains("redacted"));
+    }
+}

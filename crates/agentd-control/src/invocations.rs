@@ -1,0 +1,167 @@
+//! Accepting invocations (checked against the tenant's limits and the agent's
+//! manifest), reading them, and waiting for them to settle.
+
+use std::time::Duration;
+
+use agentd_core::{
+    AgentStatus, Event, Invocation, InvocationId, InvocationStatus, Page, PageRequest, Slug,
+};
+use agentd_store::{Enqueued, InvocationFilter, NewInvocation, StoreError};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::Control;
+use crate::auth::{Ctx, Invoke, Read};
+use crate::error::{Conflict, ControlError, Invalid, QuotaExceeded, Result};
+use crate::input::{IdempotencyKey, MaxAttempts, Metadata, Priority, WaitTime};
+use crate::wait::{self, Step};
+
+/// How long `cancel` waits for a running agent to be killed before answering.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
+
+/// An invocation as asked for, its options checked (the timeout is checked against the
+/// tenant's cap when it is accepted).
+#[derive(Debug, Clone, Default)]
+pub struct InvokeSpec {
+    pub input: Value,
+    pub priority: Priority,
+    pub max_attempts: MaxAttempts,
+    /// Seconds; absent: the manifest's `[limits] timeout_s`, else the tenant's cap.
+    pub timeout_s: Option<u32>,
+    pub metadata: Metadata,
+    pub idempotency_key: Option<IdempotencyKey>,
+    /// Refused until threads exist, rather than silently ignored.
+    pub thread_id: Option<String>,
+    /// Refused until webhooks exist, rather than silently ignored.
+    pub webhook_url: Option<String>,
+}
+
+/// An accepted invocation, and whether this call created it or found it by its
+/// idempotency key.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub invocation: Invocation,
+    pub created: bool,
+}
+
+/// Terminal, or paused for a human: either way the caller has something to act on.
+pub fn settled(invocation: &Invocation) -> bool {
+    invocation.status.is_terminal() || invocation.status == InvocationStatus::WaitingForInput
+}
+
+impl Control {
+    /// Accepts an invocation of the agent's active version; with `wait`, waits up to that
+    /// long for it to settle and returns it as it is then.
+    pub async fn invoke(
+        &self,
+        ctx: &Ctx<Invoke>,
+        slug: &Slug,
+        spec: InvokeSpec,
+        wait: Option<WaitTime>,
+    ) -> Result<Accepted> {
+        if spec.thread_id.is_some() {
+            return Err(Invalid::ThreadsUnavailable.into());
+        }
+        if spec.webhook_url.is_some() {
+            return Err(Invalid::WebhooksUnavailable.into());
+        }
+        let scope = ctx.store_scope();
+        let agent = self.store.agent_get(scope, slug).await?;
+        if agent.status == AgentStatus::Disabled {
+            return Err(Conflict::AgentDisabled { slug: slug.to_string() }.into());
+        }
+        let n = agent.active_version.ok_or_else(|| Conflict::AgentHasNoVersion { slug: slug.to_string() })?;
+        let version = self.store.version_get(scope, &agent, n).await?;
+        let cap = ctx.limits().invocation_timeout_s;
+        let manifest_timeout = version.manifest.pointer("/limits/timeout_s").and_then(Value::as_u64);
+        let timeout_s = match spec.timeout_s {
+            Some(t) if t == 0 || t > cap => return Err(Invalid::Timeout { cap }.into()),
+            Some(t) => t,
+            None => manifest_timeout.map_or(cap, |t| (t.min(u64::from(cap)) as u32).max(1)),
+        };
+        let new = NewInvocation {
+            input: spec.input,
+            thread_id: None,
+            priority: spec.priority.get(),
+            max_attempts: spec.max_attempts.get(),
+            timeout_s,
+            idempotency_key: spec.idempotency_key.map(IdempotencyKey::into_inner),
+            metadata: spec.metadata.into_inner(),
+        };
+        let limit = ctx.limits().max_queued_invocations;
+        let enqueued = self.store.invocation_enqueue(scope, &agent, &version, new, limit).await.map_err(|e| match e {
+            StoreError::QuotaReached { count } => QuotaExceeded::QueuedInvocations { count, limit }.into(),
+            other => ControlError::from(other),
+        })?;
+        let created = matches!(enqueued, Enqueued::Created(_));
+        let mut invocation = enqueued.into_invocation();
+        if created {
+            ctx.span().in_scope(|| tracing::info!(invocation_id = %invocation.id, agent = %slug, "accepted"));
+        }
+        if let Some(wait) = wait.filter(|w| !w.get().is_zero()) {
+            invocation = self.wait_for(ctx, &invocation.id, wait.get(), settled).await?;
+        }
+        Ok(Accepted { invocation, created })
+    }
+
+    pub async fn invocation_get(&self, ctx: &Ctx<Read>, id: &InvocationId) -> Result<Invocation> {
+        Ok(self.store.invocation_get(ctx.store_scope(), id).await?)
+    }
+
+    pub async fn invocations_list(
+        &self,
+        ctx: &Ctx<Read>,
+        filter: &InvocationFilter,
+        page: &PageRequest<InvocationId>,
+    ) -> Result<Page<Invocation>> {
+        Ok(self.store.invocations_list(ctx.store_scope(), filter, page).await?)
+    }
+
+    /// Events after `page`'s seq, in order.
+    pub async fn invocation_logs(
+        &self,
+        ctx: &Ctx<Read>,
+        id: &InvocationId,
+        page: &PageRequest<u64>,
+    ) -> Result<Page<Event>> {
+        Ok(self.store.events_list(ctx.store_scope(), id, page).await?)
+    }
+
+    /// Cancels an invocation: one that has not started never runs; for a running one,
+    /// waits up to 10 s for its process tree to be killed. Returns it as it is then.
+    pub async fn invocation_cancel(&self, ctx: &Ctx<Invoke>, id: &InvocationId) -> Result<Invocation> {
+        let invocation = self.store.invocation_cancel(ctx.store_scope(), id).await.map_err(|e| match e {
+            StoreError::Conflict(agentd_store::Conflict::InvocationFinished { status }) => {
+                Conflict::InvocationFinished { id: id.clone(), status }.into()
+            }
+            other => ControlError::from(other),
+        })?;
+        if invocation.status != InvocationStatus::Running {
+            return Ok(invocation);
+        }
+        self.wait_for(ctx, id, CANCEL_WAIT, |i| i.status.is_terminal()).await
+    }
+
+    /// Re-reads the invocation until `done` holds for it or `wait` has passed; returns
+    /// it as it is then either way.
+    async fn wait_for<C>(
+        &self,
+        ctx: &Ctx<C>,
+        id: &InvocationId,
+        wait: Duration,
+        done: impl Fn(&Invocation) -> bool,
+    ) -> Result<Invocation> {
+        let scope = ctx.store_scope();
+        let mut changes = self.store.subscribe_invocation(id);
+        let deadline = Some(Instant::now() + wait);
+        let found = wait::until(&mut changes, deadline, wait::BACKSTOP, || async {
+            let invocation = self.store.invocation_get(scope, id).await?;
+            Ok(if done(&invocation) { Step::Ready(invocation) } else { Step::PENDING })
+        })
+        .await?;
+        match found {
+            Some(invocation) => Ok(invocation),
+            None => Ok(self.store.invocation_get(scope, id).await?),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The domain layer of agentd, between every front end (the REST API, later MCP, the
+//! LangGraph API, schedules and webhooks) and the store.
+//!
+//! It owns every operation (signup, login, keys, agents and deploys, invocations and
+//! waiting on them, following events, artifacts, the worker protocol), its validation
+//! (parsed once into the types of [`input`]), its authorization (each operation takes
+//! the capability it needs, see [`auth`]), the tenant's quotas, the decision of what
+//! runs again ([`RetryPolicy`]) and the background reconcilers. Its errors
+//! ([`ControlError`]) carry no HTTP; a front end parses, authorizes, calls an operation
+//! here and maps the result.
+
+pub mod accounts;
+pub mod agents;
+pub mod artifacts;
+pub mod auth;
+mod error;
+pub mod follow;
+pub mod input;
+pub mod invocations;
+mod reconcilers;
+mod retry;
+pub mod runs;
+mod wait;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentd_core::TenantLimits;
+use agentd_store::{Blobs, Store};
+
+pub use accounts::{Caller, CreatedKey, Login, NewKey, Session, SignedUp, Signup};
+pub use agents::{Activation, AgentChanges, AgentSpec};
+pub use artifacts::ArtifactContent;
+pub use auth::{Admin, Capability, Ctx, Deploy, Invoke, Principal, Read, WorkerCtx};
+pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, Result, Unauthenticated};
+pub use follow::{EventFollower, Followed};
+pub use invocations::{Accepted, InvokeSpec, settled};
+pub use reconcilers::Reconcilers;
+pub use retry::RetryPolicy;
+pub use runs::{LeaseLength, WorkerName};
+
+/// What the operator decided for the domain.
+#[derive(Debug, Clone)]
+pub struct ControlSettings {
+    /// Whether anyone may sign up.
+    pub signup_enabled: bool,
+    /// Limits every new tenant starts with.
+    pub default_limits: TenantLimits,
+    /// Upper bound on any upload, whatever a tenant's own limit says.
+    pub max_upload_bytes: u64,
+    pub retry: RetryPolicy,
+    /// How often the lease reaper looks for runs whose worker is gone.
+    pub reap_every: Duration,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings {
+            signup_enabled: true,
+            default_limits: TenantLimits::default(),
+            max_upload_bytes: 200 * 1024 * 1024,
+            retry: RetryPolicy::default(),
+            reap_every: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The domain: cheap to clone, shared by every front end and the in-process worker.
+#[derive(Clone)]
+pub struct Control {
+    store: Store,
+    blobs: Blobs,
+    settings: Arc<ControlSettings>,
+}
+
+impl Control {
+    pub fn new(store: Store, blobs: Blobs, settings: ControlSettings) -> Control {
+        Control { store, blobs, settings: Arc::new(settings) }
+    }
+
+    pub fn settings(&self) -> &ControlSettings {
+        &self.settings
+    }
+
+    /// Ready when the store answers.
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+}

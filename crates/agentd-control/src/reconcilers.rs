@@ -1,0 +1,70 @@
+//! Background reconcilers: loops that bring the store back to a sound state after
+//! whatever happened (a worker died, a lease ran out). Each is idempotent, takes no
+//! input and runs on a timer; the next activation is its retry. Each runs in every
+//! server process: whichever replica notices first does the work, and doing it twice
+//! changes nothing. The handle stops them and waits for them.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::Control;
+use crate::error::Result;
+
+/// The running reconcilers of one process.
+pub struct Reconcilers {
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Reconcilers {
+    /// Stops every reconciler after its current pass and waits for them.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+impl Control {
+    /// Starts the reconcilers: the lease reaper now (schedules, webhook deliveries and
+    /// metering later).
+    pub fn start_reconcilers(&self) -> Reconcilers {
+        let reconcilers = Reconcilers { shutdown: CancellationToken::new(), tasks: TaskTracker::new() };
+        let control = self.clone();
+        reconcilers.spawn("lease reaper", self.settings.reap_every, move || {
+            let control = control.clone();
+            async move { control.recover_expired_leases().await }
+        });
+        reconcilers
+    }
+
+    /// Puts back every run whose lease expired: a new attempt while recoveries are left,
+    /// else a failure with `worker_lost`. Returns how many it found.
+    pub async fn recover_expired_leases(&self) -> Result<u64> {
+        Ok(self.store.queue_recover_expired_unscoped(self.settings.retry.max_recoveries).await?)
+    }
+}
+
+impl Reconcilers {
+    fn spawn<F, Fut>(&self, name: &'static str, every: Duration, pass: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<u64>> + Send,
+    {
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            loop {
+                if let Err(err) = pass().await {
+                    tracing::error!(reconciler = name, error = ?err, "reconciler pass failed; the next one retries");
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,138 @@
+//! The worker's side of the queue, for every worker alike: the server's in-process one
+//! and `agentd worker` on another machine (through `/v1/worker/...`). Claims are leases;
+//! every write about a run carries its lease and is applied only while the lease is
+//! current (fencing), and a worker can touch only leases it claimed itself.
+
+use std::time::Duration;
+
+use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
+use agentd_core::{ArtifactName, ResourceKind, Timestamp};
+use agentd_store::{Changes, NewArtifact, StoreError, Subscription};
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::Control;
+use crate::auth::WorkerCtx;
+use crate::error::{ControlError, Invalid, Result};
+use crate::wait::{self, Step};
+
+/// The longest one claim request waits for work.
+pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(30);
+/// Without a signal, a claimer looks at the queue again this often.
+const CLAIM_BACKSTOP: Duration = Duration::from_secs(2);
+
+/// How long a lease lasts without renewal: 1 s to 1 h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseLength(Duration);
+
+impl LeaseLength {
+    const MAX_S: u32 = 3600;
+
+    pub fn parse_secs(secs: u32) -> Result<LeaseLength, Invalid> {
+        if (1..=Self::MAX_S).contains(&secs) {
+            Ok(LeaseLength(Duration::from_secs(u64::from(secs))))
+        } else {
+            Err(Invalid::Lease { max: Self::MAX_S })
+        }
+    }
+
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+/// A worker process's own name, part of its lease owner: 1 to 100 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerName(String);
+
+impl WorkerName {
+    const MAX: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<WorkerName, Invalid> {
+        let valid = !raw.is_empty() && raw.len() <= Self::MAX && raw.bytes().all(|b| b.is_ascii_graphic());
+        if valid { Ok(WorkerName(raw.to_owned())) } else { Err(Invalid::WorkerName { max: Self::MAX }) }
+    }
+}
+
+impl Control {
+    /// Claims a run for `name`, waiting up to `wait` (at most 30 s) for one: woken when a
+    /// run is queued or a running one ends (freeing its tenant's slot), when the next
+    /// retry comes due, or by a bounded timer that covers a missed signal.
+    pub async fn run_claim(
+        &self,
+        worker: &WorkerCtx,
+        name: &WorkerName,
+        lease: LeaseLength,
+        wait: Duration,
+    ) -> Result<Option<ClaimedRun>> {
+        let owner = worker.lease_owner(&name.0);
+        let deadline = Instant::now() + wait.min(MAX_CLAIM_WAIT);
+        let mut changes = self.store.subscribe_queue();
+        wait::until(&mut changes, Some(deadline), CLAIM_BACKSTOP, || async {
+            if let Some(run) = self.store.queue_claim_unscoped(&owner, lease.get()).await? {
+                return Ok(Step::Ready(run));
+            }
+            let now = Timestamp::now();
+            let next_retry = self.store.queue_next_wakeup_unscoped(now).await?;
+            let at_most = next_retry.map(|at| Duration::from_millis((at.unix_ms() - now.unix_ms()).max(1).unsigned_abs()));
+            Ok(Step::Wait { at_most })
+        })
+        .await
+    }
+
+    /// Extends a lease this worker holds and says whether to go on.
+    pub async fn run_heartbeat(&self, worker: &WorkerCtx, run: &RunLease, lease: LeaseLength) -> Result<LeaseStatus> {
+        worker.check(run)?;
+        Ok(self.store.queue_renew_lease(run, lease.get()).await?)
+    }
+
+    /// Appends events of a run; false when the lease is no longer current.
+    pub async fn run_append_events(&self, worker: &WorkerCtx, run: &RunLease, events: &[NewEvent]) -> Result<bool> {
+        worker.check(run)?;
+        Ok(self.store.events_append(run, events).await?)
+    }
+
+    /// Records how an attempt ended, with what runs again decided by the retry policy;
+    /// false when the lease is no longer current.
+    pub async fn run_complete(&self, worker: &WorkerCtx, run: &RunLease, completion: Completion) -> Result<bool> {
+        worker.check(run)?;
+        let plan = self.settings.retry.plan(run.attempt);
+        Ok(self.store.queue_complete(run, completion, &plan).await?)
+    }
+
+    /// Hands a run back untouched (the worker is shutting down).
+    pub async fn run_release(&self, worker: &WorkerCtx, run: &RunLease) -> Result<bool> {
+        worker.check(run)?;
+        Ok(self.store.queue_release(run).await?)
+    }
+
+    /// A bundle by digest. Any worker may fetch any bundle: it is the code it will be
+    /// asked to run, and knowing a digest requires having been handed a run that names it.
+    pub async fn run_bundle(&self, _worker: &WorkerCtx, digest: &str) -> Result<Bytes> {
+        match self.blobs.get(digest).await {
+            Err(StoreError::NotFound(_)) => Err(ControlError::NotFound(ResourceKind::Bundle)),
+            read => Ok(read?),
+        }
+    }
+
+    /// Stores an artifact's bytes, then records it for the run, fenced by the lease.
+    pub async fn run_artifact(
+        &self,
+        worker: &WorkerCtx,
+        run: &RunLease,
+        name: ArtifactName,
+        bytes: Bytes,
+    ) -> Result<bool> {
+        worker.check(run)?;
+        let size = bytes.len() as u64;
+        let digest = self.blobs.put(bytes).await?;
+        Ok(self.store.artifact_record(run, &NewArtifact { name, size, digest }).await?)
+    }
+
+    /// Pushed changes of a run a worker of this process holds (cancel requests, above
+    /// all); remote workers learn of a cancel from their heartbeat instead.
+    pub fn run_changes(&self, worker: &WorkerCtx, run: &RunLease) -> Result<Subscription<Changes>> {
+        worker.check(run)?;
+        Ok(self.store.subscribe_invocation(&run.invocation_id))
+    }
+}
