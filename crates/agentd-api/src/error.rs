@@ -1,7 +1,11 @@
 //! The one place errors become HTTP responses: RFC 9457 problem documents with a stable
-//! machine `code` and the request id. A 500 body says nothing about the cause; the cause
-//! is logged once, here.
+//! machine `code` and the request id. Domain errors are mapped here, variant by variant,
+//! to their status and code (docs/API.md lists them); errors of the request itself (a
+//! body that is not JSON, an unknown route) are made here too. A 500 body says nothing
+//! about the cause; the cause is logged once, here.
 
+use agentd_control::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded};
+use agentd_core::PageError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -10,63 +14,114 @@ use crate::request_id;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// What the domain refused or failed at.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// The request itself is unusable (malformed JSON, an unknown route, a bad header).
     #[error("{detail}")]
-    Problem { status: StatusCode, code: &'static str, detail: String },
-    #[error("internal error")]
-    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Request { status: StatusCode, code: &'static str, detail: String },
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError::Problem { status, code, detail: detail.into() }
+    pub fn request(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::Request { status, code, detail: detail.into() }
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
-    }
-
-    pub fn invalid(code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
-    }
-
-    pub fn not_found(what: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
-    }
-
-    pub fn unauthorized(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        ApiError::request(StatusCode::BAD_REQUEST, code, detail)
     }
 
     pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> ApiError {
-        ApiError::Internal(Box::new(err))
+        ApiError::Control(ControlError::internal(err))
     }
 
-    /// The stable machine code of this error.
-    pub fn code(&self) -> &'static str {
+    /// The status and stable machine code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::Problem { code, .. } => code,
-            ApiError::Internal(_) => "internal",
+            ApiError::Control(err) => control_status_and_code(err),
+            ApiError::Request { status, code, .. } => (*status, code),
         }
     }
 }
 
-impl From<agentd_store::StoreError> for ApiError {
-    fn from(err: agentd_store::StoreError) -> ApiError {
-        use agentd_store::StoreError as E;
-        match err {
-            E::NotFound { what } => ApiError::not_found(what),
-            E::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
-            E::LimitExceeded { code, message } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message),
-            other => ApiError::internal(other),
-        }
+impl From<Invalid> for ApiError {
+    fn from(err: Invalid) -> ApiError {
+        ApiError::Control(err.into())
     }
 }
 
-impl From<agentd_bundle::BundleError> for ApiError {
-    fn from(err: agentd_bundle::BundleError) -> ApiError {
-        let status = if err.is_too_large() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::UNPROCESSABLE_ENTITY };
-        ApiError::new(status, err.code(), err.to_string())
+fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
+    use StatusCode as S;
+    match err {
+        ControlError::Unauthenticated(_) => (S::UNAUTHORIZED, "unauthorized"),
+        ControlError::Forbidden(forbidden) => (
+            S::FORBIDDEN,
+            match forbidden {
+                Forbidden::InsufficientScope { .. } | Forbidden::CannotGrant { .. } => "insufficient_scope",
+                Forbidden::TenantSuspended => "tenant_suspended",
+                Forbidden::SignupDisabled => "signup_disabled",
+            },
+        ),
+        ControlError::NotFound(_) => (S::NOT_FOUND, "not_found"),
+        ControlError::Conflict(conflict) => (
+            S::CONFLICT,
+            match conflict {
+                Conflict::AgentExists { .. } => "agent_exists",
+                Conflict::WorkspaceSlugTaken { .. } => "workspace_slug_taken",
+                Conflict::EmailTaken => "email_taken",
+                Conflict::AgentDisabled { .. } => "agent_disabled",
+                Conflict::AgentHasNoVersion { .. } => "agent_has_no_version",
+                Conflict::InvocationFinished { .. } => "invocation_finished",
+            },
+        ),
+        ControlError::Invalid(invalid) => invalid_status_and_code(invalid),
+        ControlError::BundleTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "bundle_too_large"),
+        ControlError::QuotaExceeded(quota) => (
+            S::TOO_MANY_REQUESTS,
+            match quota {
+                QuotaExceeded::Agents { .. } => "agent_limit",
+                QuotaExceeded::ApiKeys { .. } => "api_key_limit",
+                QuotaExceeded::QueuedInvocations { .. } => "queue_full",
+            },
+        ),
+        ControlError::Bundle(bundle) => {
+            let status = if bundle.is_too_large() { S::PAYLOAD_TOO_LARGE } else { S::UNPROCESSABLE_ENTITY };
+            (status, bundle.code())
+        }
+        ControlError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
     }
+}
+
+/// `422` for a value that breaks a rule, `400` for a parameter that is not one at all.
+fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
+    let code = match invalid {
+        Invalid::Wait { .. } => return (StatusCode::BAD_REQUEST, "invalid_wait"),
+        Invalid::IdempotencyKey { .. } => return (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
+        Invalid::Page(PageError::Limit { .. }) => return (StatusCode::BAD_REQUEST, "invalid_limit"),
+        Invalid::Page(PageError::Cursor { .. }) => return (StatusCode::BAD_REQUEST, "invalid_cursor"),
+        Invalid::Email => "invalid_email",
+        Invalid::WeakPassword { .. } => "weak_password",
+        Invalid::PasswordTooLong { .. } => "invalid_password",
+        Invalid::WorkspaceName { .. } => "invalid_workspace_name",
+        Invalid::WorkspaceSlug(_) => "invalid_workspace_slug",
+        Invalid::AgentSlug(_) => "invalid_slug",
+        Invalid::TooLong { .. } | Invalid::Empty { .. } => "invalid_field",
+        Invalid::Tags { .. } => "invalid_tags",
+        Invalid::KeyName { .. } => "invalid_name",
+        Invalid::NoScopes => "invalid_scopes",
+        Invalid::Expiry { .. } => "invalid_expiry",
+        Invalid::Priority { .. } => "invalid_priority",
+        Invalid::MaxAttempts { .. } => "invalid_max_attempts",
+        Invalid::Metadata { .. } => "invalid_metadata",
+        Invalid::Timeout { .. } => "invalid_timeout",
+        Invalid::ThreadsUnavailable => "threads_unavailable",
+        Invalid::WebhooksUnavailable => "webhooks_unavailable",
+        Invalid::EmptyBundle => "bundle_unreadable",
+        Invalid::WorkerName { .. } => "invalid_worker",
+        Invalid::Lease { .. } => "invalid_lease",
+        Invalid::ArtifactName => "artifact_name_invalid",
+    };
+    (StatusCode::UNPROCESSABLE_ENTITY, code)
 }
 
 #[derive(Serialize)]
@@ -83,22 +138,19 @@ struct Problem<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = request_id::current().map(|r| r.to_string()).unwrap_or_default();
-        let (status, code, detail) = match &self {
-            ApiError::Problem { status, code, detail } => (*status, *code, detail.as_str()),
-            ApiError::Internal(source) => {
+        let (status, code) = self.status_and_code();
+        let detail = match &self {
+            ApiError::Control(ControlError::Internal(source)) => {
                 tracing::error!(error = ?source, request_id, "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error; quote the request id when reporting it",
-                )
+                "internal error; quote the request id when reporting it".to_owned()
             }
+            other => other.to_string(),
         };
         let problem = Problem {
             kind: format!("urn:agentd:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
-            detail,
+            detail: &detail,
             code,
             request_id,
         };

@@ -1,45 +1,61 @@
-//! Extractors whose rejections are problem documents instead of axum's plain text.
+//! Extractors whose rejections are problem documents, and the parsing every surface
+//! shares: a JSON object body whose unknown fields are refused, query strings, raw
+//! uploads, the bearer credential, path parameters and page requests.
 
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use agentd_control::{ControlError, Invalid, Principal, Unauthenticated};
+use agentd_core::{Cursor, InvocationId, PageBounds, PageRequest, ResourceKind, Slug};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use crate::ApiError;
+use crate::{ApiError, AppState, request_id};
 
-/// A JSON body.
+/// A JSON object body. Anything else (an array, a number, text that is not JSON) is
+/// refused, and so is a field the type does not know: request types say
+/// `deny_unknown_fields`, and the error names the field.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(req.headers()) {
+            return Err(ApiError::request(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `content-type: application/json`",
+            ));
         }
+        let bytes = Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(invalid_body("the body must be a JSON object".to_owned()));
+        }
+        serde_path_to_error::deserialize(value).map(ApiJson).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            invalid_body(if path == "." { inner.to_string() } else { format!("{path}: {inner}") })
+        })
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with `content-type: application/json`",
-        ),
-        JsonRejection::JsonDataError(err) => ApiError::invalid("invalid_body", err.body_text()),
-        JsonRejection::JsonSyntaxError(err) => ApiError::bad_request("malformed_json", err.body_text()),
-        JsonRejection::BytesRejection(err) => bytes_rejection(err),
-        other => ApiError::bad_request("malformed_request", other.body_text()),
-    }
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn invalid_body(detail: String) -> ApiError {
+    ApiError::request(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", detail)
 }
 
 fn bytes_rejection(err: BytesRejection) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
+        ApiError::request(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             "the request body is larger than this endpoint accepts",
@@ -49,7 +65,7 @@ fn bytes_rejection(err: BytesRejection) -> ApiError {
     }
 }
 
-/// Query-string parameters.
+/// Query-string parameters; query types say `deny_unknown_fields` too.
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
@@ -66,7 +82,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// A raw body (bundle uploads), bounded by the route's body limit.
+/// A raw body (bundle and artifact uploads), bounded by the route's body limit.
 pub struct ApiBytes(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for ApiBytes {
@@ -75,7 +91,7 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         Bytes::from_request(req, state).await.map(ApiBytes).map_err(|err| {
             if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
+                ApiError::request(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "bundle_too_large",
                     "the bundle is larger than the upload limit",
@@ -84,5 +100,54 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
                 bytes_rejection(err)
             }
         })
+    }
+}
+
+/// The bearer token of `Authorization: Bearer <token>`, if the header is there.
+pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(header) = parts.headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).map(str::trim);
+    token.map(Some).ok_or_else(|| ControlError::from(Unauthenticated::Malformed).into())
+}
+
+/// An authenticated caller: its scopes are checked by the handler, through
+/// [`Principal::authorize`], for the capability its operation takes.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?.ok_or(ControlError::from(Unauthenticated::Missing))?;
+        let request_id = request_id::current().unwrap_or_else(agentd_core::RequestId::generate);
+        let principal = state.control.authenticate(token, request_id).await?;
+        // Every later line of this request's log carries the tenant.
+        tracing::Span::current().record("tenant_id", principal.tenant_id().as_str());
+        Ok(Caller(principal))
+    }
+}
+
+/// A slug from the path. One that cannot be valid names nothing, so it is `404`.
+pub fn path_slug(raw: &str, kind: ResourceKind) -> Result<Slug, ApiError> {
+    Slug::parse(raw).map_err(|_| ControlError::NotFound(kind).into())
+}
+
+/// An invocation id from the path; one that cannot be valid is `404`.
+pub fn path_invocation_id(raw: &str) -> Result<InvocationId, ApiError> {
+    InvocationId::parse(raw).map_err(|_| ControlError::NotFound(ResourceKind::Invocation).into())
+}
+
+/// `?limit=&cursor=` on every list.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn parse<C: Cursor>(&self) -> Result<PageRequest<C>, ApiError> {
+        let page = PageRequest::parse(self.limit, self.cursor.as_deref(), PageBounds::RESOURCES);
+        Ok(page.map_err(Invalid::from)?)
     }
 }

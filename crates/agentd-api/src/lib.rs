@@ -1,55 +1,66 @@
-//! The public REST API (`/v1`) of agentd. A handler parses its input, authorizes the
-//! caller (getting a [`TenantCtx`](agentd_core::TenantCtx) only after the scope check),
-//! calls the store or the domain operation in [`ops`], and maps the result to JSON.
-//! Every error leaves through [`ApiError`] as an RFC 9457 problem document.
+//! The REST front end of agentd: HTTP in, the domain layer (`agentd-control`) underneath.
+//! It holds no domain logic: a handler parses its input into the domain's types,
+//! authenticates and authorizes the caller (a [`Ctx`](agentd_control::Ctx) for exactly
+//! the capability the operation takes), calls the operation, and maps the result to the
+//! wire types of `agentd-api-types`. Every error leaves through [`ApiError`], which
+//! chooses status codes and stable machine codes in one place.
+//!
+//! Surfaces, one module each: [`v1`] (the tenant REST API), [`worker`] (the protocol
+//! remote workers pull runs with), and the operational probes.
 
-mod auth;
 mod error;
 mod extract;
-mod ops;
+mod health;
 mod request_id;
-mod routes;
+pub mod v1;
+pub mod worker;
 
-use std::sync::Arc;
-
-use agentd_core::TenantLimits;
-use agentd_store::{Blobs, Store};
+use agentd_control::Control;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
 
 pub use error::ApiError;
 
-/// Operator settings the API needs.
-#[derive(Debug, Clone)]
-pub struct ApiSettings {
-    /// Whether `POST /v1/signup` is open to anyone.
-    pub signup_enabled: bool,
-    /// Limits every new tenant starts with.
-    pub default_limits: TenantLimits,
-    /// Upper bound on any upload, whatever a tenant's own limit says.
-    pub max_upload_bytes: u64,
-}
-
-impl Default for ApiSettings {
-    fn default() -> Self {
-        ApiSettings {
-            signup_enabled: true,
-            default_limits: TenantLimits::default(),
-            max_upload_bytes: 200 * 1024 * 1024,
-        }
-    }
-}
+/// JSON bodies are small; uploads get their own, larger limits per route.
+const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub(crate) store: Store,
-    pub(crate) blobs: Blobs,
-    pub(crate) settings: Arc<ApiSettings>,
+    pub(crate) control: Control,
 }
 
-impl AppState {
-    pub fn new(store: Store, blobs: Blobs, settings: ApiSettings) -> AppState {
-        AppState { store, blobs, settings: Arc::new(settings) }
-    }
+/// Every route of the server.
+pub fn router(control: Control) -> Router {
+    let upload_limit = usize::try_from(control.settings().max_upload_bytes).unwrap_or(usize::MAX);
+    let state = AppState { control };
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .nest("/v1", v1::routes(upload_limit).merge(worker::routes()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn(request_id::middleware))
+        .with_state(state)
 }
 
-pub use routes::router;
+/// A panicking handler still answers with a problem document (and is logged once).
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError::internal(std::io::Error::other("a request handler panicked")).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::request(axum::http::StatusCode::NOT_FOUND, "route_not_found", "no such route; see /v1 in the API reference")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::request(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}

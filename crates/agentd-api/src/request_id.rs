@@ -20,8 +20,14 @@ pub fn current() -> Option<RequestId> {
 
 pub async fn middleware(request: Request, next: Next) -> Response {
     let id = RequestId::generate();
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    // `tenant_id` is filled in once the caller is authenticated.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        tenant_id = tracing::field::Empty,
+    );
     let started = std::time::Instant::now();
     let mut response = CURRENT.scope(id.clone(), next.run(request).instrument(span.clone())).await;
     span.in_scope(|| {

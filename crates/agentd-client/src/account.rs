@@ -1,6 +1,6 @@
 //! Routes about who is calling: signup, login, `me`, and API keys.
 
-use agentd_core::{
+use agentd_api_types::{
     ApiKey, CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, Page, SignupRequest, SignupResponse,
 };
 use reqwest::Method;

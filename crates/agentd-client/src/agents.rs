@@ -1,6 +1,6 @@
 //! Routes of the agent registry: agents and their versions (bundle uploads, rollback).
 
-use agentd_core::{Agent, AgentVersion, CreateAgentRequest, Page, PatchAgentRequest};
+use agentd_api_types::{Agent, AgentVersion, CreateAgentRequest, Page, PatchAgentRequest};
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
 

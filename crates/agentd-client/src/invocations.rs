@@ -1,6 +1,6 @@
 //! Routes of invocations: invoke, list, read, logs, cancel.
 
-use agentd_core::{Artifact, Event, Invocation, InvocationStatus, InvokeRequest, Page};
+use agentd_api_types::{Artifact, Event, Invocation, InvocationStatus, InvokeRequest, Page};
 use reqwest::Method;
 use serde::Serialize;
 

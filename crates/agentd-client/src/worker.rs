@@ -1,10 +1,10 @@
 //! The remote worker protocol: claim (long-poll), heartbeat, events, completion,
 //! release, and bundle download, authenticated with a worker token.
 
-use agentd_core::queue::{
-    AppendEventsRequest, Applied, ClaimRequest, ClaimedRun, CompleteRequest, Completion, HeartbeatRequest,
-    HeartbeatResponse, LeaseStatus, NewEvent, ReleaseRequest, RunLease,
+use agentd_api_types::worker::{
+    AppendEventsRequest, Applied, ClaimRequest, CompleteRequest, HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
 };
+use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
 use reqwest::Method;
 
 use crate::{Client, ClientError};

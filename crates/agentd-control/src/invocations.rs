@@ -6,7 +6,7 @@ use std::time::Duration;
 use agentd_core::{
     AgentStatus, Event, Invocation, InvocationId, InvocationStatus, Page, PageRequest, Slug,
 };
-use agentd_store::{Enqueued, InvocationFilter, NewInvocation, StoreError};
+use agentd_store::{Enqueued, NewInvocation, StoreError};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -34,6 +34,14 @@ pub struct InvokeSpec {
     pub thread_id: Option<String>,
     /// Refused until webhooks exist, rather than silently ignored.
     pub webhook_url: Option<String>,
+}
+
+/// Which invocations a list shows; `None` does not filter.
+#[derive(Debug, Clone, Default)]
+pub struct InvocationFilter {
+    pub agent: Option<Slug>,
+    pub status: Option<InvocationStatus>,
+    pub thread_id: Option<String>,
 }
 
 /// An accepted invocation, and whether this call created it or found it by its
@@ -114,7 +122,12 @@ impl Control {
         filter: &InvocationFilter,
         page: &PageRequest<InvocationId>,
     ) -> Result<Page<Invocation>> {
-        Ok(self.store.invocations_list(ctx.store_scope(), filter, page).await?)
+        let filter = agentd_store::InvocationFilter {
+            agent: filter.agent.clone(),
+            status: filter.status,
+            thread_id: filter.thread_id.clone(),
+        };
+        Ok(self.store.invocations_list(ctx.store_scope(), &filter, page).await?)
     }
 
     /// Events after `page`'s seq, in order.

@@ -34,9 +34,10 @@ pub use artifacts::ArtifactContent;
 pub use auth::{Admin, Capability, Ctx, Deploy, Invoke, Principal, Read, WorkerCtx};
 pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, Result, Unauthenticated};
 pub use follow::{EventFollower, Followed};
-pub use invocations::{Accepted, InvokeSpec, settled};
+pub use invocations::{Accepted, InvocationFilter, InvokeSpec, settled};
 pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
+pub use agentd_store::{Changes, Subscription};
 pub use runs::{LeaseLength, WorkerName};
 
 /// What the operator decided for the domain.

@@ -1,102 +1,73 @@
 //! Running one claimed invocation: start it in the sandbox, stream what it prints into
-//! events, keep the lease alive, honour cancellation, and record the outcome.
+//! events, keep the lease alive, honour cancellation, and record the outcome. Nothing
+//! is dropped silently: events and artifacts that cannot be recorded end the run as a
+//! platform failure, which the server runs again as a new attempt.
 
 use std::time::Duration;
 
-use agentd_core::{EventKind, EventStream, InvocationError, InvocationStatus, Timestamp, Usage};
-use agentd_sandbox::{OutputFile, OutputLine, RunOutcome, Stream, Termination};
-use agentd_store::{ClaimedRun, Completion, LeaseStatus, NewEvent, Signal};
-use serde_json::Value;
+use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus};
+use agentd_core::{ArtifactName, EventKind, EventStream, InvocationStatus};
+use agentd_sandbox::{OutputFile, OutputLine, Stream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::Shared;
+use crate::agent_messages::{AGENT_STREAM, AgentMessage};
+use crate::event_log::{EventLog, Flushed, Unrecorded, with_retries};
+use crate::outcome::{Reported, completion, platform_failure, truncate};
 use crate::prepare;
-use crate::protocol::{AGENT_STREAM, AgentMessage};
-
-/// What the agent reported while it ran.
-#[derive(Default)]
-struct Reported {
-    output: Option<Value>,
-    interrupted: bool,
-    last_stderr: Option<String>,
-}
-
-/// Numbers events of one invocation and buffers them until the next flush.
-struct EventLog {
-    next_seq: u64,
-    pending: Vec<NewEvent>,
-}
-
-impl EventLog {
-    fn push(
-        &mut self,
-        kind: EventKind,
-        stream: EventStream,
-        level: Option<String>,
-        message: Option<String>,
-        data: Option<Value>,
-    ) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.pending.push(NewEvent { seq, ts: Timestamp::now(), kind, stream, level, message, data });
-    }
-
-    fn status(&mut self, status: InvocationStatus, message: String) {
-        let data = serde_json::json!({ "status": status.as_str() });
-        self.push(EventKind::Status, EventStream::System, Some("info".into()), Some(message), Some(data));
-    }
-
-    async fn flush(&mut self, shared: &Shared, run: &ClaimedRun) {
-        if self.pending.is_empty() {
-            return;
-        }
-        match shared.source.append_events(&run.lease(), &self.pending).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!("the lease is gone; these lines were not recorded"),
-            Err(err) => tracing::error!(error = ?err, "appending events failed; these lines are lost"),
-        }
-        self.pending.clear();
-    }
-}
 
 pub(crate) async fn run_claimed(shared: &Shared, run: ClaimedRun, stop: CancellationToken) {
     let span = tracing::info_span!("run", tenant_id = %run.tenant_id, invocation_id = %run.invocation_id, attempt = run.attempt);
     async move {
-        let mut log = EventLog { next_seq: run.next_seq, pending: Vec::new() };
+        let mut log = EventLog::new(&run);
         log.status(InvocationStatus::Running, format!("running (attempt {} of {})", run.attempt, run.max_attempts));
-        log.flush(shared, &run).await;
-        let completion = match execute(shared, &run, &mut log, stop).await {
-            Ended::Completed(done) => done,
-            // The run belongs to someone else now; writing anything would be wrong.
-            Ended::LeaseLost => return,
-            Ended::ShuttingDown => {
-                log.status(InvocationStatus::Queued, "worker shutting down; the run goes back to the queue".into());
-                log.flush(shared, &run).await;
-                if let Err(err) = shared.source.release(&run.lease()).await {
-                    tracing::error!(error = ?err, "releasing the run failed; its lease will expire instead");
-                }
-                return;
-            }
+        let started = log.flush(shared, &run).await;
+        let completion = match started {
+            Ok(Flushed::LeaseLost) => return,
+            Err(unrecorded) => unrecorded_failure(&unrecorded),
+            Ok(Flushed::Recorded) => match execute(shared, &run, &mut log, stop).await {
+                Ended::Completed(done) => done,
+                // The run belongs to someone else now; writing anything would be wrong.
+                Ended::LeaseLost => return,
+                Ended::ShuttingDown => return release(shared, &run, &mut log).await,
+            },
         };
         // The closing status event is written by the queue with the completion itself.
-        log.flush(shared, &run).await;
-        match shared.source.complete(&run.lease(), completion).await {
+        let completion = match log.flush(shared, &run).await {
+            Ok(Flushed::LeaseLost) => return,
+            Ok(Flushed::Recorded) => completion,
+            Err(unrecorded) => unrecorded_failure(&unrecorded),
+        };
+        let lease = run.lease();
+        match with_retries("completion", || shared.source.complete(&lease, completion.clone())).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!("the lease expired before completion; the result was not recorded"),
-            Err(err) => {
-                tracing::error!(error = ?err, "recording the completion failed; the lease reaper will retry the run")
-            }
+            Err(err) => tracing::error!(
+                error = %err,
+                "recording the completion failed; when the lease expires the run is recovered as a new attempt"
+            ),
         }
     }
     .instrument(span)
     .await
 }
 
-fn failed(status: InvocationStatus, code: &str, message: impl Into<String>) -> Completion {
-    let error = Some(InvocationError { code: code.into(), message: message.into() });
-    Completion { status, output: None, error, usage: Usage::default() }
+/// Shutting down: the run goes back to the queue untouched.
+async fn release(shared: &Shared, run: &ClaimedRun, log: &mut EventLog) {
+    log.status(InvocationStatus::Queued, "worker shutting down; the run goes back to the queue".into());
+    if let Err(err) = log.flush(shared, run).await {
+        tracing::warn!(error = %err, "the release's event was not recorded");
+    }
+    let lease = run.lease();
+    if let Err(err) = with_retries("release", || shared.source.release(&lease)).await {
+        tracing::error!(error = ?err, "releasing the run failed; its lease will expire instead");
+    }
+}
+
+fn unrecorded_failure(unrecorded: &Unrecorded) -> Completion {
+    platform_failure("events_unrecorded", format!("{unrecorded}; the run was stopped"))
 }
 
 /// How `execute` ended.
@@ -116,7 +87,7 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
         Ok(dir) => dir,
         Err(err) => {
             tracing::error!(error = %err, "cannot create the run's outputs directory");
-            return Ended::Completed(failed(InvocationStatus::Failed, "worker_error", "the worker's disk failed"));
+            return Ended::Completed(platform_failure("worker_error", "the worker could not create the run's files"));
         }
     };
     let spec = async {
@@ -128,7 +99,7 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
         Ok(spec) => spec,
         Err(err) => {
             tracing::error!(error = %err, "cannot prepare the run");
-            return Ended::Completed(failed(InvocationStatus::Failed, "bundle_unavailable", err.to_string()));
+            return Ended::Completed(platform_failure("bundle_unavailable", err.to_string()));
         }
     };
     let (tx, mut lines) = mpsc::channel::<OutputLine>(1024);
@@ -139,9 +110,10 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
         async move { sandbox.run(spec, tx, cancel).await }
     };
     tokio::pin!(sandbox_run);
-    let mut signals = shared.source.signals();
-    // Without pushed signals a cancel arrives with the next renewal, so renew often.
-    let every = match signals {
+    let mut changes = shared.source.run_changes(&run.lease());
+    let cancels_seen = changes.as_ref().map_or(0, |c| c.latest().cancels);
+    // Without pushed changes a cancel arrives with the next renewal, so renew often.
+    let every = match changes {
         Some(_) => shared.settings.lease / 3,
         None => (shared.settings.lease / 3).min(Duration::from_secs(1)),
     };
@@ -149,6 +121,7 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
     renew.tick().await;
     let mut reported = Reported::default();
     let mut interrupted = None;
+    let mut unrecorded = None;
     let mut outcome = None;
     let mut lines_open = true;
     while outcome.is_none() || lines_open {
@@ -160,7 +133,14 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
                     while let Ok(more) = lines.try_recv() {
                         record_line(log, &mut reported, more);
                     }
-                    log.flush(shared, run).await;
+                    if unrecorded.is_none() {
+                        match log.flush(shared, run).await {
+                            Ok(Flushed::Recorded) => {}
+                            Ok(Flushed::LeaseLost) => { interrupted = Some(Ended::LeaseLost); cancel.cancel(); }
+                            // Stop the agent: what it does next could not be recorded either.
+                            Err(err) => { unrecorded = Some(err); cancel.cancel(); }
+                        }
+                    }
                 }
                 None => lines_open = false,
             },
@@ -170,9 +150,7 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
                 Ok(LeaseStatus::Lost) => { interrupted = Some(Ended::LeaseLost); cancel.cancel(); }
                 Err(err) => tracing::warn!(error = ?err, "renewing the lease failed; will try again"),
             },
-            signal = next_signal(&mut signals) => if let Ok(Signal::CancelRequested(id)) = signal && id == run.invocation_id {
-                cancel.cancel();
-            },
+            _ = cancel_requested(&mut changes, cancels_seen) => cancel.cancel(),
             _ = stop.cancelled(), if !cancel.is_cancelled() => {
                 // Shutting down: stop the agent; the run is released to the queue.
                 interrupted = Some(Ended::ShuttingDown);
@@ -180,38 +158,61 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
             }
         }
     }
-    log.flush(shared, run).await;
     if let Some(ended) = interrupted {
         return ended;
     }
+    if let Some(unrecorded) = unrecorded {
+        return Ended::Completed(unrecorded_failure(&unrecorded));
+    }
+    if let Err(unrecorded) = log.flush(shared, run).await {
+        return Ended::Completed(unrecorded_failure(&unrecorded));
+    }
     Ended::Completed(match outcome {
-        Some(Ok(outcome)) => {
-            if !store_artifacts(shared, run, log, &outcome.outputs).await {
-                return Ended::LeaseLost;
-            }
-            completion(outcome, reported)
-        }
+        Some(Ok(outcome)) => match store_artifacts(shared, run, log, &outcome.outputs).await {
+            Ok(Flushed::Recorded) => completion(outcome, reported),
+            Ok(Flushed::LeaseLost) => return Ended::LeaseLost,
+            Err(failed) => failed,
+        },
         Some(Err(err)) => {
             tracing::error!(error = ?err, "the sandbox failed to run the agent");
-            failed(
-                InvocationStatus::Failed,
-                "sandbox_error",
-                format!("the platform could not run the agent: {} (a fault of the platform, not of the agent)", err.summary()),
-            )
+            platform_failure("sandbox_error", format!("the platform could not run the agent: {}", err.summary()))
         }
-        None => failed(InvocationStatus::Failed, "sandbox_error", "the run ended without an outcome"),
+        None => platform_failure("sandbox_error", "the run ended without an outcome"),
     })
 }
 
+/// Resolves once a cancel is requested after `seen` were; never without pushed changes.
+async fn cancel_requested(changes: &mut Option<agentd_control::Subscription<agentd_control::Changes>>, seen: u64) {
+    match changes {
+        Some(changes) => loop {
+            if changes.latest().cancels > seen {
+                return;
+            }
+            changes.changed().await;
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// Uploads what the agent left in `/outputs` and logs an `artifact` event for each file.
-/// False when the lease was lost meanwhile. A file that cannot be stored is logged and
-/// skipped: the run's own result stands.
-async fn store_artifacts(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, outputs: &[OutputFile]) -> bool {
+/// A file that cannot be stored after every try fails the run as the platform's fault.
+async fn store_artifacts(
+    shared: &Shared,
+    run: &ClaimedRun,
+    log: &mut EventLog,
+    outputs: &[OutputFile],
+) -> Result<Flushed, Completion> {
+    let lease = run.lease();
     for file in outputs {
+        let Some(name) = ArtifactName::parse(&file.name) else {
+            tracing::warn!(artifact = %file.name, "skipped an output file whose name cannot be an artifact's");
+            continue;
+        };
         let stored = async {
             let bytes = tokio::fs::read(&file.path).await.map_err(|e| e.to_string())?;
-            let digest = agentd_store::digest_of(&bytes);
-            let applied = shared.source.artifact(&run.lease(), &file.name, bytes).await.map_err(|e| e.to_string())?;
+            let digest = agentd_bundle::digest(&bytes);
+            let upload = || shared.source.artifact(&lease, &name, bytes.clone());
+            let applied = with_retries("artifact", upload).await.map_err(|e| e.to_string())?;
             Ok::<_, String>((applied, digest))
         };
         match stored.await {
@@ -220,24 +221,15 @@ async fn store_artifacts(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, 
                 let text = format!("artifact {} ({} bytes)", file.name, file.size);
                 log.push(EventKind::Artifact, EventStream::System, Some("info".into()), Some(text), Some(data));
             }
-            Ok((false, _)) => return false,
+            Ok((false, _)) => return Ok(Flushed::LeaseLost),
             Err(err) => {
                 tracing::error!(error = %err, artifact = %file.name, "storing an artifact failed");
-                let text = format!("artifact {} could not be stored", file.name);
-                log.push(EventKind::Log, EventStream::System, Some("error".into()), Some(text), None);
+                let message = format!("the platform could not store the artifact {} ({err})", file.name);
+                return Err(platform_failure("artifacts_unrecorded", message));
             }
         }
     }
-    true
-}
-
-async fn next_signal(
-    signals: &mut Option<tokio::sync::broadcast::Receiver<Signal>>,
-) -> Result<Signal, tokio::sync::broadcast::error::RecvError> {
-    match signals {
-        Some(receiver) => receiver.recv().await,
-        None => std::future::pending().await,
-    }
+    Ok(Flushed::Recorded)
 }
 
 fn record_line(log: &mut EventLog, reported: &mut Reported, line: OutputLine) {
@@ -262,59 +254,5 @@ fn record_line(log: &mut EventLog, reported: &mut Reported, line: OutputLine) {
                 log.push(EventKind::Log, EventStream::System, Some("warn".into()), Some(text), None)
             }
         },
-    }
-}
-
-fn completion(outcome: RunOutcome, reported: Reported) -> Completion {
-    let usage = Usage {
-        wall_ms: outcome.wall.as_millis() as u64,
-        cpu_ms: outcome.cpu.as_millis() as u64,
-        peak_memory_bytes: outcome.peak_memory_bytes,
-        log_bytes: outcome.output_bytes,
-    };
-    let mut done = match outcome.termination {
-        Termination::Exited(0) if reported.interrupted => {
-            Completion { status: InvocationStatus::WaitingForInput, output: None, error: None, usage: Usage::default() }
-        }
-        Termination::Exited(0) => Completion {
-            status: InvocationStatus::Succeeded,
-            output: reported.output,
-            error: None,
-            usage: Usage::default(),
-        },
-        Termination::Exited(code) => {
-            let detail = reported.last_stderr.map(|l| format!(": {}", truncate(&l, 300))).unwrap_or_default();
-            failed(InvocationStatus::Failed, "agent_failed", format!("the agent exited with code {code}{detail}"))
-        }
-        Termination::Signaled(sig) => {
-            failed(InvocationStatus::Failed, "agent_killed", format!("the agent was killed by signal {sig}"))
-        }
-        Termination::TimedOut => failed(
-            InvocationStatus::TimedOut,
-            "timeout",
-            format!("the agent ran longer than its timeout ({} ms)", usage.wall_ms),
-        ),
-        Termination::Cancelled => {
-            failed(InvocationStatus::Cancelled, "cancelled", "cancelled while running; the process tree was killed")
-        }
-        Termination::MemoryLimit => failed(
-            InvocationStatus::Failed,
-            "memory_limit",
-            format!("the agent used more than its memory limit (peak {} bytes)", usage.peak_memory_bytes),
-        ),
-        Termination::OutputLimit => failed(
-            InvocationStatus::Failed,
-            "output_limit",
-            format!("the agent printed more than its output limit ({} bytes)", usage.log_bytes),
-        ),
-    };
-    done.usage = usage;
-    done
-}
-
-fn truncate(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => &text[..i],
-        None => text,
     }
 }

@@ -1,13 +1,16 @@
 //! The worker: claims runs from the queue, prepares the agent's bundle, runs it in the
 //! sandbox, turns what it prints into events and records how it ended.
 //!
-//! It decides no policy: limits come with the claimed run, retries and fencing are the
-//! store's. It keeps no state a restart would lose: a run it was executing when it died
-//! is put back by the lease reaper.
+//! It decides no policy: limits come with the claimed run, and what runs again is the
+//! server's decision (`agentd_control::RetryPolicy`); every write is fenced by the
+//! run's lease. It keeps no state a restart would lose: a run it was executing when it
+//! died is recovered by the server's lease reaper as a new attempt.
 
+mod agent_messages;
+mod event_log;
 mod execute;
+mod outcome;
 mod prepare;
-mod protocol;
 mod source;
 
 use std::path::PathBuf;
@@ -20,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use agentd_sandbox::{EgressSettings, IpNetwork};
 pub use prepare::Runtimes;
-pub use source::{RunSource, SourceError, reap_expired_leases};
+pub use source::{RunSource, SourceError};
 
 /// Below the data dir: one directory per run that `/outputs` is copied into.
 const OUTPUTS_DIR: &str = "outputs";

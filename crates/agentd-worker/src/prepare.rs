@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use agentd_bundle::{BundleLimits, Manifest, NetworkPolicy, Runtime};
 use agentd_sandbox::{Egress, RunLimits, RunSpec};
-use agentd_store::ClaimedRun;
+use agentd_core::queue::ClaimedRun;
 
 use crate::Shared;
 

@@ -1,18 +1,20 @@
-//! Where a worker gets its runs and reports back: the store in this process (embedded
-//! mode) or the API of a server over HTTP (`agentd worker`). Both speak the same fenced
-//! protocol of `agentd_core::queue`; the remote side never touches the database.
+//! Where a worker gets its runs and reports back: the domain layer in this process
+//! (embedded mode) or the API of a server over HTTP (`agentd worker`). Both speak the
+//! same fenced protocol of `agentd_core::queue`, and the server decides every policy
+//! (what runs again, quotas) either way; the remote side never touches the database.
 
 use std::time::Duration;
 
+use agentd_api_types::worker::ClaimRequest;
 use agentd_client::Client;
-use agentd_core::queue::{ClaimRequest, ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
-use agentd_store::{Blobs, RetryPolicy, Signal, Store};
-use tokio::sync::broadcast;
+use agentd_control::{Changes, Control, LeaseLength, Subscription, WorkerCtx, WorkerName};
+use agentd_core::ArtifactName;
+use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(transparent)]
-    Store(#[from] agentd_store::StoreError),
+    Control(#[from] agentd_control::ControlError),
     #[error(transparent)]
     Remote(#[from] agentd_client::ClientError),
 }
@@ -20,11 +22,17 @@ pub enum SourceError {
 /// The run source of a worker.
 #[derive(Clone)]
 pub enum RunSource {
-    Embedded { store: Store, blobs: Blobs, retry: RetryPolicy },
+    Embedded { control: Control, worker: WorkerCtx },
     Remote { client: Client },
 }
 
 impl RunSource {
+    /// The server's own in-process worker.
+    pub fn embedded(control: Control) -> RunSource {
+        let worker = control.embedded_worker();
+        RunSource::Embedded { control, worker }
+    }
+
     /// Waits up to `wait` for a run and claims it for `worker`.
     pub async fn claim(
         &self,
@@ -33,7 +41,11 @@ impl RunSource {
         wait: Duration,
     ) -> Result<Option<ClaimedRun>, SourceError> {
         match self {
-            RunSource::Embedded { store, .. } => Ok(store.queue_claim_waiting_unscoped(worker, lease, wait).await?),
+            RunSource::Embedded { control, worker: ctx } => {
+                let name = WorkerName::parse(worker).map_err(agentd_control::ControlError::from)?;
+                let lease = LeaseLength::parse_secs(secs(lease)).map_err(agentd_control::ControlError::from)?;
+                Ok(control.run_claim(ctx, &name, lease, wait).await?)
+            }
             RunSource::Remote { client } => {
                 let request = ClaimRequest { worker: worker.to_owned(), lease_s: secs(lease), wait_s: secs(wait) };
                 Ok(client.worker_claim(&request).await?)
@@ -43,28 +55,31 @@ impl RunSource {
 
     pub async fn renew(&self, run: &RunLease, lease: Duration) -> Result<LeaseStatus, SourceError> {
         match self {
-            RunSource::Embedded { store, .. } => Ok(store.queue_renew_lease(run, lease).await?),
+            RunSource::Embedded { control, worker } => {
+                let lease = LeaseLength::parse_secs(secs(lease)).map_err(agentd_control::ControlError::from)?;
+                Ok(control.run_heartbeat(worker, run, lease).await?)
+            }
             RunSource::Remote { client } => Ok(client.worker_heartbeat(run, secs(lease)).await?),
         }
     }
 
     pub async fn append_events(&self, run: &RunLease, events: &[NewEvent]) -> Result<bool, SourceError> {
         match self {
-            RunSource::Embedded { store, .. } => Ok(store.events_append(run, events).await?),
+            RunSource::Embedded { control, worker } => Ok(control.run_append_events(worker, run, events).await?),
             RunSource::Remote { client } => Ok(client.worker_events(run, events).await?),
         }
     }
 
     pub async fn complete(&self, run: &RunLease, done: Completion) -> Result<bool, SourceError> {
         match self {
-            RunSource::Embedded { store, retry, .. } => Ok(store.queue_complete(run, done, retry).await?),
+            RunSource::Embedded { control, worker } => Ok(control.run_complete(worker, run, done).await?),
             RunSource::Remote { client } => Ok(client.worker_complete(run, done).await?),
         }
     }
 
     pub async fn release(&self, run: &RunLease) -> Result<bool, SourceError> {
         match self {
-            RunSource::Embedded { store, .. } => Ok(store.queue_release(run).await?),
+            RunSource::Embedded { control, worker } => Ok(control.run_release(worker, run).await?),
             RunSource::Remote { client } => Ok(client.worker_release(run).await?),
         }
     }
@@ -72,30 +87,27 @@ impl RunSource {
     /// The bundle bytes for `digest`.
     pub async fn bundle(&self, digest: &str) -> Result<Vec<u8>, SourceError> {
         match self {
-            RunSource::Embedded { blobs, .. } => Ok(blobs.get(digest).await?.to_vec()),
+            RunSource::Embedded { control, worker } => Ok(control.run_bundle(worker, digest).await?.to_vec()),
             RunSource::Remote { client } => Ok(client.worker_bundle(digest).await?),
         }
     }
 
     /// Stores one artifact of a run: the bytes in the blob store, the record fenced by
     /// the lease. False when the lease is no longer ours.
-    pub async fn artifact(&self, run: &RunLease, name: &str, bytes: Vec<u8>) -> Result<bool, SourceError> {
+    pub async fn artifact(&self, run: &RunLease, name: &ArtifactName, bytes: Vec<u8>) -> Result<bool, SourceError> {
         match self {
-            RunSource::Embedded { store, blobs, .. } => {
-                let size = bytes.len() as u64;
-                let digest = blobs.put(bytes.into()).await?;
-                let artifact = agentd_store::NewArtifact { name: name.to_owned(), size, digest };
-                Ok(store.artifact_record(run, &artifact).await?)
+            RunSource::Embedded { control, worker } => {
+                Ok(control.run_artifact(worker, run, name.clone(), bytes.into()).await?)
             }
-            RunSource::Remote { client } => Ok(client.worker_artifact(run, name, bytes).await?),
+            RunSource::Remote { client } => Ok(client.worker_artifact(run, name.as_str(), bytes).await?),
         }
     }
 
-    /// Pushed cancel requests, where the source has them; a remote worker learns of a
-    /// cancel from its next heartbeat instead.
-    pub fn signals(&self) -> Option<broadcast::Receiver<Signal>> {
+    /// Pushed changes of a run (cancel requests), where the source has them; a remote
+    /// worker learns of a cancel from its next heartbeat instead.
+    pub fn run_changes(&self, run: &RunLease) -> Option<Subscription<Changes>> {
         match self {
-            RunSource::Embedded { store, .. } => Some(store.subscribe()),
+            RunSource::Embedded { control, worker } => control.run_changes(worker, run).ok(),
             RunSource::Remote { .. } => None,
         }
     }
@@ -103,18 +115,4 @@ impl RunSource {
 
 fn secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX)
-}
-
-/// Reconciler: puts back runs whose lease expired (their worker died). Runs in every
-/// server process, whether or not it executes runs itself.
-pub async fn reap_expired_leases(store: Store, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
-    loop {
-        if let Err(err) = store.queue_reap_expired_unscoped().await {
-            tracing::error!(error = ?err, "reaping expired leases failed");
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
 }

@@ -12,6 +12,6 @@ pub async fn healthz() -> Json<Value> {
 
 /// Ready when the store answers.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.store.ping().await?;
+    state.control.ready().await?;
     Ok(Json(json!({ "status": "ready" })))
 }

@@ -1,4 +1,5 @@
-//! The agent's side of the run protocol (DESIGN §5): JSON Lines on fd 3.
+//! The messages an agent writes on fd 3 (DESIGN §5): JSON Lines of log, state,
+//! interrupt, output and artifact messages, and the event each one is recorded as.
 
 use agentd_core::{EventKind, EventStream};
 use serde::Deserialize;

@@ -1,0 +1,75 @@
+//! `GET /v1/invocations/{id}/events`: the invocation's events as Server-Sent Events, live.
+//! Each SSE event carries `id: <seq>`, `event: <kind>` and the event as JSON; a client that
+//! reconnects with `Last-Event-ID` (or `?after=SEQ`) resumes after that event. When the
+//! invocation has ended, a last `event: end` with its final status closes the stream.
+//! Following is the domain's (`EventFollower`); this module only speaks SSE.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use agentd_api_types::Event;
+use agentd_control::{EventFollower, Followed, Read};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use axum::Router;
+use futures_util::Stream;
+use serde::Deserialize;
+
+use crate::extract::{ApiQuery, Caller, path_invocation_id};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/invocations/{id}/events", get(stream))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    after: Option<u64>,
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let id = path_invocation_id(&id)?;
+    let last_event_id = match headers.get("last-event-id") {
+        Some(value) => Some(value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
+            ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be the seq of an event")
+        })?),
+        None => None,
+    };
+    let after = last_event_id.or(q.after).unwrap_or(0);
+    // Fails with 404 before any byte is streamed for a missing or foreign invocation.
+    let follower = state.control.follow_events(&ctx, &id, after).await?;
+    let stream = futures_util::stream::unfold(Some(follower), |follower| async move {
+        let mut follower: EventFollower = follower?;
+        match follower.next().await {
+            Ok(Some(Followed::Event(event))) => Some((Ok(sse_event(&event)), Some(follower))),
+            Ok(Some(Followed::End { status, error })) => {
+                let end = serde_json::json!({"status": status, "error": error});
+                Some((Ok(SseEvent::default().event("end").data(end.to_string())), None))
+            }
+            Ok(None) => None,
+            Err(err) => {
+                let err = ApiError::from(err);
+                tracing::error!(error = ?err, "event stream stopped");
+                let (_, code) = err.status_and_code();
+                let problem = serde_json::json!({"code": code, "detail": err.to_string()});
+                Some((Ok(SseEvent::default().event("error").data(problem.to_string())), None))
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn sse_event(event: &Event) -> SseEvent {
+    let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_owned());
+    SseEvent::default().id(event.seq.to_string()).event(event.kind.as_str()).data(data)
+}

@@ -1,0 +1,137 @@
+//! `POST /v1/agents/{slug}/invoke` and `/v1/invocations`: accept, read, logs, cancel.
+
+use agentd_api_types::{Event, Invocation, InvocationStatus, InvokeRequest, Page};
+use agentd_control::{Invalid, InvocationFilter, Invoke, InvokeSpec, Read, input, settled};
+use agentd_core::{PageBounds, PageRequest, ResourceKind, Slug};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::extract::{ApiJson, ApiQuery, Caller, path_invocation_id, path_slug};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/agents/{slug}/invoke", post(invoke))
+        .route("/invocations", get(list))
+        .route("/invocations/{id}", get(show))
+        .route("/invocations/{id}/logs", get(logs))
+        .route("/invocations/{id}/cancel", post(cancel))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvokeQuery {
+    wait: Option<u64>,
+}
+
+/// `202` while the invocation is still going, `200` once it has settled.
+fn invocation_response(invocation: Invocation) -> Response {
+    let status = if settled(&invocation) { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let location = HeaderValue::from_str(&format!("/v1/invocations/{}", invocation.id)).ok();
+    let mut response = (status, Json(invocation)).into_response();
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+async fn invoke(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(slug): Path<String>,
+    ApiQuery(q): ApiQuery<InvokeQuery>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<InvokeRequest>,
+) -> Result<Response, ApiError> {
+    let ctx = caller.authorize::<Invoke>()?;
+    let slug = path_slug(&slug, ResourceKind::Agent)?;
+    let wait = q.wait.map(input::WaitTime::parse_secs).transpose()?;
+    // A value that is not visible ASCII reads as empty, which the key's rule refuses.
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .map(|value| input::IdempotencyKey::parse(value.to_str().unwrap_or_default()))
+        .transpose()?;
+    let spec = InvokeSpec {
+        input: req.input,
+        priority: input::Priority::parse(req.priority)?,
+        max_attempts: input::MaxAttempts::parse(req.max_attempts)?,
+        timeout_s: req.timeout_s,
+        metadata: input::Metadata::parse(req.metadata)?,
+        idempotency_key,
+        thread_id: req.thread_id,
+        webhook_url: req.webhook_url,
+    };
+    let accepted = state.control.invoke(&ctx, &slug, spec, wait).await?;
+    Ok(invocation_response(accepted.invocation))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    agent: Option<String>,
+    status: Option<String>,
+    thread_id: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Invocation>>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let status = match &q.status {
+        Some(s) => Some(InvocationStatus::parse(s).map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?),
+        None => None,
+    };
+    let agent = match &q.agent {
+        Some(a) => Some(Slug::parse(a).map_err(|e| ApiError::bad_request("invalid_query", format!("agent: {e}")))?),
+        None => None,
+    };
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref(), PageBounds::RESOURCES).map_err(Invalid::from)?;
+    let filter = InvocationFilter { agent, status, thread_id: q.thread_id };
+    Ok(Json(state.control.invocations_list(&ctx, &filter, &page).await?))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Invocation>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    Ok(Json(state.control.invocation_get(&ctx, &path_invocation_id(&id)?).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsQuery {
+    after: Option<u64>,
+    limit: Option<u32>,
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<LogsQuery>,
+) -> Result<Json<Page<Event>>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let after = q.after.map(|seq| seq.to_string());
+    let page = PageRequest::parse(q.limit, after.as_deref(), PageBounds::EVENTS).map_err(Invalid::from)?;
+    Ok(Json(state.control.invocation_logs(&ctx, &path_invocation_id(&id)?, &page).await?))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let ctx = caller.authorize::<Invoke>()?;
+    let invocation = state.control.invocation_cancel(&ctx, &path_invocation_id(&id)?).await?;
+    Ok(invocation_response(invocation))
+}
