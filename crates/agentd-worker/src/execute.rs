@@ -196,7 +196,10 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
             failed(
                 InvocationStatus::Failed,
                 "sandbox_error",
-                format!("the platform could not run the agent: {} (a fault of the platform, not of the agent)", err.summary()),
+                format!(
+                    "the platform could not run the agent: {} (a fault of the platform, not of the agent)",
+                    err.summary()
+                ),
             )
         }
         None => failed(InvocationStatus::Failed, "sandbox_error", "the run ended without an outcome"),
