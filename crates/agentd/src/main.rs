@@ -3,7 +3,6 @@
 //! that case is dispatched before anything else starts.
 
 mod admin;
-mod bench;
 mod cli;
 mod remote;
 mod serve;
@@ -28,8 +27,8 @@ enum Command {
     Worker(remote::WorkerArgs),
     /// Operator commands on the database (worker tokens).
     Admin(admin::AdminArgs),
-    /// Measure spawn overhead and end-to-end throughput.
-    Bench(bench::BenchArgs),
+    /// Measure spawn overhead, end-to-end and queue throughput, each against a baseline.
+    Bench(agentd_bench::BenchArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -52,7 +51,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Worker(args) => remote::run(args).await,
             Command::Admin(args) => admin::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
+            Command::Bench(args) => agentd_bench::run(args).await,
             Command::Client(command) => cli::run(command).await,
         }
     })

@@ -59,6 +59,7 @@ impl Report {
     pub fn new() -> Report {
         Report {
             date: agentd_core::Timestamp::now().to_string(),
+            // One version for the whole workspace: this crate's is the binary's.
             agentd_version: env!("CARGO_PKG_VERSION"),
             machine: Machine::probe(),
             spawn: None,

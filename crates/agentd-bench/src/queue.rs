@@ -25,16 +25,15 @@ use agentd_core::{
 use agentd_store::{Completion, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPolicy, Store};
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, AssertSqlSafe, Connection, Executor};
+use sqlx::{AnyPool, Executor};
 use tokio::task::JoinSet;
 
 use super::BenchError;
+use super::postgres::{FreshPostgres, PostgresTarget};
 use super::stats::ratio;
 
 /// Concurrent claimers on each side.
 pub const CLAIMERS: usize = 2;
-/// The PostgreSQL server tried when no `--database-url` is given.
-pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Longer than any lease the claimers could need: nothing is reaped during the run.
 const LEASE: Duration = Duration::from_secs(600);
 /// A side that has not finished by then is reported as failed, not waited for.
@@ -79,16 +78,6 @@ pub struct QueueReport {
     pub engines: Vec<EngineReport>,
     /// Why PostgreSQL was not measured, when it was not.
     pub postgres_skipped: Option<String>,
-}
-
-/// Where PostgreSQL is, and whether the user asked for it explicitly.
-pub enum PostgresTarget {
-    /// `--database-url none`.
-    Off,
-    /// The default server: skipped, with a note, when it does not answer.
-    Default,
-    /// `--database-url URL`: not answering is an error.
-    Given(String),
 }
 
 pub async fn measure(scratch: &Path, jobs: usize, postgres: &PostgresTarget) -> Result<QueueReport, BenchError> {
@@ -138,6 +127,9 @@ fn engine_report(engine: &'static str, raw: Rate, agentd: StoreRun) -> EngineRep
 }
 
 // ----- the baseline -----
+//
+// Fixed statements only: the table is this benchmark's own, in a scratch database (SQLite
+// file or a fresh PostgreSQL database), and the one value that varies, the claimer, is bound.
 
 const RAW_CLAIM_POSTGRES: &str = "UPDATE bench_jobs SET status = 'running', locked_by = $1
     WHERE id = (SELECT id FROM bench_jobs WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -366,107 +358,4 @@ fn check_all_done(what: &str, done: i64, jobs: usize) -> Result<(), BenchError> 
         return Ok(());
     }
     Err(BenchError::RunFailed { what: what.into(), detail: format!("{done} of {jobs} jobs done at the end") })
-}
-
-// ----- a fresh PostgreSQL database -----
-
-/// A database `agentd_bench_<uuid>` created on a PostgreSQL server for one benchmark, and
-/// dropped (`WITH (FORCE)`) by [`FreshPostgres::drop_database`].
-pub struct FreshPostgres {
-    pub name: String,
-    pub url: String,
-    admin_url: String,
-}
-
-impl FreshPostgres {
-    /// `Ok(Err(reason))` when PostgreSQL is off or the default server does not answer.
-    pub async fn for_target(target: &PostgresTarget) -> Result<Result<FreshPostgres, String>, BenchError> {
-        let server = match target {
-            PostgresTarget::Off => return Ok(Err("--database-url none".into())),
-            PostgresTarget::Default => DEFAULT_POSTGRES,
-            PostgresTarget::Given(url) => url.as_str(),
-        };
-        match (FreshPostgres::create(server).await, target) {
-            (Ok(db), _) => Ok(Ok(db)),
-            (Err(err), PostgresTarget::Default) => Ok(Err(format!("{} did not answer ({err})", redact(server)))),
-            (Err(err), _) => Err(err),
-        }
-    }
-
-    /// Creates the database on the server of `server_url`; the URL's own database
-    /// (`postgres` when it names none) is used only to create and drop it.
-    pub async fn create(server_url: &str) -> Result<FreshPostgres, BenchError> {
-        install_default_drivers();
-        let (admin_url, fresh) = split_server_url(server_url)
-            .ok_or_else(|| BenchError::Config(format!("`{}` is not a postgres:// URL", redact(server_url))))?;
-        let name = format!("agentd_bench_{}", uuid::Uuid::now_v7().simple());
-        let mut conn =
-            tokio::time::timeout(Duration::from_secs(5), sqlx::AnyConnection::connect(&admin_url))
-                .await
-                .map_err(|_| BenchError::Config(format!("{} did not answer within 5 s", redact(server_url))))??;
-        // The name is ours (a prefix and a uuid's hex digits): nothing to escape.
-        conn.execute(sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))).await?;
-        conn.close().await?;
-        Ok(FreshPostgres { url: fresh(&name), name, admin_url })
-    }
-
-    pub async fn drop_database(self) -> Result<(), BenchError> {
-        let mut conn = sqlx::AnyConnection::connect(&self.admin_url).await?;
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        conn.execute(sqlx::raw_sql(AssertSqlSafe(sql))).await?;
-        conn.close().await?;
-        Ok(())
-    }
-}
-
-/// `postgres://u@h:5432/db?opts` → (`postgres://u@h:5432/db?opts`, name ↦
-/// `postgres://u@h:5432/name?opts`); a URL without a database gets `postgres` for admin.
-fn split_server_url(url: &str) -> Option<(String, impl Fn(&str) -> String + use<>)> {
-    let rest = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://"))?;
-    let scheme = &url[..url.len() - rest.len()];
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (database, query) = match path.split_once('?') {
-        Some((db, query)) => (db, format!("?{query}")),
-        None => (path, String::new()),
-    };
-    let database = if database.is_empty() { "postgres" } else { database };
-    let base = format!("{scheme}{authority}");
-    let admin = format!("{base}/{database}{query}");
-    Some((admin, move |name: &str| format!("{base}/{name}{query}")))
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_server_url_gives_an_admin_url_and_fresh_database_urls() {
-        let (admin, fresh) = split_server_url("postgres://postgres@127.0.0.1:5432").unwrap();
-        assert_eq!(admin, "postgres://postgres@127.0.0.1:5432/postgres");
-        assert_eq!(fresh("x"), "postgres://postgres@127.0.0.1:5432/x");
-        let (admin, fresh) = split_server_url("postgresql://u:p@h/main?sslmode=disable").unwrap();
-        assert_eq!(admin, "postgresql://u:p@h/main?sslmode=disable");
-        assert_eq!(fresh("x"), "postgresql://u:p@h/x?sslmode=disable");
-        assert!(split_server_url("sqlite://x.db").is_none());
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-    }
 }

@@ -2,18 +2,25 @@
 //! baseline taken in the same run on the same machine (the project's rule: speed is
 //! measured in benchmarks, never in timed tests).
 //!
+//! The `agentd` binary parses [`BenchArgs`] as its `bench` subcommand and calls [`run`]. The
+//! benchmark runs inside that process and re-executes it (`current_exe()`) as the sandbox's
+//! init and as the `agentd serve` under test, so it works only in a binary that dispatches
+//! `agentd_sandbox::INIT_ARG` first and has a `serve` command: the `agentd` binary.
+//!
 //! Three sections, each skippable with a run count of 0:
-//! - [`spawn`]: one program started bare (`Command`, `run_unsandboxed`) and sandboxed
+//! - `spawn`: one program started bare (`Command`, `run_unsandboxed`) and sandboxed
 //!   (`Sandbox::run`), the modes alternated run by run so that drift hits all alike;
-//! - [`end_to_end`]: a trivial agent invoked through a real `agentd serve` subprocess
-//!   ([`server`]) by concurrent clients, against the same script run bare and sandboxed
+//! - `end_to_end`: a trivial agent invoked through a real `agentd serve` subprocess
+//!   (`server`) by concurrent clients, against the same script run bare and sandboxed
 //!   at the same concurrency;
-//! - [`queue`]: jobs/s through agentd's queue (`Store` claim + complete) against the
-//!   textbook `SKIP LOCKED` loop on a bare table, on SQLite and on PostgreSQL.
+//! - `queue`: jobs/s through agentd's queue (`Store` claim + complete) against the
+//!   textbook `SKIP LOCKED` loop on a bare table, on SQLite and on PostgreSQL (in a
+//!   fresh database, `postgres`).
 //!
 //! Everything lives under one temp dir that is removed at the end, also on error.
 
 mod end_to_end;
+mod postgres;
 mod queue;
 mod report;
 mod server;
@@ -26,9 +33,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use self::postgres::{DEFAULT_POSTGRES, FreshPostgres, PostgresTarget};
 use self::report::Report;
 use self::spawn::Spawner;
 
+/// The options of `agentd bench`: what to measure, how much, and on which database.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Runs per program and mode for the spawn overhead (0 skips it).
@@ -59,7 +68,7 @@ pub struct BenchArgs {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BenchError {
+pub(crate) enum BenchError {
     #[error("{action}: {source}")]
     Io { action: String, source: std::io::Error },
     #[error(transparent)]
@@ -91,6 +100,8 @@ impl BenchError {
     }
 }
 
+/// Runs the sections `args` asks for and prints the report; any failure is printed on
+/// stderr and makes the exit code a failure (partial figures are not printed).
 pub async fn run(args: BenchArgs) -> ExitCode {
     match bench(&args).await.and_then(|report| report.print(args.json)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,25 +122,23 @@ async fn bench(args: &BenchArgs) -> Result<Report, BenchError> {
         report.spawn = Some(spawn::measure(&spawner, args.spawn_runs as usize).await?);
     }
     let postgres = match args.database_url.as_deref() {
-        None => queue::PostgresTarget::Default,
-        Some("none") => queue::PostgresTarget::Off,
-        Some(url) => queue::PostgresTarget::Given(url.to_owned()),
+        None => PostgresTarget::Default,
+        Some("none") => PostgresTarget::Off,
+        Some(url) => PostgresTarget::Given(url.to_owned()),
     };
     if args.e2e_runs > 0 {
         let database = match (args.e2e_postgres, &postgres) {
             (false, _) => None,
-            (true, queue::PostgresTarget::Off) => {
+            (true, PostgresTarget::Off) => {
                 return Err(BenchError::Config("--e2e-postgres needs PostgreSQL, not --database-url none".into()));
             }
-            (true, queue::PostgresTarget::Given(url)) => Some(queue::FreshPostgres::create(url).await?),
-            (true, queue::PostgresTarget::Default) => {
-                Some(queue::FreshPostgres::create(queue::DEFAULT_POSTGRES).await?)
-            }
+            (true, PostgresTarget::Given(url)) => Some(FreshPostgres::create(url).await?),
+            (true, PostgresTarget::Default) => Some(FreshPostgres::create(DEFAULT_POSTGRES).await?),
         };
         let setup = end_to_end::Setup {
             spawner,
             agent_dir,
-            data_dir: scratch.path.join("data"),
+            server_dir: scratch.subdir("server")?,
             database_url: database.as_ref().map(|db| db.url.clone()),
             runs: args.e2e_runs as usize,
             concurrency: args.concurrency as usize,

@@ -46,8 +46,9 @@ pub struct Setup {
     /// Its bundle dir is `agent_dir`.
     pub spawner: Spawner,
     pub agent_dir: PathBuf,
-    /// The server's data dir (created by the server; removed with the scratch dir).
-    pub data_dir: PathBuf,
+    /// The server's own dir, for its data dir and its address file (removed with the
+    /// scratch dir).
+    pub server_dir: PathBuf,
     /// The server's `--database-url`; `None` for its default, SQLite in the data dir.
     pub database_url: Option<String>,
     pub runs: usize,
@@ -83,7 +84,7 @@ pub struct EndToEndReport {
 }
 
 pub async fn measure(setup: Setup) -> Result<EndToEndReport, BenchError> {
-    let Setup { spawner, agent_dir, data_dir, database_url, runs, concurrency } = setup;
+    let Setup { spawner, agent_dir, server_dir, database_url, runs, concurrency } = setup;
     let spawner = Arc::new(spawner);
     let mut baselines = Vec::new();
     for mode in [Mode::Bare, Mode::Sandboxed] {
@@ -98,7 +99,7 @@ pub async fn measure(setup: Setup) -> Result<EndToEndReport, BenchError> {
     }
     let database = if database_url.is_some() { "postgres" } else { "sqlite" };
     eprintln!("end to end: agentd serve on {database}, {runs} invocations, {concurrency} clients…");
-    let server = BenchServer::start(&data_dir, database_url.as_deref(), concurrency).await?;
+    let server = BenchServer::start(&server_dir, database_url.as_deref(), concurrency).await?;
     // Stop the server whatever happened, then report the first failure.
     let measured = through_server(&server, &agent_dir, runs, concurrency).await;
     let stopped = server.stop().await;
