@@ -54,7 +54,11 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Respo
 }
 
 async fn not_found() -> ApiError {
-    ApiError::request(axum::http::StatusCode::NOT_FOUND, "route_not_found", "no such route; see /v1 in the API reference")
+    ApiError::request(
+        axum::http::StatusCode::NOT_FOUND,
+        "route_not_found",
+        "no such route; see /v1 in the API reference",
+    )
 }
 
 async fn method_not_allowed() -> ApiError {

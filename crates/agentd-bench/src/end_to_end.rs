@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use agentd_api_types::{CreateAgentRequest, Invocation, InvocationStatus, InvokeRequest, SignupRequest};
 use agentd_client::{Client, InvokeOptions};
-use agentd_core::{CreateAgentRequest, Invocation, InvocationStatus, InvokeRequest, SignupRequest};
 use serde::Serialize;
 use tokio::task::JoinSet;
 

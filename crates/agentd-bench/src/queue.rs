@@ -20,9 +20,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use agentd_core::{
-    Actor, AgentVersion, InvocationStatus, RequestId, Role, Scope, Slug, TenantCtx, TenantLimits, Usage, Visibility,
+    Actor, AgentVersion, Fault, InvocationStatus, PageBounds, PageRequest, RequestId, Role, Slug, TenantLimits,
+    TenantScope, Timestamp, Usage, Visibility,
 };
-use agentd_store::{Completion, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPolicy, Store};
+use agentd_store::{Completion, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPlan, Store};
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
@@ -248,8 +249,9 @@ async fn through_store(store: &Store, jobs: usize) -> Result<StoreRun, BenchErro
     let wall = started.elapsed();
     let empty_claims = finished.map_err(|_| timed_out("agentd's queue"))??;
     for status in [InvocationStatus::Queued, InvocationStatus::Running] {
-        let filter = agentd_store::InvocationFilter { status: Some(status), limit: Some(1), ..Default::default() };
-        if !store.invocations_list(&ctx, &filter).await?.data.is_empty() {
+        let filter = agentd_store::InvocationFilter { status: Some(status), ..Default::default() };
+        let page = PageRequest::after_value(None, PageBounds { default: 1, max: 1 });
+        if !store.invocations_list(&ctx, &filter, &page).await?.data.is_empty() {
             return Err(BenchError::RunFailed {
                 what: "agentd's queue".into(),
                 detail: format!("invocations were left {status} at the end"),
@@ -264,7 +266,7 @@ async fn through_store(store: &Store, jobs: usize) -> Result<StoreRun, BenchErro
 /// claims came back empty meanwhile. An empty claim is retried at once: near the end the
 /// other claimer may hold the last runs.
 async fn claim_until_done(store: &Store, me: &str, done: &AtomicUsize, jobs: usize) -> Result<usize, BenchError> {
-    let retry = RetryPolicy::default();
+    let retry = RetryPlan { retry_at: Timestamp::now(), max_recoveries: 0 };
     let mut empty = 0;
     while done.load(Ordering::Relaxed) < jobs {
         let Some(run) = store.queue_claim_unscoped(me, LEASE).await? else {
@@ -277,6 +279,7 @@ async fn claim_until_done(store: &Store, me: &str, done: &AtomicUsize, jobs: usi
             output: Some(serde_json::json!(1)),
             error: None,
             usage: Usage::default(),
+            fault: Fault::Agent,
         };
         if !store.queue_complete(&run.lease(), completion, &retry).await? {
             return Err(BenchError::RunFailed {
@@ -290,7 +293,7 @@ async fn claim_until_done(store: &Store, me: &str, done: &AtomicUsize, jobs: usi
 }
 
 /// One tenant whose limits cannot throttle the benchmark, one agent with one version.
-async fn tenant_with_agent(store: &Store) -> Result<(TenantCtx, agentd_core::Agent, AgentVersion), BenchError> {
+async fn tenant_with_agent(store: &Store) -> Result<(TenantScope, agentd_core::Agent, AgentVersion), BenchError> {
     let unlimited = 1_000_000;
     let limits = TenantLimits {
         max_concurrent_invocations: unlimited,
@@ -302,7 +305,7 @@ async fn tenant_with_agent(store: &Store) -> Result<(TenantCtx, agentd_core::Age
     let slug = |s: &str| {
         Slug::parse(s).map_err(|e| BenchError::RunFailed { what: "the queue set-up".into(), detail: e.to_string() })
     };
-    let (tenant, user, _) = store
+    let signed_up = store
         .signup(NewSignup {
             tenant_name: "Queue benchmark".into(),
             tenant_slug: slug("bench-queue")?,
@@ -318,17 +321,7 @@ async fn tenant_with_agent(store: &Store) -> Result<(TenantCtx, agentd_core::Age
             },
         })
         .await?;
-    let ctx = TenantCtx::authorized(
-        tenant.id,
-        Actor::User { id: user.id },
-        Role::Owner.scopes(),
-        RequestId::generate(),
-        Scope::Admin,
-    )
-    .ok_or_else(|| BenchError::RunFailed {
-        what: "the queue set-up".into(),
-        detail: "the owner's scopes do not allow admin".into(),
-    })?;
+    let ctx = TenantScope::new(signed_up.tenant.id, Actor::User { id: signed_up.user.id }, RequestId::generate());
     let agent_slug = slug(AGENT_SLUG)?;
     let new = NewAgent {
         slug: agent_slug.clone(),

@@ -12,10 +12,10 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+use crate::Control;
 use crate::auth::{API_KEY_PREFIX, Admin, Ctx, Read, SESSION_PREFIX};
 use crate::error::{ControlError, Forbidden, QuotaExceeded, Result, Unauthenticated};
 use crate::input::{Email, KeyExpiry, KeyName, Password, WorkspaceName};
-use crate::Control;
 
 const SESSION_TTL_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
@@ -132,7 +132,11 @@ impl Control {
             })
             .await?;
         tracing::info!(tenant_id = %created.tenant.id, "signed up");
-        Ok(SignedUp { tenant: created.tenant, user: created.user, api_key: CreatedKey { key: created.api_key, secret } })
+        Ok(SignedUp {
+            tenant: created.tenant,
+            user: created.user,
+            api_key: CreatedKey { key: created.api_key, secret },
+        })
     }
 
     pub async fn login(&self, login: Login) -> Result<Session> {

@@ -35,8 +35,8 @@ use agentd_core::{
 };
 use agentd_store::{Credential, hash_secret};
 
-use crate::error::{ControlError, Forbidden, Result, Unauthenticated};
 use crate::Control;
+use crate::error::{ControlError, Forbidden, Result, Unauthenticated};
 
 pub const API_KEY_PREFIX: &str = "agd_";
 pub const SESSION_PREFIX: &str = "ags_";
@@ -201,7 +201,11 @@ impl WorkerCtx {
 
     /// To a worker, another worker's run does not exist.
     pub(crate) fn check(&self, lease: &RunLease) -> Result<()> {
-        if lease.lease_owner.starts_with(&self.owner_prefix) { Ok(()) } else { Err(ControlError::NotFound(ResourceKind::Run)) }
+        if lease.lease_owner.starts_with(&self.owner_prefix) {
+            Ok(())
+        } else {
+            Err(ControlError::NotFound(ResourceKind::Run))
+        }
     }
 }
 
@@ -211,7 +215,9 @@ impl Control {
     pub async fn authenticate(&self, token: &str, request_id: RequestId) -> Result<Principal> {
         let credential = if let Some(rest) = token.strip_prefix(API_KEY_PREFIX) {
             match rest.split_once('_') {
-                Some((prefix, _secret)) => self.store.api_key_authenticate_unscoped(prefix, &hash_secret(token)).await?,
+                Some((prefix, _secret)) => {
+                    self.store.api_key_authenticate_unscoped(prefix, &hash_secret(token)).await?
+                }
                 None => None,
             }
         } else if token.starts_with(SESSION_PREFIX) {

@@ -17,7 +17,10 @@ use crate::wait::{self, Step};
 pub enum Followed {
     Event(Event),
     /// The invocation is over and every event of it was yielded.
-    End { status: InvocationStatus, error: Option<InvocationError> },
+    End {
+        status: InvocationStatus,
+        error: Option<InvocationError>,
+    },
 }
 
 /// A live reader of one invocation's events.

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use agentd_core::{
-    AgentStatus, Event, Invocation, InvocationId, InvocationStatus, Page, PageRequest, Slug,
-};
+use agentd_core::{AgentStatus, Event, Invocation, InvocationId, InvocationStatus, Page, PageRequest, Slug};
 use agentd_store::{Enqueued, NewInvocation, StoreError};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -97,10 +95,11 @@ impl Control {
             metadata: spec.metadata.into_inner(),
         };
         let limit = ctx.limits().max_queued_invocations;
-        let enqueued = self.store.invocation_enqueue(scope, &agent, &version, new, limit).await.map_err(|e| match e {
-            StoreError::QuotaReached { count } => QuotaExceeded::QueuedInvocations { count, limit }.into(),
-            other => ControlError::from(other),
-        })?;
+        let enqueued =
+            self.store.invocation_enqueue(scope, &agent, &version, new, limit).await.map_err(|e| match e {
+                StoreError::QuotaReached { count } => QuotaExceeded::QueuedInvocations { count, limit }.into(),
+                other => ControlError::from(other),
+            })?;
         let created = matches!(enqueued, Enqueued::Created(_));
         let mut invocation = enqueued.into_invocation();
         if created {

@@ -29,6 +29,7 @@ use agentd_core::TenantLimits;
 use agentd_store::{Blobs, Store};
 
 pub use accounts::{Caller, CreatedKey, Login, NewKey, Session, SignedUp, Signup};
+pub use agentd_store::{Changes, Subscription};
 pub use agents::{Activation, AgentChanges, AgentSpec};
 pub use artifacts::ArtifactContent;
 pub use auth::{Admin, Capability, Ctx, Deploy, Invoke, Principal, Read, WorkerCtx};
@@ -37,7 +38,6 @@ pub use follow::{EventFollower, Followed};
 pub use invocations::{Accepted, InvocationFilter, InvokeSpec, settled};
 pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
-pub use agentd_store::{Changes, Subscription};
 pub use runs::{LeaseLength, WorkerName};
 
 /// What the operator decided for the domain.

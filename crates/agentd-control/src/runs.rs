@@ -74,7 +74,8 @@ impl Control {
             }
             let now = Timestamp::now();
             let next_retry = self.store.queue_next_wakeup_unscoped(now).await?;
-            let at_most = next_retry.map(|at| Duration::from_millis((at.unix_ms() - now.unix_ms()).max(1).unsigned_abs()));
+            let at_most =
+                next_retry.map(|at| Duration::from_millis((at.unix_ms() - now.unix_ms()).max(1).unsigned_abs()));
             Ok(Step::Wait { at_most })
         })
         .await

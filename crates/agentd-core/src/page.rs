@@ -103,9 +103,9 @@ impl<C: Cursor> PageRequest<C> {
         };
         let after = match cursor {
             None => None,
-            Some(raw) => Some(C::parse_cursor(raw).ok_or_else(|| PageError::Cursor {
-                got: raw.chars().take(80).collect(),
-            })?),
+            Some(raw) => {
+                Some(C::parse_cursor(raw).ok_or_else(|| PageError::Cursor { got: raw.chars().take(80).collect() })?)
+            }
         };
         Ok(PageRequest { limit, after })
     }

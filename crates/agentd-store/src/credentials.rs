@@ -160,7 +160,9 @@ impl Store {
     pub async fn user_by_email_unscoped(&self, email: &str) -> Result<Option<UserWithPassword>> {
         let row = sqlx::query("SELECT * FROM users WHERE email = $1").bind(email).fetch_optional(&self.reader).await?;
         match row {
-            Some(row) => Ok(Some(UserWithPassword { user: rows::user(&row)?, password_hash: row.try_get("password_hash")? })),
+            Some(row) => {
+                Ok(Some(UserWithPassword { user: rows::user(&row)?, password_hash: row.try_get("password_hash")? }))
+            }
             None => Ok(None),
         }
     }

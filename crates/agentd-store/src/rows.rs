@@ -2,10 +2,9 @@
 //! trusted to parse; when one does not, the error names the column.
 
 use agentd_core::{
-    ResourceKind,
     Agent, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream, Invocation,
-    InvocationError, InvocationId, InvocationStatus, Scope, Scopes, Slug, Tenant, TenantId, TenantLimits, TenantStatus,
-    Timestamp, Usage, User, UserId, VersionId, Visibility,
+    InvocationError, InvocationId, InvocationStatus, ResourceKind, Scope, Scopes, Slug, Tenant, TenantId, TenantLimits,
+    TenantStatus, Timestamp, Usage, User, UserId, VersionId, Visibility,
 };
 use serde_json::Value;
 use sqlx::Row;

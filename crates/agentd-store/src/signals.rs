@@ -122,7 +122,12 @@ impl Signals {
     }
 
     pub(crate) fn invocation(&self, id: &InvocationId) -> Subscription<Changes> {
-        let rx = self.hub.invocations().entry(id.clone()).or_insert_with(|| watch::channel(Changes::default()).0).subscribe();
+        let rx = self
+            .hub
+            .invocations()
+            .entry(id.clone())
+            .or_insert_with(|| watch::channel(Changes::default()).0)
+            .subscribe();
         Subscription { rx, _release: Some(Release { hub: self.hub.clone(), id: id.clone() }) }
     }
 

@@ -25,7 +25,13 @@ pub(crate) fn agent_failure(status: InvocationStatus, code: &str, message: impl 
 /// wrong.
 pub(crate) fn platform_failure(code: &str, message: impl Into<String>) -> Completion {
     let error = Some(InvocationError { code: code.into(), message: message.into() });
-    Completion { status: InvocationStatus::Failed, output: None, error, usage: Usage::default(), fault: Fault::Platform }
+    Completion {
+        status: InvocationStatus::Failed,
+        output: None,
+        error,
+        usage: Usage::default(),
+        fault: Fault::Platform,
+    }
 }
 
 pub(crate) fn completion(outcome: RunOutcome, reported: Reported) -> Completion {
@@ -35,13 +41,18 @@ pub(crate) fn completion(outcome: RunOutcome, reported: Reported) -> Completion 
         peak_memory_bytes: outcome.peak_memory_bytes,
         log_bytes: outcome.output_bytes,
     };
-    let ended = |status, output| Completion { status, output, error: None, usage: Usage::default(), fault: Fault::Agent };
+    let ended =
+        |status, output| Completion { status, output, error: None, usage: Usage::default(), fault: Fault::Agent };
     let mut done = match outcome.termination {
         Termination::Exited(0) if reported.interrupted => ended(InvocationStatus::WaitingForInput, None),
         Termination::Exited(0) => ended(InvocationStatus::Succeeded, reported.output),
         Termination::Exited(code) => {
             let detail = reported.last_stderr.map(|l| format!(": {}", truncate(&l, 300))).unwrap_or_default();
-            agent_failure(InvocationStatus::Failed, "agent_failed", format!("the agent exited with code {code}{detail}"))
+            agent_failure(
+                InvocationStatus::Failed,
+                "agent_failed",
+                format!("the agent exited with code {code}{detail}"),
+            )
         }
         Termination::Signaled(sig) => {
             agent_failure(InvocationStatus::Failed, "agent_killed", format!("the agent was killed by signal {sig}"))

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agentd_bundle::{BundleLimits, Manifest, NetworkPolicy, Runtime};
-use agentd_sandbox::{Egress, RunLimits, RunSpec};
 use agentd_core::queue::ClaimedRun;
+use agentd_sandbox::{Egress, RunLimits, RunSpec};
 
 use crate::Shared;
 

@@ -4,15 +4,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agentd_store::{Store, hash_secret};
+use agentd_store::{BlobLocation, S3Connection, Store, hash_secret};
 use clap::{Args, Subcommand};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+use crate::serve::create_private_dir;
+use crate::settings::{DatabaseUrl, Environment, Settings, SettingsError, StoreSettings, absolute};
+
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     /// Database: `sqlite://PATH` or `postgres://…`; default SQLite under --data-dir.
-    #[arg(long, env = "AGENTD_DATABASE_URL", global = true)]
+    #[arg(long, env = "AGENTD_DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
     #[arg(long, env = "AGENTD_DATA_DIR", default_value = "./agentd-data", global = true)]
     pub data_dir: PathBuf,
@@ -36,16 +39,42 @@ pub enum WorkersCommand {
     },
 }
 
+impl AdminArgs {
+    /// The settings of `agentd admin`: the store alone.
+    pub fn settings(&self) -> Result<Settings, SettingsError> {
+        let data_dir = absolute("the data dir", &self.data_dir)?;
+        let database = match &self.database_url {
+            Some(url) => DatabaseUrl::new(url.clone()),
+            None => DatabaseUrl::new(format!("sqlite://{}", data_dir.join("agentd.db").display())),
+        };
+        let blobs = BlobLocation::Local(data_dir.join("blobs"));
+        Ok(Settings {
+            env: Environment::Development,
+            data_dir,
+            log_json: false,
+            store: Some(StoreSettings { database, blobs, s3: S3Connection::default() }),
+            api: None,
+            worker: None,
+        })
+    }
+}
+
 pub async fn run(args: AdminArgs) -> ExitCode {
-    let url =
-        args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("agentd.db").display()));
+    let (settings, store_settings) = match args.settings() {
+        Ok(Settings { store: Some(store), data_dir, .. }) => (data_dir, store),
+        Ok(_) => return ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     if args.database_url.is_none()
-        && let Err(err) = std::fs::create_dir_all(&args.data_dir)
+        && let Err(err) = create_private_dir(&settings)
     {
-        eprintln!("error: cannot create {}: {err}", args.data_dir.display());
+        eprintln!("error: cannot create {}: {err}", settings.display());
         return ExitCode::FAILURE;
     }
-    let store = match Store::open(&url).await {
+    let store = match Store::open(store_settings.database.expose()).await {
         Ok(store) => store,
         Err(err) => {
             eprintln!("error: cannot open the database: {err}");

@@ -4,6 +4,7 @@
 
 mod admin;
 mod cli;
+mod logging;
 mod remote;
 mod serve;
 mod settings;

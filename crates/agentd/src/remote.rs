@@ -6,12 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use agentd_client::Client;
-use agentd_worker::{RunSource, Worker, WorkerSettings};
+use agentd_core::Secret;
+use agentd_worker::{RunSource, Worker};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use crate::serve::{check_sandbox, init_tracing, wait_for_signal};
-use crate::settings::{EgressArgs, Environment};
+use crate::logging;
+use crate::serve::{check_sandbox, create_private_dir, wait_for_signal};
+use crate::settings::{EgressArgs, Environment, Settings, SettingsError, WorkerSettings, WorkerSource, absolute};
 
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
@@ -44,9 +46,38 @@ pub struct WorkerArgs {
     pub public_url: Option<String>,
 }
 
+impl WorkerArgs {
+    /// The settings of `agentd worker`.
+    pub fn settings(self) -> Result<Settings, SettingsError> {
+        let worker = WorkerSettings {
+            public_url: self.public_url.clone().or_else(|| Some(self.server.clone())),
+            source: WorkerSource::Remote { server: self.server, token: Secret::new(self.token) },
+            slots: self.slots,
+            lease: Duration::from_secs(self.lease_s.max(1)),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
+            egress: self.egress.settings(),
+        };
+        Ok(Settings {
+            env: self.env,
+            data_dir: absolute("the data dir", &self.data_dir)?,
+            log_json: self.env == Environment::Production,
+            store: None,
+            api: None,
+            worker: Some(worker),
+        })
+    }
+}
+
 pub async fn run(args: WorkerArgs) -> ExitCode {
-    init_tracing(args.env == Environment::Production);
-    match work(args).await {
+    let settings = match args.settings() {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    logging::init(settings.log_json);
+    match work(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "agentd worker stopped");
@@ -56,21 +87,15 @@ pub async fn run(args: WorkerArgs) -> ExitCode {
     }
 }
 
-async fn work(args: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let client = Client::new(&args.server)?.with_token(args.token.clone());
-    let settings = WorkerSettings {
-        data_dir: args.data_dir.clone(),
-        slots: args.slots,
-        lease: Duration::from_secs(args.lease_s.max(1)),
-        worker_id: format!("{}-{}", hostname(), uuid::Uuid::now_v7().simple()),
-        api_url: args.public_url.clone().unwrap_or_else(|| args.server.clone()),
-        sandbox_init: std::env::current_exe()?,
-        shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
-        egress: args.egress.settings(),
+async fn work(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(worker_settings) = &settings.worker else { return Err("no worker settings".into()) };
+    let WorkerSource::Remote { server, token } = &worker_settings.source else {
+        return Err("agentd worker pulls from a server".into());
     };
-    std::fs::create_dir_all(&args.data_dir)?;
-    let worker = Worker::new(RunSource::Remote { client }, settings)?;
-    check_sandbox(&worker, args.env)?;
+    let client = Client::new(server)?.with_token(token.expose());
+    create_private_dir(&settings.data_dir)?;
+    let worker = Worker::new(RunSource::Remote { client }, worker_config(&settings, worker_settings, server.clone())?)?;
+    check_sandbox(&worker, settings.env)?;
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -78,7 +103,7 @@ async fn work(args: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!("shutting down: runs in flight go back to the queue");
         stop.cancel();
     });
-    tracing::info!(server = %args.server, "agentd worker pulling work");
+    tracing::info!(server = %server, "agentd worker pulling work");
     worker.run(shutdown).await;
     Ok(())
 }
@@ -87,4 +112,27 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "worker".into())
+}
+
+/// The worker crate's settings for a worker of this process; `api_url` is what agents
+/// reach the API at when no public URL is set.
+pub fn worker_config(
+    settings: &Settings,
+    worker: &WorkerSettings,
+    api_url: String,
+) -> Result<agentd_worker::WorkerSettings, std::io::Error> {
+    let name = match worker.source {
+        WorkerSource::Embedded => "embedded".to_owned(),
+        WorkerSource::Remote { .. } => hostname(),
+    };
+    Ok(agentd_worker::WorkerSettings {
+        data_dir: settings.data_dir.clone(),
+        slots: worker.slots,
+        lease: worker.lease,
+        worker_id: format!("{name}-{}", uuid::Uuid::now_v7().simple()),
+        api_url: worker.public_url.clone().unwrap_or(api_url),
+        sandbox_init: std::env::current_exe()?,
+        shutdown_grace: worker.shutdown_grace,
+        egress: worker.egress.clone(),
+    })
 }

@@ -1,19 +1,30 @@
-//! `agentd serve`: opens the store, starts the in-process worker and the HTTP API, and
-//! stops both cleanly on SIGINT/SIGTERM.
+//! `agentd serve`: opens the store, starts the domain's reconcilers, the in-process
+//! worker and the HTTP API, and stops them all cleanly on SIGINT/SIGTERM.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use agentd_api::{ApiSettings, AppState};
-use agentd_store::{BlobLocation, Blobs, RetryPolicy, Store};
-use agentd_worker::{RunSource, Worker, WorkerSettings, reap_expired_leases};
+use agentd_control::{Control, ControlSettings, RetryPolicy};
+use agentd_store::{Blobs, Store};
+use agentd_worker::{RunSource, Worker};
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{self, Environment, ServeArgs, SignupMode};
+use crate::logging;
+use crate::remote::worker_config;
+use crate::settings::{Environment, ServeArgs, Settings, SettingsError, SignupMode};
 
 pub async fn run(args: ServeArgs) -> ExitCode {
-    init_tracing(args.log_json || args.env == Environment::Production);
-    match serve(args).await {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let settings = match args.settings(&vars) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    logging::init(settings.log_json);
+    match serve(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "agentd stopped");
@@ -23,65 +34,47 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
-pub fn init_tracing(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("AGENTD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    // Tracing may already be set (tests); keeping the first subscriber is fine.
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init()
+pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let (Some(store_settings), Some(api)) = (&settings.store, &settings.api) else {
+        return Err("agentd serve needs store and API settings".into());
     };
-}
-
-async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    if args.env == Environment::Production {
-        let problems = args.production_problems();
-        if !problems.is_empty() {
-            return Err(settings::SettingsError::Insecure(problems.join("; ")).into());
-        }
-    }
-    let limits = settings::default_limits(std::env::vars())?;
-    std::fs::create_dir_all(&args.data_dir)?;
-    let store = Store::open(&args.database_url()).await?;
-    let blob_location = BlobLocation::parse(args.blob_url.as_deref(), &args.data_dir)?;
-    let blobs = Blobs::open(&blob_location)?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    create_private_dir(&settings.data_dir)?;
+    let store = Store::open(store_settings.database.expose()).await?;
+    let blobs = Blobs::open(&store_settings.blobs, &store_settings.s3)?;
+    let control = Control::new(
+        store.clone(),
+        blobs,
+        ControlSettings {
+            signup_enabled: api.signup == SignupMode::Open,
+            default_limits: api.default_limits.clone(),
+            retry: RetryPolicy::default(),
+            reap_every: settings.lease() / 2,
+            ..ControlSettings::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(api.listen).await?;
     let addr = listener.local_addr()?;
-    if let Some(path) = &args.address_file {
-        write_address_file(path, addr)?;
-    }
     let shutdown = CancellationToken::new();
-    let worker = match args.worker_slots {
-        0 => None,
-        slots => {
-            let settings = WorkerSettings {
-                data_dir: args.data_dir.clone(),
-                slots,
-                lease: Duration::from_secs(args.lease_s),
-                worker_id: format!("embedded-{}", uuid::Uuid::now_v7().simple()),
-                api_url: args.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
-                sandbox_init: std::env::current_exe()?,
-                shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
-                egress: args.egress.settings(),
-            };
-            let source =
-                RunSource::Embedded { store: store.clone(), blobs: blobs.clone(), retry: RetryPolicy::default() };
-            let worker = Worker::new(source, settings)?;
-            check_sandbox(&worker, args.env)?;
+    let worker = match &settings.worker {
+        None => None,
+        Some(worker_settings) => {
+            let config = worker_config(&settings, worker_settings, format!("http://{addr}"))?;
+            let worker = Worker::new(RunSource::embedded(control.clone()), config)?;
+            check_sandbox(&worker, settings.env)?;
             Some(tokio::spawn(worker.run(shutdown.clone())))
         }
     };
-    // Every replica reaps: a lease expired is a lease expired, whoever notices first.
-    tokio::spawn(reap_expired_leases(store.clone(), Duration::from_secs(args.lease_s) / 2, shutdown.clone()));
-    let api = ApiSettings {
-        signup_enabled: args.signup == SignupMode::Open,
-        default_limits: limits,
-        ..ApiSettings::default()
-    };
-    let app = agentd_api::router(AppState::new(store.clone(), blobs, api));
-    tracing::info!(data_dir = %args.data_dir.display(), blobs = %blob_location, "agentd listening on http://{addr}");
+    // Every replica reconciles: a lease expired is a lease expired, whoever notices first.
+    let reconcilers = control.start_reconcilers();
+    let app = agentd_api::router(control);
+    if let Some(path) = &api.address_file {
+        write_address_file(path, addr)?;
+    }
+    tracing::info!(
+        data_dir = %settings.data_dir.display(),
+        blobs = %store_settings.blobs,
+        "agentd listening on http://{addr}"
+    );
     let stop = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -93,22 +86,34 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(worker) = worker {
         worker.await?;
     }
+    reconcilers.shutdown().await;
     store.close().await;
     Ok(())
 }
 
+/// Creates `dir` (and missing parents) readable by this user alone, and takes group and
+/// world access away from one that exists: it holds every tenant's data.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
 /// Written whole or not at all (a rename), so a reader never sees half an address.
-fn write_address_file(path: &std::path::Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
+fn write_address_file(path: &Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
     let partial = path.with_extension("partial");
     std::fs::write(&partial, addr.to_string())?;
     std::fs::rename(&partial, path)
 }
 
 /// Logs what the sandbox cannot apply on this host; in production, refuses to go on.
-pub fn check_sandbox(worker: &Worker, env: Environment) -> Result<(), settings::SettingsError> {
+pub fn check_sandbox(worker: &Worker, env: Environment) -> Result<(), SettingsError> {
     let missing = worker.missing_mechanisms();
     if !missing.is_empty() && env == Environment::Production {
-        return Err(settings::SettingsError::Insecure(format!("the sandbox lacks: {}", missing.join("; "))));
+        return Err(SettingsError::Insecure(format!("the sandbox lacks: {}", missing.join("; "))));
     }
     for mechanism in &missing {
         tracing::warn!(mechanism, "sandbox mechanism missing on this host");

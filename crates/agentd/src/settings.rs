@@ -1,10 +1,18 @@
-//! Settings for `agentd serve`: read once from flags and `AGENTD_*` variables, checked
-//! at start, passed down explicitly. Nothing else reads the environment.
+//! The one `Settings` type that `agentd serve`, `agentd worker` and `agentd admin`
+//! parse into: read once from flags and `AGENTD_*` variables (plus the standard
+//! `AWS_*` ones for S3), checked at start, passed down explicitly. Nothing deeper in the
+//! code reads the environment. Tests build a `Settings` in code.
+//!
+//! Every configured path is made absolute here: the sandbox mounts paths under the data
+//! dir, and a relative one would resolve differently once the process changes directory.
+//! Secrets (a database password, tokens, S3 keys) are redacted in `Debug`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use agentd_core::TenantLimits;
+use agentd_core::{Secret, TenantLimits};
+use agentd_store::{BlobLocation, S3Connection};
 use agentd_worker::{EgressSettings, IpNetwork};
 use clap::{Args, ValueEnum};
 
@@ -20,6 +28,108 @@ pub enum SignupMode {
     Closed,
 }
 
+/// What one command runs with. A section is `None` when the command has no such part.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub env: Environment,
+    /// Absolute.
+    pub data_dir: PathBuf,
+    pub log_json: bool,
+    /// The database and blob store (`serve`, `admin`).
+    pub store: Option<StoreSettings>,
+    /// The HTTP API (`serve`).
+    pub api: Option<ApiSettings>,
+    /// A worker (`serve` with worker slots, `worker`).
+    pub worker: Option<WorkerSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub database: DatabaseUrl,
+    pub blobs: BlobLocation,
+    pub s3: S3Connection,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub listen: SocketAddr,
+    /// The URL agents and clients reach the API at, when it is not `http://<listen>`.
+    pub public_url: Option<String>,
+    pub signup: SignupMode,
+    pub address_file: Option<PathBuf>,
+    /// Limits every new tenant starts with.
+    pub default_limits: TenantLimits,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub source: WorkerSource,
+    pub slots: usize,
+    pub lease: Duration,
+    pub shutdown_grace: Duration,
+    pub egress: EgressSettings,
+    /// `AGENTD_API_URL` inside the sandbox; default: the API's or server's own URL.
+    pub public_url: Option<String>,
+}
+
+/// Where a worker gets its runs.
+#[derive(Debug, Clone)]
+pub enum WorkerSource {
+    /// The server's own store, in process.
+    Embedded,
+    /// A server's `/v1/worker` API.
+    Remote { server: String, token: Secret },
+}
+
+/// A database URL whose password never reaches a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> DatabaseUrl {
+        DatabaseUrl(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The SQLite database under `data_dir`, the default.
+    fn sqlite_under(data_dir: &Path) -> DatabaseUrl {
+        DatabaseUrl(format!("sqlite://{}", data_dir.join("agentd.db").display()))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `scheme://user:password@host/db`: keep all but the password.
+        let shown = match self.0.split_once("://") {
+            Some((scheme, rest)) => match rest.split_once('@') {
+                Some((credentials, host)) => {
+                    let user = credentials.split(':').next().unwrap_or("");
+                    let password = if credentials.contains(':') { ":<redacted>" } else { "" };
+                    format!("{scheme}://{user}{password}@{host}")
+                }
+                None => self.0.clone(),
+            },
+            None => self.0.clone(),
+        };
+        write!(f, "{shown:?}")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{name}: {detail}")]
+    Limit { name: String, detail: String },
+    #[error("refusing to start in production: {0}")]
+    Insecure(String),
+    #[error("cannot resolve {what} {path} to an absolute path: {source}")]
+    Path { what: &'static str, path: String, source: std::io::Error },
+    #[error(transparent)]
+    Blob(#[from] agentd_store::StoreError),
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address the API listens on.
@@ -30,7 +140,7 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     /// Database: `sqlite://PATH` or `postgres://USER@HOST/DB`; default SQLite at
     /// <data-dir>/agentd.db.
-    #[arg(long, env = "AGENTD_DATABASE_URL")]
+    #[arg(long, env = "AGENTD_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Where bundles and artifacts go: a directory (`file:///PATH` or a path; default
     /// <data-dir>/blobs) or an S3-compatible bucket `s3://BUCKET[/PREFIX]`, configured by
@@ -59,7 +169,7 @@ pub struct ServeArgs {
     pub shutdown_grace_s: u64,
     #[command(flatten)]
     pub egress: EgressArgs,
-    /// Once listening, write the bound address (`127.0.0.1:PORT`) to this file: for
+    /// Once ready to serve, write the bound address (`127.0.0.1:PORT`) to this file: for
     /// supervisors and tests that start the server on port 0.
     #[arg(long, env = "AGENTD_ADDRESS_FILE")]
     pub address_file: Option<PathBuf>,
@@ -84,24 +194,107 @@ impl EgressArgs {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error("{name}: {detail}")]
-    Limit { name: String, detail: String },
-    #[error("refusing to start in production: {0}")]
-    Insecure(String),
+/// `path` made absolute against the working directory.
+pub fn absolute(what: &'static str, path: &Path) -> Result<PathBuf, SettingsError> {
+    std::path::absolute(path).map_err(|source| SettingsError::Path { what, path: path.display().to_string(), source })
+}
+
+impl ServeArgs {
+    /// The settings of `agentd serve`; `vars` are the process's environment variables
+    /// (for `AGENTD_LIMITS_*` and `AWS_*`).
+    pub fn settings(self, vars: &[(String, String)]) -> Result<Settings, SettingsError> {
+        let data_dir = absolute("the data dir", &self.data_dir)?;
+        let database = self.database_url.clone().map_or_else(|| DatabaseUrl::sqlite_under(&data_dir), DatabaseUrl::new);
+        let blobs = match BlobLocation::parse(self.blob_url.as_deref(), &data_dir)? {
+            BlobLocation::Local(path) => BlobLocation::Local(absolute("the blob directory", &path)?),
+            s3 => s3,
+        };
+        let api = ApiSettings {
+            listen: self.listen,
+            public_url: self.public_url.clone(),
+            signup: self.signup,
+            address_file: self.address_file.as_deref().map(|p| absolute("the address file", p)).transpose()?,
+            default_limits: default_limits(vars)?,
+        };
+        let worker = (self.worker_slots > 0).then(|| WorkerSettings {
+            source: WorkerSource::Embedded,
+            slots: self.worker_slots,
+            lease: Duration::from_secs(self.lease_s),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
+            egress: self.egress.settings(),
+            public_url: self.public_url.clone(),
+        });
+        let settings = Settings {
+            env: self.env,
+            data_dir,
+            log_json: self.log_json || self.env == Environment::Production,
+            store: Some(StoreSettings { database, blobs, s3: s3_connection(vars) }),
+            api: Some(api),
+            worker,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+}
+
+impl Settings {
+    /// How long a lease lasts, for the reaper's pace too (the in-process worker's lease,
+    /// or the default when there is none).
+    pub fn lease(&self) -> Duration {
+        self.worker.as_ref().map_or(Duration::from_secs(30), |w| w.lease)
+    }
+
+    /// In production, refuses a setup that is not safe to expose and says why.
+    fn check(&self) -> Result<(), SettingsError> {
+        if self.env != Environment::Production {
+            return Ok(());
+        }
+        let problems = self.production_problems();
+        if problems.is_empty() { Ok(()) } else { Err(SettingsError::Insecure(problems.join("; "))) }
+    }
+
+    /// The reasons this setup is not safe to expose.
+    pub fn production_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(api) = &self.api {
+            if api.signup == SignupMode::Open {
+                problems
+                    .push("signup is open and there is no signup rate limit yet; set AGENTD_SIGNUP=closed".to_owned());
+            }
+            if !api.listen.ip().is_loopback() && api.public_url.as_deref().is_none_or(|u| !u.starts_with("https://")) {
+                problems.push("listening beyond loopback over plain HTTP; put a TLS proxy in front and set AGENTD_PUBLIC_URL=https://…".to_owned());
+            }
+        }
+        problems
+    }
+}
+
+/// How to reach S3, from the standard `AWS_*` variables.
+pub fn s3_connection(vars: &[(String, String)]) -> S3Connection {
+    let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    S3Connection {
+        region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
+        endpoint: get("AWS_ENDPOINT_URL").or_else(|| get("AWS_ENDPOINT")),
+        access_key_id: get("AWS_ACCESS_KEY_ID"),
+        secret_access_key: get("AWS_SECRET_ACCESS_KEY"),
+        session_token: get("AWS_SESSION_TOKEN"),
+        allow_http: get("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+    }
 }
 
 /// Default tenant limits: the built-in ones, overridden field by field by
 /// `AGENTD_LIMITS_<FIELD>` (e.g. `AGENTD_LIMITS_MAX_AGENTS=20`).
-pub fn default_limits(vars: impl Iterator<Item = (String, String)>) -> Result<TenantLimits, SettingsError> {
+pub fn default_limits(vars: &[(String, String)]) -> Result<TenantLimits, SettingsError> {
     let mut limits = serde_json::to_value(TenantLimits::default())
         .map_err(|e| SettingsError::Limit { name: "limits".into(), detail: e.to_string() })?;
     for (name, value) in vars {
         let Some(field) = name.strip_prefix("AGENTD_LIMITS_") else { continue };
         let field = field.to_lowercase();
         let Some(slot) = limits.get_mut(&field) else {
-            return Err(SettingsError::Limit { name, detail: "no such limit (see DESIGN §8 for the names)".into() });
+            return Err(SettingsError::Limit {
+                name: name.clone(),
+                detail: "no such limit (see DESIGN §8 for the names)".into(),
+            });
         };
         let number: u64 = value.trim().parse().map_err(|_| SettingsError::Limit {
             name: name.clone(),
@@ -113,45 +306,58 @@ pub fn default_limits(vars: impl Iterator<Item = (String, String)>) -> Result<Te
         .map_err(|e| SettingsError::Limit { name: "AGENTD_LIMITS_*".into(), detail: e.to_string() })
 }
 
-impl ServeArgs {
-    /// The database to open.
-    pub fn database_url(&self) -> String {
-        match &self.database_url {
-            Some(url) => url.clone(),
-            None => format!("sqlite://{}", self.data_dir.join("agentd.db").display()),
-        }
-    }
-
-    /// In production, the reasons this setup is not safe to expose.
-    pub fn production_problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.signup == SignupMode::Open {
-            problems.push("signup is open and there is no signup rate limit yet; set AGENTD_SIGNUP=closed".to_owned());
-        }
-        if !self.listen.ip().is_loopback() && self.public_url.as_deref().is_none_or(|u| !u.starts_with("https://")) {
-            problems.push("listening beyond loopback over plain HTTP; put a TLS proxy in front and set AGENTD_PUBLIC_URL=https://…".to_owned());
-        }
-        problems
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
 
     #[test]
     fn limits_come_from_env_field_by_field() {
-        let vars = vec![("AGENTD_LIMITS_MAX_AGENTS".to_owned(), "7".to_owned()), ("HOME".to_owned(), "/".to_owned())];
-        let limits = default_limits(vars.into_iter()).unwrap_or_default();
+        let limits = default_limits(&vars(&[("AGENTD_LIMITS_MAX_AGENTS", "7"), ("HOME", "/")])).unwrap_or_default();
         assert_eq!(limits.max_agents, 7);
         assert_eq!(limits.max_api_keys, TenantLimits::default().max_api_keys);
     }
 
     #[test]
     fn an_unknown_or_non_numeric_limit_is_an_error() {
-        let unknown = vec![("AGENTD_LIMITS_MAX_AGNTS".to_owned(), "7".to_owned())];
-        assert!(default_limits(unknown.into_iter()).is_err());
-        let bad = vec![("AGENTD_LIMITS_MAX_AGENTS".to_owned(), "lots".to_owned())];
-        assert!(default_limits(bad.into_iter()).is_err());
+        assert!(default_limits(&vars(&[("AGENTD_LIMITS_MAX_AGNTS", "7")])).is_err());
+        assert!(default_limits(&vars(&[("AGENTD_LIMITS_MAX_AGENTS", "lots")])).is_err());
+    }
+
+    #[test]
+    fn the_default_data_dir_and_database_are_absolute() {
+        let Ok(cli) = Serve::try_parse_from(["serve"]) else { panic!("the defaults parse") };
+        let settings = cli.args.settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(settings.data_dir.is_absolute() && settings.data_dir.ends_with("agentd-data"));
+        let store = settings.store.unwrap_or_else(|| panic!("serve has a store"));
+        assert_eq!(store.database.expose(), format!("sqlite://{}/agentd.db", settings.data_dir.display()));
+        assert!(matches!(store.blobs, BlobLocation::Local(p) if p.is_absolute()));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let url = DatabaseUrl::new("postgres://agentd:hunter2@db.internal/agentd");
+        assert_eq!(format!("{url:?}"), "\"postgres://agentd:<redacted>@db.internal/agentd\"");
+        let s3 = s3_connection(&vars(&[("AWS_SECRET_ACCESS_KEY", "hunter2"), ("AWS_ACCESS_KEY_ID", "AKIA")]));
+        assert!(!format!("{s3:?}").contains("hunter2"));
+        let source = WorkerSource::Remote { server: "https://x".into(), token: Secret::new("agw_hunter2") };
+        assert!(!format!("{source:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn production_refuses_open_signup_and_says_why() {
+        let Ok(cli) = Serve::try_parse_from(["serve", "--env", "production"]) else { panic!("parses") };
+        let refused = cli.args.settings(&[]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("AGENTD_SIGNUP=closed"), "{refused}");
     }
 }

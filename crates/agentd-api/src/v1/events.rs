@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use agentd_api_types::Event;
 use agentd_control::{EventFollower, Followed, Read};
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
-use axum::Router;
 use futures_util::Stream;
 use serde::Deserialize;
 

@@ -35,9 +35,7 @@ impl S3Blobs {
                 builder = builder.with_config(key, value);
             }
         }
-        let bucket = builder
-            .build()
-            .map_err(|e| StoreError::Config(format!("S3 blob store s3://{bucket}: {e}")))?;
+        let bucket = builder.build().map_err(|e| StoreError::Config(format!("S3 blob store s3://{bucket}: {e}")))?;
         Ok(S3Blobs { bucket, prefix: prefix.to_owned() })
     }
 

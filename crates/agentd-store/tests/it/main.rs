@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use agentd_core::{Actor, InvocationStatus, RequestId, Role, Scope, Slug, TenantScope, TenantLimits, Usage, Visibility};
+use agentd_core::{
+    Actor, InvocationStatus, RequestId, Role, Scope, Slug, TenantLimits, TenantScope, Usage, Visibility,
+};
 use agentd_store::{
     Completion, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPolicy, Store, StoreError,
 };

@@ -1,7 +1,7 @@
 //! `agentd signup`, `agentd login` and `agentd whoami`: getting credentials, storing
 //! them, and checking whose they are.
 
-use agentd_core::{Actor, LoginRequest, SignupRequest};
+use agentd_api_types::{Actor, LoginRequest, SignupRequest};
 use clap::Args;
 
 use super::credentials::{self, Credentials};

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use agentd_api_types::{Agent, AgentVersion, CreateAgentRequest};
 use agentd_bundle::Manifest;
 use agentd_client::{Client, ListOptions};
-use agentd_core::{Agent, AgentVersion, CreateAgentRequest};
 use clap::{Args, Subcommand};
 
 use super::output::{Failure, next_page_hint, or_dash, print_json, print_table, spinner, word};

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use agentd_api_types::{Invocation, InvocationStatus, InvokeRequest};
 use agentd_client::{Client, InvokeOptions};
-use agentd_core::{Invocation, InvocationStatus, InvokeRequest};
 use clap::Args;
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! `agentd keys list | create NAME | revoke ID`: the workspace's API keys. A key's secret
 //! is printed once, at creation; the server never shows it again.
 
-use agentd_core::{ApiKey, CreateApiKeyRequest, Scope};
+use agentd_api_types::{ApiKey, CreateApiKeyRequest, Scope};
 use clap::{Args, Subcommand};
 
 use super::agents::PageArgs;

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use agentd_api_types::{Event, Invocation};
 use agentd_client::Client;
-use agentd_core::{Event, Invocation};
 use clap::Args;
 
 use super::output::{Failure, print_json};

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use agentd_api_types::{InvocationError, InvocationStatus};
 use agentd_client::ClientError;
-use agentd_core::{InvocationError, InvocationStatus};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
