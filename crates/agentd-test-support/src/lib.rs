@@ -4,11 +4,11 @@
 //! ([`S3Server`]).
 //!
 //! Where the PostgreSQL databases come from is decided once per test process (the
-//! `postgres` module says how): a server named by
-//! `AGENTD_TEST_POSTGRES_URL`, else a local one on 127.0.0.1:5432, else a throwaway
-//! cluster started from the installed binaries, else none, and then the PostgreSQL variant
-//! of each test is skipped with one line on stderr (a failure when `CI` is set).
-//! `AGENTD_TEST_POSTGRES=url|local|private|none` forces one of these paths.
+//! `postgres` module says how): a server named by `AGENTD_TEST_POSTGRES_URL`, else a local
+//! one on 127.0.0.1:5432, else a throwaway cluster started from the installed binaries,
+//! else none, and then the PostgreSQL variant of each test is skipped with one line on
+//! stderr (a failure when `CI` is set). `AGENTD_TEST_POSTGRES=url|local|private|none`
+//! forces one of these paths.
 //!
 //! The macros expand to `#[tokio::test]`, so a crate using them has `tokio` (with the
 //! `macros` and `rt` features) among its dependencies.

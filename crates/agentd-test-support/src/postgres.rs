@@ -29,8 +29,8 @@ use crate::{in_ci, note_once, private_cluster};
 const KNOB: &str = "AGENTD_TEST_POSTGRES";
 const URL_VAR: &str = "AGENTD_TEST_POSTGRES_URL";
 const LOCAL_URL: &str = "postgres://postgres@127.0.0.1:5432";
-const HOW_TO_ENABLE: &str =
-    "install PostgreSQL (its initdb and postgres programs are enough) or set AGENTD_TEST_POSTGRES_URL";
+const HOW_TO_ENABLE: &str = "install PostgreSQL (its initdb and postgres programs are enough) or set \
+     AGENTD_TEST_POSTGRES_URL=postgres://USER@HOST:PORT to run them";
 
 /// The outcome of the once-per-process decision.
 enum Provision {
@@ -59,20 +59,29 @@ pub fn postgres_available() -> bool {
         Provision::Ready(_) => true,
         Provision::Broken(why) => panic!("PostgreSQL for the tests: {why}"),
         Provision::NotFound if in_ci() => {
-            panic!("no PostgreSQL for the tests, and CI is set, where that is a failure: {HOW_TO_ENABLE}")
+            panic!(
+                "no PostgreSQL for the tests ({}), and CI is set, where that is a failure: {HOW_TO_ENABLE}",
+                nothing()
+            )
         }
         Provision::NotFound => {
-            note_once(
-                &SKIP_NOTE,
-                &format!("skipping the PostgreSQL variant of each test: no PostgreSQL found; {HOW_TO_ENABLE}"),
-            );
+            let line = format!("skipping the PostgreSQL variant of each test: {}; {HOW_TO_ENABLE}", nothing());
+            note_once(&SKIP_NOTE, &line);
             false
         }
         Provision::TurnedOff => {
-            note_once(&SKIP_NOTE, &format!("skipping the PostgreSQL variant of each test: {KNOB}=none"));
+            note_once(
+                &SKIP_NOTE,
+                &format!("skipping the PostgreSQL variant of each test: {KNOB}=none (unset it to run them)"),
+            );
             false
         }
     }
+}
+
+/// What auto-detection looked for.
+fn nothing() -> String {
+    format!("none answers on 127.0.0.1:5432 as user postgres, and {}", private_cluster::NOT_FOUND)
 }
 
 /// This process's server; panics for a test that uses PostgreSQL unguarded when there is
