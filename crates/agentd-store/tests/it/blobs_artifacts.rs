@@ -6,9 +6,11 @@ use agentd_core::Artifact;
 use agentd_store::{BlobLocation, Blobs, NewArtifact, StoreError, digest_of};
 use bytes::Bytes;
 
+use agentd_test_support::{Backend, on_both_stores};
 #[cfg(feature = "s3")]
-use crate::s3_server::{S3Server, aws_env};
-use crate::{Backend, agent_with_version, new_invocation, open, tenant};
+use agentd_test_support::{S3Server, aws_env};
+
+use crate::{agent_with_version, new_invocation, open, tenant};
 
 async fn round_trip(blobs: &Blobs) {
     let bytes = Bytes::from_static(b"bundle bytes");

@@ -1,5 +1,5 @@
-//! Store tests against real SQLite files: tenancy filters, pagination, the queue's
-//! lease and fencing rules.
+//! Store tests against real SQLite files and PostgreSQL databases (from
+//! `agentd-test-support`): tenancy filters, pagination, the queue's lease and fencing rules.
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on the first surprise")]
 
 use std::time::Duration;
@@ -11,12 +11,7 @@ use agentd_store::{
     Completion, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPolicy, Store, StoreError,
 };
 
-mod databases;
-mod rls;
-#[cfg(feature = "s3")]
-mod s3_server;
-
-use databases::{Backend, TestDb};
+use agentd_test_support::{Backend, TestDb, on_both_stores};
 
 async fn open(backend: Backend) -> (Store, TestDb) {
     let db = TestDb::create(backend);
@@ -24,24 +19,9 @@ async fn open(backend: Backend) -> (Store, TestDb) {
     (store, db)
 }
 
-/// Runs one test body against SQLite and against PostgreSQL.
-macro_rules! on_both_stores {
-    ($body:ident) => {
-        mod $body {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$body(super::Backend::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$body(super::Backend::Postgres).await
-            }
-        }
-    };
-}
-
 mod blobs_artifacts;
 mod queue;
+mod rls;
 
 async fn tenant(store: &Store, slug: &str) -> TenantScope {
     tenant_with_limits(store, slug, TenantLimits::default()).await

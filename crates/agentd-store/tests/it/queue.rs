@@ -7,7 +7,9 @@ use std::time::Duration;
 use agentd_core::{InvocationError, InvocationStatus, TenantLimits, Usage};
 use agentd_store::{Completion, InvocationFilter, RetryPolicy, Store};
 
-use super::{Backend, agent_with_version, new_invocation, open, tenant, tenant_with_limits};
+use agentd_test_support::{Backend, on_both_stores};
+
+use super::{agent_with_version, new_invocation, open, tenant, tenant_with_limits};
 
 fn failure() -> Completion {
     Completion {

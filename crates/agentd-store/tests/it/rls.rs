@@ -8,7 +8,8 @@ use agentd_core::{InvocationStatus, TenantScope};
 use agentd_store::{InvocationFilter, Store};
 use sqlx::{Connection, PgConnection, Row};
 
-use super::databases::TestDb;
+use agentd_test_support::{Backend, TestDb, on_postgres};
+
 use super::{agent_with_version, new_invocation, tenant};
 
 /// Two tenants: `alpha` with one agent and two invocations, `beta` with one agent and
@@ -43,9 +44,9 @@ async fn rollback(conn: &mut PgConnection) {
     sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
 }
 
-#[tokio::test]
+on_postgres!(the_tenant_role_sees_only_its_tenants_rows_even_without_a_filter);
 async fn the_tenant_role_sees_only_its_tenants_rows_even_without_a_filter() {
-    let db = TestDb::create(super::Backend::Postgres);
+    let db = TestDb::create(Backend::Postgres);
     let store = Store::open(&db.url).await.unwrap();
     let (a, b) = two_tenants(&store).await;
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
@@ -117,9 +118,9 @@ async fn the_tenant_role_sees_only_its_tenants_rows_even_without_a_filter() {
     store.close().await;
 }
 
-#[tokio::test]
+on_postgres!(every_table_with_a_tenant_id_has_row_level_security);
 async fn every_table_with_a_tenant_id_has_row_level_security() {
-    let db = TestDb::create(super::Backend::Postgres);
+    let db = TestDb::create(Backend::Postgres);
     let store = Store::open(&db.url).await.unwrap();
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
     let uncovered: Vec<String> = sqlx::query_scalar(
@@ -147,9 +148,9 @@ async fn every_table_with_a_tenant_id_has_row_level_security() {
     store.close().await;
 }
 
+on_postgres!(scoped_methods_work_for_a_table_owner_that_is_not_a_superuser);
 /// A deployment whose database user owns the tables but is not a superuser: the
 /// migration grants it the tenant role, and scoped methods still work end to end.
-#[tokio::test]
 async fn scoped_methods_work_for_a_table_owner_that_is_not_a_superuser() {
     let db = TestDb::create_postgres_with_own_user();
     let store = Store::open(&db.url).await.unwrap();

@@ -2,9 +2,9 @@
 
 use agentd_client::ListOptions;
 use agentd_core::{Actor, CreateAgentRequest, CreateApiKeyRequest, LoginRequest, Scope, SignupRequest};
+use agentd_test_support::{Backend, on_both_stores};
 use reqwest::Method;
 
-use crate::databases::Backend;
 use crate::harness::TestApp;
 
 on_both_stores!(signup_returns_a_key_shown_once_that_authenticates_as_the_new_tenant);

@@ -2,9 +2,9 @@
 
 use agentd_client::ListOptions;
 use agentd_core::{AgentStatus, CreateAgentRequest, InvocationStatus, PatchAgentRequest};
+use agentd_test_support::{Backend, on_both_stores};
 use serde_json::json;
 
-use crate::databases::Backend;
 use crate::harness::{TestApp, invoke_and_wait};
 
 on_both_stores!(agents_are_created_listed_patched_and_deleted);

@@ -2,9 +2,9 @@
 //! run, only by their tenant; with an S3 blob store, replicas on separate machines share
 //! bundles and artifacts.
 
-use crate::databases::Backend;
+use agentd_test_support::{Backend, S3Server, aws_env, on_both_stores, on_postgres};
+
 use crate::harness::{TestApp, TestTenant, invoke_and_wait};
-use crate::s3_server::{S3Server, aws_env};
 
 /// Writes two files and a symlink to a host secret into `/outputs`, then succeeds.
 const WRITES_OUTPUTS: &str = r#"mkdir -p /outputs/sub
@@ -39,9 +39,9 @@ async fn files_left_in_outputs_become_artifacts_of_their_tenant(backend: Backend
     check_outputs_were_collected(&alpha, &beta).await;
 }
 
+on_postgres!(replicas_on_separate_machines_share_bundles_and_artifacts_through_s3);
 /// Two replicas with separate data dirs share one bucket: the bundle uploaded through
 /// the first runs on the second's worker, and the artifacts it wrote download from both.
-#[tokio::test]
 async fn replicas_on_separate_machines_share_bundles_and_artifacts_through_s3() {
     let Some(s3) = S3Server::start("agentd-shared") else { return };
     let mut env: Vec<(&str, String)> = aws_env(&s3);

@@ -5,8 +5,8 @@ use std::process::Command;
 
 use agentd_client::ListOptions;
 use agentd_core::CreateAgentRequest;
+use agentd_test_support::{Backend, on_both_stores};
 
-use crate::databases::Backend;
 use crate::harness::{TestApp, TestTenant};
 
 /// Builds a tar.gz with Python's tarfile, which can write the hostile entries

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use agentd_test_support::{Backend, on_both_stores};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::databases::Backend;
 use crate::harness::{TestApp, bin, examples_dir};
 
 /// Upper bound for one CLI command; `--wait` on a short agent ends far sooner.

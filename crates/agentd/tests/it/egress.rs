@@ -5,7 +5,8 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use crate::databases::Backend;
+use agentd_test_support::{Backend, on_both_stores};
+
 use crate::harness::{TestApp, invoke_and_wait, write_shell_agent};
 
 /// A one-page HTTP server on `ip`, answering every request with `body`.

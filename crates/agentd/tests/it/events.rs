@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use agentd_test_support::{Backend, on_both_stores, on_postgres};
 use futures_util::StreamExt;
 
-use crate::databases::Backend;
 use crate::harness::{TestApp, TestTenant};
 
 /// One SSE message as sent: `id`, `event` and `data` lines.
@@ -97,8 +97,8 @@ async fn the_event_stream_follows_a_run_live_and_resumes_after_last_event_id(bac
     assert_eq!(bad.unwrap().status(), 400);
 }
 
+on_postgres!(any_replica_streams_a_run_that_another_replica_executes);
 /// The run executes on one replica's worker while a client follows it on another.
-#[tokio::test]
 async fn any_replica_streams_a_run_that_another_replica_executes() {
     let runner = TestApp::spawn(Backend::Postgres).await;
     let watcher = runner.replica_apart(&[("AGENTD_WORKER_SLOTS", "0")]).await;

@@ -1,15 +1,17 @@
 //! `TestApp`: the real `agentd serve` binary on a free port with a temporary data dir,
-//! driven over HTTP through `agentd-client`. Dropping it stops the server and checks
-//! that no sandboxed process of it is left running.
+//! driven over HTTP through `agentd-client`. The server binds port 0 and writes the
+//! address it got to a file (`--address-file`), which the harness polls for. Dropping a
+//! `TestApp` stops the server and checks that no sandboxed process of it is left running.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::databases::{Backend, TestDb};
 use agentd_client::{Client, InvokeOptions};
 use agentd_core::{AgentVersion, CreateAgentRequest, Invocation, InvokeRequest, SignupRequest, SignupResponse};
+use agentd_test_support::{Backend, TestDb};
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_agentd"))
@@ -22,12 +24,21 @@ pub fn examples_dir() -> PathBuf {
 pub struct TestApp {
     pub base_url: String,
     pub data_dir: PathBuf,
-    _tmp: tempfile::TempDir,
+    /// Holds the data dir (or the link to a shared one) and the address file.
+    tmp: tempfile::TempDir,
     child: Option<Child>,
     env: Vec<(String, String)>,
     db_url: String,
     /// The database this app created (a replica shares another app's and owns none).
     _db: Option<TestDb>,
+}
+
+/// Where a replica keeps its files.
+enum DataDir {
+    /// The first app's, through a link of its own (replicas on a shared file system).
+    Shared,
+    /// A directory of its own (a replica on another machine).
+    Separate,
 }
 
 /// A signed-up tenant: its owner's API key and a client using it.
@@ -50,16 +61,25 @@ impl TestApp {
         let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let db = TestDb::create(backend);
         let db_url = db.url.clone();
-        let mut app = TestApp { base_url: String::new(), data_dir, _tmp: tmp, child: None, env, db_url, _db: Some(db) };
+        let mut app = TestApp { base_url: String::new(), data_dir, tmp, child: None, env, db_url, _db: Some(db) };
         app.start().await;
         app
     }
 
     async fn start(&mut self) {
+        let address_file = self.tmp.path().join("address");
+        match std::fs::remove_file(&address_file) {
+            // A restart must not read the address of the server before it.
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("removing {}: {e}", address_file.display()),
+        }
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--database-url", &self.db_url])
+            .arg("--address-file")
+            .arg(&address_file)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("AGENTD_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())
@@ -67,24 +87,9 @@ impl TestApp {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start agentd serve");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (found, addr) = std::sync::mpsc::channel();
-        // Echo the server's log into the test output and pick up its address.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[agentd] {line}");
-                if let Some(at) = line.find("listening on http://") {
-                    let url: String =
-                        line[at + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = found.send(url);
-                }
-            }
-        });
-        let url = tokio::task::spawn_blocking(move || addr.recv_timeout(Duration::from_secs(60)))
-            .await
-            .expect("join")
-            .expect("the server printed its address within 60 s");
-        self.base_url = url;
+        let log = ServerLog::echo(child.stderr.take().expect("stderr is piped"));
+        let address = wait_for_address(&mut child, &address_file, log).await;
+        self.base_url = format!("http://{address}");
         self.child = Some(child);
         let client = self.client();
         for _ in 0..100 {
@@ -100,25 +105,29 @@ impl TestApp {
     /// (as replicas on a shared filesystem do), reached through its own path so that
     /// each app's leftover-process check sees only its own children.
     pub async fn replica(&self) -> TestApp {
-        self.start_replica(true, &[]).await
+        self.start_replica(DataDir::Shared, &[]).await
     }
 
     /// A second `serve` process on the same database with its own, separate data dir (as
     /// a replica on another machine has) and `extra_env` on top of this app's environment.
     pub async fn replica_apart(&self, extra_env: &[(&str, &str)]) -> TestApp {
-        self.start_replica(false, extra_env).await
+        self.start_replica(DataDir::Separate, extra_env).await
     }
 
-    async fn start_replica(&self, share_data_dir: bool, extra_env: &[(&str, &str)]) -> TestApp {
+    async fn start_replica(&self, data_dir: DataDir, extra_env: &[(&str, &str)]) -> TestApp {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let data_dir = tmp.path().join("replica-data");
-        if share_data_dir {
-            std::os::unix::fs::symlink(&self.data_dir, &data_dir).expect("link the shared data dir");
+        let replica_data_dir = tmp.path().join("replica-data");
+        match data_dir {
+            DataDir::Shared => {
+                std::os::unix::fs::symlink(&self.data_dir, &replica_data_dir).expect("link the shared data dir")
+            }
+            DataDir::Separate => {}
         }
+        let data_dir = replica_data_dir;
         let mut env = self.env.clone();
         env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let db_url = self.db_url.clone();
-        let mut app = TestApp { base_url: String::new(), data_dir, _tmp: tmp, child: None, env, db_url, _db: None };
+        let mut app = TestApp { base_url: String::new(), data_dir, tmp, child: None, env, db_url, _db: None };
         app.start().await;
         app
     }
@@ -249,6 +258,59 @@ impl Drop for TestApp {
             let left = self.processes_of_this_app();
             assert!(left.is_empty(), "sandboxed processes outlived the server: {left:?}");
         }
+    }
+}
+
+/// The server's stderr, echoed into the test's output line by line. Until the server
+/// listens, the lines are also kept, for the failure of a server that exits first.
+struct ServerLog {
+    kept: Arc<Mutex<Option<String>>>,
+    echo: std::thread::JoinHandle<()>,
+}
+
+impl ServerLog {
+    fn echo(stderr: std::process::ChildStderr) -> ServerLog {
+        let kept = Arc::new(Mutex::new(Some(String::new())));
+        let keep = kept.clone();
+        let echo = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[agentd] {line}");
+                if let Some(kept) = keep.lock().expect("log lock").as_mut() {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            }
+        });
+        ServerLog { kept, echo }
+    }
+
+    /// The server listens: its log is echoed from now on, not kept.
+    fn stop_keeping(self) {
+        self.kept.lock().expect("log lock").take();
+    }
+
+    /// Everything the server wrote, once it has exited (its stderr is closed).
+    fn all(self) -> String {
+        self.echo.join().expect("the log echo thread");
+        self.kept.lock().expect("log lock").take().unwrap_or_default()
+    }
+}
+
+/// Polls for the address `serve` writes (by a rename, so never half of it) once it
+/// listens, for at most 60 s. A server that exits first fails the test with its log.
+async fn wait_for_address(child: &mut Child, file: &Path, log: ServerLog) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(address) = std::fs::read_to_string(file) {
+            log.stop_keeping();
+            return address.trim().to_owned();
+        }
+        if let Some(status) = child.try_wait().expect("check on agentd serve") {
+            let log = tokio::task::spawn_blocking(move || log.all()).await.expect("join");
+            panic!("agentd serve exited ({status}) before it listened; its log:\n{log}");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "agentd serve wrote no {} within 60 s", file.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use agentd_client::{InvocationFilter, InvokeOptions};
 use agentd_core::{EventKind, EventStream, InvocationStatus, InvokeRequest};
+use agentd_test_support::{Backend, on_both_stores};
 use serde_json::json;
 
-use crate::databases::Backend;
 use crate::harness::{TestApp, invoke_and_wait, log_messages, poll_invocation};
 
 on_both_stores!(each_example_agent_succeeds_with_its_output_and_logs);

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use agentd_client::InvokeOptions;
 use agentd_core::{InvocationStatus, InvokeRequest};
+use agentd_test_support::{Backend, on_both_stores};
 use serde_json::json;
 
-use crate::databases::Backend;
 use crate::harness::{TestApp, invoke_and_wait, log_messages, poll_invocation};
 
 on_both_stores!(a_remote_worker_runs_invocations_for_a_server_without_workers);

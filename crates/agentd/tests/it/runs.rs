@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use agentd_client::{InvocationFilter, InvokeOptions};
 use agentd_core::{InvocationStatus, InvokeRequest};
+use agentd_test_support::{Backend, on_both_stores};
 use serde_json::json;
 
-use crate::databases::Backend;
 use crate::harness::{TestApp, TestTenant, invoke_and_wait, log_messages, poll_invocation};
 
 /// A shell agent that starts a background sleeper and a foreground sleeper, both

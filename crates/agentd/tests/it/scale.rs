@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use agentd_client::{InvocationFilter, InvokeOptions};
 use agentd_core::{EventKind, Invocation, InvocationStatus, InvokeRequest};
+use agentd_test_support::{Backend, on_postgres};
 use futures_util::StreamExt;
 
-use crate::databases::Backend;
 use crate::harness::{TestApp, TestTenant};
 
 const SCRIPT: &str = "printf '{\"type\":\"output\",\"data\":\"ok\"}\\n' >&3";
@@ -41,7 +41,7 @@ fn started_ms(invocation: &Invocation) -> i64 {
     invocation.started_at.map(|t| t.unix_ms()).unwrap_or(i64::MAX)
 }
 
-#[tokio::test]
+on_postgres!(two_replicas_and_remote_workers_survive_kills_and_lose_no_invocation);
 async fn two_replicas_and_remote_workers_survive_kills_and_lose_no_invocation() {
     let app = TestApp::spawn_with(Backend::Postgres, &[("AGENTD_WORKER_SLOTS", "0"), ("AGENTD_LEASE_S", "2")]).await;
     let mut replica = app.replica().await;

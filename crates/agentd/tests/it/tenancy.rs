@@ -1,10 +1,10 @@
 //! Another tenant's resources are `404` on every route, and stay untouched.
 
 use agentd_core::{InvocationStatus, Scope};
+use agentd_test_support::{Backend, on_both_stores};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::databases::Backend;
 use crate::harness::{TestApp, invoke_and_wait};
 
 on_both_stores!(every_route_answers_404_for_another_tenants_resources);
