@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_cursor_of_the_wrong_kind_is_refused() {
-        let agents = |c| PageRequest::<AgentId>::parse(None, Some(c), PageBounds::RESOURCES);
+        let agents = |c: &str| PageRequest::<AgentId>::parse(None, Some(c), PageBounds::RESOURCES);
         assert!(agents(AgentId::generate().as_str()).is_ok());
         assert!(matches!(agents("garbage"), Err(PageError::Cursor { .. })));
         assert!(matches!(agents(InvocationId::generate().as_str()), Err(PageError::Cursor { .. })));

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use agentd_core::Artifact;
-use agentd_store::{BlobLocation, Blobs, NewArtifact, StoreError, digest_of};
+use agentd_core::{Artifact, ArtifactName, PageBounds, PageRequest, ResourceKind};
+use agentd_store::{BlobLocation, Blobs, NewArtifact, S3Connection, StoreError, digest_of};
 use bytes::Bytes;
 
 use agentd_test_support::{Backend, on_both_stores};
@@ -19,14 +19,14 @@ async fn round_trip(blobs: &Blobs) {
     assert_eq!(blobs.put(bytes.clone()).await.unwrap(), digest, "storing the same bytes again is a no-op");
     assert_eq!(blobs.get(&digest).await.unwrap(), bytes);
     let absent = digest_of(b"never stored");
-    assert!(matches!(blobs.get(&absent).await, Err(StoreError::NotFound { what: "blob" })));
+    assert!(matches!(blobs.get(&absent).await, Err(StoreError::NotFound(ResourceKind::Blob))));
     assert!(matches!(blobs.get("sha256:../../etc/passwd").await, Err(StoreError::NotFound { .. })));
 }
 
 #[tokio::test]
 async fn local_blobs_round_trip_and_refuse_bytes_that_do_not_match_their_digest() {
     let dir = tempfile::tempdir().unwrap();
-    let blobs = Blobs::open(&BlobLocation::Local(dir.path().to_path_buf())).unwrap();
+    let blobs = Blobs::open(&BlobLocation::Local(dir.path().to_path_buf()), &S3Connection::default()).unwrap();
     round_trip(&blobs).await;
     let digest = blobs.put(Bytes::from_static(b"original")).await.unwrap();
     let file = dir.path().join("sha256").join(digest.trim_start_matches("sha256:"));
@@ -38,13 +38,17 @@ async fn local_blobs_round_trip_and_refuse_bytes_that_do_not_match_their_digest(
 #[tokio::test]
 async fn s3_blobs_round_trip_through_an_s3_compatible_server() {
     let Some(server) = S3Server::start("agentd-blobs") else { return };
-    // object_store reads its settings from the process environment.
-    for (name, value) in aws_env(&server) {
-        // SAFETY: no other test of this binary reads or writes AWS_* variables.
-        unsafe { std::env::set_var(name, value) };
-    }
+    let env: std::collections::HashMap<_, _> = aws_env(&server).into_iter().collect();
+    let connection = S3Connection {
+        region: env.get("AWS_REGION").cloned(),
+        endpoint: env.get("AWS_ENDPOINT_URL").cloned(),
+        access_key_id: env.get("AWS_ACCESS_KEY_ID").cloned(),
+        secret_access_key: env.get("AWS_SECRET_ACCESS_KEY").cloned(),
+        session_token: None,
+        allow_http: true,
+    };
     let location = BlobLocation::parse(Some("s3://agentd-blobs/tenant-data"), "/unused".as_ref()).unwrap();
-    let blobs = Blobs::open(&location).unwrap();
+    let blobs = Blobs::open(&location, &connection).unwrap();
     round_trip(&blobs).await;
 }
 
@@ -54,27 +58,30 @@ async fn artifacts_are_recorded_under_the_lease_and_read_only_by_their_tenant(ba
     let a = tenant(&store, "alpha").await;
     let b = tenant(&store, "beta").await;
     let (agent, version) = agent_with_version(&store, &a, "echo").await;
-    let (inv, _) = store.invocation_enqueue(&a, &agent, &version, new_invocation(5, None), 100).await.unwrap();
+    let inv = store.invocation_enqueue(&a, &agent, &version, new_invocation(5, None), 100).await.unwrap().into_invocation();
     let run = store.queue_claim_unscoped("w1", Duration::from_secs(30)).await.unwrap().unwrap();
     let lease = run.lease();
-    let report = NewArtifact { name: "out/report.txt".into(), size: 5, digest: digest_of(b"hello") };
+    let report = NewArtifact { name: artifact_name("out/report.txt"), size: 5, digest: digest_of(b"hello") };
     assert!(store.artifact_record(&lease, &report).await.unwrap());
     let mut stale = lease.clone();
     stale.lease_owner = "someone-else".into();
-    let other = NewArtifact { name: "other.txt".into(), size: 1, digest: digest_of(b"x") };
+    let other = NewArtifact { name: artifact_name("other.txt"), size: 1, digest: digest_of(b"x") };
     assert!(!store.artifact_record(&stale, &other).await.unwrap(), "a lease that is not current writes nothing");
-    let bad = NewArtifact { name: "../escape".into(), size: 1, digest: digest_of(b"x") };
-    assert!(store.artifact_record(&lease, &bad).await.is_err());
+    assert!(ArtifactName::parse("../escape").is_none(), "a name that is not a clean path cannot be recorded");
     // Written again (a later attempt would do this), the name keeps one row.
-    let newer = NewArtifact { name: "out/report.txt".into(), size: 6, digest: digest_of(b"hello!") };
+    let newer = NewArtifact { name: artifact_name("out/report.txt"), size: 6, digest: digest_of(b"hello!") };
     assert!(store.artifact_record(&lease, &newer).await.unwrap());
 
-    let listed = store.artifacts_list(&a, &inv.id, None, None).await.unwrap();
+    let listed = store.artifacts_list(&a, &inv.id, &PageRequest::after_value(None, PageBounds::RESOURCES)).await.unwrap();
     assert_eq!(listed.data.len(), 1);
     let got: &Artifact = &listed.data[0];
     assert_eq!((got.name.as_str(), got.size, got.attempt), ("out/report.txt", 6, 1));
-    assert_eq!(store.artifact_get(&a, &inv.id, "out/report.txt").await.unwrap().digest, digest_of(b"hello!"));
-    assert!(matches!(store.artifacts_list(&b, &inv.id, None, None).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.artifact_get(&b, &inv.id, "out/report.txt").await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.artifact_get(&a, &inv.id, "missing").await, Err(StoreError::NotFound { .. })));
+    assert_eq!(store.artifact_get(&a, &inv.id, &artifact_name("out/report.txt")).await.unwrap().digest, digest_of(b"hello!"));
+    assert!(matches!(store.artifacts_list(&b, &inv.id, &PageRequest::after_value(None, PageBounds::RESOURCES)).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.artifact_get(&b, &inv.id, &artifact_name("out/report.txt")).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(store.artifact_get(&a, &inv.id, &artifact_name("missing")).await, Err(StoreError::NotFound { .. })));
+}
+
+fn artifact_name(name: &str) -> ArtifactName {
+    ArtifactName::parse(name).unwrap()
 }

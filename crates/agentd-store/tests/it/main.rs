@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use agentd_core::{
-    Actor, InvocationStatus, RequestId, Role, Scope, Slug, TenantLimits, TenantScope, Usage, Visibility,
+    Actor, Fault, InvocationStatus, PageBounds, PageRequest, RequestId, Role, Slug, TenantLimits, TenantScope,
+    Timestamp, Usage, Visibility,
 };
 use agentd_store::{
-    Completion, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPolicy, Store, StoreError,
+    Completion, Enqueued, NewAgent, NewApiKey, NewInvocation, NewSignup, NewVersion, RetryPlan, Store, StoreError,
 };
 
 use agentd_test_support::{Backend, TestDb, on_both_stores};
@@ -28,7 +29,7 @@ async fn tenant(store: &Store, slug: &str) -> TenantScope {
 }
 
 async fn tenant_with_limits(store: &Store, slug: &str, limits: TenantLimits) -> TenantScope {
-    let (tenant, user, _) = store
+    let signed_up = store
         .signup(NewSignup {
             tenant_name: slug.into(),
             tenant_slug: Slug::parse(slug).unwrap(),
@@ -45,14 +46,27 @@ async fn tenant_with_limits(store: &Store, slug: &str, limits: TenantLimits) -> 
         })
         .await
         .unwrap();
-    TenantScope::authorized(
-        tenant.id,
-        Actor::User { id: user.id },
-        Role::Owner.scopes(),
-        RequestId::generate(),
-        Scope::Admin,
-    )
-    .unwrap()
+    TenantScope::new(signed_up.tenant.id, Actor::User { id: signed_up.user.id }, RequestId::generate())
+}
+
+/// Retries due at once; three recoveries, as the domain's default policy has.
+fn retry_now() -> RetryPlan {
+    RetryPlan { retry_at: Timestamp::now(), max_recoveries: 3 }
+}
+
+/// A page of `limit` after `cursor`, as a client would ask.
+fn page<C: agentd_core::Cursor>(limit: Option<u32>, cursor: Option<&str>) -> PageRequest<C> {
+    PageRequest::parse(limit, cursor, PageBounds::RESOURCES).unwrap()
+}
+
+fn succeeded() -> Completion {
+    Completion {
+        status: InvocationStatus::Succeeded,
+        output: Some(serde_json::json!(1)),
+        error: None,
+        usage: Usage::default(),
+        fault: Fault::Agent,
+    }
 }
 
 async fn agent_with_version(
@@ -100,8 +114,8 @@ async fn another_tenants_agent_is_not_found_and_lists_are_separate(backend: Back
     agent_with_version(&store, &a, "echo").await;
     let slug = Slug::parse("echo").unwrap();
     assert!(matches!(store.agent_get(&b, &slug).await, Err(StoreError::NotFound { .. })));
-    assert_eq!(store.agents_list(&b, None, None).await.unwrap().data.len(), 0);
-    assert_eq!(store.agents_list(&a, None, None).await.unwrap().data.len(), 1);
+    assert_eq!(store.agents_list(&b, &page(None, None)).await.unwrap().data.len(), 0);
+    assert_eq!(store.agents_list(&a, &page(None, None)).await.unwrap().data.len(), 1);
 }
 
 on_both_stores!(lists_paginate_with_a_cursor_newest_first);
@@ -118,11 +132,11 @@ async fn lists_paginate_with_a_cursor_newest_first(backend: Backend) {
         };
         store.agent_create(&ctx, new, 10).await.unwrap();
     }
-    let first = store.agents_list(&ctx, Some(2), None).await.unwrap();
+    let first = store.agents_list(&ctx, &page(Some(2), None)).await.unwrap();
     assert_eq!(first.data.iter().map(|a| a.slug.as_str()).collect::<Vec<_>>(), ["a4", "a3"]);
-    let second = store.agents_list(&ctx, Some(2), first.next_cursor.as_deref()).await.unwrap();
+    let second = store.agents_list(&ctx, &page(Some(2), first.next_cursor.as_deref())).await.unwrap();
     assert_eq!(second.data.iter().map(|a| a.slug.as_str()).collect::<Vec<_>>(), ["a2", "a1"]);
-    let third = store.agents_list(&ctx, Some(2), second.next_cursor.as_deref()).await.unwrap();
+    let third = store.agents_list(&ctx, &page(Some(2), second.next_cursor.as_deref())).await.unwrap();
     assert_eq!(third.data.len(), 1);
     assert!(third.next_cursor.is_none());
 }
@@ -133,21 +147,16 @@ async fn claims_follow_priority_and_a_late_worker_cannot_complete(backend: Backe
     let ctx = tenant(&store, "alpha").await;
     let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
     store.invocation_enqueue(&ctx, &agent, &version, new_invocation(1, None), 100).await.unwrap();
-    let (high, _) = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(9, None), 100).await.unwrap();
+    let high =
+        store.invocation_enqueue(&ctx, &agent, &version, new_invocation(9, None), 100).await.unwrap().into_invocation();
     let run = store.queue_claim_unscoped("w1", Duration::from_millis(1)).await.unwrap().unwrap();
     assert_eq!(run.invocation_id, high.id);
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(store.queue_reap_expired_unscoped().await.unwrap(), 1);
+    assert_eq!(store.queue_recover_expired_unscoped(3).await.unwrap(), 1);
     let again = store.queue_claim_unscoped("w2", Duration::from_secs(30)).await.unwrap().unwrap();
     assert_eq!((again.invocation_id.clone(), again.attempt), (high.id.clone(), 2));
-    let done = Completion {
-        status: InvocationStatus::Succeeded,
-        output: Some(serde_json::json!(1)),
-        error: None,
-        usage: Usage::default(),
-    };
-    assert!(!store.queue_complete(&run.lease(), done.clone(), &RetryPolicy::default()).await.unwrap());
-    assert!(store.queue_complete(&again.lease(), done, &RetryPolicy::default()).await.unwrap());
+    assert!(!store.queue_complete(&run.lease(), succeeded(), &retry_now()).await.unwrap());
+    assert!(store.queue_complete(&again.lease(), succeeded(), &retry_now()).await.unwrap());
     assert_eq!(store.invocation_get(&ctx, &high.id).await.unwrap().status, InvocationStatus::Succeeded);
 }
 
@@ -156,13 +165,11 @@ async fn an_idempotency_key_returns_the_first_invocation(backend: Backend) {
     let (store, _db) = open(backend).await;
     let ctx = tenant(&store, "alpha").await;
     let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
-    let (first, created) =
-        store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, Some("k1")), 100).await.unwrap();
-    assert!(created);
-    let (second, created) =
-        store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, Some("k1")), 100).await.unwrap();
-    assert!(!created);
-    assert_eq!(first.id, second.id);
+    let first = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, Some("k1")), 100).await.unwrap();
+    assert!(matches!(first, Enqueued::Created(_)));
+    let second = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, Some("k1")), 100).await.unwrap();
+    assert!(matches!(second, Enqueued::Existing(_)));
+    assert_eq!(first.invocation().id, second.invocation().id);
 }
 
 on_both_stores!(a_tenants_backlog_does_not_delay_another_tenants_run);
@@ -175,8 +182,11 @@ async fn a_tenants_backlog_does_not_delay_another_tenants_run(backend: Backend) 
         store.invocation_enqueue(&busy, &agent, &version, new_invocation(9, None), 100).await.unwrap();
     }
     let (quiet_agent, quiet_version) = agent_with_version(&store, &quiet, "echo").await;
-    let (single, _) =
-        store.invocation_enqueue(&quiet, &quiet_agent, &quiet_version, new_invocation(0, None), 100).await.unwrap();
+    let single = store
+        .invocation_enqueue(&quiet, &quiet_agent, &quiet_version, new_invocation(0, None), 100)
+        .await
+        .unwrap()
+        .into_invocation();
     let mut claimed = Vec::new();
     for _ in 0..2 {
         claimed.push(store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap().invocation_id);
@@ -198,8 +208,7 @@ async fn a_tenants_concurrency_limit_holds_across_claims(backend: Backend) {
         held.push(run);
     }
     assert_eq!(held.len(), limit);
-    let done = Completion { status: InvocationStatus::Succeeded, output: None, error: None, usage: Usage::default() };
-    assert!(store.queue_complete(&held[0].lease(), done, &RetryPolicy::default()).await.unwrap());
+    assert!(store.queue_complete(&held[0].lease(), succeeded(), &retry_now()).await.unwrap());
     assert!(
         store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().is_some(),
         "a finished run frees a slot"

@@ -4,8 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use agentd_core::{InvocationError, InvocationStatus, TenantLimits, Usage};
-use agentd_store::{Completion, InvocationFilter, RetryPolicy, Store};
+use agentd_core::{
+    Fault, InvocationError, InvocationStatus, PageBounds, PageRequest, TenantLimits, Timestamp, Usage,
+};
+use agentd_store::{Completion, InvocationFilter, RetryPlan, Store};
 
 use agentd_test_support::{Backend, on_both_stores};
 
@@ -17,7 +19,13 @@ fn failure() -> Completion {
         output: None,
         error: Some(InvocationError { code: "exit".into(), message: "exit status 3".into() }),
         usage: Usage::default(),
+        fault: Fault::Agent,
     }
+}
+
+/// Retries due `delay_ms` from now; no recoveries.
+fn retry_in(delay_ms: i64) -> RetryPlan {
+    RetryPlan { retry_at: Timestamp::now().plus_ms(delay_ms), max_recoveries: 0 }
 }
 
 on_both_stores!(a_failed_run_is_retried_until_its_attempts_run_out_and_each_end_is_an_event);
@@ -26,18 +34,18 @@ async fn a_failed_run_is_retried_until_its_attempts_run_out_and_each_end_is_an_e
     let ctx = tenant(&store, "alpha").await;
     let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
     // Two attempts.
-    let (inv, _) = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap();
-    let later = RetryPolicy { base: Duration::from_secs(600), max: Duration::from_secs(600) };
+    let inv = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap().into_invocation();
+    let later = retry_in(600_000);
     let first = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap();
     assert!(store.queue_complete(&first.lease(), failure(), &later).await.unwrap());
     let retrying = store.invocation_get(&ctx, &inv.id).await.unwrap();
     assert_eq!(retrying.status, InvocationStatus::Retrying);
     assert!(store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().is_none(), "not before its time");
-    let due = store.queue_next_wakeup_unscoped().await.unwrap().unwrap();
+    let due = store.queue_next_wakeup_unscoped(Timestamp::now()).await.unwrap().unwrap();
     assert!(due.unix_ms() >= agentd_core::Timestamp::now().unix_ms() + 599_000);
 
-    let inv2 = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap().0;
-    let now = RetryPolicy { base: Duration::ZERO, max: Duration::ZERO };
+    let inv2 = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap().into_invocation();
+    let now = retry_in(0);
     let run = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap();
     assert_eq!((run.invocation_id.clone(), run.attempt), (inv2.id.clone(), 1));
     assert!(store.queue_complete(&run.lease(), failure(), &now).await.unwrap());
@@ -49,7 +57,7 @@ async fn a_failed_run_is_retried_until_its_attempts_run_out_and_each_end_is_an_e
     assert_eq!((failed.status, failed.attempt), (InvocationStatus::Failed, 2));
     assert!(failed.finished_at.is_some());
 
-    let events = store.events_list(&ctx, &inv2.id, 0, None).await.unwrap().data;
+    let events = store.events_list(&ctx, &inv2.id, &PageRequest::after_value(None, PageBounds::EVENTS)).await.unwrap().data;
     let ends: Vec<_> = events.iter().map(|e| (e.seq, e.message.clone().unwrap(), e.data.clone().unwrap())).collect();
     assert_eq!(
         ends,
@@ -90,8 +98,9 @@ async fn concurrent_claimers_never_exceed_a_tenants_concurrency_limit(backend: B
                     output: None,
                     error: None,
                     usage: Usage::default(),
+                    fault: Fault::Agent,
                 };
-                assert!(store.queue_complete(&run.lease(), ok, &RetryPolicy::default()).await.unwrap());
+                assert!(store.queue_complete(&run.lease(), ok, &retry_in(1000)).await.unwrap());
                 done.fetch_add(1, Ordering::SeqCst);
             }
         });
@@ -108,6 +117,7 @@ async fn concurrent_claimers_never_exceed_a_tenants_concurrency_limit(backend: B
 }
 
 async fn running_now(store: &Store, ctx: &agentd_core::TenantScope) -> usize {
-    let filter = InvocationFilter { status: Some(InvocationStatus::Running), limit: Some(100), ..Default::default() };
-    store.invocations_list(ctx, &filter).await.unwrap().data.len()
+    let filter = InvocationFilter { status: Some(InvocationStatus::Running), ..Default::default() };
+    let page = PageRequest::parse(Some(100), None, PageBounds::RESOURCES).unwrap();
+    store.invocations_list(ctx, &filter, &page).await.unwrap().data.len()
 }

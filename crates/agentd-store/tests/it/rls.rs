@@ -26,6 +26,10 @@ async fn two_tenants(store: &Store) -> (TenantScope, TenantScope) {
     (a, b)
 }
 
+fn first_page() -> agentd_core::PageRequest<agentd_core::InvocationId> {
+    agentd_core::PageRequest::after_value(None, agentd_core::PageBounds::RESOURCES)
+}
+
 async fn count(conn: &mut PgConnection, table: &str) -> i64 {
     // The table name is one of ours, never input.
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"))).fetch_one(conn).await.unwrap()
@@ -99,7 +103,7 @@ async fn the_tenant_role_sees_only_its_tenants_rows_even_without_a_filter() {
     }
 
     // Scoped store methods pass the policies' WITH CHECK and see their own rows.
-    let listed = store.invocations_list(&a, &InvocationFilter::default()).await.unwrap();
+    let listed = store.invocations_list(&a, &InvocationFilter::default(), &first_page()).await.unwrap();
     assert_eq!(listed.data.len(), 2);
     let cancelled = store.invocation_cancel(&b, &listed.data[0].id).await;
     assert!(cancelled.is_err(), "another tenant's invocation is not found");
@@ -155,9 +159,9 @@ async fn scoped_methods_work_for_a_table_owner_that_is_not_a_superuser() {
     let db = TestDb::create_postgres_with_own_user();
     let store = Store::open(&db.url).await.unwrap();
     let (a, b) = two_tenants(&store).await;
-    let listed = store.invocations_list(&a, &InvocationFilter::default()).await.unwrap();
+    let listed = store.invocations_list(&a, &InvocationFilter::default(), &first_page()).await.unwrap();
     assert_eq!(listed.data.len(), 2);
-    assert_eq!(store.invocations_list(&b, &InvocationFilter::default()).await.unwrap().data.len(), 3);
+    assert_eq!(store.invocations_list(&b, &InvocationFilter::default(), &first_page()).await.unwrap().data.len(), 3);
     assert_eq!(store.tenant_get(&a).await.unwrap().id, *a.tenant_id());
 
     let mut conn = PgConnection::connect(&db.url).await.unwrap();

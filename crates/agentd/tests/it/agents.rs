@@ -1,7 +1,7 @@
 //! The agent registry: create, list, show, patch, delete; versions and rollback.
 
 use agentd_client::ListOptions;
-use agentd_core::{AgentStatus, CreateAgentRequest, InvocationStatus, PatchAgentRequest};
+use agentd_api_types::{AgentStatus, CreateAgentRequest, InvocationStatus, PatchAgentRequest};
 use agentd_test_support::{Backend, on_both_stores};
 use serde_json::json;
 
@@ -89,7 +89,7 @@ async fn invoking_a_disabled_or_undeployed_agent_is_a_conflict(backend: Backend)
     let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     alpha.client.agent_create(&CreateAgentRequest { slug: "empty".into(), ..Default::default() }).await.unwrap();
-    let request = agentd_core::InvokeRequest::default();
+    let request = agentd_api_types::InvokeRequest::default();
     let err = alpha.client.invoke("empty", &request, &Default::default()).await.unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(409), Some("agent_has_no_version")));
     app.deploy_script(&alpha, "empty", "true").await;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentd_client::{Client, InvokeOptions};
-use agentd_core::{AgentVersion, CreateAgentRequest, Invocation, InvokeRequest, SignupRequest, SignupResponse};
+use agentd_api_types::{AgentVersion, CreateAgentRequest, Invocation, InvokeRequest, SignupRequest, SignupResponse};
 use agentd_test_support::{Backend, TestDb};
 
 pub fn bin() -> PathBuf {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use agentd_client::{InvocationFilter, InvokeOptions};
-use agentd_core::{InvocationStatus, InvokeRequest};
+use agentd_api_types::{InvocationStatus, InvokeRequest};
 use agentd_test_support::{Backend, on_both_stores};
 use serde_json::json;
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use agentd_client::{InvocationFilter, InvokeOptions};
-use agentd_core::{EventKind, Invocation, InvocationStatus, InvokeRequest};
+use agentd_api_types::{EventKind, Invocation, InvocationStatus, InvokeRequest};
 use agentd_test_support::{Backend, on_postgres};
 use futures_util::StreamExt;
 

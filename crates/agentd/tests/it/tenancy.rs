@@ -1,6 +1,6 @@
 //! Another tenant's resources are `404` on every route, and stay untouched.
 
-use agentd_core::{InvocationStatus, Scope};
+use agentd_api_types::{InvocationStatus, Scope};
 use agentd_test_support::{Backend, on_both_stores};
 use reqwest::Method;
 use serde_json::json;
