@@ -105,7 +105,7 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::WorkspaceName { .. } => "invalid_workspace_name",
         Invalid::WorkspaceSlug(_) => "invalid_workspace_slug",
         Invalid::AgentSlug(_) => "invalid_slug",
-        Invalid::TooLong { .. } | Invalid::Empty { .. } => "invalid_field",
+        Invalid::TooLong { .. } | Invalid::Empty { .. } | Invalid::ControlCharacters { .. } => "invalid_field",
         Invalid::Tags { .. } => "invalid_tags",
         Invalid::KeyName { .. } => "invalid_name",
         Invalid::NoScopes => "invalid_scopes",

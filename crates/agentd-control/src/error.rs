@@ -113,6 +113,8 @@ pub enum Invalid {
     TooLong { field: &'static str, max: usize },
     #[error("{field} must not be empty")]
     Empty { field: &'static str },
+    #[error("{field} must not contain control characters")]
+    ControlCharacters { field: &'static str },
     #[error("at most {max_tags} tags of 1 to {max_chars} characters each")]
     Tags { max_tags: usize, max_chars: usize },
     #[error("name must be 1 to {max} characters")]

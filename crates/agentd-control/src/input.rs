@@ -9,6 +9,15 @@ use serde_json::Value;
 
 use crate::error::{Invalid, Result};
 
+/// Refuses control characters in `text`, except those `allowed` (line breaks in a
+/// description): they would forge log lines and some stores cannot hold NUL at all.
+fn no_control_characters(field: &'static str, text: &str, allowed: &[char]) -> Result<(), Invalid> {
+    if text.chars().any(|c| c.is_control() && !allowed.contains(&c)) {
+        return Err(Invalid::ControlCharacters { field });
+    }
+    Ok(())
+}
+
 /// An email address, trimmed and lowercased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -20,7 +29,7 @@ impl Email {
             && email
                 .split_once('@')
                 .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'))
-            && !email.chars().any(char::is_whitespace);
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
         if valid { Ok(Email(email)) } else { Err(Invalid::Email) }
     }
 
@@ -68,6 +77,7 @@ impl WorkspaceName {
         if name.is_empty() || name.chars().count() > Self::MAX {
             return Err(Invalid::WorkspaceName { max: Self::MAX });
         }
+        no_control_characters("workspace_name", name, &[])?;
         Ok(WorkspaceName(name.to_owned()))
     }
 
@@ -98,6 +108,7 @@ impl AgentName {
         if raw.chars().count() > Self::MAX {
             return Err(Invalid::TooLong { field: "name", max: Self::MAX });
         }
+        no_control_characters("name", &raw, &[])?;
         Ok(AgentName(raw))
     }
 
@@ -117,6 +128,7 @@ impl Description {
         if raw.chars().count() > Self::MAX {
             return Err(Invalid::TooLong { field: "description", max: Self::MAX });
         }
+        no_control_characters("description", &raw, &['\n', '\r', '\t'])?;
         Ok(Description(raw))
     }
 
@@ -134,7 +146,7 @@ impl Tags {
     const MAX_CHARS: usize = 40;
 
     pub fn parse(raw: Vec<String>) -> Result<Tags, Invalid> {
-        let bad = |t: &String| t.is_empty() || t.chars().count() > Self::MAX_CHARS;
+        let bad = |t: &String| t.is_empty() || t.chars().count() > Self::MAX_CHARS || t.chars().any(char::is_control);
         if raw.len() > Self::MAX_TAGS || raw.iter().any(bad) {
             return Err(Invalid::Tags { max_tags: Self::MAX_TAGS, max_chars: Self::MAX_CHARS });
         }
@@ -158,6 +170,7 @@ impl KeyName {
         if name.is_empty() || name.chars().count() > Self::MAX {
             return Err(Invalid::KeyName { max: Self::MAX });
         }
+        no_control_characters("name", name, &[])?;
         Ok(KeyName(name.to_owned()))
     }
 
@@ -328,6 +341,9 @@ mod tests {
     #[test]
     fn names_tags_and_passwords_have_bounds() {
         assert!(AgentName::parse("  ".into()).is_err());
+        assert!(AgentName::parse("a\0b".into()).is_err() && KeyName::parse("ci\nkey").is_err());
+        assert!(Description::parse("two\nlines".into()).is_ok() && Description::parse("nul\0".into()).is_err());
+        assert!(Email::parse("ada\0@example.com").is_err());
         assert!(Tags::parse(vec![String::new()]).is_err());
         assert!(Tags::parse((0..21).map(|i| i.to_string()).collect()).is_err());
         assert!(Password::parse("short".into()).is_err());

@@ -87,10 +87,22 @@ impl Control {
         Ok(self.store.queue_renew_lease(run, lease.get()).await?)
     }
 
-    /// Appends events of a run; false when the lease is no longer current.
+    /// Appends events of a run; false when the lease is no longer current. A NUL in a
+    /// line an agent printed is recorded as U+FFFD: no store may be made to refuse a
+    /// run's log by what the agent wrote.
     pub async fn run_append_events(&self, worker: &WorkerCtx, run: &RunLease, events: &[NewEvent]) -> Result<bool> {
         worker.check(run)?;
-        Ok(self.store.events_append(run, events).await?)
+        let has_nul =
+            |e: &NewEvent| [&e.message, &e.level].iter().any(|t| t.as_ref().is_some_and(|t| t.contains('\0')));
+        if !events.iter().any(has_nul) {
+            return Ok(self.store.events_append(run, events).await?);
+        }
+        let clean = |t: &Option<String>| t.as_ref().map(|t| t.replace('\0', "\u{fffd}"));
+        let cleaned: Vec<NewEvent> = events
+            .iter()
+            .map(|e| NewEvent { message: clean(&e.message), level: clean(&e.level), ..e.clone() })
+            .collect();
+        Ok(self.store.events_append(run, &cleaned).await?)
     }
 
     /// Records how an attempt ended, with what runs again decided by the retry policy;

@@ -67,7 +67,8 @@ macro_rules! number_cursor {
 
 number_cursor!(u32, u64);
 
-/// A name in a list sorted by name (artifacts): any non-empty text of bounded length.
+/// A name in a list sorted by name (artifacts): non-empty text of bounded length without
+/// control characters (no name has them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameCursor(String);
 
@@ -79,7 +80,8 @@ impl NameCursor {
 
 impl Cursor for NameCursor {
     fn parse_cursor(raw: &str) -> Option<Self> {
-        (!raw.is_empty() && raw.len() <= 4096).then(|| NameCursor(raw.to_owned()))
+        let valid = !raw.is_empty() && raw.len() <= 4096 && !raw.chars().any(char::is_control);
+        valid.then(|| NameCursor(raw.to_owned()))
     }
     fn to_cursor(&self) -> String {
         self.0.clone()

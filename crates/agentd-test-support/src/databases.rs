@@ -88,3 +88,13 @@ fn admin(server: &postgres::Server, sql: &str) {
         panic!("setting up the test database: {e}");
     }
 }
+
+/// Runs `sql` (one or more statements) on the database at `url`: for a test that
+/// changes the database under a running server, as an operator or a failing disk would.
+pub async fn execute_sql(url: &str, sql: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect to the test database");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.expect("run the test's SQL");
+    conn.close().await.expect("close the test database connection");
+}

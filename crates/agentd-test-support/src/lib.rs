@@ -19,7 +19,7 @@ mod postgres;
 mod private_cluster;
 mod s3;
 
-pub use databases::{Backend, TestDb};
+pub use databases::{Backend, TestDb, execute_sql};
 pub use postgres::postgres_available;
 pub use s3::{S3Server, aws_env};
 

@@ -53,7 +53,7 @@ impl AdminArgs {
             data_dir,
             log_json: false,
             store: Some(StoreSettings { database, blobs, s3: S3Connection::default() }),
-            api: None,
+            server: None,
             worker: None,
         })
     }

@@ -62,7 +62,7 @@ impl WorkerArgs {
             data_dir: absolute("the data dir", &self.data_dir)?,
             log_json: self.env == Environment::Production,
             store: None,
-            api: None,
+            server: None,
             worker: Some(worker),
         })
     }

@@ -35,7 +35,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
 }
 
 pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
-    let (Some(store_settings), Some(api)) = (&settings.store, &settings.api) else {
+    let (Some(store_settings), Some(api)) = (&settings.store, &settings.server) else {
         return Err("agentd serve needs store and API settings".into());
     };
     create_private_dir(&settings.data_dir)?;
@@ -47,8 +47,8 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         ControlSettings {
             signup_enabled: api.signup == SignupMode::Open,
             default_limits: api.default_limits.clone(),
-            retry: RetryPolicy::default(),
-            reap_every: settings.lease() / 2,
+            retry: RetryPolicy { max_recoveries: api.max_recoveries, ..RetryPolicy::default() },
+            reap_every: api.lease / 2,
             ..ControlSettings::default()
         },
     );

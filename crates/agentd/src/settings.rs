@@ -37,8 +37,8 @@ pub struct Settings {
     pub log_json: bool,
     /// The database and blob store (`serve`, `admin`).
     pub store: Option<StoreSettings>,
-    /// The HTTP API (`serve`).
-    pub api: Option<ApiSettings>,
+    /// The control plane: HTTP API and domain (`serve`).
+    pub server: Option<ServerSettings>,
     /// A worker (`serve` with worker slots, `worker`).
     pub worker: Option<WorkerSettings>,
 }
@@ -51,7 +51,7 @@ pub struct StoreSettings {
 }
 
 #[derive(Debug, Clone)]
-pub struct ApiSettings {
+pub struct ServerSettings {
     pub listen: SocketAddr,
     /// The URL agents and clients reach the API at, when it is not `http://<listen>`.
     pub public_url: Option<String>,
@@ -59,6 +59,11 @@ pub struct ApiSettings {
     pub address_file: Option<PathBuf>,
     /// Limits every new tenant starts with.
     pub default_limits: TenantLimits,
+    /// The lease of runs claimed by this server's worker; the lease reaper looks for
+    /// expired ones twice per lease.
+    pub lease: Duration,
+    /// How often one invocation may run again because the platform failed it.
+    pub max_recoveries: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +172,11 @@ pub struct ServeArgs {
     /// back to the queue.
     #[arg(long, env = "AGENTD_SHUTDOWN_GRACE_S", default_value_t = 30)]
     pub shutdown_grace_s: u64,
+    /// How often one invocation may run again, as a new attempt that does not count
+    /// against its `max_attempts`, because the platform failed it (its worker died, the
+    /// sandbox would not start).
+    #[arg(long, env = "AGENTD_MAX_RECOVERIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_recoveries: u32,
     #[command(flatten)]
     pub egress: EgressArgs,
     /// Once ready to serve, write the bound address (`127.0.0.1:PORT`) to this file: for
@@ -209,12 +219,14 @@ impl ServeArgs {
             BlobLocation::Local(path) => BlobLocation::Local(absolute("the blob directory", &path)?),
             s3 => s3,
         };
-        let api = ApiSettings {
+        let server = ServerSettings {
             listen: self.listen,
             public_url: self.public_url.clone(),
             signup: self.signup,
             address_file: self.address_file.as_deref().map(|p| absolute("the address file", p)).transpose()?,
             default_limits: default_limits(vars)?,
+            lease: Duration::from_secs(self.lease_s),
+            max_recoveries: self.max_recoveries,
         };
         let worker = (self.worker_slots > 0).then(|| WorkerSettings {
             source: WorkerSource::Embedded,
@@ -229,7 +241,7 @@ impl ServeArgs {
             data_dir,
             log_json: self.log_json || self.env == Environment::Production,
             store: Some(StoreSettings { database, blobs, s3: s3_connection(vars) }),
-            api: Some(api),
+            server: Some(server),
             worker,
         };
         settings.check()?;
@@ -238,12 +250,6 @@ impl ServeArgs {
 }
 
 impl Settings {
-    /// How long a lease lasts, for the reaper's pace too (the in-process worker's lease,
-    /// or the default when there is none).
-    pub fn lease(&self) -> Duration {
-        self.worker.as_ref().map_or(Duration::from_secs(30), |w| w.lease)
-    }
-
     /// In production, refuses a setup that is not safe to expose and says why.
     fn check(&self) -> Result<(), SettingsError> {
         if self.env != Environment::Production {
@@ -256,7 +262,7 @@ impl Settings {
     /// The reasons this setup is not safe to expose.
     pub fn production_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Some(api) = &self.api {
+        if let Some(api) = &self.server {
             if api.signup == SignupMode::Open {
                 problems
                     .push("signup is open and there is no signup rate limit yet; set AGENTD_SIGNUP=closed".to_owned());

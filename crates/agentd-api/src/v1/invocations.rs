@@ -94,6 +94,9 @@ async fn list(
         None => None,
     };
     let page = PageRequest::parse(q.limit, q.cursor.as_deref(), PageBounds::RESOURCES).map_err(Invalid::from)?;
+    if q.thread_id.as_deref().is_some_and(|t| t.chars().any(char::is_control)) {
+        return Err(ApiError::bad_request("invalid_query", "thread_id must not contain control characters"));
+    }
     let filter = InvocationFilter { agent, status, thread_id: q.thread_id };
     Ok(Json(state.control.invocations_list(&ctx, &filter, &page).await?))
 }

@@ -58,7 +58,8 @@ async fn artifacts_are_recorded_under_the_lease_and_read_only_by_their_tenant(ba
     let a = tenant(&store, "alpha").await;
     let b = tenant(&store, "beta").await;
     let (agent, version) = agent_with_version(&store, &a, "echo").await;
-    let inv = store.invocation_enqueue(&a, &agent, &version, new_invocation(5, None), 100).await.unwrap().into_invocation();
+    let inv =
+        store.invocation_enqueue(&a, &agent, &version, new_invocation(5, None), 100).await.unwrap().into_invocation();
     let run = store.queue_claim_unscoped("w1", Duration::from_secs(30)).await.unwrap().unwrap();
     let lease = run.lease();
     let report = NewArtifact { name: artifact_name("out/report.txt"), size: 5, digest: digest_of(b"hello") };
@@ -72,14 +73,27 @@ async fn artifacts_are_recorded_under_the_lease_and_read_only_by_their_tenant(ba
     let newer = NewArtifact { name: artifact_name("out/report.txt"), size: 6, digest: digest_of(b"hello!") };
     assert!(store.artifact_record(&lease, &newer).await.unwrap());
 
-    let listed = store.artifacts_list(&a, &inv.id, &PageRequest::after_value(None, PageBounds::RESOURCES)).await.unwrap();
+    let listed =
+        store.artifacts_list(&a, &inv.id, &PageRequest::after_value(None, PageBounds::RESOURCES)).await.unwrap();
     assert_eq!(listed.data.len(), 1);
     let got: &Artifact = &listed.data[0];
     assert_eq!((got.name.as_str(), got.size, got.attempt), ("out/report.txt", 6, 1));
-    assert_eq!(store.artifact_get(&a, &inv.id, &artifact_name("out/report.txt")).await.unwrap().digest, digest_of(b"hello!"));
-    assert!(matches!(store.artifacts_list(&b, &inv.id, &PageRequest::after_value(None, PageBounds::RESOURCES)).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.artifact_get(&b, &inv.id, &artifact_name("out/report.txt")).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.artifact_get(&a, &inv.id, &artifact_name("missing")).await, Err(StoreError::NotFound { .. })));
+    assert_eq!(
+        store.artifact_get(&a, &inv.id, &artifact_name("out/report.txt")).await.unwrap().digest,
+        digest_of(b"hello!")
+    );
+    assert!(matches!(
+        store.artifacts_list(&b, &inv.id, &PageRequest::after_value(None, PageBounds::RESOURCES)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.artifact_get(&b, &inv.id, &artifact_name("out/report.txt")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.artifact_get(&a, &inv.id, &artifact_name("missing")).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 fn artifact_name(name: &str) -> ArtifactName {

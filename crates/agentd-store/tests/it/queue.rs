@@ -4,9 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use agentd_core::{
-    Fault, InvocationError, InvocationStatus, PageBounds, PageRequest, TenantLimits, Timestamp, Usage,
-};
+use agentd_core::{Fault, InvocationError, InvocationStatus, PageBounds, PageRequest, TenantLimits, Timestamp, Usage};
 use agentd_store::{Completion, InvocationFilter, RetryPlan, Store};
 
 use agentd_test_support::{Backend, on_both_stores};
@@ -34,7 +32,8 @@ async fn a_failed_run_is_retried_until_its_attempts_run_out_and_each_end_is_an_e
     let ctx = tenant(&store, "alpha").await;
     let (agent, version) = agent_with_version(&store, &ctx, "echo").await;
     // Two attempts.
-    let inv = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap().into_invocation();
+    let inv =
+        store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap().into_invocation();
     let later = retry_in(600_000);
     let first = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap();
     assert!(store.queue_complete(&first.lease(), failure(), &later).await.unwrap());
@@ -44,7 +43,8 @@ async fn a_failed_run_is_retried_until_its_attempts_run_out_and_each_end_is_an_e
     let due = store.queue_next_wakeup_unscoped(Timestamp::now()).await.unwrap().unwrap();
     assert!(due.unix_ms() >= agentd_core::Timestamp::now().unix_ms() + 599_000);
 
-    let inv2 = store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap().into_invocation();
+    let inv2 =
+        store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap().into_invocation();
     let now = retry_in(0);
     let run = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap();
     assert_eq!((run.invocation_id.clone(), run.attempt), (inv2.id.clone(), 1));
@@ -57,7 +57,8 @@ async fn a_failed_run_is_retried_until_its_attempts_run_out_and_each_end_is_an_e
     assert_eq!((failed.status, failed.attempt), (InvocationStatus::Failed, 2));
     assert!(failed.finished_at.is_some());
 
-    let events = store.events_list(&ctx, &inv2.id, &PageRequest::after_value(None, PageBounds::EVENTS)).await.unwrap().data;
+    let events =
+        store.events_list(&ctx, &inv2.id, &PageRequest::after_value(None, PageBounds::EVENTS)).await.unwrap().data;
     let ends: Vec<_> = events.iter().map(|e| (e.seq, e.message.clone().unwrap(), e.data.clone().unwrap())).collect();
     assert_eq!(
         ends,

@@ -1,7 +1,7 @@
 //! Signup, login, the caller's identity and API keys.
 
-use agentd_client::ListOptions;
 use agentd_api_types::{Actor, CreateAgentRequest, CreateApiKeyRequest, LoginRequest, Scope, SignupRequest};
+use agentd_client::ListOptions;
 use agentd_test_support::{Backend, on_both_stores};
 use reqwest::Method;
 

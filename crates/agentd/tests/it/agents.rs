@@ -1,7 +1,7 @@
 //! The agent registry: create, list, show, patch, delete; versions and rollback.
 
-use agentd_client::ListOptions;
 use agentd_api_types::{AgentStatus, CreateAgentRequest, InvocationStatus, PatchAgentRequest};
+use agentd_client::ListOptions;
 use agentd_test_support::{Backend, on_both_stores};
 use serde_json::json;
 

@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use agentd_client::ListOptions;
 use agentd_api_types::CreateAgentRequest;
+use agentd_client::ListOptions;
 use agentd_test_support::{Backend, on_both_stores};
 
 use crate::harness::{TestApp, TestTenant};

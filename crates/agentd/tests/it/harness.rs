@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentd_client::{Client, InvokeOptions};
 use agentd_api_types::{AgentVersion, CreateAgentRequest, Invocation, InvokeRequest, SignupRequest, SignupResponse};
+use agentd_client::{Client, InvokeOptions};
 use agentd_test_support::{Backend, TestDb};
 
 pub fn bin() -> PathBuf {
@@ -158,6 +158,16 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.start().await;
+    }
+
+    /// The SQLite database file, when the app runs on SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.db_url.strip_prefix("sqlite://").map(PathBuf::from)
+    }
+
+    /// Runs `sql` on this app's database behind the server's back.
+    pub async fn execute_sql(&self, sql: &str) {
+        agentd_test_support::execute_sql(&self.db_url, sql).await;
     }
 
     pub fn client(&self) -> Client {

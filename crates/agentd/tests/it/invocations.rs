@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use agentd_client::{InvocationFilter, InvokeOptions};
 use agentd_api_types::{EventKind, EventStream, InvocationStatus, InvokeRequest};
+use agentd_client::{InvocationFilter, InvokeOptions};
 use agentd_test_support::{Backend, on_both_stores};
 use serde_json::json;
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use agentd_client::{InvocationFilter, InvokeOptions};
 use agentd_api_types::{InvocationStatus, InvokeRequest};
+use agentd_client::{InvocationFilter, InvokeOptions};
 use agentd_test_support::{Backend, on_both_stores};
 use serde_json::json;
 
@@ -54,6 +54,11 @@ async fn cancelling_a_running_invocation_kills_its_process_tree(backend: Backend
     deploy_sleeper(&app, &alpha, &marker).await;
     let accepted = alpha.client.invoke("sleeper", &InvokeRequest::default(), &InvokeOptions::default()).await.unwrap();
     wait_until_started(&alpha, accepted.id.as_str()).await;
+    // `started` is printed between the two sleepers' starts: poll for the second one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while processes_with(&marker) < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert_eq!(processes_with(&marker), 2, "both sleepers run before the cancel");
     let cancelled = alpha.client.invocation_cancel(accepted.id.as_str()).await.unwrap();
     assert_eq!(cancelled.status, InvocationStatus::Cancelled, "{cancelled:?}");

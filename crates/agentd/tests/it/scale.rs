@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use agentd_client::{InvocationFilter, InvokeOptions};
 use agentd_api_types::{EventKind, Invocation, InvocationStatus, InvokeRequest};
+use agentd_client::{InvocationFilter, InvokeOptions};
 use agentd_test_support::{Backend, on_postgres};
 use futures_util::StreamExt;
 
