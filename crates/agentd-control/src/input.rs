@@ -335,7 +335,7 @@ mod tests {
         assert!(Metadata::parse(Some(serde_json::json!([1]))).is_err());
         assert!(Metadata::parse(Some(serde_json::json!({"k": "x".repeat(17 * 1024)}))).is_err());
         assert!(WaitTime::parse_secs(61).is_err());
-        assert!(IdempotencyKey::parse("").is_err() && IdempotencyKey::parse("k\n").is_err());
+        assert!(IdempotencyKey::parse("").is_err() && IdempotencyKey::parse("k\u{7}").is_err());
     }
 
     #[test]

@@ -150,7 +150,8 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
                 Ok(LeaseStatus::Lost) => { interrupted = Some(Ended::LeaseLost); cancel.cancel(); }
                 Err(err) => tracing::warn!(error = ?err, "renewing the lease failed; will try again"),
             },
-            _ = cancel_requested(&mut changes, cancels_seen) => cancel.cancel(),
+            // Once cancelled there is nothing more to hear (and the branch would stay ready).
+            _ = cancel_requested(&mut changes, cancels_seen), if !cancel.is_cancelled() => cancel.cancel(),
             _ = stop.cancelled(), if !cancel.is_cancelled() => {
                 // Shutting down: stop the agent; the run is released to the queue.
                 interrupted = Some(Ended::ShuttingDown);

@@ -4,10 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agentd_store::{BlobLocation, S3Connection, Store, hash_secret};
+use agentd_store::{BlobLocation, S3Connection, Store};
 use clap::{Args, Subcommand};
-use rand::Rng;
-use rand::distr::Alphanumeric;
 
 use crate::serve::create_private_dir;
 use crate::settings::{DatabaseUrl, Environment, Settings, SettingsError, StoreSettings, absolute};
@@ -89,16 +87,15 @@ pub async fn run(args: AdminArgs) -> ExitCode {
 }
 
 async fn create_worker_token(store: &Store, name: &str) -> ExitCode {
-    let secret: String = rand::rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
-    let token = format!("agw_{secret}");
-    match store.worker_token_create_unscoped(name, &hash_secret(&token)).await {
-        Ok(id) => {
-            eprintln!("created worker token {id} ({name}); it is shown only this once:");
-            println!("{token}");
+    match agentd_control::worker_token_create(store, name).await {
+        Ok(created) => {
+            eprintln!("created worker token {} ({name}); it is shown only this once:", created.id);
+            println!("{}", created.token.expose());
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("error: {err}");
+            let cause = std::error::Error::source(&err).map(|s| format!(": {s}")).unwrap_or_default();
+            eprintln!("error: {err}{cause}");
             ExitCode::FAILURE
         }
     }
