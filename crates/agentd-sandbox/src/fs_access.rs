@@ -16,7 +16,7 @@ use landlock::{
 };
 
 use crate::mounts::RUNTIME_DIRS;
-use crate::protocol::InitConfig;
+use crate::init_control::InitConfig;
 use crate::spec::{BUNDLE_MOUNT, OUTPUTS_MOUNT};
 use crate::step::{Stage, StepError};
 

@@ -26,12 +26,12 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, Uid, chdir, fork, pipe2, setgroups, sethostname, setsid};
 
-use crate::launcher::LAUNCHER_ARG;
+use crate::launcher_client::LAUNCHER_ARG;
 use crate::mounts::RootPlan;
-use crate::outputs::{self, Collected};
-use crate::protocol::{AgentStatus, FromInit, InitConfig, ToInit, read_frame, write_frame};
+use crate::output_files::{self, Collected};
+use crate::init_control::{AgentStatus, FromInit, InitConfig, ToInit, read_frame, write_frame};
 use crate::step::{Stage, StepError};
-use crate::{INIT_ARG, agent, egress_bridge, launcher_process, namespaces, network, seccomp};
+use crate::{INIT_ARG, agent, egress_bridge, launcher_server, namespaces, network, seccomp};
 
 /// Inherited fds are moved at or above this number, clear of 0–3 which the agent needs.
 const FIRST_PRIVATE_FD: RawFd = 10;
@@ -82,7 +82,7 @@ fn start() -> Result<i32, String> {
         return Err(format!("unknown mode {flag:?}"));
     }
     let socket = socket.parse::<RawFd>().map_err(|_| format!("bad fd {socket:?}"))?;
-    Ok(launcher_process::serve(relocate(socket)?))
+    Ok(launcher_server::serve(relocate(socket)?))
 }
 
 /// One run, in an init the launcher just forked (stdio are already the run's pipes).
@@ -340,7 +340,7 @@ fn collect_outputs(target: &OwnedFd, max_bytes: u64) -> Result<Collected, StepEr
             Err(e) => return Err(e).stage(|| "reaping the agent's leftover processes".into()),
         }
     }
-    Ok(outputs::collect(target, max_bytes))
+    Ok(output_files::collect(target, max_bytes))
 }
 
 fn reap(pid: Pid) -> nix::Result<()> {

@@ -19,7 +19,7 @@ use nix::sys::stat::{Mode, SFlag, fstat};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 use nix::unistd::{chdir, pivot_root};
 
-use crate::protocol::InitConfig;
+use crate::init_control::InitConfig;
 use crate::spec::{BUNDLE_MOUNT, OUTPUTS_MOUNT};
 use crate::step::{Stage, StepError};
 

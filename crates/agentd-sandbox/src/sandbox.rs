@@ -19,14 +19,14 @@ use crate::cgroup::{RunCgroup, Usage};
 use crate::egress::{Egress, EgressSettings};
 use crate::egress_proxy::{Policy, RunProxy};
 use crate::error::SandboxError;
-use crate::host::HostSupport;
-use crate::launcher::{InitProcess, Launcher};
+use crate::host_probe;
+use crate::host_support::HostSupport;
+use crate::launcher_client::{InitProcess, Launcher};
 use crate::mounts::ROOT_MOUNTPOINT;
 use crate::namespaces::IdMapping;
-use crate::output::Output;
-use crate::outputs::{Collected, LentDir};
-use crate::probe;
-use crate::protocol::{self, AgentStatus, FromInit, InitConfig, ToInit};
+use crate::line_capture::LineCapture;
+use crate::output_files::{Collected, LentDir};
+use crate::init_control::{self, AgentStatus, FromInit, InitConfig, ToInit};
 use crate::rlimits::AgentRlimits;
 use crate::spec::{OutputLine, RunOutcome, RunSpec, Termination};
 use crate::supervise::{Ending, supervise};
@@ -60,7 +60,7 @@ impl Sandbox {
     /// Probes what the host supports (logging what is missing) and prepares the scratch
     /// dir, the run cgroups' parents and the seccomp program.
     pub fn new(settings: SandboxSettings) -> Result<Sandbox, SandboxError> {
-        let report = probe::check_host(&settings)?;
+        let report = host_probe::check_host(&settings)?;
         let mapping = IdMapping::for_current_process();
         let host = HostSupport::probe(&settings, mapping, report)?;
         let launcher = Launcher::new(&settings.init_program);
@@ -89,7 +89,7 @@ impl Sandbox {
     ) -> Result<RunOutcome, SandboxError> {
         spec.validate()?;
         if self.mapping == IdMapping::Range {
-            probe::check_readable_by_others(&spec.bundle_dir)?;
+            host_probe::check_readable_by_others(&spec.bundle_dir)?;
         }
         // Before anything of the run exists, so that a refusal leaves nothing to clean up.
         let outputs_dir = spec.collect_outputs.as_deref().map(|dir| LentDir::lend(dir, self.mapping)).transpose()?;
@@ -126,7 +126,7 @@ impl Sandbox {
             collect_outputs,
         };
         let (mut init, pipes, mut ctl) = self.launcher.launch().await?;
-        let output = Output::new(lines, limits.max_output_bytes, limits.max_line_bytes);
+        let output = LineCapture::new(lines, limits.max_output_bytes, limits.max_line_bytes);
         let mut collected = None;
         let driven = drive(&mut ctl, &mut init, config, self.mapping, &mut collected);
         // The proxy lives exactly as long as the supervised run: dropping it closes every
@@ -213,15 +213,15 @@ async fn drive(
     collected: &mut Option<Collected>,
 ) -> Result<AgentStatus, SandboxError> {
     let send_failed = |e| SandboxError::io("could not write to the sandbox init", e);
-    protocol::send(ctl, &ToInit::Config(Box::new(config))).await.map_err(send_failed)?;
-    match protocol::recv(ctl).await {
+    init_control::send(ctl, &ToInit::Config(Box::new(config))).await.map_err(send_failed)?;
+    match init_control::recv(ctl).await {
         Ok(Some(FromInit::Unshared)) => {}
         other => return Err(unexpected(other, init, "unsharing").await),
     }
     mapping.write_maps(init.pid())?;
-    protocol::send(ctl, &ToInit::Go).await.map_err(send_failed)?;
+    init_control::send(ctl, &ToInit::Go).await.map_err(send_failed)?;
     loop {
-        match protocol::recv(ctl).await {
+        match init_control::recv(ctl).await {
             Ok(Some(FromInit::Outputs(files))) => *collected = Some(files),
             Ok(Some(FromInit::Exited(status))) => {
                 // The init exits as soon as PID 1 (and with it the namespace) is gone.
@@ -257,7 +257,7 @@ async fn stop(ctl: &mut UnixStream, init: &mut InitProcess) {
     }
     let graceful = async {
         // The init may already be gone; then the write fails and the wait returns at once.
-        let _ = protocol::send(ctl, &ToInit::Kill).await;
+        let _ = init_control::send(ctl, &ToInit::Kill).await;
         init.wait().await
     };
     if tokio::time::timeout(KILL_GRACE, graceful).await.is_err() {

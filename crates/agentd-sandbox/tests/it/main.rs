@@ -12,7 +12,7 @@ mod isolation;
 mod lifecycle;
 mod outputs;
 mod overhead;
-mod protocol;
+mod run_protocol;
 mod support;
 
 use libtest_mimic::{Arguments, Trial};
@@ -23,7 +23,7 @@ fn main() {
     }
     let args = Arguments::from_args();
     let tests = [
-        protocol::tests(),
+        run_protocol::tests(),
         isolation::tests(),
         lifecycle::tests(),
         hostile::tests(),

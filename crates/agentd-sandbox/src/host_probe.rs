@@ -1,7 +1,7 @@
 //! What the host supports, checked once in `Sandbox::new`: the namespaces a run needs
 //! (missing ones are an error, proven by running the init program in probe mode, which
 //! also proves that a seccomp filter installs). The optional mechanisms are gathered in
-//! `host.rs`.
+//! `host_support.rs`.
 
 use std::fs;
 use std::io::Read;

@@ -8,7 +8,7 @@ use crate::cgroup::{CgroupHost, RunCgroup};
 use crate::error::SandboxError;
 use crate::fs_access;
 use crate::namespaces::IdMapping;
-use crate::probe::ProbeReport;
+use crate::host_probe::ProbeReport;
 use crate::sandbox::SandboxSettings;
 use crate::seccomp;
 use crate::spec::RunLimits;

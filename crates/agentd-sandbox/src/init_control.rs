@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::outputs::Collected;
+use crate::output_files::Collected;
 use crate::rlimits::AgentRlimits;
 use crate::seccomp;
 
