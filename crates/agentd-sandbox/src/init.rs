@@ -26,10 +26,10 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, Uid, chdir, fork, pipe2, setgroups, sethostname, setsid};
 
+use crate::init_control::{AgentStatus, FromInit, InitConfig, ToInit, read_frame, write_frame};
 use crate::launcher_client::LAUNCHER_ARG;
 use crate::mounts::RootPlan;
 use crate::output_files::{self, Collected};
-use crate::init_control::{AgentStatus, FromInit, InitConfig, ToInit, read_frame, write_frame};
 use crate::step::{Stage, StepError};
 use crate::{INIT_ARG, agent, egress_bridge, launcher_server, namespaces, network, seccomp};
 
