@@ -25,6 +25,7 @@ mod rlimits;
 mod run_pipes;
 mod sandbox;
 mod seccomp;
+mod seccomp_prelude;
 mod spec;
 mod step;
 mod supervise;

@@ -168,6 +168,7 @@ fn an_unprivileged_supervisor_passes_the_isolation_tests_too() {
         "a_daemonized_child_is_killed_when_the_agent_exits",
         "egress_reaches_an_allowed_host_through_the_proxy_and_nothing_else",
         "outputs_regular_files_are_copied_out_and_symlinks_are_not",
+        "hostile_sockets_of_other_families_fail_with_eafnosupport",
     ] {
         let output = run_as_nobody(&exe, test);
         let stdout = String::from_utf8_lossy(&output.stdout);

@@ -13,6 +13,7 @@ mod lifecycle;
 mod outputs;
 mod overhead;
 mod run_protocol;
+mod sockets;
 mod support;
 
 use libtest_mimic::{Arguments, Trial};
@@ -27,6 +28,7 @@ fn main() {
         isolation::tests(),
         lifecycle::tests(),
         hostile::tests(),
+        sockets::tests(),
         egress::tests(),
         outputs::tests(),
         cgroup_v2::tests(),
