@@ -24,6 +24,9 @@ pub(crate) struct HostSupport {
     cgroup_prefix: String,
     pub seccomp: Vec<seccomp::Program>,
     pub landlock_abi: i64,
+    /// Overlays mount in a user namespace: runs serve their bundle and extra mounts through
+    /// them, so that their host paths do not show in the run's mount table.
+    pub hide_mount_sources: bool,
     pub missing: Vec<String>,
 }
 
@@ -56,6 +59,16 @@ impl HostSupport {
                 Vec::new()
             }
         };
+        let hide_mount_sources = match report.overlay {
+            Ok(()) => true,
+            Err(reason) => {
+                missing.push(format!(
+                    "overlayfs in user namespaces ({reason}); without it a run's /proc/self/mountinfo \
+                     shows the host paths of its bundle and extra mounts"
+                ));
+                false
+            }
+        };
         let landlock_abi = fs_access::kernel_abi();
         if landlock_abi == 0 {
             missing.push("landlock (kernel without Landlock, or not enabled at boot via lsm=)".into());
@@ -78,9 +91,10 @@ impl HostSupport {
             cgroups = ?cgroups,
             seccomp = !seccomp.is_empty(),
             landlock_abi,
+            hide_mount_sources,
             "sandbox mechanisms enforced"
         );
-        Ok(HostSupport { cgroups, cgroup_prefix, seccomp, landlock_abi, missing })
+        Ok(HostSupport { cgroups, cgroup_prefix, seccomp, landlock_abi, hide_mount_sources, missing })
     }
 
     /// Nothing available (unit tests of the supervisor's types).
@@ -91,6 +105,7 @@ impl HostSupport {
             cgroup_prefix: String::new(),
             seccomp: Vec::new(),
             landlock_abi: 0,
+            hide_mount_sources: false,
             missing: Vec::new(),
         }
     }

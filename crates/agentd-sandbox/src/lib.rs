@@ -13,6 +13,7 @@ mod host_probe;
 mod host_support;
 mod init;
 mod init_control;
+mod init_probe;
 mod launcher_client;
 mod launcher_server;
 mod line_capture;

@@ -24,7 +24,7 @@ use crate::host_support::HostSupport;
 use crate::init_control::{self, AgentStatus, FromInit, InitConfig, ToInit};
 use crate::launcher_client::{InitProcess, Launcher};
 use crate::line_capture::LineCapture;
-use crate::mounts::ROOT_MOUNTPOINT;
+use crate::mounts::{EMPTY_LAYER, ROOT_MOUNTPOINT};
 use crate::namespaces::IdMapping;
 use crate::output_files::{Collected, LentDir};
 use crate::rlimits::AgentRlimits;
@@ -60,7 +60,10 @@ impl Sandbox {
     /// Probes what the host supports (logging what is missing) and prepares the scratch
     /// dir, the run cgroups' parents and the seccomp program.
     pub fn new(settings: SandboxSettings) -> Result<Sandbox, SandboxError> {
-        let report = host_probe::check_host(&settings)?;
+        std::fs::create_dir_all(&settings.scratch_dir).map_err(|e| {
+            SandboxError::io(format!("could not create scratch dir {}", settings.scratch_dir.display()), e)
+        })?;
+        let report = host_probe::check_host(&settings, &settings.scratch_dir)?;
         let mapping = IdMapping::for_current_process();
         let host = HostSupport::probe(&settings, mapping, report)?;
         let launcher = Launcher::new(&settings.init_program);
@@ -112,6 +115,7 @@ impl Sandbox {
             env,
             bundle_dir,
             extra_ro_mounts,
+            hide_mount_sources: self.host.hide_mount_sources,
             tmp_bytes: limits.tmp_bytes,
             work_bytes: limits.work_bytes,
             run_dir: run_dir.path().to_path_buf(),
@@ -188,7 +192,8 @@ fn memory_limit_or(termination: Termination, oom_kills: u64) -> Termination {
 }
 
 /// A fresh dir in the scratch dir, traversable by the sandbox's root (which is nobody on
-/// the host), with the empty `root` mountpoint of the new root inside.
+/// the host), with the empty `root` mountpoint of the new root and the overlays' empty
+/// layer inside.
 fn create_run_dir(scratch: &std::path::Path) -> Result<tempfile::TempDir, SandboxError> {
     let io = |action: &str| {
         let action = format!("{action} in {}", scratch.display());
@@ -201,6 +206,10 @@ fn create_run_dir(scratch: &std::path::Path) -> Result<tempfile::TempDir, Sandbo
         .mode(0o755)
         .create(dir.path().join(ROOT_MOUNTPOINT))
         .map_err(io("could not create the root mountpoint"))?;
+    std::fs::DirBuilder::new()
+        .mode(0o555)
+        .create(dir.path().join(EMPTY_LAYER))
+        .map_err(io("could not create the overlays' empty layer"))?;
     Ok(dir)
 }
 

@@ -47,8 +47,15 @@ impl TestEnv {
 
     /// A sandbox whose egress proxy has these operator settings.
     pub fn with_egress(egress: EgressSettings) -> TestEnv {
-        let scratch = tempfile::tempdir().unwrap();
-        let bundle = tempfile::tempdir().unwrap();
+        TestEnv::with(tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), egress)
+    }
+
+    /// A sandbox on this scratch dir, running bundles from this dir.
+    pub fn in_dirs(scratch: TempDir, bundle: TempDir) -> TestEnv {
+        TestEnv::with(scratch, bundle, EgressSettings::default())
+    }
+
+    fn with(scratch: TempDir, bundle: TempDir, egress: EgressSettings) -> TestEnv {
         fs::set_permissions(bundle.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let sandbox = Sandbox::new(SandboxSettings {
             init_program: std::env::current_exe().unwrap(),
