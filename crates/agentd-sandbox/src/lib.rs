@@ -14,6 +14,7 @@ mod host_support;
 mod init;
 mod init_control;
 mod init_probe;
+mod instance;
 mod launcher_client;
 mod launcher_server;
 mod line_capture;
@@ -35,6 +36,7 @@ mod unsandboxed;
 pub use egress::{Egress, EgressSettings, InvalidNetwork, IpNetwork};
 pub use error::SandboxError;
 pub use init::init_main;
+pub use instance::LeftoverReport;
 pub use namespaces::{AGENT_ID, HOST_ID_BASE, HOST_ID_COUNT};
 pub use sandbox::{Sandbox, SandboxSettings};
 pub use spec::{

@@ -1,6 +1,7 @@
 //! `Sandbox`: runs one program per call in fresh namespaces and supervises it.
 //!
-//! `run` creates a per-run dir in the scratch dir, has the launcher fork an init, drives the
+//! `run` creates a per-run dir in the instance's part of the scratch dir (`instance.rs`),
+//! has the launcher fork an init, drives the
 //! control protocol (config → unshare → id maps → go → exit status), supervises the pipes
 //! and limits, and always ends by killing (if needed) and awaiting the init, which exits
 //! only once every process of the run is gone. If the `run` future is dropped midway, the
@@ -8,7 +9,7 @@
 //! and takes the whole PID namespace with it.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixStream;
@@ -22,6 +23,7 @@ use crate::error::SandboxError;
 use crate::host_probe;
 use crate::host_support::HostSupport;
 use crate::init_control::{self, AgentStatus, FromInit, InitConfig, ToInit};
+use crate::instance::{Instance, LeftoverReport};
 use crate::launcher_client::{InitProcess, Launcher};
 use crate::line_capture::LineCapture;
 use crate::mounts::{EMPTY_LAYER, ROOT_MOUNTPOINT};
@@ -40,7 +42,9 @@ pub struct SandboxSettings {
     /// Program re-executed as the sandbox init; it must call `init_main()` when its first
     /// argument is `INIT_ARG` (the agentd binary: `std::env::current_exe()`).
     pub init_program: PathBuf,
-    /// Host dir where per-run temp dirs are created (and removed after the run).
+    /// Host dir where each `Sandbox` keeps its per-run dirs (removed after the run) and its
+    /// owner's files, in a directory of its own; several processes may share it
+    /// (`Sandbox::remove_leftovers`).
     pub scratch_dir: PathBuf,
     /// The egress proxy's operator settings (exempted networks, fixed name answers).
     pub egress: EgressSettings,
@@ -54,20 +58,43 @@ pub struct Sandbox {
     /// What `new` found usable on this host; prepared once, used by every run.
     host: HostSupport,
     launcher: Launcher,
+    /// Dropped last: its directory goes once nothing of this sandbox uses it any more.
+    instance: Instance,
 }
 
 impl Sandbox {
     /// Probes what the host supports (logging what is missing) and prepares the scratch
     /// dir, the run cgroups' parents and the seccomp program.
     pub fn new(settings: SandboxSettings) -> Result<Sandbox, SandboxError> {
-        std::fs::create_dir_all(&settings.scratch_dir).map_err(|e| {
-            SandboxError::io(format!("could not create scratch dir {}", settings.scratch_dir.display()), e)
-        })?;
-        let report = host_probe::check_host(&settings, &settings.scratch_dir)?;
+        let instance = Instance::create(&settings.scratch_dir)?;
+        let report = host_probe::check_host(&settings, instance.dir())?;
         let mapping = IdMapping::for_current_process();
-        let host = HostSupport::probe(&settings, mapping, report)?;
+        let host = HostSupport::probe(&settings, mapping, report, instance.id())?;
+        instance.record_cgroups(&host.cgroup_prefixes(&cgroup_prefix(&host, instance.id())))?;
         let launcher = Launcher::new(&settings.init_program);
-        Ok(Sandbox { settings, mapping, host, launcher })
+        Ok(Sandbox { settings, mapping, host, launcher, instance })
+    }
+
+    /// A directory for the owner's own per-run files (the worker's copies of `/outputs`,
+    /// say), private to this `Sandbox`: nothing else writes in it. It is removed with all
+    /// it holds when the `Sandbox` is dropped, or, if this process dies first, by the
+    /// `remove_leftovers` of any `Sandbox` on the same scratch dir.
+    pub fn instance_dir(&self) -> &Path {
+        self.instance.owner_dir()
+    }
+
+    /// Removes what `Sandbox`es on this scratch dir left behind when their process died
+    /// (killed, crashed, lost power): the dirs of their runs, their `instance_dir`s and
+    /// their run cgroups, after killing any process still in those cgroups. A live
+    /// `Sandbox`'s runs, in this process or another, are never touched: each holds a lock
+    /// for its whole life, which the kernel releases when its process ends.
+    ///
+    /// A reconciler: idempotent, takes no input; call it at start-up and on a timer. It
+    /// blocks (up to a few seconds per cgroup whose processes are still exiting), so call
+    /// it from a blocking thread (`tokio::task::spawn_blocking`). What it could not remove
+    /// is listed in the report, for the caller to log, and tried again by the next call.
+    pub fn remove_leftovers(&self) -> Result<LeftoverReport, SandboxError> {
+        self.instance.remove_leftovers(|id| self.host.cgroup_prefixes(&cgroup_prefix(&self.host, id)))
     }
 
     /// The mechanisms of DESIGN.md §6 this host does not give us, in words an operator can
@@ -97,8 +124,8 @@ impl Sandbox {
         // Before anything of the run exists, so that a refusal leaves nothing to clean up.
         let outputs_dir = spec.collect_outputs.as_deref().map(|dir| LentDir::lend(dir, self.mapping)).transpose()?;
         let started = Instant::now();
-        let run_dir = create_run_dir(&self.settings.scratch_dir)?;
-        let cgroup = self.host.run_cgroup(run_dir.path(), &spec.limits)?;
+        let run_dir = create_run_dir(self.instance.runs_dir())?;
+        let cgroup = self.host.run_cgroup(run_cgroup_name(&self.host, &self.instance, run_dir.path()), &spec.limits)?;
         let (agent_uid, agent_gid) = self.mapping.agent_ids();
         let RunSpec { program, args, mut env, bundle_dir, extra_ro_mounts, stdin, limits, egress, collect_outputs } =
             spec;
@@ -172,6 +199,17 @@ impl Sandbox {
     }
 }
 
+/// `<host prefix><instance id>-`: the name prefix of an instance's run cgroups.
+fn cgroup_prefix(host: &HostSupport, instance_id: &str) -> String {
+    format!("{}{instance_id}-", host.cgroup_prefix)
+}
+
+/// The name of the cgroup of the run whose dir is `run_dir`.
+fn run_cgroup_name(host: &HostSupport, instance: &Instance, run_dir: &Path) -> String {
+    let run = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{}{run}", cgroup_prefix(host, instance.id()))
+}
+
 /// Reads the run's accounting, then removes its cgroup (killing any straggler).
 fn finish_cgroup(cgroup: RunCgroup) -> Usage {
     let usage = cgroup.usage();
@@ -191,15 +229,15 @@ fn memory_limit_or(termination: Termination, oom_kills: u64) -> Termination {
     }
 }
 
-/// A fresh dir in the scratch dir, traversable by the sandbox's root (which is nobody on
+/// A fresh dir in `runs`, traversable by the sandbox's root (which is nobody on
 /// the host), with the empty `root` mountpoint of the new root and the overlays' empty
 /// layer inside.
-fn create_run_dir(scratch: &std::path::Path) -> Result<tempfile::TempDir, SandboxError> {
+fn create_run_dir(runs: &Path) -> Result<tempfile::TempDir, SandboxError> {
     let io = |action: &str| {
-        let action = format!("{action} in {}", scratch.display());
+        let action = format!("{action} in {}", runs.display());
         move |e| SandboxError::io(action, e)
     };
-    let dir = tempfile::Builder::new().prefix("run-").tempdir_in(scratch).map_err(io("could not create a run dir"))?;
+    let dir = tempfile::Builder::new().prefix("run-").tempdir_in(runs).map_err(io("could not create a run dir"))?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
         .map_err(io("could not set the run dir's mode"))?;
     std::fs::DirBuilder::new()
@@ -298,6 +336,7 @@ mod tests {
     #[test]
     fn run_futures_are_send() {
         fn assert_send<T: Send>(_: &T) {}
+        let scratch = tempfile::tempdir().unwrap();
         let sandbox = Sandbox {
             settings: SandboxSettings {
                 init_program: "/nonexistent".into(),
@@ -307,6 +346,7 @@ mod tests {
             mapping: IdMapping::Range,
             host: HostSupport::none(),
             launcher: Launcher::new("/nonexistent".as_ref()),
+            instance: Instance::create(scratch.path()).unwrap(),
         };
         let spec = RunSpec {
             program: "/bin/true".into(),

@@ -212,6 +212,7 @@ fn an_unprivileged_supervisor_passes_the_isolation_tests_too() {
         "outputs_regular_files_are_copied_out_and_symlinks_are_not",
         "hostile_sockets_of_other_families_fail_with_eafnosupport",
         "the_mount_table_names_no_host_path_of_the_scratch_data_bundle_or_extra_mounts",
+        "leftovers_of_a_killed_sandbox_are_removed_and_a_live_sandboxs_run_is_untouched",
     ] {
         let output = run_as_nobody(&exe, test);
         let stdout = String::from_utf8_lossy(&output.stdout);

@@ -9,6 +9,7 @@ mod cgroup_v2;
 mod egress;
 mod hostile;
 mod isolation;
+mod leftovers;
 mod lifecycle;
 mod outputs;
 mod overhead;
@@ -22,11 +23,16 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some(agentd_sandbox::INIT_ARG) {
         agentd_sandbox::init_main();
     }
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(leftovers::OWNER_ARG) {
+        leftovers::owner_main(&args[2..]);
+    }
     let args = Arguments::from_args();
     let tests = [
         run_protocol::tests(),
         isolation::tests(),
         lifecycle::tests(),
+        leftovers::tests(),
         hostile::tests(),
         sockets::tests(),
         egress::tests(),
