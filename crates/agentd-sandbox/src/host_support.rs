@@ -67,7 +67,7 @@ impl HostSupport {
             Err(reason) => {
                 missing.push(format!(
                     "overlayfs in user namespaces ({reason}); without it a run's /proc/self/mountinfo \
-                     shows the host paths of its bundle and extra mounts"
+                     shows the host paths of its bundle and extra mounts when they are too big to copy"
                 ));
                 false
             }

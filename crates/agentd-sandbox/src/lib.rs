@@ -3,6 +3,7 @@
 mod agent;
 mod cgroup;
 mod cgroup_fs;
+mod copied_tree;
 mod egress;
 mod egress_bridge;
 mod egress_proxy;

@@ -1,12 +1,11 @@
 //! `Sandbox`: runs one program per call in fresh namespaces and supervises it.
 //!
 //! `run` creates a per-run dir in the instance's part of the scratch dir (`instance.rs`),
-//! has the launcher fork an init, drives the
-//! control protocol (config → unshare → id maps → go → exit status), supervises the pipes
-//! and limits, and always ends by killing (if needed) and awaiting the init, which exits
-//! only once every process of the run is gone. If the `run` future is dropped midway, the
-//! init handle SIGKILLs the init as it drops; PID 1 follows through its parent-death signal
-//! and takes the whole PID namespace with it.
+//! has the launcher fork an init, drives the control protocol (config → unshare → id maps
+//! → go → exit status), supervises the pipes and limits, and always ends by killing (if
+//! needed) and awaiting the init, which exits only once every process of the run is gone.
+//! If the `run` future is dropped midway, the init handle SIGKILLs the init as it drops;
+//! PID 1 follows through its parent-death signal and takes the whole PID namespace with it.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -63,8 +62,9 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Probes what the host supports (logging what is missing) and prepares the scratch
-    /// dir, the run cgroups' parents and the seccomp program.
+    /// Takes a directory of its own in the scratch dir, probes what the host supports
+    /// (logging what is missing) and prepares the run cgroups' parents and the seccomp
+    /// program.
     pub fn new(settings: SandboxSettings) -> Result<Sandbox, SandboxError> {
         let instance = Instance::create(&settings.scratch_dir)?;
         let report = host_probe::check_host(&settings, instance.dir())?;

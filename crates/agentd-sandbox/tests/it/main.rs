@@ -47,13 +47,18 @@ fn main() {
             Ok(())
         })
     })
-    .chain(std::iter::once(
+    .chain([
         Trial::test("spawn_overhead", || {
             overhead::spawn_overhead_p50();
             Ok(())
         })
         .with_ignored_flag(true),
-    ))
+        Trial::test("mount_sources_overhead", || {
+            overhead::mount_sources_overhead_p50();
+            Ok(())
+        })
+        .with_ignored_flag(true),
+    ])
     .collect();
     libtest_mimic::run(&args, tests).exit();
 }
