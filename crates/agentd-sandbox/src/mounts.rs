@@ -21,7 +21,10 @@
 //!   Nothing is copied, so a 50 MB bundle costs what a 300 KB one does; measured here, an
 //!   overlay's mount and teardown cost 0.1 ms (idle) to 0.25 ms (loaded) more than a
 //!   bind's, per directory and run (mount 45 µs instead of 16, unmount 100 µs instead of
-//!   36: its own RCU grace period);
+//!   36: its own RCU grace period). End to end (`mount_sources_overhead`, on this host
+//!   while other builds ran, where a run with an empty bundle took 13.7 ms p50): the usual
+//!   bundle and two SDK directories, copied, +1.2 ms; three overlaid directories +1.5 ms,
+//!   with about ±1 ms of noise;
 //! - where overlayfs is not available to a user namespace (`Sandbox::new` probes it), the
 //!   bigger directories are bound as they are and `missing_mechanisms` says that their
 //!   host paths show.
