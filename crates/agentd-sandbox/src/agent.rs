@@ -10,7 +10,7 @@ use std::os::fd::RawFd;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::unistd::{chdir, execve};
 
-use crate::protocol::InitConfig;
+use crate::init_control::InitConfig;
 use crate::step::{Stage, StepError};
 use crate::{fs_access, privileges, seccomp};
 

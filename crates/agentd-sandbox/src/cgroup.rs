@@ -14,6 +14,7 @@
 //! the accounting at the end and removes it, killing whatever is left first. If the run
 //! future is dropped, `Drop` hands the removal to a short-lived thread.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -107,7 +108,12 @@ fn prepare_v2_parent(own: &Path) -> Result<PathBuf, String> {
     }
     let leaf = own.join(V2_SUPERVISOR_LEAF);
     let setup = || -> io::Result<()> {
-        cgroup_fs::make_dir(&leaf)?;
+        // A leaf left by an earlier process in this cgroup (killed before it could clean
+        // up) serves as well as a new one.
+        match cgroup_fs::make_dir(&leaf) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
         fs::write(leaf.join("cgroup.procs"), "0")?;
         let enable: Vec<String> = wanted.iter().map(|c| format!("+{c}")).collect();
         fs::write(own.join("cgroup.subtree_control"), enable.join(" "))
@@ -253,6 +259,51 @@ impl Drop for RunCgroup {
             tracing::warn!(error = %e, "could not start the cgroup cleanup thread");
         }
     }
+}
+
+/// What removing the cgroups of a `Sandbox` whose process is gone did.
+#[derive(Debug, Default)]
+pub(crate) struct LeftoverCgroups {
+    pub removed: usize,
+    /// Pids found in them and killed: processes that escaped their run's PID namespace.
+    pub killed: BTreeSet<i32>,
+    /// The dirs that could not be removed, and why.
+    pub kept: Vec<String>,
+}
+
+/// Removes every cgroup dir `<parent>/<name prefix>…` of each `<parent>/<name prefix>` in
+/// `prefixes`, killing what is still in it first.
+pub(crate) fn remove_leftovers(prefixes: &[PathBuf]) -> LeftoverCgroups {
+    let mut leftovers = LeftoverCgroups::default();
+    for prefix in prefixes {
+        let (Some(parent), Some(name)) = (prefix.parent(), prefix.file_name().and_then(|n| n.to_str())) else {
+            continue;
+        };
+        // A parent that is gone took its children along (systemd removes a stopped unit's tree).
+        let Ok(entries) = fs::read_dir(parent) else { continue };
+        let dirs: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|entry| entry.file_name().to_str().is_some_and(|n| n.starts_with(name)))
+            .map(|entry| entry.path())
+            .filter(|path| path.is_dir())
+            .collect();
+        for dir in dirs {
+            leftovers.killed.extend(cgroup_fs::members(&dir));
+            match remove_dirs(std::slice::from_ref(&dir)) {
+                Ok(()) => leftovers.removed += 1,
+                Err(e) => {
+                    let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+                    leftovers.kept.push(format!("{e}{cause}"));
+                }
+            }
+        }
+    }
+    leftovers
+}
+
+/// Whether `path` is inside one of this host's cgroup filesystems.
+pub(crate) fn is_cgroup_path(path: &Path) -> bool {
+    Mounts::read().is_ok_and(|mounts| mounts.contains(path))
 }
 
 fn remove_dirs(dirs: &[PathBuf]) -> Result<(), SandboxError> {

@@ -5,7 +5,7 @@
 use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// A cgroup filesystem mount: v1 (with its controllers) or v2.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,12 @@ impl Mounts {
         let mount = self.mounts.iter().find(|m| !m.v2 && has(&m.controllers))?;
         let member = self.memberships.iter().find(|m| has(&m.controllers))?;
         Some(join_below(mount, &member.path))
+    }
+
+    /// Whether `path` lies inside a cgroup filesystem (and climbs out of none with `..`).
+    pub(crate) fn contains(&self, path: &Path) -> bool {
+        let plain = path.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        plain && self.mounts.iter().any(|m| path.starts_with(&m.mountpoint) && path != m.mountpoint)
     }
 
     /// This process's own cgroup dir in the v2 hierarchy.
@@ -147,6 +153,12 @@ pub(crate) fn read_words(path: &Path) -> Vec<String> {
     fs::read_to_string(path).map(|t| t.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
 }
 
+/// The pids in the cgroup dir (`cgroup.procs`); empty when unreadable.
+pub(crate) fn members(dir: &Path) -> Vec<i32> {
+    let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) else { return Vec::new() };
+    procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()).collect()
+}
+
 /// SIGKILLs every process in the cgroup dir: `cgroup.kill` on v2 (atomic, 5.14+), else each
 /// pid of `cgroup.procs`. Only a backstop: the run's PID namespace is normally gone already.
 pub(crate) fn kill_members(dir: &Path) {
@@ -154,8 +166,7 @@ pub(crate) fn kill_members(dir: &Path) {
     if kill_file.exists() && fs::write(&kill_file, "1").is_ok() {
         return;
     }
-    let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) else { return };
-    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+    for pid in members(dir) {
         // ESRCH: it exited meanwhile. The pid was read from the run's cgroup a moment ago;
         // reuse within that window would need the pid space to wrap around.
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
@@ -182,6 +193,15 @@ mod tests {
         assert_eq!(mounts.v1_dir("cpuacct"), Some("/sys/fs/cgroup/cpu x/w".into()));
         assert_eq!(mounts.v1_dir("freezer"), None);
         assert_eq!(mounts.v2_dir(), Some("/sys/fs/cgroup/unified".into()));
+    }
+
+    #[test]
+    fn only_paths_below_a_cgroup_mount_count_as_cgroup_paths() {
+        let mounts = Mounts::parse(MOUNTINFO, CGROUP);
+        assert!(mounts.contains(Path::new("/sys/fs/cgroup/memory/process_api/agentd-x-")));
+        assert!(!mounts.contains(Path::new("/sys/fs/cgroup/memory")));
+        assert!(!mounts.contains(Path::new("/sys/fs/cgroup/memory/../../../etc")));
+        assert!(!mounts.contains(Path::new("/etc/agentd-x-")));
     }
 
     #[test]

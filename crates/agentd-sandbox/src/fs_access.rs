@@ -15,8 +15,8 @@ use landlock::{
     path_beneath_rules,
 };
 
+use crate::init_control::InitConfig;
 use crate::mounts::RUNTIME_DIRS;
-use crate::protocol::InitConfig;
 use crate::spec::{BUNDLE_MOUNT, OUTPUTS_MOUNT};
 use crate::step::{Stage, StepError};
 

@@ -26,21 +26,16 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, Uid, chdir, fork, pipe2, setgroups, sethostname, setsid};
 
-use crate::launcher::LAUNCHER_ARG;
+use crate::init_control::{AgentStatus, FromInit, InitConfig, ToInit, read_frame, write_frame};
+use crate::init_probe::PROBE_ARG;
+use crate::launcher_client::LAUNCHER_ARG;
 use crate::mounts::RootPlan;
-use crate::outputs::{self, Collected};
-use crate::protocol::{AgentStatus, FromInit, InitConfig, ToInit, read_frame, write_frame};
+use crate::output_files::{self, Collected};
 use crate::step::{Stage, StepError};
-use crate::{INIT_ARG, agent, egress_bridge, launcher_process, namespaces, network, seccomp};
+use crate::{INIT_ARG, agent, egress_bridge, init_probe, launcher_server, namespaces, network};
 
 /// Inherited fds are moved at or above this number, clear of 0–3 which the agent needs.
 const FIRST_PRIVATE_FD: RawFd = 10;
-/// `<init_program> __sandbox-init --probe` only tries to unshare the namespaces.
-pub(crate) const PROBE_ARG: &str = "--probe";
-/// What the init prints when the probe succeeded (a program that merely exits 0 is no init).
-pub(crate) const PROBE_ANSWER: &str = "agentd-sandbox-init: namespaces ok";
-/// The probe's second line when the seccomp filter installed.
-pub(crate) const SECCOMP_OK: &str = "seccomp ok";
 
 /// Entry for the re-executed init program. The `agentd` binary calls this first thing in
 /// `main()` (before any runtime or thread exists) when `argv[1] == INIT_ARG`.
@@ -60,20 +55,8 @@ pub fn init_main() -> ! {
 fn start() -> Result<i32, String> {
     let args: Vec<String> = std::env::args().skip(2).collect();
     if args == [PROBE_ARG] {
-        // Sandbox::new checks that this host lets us create the namespaces.
-        namespaces::unshare_all().map_err(|e| format!("cannot create namespaces: {e}"))?;
-        println!("{PROBE_ANSWER}");
-        // The agent's own filter, installed here for real: container runtimes or old
-        // kernels may refuse it. This process exits right after, so nothing else is affected.
-        match nix::sys::prctl::set_no_new_privs()
-            .map_err(|e| e.to_string())
-            .and_then(|()| seccomp::compile())
-            .and_then(|programs| seccomp::install(&programs).map_err(|e| e.to_string()))
-        {
-            Ok(()) => println!("{SECCOMP_OK}"),
-            Err(e) => println!("seccomp filter cannot be installed: {e}"),
-        }
-        return Ok(0);
+        // Sandbox::new checks what this host lets us do; see init_probe.rs.
+        return init_probe::run().map(|()| 0);
     }
     let [flag, socket] = args.as_slice() else {
         return Err(format!("usage: {INIT_ARG} {LAUNCHER_ARG} <socket fd> | {PROBE_ARG}"));
@@ -82,7 +65,7 @@ fn start() -> Result<i32, String> {
         return Err(format!("unknown mode {flag:?}"));
     }
     let socket = socket.parse::<RawFd>().map_err(|_| format!("bad fd {socket:?}"))?;
-    Ok(launcher_process::serve(relocate(socket)?))
+    Ok(launcher_server::serve(relocate(socket)?))
 }
 
 /// One run, in an init the launcher just forked (stdio are already the run's pipes).
@@ -340,7 +323,7 @@ fn collect_outputs(target: &OwnedFd, max_bytes: u64) -> Result<Collected, StepEr
             Err(e) => return Err(e).stage(|| "reaping the agent's leftover processes".into()),
         }
     }
-    Ok(outputs::collect(target, max_bytes))
+    Ok(output_files::collect(target, max_bytes))
 }
 
 fn reap(pid: Pid) -> nix::Result<()> {

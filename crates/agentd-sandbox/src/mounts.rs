@@ -1,16 +1,42 @@
 //! The sandbox's filesystem: a fresh tmpfs root holding read-only binds of the host's
-//! runtime directories, a minimal `/etc`, the bundle at `/agent`, size-capped tmpfs `/work`
-//! and `/tmp`, a tiny `/dev` and a fresh `/proc`; then `pivot_root` and a read-only root.
+//! runtime directories, a minimal `/etc`, the bundle at `/agent` and the extra mounts,
+//! size-capped tmpfs `/work` and `/tmp`, a tiny `/dev` and a fresh `/proc`; then
+//! `pivot_root` and a read-only root.
 //!
 //! Two phases, because the sandbox's root is nobody on the host: `RootPlan::open` runs in
 //! the init right after it unshares, while it still has the supervisor's uid, and opens
-//! every bind source as an `O_PATH` fd (so host directories the sandbox uid could not
-//! traverse can still be bound). `RootPlan::build` runs in PID 1 inside the new namespaces and mounts those fds
-//! through `/proc/self/fd/N`.
+//! every source as an `O_PATH` fd (so host directories the sandbox uid could not traverse
+//! can still be mounted). `RootPlan::build` runs in PID 1 inside the new namespaces and
+//! mounts those fds through `/proc/self/fd/N`.
+//!
+//! The agent reads its mount table (`/proc/self/mountinfo`), whose `root` field of a bind
+//! is the source's path within its filesystem: a bind of the bundle would tell it the
+//! worker's data dir and the bundle's digest. So the bundle and the extra mount
+//! directories are never bound where that can be helped:
+//! - a small directory (the usual bundle, the SDK's) is copied into the root tmpfs
+//!   (`copied_tree.rs`), which leaves no mount at all;
+//! - a bigger one is a read-only overlay, with the source's fd as the top layer and the run
+//!   dir's empty `empty` subdirectory below it (overlayfs wants two layers when none is
+//!   writable): an overlay's root is `/` and its options name only `/proc/self/fd/N`.
+//!   Nothing is copied, so a 50 MB bundle costs what a 300 KB one does; measured here, an
+//!   overlay's mount and teardown cost 0.1 ms (idle) to 0.25 ms (loaded) more than a
+//!   bind's, per directory and run (mount 45 µs instead of 16, unmount 100 µs instead of
+//!   36: its own RCU grace period). End to end (`mount_sources_overhead`, on this host
+//!   while other builds ran, where a run with an empty bundle took 13.7 ms p50): the usual
+//!   bundle and two SDK directories, copied, +1.2 ms; three overlaid directories +1.5 ms,
+//!   with about ±1 ms of noise;
+//! - where overlayfs is not available to a user namespace (`Sandbox::new` probes it), the
+//!   bigger directories are bound as they are and `missing_mechanisms` says that their
+//!   host paths show.
+//!
+//! An extra mount of a regular file is copied too (at most `MAX_COPIED_FILE_BYTES` over
+//! all of them, checked with the spec). The host's runtime directories are bound: their
+//! paths (`/usr`, `/etc/ssl/certs` …) tell nothing.
 
 use std::fs;
+use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, symlink};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, open};
@@ -19,7 +45,8 @@ use nix::sys::stat::{Mode, SFlag, fstat};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 use nix::unistd::{chdir, pivot_root};
 
-use crate::protocol::InitConfig;
+use crate::copied_tree::CopiedTree;
+use crate::init_control::InitConfig;
 use crate::spec::{BUNDLE_MOUNT, OUTPUTS_MOUNT};
 use crate::step::{Stage, StepError};
 
@@ -32,17 +59,28 @@ const ETC_ENTRIES: &[&str] =
 const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
 /// Name of the subdirectory of the run dir the new root is mounted on.
 pub(crate) const ROOT_MOUNTPOINT: &str = "root";
+/// Name of the empty subdirectory of the run dir that is every overlay's second layer. The
+/// supervisor makes it (mode 0555) and nothing ever writes to it.
+pub(crate) const EMPTY_LAYER: &str = "empty";
+/// Most bytes of regular files (all extra mounts of files together) copied into a run.
+pub(crate) const MAX_COPIED_FILE_BYTES: u64 = 1 << 20;
+/// The root tmpfs's room for its own files (mountpoints, `/etc`), copies come on top.
+const ROOT_BYTES: u64 = 4 << 20;
 
 /// One piece of the new root, in mount order.
 enum Entry {
     /// Read-only bind of a host directory or file, opened before unshare.
     ReadOnly { source: OwnedFd, target: String },
+    /// A host directory served through a read-only overlay, which hides its host path.
+    Overlay { source: OwnedFd, target: String },
+    /// A small host directory, copied into the root.
+    Copied { tree: CopiedTree, target: String },
     /// Bind of a host device node.
     Device { source: OwnedFd, target: String },
     /// A symlink, e.g. `/bin -> usr/bin` on merged-/usr hosts.
     Symlink { target: String, points_to: PathBuf },
-    /// A file written by the sandbox (`/etc/passwd`, …).
-    File { target: String, content: String },
+    /// A file written by the sandbox (`/etc/passwd`, a copied extra mount …).
+    File { target: String, content: Vec<u8>, mode: u32 },
     /// A size-capped tmpfs.
     Tmpfs { target: String, options: String },
 }
@@ -50,6 +88,10 @@ enum Entry {
 /// Everything `build` mounts, with sources already opened.
 pub(crate) struct RootPlan {
     entries: Vec<Entry>,
+    /// The overlays' empty second layer, when the plan has overlays.
+    empty_layer: Option<OwnedFd>,
+    /// Bytes of file content copied into the root tmpfs, beyond its own few files.
+    copied_bytes: u64,
 }
 
 impl RootPlan {
@@ -72,10 +114,23 @@ impl RootPlan {
             });
         }
         entries.extend(etc_files(config));
-        entries.push(Entry::ReadOnly { source: open_path(&config.bundle_dir)?, target: BUNDLE_MOUNT.to_string() });
+        let hide = config.hide_mount_sources;
+        entries.push(private_source(&config.bundle_dir, BUNDLE_MOUNT, hide)?);
         for (host, inside) in &config.extra_ro_mounts {
-            entries.push(Entry::ReadOnly { source: open_path(host)?, target: inside.clone() });
+            entries.push(private_source(host, inside, hide)?);
         }
+        let empty_layer = match entries.iter().any(|e| matches!(e, Entry::Overlay { .. })) {
+            true => Some(open_path(&config.run_dir.join(EMPTY_LAYER))?),
+            false => None,
+        };
+        let copied_bytes = entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Copied { tree, .. } => tree.bytes(),
+                Entry::File { content, .. } => content.len() as u64,
+                _ => 0,
+            })
+            .sum();
         entries.push(Entry::Tmpfs {
             target: "/work".into(),
             options: tmpfs_options(config.work_bytes, 0o755, config.agent_uid, config.agent_gid),
@@ -88,7 +143,7 @@ impl RootPlan {
         // POSIX shared memory (`shm_open`, Python's multiprocessing): shares /tmp's cap.
         entries
             .push(Entry::Tmpfs { target: "/dev/shm".into(), options: tmpfs_options(config.tmp_bytes, 0o1777, 0, 0) });
-        Ok(RootPlan { entries })
+        Ok(RootPlan { entries, empty_layer, copied_bytes })
     }
 
     /// Builds the new root on `<run dir>/root` and pivots into it. Runs in PID 1 with the
@@ -96,17 +151,18 @@ impl RootPlan {
     pub(crate) fn build(self) -> Result<(), StepError> {
         let none: Option<&str> = None;
         mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).stage(|| "making / private".into())?;
+        let root_size = ROOT_BYTES + self.copied_bytes;
         mount(
             Some("tmpfs"),
             ROOT_MOUNTPOINT,
             Some("tmpfs"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("size=4m,nr_inodes=4096,mode=0755"),
+            Some(format!("size={root_size},nr_inodes=4096,mode=0755").as_str()),
         )
         .stage(|| "mounting the root tmpfs".into())?;
         chdir(ROOT_MOUNTPOINT).stage(|| "entering the new root".into())?;
         for entry in self.entries {
-            entry.apply()?;
+            entry.apply(self.empty_layer.as_ref())?;
         }
         make_dir(Path::new("proc"))?;
         mount(
@@ -134,22 +190,34 @@ impl RootPlan {
 }
 
 impl Entry {
-    fn apply(self) -> Result<(), StepError> {
+    fn apply(self, empty_layer: Option<&OwnedFd>) -> Result<(), StepError> {
         match self {
             Entry::ReadOnly { source, target } => {
                 bind(&source, &target)?;
                 remount_read_only(&source, &target)
             }
+            Entry::Overlay { source, target } => {
+                let at = relative(&target);
+                make_dir(&at)?;
+                let empty = empty_layer.ok_or_else(|| StepError {
+                    stage: format!("mounting {target}"),
+                    message: "no empty layer was opened".into(),
+                })?;
+                mount_overlay(&source, empty, &at).stage(|| format!("mounting the overlay of {target}"))
+            }
+            Entry::Copied { tree, target } => tree.write(&relative(&target), &target),
             Entry::Device { source, target } => bind(&source, &target),
             Entry::Symlink { target, points_to } => {
                 let at = relative(&target);
                 make_parent(&at)?;
                 symlink(&points_to, &at).stage(|| format!("creating symlink {target}"))
             }
-            Entry::File { target, content } => {
+            Entry::File { target, content, mode } => {
                 let at = relative(&target);
                 make_parent(&at)?;
-                fs::write(&at, content).stage(|| format!("writing {target}"))
+                fs::write(&at, content).stage(|| format!("writing {target}"))?;
+                fs::set_permissions(&at, fs::Permissions::from_mode(mode))
+                    .stage(|| format!("setting the mode of {target}"))
             }
             Entry::Tmpfs { target, options } => {
                 let at = relative(&target);
@@ -192,8 +260,55 @@ fn etc_files(config: &InitConfig) -> Vec<Entry> {
         ("/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n".into()),
     ]
     .into_iter()
-    .map(|(target, content)| Entry::File { target: target.into(), content })
+    .map(|(target, content)| Entry::File { target: target.into(), content: content.into_bytes(), mode: 0o644 })
     .collect()
+}
+
+/// The bundle or an extra mount: a small directory copied in (`copied_tree.rs`), a larger
+/// one served through an overlay (or bound, when `hide` is off), or a regular file copied
+/// in. Opened and read with the supervisor's uid.
+fn private_source(host: &Path, target: &str, hide: bool) -> Result<Entry, StepError> {
+    let source = open_path(host)?;
+    let stat = fstat(&source).stage(|| format!("inspecting {}", host.display()))?;
+    let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+    let target = target.to_string();
+    match kind {
+        SFlag::S_IFDIR => match CopiedTree::read_small(&source, host)? {
+            Some(tree) => Ok(Entry::Copied { tree, target }),
+            None if hide => Ok(Entry::Overlay { source, target }),
+            None => Ok(Entry::ReadOnly { source, target }),
+        },
+        SFlag::S_IFREG => {
+            let content = read_capped(&source, host)?;
+            // Read-only like a bind; execute bits are kept so a copied tool still runs.
+            Ok(Entry::File { target, content, mode: stat.st_mode & 0o555 })
+        }
+        _ => Err(StepError {
+            stage: format!("opening {}", host.display()),
+            message: "neither a directory nor a regular file".into(),
+        }),
+    }
+}
+
+/// A regular file's content, refused beyond `MAX_COPIED_FILE_BYTES`.
+fn read_capped(source: &OwnedFd, host: &Path) -> Result<Vec<u8>, StepError> {
+    let reading = || format!("reading {}", host.display());
+    // Through the fd: the very file that was inspected.
+    let file = fs::File::open(format!("/proc/self/fd/{}", source.as_raw_fd())).stage(reading)?;
+    let mut content = Vec::new();
+    file.take(MAX_COPIED_FILE_BYTES + 1).read_to_end(&mut content).stage(reading)?;
+    if content.len() as u64 > MAX_COPIED_FILE_BYTES {
+        return Err(StepError { stage: reading(), message: format!("larger than {MAX_COPIED_FILE_BYTES} bytes") });
+    }
+    Ok(content)
+}
+
+/// Mounts a read-only overlay of `source` (over the empty layer) on `at`. Its mount table
+/// entry shows `lowerdir=/proc/self/fd/N:/proc/self/fd/M` and root `/`, nothing of the host.
+pub(crate) fn mount_overlay(source: &OwnedFd, empty: &OwnedFd, at: &Path) -> nix::Result<()> {
+    let options = format!("lowerdir=/proc/self/fd/{}:/proc/self/fd/{}", source.as_raw_fd(), empty.as_raw_fd());
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(Some("overlay"), at, Some("overlay"), flags, Some(options.as_str()))
 }
 
 fn tmpfs_options(bytes: u64, mode: u32, uid: u32, gid: u32) -> String {

@@ -1,14 +1,14 @@
 //! `Sandbox`: runs one program per call in fresh namespaces and supervises it.
 //!
-//! `run` creates a per-run dir in the scratch dir, has the launcher fork an init, drives the
-//! control protocol (config → unshare → id maps → go → exit status), supervises the pipes
-//! and limits, and always ends by killing (if needed) and awaiting the init, which exits
-//! only once every process of the run is gone. If the `run` future is dropped midway, the
-//! init handle SIGKILLs the init as it drops; PID 1 follows through its parent-death signal
-//! and takes the whole PID namespace with it.
+//! `run` creates a per-run dir in the instance's part of the scratch dir (`instance.rs`),
+//! has the launcher fork an init, drives the control protocol (config → unshare → id maps
+//! → go → exit status), supervises the pipes and limits, and always ends by killing (if
+//! needed) and awaiting the init, which exits only once every process of the run is gone.
+//! If the `run` future is dropped midway, the init handle SIGKILLs the init as it drops;
+//! PID 1 follows through its parent-death signal and takes the whole PID namespace with it.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixStream;
@@ -19,14 +19,15 @@ use crate::cgroup::{RunCgroup, Usage};
 use crate::egress::{Egress, EgressSettings};
 use crate::egress_proxy::{Policy, RunProxy};
 use crate::error::SandboxError;
-use crate::host::HostSupport;
-use crate::launcher::{InitProcess, Launcher};
-use crate::mounts::ROOT_MOUNTPOINT;
+use crate::host_probe;
+use crate::host_support::HostSupport;
+use crate::init_control::{self, AgentStatus, FromInit, InitConfig, ToInit};
+use crate::instance::{Instance, LeftoverReport};
+use crate::launcher_client::{InitProcess, Launcher};
+use crate::line_capture::LineCapture;
+use crate::mounts::{EMPTY_LAYER, ROOT_MOUNTPOINT};
 use crate::namespaces::IdMapping;
-use crate::output::Output;
-use crate::outputs::{Collected, LentDir};
-use crate::probe;
-use crate::protocol::{self, AgentStatus, FromInit, InitConfig, ToInit};
+use crate::output_files::{Collected, LentDir};
 use crate::rlimits::AgentRlimits;
 use crate::spec::{OutputLine, RunOutcome, RunSpec, Termination};
 use crate::supervise::{Ending, supervise};
@@ -40,7 +41,9 @@ pub struct SandboxSettings {
     /// Program re-executed as the sandbox init; it must call `init_main()` when its first
     /// argument is `INIT_ARG` (the agentd binary: `std::env::current_exe()`).
     pub init_program: PathBuf,
-    /// Host dir where per-run temp dirs are created (and removed after the run).
+    /// Host dir where each `Sandbox` keeps its per-run dirs (removed after the run) and its
+    /// owner's files, in a directory of its own; several processes may share it
+    /// (`Sandbox::remove_leftovers`).
     pub scratch_dir: PathBuf,
     /// The egress proxy's operator settings (exempted networks, fixed name answers).
     pub egress: EgressSettings,
@@ -54,17 +57,44 @@ pub struct Sandbox {
     /// What `new` found usable on this host; prepared once, used by every run.
     host: HostSupport,
     launcher: Launcher,
+    /// Dropped last: its directory goes once nothing of this sandbox uses it any more.
+    instance: Instance,
 }
 
 impl Sandbox {
-    /// Probes what the host supports (logging what is missing) and prepares the scratch
-    /// dir, the run cgroups' parents and the seccomp program.
+    /// Takes a directory of its own in the scratch dir, probes what the host supports
+    /// (logging what is missing) and prepares the run cgroups' parents and the seccomp
+    /// program.
     pub fn new(settings: SandboxSettings) -> Result<Sandbox, SandboxError> {
-        let report = probe::check_host(&settings)?;
+        let instance = Instance::create(&settings.scratch_dir)?;
+        let report = host_probe::check_host(&settings, instance.dir())?;
         let mapping = IdMapping::for_current_process();
-        let host = HostSupport::probe(&settings, mapping, report)?;
+        let host = HostSupport::probe(&settings, mapping, report, instance.id())?;
+        instance.record_cgroups(&host.cgroup_prefixes(&cgroup_prefix(&host, instance.id())))?;
         let launcher = Launcher::new(&settings.init_program);
-        Ok(Sandbox { settings, mapping, host, launcher })
+        Ok(Sandbox { settings, mapping, host, launcher, instance })
+    }
+
+    /// A directory for the owner's own per-run files (the worker's copies of `/outputs`,
+    /// say), private to this `Sandbox`: nothing else writes in it. It is removed with all
+    /// it holds when the `Sandbox` is dropped, or, if this process dies first, by the
+    /// `remove_leftovers` of any `Sandbox` on the same scratch dir.
+    pub fn instance_dir(&self) -> &Path {
+        self.instance.owner_dir()
+    }
+
+    /// Removes what `Sandbox`es on this scratch dir left behind when their process died
+    /// (killed, crashed, lost power): the dirs of their runs, their `instance_dir`s and
+    /// their run cgroups, after killing any process still in those cgroups. A live
+    /// `Sandbox`'s runs, in this process or another, are never touched: each holds a lock
+    /// for its whole life, which the kernel releases when its process ends.
+    ///
+    /// A reconciler: idempotent, takes no input; call it at start-up and on a timer. It
+    /// blocks (up to a few seconds per cgroup whose processes are still exiting), so call
+    /// it from a blocking thread (`tokio::task::spawn_blocking`). What it could not remove
+    /// is listed in the report, for the caller to log, and tried again by the next call.
+    pub fn remove_leftovers(&self) -> Result<LeftoverReport, SandboxError> {
+        self.instance.remove_leftovers(|id| self.host.cgroup_prefixes(&cgroup_prefix(&self.host, id)))
     }
 
     /// The mechanisms of DESIGN.md §6 this host does not give us, in words an operator can
@@ -89,13 +119,13 @@ impl Sandbox {
     ) -> Result<RunOutcome, SandboxError> {
         spec.validate()?;
         if self.mapping == IdMapping::Range {
-            probe::check_readable_by_others(&spec.bundle_dir)?;
+            host_probe::check_readable_by_others(&spec.bundle_dir)?;
         }
         // Before anything of the run exists, so that a refusal leaves nothing to clean up.
         let outputs_dir = spec.collect_outputs.as_deref().map(|dir| LentDir::lend(dir, self.mapping)).transpose()?;
         let started = Instant::now();
-        let run_dir = create_run_dir(&self.settings.scratch_dir)?;
-        let cgroup = self.host.run_cgroup(run_dir.path(), &spec.limits)?;
+        let run_dir = create_run_dir(self.instance.runs_dir())?;
+        let cgroup = self.host.run_cgroup(run_cgroup_name(&self.host, &self.instance, run_dir.path()), &spec.limits)?;
         let (agent_uid, agent_gid) = self.mapping.agent_ids();
         let RunSpec { program, args, mut env, bundle_dir, extra_ro_mounts, stdin, limits, egress, collect_outputs } =
             spec;
@@ -112,6 +142,7 @@ impl Sandbox {
             env,
             bundle_dir,
             extra_ro_mounts,
+            hide_mount_sources: self.host.hide_mount_sources,
             tmp_bytes: limits.tmp_bytes,
             work_bytes: limits.work_bytes,
             run_dir: run_dir.path().to_path_buf(),
@@ -126,7 +157,7 @@ impl Sandbox {
             collect_outputs,
         };
         let (mut init, pipes, mut ctl) = self.launcher.launch().await?;
-        let output = Output::new(lines, limits.max_output_bytes, limits.max_line_bytes);
+        let output = LineCapture::new(lines, limits.max_output_bytes, limits.max_line_bytes);
         let mut collected = None;
         let driven = drive(&mut ctl, &mut init, config, self.mapping, &mut collected);
         // The proxy lives exactly as long as the supervised run: dropping it closes every
@@ -168,6 +199,17 @@ impl Sandbox {
     }
 }
 
+/// `<host prefix><instance id>-`: the name prefix of an instance's run cgroups.
+fn cgroup_prefix(host: &HostSupport, instance_id: &str) -> String {
+    format!("{}{instance_id}-", host.cgroup_prefix)
+}
+
+/// The name of the cgroup of the run whose dir is `run_dir`.
+fn run_cgroup_name(host: &HostSupport, instance: &Instance, run_dir: &Path) -> String {
+    let run = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{}{run}", cgroup_prefix(host, instance.id()))
+}
+
 /// Reads the run's accounting, then removes its cgroup (killing any straggler).
 fn finish_cgroup(cgroup: RunCgroup) -> Usage {
     let usage = cgroup.usage();
@@ -187,20 +229,25 @@ fn memory_limit_or(termination: Termination, oom_kills: u64) -> Termination {
     }
 }
 
-/// A fresh dir in the scratch dir, traversable by the sandbox's root (which is nobody on
-/// the host), with the empty `root` mountpoint of the new root inside.
-fn create_run_dir(scratch: &std::path::Path) -> Result<tempfile::TempDir, SandboxError> {
+/// A fresh dir in `runs`, traversable by the sandbox's root (which is nobody on
+/// the host), with the empty `root` mountpoint of the new root and the overlays' empty
+/// layer inside.
+fn create_run_dir(runs: &Path) -> Result<tempfile::TempDir, SandboxError> {
     let io = |action: &str| {
-        let action = format!("{action} in {}", scratch.display());
+        let action = format!("{action} in {}", runs.display());
         move |e| SandboxError::io(action, e)
     };
-    let dir = tempfile::Builder::new().prefix("run-").tempdir_in(scratch).map_err(io("could not create a run dir"))?;
+    let dir = tempfile::Builder::new().prefix("run-").tempdir_in(runs).map_err(io("could not create a run dir"))?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
         .map_err(io("could not set the run dir's mode"))?;
     std::fs::DirBuilder::new()
         .mode(0o755)
         .create(dir.path().join(ROOT_MOUNTPOINT))
         .map_err(io("could not create the root mountpoint"))?;
+    std::fs::DirBuilder::new()
+        .mode(0o555)
+        .create(dir.path().join(EMPTY_LAYER))
+        .map_err(io("could not create the overlays' empty layer"))?;
     Ok(dir)
 }
 
@@ -213,15 +260,15 @@ async fn drive(
     collected: &mut Option<Collected>,
 ) -> Result<AgentStatus, SandboxError> {
     let send_failed = |e| SandboxError::io("could not write to the sandbox init", e);
-    protocol::send(ctl, &ToInit::Config(Box::new(config))).await.map_err(send_failed)?;
-    match protocol::recv(ctl).await {
+    init_control::send(ctl, &ToInit::Config(Box::new(config))).await.map_err(send_failed)?;
+    match init_control::recv(ctl).await {
         Ok(Some(FromInit::Unshared)) => {}
         other => return Err(unexpected(other, init, "unsharing").await),
     }
     mapping.write_maps(init.pid())?;
-    protocol::send(ctl, &ToInit::Go).await.map_err(send_failed)?;
+    init_control::send(ctl, &ToInit::Go).await.map_err(send_failed)?;
     loop {
-        match protocol::recv(ctl).await {
+        match init_control::recv(ctl).await {
             Ok(Some(FromInit::Outputs(files))) => *collected = Some(files),
             Ok(Some(FromInit::Exited(status))) => {
                 // The init exits as soon as PID 1 (and with it the namespace) is gone.
@@ -257,7 +304,7 @@ async fn stop(ctl: &mut UnixStream, init: &mut InitProcess) {
     }
     let graceful = async {
         // The init may already be gone; then the write fails and the wait returns at once.
-        let _ = protocol::send(ctl, &ToInit::Kill).await;
+        let _ = init_control::send(ctl, &ToInit::Kill).await;
         init.wait().await
     };
     if tokio::time::timeout(KILL_GRACE, graceful).await.is_err() {
@@ -289,6 +336,7 @@ mod tests {
     #[test]
     fn run_futures_are_send() {
         fn assert_send<T: Send>(_: &T) {}
+        let scratch = tempfile::tempdir().unwrap();
         let sandbox = Sandbox {
             settings: SandboxSettings {
                 init_program: "/nonexistent".into(),
@@ -298,6 +346,7 @@ mod tests {
             mapping: IdMapping::Range,
             host: HostSupport::none(),
             launcher: Launcher::new("/nonexistent".as_ref()),
+            instance: Instance::create(scratch.path()).unwrap(),
         };
         let spec = RunSpec {
             program: "/bin/true".into(),

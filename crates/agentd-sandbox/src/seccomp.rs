@@ -1,9 +1,29 @@
 //! The seccomp filter of the agent: a deny-list of the system calls that reach kernel
 //! surface an agent never needs (mounts, namespaces, tracing, BPF, keyrings, modules,
-//! clocks, io_uring …). Denied calls fail with `EPERM`, so agents get a clear error rather
-//! than a mysterious death; `clone3` fails with `ENOSYS` instead, because its flags live
-//! in memory the filter cannot inspect, and libc then falls back to `clone`, whose flags
-//! the filter does check.
+//! clocks, io_uring …), and allow-lists where an argument selects the surface: the socket
+//! address families.
+//!
+//! Denied calls fail with `EPERM`, so agents get a clear error rather than a mysterious
+//! death. Three answers differ, each the one a kernel without the feature gives:
+//! - `socket` and `socketpair` of a family not allowed (`AF_VSOCK`, which reaches the
+//!   host's vsock port space, `AF_PACKET`, `AF_ALG`, `AF_BLUETOOTH`, `AF_KEY` …) fail with
+//!   `EAFNOSUPPORT`, which programs that probe for a family take for "not built in" and
+//!   carry on; `EPERM` would read as a permission to ask for. Allowed: `AF_UNIX`, `AF_INET`,
+//!   `AF_INET6` and `AF_NETLINK` (glibc's `getaddrinfo` with `AI_ADDRCONFIG`, Node's
+//!   default `dns.lookup`, lists the interfaces over `NETLINK_ROUTE`; in the run's own
+//!   network namespace it sees only the loopback), the latter only with protocol
+//!   `NETLINK_ROUTE` (other protocols: `EPERM`); `socketpair` only for `AF_UNIX`, the one
+//!   family that has it.
+//! - `clone3` fails with `ENOSYS`, because its flags live in memory the filter cannot
+//!   inspect; libc then falls back to `clone`, whose flags the filter does check.
+//! - On x86_64, every x32 system call (`nr` with bit 30 set) fails with `ENOSYS`, as on
+//!   kernels built without x32: the deny-list names the x86_64 numbers only.
+//!
+//! It is one BPF program, not one per answer: every filter installed costs a JIT compile
+//! at each run's start (about 0.15 ms here) and a pass on every system call. seccompiler
+//! builds the deny-list (one match action); the other answers are a short prelude spliced
+//! in after its architecture check, where the syscall number is loaded once. The prelude
+//! costs every system call three or four more instructions.
 //!
 //! The BPF is compiled once in `Sandbox::new` and handed to the init as plain words; the
 //! agent process installs it last, after `no_new_privs`, right before `execve`.
@@ -14,6 +34,8 @@ use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
     sock_filter,
 };
+
+use crate::seccomp_prelude;
 
 /// A compiled filter as words (`code | jt << 16 | jf << 24 | k << 32`), ready to ship.
 pub(crate) type Program = Vec<u64>;
@@ -104,45 +126,15 @@ const PER_LINUX: u64 = 0;
 const PERSONALITY_QUERY: u64 = 0xffff_ffff;
 const NETLINK_ROUTE: u64 = 0;
 
-/// Compiles the agent's filter for this machine: the `EPERM` deny-list, with `clone3`
-/// answered `ENOSYS`. One program, not one per answer: every filter installed costs a JIT
-/// compile at each run's start (about 0.15 ms here) and a pass on every system call.
+/// Compiles the agent's filter for this machine: the `EPERM` deny-list with the prelude of
+/// the other answers spliced in (see the module docs).
 pub(crate) fn compile() -> Result<Vec<Program>, String> {
     let arch = std::env::consts::ARCH.try_into().map_err(|e| format!("seccomp: unsupported architecture: {e:?}"))?;
     let deny = SeccompFilter::new(deny_rules()?, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
         .map_err(|e| format!("seccomp: {e}"))?;
     let deny = BpfProgram::try_from(deny).map_err(|e| format!("seccomp: {e}"))?;
-    let program = with_clone3_enosys(deny)?;
+    let program = seccomp_prelude::splice(deny)?;
     Ok(vec![program.iter().map(encode).collect()])
-}
-
-/// seccompiler gives a filter one match action, so the `clone3` answer is spliced into the
-/// deny program right after its architecture check: load the syscall number, and return
-/// `ENOSYS` for `clone3`. No jump of the program crosses that point (the check's only jump
-/// lands on it), so the rest stays valid as it is.
-fn with_clone3_enosys(mut program: BpfProgram) -> Result<BpfProgram, String> {
-    const ARCH_CHECK: usize = 3;
-    const LOAD_WORD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const JUMP_IF_EQUAL: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    const RETURN: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    let arch_offset = std::mem::offset_of!(libc::seccomp_data, arch) as u32;
-    let expected = matches!(
-        program.get(..ARCH_CHECK),
-        Some([load, check, kill]) if (load.code, load.k) == (LOAD_WORD, arch_offset)
-            && (check.code, check.jt, check.jf) == (JUMP_IF_EQUAL, 1, 0)
-            && kill.code == RETURN
-    );
-    if !expected {
-        return Err("seccomp: the compiled program does not start with the expected architecture check".into());
-    }
-    let insn = |code: u16, jt: u8, jf: u8, k: u32| sock_filter { code, jt, jf, k };
-    let clone3 = [
-        insn(LOAD_WORD, 0, 0, std::mem::offset_of!(libc::seccomp_data, nr) as u32),
-        insn(JUMP_IF_EQUAL, 0, 1, libc::SYS_clone3 as u32),
-        insn(RETURN, 0, 0, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-    ];
-    program.splice(ARCH_CHECK..ARCH_CHECK, clone3);
-    Ok(program)
 }
 
 fn deny_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
@@ -172,7 +164,7 @@ fn deny_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
         libc::SYS_personality,
         vec![rule(vec![cond(0, Dword, Ne, PER_LINUX)?, cond(0, Dword, Ne, PERSONALITY_QUERY)?])?],
     );
-    // socket(AF_NETLINK, _, proto): only NETLINK_ROUTE (getifaddrs) stays; the other families
+    // socket(AF_NETLINK, _, proto): only NETLINK_ROUTE (getifaddrs) stays; the other protocols
     // (netfilter, audit, uevents, crypto …) are kernel surface an agent has no use for.
     rules.insert(
         libc::SYS_socket,
@@ -219,5 +211,99 @@ mod tests {
         let insn = sock_filter { code: 0x15, jt: 3, jf: 7, k: 0xdead_beef };
         let back = decode(encode(&insn));
         assert_eq!((back.code, back.jt, back.jf, back.k), (0x15, 3, 7, 0xdead_beef));
+    }
+
+    /// What the compiled program answers for one call, run by a small classic-BPF
+    /// interpreter (the instructions seccompiler and the prelude use).
+    fn answer(nr: libc::c_long, args: [u64; 6]) -> u32 {
+        let program: Vec<libc::sock_filter> = compile().unwrap()[0].iter().copied().map(decode).collect();
+        let arch = seccompiler::TargetArch::try_from(std::env::consts::ARCH).unwrap();
+        let mut data = vec![0u8; std::mem::size_of::<libc::seccomp_data>()];
+        data[0..4].copy_from_slice(&(nr as u32).to_ne_bytes());
+        let audit_arch: u32 = match arch {
+            seccompiler::TargetArch::x86_64 => 0xc000_003e,
+            seccompiler::TargetArch::aarch64 => 0xc000_00b7,
+            seccompiler::TargetArch::riscv64 => 0xc000_00f3,
+        };
+        data[4..8].copy_from_slice(&audit_arch.to_ne_bytes());
+        for (i, arg) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_ne_bytes());
+        }
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let insn = program[pc];
+            let k = insn.k;
+            let jump = |taken: bool| pc + 1 + usize::from(if taken { insn.jt } else { insn.jf });
+            pc = match insn.code as u32 {
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
+                    let at = k as usize;
+                    acc = u32::from_ne_bytes(data[at..at + 4].try_into().unwrap());
+                    pc + 1
+                }
+                c if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => {
+                    acc &= k;
+                    pc + 1
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JA => pc + 1 + k as usize,
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => jump(acc == k),
+                c if c == libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K => jump(acc > k),
+                c if c == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K => jump(acc >= k),
+                c if c == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K => jump(acc & k != 0),
+                c if c == libc::BPF_RET | libc::BPF_K => return k,
+                other => panic!("instruction {other:#x} at {pc} is not interpreted"),
+            };
+        }
+    }
+
+    const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+    const fn errno(e: libc::c_int) -> u32 {
+        libc::SECCOMP_RET_ERRNO | e as u32
+    }
+    fn family(f: libc::c_int) -> [u64; 6] {
+        [f as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]
+    }
+
+    #[test]
+    fn socket_families_off_the_allow_list_are_answered_eafnosupport() {
+        for f in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+            assert_eq!(answer(libc::SYS_socket, family(f)), ALLOW, "family {f}");
+        }
+        for f in [libc::AF_VSOCK, libc::AF_PACKET, libc::AF_ALG, libc::AF_BLUETOOTH, libc::AF_KEY, 0, 255, -1] {
+            assert_eq!(answer(libc::SYS_socket, family(f)), errno(libc::EAFNOSUPPORT), "family {f}");
+        }
+        // The kernel reads an int: the high half of the argument changes nothing.
+        let high = 1u64 << 32;
+        assert_eq!(answer(libc::SYS_socket, [high | libc::AF_VSOCK as u64, 1, 0, 0, 0, 0]), errno(libc::EAFNOSUPPORT));
+        assert_eq!(answer(libc::SYS_socket, [high | libc::AF_UNIX as u64, 1, 0, 0, 0, 0]), ALLOW);
+    }
+
+    #[test]
+    fn netlink_opens_for_netlink_route_only() {
+        let netlink = |protocol: u64| [libc::AF_NETLINK as u64, libc::SOCK_RAW as u64, protocol, 0, 0, 0];
+        assert_eq!(answer(libc::SYS_socket, netlink(0)), ALLOW);
+        assert_eq!(answer(libc::SYS_socket, netlink(9)), errno(libc::EPERM));
+    }
+
+    #[test]
+    fn socketpair_is_for_unix_sockets_only() {
+        assert_eq!(answer(libc::SYS_socketpair, family(libc::AF_UNIX)), ALLOW);
+        for f in [libc::AF_INET, libc::AF_NETLINK, libc::AF_VSOCK] {
+            assert_eq!(answer(libc::SYS_socketpair, family(f)), errno(libc::EAFNOSUPPORT), "family {f}");
+        }
+    }
+
+    #[test]
+    fn the_deny_list_and_enosys_answers_are_unchanged_by_the_prelude() {
+        assert_eq!(answer(libc::SYS_getpid, [0; 6]), ALLOW);
+        assert_eq!(answer(libc::SYS_mount, [0; 6]), errno(libc::EPERM));
+        assert_eq!(answer(libc::SYS_clone3, [0; 6]), errno(libc::ENOSYS));
+        let newuser = libc::CLONE_NEWUSER as u64;
+        assert_eq!(answer(libc::SYS_clone, [newuser, 0, 0, 0, 0, 0]), errno(libc::EPERM));
+        assert_eq!(answer(libc::SYS_clone, [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]), ALLOW);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            answer(libc::c_long::from(seccomp_prelude::X32_SYSCALL_BIT) | libc::SYS_getpid, [0; 6]),
+            errno(libc::ENOSYS)
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::egress::Egress;
 use crate::error::SandboxError;
+use crate::mounts::MAX_COPIED_FILE_BYTES;
 
 /// The path where the bundle is mounted inside the sandbox.
 pub const BUNDLE_MOUNT: &str = "/agent";
@@ -27,7 +28,9 @@ pub struct RunSpec {
     /// Host directory mounted read-only at `/agent`. It must be readable by others (`o+rx`):
     /// the agent runs as an unprivileged uid that owns nothing on the host.
     pub bundle_dir: PathBuf,
-    /// Extra read-only binds: (host path, absolute path inside the sandbox).
+    /// Extra read-only mounts: (host path, absolute path inside the sandbox). A directory
+    /// is mounted (its host path does not show in the run's mount table); a regular file is
+    /// copied in, at most 1 MiB over all such files.
     pub extra_ro_mounts: Vec<(PathBuf, String)>,
     /// Written to the program's stdin, which is then closed.
     pub stdin: Vec<u8>,
@@ -163,6 +166,18 @@ impl RunSpec {
             if !host.is_absolute() {
                 return invalid(format!("mount source {} must be absolute", host.display()));
             }
+        }
+        let copied: u64 = self
+            .extra_ro_mounts
+            .iter()
+            .filter_map(|(host, _)| std::fs::metadata(host).ok().filter(|meta| meta.is_file()))
+            .map(|meta| meta.len())
+            .sum();
+        if copied > MAX_COPIED_FILE_BYTES {
+            return invalid(format!(
+                "extra mounts of files are copied into the run, at most {MAX_COPIED_FILE_BYTES} bytes in all \
+                 ({copied} given); mount their directory instead"
+            ));
         }
         if self.collect_outputs.as_ref().is_some_and(|dir| !dir.is_absolute()) {
             return invalid("collect_outputs must be an absolute path".into());

@@ -11,9 +11,9 @@ use tokio::net::unix::pipe;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::SandboxError;
-use crate::launch::Pipes;
-use crate::output::{Output, OutputLimitExceeded};
-use crate::protocol::AgentStatus;
+use crate::init_control::AgentStatus;
+use crate::line_capture::{LineCapture, OutputLimitExceeded};
+use crate::run_pipes::Pipes;
 use crate::spec::{RunLimits, Stream, Termination};
 
 /// How the supervised part of a run ended.
@@ -49,7 +49,7 @@ pub(crate) async fn supervise(
     pipes: Pipes,
     stdin: Vec<u8>,
     limits: &RunLimits,
-    output: &Output,
+    output: &LineCapture,
     cancel: &CancellationToken,
     exit: impl Future<Output = Result<AgentStatus, SandboxError>>,
 ) -> Result<Ending, SandboxError> {

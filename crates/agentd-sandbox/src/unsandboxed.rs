@@ -7,19 +7,25 @@
 //! `/work`. The program runs in its own process group, which is killed when it ends, so
 //! background children do not outlive the run (unless they escape with `setsid`).
 
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Instant;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::EVENTS_FD;
 use crate::error::SandboxError;
-use crate::launch;
-use crate::output::Output;
-use crate::protocol::AgentStatus;
+use crate::init_control::AgentStatus;
+use crate::line_capture::LineCapture;
+use crate::run_pipes::{self, ChildEnds, Pipes};
 use crate::spec::{BUNDLE_MOUNT, OutputLine, RunOutcome, RunSpec};
 use crate::supervise::supervise;
 
@@ -36,13 +42,13 @@ pub async fn run_unsandboxed(
         .tempdir()
         .map_err(|e| SandboxError::io("could not create a temp dir for the run", e))?;
     let program = host_path(&spec);
-    let (mut child, pipes) = launch::spawn_direct(&program, &spec.args, &spec.env, cwd.path())?;
+    let (mut child, pipes) = spawn_direct(&program, &spec.args, &spec.env, cwd.path())?;
     let group = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw)
         .ok_or_else(|| SandboxError::protocol("the program exited at once"))?;
-    let output = Output::new(lines, spec.limits.max_output_bytes, spec.limits.max_line_bytes);
+    let output = LineCapture::new(lines, spec.limits.max_output_bytes, spec.limits.max_line_bytes);
     let exited = async {
         let status = child.wait().await.map_err(|e| SandboxError::io("could not wait for the program", e))?;
         kill_group(group);
@@ -93,4 +99,44 @@ fn host_path(spec: &RunSpec) -> PathBuf {
         .max_by_key(|(depth, _)| *depth)
         .map(|(_, path)| path)
         .unwrap_or_else(|| program.to_path_buf())
+}
+
+/// Spawns `program` directly, without isolation, in its own process group, with the events
+/// pipe on fd 3 and exactly `env`.
+fn spawn_direct(
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    cwd: &Path,
+) -> Result<(Child, Pipes), SandboxError> {
+    let (ours, theirs) = run_pipes::create()?;
+    let ChildEnds { stdin, stdout, stderr, events } = theirs;
+    let events_fd = events.as_raw_fd();
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (OsStr::new(k), OsStr::new(v))))
+        .current_dir(cwd)
+        .process_group(0)
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(true);
+    // SAFETY: the hook only calls dup2/fcntl, which are async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            if events_fd == EVENTS_FD {
+                run_pipes::clear_cloexec(EVENTS_FD)
+            } else if libc::dup2(events_fd, EVENTS_FD) == EVENTS_FD {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+    let child = command.spawn().map_err(|source| SandboxError::Spawn { program: program.to_path_buf(), source })?;
+    // The command (dropped with the ends it holds) and `events` were our last copies.
+    drop((command, events));
+    Ok((child, ours.register()?))
 }

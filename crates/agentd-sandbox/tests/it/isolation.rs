@@ -30,6 +30,10 @@ pub fn tests() -> Vec<Test> {
             an_unprivileged_supervisor_passes_the_isolation_tests_too,
         ),
         ("hostname_is_agentd_and_passwd_is_the_sandboxs_own", hostname_is_agentd_and_passwd_is_the_sandboxs_own),
+        (
+            "the_mount_table_names_no_host_path_of_the_scratch_data_bundle_or_extra_mounts",
+            the_mount_table_names_no_host_path_of_the_scratch_data_bundle_or_extra_mounts,
+        ),
     ]
 }
 
@@ -149,6 +153,57 @@ fn hostname_is_agentd_and_passwd_is_the_sandboxs_own() {
     assert!(!run.stdout()[1].contains("daemon"), "{:?}", run.stdout());
 }
 
+/// The worker keeps bundles under its data dir by digest, next to the scratch dir and the
+/// SDK; a run reading its own mount table learns none of those names. The dirs here are
+/// named so that any trace of them is found; the data dir is 0700, as a worker's may be.
+fn the_mount_table_names_no_host_path_of_the_scratch_data_bundle_or_extra_mounts() {
+    let data = tempfile::Builder::new().prefix("leakcheck-data-").tempdir().unwrap();
+    let dir_in_data = |prefix: &str| tempfile::Builder::new().prefix(prefix).tempdir_in(data.path()).unwrap();
+    let (scratch, bundle) = (dir_in_data("leakcheck-runs-"), dir_in_data("leakcheck-sha256-d1e5e1-"));
+    let (sdk, conf) = (dir_in_data("leakcheck-sdk-"), dir_in_data("leakcheck-conf-"));
+    fs::write(sdk.path().join("agentd.py"), "X = 1\n").unwrap();
+    fs::write(conf.path().join("settings.toml"), "answer = 42\n").unwrap();
+    // Too big to be copied into the run: served through an overlay.
+    let big = dir_in_data("leakcheck-models-");
+    fs::write(big.path().join("weights.bin"), vec![7u8; 512 << 10]).unwrap();
+    for dir in [sdk.path(), big.path()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let env = TestEnv::in_dirs(scratch, bundle);
+    let program = env.script(
+        "run.sh",
+        "#!/bin/sh\nls /agent /opt/agentd/python | tr '\\n' ' '; echo\ncat /opt/agentd/python/agentd.py \
+         /etc/agentd/settings.toml\nwc -c < /opt/models/weights.bin\ntouch /agent/x /opt/agentd/python/x \
+         /etc/agentd/settings.toml /opt/models/x 2>/dev/null || echo read-only\necho mountinfo\n\
+         cat /proc/self/mountinfo\necho mounts; cat /proc/self/mounts\n",
+    );
+    let mut spec = env.spec(&program, &[]);
+    spec.extra_ro_mounts = vec![
+        (sdk.path().to_path_buf(), "/opt/agentd/python".into()),
+        (conf.path().join("settings.toml"), "/etc/agentd/settings.toml".into()),
+        (big.path().to_path_buf(), "/opt/models".into()),
+    ];
+    let run = env.run(spec).unwrap();
+    assert_eq!(run.outcome.termination, Termination::Exited(0), "{:?}", run.lines);
+    let out = run.stdout();
+    let expected = ["/agent: run.sh  /opt/agentd/python: agentd.py ", "X = 1", "answer = 42", "524288", "read-only"];
+    assert_eq!(out[..5], expected);
+    let (mountinfo, mounts) = (out.iter().position(|l| *l == "mountinfo"), out.iter().position(|l| *l == "mounts"));
+    assert!(mountinfo.is_some() && mounts > mountinfo, "{out:?}");
+    let table = out[5..].join("\n");
+    for secret in ["leakcheck", "d1e5e1", &data.path().display().to_string(), &env.scratch.path().display().to_string()]
+    {
+        assert!(!table.contains(secret), "{secret} shows in the run's mount table:\n{table}");
+    }
+    // The runtime's own directories may show: their paths tell nothing.
+    assert!(table.contains(" /usr "), "{table}");
+    // Where overlayfs works for a user namespace (here), the big directory was mounted,
+    // not bound: this test covers both ways of serving a directory.
+    if env.sandbox.missing_mechanisms().iter().all(|m| !m.starts_with("overlayfs")) {
+        assert!(table.lines().any(|l| l.contains(" /opt/models ") && l.contains("overlay")), "{table}");
+    }
+}
+
 /// As root, reruns a few of these tests as `nobody`, where only one id can be mapped and the
 /// agent is uid 0 inside without capabilities. (Without root the suite already runs so.)
 fn an_unprivileged_supervisor_passes_the_isolation_tests_too() {
@@ -168,6 +223,9 @@ fn an_unprivileged_supervisor_passes_the_isolation_tests_too() {
         "a_daemonized_child_is_killed_when_the_agent_exits",
         "egress_reaches_an_allowed_host_through_the_proxy_and_nothing_else",
         "outputs_regular_files_are_copied_out_and_symlinks_are_not",
+        "hostile_sockets_of_other_families_fail_with_eafnosupport",
+        "the_mount_table_names_no_host_path_of_the_scratch_data_bundle_or_extra_mounts",
+        "leftovers_of_a_killed_sandbox_are_removed_and_a_live_sandboxs_run_is_untouched",
     ] {
         let output = run_as_nobody(&exe, test);
         let stdout = String::from_utf8_lossy(&output.stdout);

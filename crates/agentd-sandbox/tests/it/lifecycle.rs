@@ -1,6 +1,6 @@
 //! How runs end: timeouts, cancellation, background children, the output cap, a dropped
 //! `run` future. After each, no process of the run may remain on the host (found by a
-//! unique `sleep` duration used as a marker) and the scratch dir is empty.
+//! unique `sleep` duration used as a marker) and the scratch dir holds no file of it.
 
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,10 @@ pub fn tests() -> Vec<Test> {
             "a_killed_launcher_spares_running_runs_and_is_replaced",
             a_killed_launcher_spares_running_runs_and_is_replaced,
         ),
-        ("dropping_the_sandbox_ends_its_launcher", dropping_the_sandbox_ends_its_launcher),
+        (
+            "dropping_the_sandbox_ends_its_launcher_and_removes_its_files",
+            dropping_the_sandbox_ends_its_launcher_and_removes_its_files,
+        ),
     ]
 }
 
@@ -45,7 +48,7 @@ fn a_wall_timeout_returns_timed_out_quickly_and_leaves_no_process() {
     assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
     assert!(run.outcome.wall >= Duration::from_millis(300));
     assert_eq!(processes_with(&format!("sleep {marker}")), Vec::<u32>::new());
-    env.assert_scratch_empty();
+    env.assert_runs_left_nothing();
 }
 
 fn cancelling_a_run_kills_its_process_tree() {
@@ -71,7 +74,7 @@ fn cancelling_a_run_kills_its_process_tree() {
     });
     assert_eq!(outcome.unwrap().termination, Termination::Cancelled);
     assert_eq!(processes_with(&format!("sleep {marker}")), Vec::<u32>::new());
-    env.assert_scratch_empty();
+    env.assert_runs_left_nothing();
 }
 
 fn a_daemonized_child_is_killed_when_the_agent_exits() {
@@ -82,7 +85,7 @@ fn a_daemonized_child_is_killed_when_the_agent_exits() {
     assert_eq!(run.stdout(), ["done"]);
     assert!(run.outcome.wall < Duration::from_secs(5), "{:?}", run.outcome.wall);
     assert_eq!(processes_with(&format!("sleep {marker}")), Vec::<u32>::new());
-    env.assert_scratch_empty();
+    env.assert_runs_left_nothing();
 }
 
 fn output_over_the_cap_kills_the_run_with_output_limit() {
@@ -96,7 +99,7 @@ fn output_over_the_cap_kills_the_run_with_output_limit() {
     assert!(delivered >= 99_000, "only {delivered} bytes delivered");
     assert!(run.outcome.output_bytes > 100_000);
     assert_eq!(processes_with("yes 0123456789"), Vec::<u32>::new());
-    env.assert_scratch_empty();
+    env.assert_runs_left_nothing();
 }
 
 fn dropping_the_run_future_kills_the_process_tree() {
@@ -121,7 +124,7 @@ fn dropping_the_run_future_kills_the_process_tree() {
     );
     // A dropped run's cgroup is removed by a cleanup thread once its processes are gone.
     assert!(eventually(Duration::from_secs(5), || env.run_cgroups().is_empty()), "{:?}", env.run_cgroups());
-    env.assert_scratch_empty();
+    env.assert_runs_left_nothing();
 }
 
 fn run_unsandboxed_times_out_and_kills_its_process_group() {
@@ -156,12 +159,19 @@ fn a_killed_launcher_spares_running_runs_and_is_replaced() {
     env.assert_contained_and_healthy();
 }
 
-fn dropping_the_sandbox_ends_its_launcher() {
+/// The owner's files in `instance_dir` go too: they are the sandbox's to remove.
+fn dropping_the_sandbox_ends_its_launcher_and_removes_its_files() {
     let env = TestEnv::new();
     assert_eq!(env.sh("echo hi").stdout(), ["hi"]);
     let launcher = env.sandbox.launcher_pid().unwrap(); // the run started it
-    drop(env);
+    let instance_dir = env.sandbox.instance_dir().to_path_buf();
+    assert!(instance_dir.starts_with(env.scratch.path()), "{}", instance_dir.display());
+    std::fs::create_dir(instance_dir.join("a-run")).unwrap();
+    std::fs::write(instance_dir.join("a-run/report.json"), "{}").unwrap();
+    let TestEnv { sandbox, scratch, .. } = env;
+    drop(sandbox);
     assert!(is_gone_or_zombie(launcher), "launcher {launcher} outlived its sandbox");
+    assert_eq!(crate::support::tree(scratch.path()), Vec::<std::path::PathBuf>::new(), "files left");
 }
 
 fn is_gone_or_zombie(pid: u32) -> bool {

@@ -9,10 +9,12 @@ mod cgroup_v2;
 mod egress;
 mod hostile;
 mod isolation;
+mod leftovers;
 mod lifecycle;
 mod outputs;
 mod overhead;
-mod protocol;
+mod run_protocol;
+mod sockets;
 mod support;
 
 use libtest_mimic::{Arguments, Trial};
@@ -21,12 +23,18 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some(agentd_sandbox::INIT_ARG) {
         agentd_sandbox::init_main();
     }
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(leftovers::OWNER_ARG) {
+        leftovers::owner_main(&args[2..]);
+    }
     let args = Arguments::from_args();
     let tests = [
-        protocol::tests(),
+        run_protocol::tests(),
         isolation::tests(),
         lifecycle::tests(),
+        leftovers::tests(),
         hostile::tests(),
+        sockets::tests(),
         egress::tests(),
         outputs::tests(),
         cgroup_v2::tests(),
@@ -39,13 +47,18 @@ fn main() {
             Ok(())
         })
     })
-    .chain(std::iter::once(
+    .chain([
         Trial::test("spawn_overhead", || {
             overhead::spawn_overhead_p50();
             Ok(())
         })
         .with_ignored_flag(true),
-    ))
+        Trial::test("mount_sources_overhead", || {
+            overhead::mount_sources_overhead_p50();
+            Ok(())
+        })
+        .with_ignored_flag(true),
+    ])
     .collect();
     libtest_mimic::run(&args, tests).exit();
 }

@@ -97,5 +97,5 @@ fn outputs_need_an_empty_directory() {
         Err(SandboxError::InvalidSpec { reason }) => assert!(reason.contains("must be empty"), "{reason}"),
         other => panic!("{:?}", other.map(|r| r.outcome)),
     }
-    env.assert_scratch_empty();
+    env.assert_runs_left_nothing();
 }

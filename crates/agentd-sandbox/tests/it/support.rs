@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use agentd_sandbox::{
@@ -22,6 +22,8 @@ pub struct TestEnv {
     pub bundle: TempDir,
     pub scratch: TempDir,
     pub rt: Runtime,
+    /// Every path under the scratch dir once the sandbox was made, before any run.
+    before_runs: Vec<PathBuf>,
 }
 
 /// What a run produced.
@@ -47,8 +49,15 @@ impl TestEnv {
 
     /// A sandbox whose egress proxy has these operator settings.
     pub fn with_egress(egress: EgressSettings) -> TestEnv {
-        let scratch = tempfile::tempdir().unwrap();
-        let bundle = tempfile::tempdir().unwrap();
+        TestEnv::with(tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), egress)
+    }
+
+    /// A sandbox on this scratch dir, running bundles from this dir.
+    pub fn in_dirs(scratch: TempDir, bundle: TempDir) -> TestEnv {
+        TestEnv::with(scratch, bundle, EgressSettings::default())
+    }
+
+    fn with(scratch: TempDir, bundle: TempDir, egress: EgressSettings) -> TestEnv {
         fs::set_permissions(bundle.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let sandbox = Sandbox::new(SandboxSettings {
             init_program: std::env::current_exe().unwrap(),
@@ -57,7 +66,8 @@ impl TestEnv {
         })
         .unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        TestEnv { sandbox, bundle, scratch, rt }
+        let before_runs = tree(scratch.path());
+        TestEnv { sandbox, bundle, scratch, rt, before_runs }
     }
 
     /// Writes an executable `/agent/<name>`.
@@ -70,27 +80,7 @@ impl TestEnv {
 
     /// A spec with roomy limits and a plain PATH.
     pub fn spec(&self, program: &str, args: &[&str]) -> RunSpec {
-        RunSpec {
-            program: program.to_string(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: vec![("PATH".into(), PATH.into())],
-            bundle_dir: self.bundle.path().to_path_buf(),
-            extra_ro_mounts: Vec::new(),
-            stdin: Vec::new(),
-            limits: RunLimits {
-                wall_timeout: Duration::from_secs(20),
-                max_output_bytes: 1 << 20,
-                max_line_bytes: 4096,
-                tmp_bytes: 1 << 20,
-                work_bytes: 1 << 20,
-                outputs_bytes: 1 << 20,
-                memory_bytes: 256 << 20,
-                max_pids: 64,
-                cpu_millis_per_sec: None,
-            },
-            egress: Egress::Denied,
-            collect_outputs: None,
-        }
+        spec(self.bundle.path(), program, args)
     }
 
     pub fn run(&self, spec: RunSpec) -> Result<Run, SandboxError> {
@@ -131,50 +121,96 @@ impl TestEnv {
     /// After a hostile run: nothing of it is left (scratch entries, cgroups) and the
     /// sandbox still runs a program normally.
     pub fn assert_contained_and_healthy(&self) {
-        self.assert_scratch_empty();
-        assert_eq!(self.run_cgroups(), Vec::<std::path::PathBuf>::new(), "run cgroups left behind");
+        self.assert_runs_left_nothing();
         let run = self.sh("echo healthy");
         assert_eq!(run.stdout(), ["healthy"]);
-        self.assert_scratch_empty();
-        assert_eq!(self.run_cgroups(), Vec::<std::path::PathBuf>::new(), "run cgroups left behind");
+        self.assert_runs_left_nothing();
     }
 
     /// The cgroup dirs of this environment's runs that exist now, found independently of
     /// the sandbox: every dir named `agentd-<scratch dir name>-*` next to our own cgroups.
-    pub fn run_cgroups(&self) -> Vec<std::path::PathBuf> {
-        // The sandbox's naming rule: `agentd-<scratch dir name, [A-Za-z0-9_-] only>-<run dir>`.
-        let name = self.scratch.path().file_name().unwrap().to_string_lossy().into_owned();
-        let safe: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || "_-".contains(*c)).take(32).collect();
-        let prefix = format!("agentd-{safe}-");
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap();
-        let mut found = Vec::new();
-        for line in own.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
-            let roots: Vec<String> = if controllers.is_empty() {
-                vec!["/sys/fs/cgroup".into(), "/sys/fs/cgroup/unified".into()]
-            } else {
-                controllers.split(',').map(|c| format!("/sys/fs/cgroup/{c}")).collect()
-            };
-            for root in roots {
-                // On v2 the worker sits in a leaf; runs are its siblings.
-                let path = path.trim_end_matches("/agentd-supervisor");
-                let Ok(entries) = fs::read_dir(format!("{root}{path}")) else { continue };
-                for entry in entries.flatten() {
-                    if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                        found.push(entry.path());
-                    }
+    pub fn run_cgroups(&self) -> Vec<PathBuf> {
+        run_cgroups_of(self.scratch.path())
+    }
+
+    /// The scratch dir holds what it held before the first run, and no cgroup of this
+    /// environment's runs is left.
+    pub fn assert_runs_left_nothing(&self) {
+        assert_eq!(tree(self.scratch.path()), self.before_runs, "runs left files in the scratch dir");
+        assert_eq!(self.run_cgroups(), Vec::<PathBuf>::new(), "run cgroups left behind");
+    }
+}
+
+/// Every path under `dir`, sorted.
+pub fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap().map(|e| e.unwrap()) {
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+            }
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The cgroup dirs of runs of sandboxes on `scratch`: every dir named
+/// `agentd-<scratch dir name>-*` next to our own cgroups.
+pub fn run_cgroups_of(scratch: &Path) -> Vec<PathBuf> {
+    // The sandbox's naming rule:
+    // `agentd-<scratch dir name, [A-Za-z0-9_-] only>-<instance id>-<run dir name>`.
+    let name = scratch.file_name().unwrap().to_string_lossy().into_owned();
+    let safe: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || "_-".contains(*c)).take(32).collect();
+    let prefix = format!("agentd-{safe}-");
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mut found = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        let roots: Vec<String> = if controllers.is_empty() {
+            vec!["/sys/fs/cgroup".into(), "/sys/fs/cgroup/unified".into()]
+        } else {
+            controllers.split(',').map(|c| format!("/sys/fs/cgroup/{c}")).collect()
+        };
+        for root in roots {
+            // On v2 the worker sits in a leaf; runs are its siblings.
+            let path = path.trim_end_matches("/agentd-supervisor");
+            let Ok(entries) = fs::read_dir(format!("{root}{path}")) else { continue };
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    found.push(entry.path());
                 }
             }
         }
-        found
     }
+    found
+}
 
-    /// No entry in the scratch dir and no cgroup of this environment's runs is left.
-    pub fn assert_scratch_empty(&self) {
-        let left: Vec<_> = fs::read_dir(self.scratch.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(left.is_empty(), "scratch dir not empty: {left:?}");
-        assert_eq!(self.run_cgroups(), Vec::<std::path::PathBuf>::new(), "run cgroups left behind");
+/// A spec running `program` from `bundle`, with roomy limits and a plain PATH.
+pub fn spec(bundle: &Path, program: &str, args: &[&str]) -> RunSpec {
+    RunSpec {
+        program: program.to_string(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: vec![("PATH".into(), PATH.into())],
+        bundle_dir: bundle.to_path_buf(),
+        extra_ro_mounts: Vec::new(),
+        stdin: Vec::new(),
+        limits: RunLimits {
+            wall_timeout: Duration::from_secs(20),
+            max_output_bytes: 1 << 20,
+            max_line_bytes: 4096,
+            tmp_bytes: 1 << 20,
+            work_bytes: 1 << 20,
+            outputs_bytes: 1 << 20,
+            memory_bytes: 256 << 20,
+            max_pids: 64,
+            cpu_millis_per_sec: None,
+        },
+        egress: Egress::Denied,
+        collect_outputs: None,
     }
 }
 

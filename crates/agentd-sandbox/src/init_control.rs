@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::outputs::Collected;
+use crate::output_files::Collected;
 use crate::rlimits::AgentRlimits;
 use crate::seccomp;
 
@@ -30,6 +30,9 @@ pub(crate) struct InitConfig {
     pub env: Vec<(String, String)>,
     pub bundle_dir: PathBuf,
     pub extra_ro_mounts: Vec<(PathBuf, String)>,
+    /// Serve the bundle and extra mount directories through overlays, whose mount table
+    /// entries name no host path; false where overlayfs is unavailable (plain binds).
+    pub hide_mount_sources: bool,
     pub tmp_bytes: u64,
     pub work_bytes: u64,
     /// Host directory (mode 0711) whose empty `root` subdirectory the new root is mounted on.

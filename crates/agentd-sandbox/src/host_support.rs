@@ -7,8 +7,8 @@ use std::path::Path;
 use crate::cgroup::{CgroupHost, RunCgroup};
 use crate::error::SandboxError;
 use crate::fs_access;
+use crate::host_probe::ProbeReport;
 use crate::namespaces::IdMapping;
-use crate::probe::ProbeReport;
 use crate::sandbox::SandboxSettings;
 use crate::seccomp;
 use crate::spec::RunLimits;
@@ -19,23 +19,29 @@ const FULL_LANDLOCK_ABI: i64 = 6;
 #[derive(Debug)]
 pub(crate) struct HostSupport {
     cgroups: Option<CgroupHost>,
-    /// Run cgroups are called `<prefix><run dir name>`: unique per scratch dir, so two
-    /// sandboxes (or two test environments) never mistake each other's cgroups.
-    cgroup_prefix: String,
+    /// Run cgroups are called `<prefix><instance id>-<run dir name>`: the scratch dir's name
+    /// tells whose they are, the instance id which `Sandbox`'s (see `instance.rs`).
+    pub cgroup_prefix: String,
     pub seccomp: Vec<seccomp::Program>,
     pub landlock_abi: i64,
+    /// Overlays mount in a user namespace: runs serve their bundle and extra mounts through
+    /// them, so that their host paths do not show in the run's mount table.
+    pub hide_mount_sources: bool,
     pub missing: Vec<String>,
 }
 
 impl HostSupport {
+    /// `instance_id` names the cgroups made to prove a hierarchy writable, so that those a
+    /// killed process left behind are found with its run cgroups.
     pub(crate) fn probe(
         settings: &SandboxSettings,
         mapping: IdMapping,
         report: ProbeReport,
+        instance_id: &str,
     ) -> Result<HostSupport, SandboxError> {
         let mut missing = Vec::new();
         let cgroup_prefix = cgroup_prefix(&settings.scratch_dir);
-        let cgroups = match CgroupHost::detect(&cgroup_prefix) {
+        let cgroups = match CgroupHost::detect(&format!("{cgroup_prefix}{instance_id}-")) {
             Ok(host) => Some(host),
             Err(reason) => {
                 tracing::warn!(%reason, "no usable cgroups: runs get no memory, pids or CPU caps");
@@ -54,6 +60,16 @@ impl HostSupport {
             Err(reason) => {
                 missing.push(format!("seccomp filter ({reason})"));
                 Vec::new()
+            }
+        };
+        let hide_mount_sources = match report.overlay {
+            Ok(()) => true,
+            Err(reason) => {
+                missing.push(format!(
+                    "overlayfs in user namespaces ({reason}); without it a run's /proc/self/mountinfo \
+                     shows the host paths of its bundle and extra mounts when they are too big to copy"
+                ));
+                false
             }
         };
         let landlock_abi = fs_access::kernel_abi();
@@ -78,9 +94,10 @@ impl HostSupport {
             cgroups = ?cgroups,
             seccomp = !seccomp.is_empty(),
             landlock_abi,
+            hide_mount_sources,
             "sandbox mechanisms enforced"
         );
-        Ok(HostSupport { cgroups, cgroup_prefix, seccomp, landlock_abi, missing })
+        Ok(HostSupport { cgroups, cgroup_prefix, seccomp, landlock_abi, hide_mount_sources, missing })
     }
 
     /// Nothing available (unit tests of the supervisor's types).
@@ -91,15 +108,21 @@ impl HostSupport {
             cgroup_prefix: String::new(),
             seccomp: Vec::new(),
             landlock_abi: 0,
+            hide_mount_sources: false,
             missing: Vec::new(),
         }
     }
 
-    /// Creates the cgroup of the run whose scratch dir is `run_dir`, if cgroups are usable.
-    pub(crate) fn run_cgroup(&self, run_dir: &Path, limits: &RunLimits) -> Result<Option<RunCgroup>, SandboxError> {
+    /// Creates the run cgroup `name`, if cgroups are usable.
+    pub(crate) fn run_cgroup(&self, name: String, limits: &RunLimits) -> Result<Option<RunCgroup>, SandboxError> {
         let Some(host) = &self.cgroups else { return Ok(None) };
-        let run = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        RunCgroup::create(host, format!("{}{run}", self.cgroup_prefix), limits).map(Some)
+        RunCgroup::create(host, name, limits).map(Some)
+    }
+
+    /// Where the cgroups named `<name prefix>…` are made: `<parent>/<name prefix>` for each
+    /// parent (one per v1 hierarchy); empty without usable cgroups.
+    pub(crate) fn cgroup_prefixes(&self, name_prefix: &str) -> Vec<std::path::PathBuf> {
+        self.cgroups.as_ref().map(|host| host.dirs_for(name_prefix)).unwrap_or_default()
     }
 }
 

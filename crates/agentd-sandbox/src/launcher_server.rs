@@ -1,7 +1,7 @@
 //! The launcher process (`<init_program> __sandbox-init --launcher <socket fd>`): forks one
 //! sandbox init per request, reaps them, and spends idle time preparing network namespaces.
 //! Single-threaded, so it may fork freely; it exits when the supervisor closes its end of
-//! the socket. The protocol is described in `launcher.rs`.
+//! the socket. The protocol is described in `launcher_client.rs`.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 

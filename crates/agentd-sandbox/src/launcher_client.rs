@@ -26,7 +26,7 @@ use tokio::net::UnixStream;
 use crate::INIT_ARG;
 use crate::error::SandboxError;
 use crate::fd_passing;
-use crate::launch::{Pipes, run_pipes};
+use crate::run_pipes::{self, Pipes};
 
 /// `<init_program> __sandbox-init --launcher <socket fd>` serves launch requests.
 pub(crate) const LAUNCHER_ARG: &str = "--launcher";
@@ -58,7 +58,7 @@ impl Launcher {
     /// Starts an init with fresh pipes; returns it, the supervisor's pipe ends and the
     /// supervisor's end of the control socket.
     pub(crate) async fn launch(&self) -> Result<(InitProcess, Pipes, UnixStream), SandboxError> {
-        let (ours, theirs) = run_pipes()?;
+        let (ours, theirs) = run_pipes::create()?;
         let (ctl, ctl_theirs) =
             StdUnixStream::pair().map_err(|e| SandboxError::io("could not create the control socket", e))?;
         let fds = [
@@ -116,7 +116,7 @@ impl Connection {
             .stderr(Stdio::inherit());
         // SAFETY: the hook only calls fcntl, which is async-signal-safe.
         unsafe {
-            command.pre_exec(move || crate::launch::clear_cloexec(fd));
+            command.pre_exec(move || run_pipes::clear_cloexec(fd));
         }
         let process =
             command.spawn().map_err(|source| SandboxError::Spawn { program: program.to_path_buf(), source })?;

@@ -1,21 +1,18 @@
-//! The pipes of a run, and starting a program directly. The supervisor
-//! is a multi-threaded tokio program: no work happens between `fork` and `exec` except
-//! async-signal-safe fd fiddling in `pre_exec`. Every fd we create is close-on-exec, so a
-//! concurrently spawned process never inherits another run's pipes; the child clears that
-//! flag only on the fds meant for it. (Sandbox inits are forked by the launcher instead.)
+//! The four pipes of a run (stdin, stdout, stderr and the events pipe on fd 3), made by the
+//! supervisor and handed to the program's side: to a sandbox init through the launcher
+//! (`launcher_client.rs`), or to a directly spawned program (`unsandboxed.rs`).
+//!
+//! The supervisor is a multi-threaded tokio program: every fd made here is close-on-exec,
+//! so a concurrently spawned process never inherits another run's pipes; whoever starts
+//! the program clears that flag only on the fds meant for it (`clear_cloexec`).
 
-use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::Path;
-use std::process::Stdio;
+use std::os::fd::{OwnedFd, RawFd};
 
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
 use tokio::net::unix::pipe;
-use tokio::process::{Child, Command};
 
-use crate::agent::EVENTS_FD;
 use crate::error::SandboxError;
 
 /// The supervisor's ends of the program's pipes.
@@ -43,7 +40,7 @@ pub(crate) struct ChildEnds {
 }
 
 /// Fresh pipes for stdin, stdout, stderr and events.
-pub(crate) fn run_pipes() -> Result<(OurEnds, ChildEnds), SandboxError> {
+pub(crate) fn create() -> Result<(OurEnds, ChildEnds), SandboxError> {
     let (stdin_child, stdin) = close_on_exec_pipe()?;
     let (stdout, stdout_child) = close_on_exec_pipe()?;
     let (stderr, stderr_child) = close_on_exec_pipe()?;
@@ -65,46 +62,6 @@ impl OurEnds {
             events: pipe::Receiver::from_owned_fd(self.events).map_err(register)?,
         })
     }
-}
-
-/// Spawns `program` directly, without isolation, in its own process group, with the events
-/// pipe on fd 3 and exactly `env`.
-pub(crate) fn spawn_direct(
-    program: &Path,
-    args: &[String],
-    env: &[(String, String)],
-    cwd: &Path,
-) -> Result<(Child, Pipes), SandboxError> {
-    let (ours, theirs) = run_pipes()?;
-    let ChildEnds { stdin, stdout, stderr, events } = theirs;
-    let events_fd = events.as_raw_fd();
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (OsStr::new(k), OsStr::new(v))))
-        .current_dir(cwd)
-        .process_group(0)
-        .stdin(Stdio::from(stdin))
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
-        .kill_on_drop(true);
-    // SAFETY: the hook only calls dup2/fcntl, which are async-signal-safe.
-    unsafe {
-        command.pre_exec(move || {
-            if events_fd == EVENTS_FD {
-                clear_cloexec(EVENTS_FD)
-            } else if libc::dup2(events_fd, EVENTS_FD) == EVENTS_FD {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
-    }
-    let child = command.spawn().map_err(|source| SandboxError::Spawn { program: program.to_path_buf(), source })?;
-    // The command (dropped with the ends it holds) and `events` were our last copies.
-    drop((command, events));
-    Ok((child, ours.register()?))
 }
 
 /// A close-on-exec pipe: (read end, write end).

@@ -1,7 +1,8 @@
 //! What the host supports, checked once in `Sandbox::new`: the namespaces a run needs
 //! (missing ones are an error, proven by running the init program in probe mode, which
-//! also proves that a seccomp filter installs). The optional mechanisms are gathered in
-//! `host.rs`.
+//! also finds out whether overlays mount in a user namespace and whether a seccomp filter
+//! installs; see `init_probe.rs`). The optional mechanisms are gathered in
+//! `host_support.rs`.
 
 use std::fs;
 use std::io::Read;
@@ -14,7 +15,7 @@ use nix::unistd::Uid;
 
 use crate::INIT_ARG;
 use crate::error::SandboxError;
-use crate::init::{PROBE_ANSWER, PROBE_ARG, SECCOMP_OK};
+use crate::init_probe::{OVERLAY_OK, PROBE_ANSWER, PROBE_ARG, PROBE_DIRS, SECCOMP_OK};
 use crate::sandbox::SandboxSettings;
 
 const NAMESPACES: &[&str] = &["user", "mnt", "pid", "net", "ipc", "uts"];
@@ -23,17 +24,19 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the probe learnt beyond "namespaces work".
 pub(crate) struct ProbeReport {
+    /// `Err(reason)` when a user namespace's root could not mount an overlay.
+    pub overlay: Result<(), String>,
     /// `Err(reason)` when a seccomp filter could not be installed.
     pub seccomp: Result<(), String>,
 }
 
-pub(crate) fn check_host(settings: &SandboxSettings) -> Result<ProbeReport, SandboxError> {
+/// Checks what runs need and probes what they may use; `work_dir` is a private directory
+/// on the scratch dir's filesystem for the probe's files.
+pub(crate) fn check_host(settings: &SandboxSettings, work_dir: &Path) -> Result<ProbeReport, SandboxError> {
     let unsupported = |reason: String| SandboxError::Unsupported { reason };
     if !settings.init_program.is_file() {
         return Err(unsupported(format!("init program {} is not a file", settings.init_program.display())));
     }
-    fs::create_dir_all(&settings.scratch_dir)
-        .map_err(|e| SandboxError::io(format!("could not create scratch dir {}", settings.scratch_dir.display()), e))?;
     for ns in NAMESPACES {
         if !Path::new("/proc/self/ns").join(ns).exists() {
             return Err(unsupported(format!("the kernel has no {ns} namespaces")));
@@ -58,13 +61,13 @@ pub(crate) fn check_host(settings: &SandboxSettings) -> Result<ProbeReport, Sand
              without capabilities, mapped to this user's uid"
         );
     }
-    let answer = probe_init(&settings.init_program)?;
-    let seccomp = match answer.lines().nth(1) {
-        Some(SECCOMP_OK) => Ok(()),
+    let answer = probe_init(&settings.init_program, work_dir)?;
+    let line = |topic: &str, ok: &str| match answer.lines().find(|line| line.starts_with(topic)) {
+        Some(line) if line == ok => Ok(()),
         Some(other) => Err(other.to_string()),
-        None => Err("the probe did not report on seccomp".to_string()),
+        None => Err(format!("the probe did not report on {topic}")),
     };
-    Ok(ProbeReport { seccomp })
+    Ok(ProbeReport { overlay: line("overlay", OVERLAY_OK), seccomp: line("seccomp", SECCOMP_OK) })
 }
 
 /// The agent runs as an unprivileged uid that owns nothing on the host: the bundle must be
@@ -89,9 +92,18 @@ pub(crate) fn check_readable_by_others(dir: &Path) -> Result<(), SandboxError> {
 /// Runs `<init_program> __sandbox-init --probe`: proves that the program is a sandbox init
 /// and that this process may create the namespaces (seccomp profiles of container runtimes
 /// often forbid it even where `/proc` says yes). Returns what the probe printed.
-fn probe_init(program: &Path) -> Result<String, SandboxError> {
+fn probe_init(program: &Path, work_dir: &Path) -> Result<String, SandboxError> {
+    let dir = tempfile::Builder::new()
+        .prefix("probe-")
+        .tempdir_in(work_dir)
+        .map_err(|e| SandboxError::io(format!("could not create a probe dir in {}", work_dir.display()), e))?;
+    for name in PROBE_DIRS {
+        fs::create_dir(dir.path().join(name))
+            .map_err(|e| SandboxError::io(format!("could not create a probe dir in {}", work_dir.display()), e))?;
+    }
     let mut child = Command::new(program)
         .args([INIT_ARG, PROBE_ARG])
+        .current_dir(dir.path())
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -58,7 +58,7 @@ fn a_script_reads_stdin_and_its_stdout_stderr_and_fd3_lines_arrive_on_their_stre
         + "err: world\n".len()
         + "{\"type\":\"log\",\"message\":\"hi\"}\n{\"type\":\"output\",\"data\":42}\n".len();
     assert_eq!(run.outcome.output_bytes, expected_bytes as u64);
-    env.assert_scratch_empty();
+    env.assert_runs_left_nothing();
 }
 
 fn exit_codes_zero_and_three_are_reported() {
@@ -128,7 +128,7 @@ fn a_missing_program_is_a_setup_error_naming_execve() {
         SandboxError::Setup { stage, .. } => assert!(stage.contains("execve"), "{stage}"),
         other => panic!("unexpected error {other:?}"),
     }
-    env.assert_scratch_empty();
+    env.assert_runs_left_nothing();
 }
 
 fn run_unsandboxed_gives_the_same_output_for_the_same_script() {
@@ -158,6 +158,7 @@ fn sandbox_new_rejects_an_init_program_that_is_not_a_sandbox_init() {
             other => panic!("{program} was accepted as init: {other:?}"),
         }
     }
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0, "a refused sandbox left files");
 }
 
 /// The development host has everything (cgroups v1 memory/pids/cpu, seccomp, landlock);

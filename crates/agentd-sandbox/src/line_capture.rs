@@ -16,7 +16,7 @@ const READ_CHUNK: usize = 64 * 1024;
 pub(crate) struct OutputLimitExceeded;
 
 /// Shared by the three pumps of one run.
-pub(crate) struct Output {
+pub(crate) struct LineCapture {
     lines: mpsc::Sender<OutputLine>,
     max_bytes: u64,
     max_line: usize,
@@ -24,9 +24,9 @@ pub(crate) struct Output {
     receiver_gone: AtomicBool,
 }
 
-impl Output {
+impl LineCapture {
     pub(crate) fn new(lines: mpsc::Sender<OutputLine>, max_bytes: u64, max_line: usize) -> Self {
-        Output { lines, max_bytes, max_line, total: AtomicU64::new(0), receiver_gone: AtomicBool::new(false) }
+        LineCapture { lines, max_bytes, max_line, total: AtomicU64::new(0), receiver_gone: AtomicBool::new(false) }
     }
 
     /// Bytes read so far from all streams.
