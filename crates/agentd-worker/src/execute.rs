@@ -79,10 +79,12 @@ enum Ended {
 
 /// Runs the agent and says how it ended.
 async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: CancellationToken) -> Ended {
-    // Removed with everything in it when this function returns, however the run ended.
+    // Removed with everything in it when this function returns, however the run ended;
+    // under the sandbox's instance dir, so a worker killed meanwhile leaves nothing for
+    // good (the next worker's leftover pass removes it).
     let outputs = match tempfile::Builder::new()
         .prefix(&format!("{}-{}-", run.invocation_id, run.attempt))
-        .tempdir_in(shared.settings.data_dir.join(crate::OUTPUTS_DIR))
+        .tempdir_in(shared.sandbox.instance_dir())
     {
         Ok(dir) => dir,
         Err(err) => {

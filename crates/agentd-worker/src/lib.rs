@@ -25,8 +25,8 @@ pub use agentd_sandbox::{EgressSettings, IpNetwork};
 pub use prepare::Runtimes;
 pub use source::{RunSource, SourceError};
 
-/// Below the data dir: one directory per run that `/outputs` is copied into.
-const OUTPUTS_DIR: &str = "outputs";
+/// How often the worker removes what dead workers on its scratch dir left behind.
+const LEFTOVERS_EVERY: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -74,7 +74,7 @@ impl Worker {
         settings.data_dir = std::path::absolute(&settings.data_dir)
             .map_err(|source| WorkerError::DataDir { path: settings.data_dir.display().to_string(), source })?;
         let scratch = settings.data_dir.join("runs");
-        for dir in [&scratch, &settings.data_dir.join("bundles"), &settings.data_dir.join(OUTPUTS_DIR)] {
+        for dir in [&scratch, &settings.data_dir.join("bundles")] {
             std::fs::create_dir_all(dir)
                 .map_err(|source| WorkerError::DataDir { path: dir.display().to_string(), source })?;
         }
@@ -105,6 +105,7 @@ impl Worker {
         let runs = tokio_util::task::TaskTracker::new();
         // Not a child of `shutdown`: runs outlive it by the grace period.
         let stop_runs = CancellationToken::new();
+        let leftovers = tokio::spawn(remove_leftovers(shared.clone(), shutdown.clone()));
         tracing::info!(worker = %shared.settings.worker_id, slots = shared.settings.slots, "worker started");
         loop {
             let permit = tokio::select! {
@@ -140,6 +141,9 @@ impl Worker {
             }
         }
         runs.close();
+        if let Err(err) = leftovers.await {
+            tracing::warn!(error = %err, "the leftover reconciler ended abnormally");
+        }
         let grace = shared.settings.shutdown_grace;
         if tokio::time::timeout(grace, runs.wait()).await.is_err() {
             tracing::info!(grace_s = grace.as_secs(), "grace period over; handing the remaining runs back");
@@ -147,5 +151,31 @@ impl Worker {
             runs.wait().await;
         }
         tracing::info!("worker stopped");
+    }
+}
+
+/// Reconciler: at start and then every [`LEFTOVERS_EVERY`], removes the run directories,
+/// per-run files and cgroups of workers on this scratch dir whose process died (a kill -9
+/// leaves them behind). A live worker's runs are never touched.
+async fn remove_leftovers(shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        let pass = shared.clone();
+        match tokio::task::spawn_blocking(move || pass.sandbox.remove_leftovers()).await {
+            Ok(Ok(report)) if report.instances > 0 || !report.kept.is_empty() => tracing::warn!(
+                instances = report.instances,
+                run_dirs = report.run_dirs,
+                cgroups = report.cgroups,
+                killed_processes = report.killed_processes,
+                kept = ?report.kept,
+                "removed what dead workers left behind"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "removing leftovers failed; the next pass retries"),
+            Err(err) => tracing::error!(error = %err, "removing leftovers panicked"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(LEFTOVERS_EVERY) => {}
+        }
     }
 }

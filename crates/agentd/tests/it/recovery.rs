@@ -83,3 +83,39 @@ async fn a_run_whose_events_cannot_be_recorded_ends_failed_with_events_unrecorde
     let last = events.last().and_then(|e| e.data.clone());
     assert_eq!(last, Some(json!({"status": "failed"})));
 }
+
+on_both_stores!(a_restarted_server_removes_what_its_killed_predecessor_left_on_disk);
+async fn a_restarted_server_removes_what_its_killed_predecessor_left_on_disk(backend: Backend) {
+    let mut app = TestApp::spawn_with(backend, &[("AGENTD_LEASE_S", "2")]).await;
+    let alpha = app.signup("alpha").await;
+    app.deploy_script(&alpha, "once", FIRST_ATTEMPT_HANGS).await;
+    let accepted = alpha.client.invoke("once", &InvokeRequest::default(), &InvokeOptions::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !log_messages(&alpha, accepted.id.as_str()).await.iter().any(|m| m == "started") {
+        assert!(tokio::time::Instant::now() < deadline, "the run never started");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let instances = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("instance-") && !n.ends_with(".lock"))
+            .collect()
+    };
+    let scratch = app.data_dir.join("runs");
+    let before = instances(&scratch);
+    assert_eq!(before.len(), 1, "one worker, one instance dir: {before:?}");
+    app.crash().await;
+    assert_eq!(instances(&scratch), before, "a SIGKILL leaves the run's files behind");
+    app.start_again().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while instances(&scratch).contains(&before[0]) {
+        assert!(tokio::time::Instant::now() < deadline, "the dead worker's files stayed: {:?}", instances(&scratch));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let alpha = crate::harness::TestTenant { client: app.client().with_token(alpha.key.clone()), ..alpha };
+    let done = poll_invocation(&alpha, accepted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
+    assert_eq!((done.status, done.recoveries), (InvocationStatus::Succeeded, 1), "{done:?}");
+}
