@@ -78,7 +78,8 @@ pub struct NewKey {
     pub expiry: KeyExpiry,
 }
 
-fn random_text(len: usize) -> String {
+/// Random letters and digits, for secrets.
+pub(crate) fn random_text(len: usize) -> String {
     rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 

@@ -219,9 +219,7 @@ pub struct CreatedWorkerToken {
 /// Mints a worker token for `agentd worker --token`. An operator's act: it takes the store
 /// itself, which only someone holding the database credentials has.
 pub async fn worker_token_create(store: &agentd_store::Store, name: &str) -> Result<CreatedWorkerToken> {
-    use rand::Rng;
-    let secret: String = rand::rng().sample_iter(&rand::distr::Alphanumeric).take(40).map(char::from).collect();
-    let token = format!("{WORKER_TOKEN_PREFIX}{secret}");
+    let token = format!("{WORKER_TOKEN_PREFIX}{}", crate::accounts::random_text(40));
     let id = store.worker_token_create_unscoped(name, &hash_secret(&token)).await?;
     Ok(CreatedWorkerToken { id, token: agentd_core::Secret::new(token) })
 }

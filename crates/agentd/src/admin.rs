@@ -43,7 +43,7 @@ impl AdminArgs {
         let data_dir = absolute("the data dir", &self.data_dir)?;
         let database = match &self.database_url {
             Some(url) => DatabaseUrl::new(url.clone()),
-            None => DatabaseUrl::new(format!("sqlite://{}", data_dir.join("agentd.db").display())),
+            None => DatabaseUrl::sqlite_under(&data_dir),
         };
         let blobs = BlobLocation::Local(data_dir.join("blobs"));
         Ok(Settings {

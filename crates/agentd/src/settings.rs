@@ -100,7 +100,7 @@ impl DatabaseUrl {
     }
 
     /// The SQLite database under `data_dir`, the default.
-    fn sqlite_under(data_dir: &Path) -> DatabaseUrl {
+    pub fn sqlite_under(data_dir: &Path) -> DatabaseUrl {
         DatabaseUrl(format!("sqlite://{}", data_dir.join("agentd.db").display()))
     }
 }
