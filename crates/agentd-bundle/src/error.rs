@@ -86,6 +86,9 @@ pub enum BundleError {
     )]
     EntryUnsupported { path: String, kind: &'static str },
 
+    #[error("the bundle's dependencies cannot be installed: {reason}")]
+    DependenciesInvalid { reason: String },
+
     /// `unpack` was given a destination that already exists (or appeared while unpacking,
     /// when another process unpacked the same bundle first).
     #[error("cannot unpack into `{}`: it already exists", path.display())]
@@ -115,6 +118,7 @@ impl BundleError {
             BundleError::PathUnsafe { .. } => "path_unsafe",
             BundleError::SymlinkUnsafe { .. } => "symlink_unsafe",
             BundleError::EntryUnsupported { .. } => "entry_unsupported",
+            BundleError::DependenciesInvalid { .. } => "dependencies_invalid",
             BundleError::DestinationExists { .. } => "destination_exists",
             BundleError::Io { .. } => "io_error",
         }

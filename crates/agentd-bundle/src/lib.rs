@@ -9,6 +9,7 @@
 #![doc = include_str!("../README.md")]
 
 mod archive;
+mod dependencies;
 mod entry_path;
 mod error;
 mod links;
@@ -23,7 +24,8 @@ use sha2::{Digest, Sha256};
 
 pub use archive::ArchiveFormat;
 pub use error::{BundleError, SizeLimit};
-pub use manifest::{Manifest, ManifestLimits, NetworkPolicy, Runtime};
+pub use dependencies::{DependencyPlan, PipSource};
+pub use manifest::{DependencySettings, Manifest, ManifestLimits, NetworkPolicy, Runtime};
 
 /// Size limits applied while reading a bundle. The platform sets them per tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,14 +56,28 @@ pub struct InspectedBundle {
     pub unpacked_bytes: u64,
     /// Number of regular files (hard links included).
     pub files: u32,
+    /// The dependency files at the root (`requirements.txt`, `package.json`, …) by name.
+    pub dependency_files: std::collections::BTreeMap<String, Vec<u8>>,
+    /// Whether a `wheels/` folder is at the root.
+    pub has_wheels: bool,
+}
+
+impl InspectedBundle {
+    /// How this bundle's dependencies are installed, or `None` when it has none.
+    pub fn dependency_plan(&self) -> Result<Option<DependencyPlan>, BundleError> {
+        DependencyPlan::for_bundle(&self.manifest, &self.dependency_files, self.has_wheels)
+    }
 }
 
 /// Checks a bundle completely without writing anything: limits, archive integrity, every
 /// path and link, the manifest and the entrypoint.
 pub fn inspect(bytes: &[u8], limits: &BundleLimits) -> Result<InspectedBundle, BundleError> {
-    let walked = walk::walk(bytes, limits, &mut walk::Discard)?;
+    let walked = walk::walk(bytes, limits, &mut walk::Discard, walk::Expect::Bundle)?;
+    let manifest = walked.manifest.ok_or(BundleError::ManifestMissing { nested: None })?;
     Ok(InspectedBundle {
-        manifest: walked.manifest,
+        manifest,
+        dependency_files: walked.dependency_files,
+        has_wheels: walked.has_wheels,
         format: walked.format,
         digest: digest(bytes),
         unpacked_bytes: walked.unpacked_bytes,
@@ -75,7 +91,13 @@ pub fn inspect(bytes: &[u8], limits: &BundleLimits) -> Result<InspectedBundle, B
 /// on failure. If another process created `dest` meanwhile, the result is
 /// [`BundleError::DestinationExists`] and its `dest` is left as it is.
 pub fn unpack(bytes: &[u8], dest: &Path, limits: &BundleLimits) -> Result<(), BundleError> {
-    unpack::unpack(bytes, dest, limits)
+    unpack::unpack(bytes, dest, limits, walk::Expect::Bundle).map(drop)
+}
+
+/// [`unpack`] for a `.tar.gz` of any tree (installed dependencies): every path, link and
+/// limit check applies, but no manifest is expected. Returns the sum of the file sizes.
+pub fn unpack_tree(bytes: &[u8], dest: &Path, limits: &BundleLimits) -> Result<u64, BundleError> {
+    unpack::unpack(bytes, dest, limits, walk::Expect::Tree)
 }
 
 /// Packs a folder into a reproducible `.tar.gz` bundle; see the README for what is left out.

@@ -34,6 +34,18 @@ pub struct Manifest {
     pub limits: ManifestLimits,
     #[serde(default)]
     pub network: NetworkPolicy,
+    #[serde(default)]
+    pub dependencies: DependencySettings,
+}
+
+/// `[dependencies]`: how the packages the bundle names are installed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependencySettings {
+    /// Install without any network, from what the bundle vendors (`wheels/`, `file:`
+    /// tarballs).
+    #[serde(default)]
+    pub offline: bool,
 }
 
 /// How the worker starts the entrypoint.
@@ -160,6 +172,8 @@ struct RawManifest {
     limits: ManifestLimits,
     #[serde(default)]
     network: NetworkPolicy,
+    #[serde(default)]
+    dependencies: DependencySettings,
 }
 
 impl Manifest {
@@ -175,6 +189,7 @@ impl Manifest {
             tags: check_tags(raw.tags)?,
             limits: check_limits(raw.limits)?,
             network: raw.network,
+            dependencies: raw.dependencies,
         })
     }
 }

@@ -14,14 +14,14 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::entry_path::EntryPath;
-use crate::walk::{self, Sink};
+use crate::walk::{self, Expect, Sink};
 use crate::{BundleError, BundleLimits};
 
 const DIR_MODE: u32 = 0o755;
 const FILE_MODE: u32 = 0o644;
 const EXEC_MODE: u32 = 0o755;
 
-pub(crate) fn unpack(bytes: &[u8], dest: &Path, limits: &BundleLimits) -> Result<(), BundleError> {
+pub(crate) fn unpack(bytes: &[u8], dest: &Path, limits: &BundleLimits, expect: Expect) -> Result<u64, BundleError> {
     if fs::symlink_metadata(dest).is_ok() {
         return Err(BundleError::DestinationExists { path: dest.to_owned() });
     }
@@ -49,7 +49,7 @@ pub(crate) fn unpack(bytes: &[u8], dest: &Path, limits: &BundleLimits) -> Result
     let root = staging.path().to_owned();
 
     let mut sink = DiskSink::new(root.clone());
-    let walked = walk::walk(bytes, limits, &mut sink)?;
+    let walked = walk::walk(bytes, limits, &mut sink, expect)?;
     for (path, target) in &walked.symlinks {
         sink.ensure_folder(path.parent())?;
         let at = root.join(path.as_str());
@@ -61,7 +61,7 @@ pub(crate) fn unpack(bytes: &[u8], dest: &Path, limits: &BundleLimits) -> Result
         Ok(()) => {
             // The folder now lives at `dest`: forget the staging guard instead of deleting.
             let _ = staging.keep();
-            Ok(())
+            Ok(walked.unpacked_bytes)
         }
         // Another unpack of the same bundle won the race (rename refuses a non-empty target).
         Err(_) if fs::symlink_metadata(dest).is_ok() => Err(BundleError::DestinationExists { path: dest.to_owned() }),

@@ -20,12 +20,15 @@ use crate::archive::{self, RawEntry, RawKind};
 use crate::entry_path::{EntryPath, resolve_link_target};
 use crate::error::shown;
 use crate::links::check_symlinks;
+use crate::dependencies::DEPENDENCY_FILES;
 use crate::{ArchiveFormat, BundleError, BundleLimits, Manifest, SizeLimit};
 
 /// The manifest's file name at the bundle root.
 pub(crate) const MANIFEST_PATH: &str = "agent.toml";
 /// Largest accepted `agent.toml`, in bytes.
 const MAX_MANIFEST_BYTES: usize = 64 * 1024;
+/// Largest dependency file (`package-lock.json` of a big project) read at the root.
+const MAX_DEPENDENCY_FILE_BYTES: usize = 16 * 1024 * 1024;
 const CHUNK: usize = 64 * 1024;
 
 /// Where validated entries go. The defaults do nothing, which is all `inspect` needs.
@@ -59,9 +62,23 @@ pub(crate) enum Node {
     Symlink(String),
 }
 
+/// What the walk expects at the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// An agent bundle: `agent.toml` and its entrypoint must be there.
+    Bundle,
+    /// Any tree of files (installed dependencies): no manifest.
+    Tree,
+}
+
 /// The outcome of a successful walk.
 pub(crate) struct Walked {
-    pub(crate) manifest: Manifest,
+    /// `None` only for [`Expect::Tree`].
+    pub(crate) manifest: Option<Manifest>,
+    /// The dependency files found at the root, by name, with their content.
+    pub(crate) dependency_files: BTreeMap<String, Vec<u8>>,
+    /// Whether the bundle has a `wheels/` folder at its root (vendored packages).
+    pub(crate) has_wheels: bool,
     pub(crate) format: ArchiveFormat,
     pub(crate) unpacked_bytes: u64,
     pub(crate) files: u32,
@@ -70,7 +87,12 @@ pub(crate) struct Walked {
 }
 
 /// Checks the whole bundle, feeding each accepted entry to `sink`.
-pub(crate) fn walk(bytes: &[u8], limits: &BundleLimits, sink: &mut dyn Sink) -> Result<Walked, BundleError> {
+pub(crate) fn walk(
+    bytes: &[u8],
+    limits: &BundleLimits,
+    sink: &mut dyn Sink,
+    expect: Expect,
+) -> Result<Walked, BundleError> {
     // Before anything else: the size is known without decoding a byte.
     if bytes.len() as u64 > limits.max_bundle_bytes {
         return Err(BundleError::TooLarge {
@@ -91,6 +113,8 @@ pub(crate) fn walk(bytes: &[u8], limits: &BundleLimits, sink: &mut dyn Sink) -> 
         files: 0,
         manifest: None,
         nested_manifest: None,
+        dependency_files: BTreeMap::new(),
+        expect,
     };
     archive::for_each_entry(bytes, format, limits, &mut |entry| state.visit(entry))?;
     state.finish(format)
@@ -106,6 +130,8 @@ struct WalkState<'a> {
     files: u32,
     manifest: Option<Vec<u8>>,
     nested_manifest: Option<String>,
+    dependency_files: BTreeMap<String, Vec<u8>>,
+    expect: Expect,
 }
 
 impl WalkState<'_> {
@@ -180,7 +206,11 @@ impl WalkState<'_> {
         declared_size: u64,
         content: &mut dyn Read,
     ) -> Result<(), BundleError> {
-        let is_manifest = path.as_str() == MANIFEST_PATH;
+        let is_manifest = self.expect == Expect::Bundle && path.as_str() == MANIFEST_PATH;
+        let is_dependency_file = self.expect == Expect::Bundle && DEPENDENCY_FILES.contains(&path.as_str());
+        if is_dependency_file && declared_size > MAX_DEPENDENCY_FILE_BYTES as u64 {
+            return Err(dependency_file_too_large(path));
+        }
         if is_manifest && declared_size > MAX_MANIFEST_BYTES as u64 {
             return Err(BundleError::manifest("agent.toml is larger than 64 KiB"));
         }
@@ -206,11 +236,19 @@ impl WalkState<'_> {
                 }
                 captured.extend_from_slice(chunk);
             }
+            if is_dependency_file {
+                if captured.len() + read > MAX_DEPENDENCY_FILE_BYTES {
+                    return Err(dependency_file_too_large(path));
+                }
+                captured.extend_from_slice(chunk);
+            }
             self.sink.write_chunk(chunk)?;
         }
         self.sink.end_file()?;
         if is_manifest {
             self.manifest = Some(captured);
+        } else if is_dependency_file {
+            self.dependency_files.insert(path.as_str().to_owned(), captured);
         }
         Ok(())
     }
@@ -270,6 +308,17 @@ impl WalkState<'_> {
 
     fn finish(self, format: ArchiveFormat) -> Result<Walked, BundleError> {
         check_symlinks(&self.tree, &self.symlinks)?;
+        if self.expect == Expect::Tree {
+            return Ok(Walked {
+                manifest: None,
+                dependency_files: BTreeMap::new(),
+                has_wheels: false,
+                format,
+                unpacked_bytes: self.unpacked_bytes,
+                files: self.files,
+                symlinks: self.symlinks,
+            });
+        }
         if self.tree.get(MANIFEST_PATH) == Some(&Node::Directory) {
             return Err(BundleError::manifest("agent.toml must be a regular file, not a folder"));
         }
@@ -287,7 +336,22 @@ impl WalkState<'_> {
         if let Some(found) = found {
             return Err(BundleError::EntrypointMissing { entrypoint: manifest.entrypoint, found });
         }
-        Ok(Walked { manifest, format, unpacked_bytes: self.unpacked_bytes, files: self.files, symlinks: self.symlinks })
+        let has_wheels = self.tree.get("wheels") == Some(&Node::Directory);
+        Ok(Walked {
+            manifest: Some(manifest),
+            dependency_files: self.dependency_files,
+            has_wheels,
+            format,
+            unpacked_bytes: self.unpacked_bytes,
+            files: self.files,
+            symlinks: self.symlinks,
+        })
+    }
+}
+
+fn dependency_file_too_large(path: &EntryPath) -> BundleError {
+    BundleError::DependenciesInvalid {
+        reason: format!("{} is larger than {} MiB", path.as_str(), MAX_DEPENDENCY_FILE_BYTES >> 20),
     }
 }
 
@@ -314,6 +378,8 @@ mod tests {
             files: 0,
             manifest: None,
             nested_manifest: None,
+            dependency_files: BTreeMap::new(),
+            expect: Expect::Bundle,
         };
         let mut endless = std::io::repeat(0);
         let entry = RawEntry {

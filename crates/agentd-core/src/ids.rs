@@ -86,6 +86,7 @@ prefixed_id!(AgentId, "agt_", "agent");
 prefixed_id!(VersionId, "ver_", "agent version");
 prefixed_id!(InvocationId, "inv_", "invocation");
 prefixed_id!(WorkerTokenId, "wkt_", "worker token");
+prefixed_id!(BuildId, "bld_", "dependency build");
 prefixed_id!(
     /// Correlates one HTTP request across logs and the error body.
     RequestId,

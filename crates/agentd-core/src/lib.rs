@@ -5,6 +5,7 @@
 //! The resource structs are also the JSON shapes in which the REST API shows them
 //! (`agentd-api-types` re-exports them beside the request bodies).
 
+pub mod builds;
 pub mod context;
 pub mod ids;
 pub mod limits;
@@ -16,8 +17,9 @@ pub mod slug;
 pub mod status;
 pub mod timestamp;
 
+pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
 pub use context::{Actor, Role, Scope, Scopes, TenantScope};
-pub use ids::{AgentId, ApiKeyId, InvocationId, RequestId, SessionId, TenantId, UserId, VersionId, WorkerTokenId};
+pub use ids::{AgentId, ApiKeyId, BuildId, InvocationId, RequestId, SessionId, TenantId, UserId, VersionId, WorkerTokenId};
 pub use limits::TenantLimits;
 pub use page::{Cursor, NameCursor, PageBounds, PageError, PageRequest};
 pub use queue::Fault;

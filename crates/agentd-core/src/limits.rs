@@ -18,6 +18,12 @@ pub struct TenantLimits {
     pub invocations_per_minute: u32,
     pub memory_mb: u32,
     pub log_bytes_per_invocation: u64,
+    /// Wall time of one dependency install.
+    pub build_timeout_s: u32,
+    /// Memory cap of one dependency install (the files it writes count too).
+    pub build_memory_mb: u32,
+    /// Largest installed dependency tree of one version (never more than `max_storage_bytes`).
+    pub max_dependency_bytes: u64,
 }
 
 impl Default for TenantLimits {
@@ -35,6 +41,9 @@ impl Default for TenantLimits {
             invocations_per_minute: 600,
             memory_mb: 512,
             log_bytes_per_invocation: 10 * 1024 * 1024,
+            build_timeout_s: 600,
+            build_memory_mb: 2048,
+            max_dependency_bytes: 512 * 1024 * 1024,
         }
     }
 }

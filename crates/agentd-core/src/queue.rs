@@ -22,6 +22,9 @@ pub struct ClaimedRun {
     /// `sha256:<hex>` of the bundle to run.
     pub digest: String,
     pub manifest: Value,
+    /// `sha256:<hex>` of the version's installed dependencies (a `.tar.gz`), if it has any.
+    #[serde(default)]
+    pub dependencies: Option<String>,
     pub input: Value,
     pub thread_id: Option<String>,
     pub timeout_s: u32,
@@ -89,4 +92,50 @@ impl ClaimedRun {
             attempt: self.attempt,
         }
     }
+}
+
+/// A dependency install handed to one worker until its lease expires.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimedBuild {
+    pub build_id: crate::BuildId,
+    pub tenant_id: TenantId,
+    pub lease_owner: String,
+    pub attempt: u32,
+    /// The bundle whose dependency files are installed.
+    pub bundle_digest: String,
+    pub runtime: String,
+    /// The bundle crate's `DependencyPlan`, as JSON.
+    pub plan: Value,
+    pub indexes: crate::builds::PackageIndexes,
+    pub timeout_s: u32,
+    pub memory_mb: u32,
+    /// Largest installed tree.
+    pub max_bytes: u64,
+    /// The `seq` the next log line gets.
+    pub next_seq: u64,
+}
+
+impl ClaimedBuild {
+    pub fn lease(&self) -> BuildLease {
+        BuildLease { build_id: self.build_id.clone(), lease_owner: self.lease_owner.clone(), attempt: self.attempt }
+    }
+}
+
+/// Identifies one lease on one build; like [`RunLease`], every write about the build
+/// carries it and applies only while it is current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildLease {
+    pub build_id: crate::BuildId,
+    pub lease_owner: String,
+    pub attempt: u32,
+}
+
+/// How a build ended, as the worker reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BuildOutcome {
+    /// The installed tree is stored as a blob (`.tar.gz`) under `archive_digest`.
+    Ready { archive_digest: String, installed_bytes: u64 },
+    Failed { error: String },
 }

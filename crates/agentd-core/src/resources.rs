@@ -23,6 +23,8 @@ pub enum ResourceKind {
     Artifact,
     Blob,
     Bundle,
+    /// A dependency install, as a worker sees it.
+    Build,
     /// A run as a worker sees it: a lease on an invocation.
     Run,
 }
@@ -39,6 +41,7 @@ impl ResourceKind {
             ResourceKind::Artifact => "artifact",
             ResourceKind::Blob => "blob",
             ResourceKind::Bundle => "bundle",
+            ResourceKind::Build => "dependency build",
             ResourceKind::Run => "run",
         }
     }
@@ -136,6 +139,8 @@ pub struct AgentVersion {
     pub size_bytes: u64,
     pub created_by: String,
     pub created_at: Timestamp,
+    /// Whether its dependencies are installed; only a `ready` version runs.
+    pub build: crate::VersionBuild,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
+use crate::builds::{self, NewBuild};
 use crate::error::{Conflict, is_unique_violation};
 use crate::{Result, Store, StoreError, rows};
 
@@ -33,7 +34,10 @@ pub struct NewVersion {
     pub digest: String,
     pub manifest: Value,
     pub size_bytes: u64,
+    /// Make it the active version: at once, or once its dependency build is ready.
     pub activate: bool,
+    /// The dependencies it needs installed; `None` when it has none.
+    pub build: Option<NewBuild>,
 }
 
 fn visibility_word(v: Visibility) -> &'static str {
@@ -185,9 +189,20 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
         let manifest = serde_json::to_string(&new.manifest).map_err(|e| StoreError::corrupt("manifest", e))?;
+        let build = match &new.build {
+            Some(wanted) => Some(builds::find_or_create(&mut tx, ctx.tenant_id(), wanted).await?),
+            None => None,
+        };
+        let ready = build.as_ref().is_none_or(|b| b.status == agentd_core::BuildStatus::Ready);
+        let warnings = match &new.build {
+            Some(wanted) => serde_json::to_string(&wanted.warnings).map_err(|e| StoreError::corrupt("warnings", e))?,
+            None => "[]".to_owned(),
+        };
         let row = sqlx::query(
-            "INSERT INTO agent_versions (id, tenant_id, agent_id, version, digest, manifest, size_bytes, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+            "INSERT INTO agent_versions (id, tenant_id, agent_id, version, digest, manifest, size_bytes, created_by,
+                 created_at, build_id, build_status, dependencies_digest, dependencies_archive, installer,
+                 build_warnings, activate_when_ready)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING *",
         )
         .bind(VersionId::generate().as_str())
         .bind(ctx.tenant_id().as_str())
@@ -198,9 +213,16 @@ impl Store {
         .bind(i64::try_from(new.size_bytes).unwrap_or(i64::MAX))
         .bind(ctx.actor().id_str())
         .bind(now.unix_ms())
+        .bind(build.as_ref().map(|b| b.id.as_str()))
+        .bind(build.as_ref().map_or("ready", |b| b.status.as_str()))
+        .bind(new.build.as_ref().map(|b| b.digest.as_str()))
+        .bind(build.as_ref().and_then(|b| b.archive_digest.as_deref()))
+        .bind(new.build.as_ref().map(|b| b.installer.as_str()))
+        .bind(&warnings)
+        .bind(i64::from(new.activate && !ready))
         .fetch_one(&mut *tx)
         .await?;
-        if new.activate {
+        if new.activate && ready {
             sqlx::query("UPDATE agents SET active_version = $1, updated_at = $2 WHERE id = $3")
                 .bind(next)
                 .bind(now.unix_ms())
@@ -209,7 +231,25 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        if build.as_ref().is_some_and(|b| b.created) {
+            self.builds_changed().await;
+        }
         rows::version(&row)
+    }
+
+    /// Whether an agent of the caller's tenant has a version whose build is not settled.
+    pub async fn agent_is_building(&self, ctx: &TenantScope, agent_id: &AgentId) -> Result<bool> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM agent_versions WHERE tenant_id = $1 AND agent_id = $2
+                 AND build_status IN ('pending', 'building') LIMIT 1",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(agent_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(found.is_some())
     }
 
     pub async fn versions_list(
@@ -240,8 +280,8 @@ impl Store {
     /// Makes version `n` the one new invocations run: a deploy or a rollback.
     pub async fn version_activate(&self, ctx: &TenantScope, slug: &Slug, n: u32) -> Result<Agent> {
         let mut tx = self.begin_scoped(ctx).await?;
-        let exists: Option<String> = sqlx::query_scalar(
-            "SELECT v.id FROM agent_versions v JOIN agents a ON a.id = v.agent_id
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT v.build_status FROM agent_versions v JOIN agents a ON a.id = v.agent_id
              WHERE a.tenant_id = $1 AND a.slug = $2 AND v.version = $3",
         )
         .bind(ctx.tenant_id().as_str())
@@ -249,8 +289,11 @@ impl Store {
         .bind(i64::from(n))
         .fetch_optional(&mut *tx)
         .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(ResourceKind::AgentVersion));
+        let status = status.ok_or(StoreError::NotFound(ResourceKind::AgentVersion))?;
+        match agentd_core::BuildStatus::parse(&status) {
+            Some(agentd_core::BuildStatus::Ready) => {}
+            Some(status) => return Err(Conflict::VersionNotReady { version: n, status }.into()),
+            None => return Err(StoreError::corrupt("build_status", status)),
         }
         let row = sqlx::query(
             "UPDATE agents SET active_version = $3, updated_at = $4 WHERE tenant_id = $1 AND slug = $2 RETURNING *",

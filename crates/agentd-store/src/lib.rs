@@ -17,6 +17,7 @@
 mod agents;
 mod artifacts;
 mod blobs;
+mod builds;
 mod credentials;
 mod error;
 mod events;
@@ -38,6 +39,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use agents::{AgentPatch, NewAgent, NewVersion};
 pub use artifacts::NewArtifact;
 pub use blobs::{BlobLocation, Blobs, S3Connection, digest_of};
+pub use builds::{BuildClaim, NewBuild};
 pub use credentials::{Credential, Membership, NewApiKey, NewSession, UserWithPassword, hash_secret};
 pub use error::{Conflict, StoreError};
 pub use events::NewEvent;
@@ -144,6 +146,11 @@ impl Store {
     /// Wake-ups for claimers: a run may have become claimable.
     pub fn subscribe_queue(&self) -> Subscription<u64> {
         self.signals.queue()
+    }
+
+    /// Wake-ups for anyone waiting on a dependency build.
+    pub fn subscribe_builds(&self) -> Subscription<u64> {
+        self.signals.builds()
     }
 
     /// Tells every waiter, in this process and (on PostgreSQL) in every other replica.

@@ -61,6 +61,7 @@ impl Store {
             lease_owner: worker.to_owned(),
             digest: row.try_get("digest")?,
             manifest: rows::json(&row, "manifest")?,
+            dependencies: row.try_get("dependencies")?,
             input: rows::json(&row, "input")?,
             thread_id: row.try_get("thread_id")?,
             timeout_s: rows::u32_col(&row, "timeout_s")?,

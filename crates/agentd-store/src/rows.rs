@@ -122,6 +122,7 @@ pub(crate) fn version(row: &AnyRow) -> Result<AgentVersion> {
         size_bytes: u64_col(row, "size_bytes")?,
         created_by: row.try_get("created_by")?,
         created_at: ts(row, "created_at")?,
+        build: crate::builds::version_build(row)?,
     })
 }
 

@@ -34,6 +34,8 @@ pub enum Signal {
     CancelRequested(InvocationId),
     /// New events were appended to an invocation.
     EventsAppended(InvocationId),
+    /// A dependency build was created, claimed, logged to or finished.
+    BuildsChanged,
 }
 
 impl Signal {
@@ -43,6 +45,7 @@ impl Signal {
             Signal::InvocationChanged(id) => format!("changed:{id}"),
             Signal::CancelRequested(id) => format!("cancel:{id}"),
             Signal::EventsAppended(id) => format!("events:{id}"),
+            Signal::BuildsChanged => "builds".to_owned(),
         }
     }
 
@@ -50,6 +53,7 @@ impl Signal {
         let id = |raw: &str| InvocationId::parse(raw).ok();
         match payload.split_once(':') {
             None if payload == "queued" => Some(Signal::InvocationQueued),
+            None if payload == "builds" => Some(Signal::BuildsChanged),
             Some(("changed", raw)) => id(raw).map(Signal::InvocationChanged),
             Some(("cancel", raw)) => id(raw).map(Signal::CancelRequested),
             Some(("events", raw)) => id(raw).map(Signal::EventsAppended),
@@ -78,6 +82,8 @@ struct Hub {
     /// Bumped when a run may have become claimable: queued, retried, released, or a
     /// running one ended and freed its tenant's concurrency slot.
     queue: watch::Sender<u64>,
+    /// Bumped on every change to any build: they are few, and their waiters few too.
+    builds: watch::Sender<u64>,
 }
 
 impl Hub {
@@ -96,7 +102,8 @@ impl Hub {
 impl Signals {
     pub(crate) fn new() -> Signals {
         let (queue, _) = watch::channel(0);
-        Signals { hub: Arc::new(Hub { invocations: Mutex::new(HashMap::new()), queue }) }
+        let (builds, _) = watch::channel(0);
+        Signals { hub: Arc::new(Hub { invocations: Mutex::new(HashMap::new()), queue, builds }) }
     }
 
     /// Wakes the subscribers `signal` concerns.
@@ -109,6 +116,7 @@ impl Signals {
             }
             Signal::CancelRequested(id) => self.hub.bump(id, |c| c.cancels += 1),
             Signal::EventsAppended(id) => self.hub.bump(id, |c| c.events += 1),
+            Signal::BuildsChanged => self.hub.builds.send_modify(|n| *n += 1),
         }
     }
 
@@ -119,6 +127,7 @@ impl Signals {
             sender.send_modify(|c| c.status += 1);
         }
         self.hub.queue.send_modify(|n| *n += 1);
+        self.hub.builds.send_modify(|n| *n += 1);
     }
 
     pub(crate) fn invocation(&self, id: &InvocationId) -> Subscription<Changes> {
@@ -133,6 +142,10 @@ impl Signals {
 
     pub(crate) fn queue(&self) -> Subscription<u64> {
         Subscription { rx: self.hub.queue.subscribe(), _release: None }
+    }
+
+    pub(crate) fn builds(&self) -> Subscription<u64> {
+        Subscription { rx: self.hub.builds.subscribe(), _release: None }
     }
 }
 
@@ -215,6 +228,7 @@ mod tests {
             Signal::InvocationChanged(id.clone()),
             Signal::CancelRequested(id.clone()),
             Signal::EventsAppended(id),
+            Signal::BuildsChanged,
         ] {
             assert_eq!(Signal::decode(&signal.encode()), Some(signal));
         }

@@ -27,6 +27,7 @@ pub(super) const SQLITE_CLAIM: &str = "UPDATE invocations SET status = 'running'
     RETURNING id, tenant_id, agent_slug, attempt, max_attempts, input, thread_id, timeout_s,
         (SELECT v.digest FROM agent_versions v WHERE v.id = version_id) AS digest,
         (SELECT v.manifest FROM agent_versions v WHERE v.id = version_id) AS manifest,
+        (SELECT v.dependencies_archive FROM agent_versions v WHERE v.id = version_id) AS dependencies,
         (SELECT t.limits FROM tenants t WHERE t.id = tenant_id) AS limits,
         (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM invocation_events e WHERE e.invocation_id = id) AS next_seq";
 
@@ -92,6 +93,7 @@ pub(super) const POSTGRES_CLAIM: &str = concat!(
         invocations.attempt, invocations.max_attempts, invocations.input, invocations.thread_id, invocations.timeout_s,
         (SELECT v.digest FROM agent_versions v WHERE v.id = invocations.version_id) AS digest,
         (SELECT v.manifest FROM agent_versions v WHERE v.id = invocations.version_id) AS manifest,
+        (SELECT v.dependencies_archive FROM agent_versions v WHERE v.id = invocations.version_id) AS dependencies,
         (SELECT t.limits FROM tenants t WHERE t.id = invocations.tenant_id) AS limits,
         (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM invocation_events e WHERE e.invocation_id = invocations.id)
             AS next_seq"
