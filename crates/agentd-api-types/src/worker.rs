@@ -56,3 +56,31 @@ pub struct ReleaseRequest {
 pub struct Applied {
     pub applied: bool,
 }
+
+/// `POST /v1/worker/builds/claim`: waits up to `wait_s` for a dependency build; `204`
+/// when none came. The claim's lease lasts `lease_s` and every log write renews it.
+pub type BuildClaimRequest = ClaimRequest;
+
+/// `POST /v1/worker/builds/log`: log lines `(stream, message)`; none is a heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildLogRequest {
+    pub lease: agentd_core::queue::BuildLease,
+    pub lines: Vec<BuildLogEntry>,
+    pub lease_s: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildLogEntry {
+    pub stream: String,
+    pub message: String,
+}
+
+/// `POST /v1/worker/builds/fail`: the build failed, and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildFailRequest {
+    pub lease: agentd_core::queue::BuildLease,
+    pub error: String,
+}

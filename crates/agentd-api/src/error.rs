@@ -72,6 +72,8 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
                 Conflict::AgentDisabled { .. } => "agent_disabled",
                 Conflict::AgentHasNoVersion { .. } => "agent_has_no_version",
                 Conflict::InvocationFinished { .. } => "invocation_finished",
+                Conflict::VersionNotReady { .. } => "version_not_ready",
+                Conflict::AgentBuilding { .. } => "agent_building",
             },
         ),
         ControlError::Invalid(invalid) => invalid_status_and_code(invalid),

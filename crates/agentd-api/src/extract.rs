@@ -151,3 +151,13 @@ impl PageQuery {
         Ok(page.map_err(Invalid::from)?)
     }
 }
+
+/// The `Last-Event-ID` a reconnecting SSE client sends: the seq it saw last.
+pub(crate) fn last_event_id(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
+    match headers.get("last-event-id") {
+        Some(value) => Ok(Some(value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
+            ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be the seq of an event")
+        })?)),
+        None => Ok(None),
+    }
+}

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::Control;
 use crate::auth::{Ctx, Deploy, Read};
 use crate::error::{ControlError, Invalid, QuotaExceeded, Result};
-use crate::input::{AgentName, Description, Tags};
+use crate::input::{AgentName, Description, Tags, WaitTime};
 
 /// An agent to create. Without a name it is named by its slug.
 #[derive(Debug, Clone)]
@@ -103,6 +103,7 @@ impl Control {
         slug: &Slug,
         bundle: Bytes,
         activation: Activation,
+        wait: Option<WaitTime>,
     ) -> Result<AgentVersion> {
         // Fail on a missing agent before spending CPU on the archive.
         self.store.agent_get(ctx.store_scope(), slug).await?;
@@ -119,11 +120,21 @@ impl Control {
         let inspected = tokio::task::spawn_blocking(move || agentd_bundle::inspect(&checked, &limits))
             .await
             .map_err(ControlError::internal)??;
+        // Refused before anything is stored: a bundle whose dependencies cannot be installed.
+        let build = self.build_for(&inspected, &inspected.digest)?;
         let digest = self.blobs.put(bundle).await?;
         let manifest = serde_json::to_value(&inspected.manifest).map_err(ControlError::internal)?;
-        let new = NewVersion { digest, manifest, size_bytes: size, activate: activation == Activation::Activate };
+        let activate = activation == Activation::Activate;
+        let new = NewVersion { digest, manifest, size_bytes: size, activate, build };
         let version = self.store.version_create(ctx.store_scope(), slug, new).await?;
-        ctx.span().in_scope(|| tracing::info!(agent = %slug, version = version.version, "deployed"));
-        Ok(version)
+        ctx.span().in_scope(|| {
+            tracing::info!(agent = %slug, version = version.version, build = %version.build.status, "deployed")
+        });
+        match wait {
+            Some(wait) if !version.build.status.is_settled() => {
+                self.version_wait_built(ctx, slug, version.version, wait.get()).await
+            }
+            _ => Ok(version),
+        }
     }
 }

@@ -199,9 +199,14 @@ impl WorkerCtx {
         format!("{}{name}", self.owner_prefix)
     }
 
+    /// Whether a lease owner names a worker process of this worker.
+    pub(crate) fn owns(&self, lease_owner: &str) -> bool {
+        lease_owner.starts_with(&self.owner_prefix)
+    }
+
     /// To a worker, another worker's run does not exist.
     pub(crate) fn check(&self, lease: &RunLease) -> Result<()> {
-        if lease.lease_owner.starts_with(&self.owner_prefix) {
+        if self.owns(&lease.lease_owner) {
             Ok(())
         } else {
             Err(ControlError::NotFound(ResourceKind::Run))

@@ -81,6 +81,16 @@ pub enum Conflict {
     AgentHasNoVersion { slug: String },
     #[error("invocation {id} already finished with status {status}")]
     InvocationFinished { id: InvocationId, status: InvocationStatus },
+    #[error(
+        "version {version} cannot be activated: its dependency build is {status}; \
+         see GET /v1/agents/{{slug}}/versions/{version}/build"
+    )]
+    VersionNotReady { version: u32, status: agentd_core::BuildStatus },
+    #[error(
+        "agent `{slug}` has no version ready to run yet: its dependencies are being installed; \
+         deploy with ?wait=N or follow GET /v1/agents/{slug}/versions/{{n}}/build"
+    )]
+    AgentBuilding { slug: String },
 }
 
 /// Which quota a change would pass.
@@ -161,6 +171,9 @@ impl From<StoreError> for ControlError {
             StoreError::Conflict(Stored::AgentSlugTaken { slug }) => Conflict::AgentExists { slug }.into(),
             StoreError::Conflict(Stored::WorkspaceSlugTaken { slug }) => Conflict::WorkspaceSlugTaken { slug }.into(),
             StoreError::Conflict(Stored::EmailTaken) => Conflict::EmailTaken.into(),
+            StoreError::Conflict(Stored::VersionNotReady { version, status }) => {
+                Conflict::VersionNotReady { version, status }.into()
+            }
             other => ControlError::internal(other),
         }
     }

@@ -76,7 +76,13 @@ impl Control {
         if agent.status == AgentStatus::Disabled {
             return Err(Conflict::AgentDisabled { slug: slug.to_string() }.into());
         }
-        let n = agent.active_version.ok_or_else(|| Conflict::AgentHasNoVersion { slug: slug.to_string() })?;
+        let Some(n) = agent.active_version else {
+            return Err(match self.store.agent_is_building(scope, &agent.id).await? {
+                true => Conflict::AgentBuilding { slug: slug.to_string() },
+                false => Conflict::AgentHasNoVersion { slug: slug.to_string() },
+            }
+            .into());
+        };
         let version = self.store.version_get(scope, &agent, n).await?;
         let cap = ctx.limits().invocation_timeout_s;
         let manifest_timeout = version.manifest.pointer("/limits/timeout_s").and_then(Value::as_u64);

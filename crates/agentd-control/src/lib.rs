@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod agents;
 pub mod artifacts;
 pub mod auth;
+pub mod builds;
 mod error;
 pub mod follow;
 pub mod input;
@@ -22,16 +23,19 @@ mod retry;
 pub mod runs;
 mod wait;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agentd_core::TenantLimits;
+use agentd_core::builds::PackageIndexes;
 use agentd_store::{Blobs, Store};
 
 pub use accounts::{Caller, CreatedKey, Login, NewKey, Session, SignedUp, Signup};
 pub use agentd_store::{Changes, Subscription};
 pub use agents::{Activation, AgentChanges, AgentSpec};
 pub use artifacts::ArtifactContent;
+pub use builds::{BuildFollowed, BuildFollower, BuildResult, VersionBuildView};
 pub use auth::{
     Admin, Capability, CreatedWorkerToken, Ctx, Deploy, Invoke, Principal, Read, WorkerCtx, worker_token_create,
 };
@@ -54,6 +58,11 @@ pub struct ControlSettings {
     pub retry: RetryPolicy,
     /// How often the lease reaper looks for runs whose worker is gone.
     pub reap_every: Duration,
+    /// Where dependency builds get packages from.
+    pub package_indexes: PackageIndexes,
+    /// The interpreters' versions (`python` → `3.11.2`), part of every dependency digest:
+    /// packages installed for one interpreter are not reused by another.
+    pub runtime_versions: BTreeMap<String, String>,
 }
 
 impl Default for ControlSettings {
@@ -64,6 +73,8 @@ impl Default for ControlSettings {
             max_upload_bytes: 200 * 1024 * 1024,
             retry: RetryPolicy::default(),
             reap_every: Duration::from_secs(15),
+            package_indexes: PackageIndexes::default(),
+            runtime_versions: BTreeMap::new(),
         }
     }
 }

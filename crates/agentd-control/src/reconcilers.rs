@@ -29,7 +29,7 @@ impl Reconcilers {
 }
 
 impl Control {
-    /// Starts the reconcilers: the lease reaper now (schedules, webhook deliveries and
+    /// Starts the reconcilers: the lease reapers of runs and of builds now (schedules, webhook deliveries and
     /// metering later).
     pub fn start_reconcilers(&self) -> Reconcilers {
         let reconcilers = Reconcilers { shutdown: CancellationToken::new(), tasks: TaskTracker::new() };
@@ -37,6 +37,11 @@ impl Control {
         reconcilers.spawn("lease reaper", self.settings.reap_every, move || {
             let control = control.clone();
             async move { control.recover_expired_leases().await }
+        });
+        let control = self.clone();
+        reconcilers.spawn("build reaper", self.settings.reap_every, move || {
+            let control = control.clone();
+            async move { control.recover_expired_builds().await }
         });
         reconcilers
     }

@@ -52,6 +52,10 @@ impl WorkerName {
         let valid = !raw.is_empty() && raw.len() <= Self::MAX && raw.bytes().all(|b| b.is_ascii_graphic());
         if valid { Ok(WorkerName(raw.to_owned())) } else { Err(Invalid::WorkerName { max: Self::MAX }) }
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl Control {
@@ -65,7 +69,7 @@ impl Control {
         lease: LeaseLength,
         wait: Duration,
     ) -> Result<Option<ClaimedRun>> {
-        let owner = worker.lease_owner(&name.0);
+        let owner = worker.lease_owner(name.as_str());
         let deadline = Instant::now() + wait.min(MAX_CLAIM_WAIT);
         let mut changes = self.store.subscribe_queue();
         wait::until(&mut changes, Some(deadline), CLAIM_BACKSTOP, || async {

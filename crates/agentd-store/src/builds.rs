@@ -197,12 +197,14 @@ impl Store {
         }))
     }
 
-    /// Appends log lines `(stream, message)` to a build this lease holds; `false` when
-    /// the lease is no longer current (nothing is written then).
-    pub async fn build_log_append(&self, lease: &BuildLease, lines: &[(String, String)]) -> Result<bool> {
-        if lines.is_empty() {
-            return Ok(true);
-        }
+    /// Appends log lines `(stream, message)` to a build this lease holds and extends the
+    /// lease by `extend`; `false` when the lease is no longer current (nothing is written).
+    pub async fn build_log_append(
+        &self,
+        lease: &BuildLease,
+        lines: &[(String, String)],
+        extend: Duration,
+    ) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
         let held = sqlx::query(
             "SELECT tenant_id, next_seq FROM dependency_builds
@@ -232,13 +234,17 @@ impl Store {
             .await?;
             seq += 1;
         }
-        sqlx::query("UPDATE dependency_builds SET next_seq = $2 WHERE id = $1")
+        let expires = Timestamp::now().plus_ms(extend.as_millis() as i64);
+        sqlx::query("UPDATE dependency_builds SET next_seq = $2, lease_expires_at = $3 WHERE id = $1")
             .bind(lease.build_id.as_str())
             .bind(seq)
+            .bind(expires.unix_ms())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.emit(Signal::BuildsChanged).await;
+        if !lines.is_empty() {
+            self.emit(Signal::BuildsChanged).await;
+        }
         Ok(true)
     }
 

@@ -86,6 +86,8 @@ async fn remove(
 #[serde(deny_unknown_fields)]
 struct UploadQuery {
     activate: Option<bool>,
+    /// Seconds to wait for the version's dependency build to settle.
+    wait: Option<u64>,
 }
 
 async fn upload(
@@ -98,7 +100,8 @@ async fn upload(
     let ctx = caller.authorize::<Deploy>()?;
     let slug = path_slug(&slug, ResourceKind::Agent)?;
     let activation = if q.activate.unwrap_or(true) { Activation::Activate } else { Activation::Keep };
-    let version = state.control.deploy(&ctx, &slug, body, activation).await?;
+    let wait = q.wait.map(input::WaitTime::parse_secs).transpose()?;
+    let version = state.control.deploy(&ctx, &slug, body, activation, wait).await?;
     Ok((StatusCode::CREATED, Json(version)))
 }
 

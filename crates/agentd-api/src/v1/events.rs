@@ -17,7 +17,7 @@ use axum::routing::get;
 use futures_util::Stream;
 use serde::Deserialize;
 
-use crate::extract::{ApiQuery, Caller, path_invocation_id};
+use crate::extract::{ApiQuery, Caller, last_event_id, path_invocation_id};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -39,13 +39,7 @@ async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let ctx = caller.authorize::<Read>()?;
     let id = path_invocation_id(&id)?;
-    let last_event_id = match headers.get("last-event-id") {
-        Some(value) => Some(value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
-            ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be the seq of an event")
-        })?),
-        None => None,
-    };
-    let after = last_event_id.or(q.after).unwrap_or(0);
+    let after = last_event_id(&headers)?.or(q.after).unwrap_or(0);
     // Fails with 404 before any byte is streamed for a missing or foreign invocation.
     let follower = state.control.follow_events(&ctx, &id, after).await?;
     let stream = futures_util::stream::unfold(Some(follower), |follower| async move {

@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod artifacts;
+mod builds;
 mod events;
 mod invocations;
 mod keys;
@@ -21,4 +22,5 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .merge(invocations::routes())
         .merge(events::routes())
         .merge(artifacts::routes())
+        .merge(builds::routes())
 }

@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use agentd_api_types::worker::{
-    AppendEventsRequest, Applied, ClaimRequest, CompleteRequest, HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
+    AppendEventsRequest, Applied, BuildClaimRequest, BuildFailRequest, BuildLogRequest, ClaimRequest,
+    CompleteRequest, HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
 };
-use agentd_control::{ControlError, Invalid, LeaseLength, Unauthenticated, WorkerCtx, WorkerName};
-use agentd_core::queue::RunLease;
-use agentd_core::{ArtifactName, InvocationId, ResourceKind};
+use agentd_control::{BuildResult, ControlError, Invalid, LeaseLength, Unauthenticated, WorkerCtx, WorkerName};
+use agentd_core::queue::{BuildLease, RunLease};
+use agentd_core::{ArtifactName, BuildId, InvocationId, ResourceKind};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -35,6 +36,10 @@ pub fn routes() -> Router<AppState> {
         .route("/worker/release", post(release))
         .route("/worker/bundles/{digest}", get(bundle))
         .route("/worker/artifacts", post(artifact).layer(DefaultBodyLimit::max(ARTIFACT_BODY_LIMIT)))
+        .route("/worker/builds/claim", post(build_claim))
+        .route("/worker/builds/log", post(build_log).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT)))
+        .route("/worker/builds/fail", post(build_fail))
+        .route("/worker/builds/ready", post(build_ready).layer(DefaultBodyLimit::max(ARTIFACT_BODY_LIMIT)))
 }
 
 /// A caller holding a live worker token.
@@ -127,4 +132,60 @@ async fn artifact(
     let lease = RunLease { invocation_id, lease_owner: q.lease_owner, attempt: q.attempt };
     let name = ArtifactName::parse(&q.name).ok_or(Invalid::ArtifactName)?;
     Ok(Json(Applied { applied: state.control.run_artifact(&worker, &lease, name, body).await? }))
+}
+
+async fn build_claim(
+    State(state): State<AppState>,
+    Worker(worker): Worker,
+    ApiJson(req): ApiJson<BuildClaimRequest>,
+) -> Result<Response, ApiError> {
+    let name = WorkerName::parse(&req.worker)?;
+    let lease = LeaseLength::parse_secs(req.lease_s)?;
+    let wait = Duration::from_secs(u64::from(req.wait_s));
+    Ok(match state.control.build_claim(&worker, &name, lease, wait).await? {
+        Some(build) => Json(build).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// Appends log lines to a build and renews its lease (no lines: a heartbeat).
+async fn build_log(
+    State(state): State<AppState>,
+    Worker(worker): Worker,
+    ApiJson(req): ApiJson<BuildLogRequest>,
+) -> Result<Json<Applied>, ApiError> {
+    let lease = LeaseLength::parse_secs(req.lease_s)?;
+    let lines: Vec<(String, String)> = req.lines.into_iter().map(|l| (l.stream, l.message)).collect();
+    Ok(Json(Applied { applied: state.control.build_log(&worker, &req.lease, &lines, lease).await? }))
+}
+
+async fn build_fail(
+    State(state): State<AppState>,
+    Worker(worker): Worker,
+    ApiJson(req): ApiJson<BuildFailRequest>,
+) -> Result<Json<Applied>, ApiError> {
+    let result = BuildResult::Failed { error: req.error };
+    Ok(Json(Applied { applied: state.control.build_finish(&worker, &req.lease, result).await? }))
+}
+
+/// Which build a ready tree (the body, a `.tar.gz`) belongs to.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuildReadyQuery {
+    build_id: String,
+    lease_owner: String,
+    attempt: u32,
+    installed_bytes: u64,
+}
+
+async fn build_ready(
+    State(state): State<AppState>,
+    Worker(worker): Worker,
+    ApiQuery(q): ApiQuery<BuildReadyQuery>,
+    ApiBytes(archive): ApiBytes,
+) -> Result<Json<Applied>, ApiError> {
+    let build_id = BuildId::parse(&q.build_id).map_err(|_| ControlError::NotFound(ResourceKind::Build))?;
+    let lease = BuildLease { build_id, lease_owner: q.lease_owner, attempt: q.attempt };
+    let result = BuildResult::Ready { archive, installed_bytes: q.installed_bytes };
+    Ok(Json(Applied { applied: state.control.build_finish(&worker, &lease, result).await? }))
 }

@@ -1,0 +1,105 @@
+//! A version's dependency build: `GET /v1/agents/{slug}/versions/{n}/build` (status and
+//! log) and `GET …/build/events`, the log live as Server-Sent Events (`id: <seq>`,
+//! `event: log`, resumable with `Last-Event-ID` or `?after=SEQ`), closed by `event: end`
+//! with the build's final status. Following is the domain's (`BuildFollower`).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use agentd_api_types::VersionBuildResponse;
+use agentd_control::{BuildFollowed, BuildFollower, ControlError, Read, VersionBuildView};
+use agentd_core::ResourceKind;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::Stream;
+use serde::Deserialize;
+
+use crate::extract::{ApiQuery, Caller, last_event_id, path_slug};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/agents/{slug}/versions/{n}/build", get(show))
+        .route("/agents/{slug}/versions/{n}/build/events", get(stream))
+}
+
+fn version_number(n: &str) -> Result<u32, ApiError> {
+    Ok(n.parse().map_err(|_| ControlError::NotFound(ResourceKind::AgentVersion))?)
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((slug, n)): Path<(String, String)>,
+) -> Result<Json<VersionBuildResponse>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let slug = path_slug(&slug, ResourceKind::Agent)?;
+    let view = state.control.version_build(&ctx, &slug, version_number(&n)?).await?;
+    Ok(Json(response(view)))
+}
+
+fn response(view: VersionBuildView) -> VersionBuildResponse {
+    let VersionBuildView { version, build, log } = view;
+    let shown = version.build;
+    VersionBuildResponse {
+        version: version.version,
+        status: shown.status,
+        id: shown.id,
+        runtime: build.as_ref().map(|b| b.runtime.clone()),
+        installer: shown.installer,
+        dependencies_digest: shown.dependencies_digest,
+        error: shown.error,
+        warnings: shown.warnings,
+        attempt: build.as_ref().map_or(0, |b| b.attempt),
+        installed_bytes: build.as_ref().and_then(|b| b.installed_bytes),
+        created_at: build.as_ref().map(|b| b.created_at),
+        started_at: build.as_ref().and_then(|b| b.started_at),
+        finished_at: build.as_ref().and_then(|b| b.finished_at),
+        log,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamQuery {
+    after: Option<u64>,
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((slug, n)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let slug = path_slug(&slug, ResourceKind::Agent)?;
+    let after = last_event_id(&headers)?.or(q.after).unwrap_or(0);
+    // Fails with 404 before any byte is streamed for a missing or foreign version.
+    let follower = state.control.follow_build(&ctx, &slug, version_number(&n)?, after).await?;
+    let stream = futures_util::stream::unfold(Some(follower), |follower| async move {
+        let mut follower: BuildFollower = follower?;
+        match follower.next().await {
+            Ok(Some(BuildFollowed::Line(line))) => {
+                let data = serde_json::to_string(&line).unwrap_or_else(|_| "{}".to_owned());
+                Some((Ok(SseEvent::default().id(line.seq.to_string()).event("log").data(data)), Some(follower)))
+            }
+            Ok(Some(BuildFollowed::End { status, error })) => {
+                let end = serde_json::json!({"status": status, "error": error});
+                Some((Ok(SseEvent::default().event("end").data(end.to_string())), None))
+            }
+            Ok(None) => None,
+            Err(err) => {
+                let err = ApiError::from(err);
+                tracing::error!(error = ?err, "build log stream stopped");
+                let (_, code) = err.status_and_code();
+                let problem = serde_json::json!({"code": code, "detail": err.to_string()});
+                Some((Ok(SseEvent::default().event("error").data(problem.to_string())), None))
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
