@@ -336,6 +336,7 @@ async fn tenant_with_agent(store: &Store) -> Result<(TenantScope, agentd_core::A
         manifest: serde_json::json!({"name": AGENT_SLUG, "runtime": "shell", "entrypoint": "run.sh"}),
         size_bytes: 1,
         activate: true,
+        build: None,
     };
     let version = store.version_create(&ctx, &agent_slug, version).await?;
     let agent = store.agent_get(&ctx, &agent_slug).await?;

@@ -94,6 +94,12 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: &BundleLimits) -> Result<(), Bu
     unpack::unpack(bytes, dest, limits, walk::Expect::Bundle).map(drop)
 }
 
+/// Checks a `.tar.gz` of any tree (installed dependencies) like [`unpack_tree`] does,
+/// writing nothing; returns the sum of its file sizes.
+pub fn inspect_tree(bytes: &[u8], limits: &BundleLimits) -> Result<u64, BundleError> {
+    Ok(walk::walk(bytes, limits, &mut walk::Discard, walk::Expect::Tree)?.unpacked_bytes)
+}
+
 /// [`unpack`] for a `.tar.gz` of any tree (installed dependencies): every path, link and
 /// limit check applies, but no manifest is expected. Returns the sum of the file sizes.
 pub fn unpack_tree(bytes: &[u8], dest: &Path, limits: &BundleLimits) -> Result<u64, BundleError> {

@@ -2,9 +2,10 @@
 //! release, and bundle download, authenticated with a worker token.
 
 use agentd_api_types::worker::{
-    AppendEventsRequest, Applied, ClaimRequest, CompleteRequest, HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
+    AppendEventsRequest, Applied, BuildFailRequest, BuildLogEntry, BuildLogRequest, ClaimRequest, CompleteRequest,
+    HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
 };
-use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
+use agentd_core::queue::{BuildLease, ClaimedBuild, ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
 use reqwest::Method;
 
 use crate::{Client, ClientError};
@@ -66,6 +67,62 @@ impl Client {
             ("name", name),
         ];
         let builder = self.route(Method::POST, &["v1", "worker", "artifacts"])?.query(&query).body(bytes);
+        let applied: Applied = self.call(builder).await?;
+        Ok(applied.applied)
+    }
+
+    /// Waits server-side up to `request.wait_s` for a dependency build; `None` when none came.
+    pub async fn worker_build_claim(&self, request: &ClaimRequest) -> Result<Option<ClaimedBuild>, ClientError> {
+        let builder = self.route(Method::POST, &["v1", "worker", "builds", "claim"])?.json(request);
+        let response = self.call_raw(builder).await?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(ClientError::Transport)?;
+        serde_json::from_slice(&body).map(Some).map_err(|e| ClientError::decode(status, &body, e))
+    }
+
+    /// Appends build log lines `(stream, message)` and renews the build's lease.
+    pub async fn worker_build_log(
+        &self,
+        lease: &BuildLease,
+        lines: &[(String, String)],
+        lease_s: u32,
+    ) -> Result<bool, ClientError> {
+        let lines = lines
+            .iter()
+            .map(|(stream, message)| BuildLogEntry { stream: stream.clone(), message: message.clone() })
+            .collect();
+        let request = BuildLogRequest { lease: lease.clone(), lines, lease_s };
+        let builder = self.route(Method::POST, &["v1", "worker", "builds", "log"])?.json(&request);
+        let applied: Applied = self.call(builder).await?;
+        Ok(applied.applied)
+    }
+
+    pub async fn worker_build_fail(&self, lease: &BuildLease, error: &str) -> Result<bool, ClientError> {
+        let request = BuildFailRequest { lease: lease.clone(), error: error.to_owned() };
+        let builder = self.route(Method::POST, &["v1", "worker", "builds", "fail"])?.json(&request);
+        let applied: Applied = self.call(builder).await?;
+        Ok(applied.applied)
+    }
+
+    /// Uploads a build's installed tree (a `.tar.gz`) and marks the build ready.
+    pub async fn worker_build_ready(
+        &self,
+        lease: &BuildLease,
+        archive: Vec<u8>,
+        installed_bytes: u64,
+    ) -> Result<bool, ClientError> {
+        let attempt = lease.attempt.to_string();
+        let installed = installed_bytes.to_string();
+        let query = [
+            ("build_id", lease.build_id.as_str()),
+            ("lease_owner", lease.lease_owner.as_str()),
+            ("attempt", attempt.as_str()),
+            ("installed_bytes", installed.as_str()),
+        ];
+        let builder = self.route(Method::POST, &["v1", "worker", "builds", "ready"])?.query(&query).body(archive);
         let applied: Applied = self.call(builder).await?;
         Ok(applied.applied)
     }

@@ -95,7 +95,8 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
     let spec = async {
         let manifest = prepare::manifest(run)?;
         let bundle = prepare::bundle_dir(shared, &run.digest).await?;
-        prepare::run_spec(shared, run, &manifest, bundle, outputs.path().to_path_buf())
+        let dependencies = prepare::dependency_mounts(shared, run, &manifest).await?;
+        prepare::run_spec(shared, run, &manifest, bundle, dependencies, outputs.path().to_path_buf())
     };
     let spec = match spec.await {
         Ok(spec) => spec,

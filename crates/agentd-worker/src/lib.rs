@@ -7,6 +7,7 @@
 //! died is recovered by the server's lease reaper as a new attempt.
 
 mod agent_messages;
+mod build;
 mod event_log;
 mod execute;
 mod outcome;
@@ -106,6 +107,7 @@ impl Worker {
         // Not a child of `shutdown`: runs outlive it by the grace period.
         let stop_runs = CancellationToken::new();
         let leftovers = tokio::spawn(remove_leftovers(shared.clone(), shutdown.clone()));
+        let builds = tokio::spawn(run_builds(shared.clone(), shutdown.clone()));
         tracing::info!(worker = %shared.settings.worker_id, slots = shared.settings.slots, "worker started");
         loop {
             let permit = tokio::select! {
@@ -144,6 +146,9 @@ impl Worker {
         if let Err(err) = leftovers.await {
             tracing::warn!(error = %err, "the leftover reconciler ended abnormally");
         }
+        if let Err(err) = builds.await {
+            tracing::warn!(error = %err, "the build loop ended abnormally");
+        }
         let grace = shared.settings.shutdown_grace;
         if tokio::time::timeout(grace, runs.wait()).await.is_err() {
             tracing::info!(grace_s = grace.as_secs(), "grace period over; handing the remaining runs back");
@@ -151,6 +156,31 @@ impl Worker {
             runs.wait().await;
         }
         tracing::info!("worker stopped");
+    }
+}
+
+/// Claims dependency builds and runs them one at a time (an install is heavy), until
+/// `shutdown`; a build in flight then is stopped and left to its lease, after which the
+/// server hands it to another worker.
+async fn run_builds(shared: Arc<Shared>, shutdown: CancellationToken) {
+    const CLAIM_WAIT: Duration = Duration::from_secs(20);
+    loop {
+        let claim = shared.source.build_claim(&shared.settings.worker_id, shared.settings.lease, CLAIM_WAIT);
+        let claimed = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            claimed = claim => claimed,
+        };
+        match claimed {
+            Ok(Some(build)) => build::run_claimed(&shared, build, shutdown.clone()).await,
+            Ok(None) => {}
+            Err(err) => {
+                tracing::error!(error = %err, "claiming a build failed; retrying shortly");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+        }
     }
 }
 

@@ -17,6 +17,7 @@ const SDK_NODE_PACKAGE: &str = include_str!("../../../sdk/node/agentd/package.js
 /// Where the SDK appears inside the sandbox.
 const SANDBOX_SDK_PYTHON: &str = "/opt/agentd/python";
 const SANDBOX_SDK_NODE: &str = "/node_modules/agentd";
+const SANDBOX_NODE_MODULES: &str = "/node_modules";
 
 /// Writes the in-sandbox SDK files under `<data>/sdk`, replacing older copies.
 pub(crate) fn install_sdk(data_dir: &Path) -> std::io::Result<()> {
@@ -53,6 +54,21 @@ impl Runtimes {
         }
         runtimes
     }
+
+    /// Each found interpreter's version (`python` → `3.11.2`, `node` → `20.20.2`).
+    pub fn versions(&self) -> std::collections::BTreeMap<String, String> {
+        let version_of = |program: &Option<String>| {
+            let output = std::process::Command::new(program.as_ref()?).arg("--version").output().ok()?;
+            let text = String::from_utf8_lossy(if output.stdout.is_empty() { &output.stderr } else { &output.stdout })
+                .into_owned();
+            let word = text.split_whitespace().last()?.trim_start_matches('v').to_owned();
+            Some(word)
+        };
+        [("python", &self.python), ("node", &self.node)]
+            .into_iter()
+            .filter_map(|(name, program)| Some((name.to_owned(), version_of(program)?)))
+            .collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +93,7 @@ pub(crate) fn manifest(run: &ClaimedRun) -> Result<Manifest, PrepareError> {
 
 /// The unpacked bundle for `digest`, fetched and unpacked on first use.
 pub(crate) async fn bundle_dir(shared: &Shared, digest: &str) -> Result<PathBuf, PrepareError> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| PrepareError::Digest(digest.to_owned()))?;
-    let dest = shared.settings.data_dir.join("bundles").join(hex);
+    let dest = shared.settings.data_dir.join("bundles").join(digest_hex(digest)?);
     if dest.is_dir() {
         return Ok(dest);
     }
@@ -104,6 +116,97 @@ pub(crate) async fn bundle_dir(shared: &Shared, digest: &str) -> Result<PathBuf,
     Ok(dest)
 }
 
+/// Where installed dependencies appear inside the sandbox: Python's packages under
+/// `/deps/python` (on `PYTHONPATH`), Node's as `/node_modules`, where bare imports from
+/// `/agent` resolve (the SDK's `agentd` package is placed among them).
+const SANDBOX_DEPS: &str = "/deps";
+const SANDBOX_DEPS_PYTHON: &str = "/deps/python";
+
+fn digest_hex(digest: &str) -> Result<&str, PrepareError> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| PrepareError::Digest(digest.to_owned()))
+}
+
+/// Unpacks an installed tree into this worker's cache (`<data>/deps/<hex>`), once per
+/// digest; the tree was checked when it was built, and is checked again here.
+pub(crate) async fn unpack_dependencies(shared: &Shared, digest: &str, bytes: Vec<u8>) -> Result<PathBuf, PrepareError> {
+    let dest = shared.settings.data_dir.join("deps").join(digest_hex(digest)?);
+    if dest.is_dir() {
+        return Ok(dest);
+    }
+    if agentd_bundle::digest(&bytes) != digest {
+        return Err(PrepareError::Digest(digest.to_owned()));
+    }
+    let limits = BundleLimits { max_bundle_bytes: u64::MAX, max_unpacked_bytes: u64::MAX, max_entries: 200_000 };
+    let target = dest.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), PrepareError> {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| PrepareError::Unpack(agentd_bundle::BundleError::Io {
+                action: "create",
+                path: parent.to_owned(),
+                source: e,
+            }))?;
+        }
+        match agentd_bundle::unpack_tree(&bytes, &target, &limits) {
+            Ok(_) => Ok(()),
+            Err(_) if target.is_dir() => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    })
+    .await
+    .map_err(|_| PrepareError::Join)??;
+    Ok(dest)
+}
+
+/// The installed dependencies for `digest`, fetched and unpacked on first use.
+async fn dependencies_dir(shared: &Shared, digest: &str) -> Result<PathBuf, PrepareError> {
+    let dest = shared.settings.data_dir.join("deps").join(digest_hex(digest)?);
+    if dest.is_dir() {
+        return Ok(dest);
+    }
+    let bytes = shared.source.bundle(digest).await?;
+    unpack_dependencies(shared, digest, bytes).await
+}
+
+/// The read-only mounts and environment a run's installed dependencies need.
+pub(crate) async fn dependency_mounts(
+    shared: &Shared,
+    run: &ClaimedRun,
+    manifest: &Manifest,
+) -> Result<Vec<(PathBuf, String)>, PrepareError> {
+    let Some(digest) = &run.dependencies else { return Ok(Vec::new()) };
+    let dir = dependencies_dir(shared, digest).await?;
+    Ok(match manifest.runtime {
+        Runtime::Node => {
+            let modules = dir.join("node_modules");
+            place_node_sdk(&modules).map_err(|e| {
+                PrepareError::Unpack(agentd_bundle::BundleError::Io { action: "place the SDK in", path: modules.clone(), source: e })
+            })?;
+            vec![(modules, SANDBOX_NODE_MODULES.to_owned())]
+        }
+        _ => vec![(dir, SANDBOX_DEPS.to_owned())],
+    })
+}
+
+/// Puts the SDK's `agentd` package among installed Node modules, where `import "agentd"`
+/// finds it once they are mounted at `/node_modules`; rewritten when the SDK changed.
+fn place_node_sdk(modules: &Path) -> std::io::Result<()> {
+    let sdk = modules.join("agentd");
+    std::fs::create_dir_all(&sdk)?;
+    for (name, content) in [("index.mjs", SDK_NODE_INDEX), ("package.json", SDK_NODE_PACKAGE)] {
+        let path = sdk.join(name);
+        if std::fs::read(&path).ok().as_deref() != Some(content.as_bytes()) {
+            // Written aside and renamed: a run starting meanwhile sees the old or the new file.
+            let staging = sdk.join(format!(".{name}.{}", std::process::id()));
+            std::fs::write(&staging, content)?;
+            std::fs::rename(&staging, &path)?;
+        }
+    }
+    Ok(())
+}
+
 /// The manifest's memory request, capped by the tenant's limit.
 fn memory_mb(manifest: &Manifest, run: &ClaimedRun) -> u64 {
     let cap = u64::from(run.limits.memory_mb.max(4));
@@ -116,6 +219,7 @@ pub(crate) fn run_spec(
     run: &ClaimedRun,
     manifest: &Manifest,
     bundle: PathBuf,
+    dependencies: Vec<(PathBuf, String)>,
     outputs: PathBuf,
 ) -> Result<RunSpec, PrepareError> {
     let entry = format!("/agent/{}", manifest.entrypoint.trim_start_matches("./"));
@@ -131,7 +235,7 @@ pub(crate) fn run_spec(
         ("HOME".to_owned(), "/work".to_owned()),
         ("LANG".to_owned(), "C.UTF-8".to_owned()),
         ("TMPDIR".to_owned(), "/tmp".to_owned()),
-        ("PYTHONPATH".to_owned(), SANDBOX_SDK_PYTHON.to_owned()),
+        ("PYTHONPATH".to_owned(), python_path(&dependencies)),
         ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
         ("AGENTD_EVENTS_FD".to_owned(), "3".to_owned()),
         ("AGENTD_INVOCATION_ID".to_owned(), run.invocation_id.to_string()),
@@ -151,10 +255,7 @@ pub(crate) fn run_spec(
         args,
         env,
         bundle_dir: bundle,
-        extra_ro_mounts: vec![
-            (sdk.join("python"), SANDBOX_SDK_PYTHON.to_owned()),
-            (sdk.join("node/agentd"), SANDBOX_SDK_NODE.to_owned()),
-        ],
+        extra_ro_mounts: sdk_mounts(&sdk, &dependencies).into_iter().chain(dependencies).collect(),
         stdin: stdin.to_string().into_bytes(),
         limits: RunLimits {
             wall_timeout: Duration::from_secs(u64::from(run.timeout_s.max(1))),
@@ -168,6 +269,24 @@ pub(crate) fn run_spec(
         egress: egress(&manifest.network),
         collect_outputs: Some(outputs),
     })
+}
+
+/// The SDK's packages first, then installed ones (which never shadow the SDK).
+fn python_path(dependencies: &[(PathBuf, String)]) -> String {
+    match dependencies.iter().any(|(_, inside)| inside == SANDBOX_DEPS) {
+        true => format!("{SANDBOX_SDK_PYTHON}:{SANDBOX_DEPS_PYTHON}"),
+        false => SANDBOX_SDK_PYTHON.to_owned(),
+    }
+}
+
+/// The SDKs' own mounts; Node's comes with the installed modules when there are some.
+fn sdk_mounts(sdk: &Path, dependencies: &[(PathBuf, String)]) -> Vec<(PathBuf, String)> {
+    let node_modules_installed = dependencies.iter().any(|(_, inside)| inside == SANDBOX_NODE_MODULES);
+    let mut mounts = vec![(sdk.join("python"), SANDBOX_SDK_PYTHON.to_owned())];
+    if !node_modules_installed {
+        mounts.push((sdk.join("node/agentd"), SANDBOX_SDK_NODE.to_owned()));
+    }
+    mounts
 }
 
 /// The manifest's `[network]` as the sandbox's run config: the host list goes to the run's

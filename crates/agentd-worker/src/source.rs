@@ -9,7 +9,7 @@ use agentd_api_types::worker::ClaimRequest;
 use agentd_client::Client;
 use agentd_control::{Changes, Control, LeaseLength, Subscription, WorkerCtx, WorkerName};
 use agentd_core::ArtifactName;
-use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
+use agentd_core::queue::{BuildLease, ClaimedBuild, ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -109,6 +109,69 @@ impl RunSource {
         match self {
             RunSource::Embedded { control, worker } => control.run_changes(worker, run).ok(),
             RunSource::Remote { .. } => None,
+        }
+    }
+}
+
+/// Dependency builds: the same protocol as runs, with the log as the heartbeat.
+impl RunSource {
+    pub async fn build_claim(
+        &self,
+        worker: &str,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Option<ClaimedBuild>, SourceError> {
+        match self {
+            RunSource::Embedded { control, worker: ctx } => {
+                let name = WorkerName::parse(worker).map_err(agentd_control::ControlError::from)?;
+                let lease = LeaseLength::parse_secs(secs(lease)).map_err(agentd_control::ControlError::from)?;
+                Ok(control.build_claim(ctx, &name, lease, wait).await?)
+            }
+            RunSource::Remote { client } => {
+                let request = ClaimRequest { worker: worker.to_owned(), lease_s: secs(lease), wait_s: secs(wait) };
+                Ok(client.worker_build_claim(&request).await?)
+            }
+        }
+    }
+
+    /// Appends log lines and renews the build's lease; false when it is no longer ours.
+    pub async fn build_log(
+        &self,
+        build: &BuildLease,
+        lines: &[(String, String)],
+        lease: Duration,
+    ) -> Result<bool, SourceError> {
+        match self {
+            RunSource::Embedded { control, worker } => {
+                let lease = LeaseLength::parse_secs(secs(lease)).map_err(agentd_control::ControlError::from)?;
+                Ok(control.build_log(worker, build, lines, lease).await?)
+            }
+            RunSource::Remote { client } => Ok(client.worker_build_log(build, lines, secs(lease)).await?),
+        }
+    }
+
+    pub async fn build_ready(
+        &self,
+        build: &BuildLease,
+        archive: Vec<u8>,
+        installed_bytes: u64,
+    ) -> Result<bool, SourceError> {
+        match self {
+            RunSource::Embedded { control, worker } => {
+                let result = agentd_control::BuildResult::Ready { archive: archive.into(), installed_bytes };
+                Ok(control.build_finish(worker, build, result).await?)
+            }
+            RunSource::Remote { client } => Ok(client.worker_build_ready(build, archive, installed_bytes).await?),
+        }
+    }
+
+    pub async fn build_fail(&self, build: &BuildLease, error: &str) -> Result<bool, SourceError> {
+        match self {
+            RunSource::Embedded { control, worker } => {
+                let result = agentd_control::BuildResult::Failed { error: error.to_owned() };
+                Ok(control.build_finish(worker, build, result).await?)
+            }
+            RunSource::Remote { client } => Ok(client.worker_build_fail(build, error).await?),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agentd_core::builds::PackageIndexes;
 use agentd_core::{Secret, TenantLimits};
 use agentd_store::{BlobLocation, S3Connection};
 use agentd_worker::{EgressSettings, IpNetwork};
@@ -64,6 +65,8 @@ pub struct ServerSettings {
     pub lease: Duration,
     /// How often one invocation may run again because the platform failed it.
     pub max_recoveries: u32,
+    /// Where dependency builds get packages from.
+    pub package_indexes: PackageIndexes,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +134,8 @@ pub enum SettingsError {
     Insecure(String),
     #[error("cannot resolve {what} {path} to an absolute path: {source}")]
     Path { what: &'static str, path: String, source: std::io::Error },
+    #[error("{0}")]
+    Packages(String),
     #[error(transparent)]
     Blob(#[from] agentd_store::StoreError),
 }
@@ -179,6 +184,8 @@ pub struct ServeArgs {
     pub max_recoveries: u32,
     #[command(flatten)]
     pub egress: EgressArgs,
+    #[command(flatten)]
+    pub packages: PackageArgs,
     /// Once ready to serve, write the bound address (`127.0.0.1:PORT`) to this file: for
     /// supervisors and tests that start the server on port 0.
     #[arg(long, env = "AGENTD_ADDRESS_FILE")]
@@ -186,6 +193,64 @@ pub struct ServeArgs {
     /// Log as JSON lines (default in production).
     #[arg(long, env = "AGENTD_LOG_JSON")]
     pub log_json: bool,
+}
+
+/// Where dependency builds get packages from; builds reach only these hosts.
+#[derive(Debug, Clone, Args)]
+pub struct PackageArgs {
+    /// The Python package index builds install from (pip's `--index-url`), e.g. a
+    /// private mirror. The default, the public PyPI, serves files from files.pythonhosted.org.
+    #[arg(long, env = "AGENTD_PYTHON_INDEX_URL", default_value = DEFAULT_PYTHON_INDEX)]
+    pub python_index_url: String,
+    /// The npm registry builds install from.
+    #[arg(long, env = "AGENTD_NPM_REGISTRY", default_value = DEFAULT_NPM_REGISTRY)]
+    pub npm_registry: String,
+    /// More hosts builds may reach, for a mirror that serves its files from another host
+    /// (comma-separated host names).
+    #[arg(long, env = "AGENTD_PACKAGE_HOSTS", value_delimiter = ',')]
+    pub package_hosts: Vec<String>,
+    /// No network for any build: only packages vendored in bundles (`wheels/`, `file:`
+    /// tarballs) are installed.
+    #[arg(long, env = "AGENTD_OFFLINE_BUILDS")]
+    pub offline_builds: bool,
+}
+
+const DEFAULT_PYTHON_INDEX: &str = "https://pypi.org/simple";
+const DEFAULT_NPM_REGISTRY: &str = "https://registry.npmjs.org/";
+
+impl PackageArgs {
+    pub fn settings(&self) -> Result<PackageIndexes, SettingsError> {
+        let mut hosts = vec![index_host("--python-index-url", &self.python_index_url)?];
+        if self.python_index_url.trim_end_matches('/') == DEFAULT_PYTHON_INDEX {
+            hosts.push("files.pythonhosted.org".to_owned());
+        }
+        hosts.push(index_host("--npm-registry", &self.npm_registry)?);
+        for host in &self.package_hosts {
+            let host = host.trim().to_ascii_lowercase();
+            let valid = !host.is_empty()
+                && host.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            if !valid {
+                return Err(SettingsError::Packages(format!("--package-hosts: `{host}` is not a host name")));
+            }
+            hosts.push(host);
+        }
+        hosts.dedup();
+        Ok(PackageIndexes {
+            python_index_url: self.python_index_url.clone(),
+            npm_registry: self.npm_registry.clone(),
+            hosts,
+            offline: self.offline_builds,
+        })
+    }
+}
+
+/// The host of an index URL, which must be `http(s)://HOST[/…]`.
+fn index_host(flag: &str, url: &str) -> Result<String, SettingsError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| SettingsError::Packages(format!("{flag}: `{url}`: {e}")))?;
+    match (parsed.scheme(), parsed.host_str()) {
+        ("http" | "https", Some(host)) => Ok(host.to_ascii_lowercase()),
+        _ => Err(SettingsError::Packages(format!("{flag}: `{url}` must be an http(s) URL with a host"))),
+    }
 }
 
 /// Egress settings of a worker, shared by `serve` (its in-process worker) and `worker`.
@@ -227,6 +292,7 @@ impl ServeArgs {
             default_limits: default_limits(vars)?,
             lease: Duration::from_secs(self.lease_s),
             max_recoveries: self.max_recoveries,
+            package_indexes: self.packages.settings()?,
         };
         let worker = (self.worker_slots > 0).then(|| WorkerSettings {
             source: WorkerSource::Embedded,
