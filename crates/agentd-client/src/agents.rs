@@ -1,6 +1,6 @@
 //! Routes of the agent registry: agents and their versions (bundle uploads, rollback).
 
-use agentd_api_types::{Agent, AgentVersion, CreateAgentRequest, Page, PatchAgentRequest};
+use agentd_api_types::{Agent, AgentVersion, CreateAgentRequest, Page, PatchAgentRequest, VersionBuildResponse};
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
 
@@ -66,5 +66,12 @@ impl Client {
         let n = version.to_string();
         let route = ["v1", "agents", slug, "versions", n.as_str(), "activate"];
         self.call(self.route(Method::POST, &route)?).await
+    }
+
+    /// `GET /v1/agents/{slug}/versions/{n}/build`: version `n`'s dependency build and log.
+    pub async fn version_build(&self, slug: &str, version: u32) -> Result<VersionBuildResponse, ClientError> {
+        let n = version.to_string();
+        let route = ["v1", "agents", slug, "versions", n.as_str(), "build"];
+        self.call(self.route(Method::GET, &route)?).await
     }
 }

@@ -274,16 +274,20 @@ fn log_mentions(log: &BuildLog<'_>, needle: &str) -> bool {
     log.recent().any(|(_, message)| message.contains(needle))
 }
 
-/// The installer's own summary of what went wrong: pip's and npm's error lines first.
+/// The installer's own summary of what went wrong: pip's last `ERROR:` line; else the
+/// last line a failing install script wrote (npm's own closing lines only say that a
+/// command failed and where its log went); else npm's error.
 fn last_error_line(log: &BuildLog<'_>) -> Option<String> {
-    let lines: Vec<&(String, String)> = log.recent().filter(|(stream, _)| stream != "system").collect();
-    let is_error = |m: &str| m.starts_with("ERROR") || m.starts_with("npm error") || m.starts_with("npm ERR!");
+    let lines: Vec<&str> =
+        log.recent().filter(|(stream, _)| stream == "stderr").map(|(_, m)| m.trim()).filter(|m| !m.is_empty()).collect();
+    let is_npm = |m: &str| m.starts_with("npm error") || m.starts_with("npm ERR!") || m.starts_with("npm warn");
     let chosen = lines
         .iter()
         .rev()
-        .find(|(_, m)| is_error(m.trim_start()))
-        .or_else(|| lines.iter().rev().find(|(s, m)| s == "stderr" && !m.trim().is_empty()))?;
-    Some(crate::outcome::truncate(chosen.1.trim(), 300).to_owned())
+        .find(|m| m.starts_with("ERROR"))
+        .or_else(|| lines.iter().rev().find(|m| !is_npm(m)))
+        .or_else(|| lines.iter().rev().find(|m| is_npm(m) && !m.contains("A complete log")))?;
+    Some(crate::outcome::truncate(chosen, 300).to_owned())
 }
 
 impl BuildLog<'_> {

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use agentd_api_types::{Agent, AgentVersion, CreateAgentRequest};
+use agentd_api_types::{Agent, AgentVersion, BuildStatus, CreateAgentRequest};
 use agentd_bundle::Manifest;
 use agentd_client::{Client, ListOptions};
 use clap::{Args, Subcommand};
 
-use super::output::{Failure, next_page_hint, or_dash, print_json, print_table, spinner, word};
+use super::output::{Failure, next_page_hint, one_line, or_dash, print_json, print_table, spinner, word};
 use super::session::{Connection, Session};
 use super::slug::slugify;
 
@@ -146,11 +146,49 @@ async fn deploy(session: &Session, args: DeployArgs) -> Result<(), Failure> {
     let uploaded = session.client.version_upload(&slug, bundle, activate).await;
     spinner.finish_and_clear();
     let version = uploaded?;
+    let version = match version.build.status.is_settled() {
+        true => version,
+        false => wait_for_build(session, &slug, version).await?,
+    };
     if session.json {
         return print_json(&version);
     }
+    if version.build.status == BuildStatus::Failed {
+        print_build_log(&session.client.version_build(&slug, version.version).await?);
+        return Err(Failure::BuildFailed {
+            version: version.version,
+            error: version.build.error.clone().unwrap_or_default(),
+        });
+    }
     print_deployed(&slug, &version, activate);
     Ok(())
+}
+
+/// Shows the dependency build's progress (its latest log line) until it settles.
+async fn wait_for_build(session: &Session, slug: &str, version: AgentVersion) -> Result<AgentVersion, Failure> {
+    let installer = version.build.installer.clone().unwrap_or_else(|| "dependencies".to_owned());
+    let progress = spinner(format!("installing: {installer}"));
+    loop {
+        let build = session.client.version_build(slug, version.version).await?;
+        if build.status.is_settled() {
+            progress.finish_and_clear();
+            let versions = session.client.versions_list(slug, &ListOptions::default()).await?;
+            let settled = versions.data.into_iter().find(|v| v.version == version.version);
+            return Ok(settled.unwrap_or(version));
+        }
+        if let Some(line) = build.log.last() {
+            progress.set_message(format!("installing: {}", one_line(&line.message, 100)));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The whole build log on stderr, for a build that failed.
+fn print_build_log(build: &agentd_api_types::VersionBuildResponse) {
+    eprintln!("dependency build log of version {}:", build.version);
+    for line in &build.log {
+        eprintln!("  {}", line.message);
+    }
 }
 
 /// Reads and checks `DIR/agent.toml` with the same rules the server applies.
@@ -188,6 +226,12 @@ async fn ensure_agent(client: &Client, slug: &str, manifest: &Manifest) -> Resul
 
 fn print_deployed(slug: &str, version: &AgentVersion, activate: bool) {
     println!("Deployed {slug} version {} ({} bytes, {}).", version.version, version.size_bytes, version.digest);
+    if let Some(installer) = &version.build.installer {
+        println!("Dependencies installed ({installer}).");
+    }
+    for warning in &version.build.warnings {
+        println!("warning: {warning}");
+    }
     if activate {
         println!("Version {} is now active.", version.version);
     } else {

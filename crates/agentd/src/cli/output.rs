@@ -21,6 +21,9 @@ pub enum Failure {
     /// Something on this machine failed: a file, the bundle packer (exit 1).
     #[error("{0}")]
     Local(String),
+    /// The version's dependencies could not be installed (exit 1).
+    #[error("the dependency build of version {version} failed: {error}")]
+    BuildFailed { version: u32, error: String },
     /// The invocation ran and did not succeed (exit 1).
     #[error("invocation {id} ended {status}")]
     RunEnded { id: String, status: InvocationStatus, error: Option<InvocationError> },
@@ -37,7 +40,7 @@ impl Failure {
             Failure::Client(ClientError::InvalidUrl { .. })
             | Failure::Client(ClientError::UnsendableSegment { .. }) => 2,
             Failure::Client(ClientError::Transport(_)) => 3,
-            Failure::Client(_) | Failure::Local(_) | Failure::RunEnded { .. } => 1,
+            Failure::Client(_) | Failure::Local(_) | Failure::RunEnded { .. } | Failure::BuildFailed { .. } => 1,
         })
     }
 
@@ -138,4 +141,13 @@ pub fn spinner(message: String) -> ProgressBar {
     let spinner = ProgressBar::new_spinner().with_message(message);
     spinner.enable_steady_tick(Duration::from_millis(100));
     spinner
+}
+
+/// `text` on one line, at most `max` characters, for a progress message.
+pub fn one_line(text: &str, max: usize) -> String {
+    let line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    match line.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
 }
