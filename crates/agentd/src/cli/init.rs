@@ -8,6 +8,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use agentd_bundle::Manifest;
@@ -198,7 +199,6 @@ fn write_new(dir: &Path, files: &[File]) -> Result<(Vec<&'static str>, Vec<&'sta
 }
 
 fn write_file(dir: &Path, file: &File) -> Result<(), Failure> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(file.name);
     let mode = if file.executable { 0o755 } else { 0o644 };
     // `create_new`: a file that appeared since the check is not overwritten either.
