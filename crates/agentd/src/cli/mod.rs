@@ -1,6 +1,7 @@
 //! The client commands of the `agentd` binary (DESIGN §9): `signup`, `login`, `whoami`,
 //! `agents …`, `invoke`, `logs`, `cancel`, `keys …`. They talk to a server through
-//! `agentd-client`; `main.rs` flattens [`ClientCommand`] into its command enum next to
+//! `agentd-client`; `init`, which writes a new agent folder, is the one that stays local.
+//! `main.rs` flattens [`ClientCommand`] into its command enum next to
 //! `serve` and hands the parsed command to [`run`].
 //!
 //! Output contract: results go to stdout (a human table, or the raw JSON with `--json`);
@@ -10,6 +11,7 @@
 mod account;
 mod agents;
 mod credentials;
+mod init;
 mod invoke;
 mod keys;
 mod logs;
@@ -40,6 +42,8 @@ pub enum ClientCommand {
     Cancel(logs::CancelArgs),
     /// Manage the workspace's API keys.
     Keys(keys::KeysArgs),
+    /// Write a new agent folder (manifest, entrypoint, README) that deploys as it is.
+    Init(init::InitArgs),
 }
 
 /// Runs one client command to completion and says how the process should exit.
@@ -53,6 +57,7 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Logs(args) => logs::logs(args).await,
         ClientCommand::Cancel(args) => logs::cancel(args).await,
         ClientCommand::Keys(args) => keys::run(args).await,
+        ClientCommand::Init(args) => init::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

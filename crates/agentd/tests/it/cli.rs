@@ -17,27 +17,27 @@ const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 
 /// What one run of the binary showed.
 #[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// A user's shell: an empty config dir and the server to talk to.
-struct Shell {
+pub struct Shell {
     config: TempDir,
     server: String,
 }
 
 impl Shell {
-    fn new(server: &str) -> Shell {
+    pub fn new(server: &str) -> Shell {
         let config = tempfile::tempdir().unwrap_or_else(|e| panic!("temp config dir: {e}"));
         Shell { config, server: server.to_owned() }
     }
 
     /// Runs `agentd <args>` with this shell's config dir, `AGENTD_SERVER` set to its
     /// server, and nothing inherited that could change which credentials are used.
-    async fn run(&self, args: &[&str]) -> Run {
+    pub async fn run(&self, args: &[&str]) -> Run {
         let mut command = tokio::process::Command::new(bin());
         command
             .args(args)
@@ -61,13 +61,13 @@ impl Shell {
     }
 
     /// Runs a command that must succeed.
-    async fn ok(&self, args: &[&str]) -> Run {
+    pub async fn ok(&self, args: &[&str]) -> Run {
         let run = self.run(args).await;
         assert_eq!(run.code, Some(0), "`agentd {}` failed: {run:#?}", args.join(" "));
         run
     }
 
-    async fn signup(&self) {
+    pub async fn signup(&self) {
         self.ok(&[
             "signup",
             "--email",
@@ -93,7 +93,7 @@ fn example(name: &str) -> String {
     dir.to_string_lossy().into_owned()
 }
 
-fn json(text: &str) -> Value {
+pub fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {text}"))
 }
 

@@ -10,6 +10,7 @@ mod cli;
 mod egress;
 mod events;
 mod harness;
+mod init;
 mod invocations;
 mod recovery;
 mod remote;
