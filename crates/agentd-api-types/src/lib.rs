@@ -19,9 +19,9 @@ pub use accounts::{
     CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, SignupRequest, SignupResponse,
 };
 pub use agentd_core::{
-    Actor, Agent, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, DependencyBuild, Event, EventKind, EventStream, Invocation,
-    InvocationError, InvocationStatus, Page, Role, Scope, Scopes, Tenant, TenantLimits, Timestamp, Usage, User,
-    VersionBuild, Visibility,
+    Actor, Agent, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, DependencyBuild, Event,
+    EventKind, EventStream, Invocation, InvocationError, InvocationStatus, Page, Role, Scope, Scopes, Tenant,
+    TenantLimits, Timestamp, Usage, User, VersionBuild, Visibility,
 };
 pub use agents::{CreateAgentRequest, PatchAgentRequest, VersionBuildResponse};
 pub use invocations::InvokeRequest;

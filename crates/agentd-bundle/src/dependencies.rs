@@ -89,9 +89,11 @@ impl DependencyPlan {
     pub fn warnings(&self) -> Vec<String> {
         match self {
             DependencyPlan::Npm { locked: false, .. } => {
-                vec!["no package-lock.json: npm install resolves versions anew on every build; commit a lock file \
+                vec![
+                    "no package-lock.json: npm install resolves versions anew on every build; commit a lock file \
                       (npm install --package-lock-only) to pin them"
-                    .to_owned()]
+                        .to_owned(),
+                ]
             }
             _ => Vec::new(),
         }
@@ -161,7 +163,9 @@ fn python_source(files: &BTreeMap<String, Vec<u8>>) -> Result<Option<PipSource>,
         .as_array()
         .and_then(|items| items.iter().map(|item| item.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
         .ok_or_else(|| invalid("pyproject.toml: `project.dependencies` must be a list of strings"))?;
-    if let Some(bad) = requirements.iter().find(|r| r.trim().is_empty() || r.starts_with('-') || r.contains(['\n', '\0'])) {
+    if let Some(bad) =
+        requirements.iter().find(|r| r.trim().is_empty() || r.starts_with('-') || r.contains(['\n', '\0']))
+    {
         return Err(invalid(format!("pyproject.toml: `{bad}` is not a requirement")));
     }
     Ok((!requirements.is_empty()).then_some(PipSource::Pyproject { requirements }))
@@ -196,8 +200,10 @@ mod tests {
         assert_eq!(plan("python", &all).ok().flatten(), Some(lock));
         let txt = DependencyPlan::Pip { source: PipSource::RequirementsTxt, offline: false };
         assert_eq!(plan("python", &all[1..]).ok().flatten(), Some(txt));
-        let from_pyproject =
-            DependencyPlan::Pip { source: PipSource::Pyproject { requirements: vec!["six==1.16.0".into()] }, offline: false };
+        let from_pyproject = DependencyPlan::Pip {
+            source: PipSource::Pyproject { requirements: vec!["six==1.16.0".into()] },
+            offline: false,
+        };
         assert_eq!(plan("python", &all[2..]).ok().flatten(), Some(from_pyproject));
     }
 

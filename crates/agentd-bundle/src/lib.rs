@@ -23,8 +23,8 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 pub use archive::ArchiveFormat;
-pub use error::{BundleError, SizeLimit};
 pub use dependencies::{DependencyPlan, PipSource};
+pub use error::{BundleError, SizeLimit};
 pub use manifest::{DependencySettings, Manifest, ManifestLimits, NetworkPolicy, Runtime};
 
 /// Size limits applied while reading a bundle. The platform sets them per tenant.

@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use crate::archive::{self, RawEntry, RawKind};
+use crate::dependencies::DEPENDENCY_FILES;
 use crate::entry_path::{EntryPath, resolve_link_target};
 use crate::error::shown;
 use crate::links::check_symlinks;
-use crate::dependencies::DEPENDENCY_FILES;
 use crate::{ArchiveFormat, BundleError, BundleLimits, Manifest, SizeLimit};
 
 /// The manifest's file name at the bundle root.

@@ -127,9 +127,9 @@ impl Control {
         let activate = activation == Activation::Activate;
         let new = NewVersion { digest, manifest, size_bytes: size, activate, build };
         let version = self.store.version_create(ctx.store_scope(), slug, new).await?;
-        ctx.span().in_scope(|| {
-            tracing::info!(agent = %slug, version = version.version, build = %version.build.status, "deployed")
-        });
+        ctx.span().in_scope(
+            || tracing::info!(agent = %slug, version = version.version, build = %version.build.status, "deployed"),
+        );
         match wait {
             Some(wait) if !version.build.status.is_settled() => {
                 self.version_wait_built(ctx, slug, version.version, wait.get()).await

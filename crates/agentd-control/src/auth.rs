@@ -206,11 +206,7 @@ impl WorkerCtx {
 
     /// To a worker, another worker's run does not exist.
     pub(crate) fn check(&self, lease: &RunLease) -> Result<()> {
-        if self.owns(&lease.lease_owner) {
-            Ok(())
-        } else {
-            Err(ControlError::NotFound(ResourceKind::Run))
-        }
+        if self.owns(&lease.lease_owner) { Ok(()) } else { Err(ControlError::NotFound(ResourceKind::Run)) }
     }
 }
 

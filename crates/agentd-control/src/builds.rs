@@ -38,8 +38,13 @@ pub struct VersionBuildView {
 #[derive(Debug, Clone)]
 pub enum BuildResult {
     /// The installed tree, as a `.tar.gz`, and the size of its files.
-    Ready { archive: Bytes, installed_bytes: u64 },
-    Failed { error: String },
+    Ready {
+        archive: Bytes,
+        installed_bytes: u64,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 /// What a build follower yields next.
@@ -47,7 +52,10 @@ pub enum BuildResult {
 pub enum BuildFollowed {
     Line(BuildLogLine),
     /// The build is over and every line of it was yielded.
-    End { status: BuildStatus, error: Option<String> },
+    End {
+        status: BuildStatus,
+        error: Option<String>,
+    },
 }
 
 /// A live reader of one version's build log.

@@ -35,10 +35,10 @@ pub use accounts::{Caller, CreatedKey, Login, NewKey, Session, SignedUp, Signup}
 pub use agentd_store::{Changes, Subscription};
 pub use agents::{Activation, AgentChanges, AgentSpec};
 pub use artifacts::ArtifactContent;
-pub use builds::{BuildFollowed, BuildFollower, BuildResult, VersionBuildView};
 pub use auth::{
     Admin, Capability, CreatedWorkerToken, Ctx, Deploy, Invoke, Principal, Read, WorkerCtx, worker_token_create,
 };
+pub use builds::{BuildFollowed, BuildFollower, BuildResult, VersionBuildView};
 pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, Result, Unauthenticated};
 pub use follow::{EventFollower, Followed};
 pub use invocations::{Accepted, InvocationFilter, InvokeSpec, settled};

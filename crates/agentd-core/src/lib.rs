@@ -19,7 +19,9 @@ pub mod timestamp;
 
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
 pub use context::{Actor, Role, Scope, Scopes, TenantScope};
-pub use ids::{AgentId, ApiKeyId, BuildId, InvocationId, RequestId, SessionId, TenantId, UserId, VersionId, WorkerTokenId};
+pub use ids::{
+    AgentId, ApiKeyId, BuildId, InvocationId, RequestId, SessionId, TenantId, UserId, VersionId, WorkerTokenId,
+};
 pub use limits::TenantLimits;
 pub use page::{Cursor, NameCursor, PageBounds, PageError, PageRequest};
 pub use queue::Fault;

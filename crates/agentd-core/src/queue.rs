@@ -136,6 +136,11 @@ pub struct BuildLease {
 #[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
 pub enum BuildOutcome {
     /// The installed tree is stored as a blob (`.tar.gz`) under `archive_digest`.
-    Ready { archive_digest: String, installed_bytes: u64 },
-    Failed { error: String },
+    Ready {
+        archive_digest: String,
+        installed_bytes: u64,
+    },
+    Failed {
+        error: String,
+    },
 }

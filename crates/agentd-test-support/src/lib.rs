@@ -15,11 +15,13 @@
 #![expect(clippy::expect_used, reason = "it fails the test using it, loudly, on the first surprise")]
 
 mod databases;
+mod package_index;
 mod postgres;
 mod private_cluster;
 mod s3;
 
 pub use databases::{Backend, TestDb, execute_sql};
+pub use package_index::package_index_networks;
 pub use postgres::postgres_available;
 pub use s3::{S3Server, aws_env};
 

@@ -36,7 +36,8 @@ const MAX_INSTALLED_ENTRIES: u32 = 200_000;
 const TAIL_LINES: usize = 200;
 
 pub(crate) async fn run_claimed(shared: &Shared, build: ClaimedBuild, stop: CancellationToken) {
-    let span = tracing::info_span!("build", tenant_id = %build.tenant_id, build_id = %build.build_id, attempt = build.attempt);
+    let span =
+        tracing::info_span!("build", tenant_id = %build.tenant_id, build_id = %build.build_id, attempt = build.attempt);
     async move {
         let lease = build.lease();
         let mut log =
@@ -63,7 +64,9 @@ pub(crate) async fn run_claimed(shared: &Shared, build: ClaimedBuild, stop: Canc
         match ended {
             Ok(true) => tracing::info!("build finished"),
             Ok(false) => tracing::warn!("the build's lease expired before it finished; the result was not recorded"),
-            Err(err) => tracing::error!(error = %err, "recording the build failed; its lease will expire and it runs again"),
+            Err(err) => {
+                tracing::error!(error = %err, "recording the build failed; its lease will expire and it runs again")
+            }
         }
     }
     .instrument(span)
@@ -71,7 +74,10 @@ pub(crate) async fn run_claimed(shared: &Shared, build: ClaimedBuild, stop: Canc
 }
 
 enum Built {
-    Ready { archive: Vec<u8>, installed_bytes: u64 },
+    Ready {
+        archive: Vec<u8>,
+        installed_bytes: u64,
+    },
     /// Shutting down or the lease was lost: record nothing.
     Stopped,
 }
@@ -245,10 +251,9 @@ fn failure(outcome: &RunOutcome, build: &ClaimedBuild, log: &BuildLog<'_>) -> Op
     let said = |needle: &str| log_mentions(log, needle);
     match outcome.termination {
         Termination::Exited(0) => None,
-        Termination::TimedOut => Some(format!(
-            "the install took longer than build_timeout_s = {} s and was stopped",
-            build.timeout_s
-        )),
+        Termination::TimedOut => {
+            Some(format!("the install took longer than build_timeout_s = {} s and was stopped", build.timeout_s))
+        }
         Termination::MemoryLimit => {
             Some(format!("the install ran out of memory (build_memory_mb = {} MiB)", build.memory_mb))
         }
@@ -278,8 +283,12 @@ fn log_mentions(log: &BuildLog<'_>, needle: &str) -> bool {
 /// last line a failing install script wrote (npm's own closing lines only say that a
 /// command failed and where its log went); else npm's error.
 fn last_error_line(log: &BuildLog<'_>) -> Option<String> {
-    let lines: Vec<&str> =
-        log.recent().filter(|(stream, _)| stream == "stderr").map(|(_, m)| m.trim()).filter(|m| !m.is_empty()).collect();
+    let lines: Vec<&str> = log
+        .recent()
+        .filter(|(stream, _)| stream == "stderr")
+        .map(|(_, m)| m.trim())
+        .filter(|m| !m.is_empty())
+        .collect();
     let is_npm = |m: &str| m.starts_with("npm error") || m.starts_with("npm ERR!") || m.starts_with("npm warn");
     let chosen = lines
         .iter()

@@ -131,7 +131,11 @@ fn digest_hex(digest: &str) -> Result<&str, PrepareError> {
 
 /// Unpacks an installed tree into this worker's cache (`<data>/deps/<hex>`), once per
 /// digest; the tree was checked when it was built, and is checked again here.
-pub(crate) async fn unpack_dependencies(shared: &Shared, digest: &str, bytes: Vec<u8>) -> Result<PathBuf, PrepareError> {
+pub(crate) async fn unpack_dependencies(
+    shared: &Shared,
+    digest: &str,
+    bytes: Vec<u8>,
+) -> Result<PathBuf, PrepareError> {
     let dest = shared.settings.data_dir.join("deps").join(digest_hex(digest)?);
     if dest.is_dir() {
         return Ok(dest);
@@ -143,11 +147,13 @@ pub(crate) async fn unpack_dependencies(shared: &Shared, digest: &str, bytes: Ve
     let target = dest.clone();
     tokio::task::spawn_blocking(move || -> Result<(), PrepareError> {
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| PrepareError::Unpack(agentd_bundle::BundleError::Io {
-                action: "create",
-                path: parent.to_owned(),
-                source: e,
-            }))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                PrepareError::Unpack(agentd_bundle::BundleError::Io {
+                    action: "create",
+                    path: parent.to_owned(),
+                    source: e,
+                })
+            })?;
         }
         match agentd_bundle::unpack_tree(&bytes, &target, &limits) {
             Ok(_) => Ok(()),
@@ -182,7 +188,11 @@ pub(crate) async fn dependency_mounts(
         Runtime::Node => {
             let modules = dir.join("node_modules");
             place_node_sdk(&modules).map_err(|e| {
-                PrepareError::Unpack(agentd_bundle::BundleError::Io { action: "place the SDK in", path: modules.clone(), source: e })
+                PrepareError::Unpack(agentd_bundle::BundleError::Io {
+                    action: "place the SDK in",
+                    path: modules.clone(),
+                    source: e,
+                })
             })?;
             vec![(modules, SANDBOX_NODE_MODULES.to_owned())]
         }

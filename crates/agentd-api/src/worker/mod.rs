@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use agentd_api_types::worker::{
-    AppendEventsRequest, Applied, BuildClaimRequest, BuildFailRequest, BuildLogRequest, ClaimRequest,
-    CompleteRequest, HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
+    AppendEventsRequest, Applied, BuildClaimRequest, BuildFailRequest, BuildLogRequest, ClaimRequest, CompleteRequest,
+    HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
 };
 use agentd_control::{BuildResult, ControlError, Invalid, LeaseLength, Unauthenticated, WorkerCtx, WorkerName};
 use agentd_core::queue::{BuildLease, RunLease};

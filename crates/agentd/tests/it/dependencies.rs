@@ -1,0 +1,247 @@
+//! Dependencies installed at deploy: builds in the sandbox, once per digest and tenant,
+//! mounted read-only into runs; failures (network, time, size) that say why and leave
+//! the previous version active; offline builds from vendored wheels; remote workers.
+//! Tests that install from PyPI or npm skip with one line when those are unreachable,
+//! except under CI (see `agentd_test_support::package_index_networks`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use agentd_api_types::{BuildStatus, InvocationStatus, VersionBuildResponse};
+use agentd_test_support::{Backend, on_both_stores, package_index_networks};
+
+use crate::harness::{TestApp, TestTenant, examples_dir, invoke_and_wait};
+
+/// Polls version `n`'s build until it settles (installs here take a few seconds).
+async fn settled_build(tenant: &TestTenant, slug: &str, n: u32) -> VersionBuildResponse {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let build = tenant.client.version_build(slug, n).await.expect("read the build");
+        if build.status.is_settled() || tokio::time::Instant::now() >= deadline {
+            return build;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (name, content) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, content).unwrap();
+    }
+}
+
+/// A pure-Python wheel `demo_vendored-1.0` whose module holds `VALUE` and, to make it big,
+/// `padding_bytes` of incompressible data in a second file.
+fn write_wheel(wheels: &Path, padding_bytes: usize) {
+    std::fs::create_dir_all(wheels).unwrap();
+    let script = r#"
+import os, sys, zipfile
+path, padding = sys.argv[1], int(sys.argv[2])
+with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as whl:
+    whl.writestr("demo_vendored/__init__.py", "VALUE = 'vendored ok'\n")
+    if padding:
+        whl.writestr("demo_vendored/padding.bin", os.urandom(padding))
+    info = "demo_vendored-1.0.dist-info/"
+    whl.writestr(info + "METADATA", "Metadata-Version: 2.1\nName: demo-vendored\nVersion: 1.0\n")
+    whl.writestr(info + "WHEEL", "Wheel-Version: 1.0\nGenerator: agentd-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    whl.writestr(info + "RECORD", "")
+"#;
+    let wheel = wheels.join("demo_vendored-1.0-py3-none-any.whl");
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&wheel)
+        .arg(padding_bytes.to_string())
+        .status()
+        .expect("run python3");
+    assert!(status.success(), "writing the wheel failed");
+}
+
+/// A Python agent that imports the vendored wheel and reports where it came from.
+fn write_vendored_agent(dir: &Path, name: &str, padding_bytes: usize) {
+    let manifest =
+        format!("name = \"{name}\"\nruntime = \"python\"\nentrypoint = \"main.py\"\n[dependencies]\noffline = true\n");
+    let main = "import demo_vendored\nfrom agentd import run\nrun(lambda ctx: {'value': demo_vendored.VALUE, 'file': demo_vendored.__file__})\n";
+    write_files(dir, &[("agent.toml", &manifest), ("main.py", main), ("requirements.txt", "demo-vendored==1.0\n")]);
+    write_wheel(&dir.join("wheels"), padding_bytes);
+}
+
+/// A Node agent whose `package.json` runs `postinstall` at install time.
+fn write_node_agent(dir: &Path, name: &str, postinstall: &str) {
+    let manifest = format!("name = \"{name}\"\nruntime = \"node\"\nentrypoint = \"main.mjs\"\n");
+    let package = serde_json::json!({
+        "name": name, "version": "1.0.0", "private": true, "scripts": {"postinstall": postinstall}
+    });
+    let main = "import { run } from \"agentd\";\nrun(async () => ({ ran: \"node\" }));\n";
+    write_files(dir, &[("agent.toml", &manifest), ("main.mjs", main), ("package.json", &package.to_string())]);
+}
+
+on_both_stores!(python_requirements_are_installed_once_per_digest_and_runs_import_them);
+async fn python_requirements_are_installed_once_per_digest_and_runs_import_them(backend: Backend) {
+    let Some(networks) = package_index_networks() else { return };
+    let app = TestApp::spawn_with(backend, &[("AGENTD_EGRESS_ALLOWED_NETWORKS", &networks)]).await;
+    let tenant = app.signup("deps").await;
+    let first = app.deploy_example(&tenant, "python-deps").await;
+    assert!(!first.build.status.is_settled() || first.build.status == BuildStatus::Ready, "{:?}", first.build);
+    assert_eq!(first.build.installer.as_deref(), Some("pip install -r requirements.txt"));
+    let build = settled_build(&tenant, "python-deps", first.version).await;
+    assert_eq!(build.status, BuildStatus::Ready, "{build:?}");
+    assert!(build.log.iter().any(|line| line.message.contains("Successfully installed humanize-4.9.0")), "{build:?}");
+    assert!(build.installed_bytes.is_some_and(|b| b > 0));
+
+    let run = invoke_and_wait(&tenant, "python-deps", serde_json::json!({"bytes": 5_000_000})).await;
+    assert_eq!(run.status, InvocationStatus::Succeeded, "{run:?}");
+    let output = run.output.expect("output");
+    assert_eq!(output["size"], "5.0 MB");
+    assert_eq!(output["humanize"], "4.9.0");
+
+    // The same requirements again, in another agent of the tenant: no new build.
+    let dir = tempfile::tempdir().unwrap();
+    let example = examples_dir().join("python-deps");
+    let main = "import humanize\nfrom agentd import run\nrun(lambda ctx: {'file': humanize.__file__})\n";
+    let manifest = "name = \"again\"\nruntime = \"python\"\nentrypoint = \"main.py\"\n";
+    let requirements = std::fs::read_to_string(example.join("requirements.txt")).unwrap();
+    write_files(dir.path(), &[("agent.toml", manifest), ("main.py", main), ("requirements.txt", &requirements)]);
+    let second = app.deploy_dir(&tenant, "again", dir.path()).await;
+    assert_eq!(second.build.status, BuildStatus::Ready, "the cached build is ready at once: {:?}", second.build);
+    assert_eq!(second.build.id, first.build.id, "one build serves both versions");
+    let run = invoke_and_wait(&tenant, "again", serde_json::json!({})).await;
+    assert_eq!(run.status, InvocationStatus::Succeeded, "{run:?}");
+    let file = run.output.expect("output")["file"].as_str().unwrap_or_default().to_owned();
+    assert!(file.starts_with("/deps/python/humanize/"), "imported from the installed prefix: {file}");
+}
+
+on_both_stores!(a_node_lock_file_installs_with_npm_ci);
+async fn a_node_lock_file_installs_with_npm_ci(backend: Backend) {
+    let Some(networks) = package_index_networks() else { return };
+    let app = TestApp::spawn_with(backend, &[("AGENTD_EGRESS_ALLOWED_NETWORKS", &networks)]).await;
+    let tenant = app.signup("nodedeps").await;
+    let version = app.deploy_example(&tenant, "node-deps").await;
+    assert_eq!(version.build.installer.as_deref(), Some("npm ci --omit=dev"));
+    assert!(version.build.warnings.is_empty(), "a lock file pins versions: {:?}", version.build.warnings);
+    let build = settled_build(&tenant, "node-deps", version.version).await;
+    assert_eq!(build.status, BuildStatus::Ready, "{build:?}");
+    let run = invoke_and_wait(&tenant, "node-deps", serde_json::json!({"value": "7"})).await;
+    assert_eq!(run.status, InvocationStatus::Succeeded, "{run:?}");
+    assert_eq!(run.output.expect("output")["is_number"], true);
+    let again = app.deploy_example(&tenant, "node-deps").await;
+    assert_eq!((again.build.status, again.build.id), (BuildStatus::Ready, version.build.id));
+}
+
+on_both_stores!(an_install_script_reaches_no_host_but_the_package_indexes);
+async fn an_install_script_reaches_no_host_but_the_package_indexes(backend: Backend) {
+    // 127.0.0.2 stands in for any outside host: exempt from the deny list, so only the
+    // build's host list (the package indexes) keeps the install script from it.
+    let listener = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    let app = TestApp::spawn_with(backend, &[("AGENTD_EGRESS_ALLOWED_NETWORKS", "127.0.0.2/32")]).await;
+    let tenant = app.signup("sneaky").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_node_agent(dir.path(), "sneaky", "echo no install script here");
+    std::fs::remove_file(dir.path().join("package.json")).unwrap();
+    let plain = app.deploy_dir(&tenant, "sneaky", dir.path()).await;
+    assert_eq!((plain.version, plain.build.status, plain.build.id.is_none()), (1, BuildStatus::Ready, true));
+
+    let fetch = format!("curl -sS --max-time 10 -f http://127.0.0.2:{port}/ && echo REACHED || (echo BLOCKED; exit 1)");
+    write_node_agent(dir.path(), "sneaky", &fetch);
+    let version = app.deploy_dir(&tenant, "sneaky", dir.path()).await;
+    assert_eq!(version.build.warnings.len(), 1, "no lock file is a warning: {:?}", version.build);
+    let build = settled_build(&tenant, "sneaky", version.version).await;
+    assert_eq!(build.status, BuildStatus::Failed, "{build:?}");
+    let log: Vec<&str> = build.log.iter().map(|l| l.message.as_str()).collect();
+    assert!(log.contains(&"BLOCKED") && !log.contains(&"REACHED"), "{log:#?}");
+    assert!(build.error.as_deref().is_some_and(|e| e.contains("403")), "the proxy's refusal is the reason: {build:?}");
+
+    let agent = tenant.client.agent_get("sneaky").await.unwrap();
+    assert_eq!(agent.active_version, Some(1), "a failed build leaves the previous version active");
+    let run = invoke_and_wait(&tenant, "sneaky", serde_json::json!({})).await;
+    assert_eq!((run.status, run.version), (InvocationStatus::Succeeded, 1));
+    let refused = tenant.client.version_activate("sneaky", 2).await.err().and_then(|e| e.code().map(str::to_owned));
+    assert_eq!(refused.as_deref(), Some("version_not_ready"));
+}
+
+on_both_stores!(a_build_over_its_time_is_stopped_and_nothing_runs_it_meanwhile);
+async fn a_build_over_its_time_is_stopped_and_nothing_runs_it_meanwhile(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_LIMITS_BUILD_TIMEOUT_S", "3")]).await;
+    let tenant = app.signup("slow").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_node_agent(dir.path(), "slow", "sleep 60");
+    let version = app.deploy_dir(&tenant, "slow", dir.path()).await;
+    assert!(!version.build.status.is_settled(), "{:?}", version.build);
+    // While it builds, the agent has no version to run and this one cannot be activated.
+    let invoked = tenant.client.invoke("slow", &Default::default(), &Default::default()).await;
+    assert_eq!(invoked.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("agent_building"));
+    let activated = tenant.client.version_activate("slow", version.version).await;
+    assert_eq!(activated.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("version_not_ready"));
+
+    let build = settled_build(&tenant, "slow", version.version).await;
+    assert_eq!(build.status, BuildStatus::Failed, "{build:?}");
+    assert!(build.error.as_deref().is_some_and(|e| e.contains("build_timeout_s = 3")), "{build:?}");
+    assert_eq!(tenant.client.agent_get("slow").await.unwrap().active_version, None);
+}
+
+on_both_stores!(an_install_over_the_size_cap_fails_with_the_reason);
+async fn an_install_over_the_size_cap_fails_with_the_reason(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_LIMITS_MAX_DEPENDENCY_BYTES", "1048576")]).await;
+    let tenant = app.signup("big").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_vendored_agent(dir.path(), "big", 3 << 20);
+    let version = app.deploy_dir(&tenant, "big", dir.path()).await;
+    let build = settled_build(&tenant, "big", version.version).await;
+    assert_eq!(build.status, BuildStatus::Failed, "{build:?}");
+    assert!(build.error.as_deref().is_some_and(|e| e.contains("size cap of 1.0 MiB")), "{build:?}");
+}
+
+on_both_stores!(offline_builds_install_vendored_wheels_per_tenant_with_the_index_unreachable);
+async fn offline_builds_install_vendored_wheels_per_tenant_with_the_index_unreachable(backend: Backend) {
+    // Nothing answers on port 9: were the build to use the index, it would fail.
+    let app = TestApp::spawn_with(backend, &[("AGENTD_PYTHON_INDEX_URL", "http://127.0.0.1:9/simple")]).await;
+    let tenant = app.signup("vendored").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_vendored_agent(dir.path(), "vendored", 0);
+    let version = app.deploy_dir(&tenant, "vendored", dir.path()).await;
+    assert_eq!(version.build.installer.as_deref(), Some("pip install -r requirements.txt (offline)"));
+    let build = settled_build(&tenant, "vendored", version.version).await;
+    assert_eq!(build.status, BuildStatus::Ready, "{build:?}");
+    let run = invoke_and_wait(&tenant, "vendored", serde_json::json!({})).await;
+    assert_eq!(run.status, InvocationStatus::Succeeded, "{run:?}");
+    let output = run.output.expect("output");
+    assert_eq!(output["value"], "vendored ok");
+    assert!(output["file"].as_str().is_some_and(|f| f.starts_with("/deps/python/")), "{output}");
+
+    // The tenant's other agent shares the build; another tenant never does.
+    let copy = app.deploy_dir(&tenant, "vendored-too", dir.path()).await;
+    assert_eq!(copy.build.id, version.build.id);
+    let other = app.signup("other").await;
+    let theirs = app.deploy_dir(&other, "vendored", dir.path()).await;
+    assert_ne!(theirs.build.id, version.build.id, "builds are never shared across tenants");
+    assert_eq!(settled_build(&other, "vendored", 1).await.status, BuildStatus::Ready);
+    // Another tenant's build is not found through this tenant's agent of the same slug.
+    let mine = tenant.client.version_build("vendored", 1).await.unwrap();
+    assert_eq!(mine.id, version.build.id);
+}
+
+on_both_stores!(a_remote_worker_builds_and_runs_with_the_built_dependencies);
+async fn a_remote_worker_builds_and_runs_with_the_built_dependencies(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_WORKER_SLOTS", "0")]).await;
+    let token = app.create_worker_token();
+    let _worker = app.spawn_worker(&token, "builder");
+    let tenant = app.signup("remote").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_vendored_agent(dir.path(), "remote", 0);
+    let version = app.deploy_dir(&tenant, "remote", dir.path()).await;
+    let build = settled_build(&tenant, "remote", version.version).await;
+    assert_eq!(build.status, BuildStatus::Ready, "{build:?}");
+    let run = invoke_and_wait(&tenant, "remote", serde_json::json!({})).await;
+    assert_eq!(run.status, InvocationStatus::Succeeded, "{run:?}");
+    assert_eq!(run.output.expect("output")["value"], "vendored ok");
+}
