@@ -52,3 +52,12 @@ pub struct VersionBuildResponse {
     pub finished_at: Option<agentd_core::Timestamp>,
     pub log: Vec<agentd_core::BuildLogLine>,
 }
+
+/// One entry of `GET /v1/runtimes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeResponse {
+    pub runtime: String,
+    /// The interpreter's version (`3.11.2`); `null` for `shell` and `binary`.
+    pub version: Option<String>,
+    pub available: bool,
+}

@@ -23,5 +23,5 @@ pub use agentd_core::{
     EventKind, EventStream, Invocation, InvocationError, InvocationStatus, Page, Role, Scope, Scopes, Tenant,
     TenantLimits, Timestamp, Usage, User, VersionBuild, Visibility,
 };
-pub use agents::{CreateAgentRequest, PatchAgentRequest, VersionBuildResponse};
+pub use agents::{CreateAgentRequest, PatchAgentRequest, RuntimeResponse, VersionBuildResponse};
 pub use invocations::InvokeRequest;

@@ -122,6 +122,7 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::WorkerName { .. } => "invalid_worker",
         Invalid::Lease { .. } => "invalid_lease",
         Invalid::ArtifactName => "artifact_name_invalid",
+        Invalid::RuntimeUnavailable { .. } => "runtime_unavailable",
     };
     (StatusCode::UNPROCESSABLE_ENTITY, code)
 }

@@ -15,6 +15,7 @@ mod error;
 mod links;
 mod manifest;
 mod pack;
+mod runtime_version;
 mod unpack;
 mod walk;
 
@@ -25,7 +26,7 @@ use sha2::{Digest, Sha256};
 pub use archive::ArchiveFormat;
 pub use dependencies::{DependencyPlan, PipSource};
 pub use error::{BundleError, SizeLimit};
-pub use manifest::{DependencySettings, Manifest, ManifestLimits, NetworkPolicy, Runtime};
+pub use manifest::{DependencySettings, Manifest, ManifestLimits, NetworkPolicy, Runtime, VersionRequirement};
 
 /// Size limits applied while reading a bundle. The platform sets them per tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::BundleError;
 use crate::entry_path::EntryPath;
+pub use crate::runtime_version::VersionRequirement;
 
 const MAX_NAME_CHARS: usize = 100;
 const MAX_DESCRIPTION_CHARS: usize = 1000;
@@ -36,6 +37,10 @@ pub struct Manifest {
     pub network: NetworkPolicy,
     #[serde(default)]
     pub dependencies: DependencySettings,
+    /// The interpreter version the agent needs, for `runtime = "python"` (`python = ">=3.11"`)
+    /// or `"node"` (`node = ">=20"`); checked against the platform's at deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_version: Option<VersionRequirement>,
 }
 
 /// `[dependencies]`: how the packages the bundle names are installed.
@@ -174,6 +179,8 @@ struct RawManifest {
     network: NetworkPolicy,
     #[serde(default)]
     dependencies: DependencySettings,
+    python: Option<String>,
+    node: Option<String>,
 }
 
 impl Manifest {
@@ -190,6 +197,7 @@ impl Manifest {
             limits: check_limits(raw.limits)?,
             network: raw.network,
             dependencies: raw.dependencies,
+            runtime_version: check_runtime_version(runtime, raw.python, raw.node)?,
         })
     }
 }
@@ -257,6 +265,23 @@ fn check_tags(tags: Vec<String>) -> Result<Vec<String>, BundleError> {
         }
     }
     Ok(tags)
+}
+
+fn check_runtime_version(
+    runtime: Runtime,
+    python: Option<String>,
+    node: Option<String>,
+) -> Result<Option<VersionRequirement>, BundleError> {
+    let (key, asked) = match (python, node) {
+        (Some(_), Some(_)) => return Err(BundleError::manifest("give `python` or `node`, the one of the runtime")),
+        (Some(text), None) => ("python", text),
+        (None, Some(text)) => ("node", text),
+        (None, None) => return Ok(None),
+    };
+    if key != runtime.as_str() {
+        return Err(BundleError::manifest(format!("`{key}` asks for a {key} version, but the runtime is `{runtime}`")));
+    }
+    VersionRequirement::parse(&asked).map(Some).map_err(|e| BundleError::manifest(format!("`{key}`: {e}")))
 }
 
 fn check_limits(limits: ManifestLimits) -> Result<ManifestLimits, BundleError> {

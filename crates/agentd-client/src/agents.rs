@@ -1,6 +1,8 @@
 //! Routes of the agent registry: agents and their versions (bundle uploads, rollback).
 
-use agentd_api_types::{Agent, AgentVersion, CreateAgentRequest, Page, PatchAgentRequest, VersionBuildResponse};
+use agentd_api_types::{
+    Agent, AgentVersion, CreateAgentRequest, Page, PatchAgentRequest, RuntimeResponse, VersionBuildResponse,
+};
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
 
@@ -73,5 +75,10 @@ impl Client {
         let n = version.to_string();
         let route = ["v1", "agents", slug, "versions", n.as_str(), "build"];
         self.call(self.route(Method::GET, &route)?).await
+    }
+
+    /// `GET /v1/runtimes`: the interpreters agents run with here.
+    pub async fn runtimes(&self) -> Result<Page<RuntimeResponse>, ClientError> {
+        self.call(self.route(Method::GET, &["v1", "runtimes"])?).await
     }
 }

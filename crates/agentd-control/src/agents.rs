@@ -2,7 +2,7 @@
 //! immutable versions, and uploads checked before anything is written, so a rejected
 //! bundle leaves nothing behind.
 
-use agentd_bundle::BundleLimits;
+use agentd_bundle::{BundleLimits, Manifest, Runtime};
 use agentd_core::{Agent, AgentId, AgentStatus, AgentVersion, Page, PageRequest, Slug, Visibility};
 use agentd_store::{AgentPatch, NewAgent, NewVersion, StoreError};
 use bytes::Bytes;
@@ -40,7 +40,46 @@ pub enum Activation {
     Keep,
 }
 
+/// An interpreter the platform runs agents with, as `GET /v1/runtimes` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeInfo {
+    pub runtime: &'static str,
+    /// The interpreter's version; `None` for `shell` and `binary`, or when not found.
+    pub version: Option<String>,
+    pub available: bool,
+}
+
 impl Control {
+    /// The runtimes this platform's hosts run agents with. The versions are the server
+    /// host's; remote workers are expected to run the same image.
+    pub fn runtimes(&self, _ctx: &Ctx<Read>) -> Vec<RuntimeInfo> {
+        Runtime::ALL
+            .into_iter()
+            .map(|runtime| {
+                let version = self.settings.runtime_versions.get(runtime.as_str()).cloned();
+                let available = matches!(runtime, Runtime::Shell | Runtime::Binary) || version.is_some();
+                RuntimeInfo { runtime: runtime.as_str(), version, available }
+            })
+            .collect()
+    }
+
+    /// Refuses a manifest whose `python = "…"` or `node = "…"` this platform cannot
+    /// satisfy, at deploy rather than at the first run. An interpreter whose version is
+    /// not known here (a server without it, whose workers have it) is not checked.
+    fn check_runtime_version(&self, manifest: &Manifest) -> Result<()> {
+        let Some(asked) = &manifest.runtime_version else { return Ok(()) };
+        let runtime = manifest.runtime.as_str();
+        match self.settings.runtime_versions.get(runtime) {
+            Some(have) if !asked.matches(have) => Err(Invalid::RuntimeUnavailable {
+                runtime: runtime.to_owned(),
+                asked: asked.to_string(),
+                available: have.clone(),
+            }
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
     pub async fn agent_create(&self, ctx: &Ctx<Deploy>, spec: AgentSpec) -> Result<Agent> {
         let name = spec.name.map_or_else(|| spec.slug.to_string(), AgentName::into_inner);
         let new = NewAgent {
@@ -120,7 +159,9 @@ impl Control {
         let inspected = tokio::task::spawn_blocking(move || agentd_bundle::inspect(&checked, &limits))
             .await
             .map_err(ControlError::internal)??;
-        // Refused before anything is stored: a bundle whose dependencies cannot be installed.
+        // Refused before anything is stored: a runtime this platform does not have, a
+        // bundle whose dependencies cannot be installed.
+        self.check_runtime_version(&inspected.manifest)?;
         let build = self.build_for(&inspected, &inspected.digest)?;
         let digest = self.blobs.put(bundle).await?;
         let manifest = serde_json::to_value(&inspected.manifest).map_err(ControlError::internal)?;

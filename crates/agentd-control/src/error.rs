@@ -159,6 +159,10 @@ pub enum Invalid {
     Lease { max: u32 },
     #[error("the artifact name must be a clean relative path")]
     ArtifactName,
+    #[error(
+        "agent.toml asks for {runtime} {asked}, and this platform runs {runtime} {available}; see GET /v1/runtimes"
+    )]
+    RuntimeUnavailable { runtime: String, asked: String, available: String },
 }
 
 /// Store errors in the domain's words. Quotas are mapped by the operation that passed

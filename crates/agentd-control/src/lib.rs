@@ -33,7 +33,7 @@ use agentd_store::{Blobs, Store};
 
 pub use accounts::{Caller, CreatedKey, Login, NewKey, Session, SignedUp, Signup};
 pub use agentd_store::{Changes, Subscription};
-pub use agents::{Activation, AgentChanges, AgentSpec};
+pub use agents::{Activation, AgentChanges, AgentSpec, RuntimeInfo};
 pub use artifacts::ArtifactContent;
 pub use auth::{
     Admin, Capability, CreatedWorkerToken, Ctx, Deploy, Invoke, Principal, Read, WorkerCtx, worker_token_create,

@@ -8,6 +8,7 @@ mod builds;
 mod events;
 mod invocations;
 mod keys;
+mod runtimes;
 
 use axum::Router;
 
@@ -23,4 +24,5 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .merge(events::routes())
         .merge(artifacts::routes())
         .merge(builds::routes())
+        .merge(runtimes::routes())
 }

@@ -245,3 +245,34 @@ async fn a_remote_worker_builds_and_runs_with_the_built_dependencies(backend: Ba
     assert_eq!(run.status, InvocationStatus::Succeeded, "{run:?}");
     assert_eq!(run.output.expect("output")["value"], "vendored ok");
 }
+
+on_both_stores!(a_runtime_version_the_platform_lacks_is_refused_at_deploy);
+async fn a_runtime_version_the_platform_lacks_is_refused_at_deploy(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tenant = app.signup("versions").await;
+    let runtimes = tenant.client.runtimes().await.expect("list runtimes").data;
+    let python = runtimes.iter().find(|r| r.runtime == "python").expect("python is listed");
+    let version = python.version.clone().expect("the host's python has a version");
+    assert!(python.available && version.starts_with('3'), "{runtimes:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let main = "from agentd import run\nrun(lambda ctx: {'ok': True})\n";
+    let manifest =
+        |asked: &str| format!("name = \"v\"\nruntime = \"python\"\nentrypoint = \"main.py\"\npython = \"{asked}\"\n");
+    write_files(dir.path(), &[("agent.toml", &manifest(">=99")), ("main.py", main)]);
+    tenant
+        .client
+        .agent_create(&agentd_api_types::CreateAgentRequest { slug: "v".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let bundle = agentd_bundle::pack_dir(dir.path()).unwrap();
+    let err = tenant.client.version_upload("v", bundle, true).await.expect_err("no python 99 here");
+    assert_eq!((err.status(), err.code()), (Some(422), Some("runtime_unavailable")));
+    assert!(err.to_string().contains(&version), "the message names what the platform has: {err}");
+
+    write_files(dir.path(), &[("agent.toml", &manifest(">=3"))]);
+    let deployed = app.deploy_dir(&tenant, "v", dir.path()).await;
+    assert_eq!(deployed.version, 1, "the refused upload left no version behind");
+    let run = invoke_and_wait(&tenant, "v", serde_json::json!({})).await;
+    assert_eq!(run.status, InvocationStatus::Succeeded, "{run:?}");
+}
