@@ -21,6 +21,7 @@ async fn open(backend: Backend) -> (Store, TestDb) {
 }
 
 mod blobs_artifacts;
+mod builds;
 mod queue;
 mod rls;
 
@@ -87,7 +88,13 @@ async fn agent_with_version(
         .version_create(
             ctx,
             &slug,
-            NewVersion { digest: "sha256:00".into(), manifest: serde_json::json!({}), size_bytes: 1, activate: true },
+            NewVersion {
+                digest: "sha256:00".into(),
+                manifest: serde_json::json!({}),
+                size_bytes: 1,
+                activate: true,
+                build: None,
+            },
         )
         .await
         .unwrap();
