@@ -117,6 +117,24 @@ impl DependencyPlan {
         }
     }
 
+    /// Whether the files the plan reads point at other files of the bundle (a local path
+    /// or an included file in a requirements file, a `file:` dependency of npm), so that
+    /// the bundle's own content decides what is installed.
+    pub fn refers_to_bundle(&self, files: &BTreeMap<String, Vec<u8>>) -> bool {
+        let text = |name: &str| files.get(name).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        match self {
+            DependencyPlan::Pip { source: PipSource::Pyproject { requirements }, .. } => {
+                requirements.iter().any(|r| r.contains("file:") || r.contains(" @ ."))
+            }
+            DependencyPlan::Pip { .. } => self.files().iter().any(|name| {
+                text(name).lines().map(str::trim).any(|line| {
+                    line.starts_with('-') || line.starts_with('.') || line.starts_with('/') || line.contains("file:")
+                })
+            }),
+            DependencyPlan::Npm { .. } => self.files().iter().any(|name| text(name).contains("\"file:")),
+        }
+    }
+
     /// The cache key of the installed tree: `sha256:` over the plan, the files it reads
     /// and `context` (the runtime's version and the package index settings), so equal
     /// inputs share one build and any change builds anew.
@@ -241,6 +259,18 @@ mod tests {
             DependencyPlan::for_bundle(&offline, &reqs, true),
             Ok(Some(DependencyPlan::Pip { offline: true, .. }))
         ));
+    }
+
+    #[test]
+    fn local_references_make_the_bundle_part_of_what_is_installed() {
+        let pip = DependencyPlan::Pip { source: PipSource::RequirementsTxt, offline: false };
+        assert!(!pip.refers_to_bundle(&files(&[("requirements.txt", "six==1.16.0\n# ./not-this\n")])));
+        for local in ["./libs/mine", "-e .", "-r more.txt", "mine @ file:///agent/mine"] {
+            assert!(pip.refers_to_bundle(&files(&[("requirements.txt", local)])), "{local}");
+        }
+        let npm = DependencyPlan::Npm { locked: false, offline: false };
+        assert!(npm.refers_to_bundle(&files(&[("package.json", r#"{"dependencies": {"a": "file:vendor/a.tgz"}}"#)])));
+        assert!(!npm.refers_to_bundle(&files(&[("package.json", r#"{"dependencies": {"a": "^1.0.0"}}"#)])));
     }
 
     #[test]

@@ -61,12 +61,29 @@ pub struct InspectedBundle {
     pub dependency_files: std::collections::BTreeMap<String, Vec<u8>>,
     /// Whether a `wheels/` folder is at the root.
     pub has_wheels: bool,
+    /// `sha256:` over the paths and contents of the files under `wheels/`.
+    pub wheels_digest: String,
 }
 
 impl InspectedBundle {
     /// How this bundle's dependencies are installed, or `None` when it has none.
     pub fn dependency_plan(&self) -> Result<Option<DependencyPlan>, BundleError> {
         DependencyPlan::for_bundle(&self.manifest, &self.dependency_files, self.has_wheels)
+    }
+
+    /// The cache key of `plan`'s installed tree for this bundle, with `context` (the
+    /// interpreter's version, the index settings): see [`DependencyPlan::digest`]. What
+    /// the install reads from the bundle beyond its dependency files counts too: the
+    /// vendored `wheels/` of an offline pip install, and the whole bundle when the
+    /// dependency files point into it (`./lib`, `-e .`, `file:` …).
+    pub fn dependency_digest(&self, plan: &DependencyPlan, context: &str) -> String {
+        let reads_bundle = plan.refers_to_bundle(&self.dependency_files);
+        let vendored = match plan {
+            _ if reads_bundle => format!("bundle {}", self.digest),
+            DependencyPlan::Pip { .. } if self.has_wheels => format!("wheels {}", self.wheels_digest),
+            _ => String::new(),
+        };
+        plan.digest(&self.dependency_files, &format!("{context}; {vendored}"))
     }
 }
 
@@ -79,6 +96,7 @@ pub fn inspect(bytes: &[u8], limits: &BundleLimits) -> Result<InspectedBundle, B
         manifest,
         dependency_files: walked.dependency_files,
         has_wheels: walked.has_wheels,
+        wheels_digest: walked.wheels_digest,
         format: walked.format,
         digest: digest(bytes),
         unpacked_bytes: walked.unpacked_bytes,

@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use crate::archive::{self, RawEntry, RawKind};
+use sha2::{Digest, Sha256};
+
 use crate::dependencies::DEPENDENCY_FILES;
 use crate::entry_path::{EntryPath, resolve_link_target};
 use crate::error::shown;
@@ -79,6 +81,8 @@ pub(crate) struct Walked {
     pub(crate) dependency_files: BTreeMap<String, Vec<u8>>,
     /// Whether the bundle has a `wheels/` folder at its root (vendored packages).
     pub(crate) has_wheels: bool,
+    /// `sha256:` over the paths and contents of the files under `wheels/`.
+    pub(crate) wheels_digest: String,
     pub(crate) format: ArchiveFormat,
     pub(crate) unpacked_bytes: u64,
     pub(crate) files: u32,
@@ -114,6 +118,7 @@ pub(crate) fn walk(
         manifest: None,
         nested_manifest: None,
         dependency_files: BTreeMap::new(),
+        wheels: Sha256::new(),
         expect,
     };
     archive::for_each_entry(bytes, format, limits, &mut |entry| state.visit(entry))?;
@@ -131,6 +136,8 @@ struct WalkState<'a> {
     manifest: Option<Vec<u8>>,
     nested_manifest: Option<String>,
     dependency_files: BTreeMap<String, Vec<u8>>,
+    /// Hashes what `wheels/` holds, since offline installs read it.
+    wheels: Sha256,
     expect: Expect,
 }
 
@@ -208,6 +215,11 @@ impl WalkState<'_> {
     ) -> Result<(), BundleError> {
         let is_manifest = self.expect == Expect::Bundle && path.as_str() == MANIFEST_PATH;
         let is_dependency_file = self.expect == Expect::Bundle && DEPENDENCY_FILES.contains(&path.as_str());
+        let is_vendored = self.expect == Expect::Bundle && path.as_str().starts_with("wheels/");
+        if is_vendored {
+            self.wheels.update((path.as_str().len() as u64).to_be_bytes());
+            self.wheels.update(path.as_str().as_bytes());
+        }
         if is_dependency_file && declared_size > MAX_DEPENDENCY_FILE_BYTES as u64 {
             return Err(dependency_file_too_large(path));
         }
@@ -235,6 +247,9 @@ impl WalkState<'_> {
                     return Err(BundleError::manifest("agent.toml is larger than 64 KiB"));
                 }
                 captured.extend_from_slice(chunk);
+            }
+            if is_vendored {
+                self.wheels.update(chunk);
             }
             if is_dependency_file {
                 if captured.len() + read > MAX_DEPENDENCY_FILE_BYTES {
@@ -313,6 +328,7 @@ impl WalkState<'_> {
                 manifest: None,
                 dependency_files: BTreeMap::new(),
                 has_wheels: false,
+                wheels_digest: String::new(),
                 format,
                 unpacked_bytes: self.unpacked_bytes,
                 files: self.files,
@@ -341,6 +357,7 @@ impl WalkState<'_> {
             manifest: Some(manifest),
             dependency_files: self.dependency_files,
             has_wheels,
+            wheels_digest: format!("sha256:{}", hex::encode(self.wheels.finalize())),
             format,
             unpacked_bytes: self.unpacked_bytes,
             files: self.files,
@@ -379,6 +396,7 @@ mod tests {
             manifest: None,
             nested_manifest: None,
             dependency_files: BTreeMap::new(),
+            wheels: Sha256::new(),
             expect: Expect::Bundle,
         };
         let mut endless = std::io::repeat(0);

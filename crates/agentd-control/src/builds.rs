@@ -82,7 +82,7 @@ impl Control {
         let version = self.settings.runtime_versions.get(runtime).map_or("unknown", String::as_str);
         let context = format!("{runtime} {version}; index {index}; offline {}", indexes.offline);
         Ok(Some(NewBuild {
-            digest: plan.digest(&inspected.dependency_files, &context),
+            digest: inspected.dependency_digest(&plan, &context),
             bundle_digest: bundle_digest.to_owned(),
             runtime: runtime.to_owned(),
             plan: serde_json::to_value(&plan).map_err(ControlError::internal)?,

@@ -276,3 +276,28 @@ async fn a_runtime_version_the_platform_lacks_is_refused_at_deploy(backend: Back
     let run = invoke_and_wait(&tenant, "v", serde_json::json!({})).await;
     assert_eq!(run.status, InvocationStatus::Succeeded, "{run:?}");
 }
+
+on_both_stores!(the_cli_waits_for_the_build_and_shows_its_log_when_it_fails);
+async fn the_cli_waits_for_the_build_and_shows_its_log_when_it_fails(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_LIMITS_MAX_DEPENDENCY_BYTES", "1048576")]).await;
+    let shell = crate::cli::Shell::new(&app.base_url);
+    shell.signup().await;
+    let small = tempfile::tempdir().unwrap();
+    write_vendored_agent(small.path(), "cli-deps", 0);
+    let deployed = shell.ok(&["agents", "deploy", small.path().to_str().unwrap()]).await;
+    assert!(
+        deployed.stdout.contains("Dependencies installed (pip install -r requirements.txt (offline))"),
+        "{deployed:#?}"
+    );
+    assert!(deployed.stdout.contains("Version 1 is now active."), "{deployed:#?}");
+
+    let big = tempfile::tempdir().unwrap();
+    write_vendored_agent(big.path(), "cli-deps", 3 << 20);
+    let failed = shell.run(&["agents", "deploy", big.path().to_str().unwrap()]).await;
+    assert_eq!(failed.code, Some(1), "{failed:#?}");
+    assert!(failed.stderr.contains("dependency build log of version 2"), "{failed:#?}");
+    assert!(failed.stderr.contains("No space left on device"), "the installer's own words: {failed:#?}");
+    assert!(failed.stderr.contains("error: the dependency build of version 2 failed"), "{failed:#?}");
+    let shown = shell.ok(&["agents", "show", "cli-deps", "--json"]).await;
+    assert!(shown.stdout.contains("\"active_version\": 1"), "{shown:#?}");
+}

@@ -24,6 +24,8 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         (Method::DELETE, "/v1/agents/shell-wc".into(), None),
         (Method::GET, "/v1/agents/shell-wc/versions".into(), None),
         (Method::POST, "/v1/agents/shell-wc/versions/1/activate".into(), None),
+        (Method::GET, "/v1/agents/shell-wc/versions/1/build".into(), None),
+        (Method::GET, "/v1/agents/shell-wc/versions/1/build/events".into(), None),
         (Method::POST, "/v1/agents/shell-wc/invoke".into(), Some(json!({"input": {}}))),
         (Method::GET, format!("/v1/invocations/{inv}"), None),
         (Method::GET, format!("/v1/invocations/{inv}/logs"), None),
