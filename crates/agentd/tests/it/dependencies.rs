@@ -301,3 +301,31 @@ async fn the_cli_waits_for_the_build_and_shows_its_log_when_it_fails(backend: Ba
     let shown = shell.ok(&["agents", "show", "cli-deps", "--json"]).await;
     assert!(shown.stdout.contains("\"active_version\": 1"), "{shown:#?}");
 }
+
+on_both_stores!(a_builds_log_streams_live_and_resumes_after_last_event_id);
+async fn a_builds_log_streams_live_and_resumes_after_last_event_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tenant = app.signup("streams").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_vendored_agent(dir.path(), "streamed", 0);
+    let version = app.deploy_dir(&tenant, "streamed", dir.path()).await;
+    let path = format!("/v1/agents/streamed/versions/{}/build/events", version.version);
+    let messages = crate::events::read_stream(&app.base_url, &tenant, &path, None).await;
+    let (end, lines) = messages.split_last().expect("messages");
+    assert_eq!(end.event, "end");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&end.data).unwrap()["status"], "ready");
+    assert!(lines.iter().all(|m| m.event == "log"), "{messages:?}");
+    assert!(lines.iter().any(|m| m.data.contains("Successfully installed demo-vendored-1.0")), "{messages:?}");
+    let ids: Vec<u64> = lines.iter().map(|m| m.id.as_deref().unwrap().parse().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "every line, in order");
+
+    let resumed = crate::events::read_stream(&app.base_url, &tenant, &path, Some(2)).await;
+    assert_eq!(resumed.first().and_then(|m| m.id.as_deref()), Some("3"));
+    assert_eq!(resumed.len(), messages.len() - 2);
+    // A version without dependencies ends at once, ready.
+    let plain = app.deploy_script(&tenant, "plain", "true").await;
+    let path = format!("/v1/agents/plain/versions/{}/build/events", plain.version);
+    let ended = crate::events::read_stream(&app.base_url, &tenant, &path, None).await;
+    assert_eq!(ended.len(), 1);
+    assert!(ended[0].data.contains("\"ready\""));
+}

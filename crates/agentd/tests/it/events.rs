@@ -10,19 +10,22 @@ use crate::harness::{TestApp, TestTenant};
 
 /// One SSE message as sent: `id`, `event` and `data` lines.
 #[derive(Debug, Default, Clone)]
-struct Message {
-    id: Option<String>,
-    event: String,
-    data: String,
+pub struct Message {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: String,
 }
 
 /// Reads the stream of `id` until its `end` event (or 60 s), from `base_url`.
 async fn read_events(base_url: &str, tenant: &TestTenant, id: &str, last_event_id: Option<u64>) -> Vec<Message> {
+    read_stream(base_url, tenant, &format!("/v1/invocations/{id}/events"), last_event_id).await
+}
+
+/// Reads the SSE stream at `path` until its `end` event (or 60 s).
+pub async fn read_stream(base_url: &str, tenant: &TestTenant, path: &str, last_event_id: Option<u64>) -> Vec<Message> {
     let client = reqwest::Client::new();
-    let mut request = client
-        .get(format!("{base_url}/v1/invocations/{id}/events"))
-        .bearer_auth(&tenant.key)
-        .header("accept", "text/event-stream");
+    let mut request =
+        client.get(format!("{base_url}{path}")).bearer_auth(&tenant.key).header("accept", "text/event-stream");
     if let Some(last) = last_event_id {
         request = request.header("last-event-id", last.to_string());
     }
