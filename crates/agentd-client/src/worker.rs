@@ -13,8 +13,16 @@ use crate::{Client, ClientError};
 impl Client {
     /// Waits server-side up to `request.wait_s` for a run; `None` when none came.
     pub async fn worker_claim(&self, request: &ClaimRequest) -> Result<Option<ClaimedRun>, ClientError> {
-        let builder = self.route(Method::POST, &["v1", "worker", "claim"])?.json(request);
-        let response = self.call_raw(builder).await?;
+        self.long_poll_claim(&["v1", "worker", "claim"], request).await
+    }
+
+    /// A claim that waits server-side: the claimed item, or `None` on `204 No Content`.
+    async fn long_poll_claim<T: serde::de::DeserializeOwned>(
+        &self,
+        route: &[&str],
+        request: &ClaimRequest,
+    ) -> Result<Option<T>, ClientError> {
+        let response = self.call_raw(self.route(Method::POST, route)?.json(request)).await?;
         if response.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(None);
         }
@@ -73,14 +81,7 @@ impl Client {
 
     /// Waits server-side up to `request.wait_s` for a dependency build; `None` when none came.
     pub async fn worker_build_claim(&self, request: &ClaimRequest) -> Result<Option<ClaimedBuild>, ClientError> {
-        let builder = self.route(Method::POST, &["v1", "worker", "builds", "claim"])?.json(request);
-        let response = self.call_raw(builder).await?;
-        if response.status() == reqwest::StatusCode::NO_CONTENT {
-            return Ok(None);
-        }
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(ClientError::Transport)?;
-        serde_json::from_slice(&body).map(Some).map_err(|e| ClientError::decode(status, &body, e))
+        self.long_poll_claim(&["v1", "worker", "builds", "claim"], request).await
     }
 
     /// Appends build log lines `(stream, message)` and renews the build's lease.

@@ -92,13 +92,7 @@ async fn stream(
                 Some((Ok(SseEvent::default().event("end").data(end.to_string())), None))
             }
             Ok(None) => None,
-            Err(err) => {
-                let err = ApiError::from(err);
-                tracing::error!(error = ?err, "build log stream stopped");
-                let (_, code) = err.status_and_code();
-                let problem = serde_json::json!({"code": code, "detail": err.to_string()});
-                Some((Ok(SseEvent::default().event("error").data(problem.to_string())), None))
-            }
+            Err(err) => Some((Ok(super::events::stream_failed(err.into(), "build log stream stopped")), None)),
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

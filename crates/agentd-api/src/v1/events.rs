@@ -51,16 +51,19 @@ async fn stream(
                 Some((Ok(SseEvent::default().event("end").data(end.to_string())), None))
             }
             Ok(None) => None,
-            Err(err) => {
-                let err = ApiError::from(err);
-                tracing::error!(error = ?err, "event stream stopped");
-                let (_, code) = err.status_and_code();
-                let problem = serde_json::json!({"code": code, "detail": err.to_string()});
-                Some((Ok(SseEvent::default().event("error").data(problem.to_string())), None))
-            }
+            Err(err) => Some((Ok(stream_failed(err.into(), "event stream stopped")), None)),
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The last message of a stream the store failed under: `event: error` with the problem's
+/// `code` and `detail`.
+pub(crate) fn stream_failed(err: ApiError, what: &'static str) -> SseEvent {
+    tracing::error!(error = ?err, "{what}");
+    let (_, code) = err.status_and_code();
+    let problem = serde_json::json!({"code": code, "detail": err.to_string()});
+    SseEvent::default().event("error").data(problem.to_string())
 }
 
 fn sse_event(event: &Event) -> SseEvent {
