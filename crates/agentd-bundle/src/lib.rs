@@ -10,10 +10,12 @@
 
 mod archive;
 mod entry_path;
+mod environment;
 mod error;
 mod links;
 mod manifest;
 mod pack;
+mod schema;
 mod unpack;
 mod walk;
 
@@ -22,8 +24,10 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 pub use archive::ArchiveFormat;
+pub use environment::{EnvRefusal, MAX_ENV_NAME_CHARS, MAX_ENV_VALUE_BYTES, MAX_ENV_VARS, check_env, check_env_name};
 pub use error::{BundleError, SizeLimit};
 pub use manifest::{Manifest, ManifestLimits, NetworkPolicy, Runtime};
+pub use schema::{MAX_SCHEMA_BYTES, MAX_VIOLATIONS, Schema, SchemaRefusal, SchemaViolation};
 
 /// Size limits applied while reading a bundle. The platform sets them per tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
