@@ -19,9 +19,9 @@ pub use accounts::{
     CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, SignupRequest, SignupResponse,
 };
 pub use agentd_core::{
-    Actor, Agent, AgentStatus, AgentVersion, ApiKey, Artifact, Event, EventKind, EventStream, Invocation,
+    Actor, Agent, AgentConfig, AgentStatus, AgentVersion, ApiKey, Artifact, Event, EventKind, EventStream, Invocation,
     InvocationError, InvocationStatus, Page, Role, Scope, Scopes, Tenant, TenantLimits, Timestamp, Usage, User,
     Visibility,
 };
-pub use agents::{CreateAgentRequest, PatchAgentRequest};
+pub use agents::{AgentConfigPatch, CreateAgentRequest, PatchAgentRequest};
 pub use invocations::InvokeRequest;

@@ -5,7 +5,10 @@
 //! says what was wrong and what to do.
 
 use agentd_core::{InvocationId, InvocationStatus, PageError, ResourceKind, Scope, SlugError};
+use agentd_bundle::{EnvRefusal, SchemaRefusal, SchemaViolation};
 use agentd_store::StoreError;
+
+use crate::input::SchemaField;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -149,6 +152,22 @@ pub enum Invalid {
     Lease { max: u32 },
     #[error("the artifact name must be a clean relative path")]
     ArtifactName,
+    #[error("env: {0}")]
+    Env(EnvRefusal),
+    #[error(
+        "env: `{name}` cannot be set at invoke; an invoke may set only the names the agent's manifest lists \
+         in `overridable_env` ({})",
+        if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+    )]
+    EnvNotOverridable { name: String, allowed: Vec<String> },
+    #[error("{field} {refusal}")]
+    Schema { field: SchemaField, refusal: SchemaRefusal },
+    /// The input breaks the agent's `input_schema`; each violation names its path.
+    #[error(
+        "input does not match the agent's input_schema: {}",
+        crate::config::describe_violations("the input", violations)
+    )]
+    InputInvalid { violations: Vec<SchemaViolation> },
 }
 
 /// Store errors in the domain's words. Quotas are mapped by the operation that passed

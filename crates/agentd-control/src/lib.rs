@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod agents;
 pub mod artifacts;
 pub mod auth;
+mod config;
 mod error;
 pub mod follow;
 pub mod input;
@@ -29,6 +30,7 @@ use agentd_core::TenantLimits;
 use agentd_store::{Blobs, Store};
 
 pub use accounts::{Caller, CreatedKey, Login, NewKey, Session, SignedUp, Signup};
+pub use agentd_bundle::SchemaViolation;
 pub use agentd_store::{Changes, Subscription};
 pub use agents::{Activation, AgentChanges, AgentSpec};
 pub use artifacts::ArtifactContent;

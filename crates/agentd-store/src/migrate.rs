@@ -15,6 +15,7 @@ const SQLITE: &[Migration] = &[
     (4, "artifacts", include_str!("../migrations/sqlite/0004_artifacts.sql")),
     (5, "queue_speed", include_str!("../migrations/sqlite/0005_queue_speed.sql")),
     (6, "recoveries", include_str!("../migrations/sqlite/0006_recoveries.sql")),
+    (8, "configuration", include_str!("../migrations/sqlite/0008_configuration.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -23,6 +24,7 @@ const POSTGRES: &[Migration] = &[
     (4, "artifacts", include_str!("../migrations/postgres/0004_artifacts.sql")),
     (5, "queue_speed", include_str!("../migrations/postgres/0005_queue_speed.sql")),
     (6, "recoveries", include_str!("../migrations/postgres/0006_recoveries.sql")),
+    (8, "configuration", include_str!("../migrations/postgres/0008_configuration.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.
