@@ -135,7 +135,9 @@ fn schemas_are_stored_as_json_and_must_compile() {
     assert_eq!(json["input_schema"]["type"], "object");
     assert_eq!(serde_json::from_value::<Manifest>(json).unwrap(), manifest);
     assert!(invalid(&minimal("[input_schema]\ntype = \"strnig\"")).contains("`input_schema`"));
-    assert!(invalid(&minimal("[output_schema]\n\"$ref\" = \"https://example.com/s.json\"")).contains("`output_schema`"));
+    assert!(
+        invalid(&minimal("[output_schema]\n\"$ref\" = \"https://example.com/s.json\"")).contains("`output_schema`")
+    );
     assert!(invalid(&minimal("input_schema = 5")).contains("input_schema"));
 }
 

@@ -172,11 +172,10 @@ mod tests {
         })));
         let config = RunConfig::of(&agent, &version).unwrap();
         let env = config.run_env(vars(&[("C", "invoke"), ("D", "invoke")])).unwrap();
-        let expected: BTreeMap<String, String> =
-            [("A", "manifest"), ("B", "agent"), ("C", "invoke"), ("D", "invoke")]
-                .iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect();
+        let expected: BTreeMap<String, String> = [("A", "manifest"), ("B", "agent"), ("C", "invoke"), ("D", "invoke")]
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         assert_eq!(env, expected);
         let err = config.run_env(vars(&[("B", "invoke")])).unwrap_err();
         assert_eq!(err, Invalid::EnvNotOverridable { name: "B".into(), allowed: vec!["C".into(), "D".into()] });

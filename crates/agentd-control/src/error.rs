@@ -4,8 +4,8 @@
 //! document, in `agentd-api/src/error.rs`). `Display` is the message for people: it
 //! says what was wrong and what to do.
 
-use agentd_core::{InvocationId, InvocationStatus, PageError, ResourceKind, Scope, SlugError};
 use agentd_bundle::{EnvRefusal, SchemaRefusal, SchemaViolation};
+use agentd_core::{InvocationId, InvocationStatus, PageError, ResourceKind, Scope, SlugError};
 use agentd_store::StoreError;
 
 use crate::input::SchemaField;

@@ -10,8 +10,8 @@ use tokio::time::Instant;
 
 use crate::Control;
 use crate::auth::{Ctx, Invoke, Read};
-use crate::error::{Conflict, ControlError, Invalid, QuotaExceeded, Result};
 use crate::config::RunConfig;
+use crate::error::{Conflict, ControlError, Invalid, QuotaExceeded, Result};
 use crate::input::{EnvVars, IdempotencyKey, MaxAttempts, Metadata, Priority, WaitTime};
 use crate::wait::{self, Step};
 

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use agentd_core::{
-    Agent, AgentConfig, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream, Invocation,
-    InvocationError, InvocationId, InvocationStatus, ResourceKind, Scope, Scopes, Slug, Tenant, TenantId, TenantLimits,
-    TenantStatus, Timestamp, Usage, User, UserId, VersionId, Visibility,
+    Agent, AgentConfig, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream,
+    Invocation, InvocationError, InvocationId, InvocationStatus, ResourceKind, Scope, Scopes, Slug, Tenant, TenantId,
+    TenantLimits, TenantStatus, Timestamp, Usage, User, UserId, VersionId, Visibility,
 };
 use serde_json::Value;
 use sqlx::Row;
