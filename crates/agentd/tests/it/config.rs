@@ -2,13 +2,15 @@
 //! agent and the invoke (in that order of precedence, names the platform keeps refused
 //! everywhere), and the JSON Schemas its input and output are checked against.
 
+use std::time::Duration;
+
 use agentd_api_types::{CreateAgentRequest, EventKind, EventStream, InvocationStatus, InvokeRequest};
 use agentd_client::{ClientError, InvokeOptions};
 use agentd_test_support::{Backend, on_both_stores};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, TestTenant, invoke_and_wait};
+use crate::harness::{TestApp, TestTenant, invoke_and_wait, poll_invocation};
 
 /// Prints the variables the tests look at as its output, `null` for an unset one.
 const PRINT_ENV: &str = r#"
@@ -249,4 +251,22 @@ async fn the_agents_schemas_win_over_the_manifests_until_cleared(backend: Backen
         !events.iter().any(|e| e.level.as_deref() == Some("warn")),
         "the output matches the manifest's: {events:?}"
     );
+}
+
+on_both_stores!(the_env_is_fixed_when_the_invocation_is_accepted_and_reaches_remote_workers);
+async fn the_env_is_fixed_when_the_invocation_is_accepted_and_reaches_remote_workers(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_WORKER_SLOTS", "0")]).await;
+    let alpha = app.signup("alpha").await;
+    upload(&alpha, "env", CONFIGURED, PRINT_ENV).await.expect("deploy");
+    send(&alpha, Method::PATCH, "/v1/agents/env", json!({"config": {"env": {"MODEL": "accepted"}}})).await;
+    let request = InvokeRequest { env: Some([("STYLE".to_owned(), "invoke".to_owned())].into()), ..Default::default() };
+    let queued = alpha.client.invoke("env", &request, &InvokeOptions::default()).await.unwrap();
+    assert_eq!(queued.status, InvocationStatus::Queued, "no worker runs it yet");
+    // A change after the invocation was accepted does not reach it.
+    send(&alpha, Method::PATCH, "/v1/agents/env", json!({"config": {"env": {"MODEL": "later"}}})).await;
+    let _worker = app.spawn_worker(&app.create_worker_token(), "remote");
+    let done = poll_invocation(&alpha, queued.id.as_str(), Duration::from_secs(30), |i| i.status.is_terminal()).await;
+    assert_eq!(done.status, InvocationStatus::Succeeded, "{done:?}");
+    let output = done.output.expect("an output");
+    assert_eq!((&output["MODEL"], &output["STYLE"]), (&json!("accepted"), &json!("invoke")), "{output}");
 }
