@@ -1,7 +1,10 @@
 //! `/v1/agents`: creating and changing agents. Versions are uploaded as raw bundle bytes.
 
+use std::collections::BTreeMap;
+
 use agentd_core::{AgentStatus, Visibility};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +34,28 @@ pub struct PatchAgentRequest {
     pub visibility: Option<Visibility>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<AgentStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<AgentConfigPatch>,
+    /// A JSON Schema; `null` clears it (the manifest's applies again).
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<Option<Value>>,
+    /// A JSON Schema; `null` clears it (the manifest's applies again).
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Option<Value>>,
+}
+
+/// `config` in a PATCH: each field present replaces the agent's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfigPatch {
+    /// The agent's whole environment (non-secret values); `{}` clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`, by `default`).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<Value>>, D::Error> {
+    Option::<Value>::deserialize(deserializer).map(Some)
 }
 
 /// `GET /v1/agents/{slug}/versions/{n}/build`: a version's dependency build and its log.

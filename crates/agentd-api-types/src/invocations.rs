@@ -1,5 +1,7 @@
 //! `POST /v1/agents/{slug}/invoke`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -20,4 +22,8 @@ pub struct InvokeRequest {
     pub metadata: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
+    /// Environment variables for this run: only names the manifest lists in
+    /// `overridable_env`; they win over the manifest's `[env]` and the agent's `config.env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
 }

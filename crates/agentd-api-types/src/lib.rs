@@ -19,9 +19,9 @@ pub use accounts::{
     CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, SignupRequest, SignupResponse,
 };
 pub use agentd_core::{
-    Actor, Agent, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, DependencyBuild, Event,
-    EventKind, EventStream, Invocation, InvocationError, InvocationStatus, Page, Role, Scope, Scopes, Tenant,
+    Actor, Agent, AgentConfig, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, DependencyBuild,
+    Event, EventKind, EventStream, Invocation, InvocationError, InvocationStatus, Page, Role, Scope, Scopes, Tenant,
     TenantLimits, Timestamp, Usage, User, VersionBuild, Visibility,
 };
-pub use agents::{CreateAgentRequest, PatchAgentRequest, RuntimeResponse, VersionBuildResponse};
+pub use agents::{AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, RuntimeResponse, VersionBuildResponse};
 pub use invocations::InvokeRequest;

@@ -4,7 +4,7 @@
 //! body that is not JSON, an unknown route) are made here too. A 500 body says nothing
 //! about the cause; the cause is logged once, here.
 
-use agentd_control::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded};
+use agentd_control::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, SchemaViolation};
 use agentd_core::PageError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -123,6 +123,10 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::Lease { .. } => "invalid_lease",
         Invalid::ArtifactName => "artifact_name_invalid",
         Invalid::RuntimeUnavailable { .. } => "runtime_unavailable",
+        Invalid::Env(_) => "invalid_env",
+        Invalid::EnvNotOverridable { .. } => "env_not_overridable",
+        Invalid::Schema { .. } => "invalid_schema",
+        Invalid::InputInvalid { .. } => "input_invalid",
     };
     (StatusCode::UNPROCESSABLE_ENTITY, code)
 }
@@ -136,6 +140,17 @@ struct Problem<'a> {
     detail: &'a str,
     code: &'a str,
     request_id: String,
+    /// Where a document broke a schema (`input_invalid`): `[{path, message}]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [SchemaViolation]>,
+}
+
+/// The itemized part of an error, for the errors that have one.
+fn itemized(err: &ApiError) -> Option<&[SchemaViolation]> {
+    match err {
+        ApiError::Control(ControlError::Invalid(Invalid::InputInvalid { violations })) => Some(violations),
+        _ => None,
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -156,6 +171,7 @@ impl IntoResponse for ApiError {
             detail: &detail,
             code,
             request_id,
+            errors: itemized(&self),
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();

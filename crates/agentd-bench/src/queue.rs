@@ -226,6 +226,7 @@ async fn through_store(store: &Store, jobs: usize) -> Result<StoreRun, BenchErro
             timeout_s: 60,
             idempotency_key: None,
             metadata: serde_json::json!({}),
+            env: Default::default(),
         };
         store.invocation_enqueue(&ctx, &agent, &version, new, u32::MAX).await?;
     }

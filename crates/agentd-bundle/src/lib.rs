@@ -11,11 +11,13 @@
 mod archive;
 mod dependencies;
 mod entry_path;
+mod environment;
 mod error;
 mod links;
 mod manifest;
 mod pack;
 mod runtime_version;
+mod schema;
 mod unpack;
 mod walk;
 
@@ -25,8 +27,10 @@ use sha2::{Digest, Sha256};
 
 pub use archive::ArchiveFormat;
 pub use dependencies::{DependencyPlan, PipSource};
+pub use environment::{EnvRefusal, MAX_ENV_NAME_CHARS, MAX_ENV_VALUE_BYTES, MAX_ENV_VARS, check_env, check_env_name};
 pub use error::{BundleError, SizeLimit};
 pub use manifest::{DependencySettings, Manifest, ManifestLimits, NetworkPolicy, Runtime, VersionRequirement};
+pub use schema::{MAX_SCHEMA_BYTES, MAX_VIOLATIONS, Schema, SchemaRefusal, SchemaViolation};
 
 /// Size limits applied while reading a bundle. The platform sets them per tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,14 +5,18 @@
 //! field and normalizes the entrypoint. The resulting [`Manifest`] serializes to JSON for
 //! storage; reading that JSON back trusts it, because only this crate wrote it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::BundleError;
 use crate::entry_path::EntryPath;
+use crate::environment::{self, MAX_ENV_VARS};
 pub use crate::runtime_version::VersionRequirement;
+use crate::schema::Schema;
 
 const MAX_NAME_CHARS: usize = 100;
 const MAX_DESCRIPTION_CHARS: usize = 1000;
@@ -41,6 +45,19 @@ pub struct Manifest {
     /// or `"node"` (`node = ">=20"`); checked against the platform's at deploy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_version: Option<VersionRequirement>,
+    /// Default values of environment variables for every run (`[env]`); the agent's
+    /// `config.env` and an invoke's `env` come on top.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The variables an invoke may set (sorted, once each); they need no default.
+    #[serde(default)]
+    pub overridable_env: Vec<String>,
+    /// JSON Schema of the input (`[input_schema]`), checked at invoke.
+    #[serde(default)]
+    pub input_schema: Option<Value>,
+    /// JSON Schema of the output (`[output_schema]`), checked when a run succeeds.
+    #[serde(default)]
+    pub output_schema: Option<Value>,
 }
 
 /// `[dependencies]`: how the packages the bundle names are installed.
@@ -181,6 +198,11 @@ struct RawManifest {
     dependencies: DependencySettings,
     python: Option<String>,
     node: Option<String>,
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    overridable_env: Vec<String>,
+    input_schema: Option<toml::Table>,
+    output_schema: Option<toml::Table>,
 }
 
 impl Manifest {
@@ -198,6 +220,10 @@ impl Manifest {
             network: raw.network,
             dependencies: raw.dependencies,
             runtime_version: check_runtime_version(runtime, raw.python, raw.node)?,
+            env: check_env(raw.env)?,
+            overridable_env: check_overridable_env(raw.overridable_env)?,
+            input_schema: check_schema("input_schema", raw.input_schema)?,
+            output_schema: check_schema("output_schema", raw.output_schema)?,
         })
     }
 }
@@ -292,6 +318,54 @@ fn check_limits(limits: ManifestLimits) -> Result<ManifestLimits, BundleError> {
         return Err(BundleError::manifest("`limits.memory_mb` must be at least 1"));
     }
     Ok(limits)
+}
+
+fn check_env(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, BundleError> {
+    environment::check_env(&env).map_err(|refusal| BundleError::manifest(format!("`[env]`: {refusal}")))?;
+    Ok(env)
+}
+
+fn check_overridable_env(mut names: Vec<String>) -> Result<Vec<String>, BundleError> {
+    names.sort();
+    names.dedup();
+    if names.len() > MAX_ENV_VARS {
+        return Err(BundleError::manifest(format!(
+            "`overridable_env` lists {} names; at most {MAX_ENV_VARS} are allowed",
+            names.len()
+        )));
+    }
+    for name in &names {
+        environment::check_env_name(name)
+            .map_err(|refusal| BundleError::manifest(format!("`overridable_env`: {refusal}")))?;
+    }
+    Ok(names)
+}
+
+/// A `[input_schema]` or `[output_schema]` table, as the JSON Schema it stands for, which
+/// must compile.
+fn check_schema(field: &str, table: Option<toml::Table>) -> Result<Option<Value>, BundleError> {
+    let Some(table) = table else { return Ok(None) };
+    let schema = toml_to_json(toml::Value::Table(table))
+        .map_err(|reason| BundleError::manifest(format!("`{field}`: {reason}")))?;
+    Schema::compile(&schema).map_err(|refusal| BundleError::manifest(format!("`{field}` {refusal}")))?;
+    Ok(Some(schema))
+}
+
+/// TOML as JSON: dates become their RFC 3339 text, and floats JSON cannot hold are refused.
+fn toml_to_json(value: toml::Value) -> Result<Value, String> {
+    Ok(match value {
+        toml::Value::String(text) => Value::String(text),
+        toml::Value::Integer(n) => Value::from(n),
+        toml::Value::Float(x) => {
+            serde_json::Number::from_f64(x).map(Value::Number).ok_or_else(|| format!("{x} is not a JSON number"))?
+        }
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(at) => Value::String(at.to_string()),
+        toml::Value::Array(items) => Value::Array(items.into_iter().map(toml_to_json).collect::<Result<_, _>>()?),
+        toml::Value::Table(table) => Value::Object(
+            table.into_iter().map(|(key, value)| Ok((key, toml_to_json(value)?))).collect::<Result<_, String>>()?,
+        ),
+    })
 }
 
 /// Accepts a DNS host name, optionally with a leading `*.` wildcard; returns it lowercased.

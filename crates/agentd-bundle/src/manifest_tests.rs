@@ -97,3 +97,53 @@ fn toml_syntax_errors_name_the_line() {
     assert!(message.contains("line 2"), "{message}");
     assert!(message.contains("runtime"), "{message}");
 }
+
+#[test]
+fn env_defaults_and_overridable_names_are_kept_sorted() {
+    let manifest = Manifest::from_toml(&minimal(
+        "overridable_env = [\"STYLE\", \"MODEL\", \"STYLE\"]\n[env]\nMODEL = \"small\"\nGREETING = \"hi\"",
+    ))
+    .unwrap();
+    assert_eq!(manifest.env.get("MODEL").map(String::as_str), Some("small"));
+    assert_eq!(manifest.overridable_env, ["MODEL", "STYLE"]);
+    let json = serde_json::to_value(&manifest).unwrap();
+    assert_eq!(json["env"]["GREETING"], "hi");
+    assert_eq!(serde_json::from_value::<Manifest>(json).unwrap(), manifest);
+}
+
+#[test]
+fn env_names_the_platform_keeps_are_refused() {
+    assert!(invalid(&minimal("[env]\nPATH = \"/evil\"")).contains("`PATH`"));
+    assert!(invalid(&minimal("[env]\nLD_PRELOAD = \"/x.so\"")).contains("`LD_PRELOAD`"));
+    assert!(invalid(&minimal("overridable_env = [\"AGENTD_TOKEN\"]")).contains("overridable_env"));
+    assert!(invalid(&minimal("overridable_env = [\"not-a-name\"]")).contains("not a variable name"));
+    assert!(invalid(&minimal("[env]\nPORT = 8080")).contains("PORT"), "values are strings");
+}
+
+#[test]
+fn schemas_are_stored_as_json_and_must_compile() {
+    let manifest = Manifest::from_toml(&minimal(
+        "[input_schema]\ntype = \"object\"\nrequired = [\"text\"]\n[input_schema.properties.text]\ntype = \"string\"\n\
+         maxLength = 10\n[output_schema]\ntype = \"object\"",
+    ))
+    .unwrap();
+    let input = manifest.input_schema.as_ref().unwrap();
+    assert_eq!(input["properties"]["text"]["maxLength"], 10);
+    assert_eq!(input["required"][0], "text");
+    assert_eq!(manifest.output_schema.as_ref().unwrap()["type"], "object");
+    let json = serde_json::to_value(&manifest).unwrap();
+    assert_eq!(json["input_schema"]["type"], "object");
+    assert_eq!(serde_json::from_value::<Manifest>(json).unwrap(), manifest);
+    assert!(invalid(&minimal("[input_schema]\ntype = \"strnig\"")).contains("`input_schema`"));
+    assert!(
+        invalid(&minimal("[output_schema]\n\"$ref\" = \"https://example.com/s.json\"")).contains("`output_schema`")
+    );
+    assert!(invalid(&minimal("input_schema = 5")).contains("input_schema"));
+}
+
+#[test]
+fn manifests_stored_before_configuration_existed_still_read() {
+    let stored = serde_json::json!({"name": "a", "runtime": "shell", "entrypoint": "run.sh"});
+    let manifest: Manifest = serde_json::from_value(stored).unwrap();
+    assert!(manifest.env.is_empty() && manifest.overridable_env.is_empty() && manifest.input_schema.is_none());
+}

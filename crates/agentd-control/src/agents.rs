@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::Control;
 use crate::auth::{Ctx, Deploy, Read};
 use crate::error::{ControlError, Invalid, QuotaExceeded, Result};
-use crate::input::{AgentName, Description, Tags, WaitTime};
+use crate::input::{AgentName, Description, EnvVars, SchemaChange, Tags, WaitTime};
 
 /// An agent to create. Without a name it is named by its slug.
 #[derive(Debug, Clone)]
@@ -30,6 +30,18 @@ pub struct AgentChanges {
     pub tags: Option<Tags>,
     pub visibility: Option<Visibility>,
     pub status: Option<AgentStatus>,
+    /// Replaces the agent's whole `config.env` (empty clears it).
+    pub env: Option<EnvVars>,
+    pub input_schema: Option<SchemaChange>,
+    pub output_schema: Option<SchemaChange>,
+}
+
+/// A schema change as the store takes it: `Some(None)` clears.
+fn schema_patch(change: Option<SchemaChange>) -> Option<Option<serde_json::Value>> {
+    change.map(|change| match change {
+        SchemaChange::Set(schema) => Some(schema.into_inner()),
+        SchemaChange::Clear => None,
+    })
 }
 
 /// Whether a new version becomes the one invocations run.
@@ -111,6 +123,9 @@ impl Control {
             tags: changes.tags.map(Tags::into_inner),
             visibility: changes.visibility,
             status: changes.status,
+            env: changes.env.map(EnvVars::into_inner),
+            input_schema: schema_patch(changes.input_schema),
+            output_schema: schema_patch(changes.output_schema),
         };
         Ok(self.store.agent_patch(ctx.store_scope(), slug, &patch).await?)
     }

@@ -4,8 +4,11 @@
 //! document, in `agentd-api/src/error.rs`). `Display` is the message for people: it
 //! says what was wrong and what to do.
 
+use agentd_bundle::{EnvRefusal, SchemaRefusal, SchemaViolation};
 use agentd_core::{InvocationId, InvocationStatus, PageError, ResourceKind, Scope, SlugError};
 use agentd_store::StoreError;
+
+use crate::input::SchemaField;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -163,6 +166,22 @@ pub enum Invalid {
         "agent.toml asks for {runtime} {asked}, and this platform runs {runtime} {available}; see GET /v1/runtimes"
     )]
     RuntimeUnavailable { runtime: String, asked: String, available: String },
+    #[error("env: {0}")]
+    Env(EnvRefusal),
+    #[error(
+        "env: `{name}` cannot be set at invoke; an invoke may set only the names the agent's manifest lists \
+         in `overridable_env` ({})",
+        if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+    )]
+    EnvNotOverridable { name: String, allowed: Vec<String> },
+    #[error("{field} {refusal}")]
+    Schema { field: SchemaField, refusal: SchemaRefusal },
+    /// The input breaks the agent's `input_schema`; each violation names its path.
+    #[error(
+        "input does not match the agent's input_schema: {}",
+        crate::config::describe_violations("the input", violations)
+    )]
+    InputInvalid { violations: Vec<SchemaViolation> },
 }
 
 /// Store errors in the domain's words. Quotas are mapped by the operation that passed

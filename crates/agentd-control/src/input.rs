@@ -2,8 +2,10 @@
 //! way to get one, so an operation that takes a [`Priority`] never checks a priority.
 //! Front ends parse what they received into these, then call the operation.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use agentd_bundle::Schema;
 use agentd_core::{Scope, Scopes, Slug};
 use serde_json::Value;
 
@@ -314,6 +316,83 @@ impl WaitTime {
     }
 }
 
+/// Environment variables an agent's `config.env` or an invoke's `env` sets, by the rule
+/// the manifest's `[env]` obeys too: well-formed names the platform does not keep for
+/// itself, at most 100, values of at most 32 KiB without control characters but tab and
+/// line breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnvVars(BTreeMap<String, String>);
+
+impl EnvVars {
+    pub fn parse(raw: BTreeMap<String, String>) -> Result<EnvVars, Invalid> {
+        agentd_bundle::check_env(&raw).map_err(Invalid::Env)?;
+        Ok(EnvVars(raw))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    pub(crate) fn into_inner(self) -> BTreeMap<String, String> {
+        self.0
+    }
+}
+
+/// Which of an agent's schemas a [`JsonSchema`] is, for the messages that name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaField {
+    Input,
+    Output,
+}
+
+impl SchemaField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaField::Input => "input_schema",
+            SchemaField::Output => "output_schema",
+        }
+    }
+}
+
+impl std::fmt::Display for SchemaField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A JSON Schema that compiles under the platform's schema policy (no `$ref` is ever
+/// fetched; see `agentd_bundle::Schema`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonSchema(Value);
+
+impl JsonSchema {
+    pub fn parse(field: SchemaField, raw: Value) -> Result<JsonSchema, Invalid> {
+        Schema::compile(&raw).map_err(|refusal| Invalid::Schema { field, refusal })?;
+        Ok(JsonSchema(raw))
+    }
+
+    pub(crate) fn into_inner(self) -> Value {
+        self.0
+    }
+}
+
+/// A change to one of an agent's schemas: a new one, or none (the manifest's applies again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaChange {
+    Set(JsonSchema),
+    Clear,
+}
+
+impl SchemaChange {
+    /// `null` clears the schema; anything else must be one.
+    pub fn parse(field: SchemaField, raw: Option<Value>) -> Result<SchemaChange, Invalid> {
+        match raw {
+            None | Some(Value::Null) => Ok(SchemaChange::Clear),
+            Some(schema) => JsonSchema::parse(field, schema).map(SchemaChange::Set),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +427,38 @@ mod tests {
         assert!(Tags::parse((0..21).map(|i| i.to_string()).collect()).is_err());
         assert!(Password::parse("short".into()).is_err());
         assert!(format!("{:?}", Password::parse("long enough secret".into())).contains("redacted"));
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn env_vars_follow_the_platforms_rule() {
+        let vars = EnvVars::parse(env(&[("MODEL", "small"), ("PEM", "a\nb")])).unwrap();
+        assert_eq!(vars.names().collect::<Vec<_>>(), ["MODEL", "PEM"]);
+        assert_eq!(EnvVars::parse(BTreeMap::new()), Ok(EnvVars::default()));
+        for refused in [("PATH", "/x"), ("AGENTD_TOKEN", "t"), ("LD_PRELOAD", "x"), ("https_proxy", "h")] {
+            let err = EnvVars::parse(env(&[refused])).unwrap_err();
+            assert!(matches!(err, Invalid::Env(agentd_bundle::EnvRefusal::Reserved { .. })), "{refused:?}");
+            assert!(err.to_string().contains(refused.0), "{err}");
+        }
+        assert!(EnvVars::parse(env(&[("1X", "v")])).is_err());
+        assert!(EnvVars::parse(env(&[("X", "bell\u{7}")])).is_err());
+        assert!(EnvVars::parse(env(&[("X", "nul\0")])).is_err());
+    }
+
+    #[test]
+    fn schemas_must_compile_and_null_clears() {
+        let schema = serde_json::json!({"type": "object"});
+        assert_eq!(
+            SchemaChange::parse(SchemaField::Input, Some(schema.clone())),
+            Ok(SchemaChange::Set(JsonSchema(schema)))
+        );
+        assert_eq!(SchemaChange::parse(SchemaField::Output, Some(Value::Null)), Ok(SchemaChange::Clear));
+        let err = SchemaChange::parse(SchemaField::Output, Some(serde_json::json!({"type": 3}))).unwrap_err();
+        assert!(err.to_string().starts_with("output_schema "), "{err}");
+        assert!(JsonSchema::parse(SchemaField::Input, serde_json::json!("string")).is_err());
+        assert!(JsonSchema::parse(SchemaField::Input, serde_json::json!({"$ref": "https://example.com/s"})).is_err());
     }
 }

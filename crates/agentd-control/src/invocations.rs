@@ -10,8 +10,9 @@ use tokio::time::Instant;
 
 use crate::Control;
 use crate::auth::{Ctx, Invoke, Read};
+use crate::config::RunConfig;
 use crate::error::{Conflict, ControlError, Invalid, QuotaExceeded, Result};
-use crate::input::{IdempotencyKey, MaxAttempts, Metadata, Priority, WaitTime};
+use crate::input::{EnvVars, IdempotencyKey, MaxAttempts, Metadata, Priority, WaitTime};
 use crate::wait::{self, Step};
 
 /// How long `cancel` waits for a running agent to be killed before answering.
@@ -28,6 +29,8 @@ pub struct InvokeSpec {
     pub timeout_s: Option<u32>,
     pub metadata: Metadata,
     pub idempotency_key: Option<IdempotencyKey>,
+    /// Overrides of the names the manifest lists in `overridable_env`.
+    pub env: EnvVars,
     /// Refused until threads exist, rather than silently ignored.
     pub thread_id: Option<String>,
     /// Refused until webhooks exist, rather than silently ignored.
@@ -84,6 +87,9 @@ impl Control {
             .into());
         };
         let version = self.store.version_get(scope, &agent, n).await?;
+        let config = RunConfig::of(&agent, &version)?;
+        config.check_input(&spec.input)?;
+        let env = config.run_env(spec.env)?;
         let cap = ctx.limits().invocation_timeout_s;
         let manifest_timeout = version.manifest.pointer("/limits/timeout_s").and_then(Value::as_u64);
         let timeout_s = match spec.timeout_s {
@@ -99,6 +105,7 @@ impl Control {
             timeout_s,
             idempotency_key: spec.idempotency_key.map(IdempotencyKey::into_inner),
             metadata: spec.metadata.into_inner(),
+            env,
         };
         let limit = ctx.limits().max_queued_invocations;
         let enqueued =

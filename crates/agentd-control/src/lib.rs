@@ -14,6 +14,7 @@ pub mod agents;
 pub mod artifacts;
 pub mod auth;
 pub mod builds;
+mod config;
 mod error;
 pub mod follow;
 pub mod input;
@@ -32,6 +33,7 @@ use agentd_core::builds::PackageIndexes;
 use agentd_store::{Blobs, Store};
 
 pub use accounts::{Caller, CreatedKey, Login, NewKey, Session, SignedUp, Signup};
+pub use agentd_bundle::SchemaViolation;
 pub use agentd_store::{Changes, Subscription};
 pub use agents::{Activation, AgentChanges, AgentSpec, RuntimeInfo};
 pub use artifacts::ArtifactContent;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
-use agentd_core::{ArtifactName, ResourceKind, Timestamp};
+use agentd_core::{ArtifactName, InvocationStatus, ResourceKind, Timestamp};
 use agentd_store::{Changes, NewArtifact, StoreError, Subscription};
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -113,6 +113,9 @@ impl Control {
     /// false when the lease is no longer current.
     pub async fn run_complete(&self, worker: &WorkerCtx, run: &RunLease, completion: Completion) -> Result<bool> {
         worker.check(run)?;
+        if completion.status == InvocationStatus::Succeeded {
+            self.warn_on_output_mismatch(run, completion.output.as_ref()).await?;
+        }
         let plan = self.settings.retry.plan(run.attempt);
         Ok(self.store.queue_complete(run, completion, &plan).await?)
     }

@@ -2,6 +2,8 @@
 //! how it ended, and what a lease renewal found. Embedded workers get these from the
 //! store directly; remote workers get the same JSON over HTTP.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -26,6 +28,10 @@ pub struct ClaimedRun {
     #[serde(default)]
     pub dependencies: Option<String>,
     pub input: Value,
+    /// The run's own environment (manifest `[env]`, agent `config.env` and invoke `env`,
+    /// resolved when the invocation was accepted); the platform's variables come on top.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
     pub thread_id: Option<String>,
     pub timeout_s: u32,
     pub limits: TenantLimits,

@@ -1,6 +1,8 @@
 //! The resources of DESIGN §3, in the exact JSON shape the REST API shows them. The
 //! request bodies of the API live in `agentd-api-types`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -108,8 +110,26 @@ pub struct Agent {
     pub visibility: Visibility,
     pub status: AgentStatus,
     pub active_version: Option<u32>,
+    /// Non-secret configuration every run of the agent gets.
+    #[serde(default)]
+    pub config: AgentConfig,
+    /// JSON Schema of the input; when set, it wins over the active version's manifest.
+    #[serde(default)]
+    pub input_schema: Option<Value>,
+    /// JSON Schema of the output; when set, it wins over the active version's manifest.
+    #[serde(default)]
+    pub output_schema: Option<Value>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// An agent's configuration, set with `PATCH /v1/agents/{slug}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    /// Environment variables of every run, on top of the manifest's `[env]`; an invoke's
+    /// `env` may override the names the manifest lists in `overridable_env`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -1,5 +1,7 @@
 //! The agent registry: agents by slug within a tenant, and their immutable versions.
 
+use std::collections::BTreeMap;
+
 use agentd_core::{
     Agent, AgentId, AgentStatus, AgentVersion, Page, PageRequest, ResourceKind, Slug, TenantScope, Timestamp,
     VersionId, Visibility,
@@ -28,6 +30,12 @@ pub struct AgentPatch {
     pub tags: Option<Vec<String>>,
     pub visibility: Option<Visibility>,
     pub status: Option<AgentStatus>,
+    /// Replaces the whole `config.env`.
+    pub env: Option<BTreeMap<String, String>>,
+    /// `Some(None)` clears the schema.
+    pub input_schema: Option<Option<Value>>,
+    /// `Some(None)` clears the schema.
+    pub output_schema: Option<Option<Value>>,
 }
 
 pub struct NewVersion {
@@ -52,6 +60,11 @@ fn status_word(s: AgentStatus) -> &'static str {
         AgentStatus::Active => "active",
         AgentStatus::Disabled => "disabled",
     }
+}
+
+/// A value for a JSON text column, when there is one.
+fn json_text<T: serde::Serialize>(value: Option<&T>, col: &'static str) -> Result<Option<String>> {
+    value.map(|v| serde_json::to_string(v).map_err(|e| StoreError::corrupt(col, e))).transpose()
 }
 
 fn agent_not_found() -> StoreError {
@@ -127,11 +140,13 @@ impl Store {
     }
 
     pub async fn agent_patch(&self, ctx: &TenantScope, slug: &Slug, patch: &AgentPatch) -> Result<Agent> {
-        let tags = match &patch.tags {
-            Some(tags) => Some(serde_json::to_string(tags).map_err(|e| StoreError::corrupt("tags", e))?),
-            None => None,
-        };
+        let tags = json_text(patch.tags.as_ref(), "tags")?;
+        let env = json_text(patch.env.as_ref(), "env")?;
+        let input_schema = json_text(patch.input_schema.as_ref().and_then(Option::as_ref), "input_schema")?;
+        let output_schema = json_text(patch.output_schema.as_ref().and_then(Option::as_ref), "output_schema")?;
         let mut tx = self.begin_scoped(ctx).await?;
+        // A schema can be cleared, so COALESCE cannot tell "keep" from "clear": a flag says
+        // whether the schema column changes, and its value (NULL to clear) follows it.
         let row = sqlx::query(
             "UPDATE agents SET
                 name = COALESCE($3, name),
@@ -139,7 +154,10 @@ impl Store {
                 tags = COALESCE($5, tags),
                 visibility = COALESCE($6, visibility),
                 status = COALESCE($7, status),
-                updated_at = $8
+                updated_at = $8,
+                env = COALESCE($9, env),
+                input_schema = CASE WHEN $10 THEN $11 ELSE input_schema END,
+                output_schema = CASE WHEN $12 THEN $13 ELSE output_schema END
              WHERE tenant_id = $1 AND slug = $2 RETURNING *",
         )
         .bind(ctx.tenant_id().as_str())
@@ -150,6 +168,11 @@ impl Store {
         .bind(patch.visibility.map(visibility_word))
         .bind(patch.status.map(status_word))
         .bind(Timestamp::now().unix_ms())
+        .bind(env)
+        .bind(patch.input_schema.is_some())
+        .bind(input_schema)
+        .bind(patch.output_schema.is_some())
+        .bind(output_schema)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(agent_not_found)?;

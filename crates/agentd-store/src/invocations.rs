@@ -1,6 +1,8 @@
 //! Accepting invocations and reading them back. An invocation row *is* its queue entry,
 //! so an accepted invocation is durable and claimable in the same commit.
 
+use std::collections::BTreeMap;
+
 use agentd_core::{
     Agent, AgentVersion, Invocation, InvocationId, InvocationStatus, Page, PageRequest, ResourceKind, Slug,
     TenantScope, Timestamp,
@@ -21,6 +23,8 @@ pub struct NewInvocation {
     pub timeout_s: u32,
     pub idempotency_key: Option<String>,
     pub metadata: Value,
+    /// The run's environment, already resolved and checked.
+    pub env: BTreeMap<String, String>,
 }
 
 /// Which invocations a list shows; `None` does not filter.
@@ -98,10 +102,11 @@ impl Store {
         let id = InvocationId::generate();
         let input = serde_json::to_string(&new.input).map_err(|e| StoreError::corrupt("input", e))?;
         let metadata = serde_json::to_string(&new.metadata).map_err(|e| StoreError::corrupt("metadata", e))?;
+        let env = serde_json::to_string(&new.env).map_err(|e| StoreError::corrupt("env", e))?;
         let row = sqlx::query(
             "INSERT INTO invocations (id, tenant_id, agent_id, agent_slug, version_id, version, thread_id, status, input,
-                priority, max_attempts, timeout_s, idempotency_key, metadata, created_at, run_after)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12, $13, $14, $14) RETURNING *",
+                priority, max_attempts, timeout_s, idempotency_key, metadata, created_at, run_after, env)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12, $13, $14, $14, $15) RETURNING *",
         )
         .bind(id.as_str())
         .bind(ctx.tenant_id().as_str())
@@ -117,6 +122,7 @@ impl Store {
         .bind(&new.idempotency_key)
         .bind(&metadata)
         .bind(now.unix_ms())
+        .bind(&env)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

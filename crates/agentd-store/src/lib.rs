@@ -44,7 +44,7 @@ pub use credentials::{Credential, Membership, NewApiKey, NewSession, UserWithPas
 pub use error::{Conflict, StoreError};
 pub use events::NewEvent;
 pub use invocations::{Enqueued, InvocationFilter, NewInvocation};
-pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPlan, RunLease};
+pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPlan, RunLease, RunOutputSchemas};
 pub use signals::{Changes, Signal, Subscription};
 pub use tenants::{NewSignup, SignedUp};
 

@@ -16,6 +16,7 @@ const SQLITE: &[Migration] = &[
     (5, "queue_speed", include_str!("../migrations/sqlite/0005_queue_speed.sql")),
     (6, "recoveries", include_str!("../migrations/sqlite/0006_recoveries.sql")),
     (7, "dependency_builds", include_str!("../migrations/sqlite/0007_dependency_builds.sql")),
+    (8, "configuration", include_str!("../migrations/sqlite/0008_configuration.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -25,6 +26,7 @@ const POSTGRES: &[Migration] = &[
     (5, "queue_speed", include_str!("../migrations/postgres/0005_queue_speed.sql")),
     (6, "recoveries", include_str!("../migrations/postgres/0006_recoveries.sql")),
     (7, "dependency_builds", include_str!("../migrations/postgres/0007_dependency_builds.sql")),
+    (8, "configuration", include_str!("../migrations/postgres/0008_configuration.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

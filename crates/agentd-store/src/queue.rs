@@ -15,6 +15,7 @@ use std::time::Duration;
 
 pub use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus, RunLease};
 use agentd_core::{Fault, InvocationId, InvocationStatus, TenantId, Timestamp};
+use serde_json::Value;
 use sqlx::Row;
 
 use crate::{Backend, Result, Signal, Store, StoreError, rows, signals};
@@ -63,6 +64,7 @@ impl Store {
             manifest: rows::json(&row, "manifest")?,
             dependencies: row.try_get("dependencies")?,
             input: rows::json(&row, "input")?,
+            env: rows::env(&row)?,
             thread_id: row.try_get("thread_id")?,
             timeout_s: rows::u32_col(&row, "timeout_s")?,
             limits,
@@ -243,6 +245,42 @@ impl Store {
 
 fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// What the output of a run is checked against when it succeeds.
+#[derive(Debug, Clone)]
+pub struct RunOutputSchemas {
+    /// The agent's `output_schema` (it wins over the manifest's); `None` when unset or
+    /// when the agent was deleted since the run was accepted.
+    pub agent_schema: Option<Value>,
+    /// The manifest of the version the run runs.
+    pub manifest: Value,
+    /// The `seq` the run's next event gets.
+    pub next_seq: u64,
+}
+
+impl Store {
+    /// The schemas a run's output is checked against, while `run`'s lease is current
+    /// (`None` when it is not: the completion will not apply either).
+    pub async fn queue_output_schemas(&self, run: &RunLease) -> Result<Option<RunOutputSchemas>> {
+        let found = sqlx::query(
+            "SELECT a.output_schema, v.manifest,
+                (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM invocation_events e WHERE e.invocation_id = i.id) AS next_seq
+             FROM invocations i JOIN agent_versions v ON v.id = i.version_id LEFT JOIN agents a ON a.id = i.agent_id
+             WHERE i.id = $1 AND i.lease_owner = $2 AND i.attempt = $3 AND i.status = 'running'",
+        )
+        .bind(run.invocation_id.as_str())
+        .bind(&run.lease_owner)
+        .bind(i64::from(run.attempt))
+        .fetch_optional(&self.writer)
+        .await?;
+        let Some(row) = found else { return Ok(None) };
+        Ok(Some(RunOutputSchemas {
+            agent_schema: rows::opt_json(&row, "output_schema")?,
+            manifest: rows::json(&row, "manifest")?,
+            next_seq: rows::u64_col(&row, "next_seq")?,
+        }))
+    }
 }
 
 impl Store {

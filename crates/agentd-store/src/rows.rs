@@ -1,10 +1,12 @@
 //! Turning database rows into the domain's resources. Values our own code wrote are
 //! trusted to parse; when one does not, the error names the column.
 
+use std::collections::BTreeMap;
+
 use agentd_core::{
-    Agent, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream, Invocation,
-    InvocationError, InvocationId, InvocationStatus, ResourceKind, Scope, Scopes, Slug, Tenant, TenantId, TenantLimits,
-    TenantStatus, Timestamp, Usage, User, UserId, VersionId, Visibility,
+    Agent, AgentConfig, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream,
+    Invocation, InvocationError, InvocationId, InvocationStatus, ResourceKind, Scope, Scopes, Slug, Tenant, TenantId,
+    TenantLimits, TenantStatus, Timestamp, Usage, User, UserId, VersionId, Visibility,
 };
 use serde_json::Value;
 use sqlx::Row;
@@ -30,6 +32,11 @@ pub(crate) fn opt_json(row: &AnyRow, col: &'static str) -> Result<Option<Value>>
         Some(raw) => serde_json::from_str(&raw).map(Some).map_err(|e| StoreError::corrupt(col, e)),
         None => Ok(None),
     }
+}
+
+/// An `env` column: a JSON object of strings.
+pub(crate) fn env(row: &AnyRow) -> Result<BTreeMap<String, String>> {
+    serde_json::from_value(json(row, "env")?).map_err(|e| StoreError::corrupt("env", e))
 }
 
 pub(crate) fn u32_col(row: &AnyRow, col: &'static str) -> Result<u32> {
@@ -107,6 +114,9 @@ pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
         visibility,
         status,
         active_version: active.and_then(|v| u32::try_from(v).ok()),
+        config: AgentConfig { env: env(row)? },
+        input_schema: opt_json(row, "input_schema")?,
+        output_schema: opt_json(row, "output_schema")?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
     })

@@ -240,7 +240,7 @@ pub(crate) fn run_spec(
         Runtime::Shell => (interpreter(&shared.runtimes.shell, "shell")?, vec![entry]),
         Runtime::Binary => (entry, vec![]),
     };
-    let env = vec![
+    let platform_env = vec![
         ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
         ("HOME".to_owned(), "/work".to_owned()),
         ("LANG".to_owned(), "C.UTF-8".to_owned()),
@@ -251,6 +251,15 @@ pub(crate) fn run_spec(
         ("AGENTD_INVOCATION_ID".to_owned(), run.invocation_id.to_string()),
         ("AGENTD_API_URL".to_owned(), shared.settings.api_url.clone()),
     ];
+    // The agent's configuration first, without any name the platform sets: the domain
+    // refuses those already, and a duplicate would leave the winner to each program.
+    let mut env: Vec<(String, String)> = run
+        .env
+        .iter()
+        .filter(|(name, _)| !platform_env.iter().any(|(platform, _)| platform == *name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    env.extend(platform_env);
     let sdk = shared.settings.data_dir.join("sdk");
     let stdin = serde_json::json!({
         "invocation_id": run.invocation_id,

@@ -68,6 +68,12 @@ async fn patch(
         tags: req.tags.map(input::Tags::parse).transpose()?,
         visibility: req.visibility,
         status: req.status,
+        env: req.config.and_then(|config| config.env).map(input::EnvVars::parse).transpose()?,
+        input_schema: req.input_schema.map(|s| input::SchemaChange::parse(input::SchemaField::Input, s)).transpose()?,
+        output_schema: req
+            .output_schema
+            .map(|s| input::SchemaChange::parse(input::SchemaField::Output, s))
+            .transpose()?,
     };
     Ok(Json(state.control.agent_patch(&ctx, &slug, changes).await?))
 }

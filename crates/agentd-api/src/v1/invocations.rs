@@ -62,6 +62,7 @@ async fn invoke(
         timeout_s: req.timeout_s,
         metadata: input::Metadata::parse(req.metadata)?,
         idempotency_key,
+        env: input::EnvVars::parse(req.env.unwrap_or_default())?,
         thread_id: req.thread_id,
         webhook_url: req.webhook_url,
     };

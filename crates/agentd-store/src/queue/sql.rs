@@ -24,7 +24,7 @@ pub(super) const SQLITE_CLAIM: &str = "UPDATE invocations SET status = 'running'
                 ORDER BY t.last_claimed_at, t.id LIMIT 1)
           AND i.status IN ('queued', 'retrying') AND i.run_after <= $3
         ORDER BY i.priority DESC, i.id LIMIT 1)
-    RETURNING id, tenant_id, agent_slug, attempt, max_attempts, input, thread_id, timeout_s,
+    RETURNING id, tenant_id, agent_slug, attempt, max_attempts, input, env, thread_id, timeout_s,
         (SELECT v.digest FROM agent_versions v WHERE v.id = version_id) AS digest,
         (SELECT v.manifest FROM agent_versions v WHERE v.id = version_id) AS manifest,
         (SELECT v.dependencies_archive FROM agent_versions v WHERE v.id = version_id) AS dependencies,
@@ -90,7 +90,8 @@ pub(super) const POSTGRES_CLAIM: &str = concat!(
         lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0
     FROM pick, served WHERE invocations.id = pick.id
     RETURNING invocations.id, invocations.tenant_id, invocations.agent_slug,
-        invocations.attempt, invocations.max_attempts, invocations.input, invocations.thread_id, invocations.timeout_s,
+        invocations.attempt, invocations.max_attempts, invocations.input, invocations.env, invocations.thread_id,
+        invocations.timeout_s,
         (SELECT v.digest FROM agent_versions v WHERE v.id = invocations.version_id) AS digest,
         (SELECT v.manifest FROM agent_versions v WHERE v.id = invocations.version_id) AS manifest,
         (SELECT v.dependencies_archive FROM agent_versions v WHERE v.id = invocations.version_id) AS dependencies,

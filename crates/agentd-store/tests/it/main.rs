@@ -110,6 +110,7 @@ fn new_invocation(priority: u8, key: Option<&str>) -> NewInvocation {
         timeout_s: 10,
         idempotency_key: key.map(str::to_owned),
         metadata: serde_json::json!({}),
+        env: Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@ mod agents;
 mod artifacts;
 mod bundles;
 mod cli;
+mod config;
 mod dependencies;
 mod egress;
 mod events;
