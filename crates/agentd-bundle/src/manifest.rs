@@ -198,6 +198,7 @@ struct RawManifest {
     dependencies: DependencySettings,
     python: Option<String>,
     node: Option<String>,
+    #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
     overridable_env: Vec<String>,

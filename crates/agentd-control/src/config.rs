@@ -150,6 +150,7 @@ mod tests {
             size_bytes: 0,
             created_by: String::new(),
             created_at: Timestamp::now(),
+            build: agentd_core::VersionBuild::nothing_to_install(),
         }
     }
 

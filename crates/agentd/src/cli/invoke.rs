@@ -46,6 +46,18 @@ pub struct InvokeArgs {
     /// Queue priority, 0 to 9 (higher runs first)
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
     priority: Option<u8>,
+    /// Set an environment variable the agent's manifest lists in `overridable_env`
+    /// (repeatable)
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env_pair)]
+    env: Vec<(String, String)>,
+}
+
+/// `NAME=VALUE` (the value may contain `=`); the server checks the name.
+fn parse_env_pair(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("`{raw}` is not NAME=VALUE")),
+    }
 }
 
 pub async fn run(args: InvokeArgs) -> Result<(), Failure> {
@@ -55,6 +67,7 @@ pub async fn run(args: InvokeArgs) -> Result<(), Failure> {
         thread_id: args.thread,
         priority: args.priority,
         timeout_s: args.timeout_s,
+        env: (!args.env.is_empty()).then(|| args.env.into_iter().collect()),
         ..InvokeRequest::default()
     };
     let options = InvokeOptions { wait_s: args.wait.then_some(SERVER_WAIT_S), idempotency_key: args.idempotency_key };

@@ -270,3 +270,22 @@ async fn the_env_is_fixed_when_the_invocation_is_accepted_and_reaches_remote_wor
     let output = done.output.expect("an output");
     assert_eq!((&output["MODEL"], &output["STYLE"]), (&json!("accepted"), &json!("invoke")), "{output}");
 }
+
+on_both_stores!(the_cli_passes_overridable_env_to_an_invoke);
+async fn the_cli_passes_overridable_env_to_an_invoke(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = crate::cli::Shell::new(&app.base_url);
+    shell.signup().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    crate::harness::write_shell_agent(dir.path(), "cli-env", PRINT_ENV);
+    let manifest = std::fs::read_to_string(dir.path().join("agent.toml")).unwrap();
+    std::fs::write(dir.path().join("agent.toml"), format!("{manifest}{CONFIGURED}\n")).unwrap();
+    shell.ok(&["agents", "deploy", dir.path().to_str().unwrap()]).await;
+    let run = shell.ok(&["invoke", "cli-env", "--env", "STYLE=a=b", "--wait", "--json"]).await;
+    let shown: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(shown["output"]["STYLE"], "a=b", "{run:#?}");
+    assert_eq!(shown["output"]["MODEL"], "manifest");
+    let refused = shell.run(&["invoke", "cli-env", "--env", "MODEL=x", "--wait"]).await;
+    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert!(refused.stderr.contains("env_not_overridable"), "{refused:#?}");
+}
