@@ -43,10 +43,31 @@ pub(crate) struct Policy {
     pub settings: EgressSettings,
 }
 
-/// One run's proxy: its socket, bound in the run dir, and its policy.
+/// One run's proxy: its socket, bound in the run dir, its policy, and what it refused.
 pub(crate) struct RunProxy {
     listener: UnixListener,
     policy: Arc<Policy>,
+    refusals: Refusals,
+}
+
+/// Requests a run's proxy refused, as `host:port: reason`, each once, at most
+/// [`MAX_REFUSALS_KEPT`]: what the run's owner needs to see why a client got nowhere.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Refusals(Arc<std::sync::Mutex<Vec<String>>>);
+
+const MAX_REFUSALS_KEPT: usize = 20;
+
+impl Refusals {
+    fn record(&self, line: String) {
+        let mut kept = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() < MAX_REFUSALS_KEPT && !kept.contains(&line) {
+            kept.push(line);
+        }
+    }
+
+    pub(crate) fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
 }
 
 impl RunProxy {
@@ -72,12 +93,17 @@ impl RunProxy {
         let proxy_env = proxy_env();
         env.retain(|(name, _)| !proxy_env.iter().any(|(ours, _)| ours == name));
         env.extend(proxy_env);
-        Ok(RunProxy { listener, policy: Arc::new(policy) })
+        Ok(RunProxy { listener, policy: Arc::new(policy), refusals: Refusals::default() })
+    }
+
+    /// What this proxy refuses, readable after it is gone.
+    pub(crate) fn refusals(&self) -> Refusals {
+        self.refusals.clone()
     }
 
     /// Serves until dropped; dropping it closes every connection it carries.
     pub(crate) async fn serve(self) -> Infallible {
-        let RunProxy { listener, policy } = self;
+        let RunProxy { listener, policy, refusals } = self;
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let mut connections = JoinSet::new();
         loop {
@@ -89,8 +115,9 @@ impl RunProxy {
             match listener.accept().await {
                 Ok((client, _)) => {
                     let policy = policy.clone();
+                    let refusals = refusals.clone();
                     connections.spawn(async move {
-                        if let Err(e) = handle(client, &policy).await {
+                        if let Err(e) = handle(client, &policy, &refusals).await {
                             tracing::debug!(error = %e, "egress connection ended with an error");
                         }
                         drop(slot);
@@ -125,7 +152,7 @@ enum Request {
 #[derive(Debug, PartialEq, Eq)]
 struct Refusal(u16, String);
 
-async fn handle(mut client: UnixStream, policy: &Policy) -> io::Result<()> {
+async fn handle(mut client: UnixStream, policy: &Policy, refusals: &Refusals) -> io::Result<()> {
     let (head, rest) = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
         Ok(Ok(Some(read))) => read,
         Ok(Ok(None)) => return refuse(&mut client, Refusal(431, "request head too large".into())).await,
@@ -143,6 +170,7 @@ async fn handle(mut client: UnixStream, policy: &Policy) -> io::Result<()> {
         Ok(upstream) => upstream,
         Err(refusal) => {
             tracing::info!(%host, port, status = refusal.0, reason = %refusal.1, "egress refused");
+            refusals.record(format!("{host}:{port}: {}", refusal.1));
             return refuse(&mut client, refusal).await;
         }
     };

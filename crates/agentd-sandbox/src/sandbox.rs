@@ -156,6 +156,7 @@ impl Sandbox {
             egress_bridge: proxy.is_some(),
             collect_outputs,
         };
+        let refusals = proxy.as_ref().map(RunProxy::refusals).unwrap_or_default();
         let (mut init, pipes, mut ctl) = self.launcher.launch().await?;
         let output = LineCapture::new(lines, limits.max_output_bytes, limits.max_line_bytes);
         let mut collected = None;
@@ -195,6 +196,7 @@ impl Sandbox {
             cpu: usage.cpu,
             peak_memory_bytes: usage.peak_memory_bytes,
             outputs,
+            egress_refusals: refusals.take(),
         })
     }
 }

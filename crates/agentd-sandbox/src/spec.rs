@@ -138,6 +138,8 @@ pub struct RunOutcome {
     pub peak_memory_bytes: u64,
     /// The files copied out of `/outputs` (`RunSpec::collect_outputs`); empty otherwise.
     pub outputs: Vec<OutputFile>,
+    /// Requests the egress proxy refused, as `host:port: reason`, each once (at most 20).
+    pub egress_refusals: Vec<String>,
 }
 
 /// One file copied out of a run's `/outputs`.

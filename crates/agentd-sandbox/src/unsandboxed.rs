@@ -78,6 +78,7 @@ pub async fn run_unsandboxed(
         peak_memory_bytes: 0,
         // No /outputs mount either: nothing to collect.
         outputs: Vec::new(),
+        egress_refusals: Vec::new(),
     })
 }
 

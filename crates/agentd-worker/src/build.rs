@@ -155,8 +155,11 @@ async fn build_tree(
         Sandboxed::Stopped => return Ok(Built::Stopped),
         Sandboxed::Failed(error) => return Err(error),
     };
+    for refused in &outcome.egress_refusals {
+        log.system(format!("the egress proxy refused {refused}"));
+    }
     if let Some(reason) = failure(&outcome, build, log) {
-        return Err(reason);
+        return Err(with_refusals(reason, &outcome.egress_refusals));
     }
     let Some(file) = outcome.outputs.iter().find(|f| f.name == ARCHIVE) else {
         return Err("the installer finished without leaving the installed tree".to_owned());
@@ -266,6 +269,21 @@ fn failure(outcome: &RunOutcome, build: &ClaimedBuild, log: &BuildLog<'_>) -> Op
             None => format!("the installer exited with code {code}; see the build log"),
         }),
     }
+}
+
+/// A failure's reason with what the egress proxy refused, which is often the cause (an
+/// index that resolves to an address the platform keeps agents from).
+fn with_refusals(reason: String, refusals: &[String]) -> String {
+    let Some(first) = refusals.first() else { return reason };
+    let more = match refusals.len() {
+        1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    let hint = match first.contains("private or reserved") {
+        true => "; the operator can allow that network for egress with --egress-allowed-networks",
+        false => "; builds may reach only the package indexes the operator configured",
+    };
+    format!("{reason} (the egress proxy refused {first}{more}{hint})")
 }
 
 fn size_cap(build: &ClaimedBuild) -> String {

@@ -171,6 +171,11 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
     if let Err(unrecorded) = log.flush(shared, run).await {
         return Ended::Completed(unrecorded_failure(&unrecorded));
     }
+    // Why a client in the run got nowhere, which the agent's own log rarely says.
+    for refused in outcome.iter().flatten().flat_map(|o| &o.egress_refusals) {
+        let text = format!("the egress proxy refused {refused}");
+        log.push(EventKind::Log, EventStream::System, Some("warn".into()), Some(text), None);
+    }
     Ended::Completed(match outcome {
         Some(Ok(outcome)) => match store_artifacts(shared, run, log, &outcome.outputs).await {
             Ok(Flushed::Recorded) => completion(outcome, reported),

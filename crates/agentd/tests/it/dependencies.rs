@@ -160,6 +160,9 @@ async fn an_install_script_reaches_no_host_but_the_package_indexes(backend: Back
     let log: Vec<&str> = build.log.iter().map(|l| l.message.as_str()).collect();
     assert!(log.contains(&"BLOCKED") && !log.contains(&"REACHED"), "{log:#?}");
     assert!(build.error.as_deref().is_some_and(|e| e.contains("403")), "the proxy's refusal is the reason: {build:?}");
+    let refused = format!("the egress proxy refused 127.0.0.2:{port}: 127.0.0.2 is not on this agent's egress list");
+    assert!(build.error.as_deref().is_some_and(|e| e.contains(&refused)), "{build:?}");
+    assert!(log.iter().any(|line| line.contains(&refused)), "{log:#?}");
 
     let agent = tenant.client.agent_get("sneaky").await.unwrap();
     assert_eq!(agent.active_version, Some(1), "a failed build leaves the previous version active");

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 
 use agentd_test_support::{Backend, on_both_stores};
 
-use crate::harness::{TestApp, invoke_and_wait, write_shell_agent};
+use crate::harness::{TestApp, invoke_and_wait, log_messages, write_shell_agent};
 
 /// A one-page HTTP server on `ip`, answering every request with `body`.
 fn serve_page(ip: &str, body: &'static str) -> u16 {
@@ -60,5 +60,13 @@ async fn a_listed_host_is_reachable_through_the_proxy_and_nothing_else_is(backen
         app.deploy_dir(&alpha, slug, dir.path()).await;
         let done = invoke_and_wait(&alpha, slug, serde_json::json!({})).await;
         assert_eq!(done.output, Some(serde_json::json!(expected)), "{slug}: {done:?}");
+        // The run's own log says what the proxy refused and why. (The loopback case never
+        // asks the proxy: `NO_PROXY` sends 127.0.0.1 to the run's own loopback.)
+        let said = log_messages(&alpha, done.id.as_str()).await;
+        let refusal = said.iter().find(|m| m.starts_with("the egress proxy refused"));
+        match slug {
+            "unlisted" => assert!(refusal.is_some_and(|m| m.contains("not on this agent's egress list")), "{said:?}"),
+            _ => assert!(refusal.is_none(), "{slug}: {said:?}"),
+        }
     }
 }
