@@ -18,6 +18,9 @@ pub struct InvokeRequest {
     pub max_attempts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<u32>,
+    /// Seconds a question the agent asks may wait for its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_timeout_s: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,4 +29,11 @@ pub struct InvokeRequest {
     /// `overridable_env`; they win over the manifest's `[env]` and the agent's `config.env`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+}
+
+/// `POST /v1/invocations/{id}/respond`: the answer to the agent's open question.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondRequest {
+    pub answer: Value,
 }

@@ -20,8 +20,8 @@ pub use accounts::{
 };
 pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, DependencyBuild,
-    Event, EventKind, EventStream, Invocation, InvocationError, InvocationStatus, Page, Role, Scope, Scopes, Tenant,
-    TenantLimits, Timestamp, Usage, User, VersionBuild, Visibility,
+    Event, EventKind, EventStream, Interrupt, Invocation, InvocationError, InvocationStatus, Page, Role, Scope, Scopes,
+    Tenant, TenantLimits, Timestamp, Usage, User, VersionBuild, Visibility,
 };
 pub use agents::{AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, RuntimeResponse, VersionBuildResponse};
-pub use invocations::InvokeRequest;
+pub use invocations::{InvokeRequest, RespondRequest};

@@ -227,6 +227,7 @@ async fn through_store(store: &Store, jobs: usize) -> Result<StoreRun, BenchErro
             idempotency_key: None,
             metadata: serde_json::json!({}),
             env: Default::default(),
+            input_timeout_s: None,
         };
         store.invocation_enqueue(&ctx, &agent, &version, new, u32::MAX).await?;
     }
@@ -281,6 +282,7 @@ async fn claim_until_done(store: &Store, me: &str, done: &AtomicUsize, jobs: usi
             error: None,
             usage: Usage::default(),
             fault: Fault::Agent,
+            interrupt: None,
         };
         if !store.queue_complete(&run.lease(), completion, &retry).await? {
             return Err(BenchError::RunFailed {

@@ -1,6 +1,6 @@
 //! Routes of invocations: invoke, list, read, logs, cancel.
 
-use agentd_api_types::{Artifact, Event, Invocation, InvocationStatus, InvokeRequest, Page};
+use agentd_api_types::{Artifact, Event, Interrupt, Invocation, InvocationStatus, InvokeRequest, Page, RespondRequest};
 use reqwest::Method;
 use serde::Serialize;
 
@@ -88,6 +88,27 @@ impl Client {
     /// its process tree killed.
     pub async fn invocation_cancel(&self, id: &str) -> Result<Invocation, ClientError> {
         self.call(self.route(Method::POST, &["v1", "invocations", id, "cancel"])?).await
+    }
+
+    /// `POST /v1/invocations/{id}/respond`: answers the agent's open question; with
+    /// `wait_s`, the server waits that long for the run to settle again.
+    pub async fn respond(
+        &self,
+        id: &str,
+        answer: serde_json::Value,
+        wait_s: Option<u32>,
+    ) -> Result<Invocation, ClientError> {
+        let mut builder =
+            self.route(Method::POST, &["v1", "invocations", id, "respond"])?.json(&RespondRequest { answer });
+        if let Some(wait) = wait_s {
+            builder = builder.query(&WaitQuery { wait });
+        }
+        self.call(builder).await
+    }
+
+    /// `GET /v1/invocations/{id}/interrupts`: the questions the agent asked and their answers.
+    pub async fn interrupts(&self, id: &str) -> Result<Page<Interrupt>, ClientError> {
+        self.call(self.route(Method::GET, &["v1", "invocations", id, "interrupts"])?).await
     }
 
     /// `GET /v1/invocations/{id}/artifacts`: the files the run left in `/outputs` (first page).

@@ -84,6 +84,8 @@ pub enum Conflict {
     AgentHasNoVersion { slug: String },
     #[error("invocation {id} already finished with status {status}")]
     InvocationFinished { id: InvocationId, status: InvocationStatus },
+    #[error("invocation {id} is {status}, not waiting for input: there is no question to answer")]
+    NotWaiting { id: InvocationId, status: InvocationStatus },
     #[error(
         "version {version} cannot be activated: its dependency build is {status}; \
          see GET /v1/agents/{{slug}}/versions/{version}/build"
@@ -144,6 +146,10 @@ pub enum Invalid {
     Metadata { max_bytes: usize },
     #[error("timeout_s must be between 1 and {cap}")]
     Timeout { cap: u32 },
+    #[error("input_timeout_s must be between 1 and {cap} (the workspace's max_input_timeout_s)")]
+    InputTimeout { cap: u32 },
+    #[error("the answer is {size} bytes; at most {max} are accepted")]
+    AnswerTooLarge { size: usize, max: usize },
     #[error("threads are not available on this server yet; omit thread_id")]
     ThreadsUnavailable,
     #[error("completion webhooks are not available on this server yet; omit webhook_url")]

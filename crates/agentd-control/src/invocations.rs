@@ -31,6 +31,9 @@ pub struct InvokeSpec {
     pub idempotency_key: Option<IdempotencyKey>,
     /// Overrides of the names the manifest lists in `overridable_env`.
     pub env: EnvVars,
+    /// How long a question the agent asks may wait for its answer (at most the tenant's
+    /// `max_input_timeout_s`); absent: as long as it takes.
+    pub input_timeout_s: Option<u32>,
     /// Refused until threads exist, rather than silently ignored.
     pub thread_id: Option<String>,
     /// Refused until webhooks exist, rather than silently ignored.
@@ -54,6 +57,9 @@ pub struct Accepted {
 }
 
 /// Terminal, or paused for a human: either way the caller has something to act on.
+/// Largest answer accepted, as JSON text: it is handed to every later attempt on stdin.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
 pub fn settled(invocation: &Invocation) -> bool {
     invocation.status.is_terminal() || invocation.status == InvocationStatus::WaitingForInput
 }
@@ -97,7 +103,12 @@ impl Control {
             Some(t) => t,
             None => manifest_timeout.map_or(cap, |t| (t.min(u64::from(cap)) as u32).max(1)),
         };
+        let input_cap = ctx.limits().max_input_timeout_s;
+        if spec.input_timeout_s.is_some_and(|t| t == 0 || t > input_cap) {
+            return Err(Invalid::InputTimeout { cap: input_cap }.into());
+        }
         let new = NewInvocation {
+            input_timeout_s: spec.input_timeout_s,
             input: spec.input,
             thread_id: None,
             priority: spec.priority.get(),
@@ -169,6 +180,43 @@ impl Control {
 
     /// Re-reads the invocation until `done` holds for it or `wait` has passed; returns
     /// it as it is then either way.
+    /// Answers the question a waiting invocation asked and resumes it: a new attempt
+    /// starts with every answer so far as `resume`. With `wait`, waits up to that long for
+    /// it to settle again (finished, or waiting on its next question).
+    pub async fn respond(
+        &self,
+        ctx: &Ctx<Invoke>,
+        id: &InvocationId,
+        answer: Value,
+        wait: Option<WaitTime>,
+    ) -> Result<Invocation> {
+        let size = answer.to_string().len();
+        if size > MAX_ANSWER_BYTES {
+            return Err(Invalid::AnswerTooLarge { size, max: MAX_ANSWER_BYTES }.into());
+        }
+        let invocation = self.store.invocation_respond(ctx.store_scope(), id, &answer).await.map_err(|e| match e {
+            StoreError::Conflict(agentd_store::Conflict::NotWaiting { status }) => {
+                Conflict::NotWaiting { id: id.clone(), status }.into()
+            }
+            other => ControlError::from(other),
+        })?;
+        ctx.span().in_scope(|| tracing::info!(invocation_id = %id, "answered; resuming"));
+        match wait.filter(|w| !w.get().is_zero()) {
+            Some(wait) => self.wait_for(ctx, id, wait.get(), settled).await,
+            None => Ok(invocation),
+        }
+    }
+
+    /// The questions an invocation asked and their answers, in order.
+    pub async fn interrupts(&self, ctx: &Ctx<Read>, id: &InvocationId) -> Result<Vec<agentd_core::Interrupt>> {
+        Ok(self.store.interrupts_list(ctx.store_scope(), id).await?)
+    }
+
+    /// Ends the invocations whose question waited past its `input_timeout_s`.
+    pub async fn end_unanswered(&self) -> Result<u64> {
+        Ok(self.store.input_timeouts_unscoped().await?)
+    }
+
     async fn wait_for<C>(
         &self,
         ctx: &Ctx<C>,

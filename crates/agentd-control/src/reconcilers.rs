@@ -39,6 +39,11 @@ impl Control {
             async move { control.recover_expired_leases().await }
         });
         let control = self.clone();
+        reconcilers.spawn("input timeouts", self.settings.reap_every, move || {
+            let control = control.clone();
+            async move { control.end_unanswered().await }
+        });
+        let control = self.clone();
         reconcilers.spawn("build reaper", self.settings.reap_every, move || {
             let control = control.clone();
             async move { control.recover_expired_builds().await }

@@ -18,6 +18,8 @@ pub struct TenantLimits {
     pub invocations_per_minute: u32,
     pub memory_mb: u32,
     pub log_bytes_per_invocation: u64,
+    /// Longest `input_timeout_s` an invoke may ask for: how long a question may wait.
+    pub max_input_timeout_s: u32,
     /// Wall time of one dependency install.
     pub build_timeout_s: u32,
     /// Memory cap of one dependency install (the files it writes count too).
@@ -41,6 +43,7 @@ impl Default for TenantLimits {
             invocations_per_minute: 600,
             memory_mb: 512,
             log_bytes_per_invocation: 10 * 1024 * 1024,
+            max_input_timeout_s: 30 * 24 * 3600,
             build_timeout_s: 600,
             build_memory_mb: 2048,
             max_dependency_bytes: 512 * 1024 * 1024,

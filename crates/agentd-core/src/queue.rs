@@ -28,6 +28,9 @@ pub struct ClaimedRun {
     #[serde(default)]
     pub dependencies: Option<String>,
     pub input: Value,
+    /// The answers to the agent's questions so far, in order, once it has asked any.
+    #[serde(default)]
+    pub resume: Option<Vec<Value>>,
     /// The run's own environment (manifest `[env]`, agent `config.env` and invoke `env`,
     /// resolved when the invocation was accepted); the platform's variables come on top.
     #[serde(default)]
@@ -53,6 +56,9 @@ pub struct Completion {
     /// Whose fault a failure was; it decides what runs again (see [`Fault`]).
     #[serde(default)]
     pub fault: Fault,
+    /// For `waiting_for_input`: the question the agent asked (its `interrupt` value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupt: Option<Value>,
 }
 
 /// Whose fault a run's failure was.

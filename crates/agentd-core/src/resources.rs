@@ -217,6 +217,19 @@ pub struct Event {
     pub data: Option<Value>,
 }
 
+/// A question an agent asked (an `interrupt`) and, once given, its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interrupt {
+    /// 1 for the invocation's first question, then 2, …
+    pub round: u32,
+    pub value: Value,
+    pub answer: Option<Value>,
+    /// Who answered: `user:<id>` or `key:<id>`.
+    pub answered_by: Option<String>,
+    pub answered_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
 /// A file an invocation left in `/outputs`; `name` is its path below `/outputs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Artifact {

@@ -40,6 +40,8 @@ pub enum Conflict {
     EmailTaken,
     #[error("the invocation already finished with status {status}")]
     InvocationFinished { status: InvocationStatus },
+    #[error("the invocation is {status}, not waiting for input")]
+    NotWaiting { status: InvocationStatus },
     #[error("version {version} cannot be activated: its dependency build is {status}")]
     VersionNotReady { version: u32, status: agentd_core::BuildStatus },
 }

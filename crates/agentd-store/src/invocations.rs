@@ -25,6 +25,8 @@ pub struct NewInvocation {
     pub metadata: Value,
     /// The run's environment, already resolved and checked.
     pub env: BTreeMap<String, String>,
+    /// How long a question the agent asks may wait for its answer; `None`: for good.
+    pub input_timeout_s: Option<u32>,
 }
 
 /// Which invocations a list shows; `None` does not filter.
@@ -105,8 +107,8 @@ impl Store {
         let env = serde_json::to_string(&new.env).map_err(|e| StoreError::corrupt("env", e))?;
         let row = sqlx::query(
             "INSERT INTO invocations (id, tenant_id, agent_id, agent_slug, version_id, version, thread_id, status, input,
-                priority, max_attempts, timeout_s, idempotency_key, metadata, created_at, run_after, env)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12, $13, $14, $14, $15) RETURNING *",
+                priority, max_attempts, timeout_s, idempotency_key, metadata, created_at, run_after, env, input_timeout_s)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12, $13, $14, $14, $15, $16) RETURNING *",
         )
         .bind(id.as_str())
         .bind(ctx.tenant_id().as_str())
@@ -123,6 +125,7 @@ impl Store {
         .bind(&metadata)
         .bind(now.unix_ms())
         .bind(&env)
+        .bind(new.input_timeout_s.map(i64::from))
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -21,6 +21,7 @@ mod builds;
 mod credentials;
 mod error;
 mod events;
+mod interrupts;
 mod invocations;
 mod migrate;
 mod queue;

@@ -17,6 +17,7 @@ const SQLITE: &[Migration] = &[
     (6, "recoveries", include_str!("../migrations/sqlite/0006_recoveries.sql")),
     (7, "dependency_builds", include_str!("../migrations/sqlite/0007_dependency_builds.sql")),
     (8, "configuration", include_str!("../migrations/sqlite/0008_configuration.sql")),
+    (9, "interrupts", include_str!("../migrations/sqlite/0009_interrupts.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -27,6 +28,7 @@ const POSTGRES: &[Migration] = &[
     (6, "recoveries", include_str!("../migrations/postgres/0006_recoveries.sql")),
     (7, "dependency_builds", include_str!("../migrations/postgres/0007_dependency_builds.sql")),
     (8, "configuration", include_str!("../migrations/postgres/0008_configuration.sql")),
+    (9, "interrupts", include_str!("../migrations/postgres/0009_interrupts.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

@@ -50,6 +50,11 @@ impl Store {
             .fetch_optional(&self.writer)
             .await?;
         let Some(row) = claimed else { return Ok(None) };
+        // Only a resumed run needs its answers: one more read, off the common path.
+        let resume = match rows::u32_col(&row, "resumes")? {
+            0 => None,
+            _ => Some(self.interrupt_answers_unscoped(&row.try_get::<String, _>("id")?).await?),
+        };
         let id: String = row.try_get("id")?;
         let limits =
             serde_json::from_value(rows::json(&row, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
@@ -64,6 +69,7 @@ impl Store {
             manifest: rows::json(&row, "manifest")?,
             dependencies: row.try_get("dependencies")?,
             input: rows::json(&row, "input")?,
+            resume,
             env: rows::env(&row)?,
             thread_id: row.try_get("thread_id")?,
             timeout_s: rows::u32_col(&row, "timeout_s")?,
@@ -130,9 +136,16 @@ impl Store {
             .bind(i64::from(run.attempt))
             .bind(platform_fault)
             .bind(i64::from(plan.max_recoveries));
+        // A question is recorded with the status that waits for its answer, in one commit.
+        let question = match (&done.interrupt, done.status) {
+            (Some(value), InvocationStatus::WaitingForInput) => {
+                Some(serde_json::to_string(value).map_err(|e| StoreError::corrupt("interrupt", e))?)
+            }
+            _ => None,
+        };
         match self.backend {
             // One statement that also sends the notifications: nothing left to do after it.
-            Backend::Postgres => {
+            Backend::Postgres if question.is_none() => {
                 let changed = Signal::InvocationChanged(run.invocation_id.clone());
                 let applied = query
                     .bind(signals::CHANNEL)
@@ -142,6 +155,22 @@ impl Store {
                     .await?;
                 Ok(applied.is_some())
             }
+            Backend::Postgres => {
+                let changed = Signal::InvocationChanged(run.invocation_id.clone());
+                let mut tx = self.writer.begin().await?;
+                let applied = query
+                    .bind(signals::CHANNEL)
+                    .bind(changed.encode())
+                    .bind(Signal::InvocationQueued.encode())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if applied.is_none() {
+                    return Ok(false);
+                }
+                record_question(&mut tx, &run.invocation_id, question.as_deref(), now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
             Backend::Sqlite => {
                 let mut tx = self.writer.begin().await?;
                 // `fetch_all`: through the `Any` driver, `fetch_optional` stops at the first
@@ -149,6 +178,7 @@ impl Store {
                 let updated = query.fetch_all(&mut *tx).await?;
                 let Some(row) = updated.first() else { return Ok(false) };
                 let status: String = row.try_get("status")?;
+                record_question(&mut tx, &run.invocation_id, question.as_deref(), now).await?;
                 tx.commit().await?;
                 self.emit(Signal::InvocationChanged(run.invocation_id.clone())).await;
                 if status == InvocationStatus::Retrying.as_str() || status == InvocationStatus::Queued.as_str() {
@@ -305,4 +335,33 @@ impl Store {
         }
         Ok(applied)
     }
+}
+
+/// Records the question of an invocation that now waits for its answer (round
+/// `resumes + 1`) and starts its input timeout, if it has one.
+async fn record_question(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &InvocationId,
+    question: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    let Some(question) = question else { return Ok(()) };
+    sqlx::query(
+        "INSERT INTO invocation_interrupts (invocation_id, round, tenant_id, value, created_at)
+         SELECT id, resumes + 1, tenant_id, $2, $3 FROM invocations WHERE id = $1 AND status = 'waiting_for_input'",
+    )
+    .bind(id.as_str())
+    .bind(question)
+    .bind(now.unix_ms())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE invocations SET input_deadline_at = $2 + input_timeout_s * 1000
+         WHERE id = $1 AND status = 'waiting_for_input' AND input_timeout_s IS NOT NULL",
+    )
+    .bind(id.as_str())
+    .bind(now.unix_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

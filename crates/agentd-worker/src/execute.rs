@@ -252,7 +252,7 @@ fn record_line(log: &mut EventLog, reported: &mut Reported, line: OutputLine) {
             Ok(message) => {
                 match &message {
                     AgentMessage::Output { data } => reported.output = Some(data.clone()),
-                    AgentMessage::Interrupt { .. } => reported.interrupted = true,
+                    AgentMessage::Interrupt { value } => reported.interrupt = Some(value.clone()),
                     _ => {}
                 }
                 let (kind, level, text, data) = message.as_event();

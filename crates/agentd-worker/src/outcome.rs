@@ -11,14 +11,15 @@ use serde_json::Value;
 #[derive(Default)]
 pub(crate) struct Reported {
     pub(crate) output: Option<Value>,
-    pub(crate) interrupted: bool,
+    /// The value of the last `interrupt` the agent sent: its question.
+    pub(crate) interrupt: Option<serde_json::Value>,
     pub(crate) last_stderr: Option<String>,
 }
 
 /// The run's own failure: it counts against `max_attempts`.
 pub(crate) fn agent_failure(status: InvocationStatus, code: &str, message: impl Into<String>) -> Completion {
     let error = Some(InvocationError { code: code.into(), message: message.into() });
-    Completion { status, output: None, error, usage: Usage::default(), fault: Fault::Agent }
+    Completion { status, output: None, error, usage: Usage::default(), fault: Fault::Agent, interrupt: None }
 }
 
 /// The platform could not run the agent or record what it did; the agent did nothing
@@ -31,6 +32,7 @@ pub(crate) fn platform_failure(code: &str, message: impl Into<String>) -> Comple
         error,
         usage: Usage::default(),
         fault: Fault::Platform,
+        interrupt: None,
     }
 }
 
@@ -41,10 +43,18 @@ pub(crate) fn completion(outcome: RunOutcome, reported: Reported) -> Completion 
         peak_memory_bytes: outcome.peak_memory_bytes,
         log_bytes: outcome.output_bytes,
     };
-    let ended =
-        |status, output| Completion { status, output, error: None, usage: Usage::default(), fault: Fault::Agent };
+    let ended = |status, output| Completion {
+        status,
+        output,
+        error: None,
+        usage: Usage::default(),
+        fault: Fault::Agent,
+        interrupt: None,
+    };
     let mut done = match outcome.termination {
-        Termination::Exited(0) if reported.interrupted => ended(InvocationStatus::WaitingForInput, None),
+        Termination::Exited(0) if reported.interrupt.is_some() => {
+            Completion { interrupt: reported.interrupt, ..ended(InvocationStatus::WaitingForInput, None) }
+        }
         Termination::Exited(0) => ended(InvocationStatus::Succeeded, reported.output),
         Termination::Exited(code) => {
             let detail = reported.last_stderr.map(|l| format!(": {}", truncate(&l, 300))).unwrap_or_default();

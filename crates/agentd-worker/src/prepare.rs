@@ -266,7 +266,7 @@ pub(crate) fn run_spec(
         "agent": run.agent_slug,
         "input": run.input,
         "thread": null,
-        "resume": null,
+        "resume": run.resume,
         "attempt": run.attempt,
     });
     Ok(RunSpec {

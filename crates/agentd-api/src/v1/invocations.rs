@@ -1,6 +1,6 @@
 //! `POST /v1/agents/{slug}/invoke` and `/v1/invocations`: accept, read, logs, cancel.
 
-use agentd_api_types::{Event, Invocation, InvocationStatus, InvokeRequest, Page};
+use agentd_api_types::{Event, Interrupt, Invocation, InvocationStatus, InvokeRequest, Page, RespondRequest};
 use agentd_control::{Invalid, InvocationFilter, Invoke, InvokeSpec, Read, input, settled};
 use agentd_core::{PageBounds, PageRequest, ResourceKind, Slug};
 use axum::extract::{Path, State};
@@ -20,6 +20,8 @@ pub fn routes() -> Router<AppState> {
         .route("/invocations/{id}", get(show))
         .route("/invocations/{id}/logs", get(logs))
         .route("/invocations/{id}/cancel", post(cancel))
+        .route("/invocations/{id}/respond", post(respond))
+        .route("/invocations/{id}/interrupts", get(interrupts))
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +65,7 @@ async fn invoke(
         metadata: input::Metadata::parse(req.metadata)?,
         idempotency_key,
         env: input::EnvVars::parse(req.env.unwrap_or_default())?,
+        input_timeout_s: req.input_timeout_s,
         thread_id: req.thread_id,
         webhook_url: req.webhook_url,
     };
@@ -138,4 +141,29 @@ async fn cancel(
     let ctx = caller.authorize::<Invoke>()?;
     let invocation = state.control.invocation_cancel(&ctx, &path_invocation_id(&id)?).await?;
     Ok(invocation_response(invocation))
+}
+
+/// Answers the invocation's open question; `?wait=N` returns once it settles again.
+async fn respond(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<InvokeQuery>,
+    ApiJson(req): ApiJson<RespondRequest>,
+) -> Result<Response, ApiError> {
+    let ctx = caller.authorize::<Invoke>()?;
+    let id = path_invocation_id(&id)?;
+    let wait = q.wait.map(input::WaitTime::parse_secs).transpose()?;
+    let invocation = state.control.respond(&ctx, &id, req.answer, wait).await?;
+    Ok(invocation_response(invocation))
+}
+
+async fn interrupts(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Page<Interrupt>>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let data = state.control.interrupts(&ctx, &path_invocation_id(&id)?).await?;
+    Ok(Json(Page { data, next_cursor: None }))
 }

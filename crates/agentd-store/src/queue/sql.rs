@@ -24,7 +24,7 @@ pub(super) const SQLITE_CLAIM: &str = "UPDATE invocations SET status = 'running'
                 ORDER BY t.last_claimed_at, t.id LIMIT 1)
           AND i.status IN ('queued', 'retrying') AND i.run_after <= $3
         ORDER BY i.priority DESC, i.id LIMIT 1)
-    RETURNING id, tenant_id, agent_slug, attempt, max_attempts, input, env, thread_id, timeout_s,
+    RETURNING id, tenant_id, agent_slug, attempt, max_attempts, input, env, thread_id, timeout_s, resumes,
         (SELECT v.digest FROM agent_versions v WHERE v.id = version_id) AS digest,
         (SELECT v.manifest FROM agent_versions v WHERE v.id = version_id) AS manifest,
         (SELECT v.dependencies_archive FROM agent_versions v WHERE v.id = version_id) AS dependencies,
@@ -91,7 +91,7 @@ pub(super) const POSTGRES_CLAIM: &str = concat!(
     FROM pick, served WHERE invocations.id = pick.id
     RETURNING invocations.id, invocations.tenant_id, invocations.agent_slug,
         invocations.attempt, invocations.max_attempts, invocations.input, invocations.env, invocations.thread_id,
-        invocations.timeout_s,
+        invocations.timeout_s, invocations.resumes,
         (SELECT v.digest FROM agent_versions v WHERE v.id = invocations.version_id) AS digest,
         (SELECT v.manifest FROM agent_versions v WHERE v.id = invocations.version_id) AS manifest,
         (SELECT v.dependencies_archive FROM agent_versions v WHERE v.id = invocations.version_id) AS dependencies,
@@ -106,7 +106,8 @@ pub(super) const POSTGRES_CLAIM: &str = concat!(
 // it is a platform failure (recovered while recoveries are left), `$16` max recoveries.
 // Attempts and recoveries left are read from the row, never taken from the (possibly
 // remote) worker. A recovery runs again at once, as a new attempt, without consuming
-// `max_attempts`: `attempt - recoveries` counts the attempts the agent is answerable for.
+// `max_attempts`, and so does a resume after an answer: `attempt - recoveries - resumes`
+// counts the attempts the agent is answerable for.
 
 /// Only a run still held under this lease is completed.
 macro_rules! fenced {
@@ -125,7 +126,7 @@ macro_rules! recovering {
 /// The agent failed the run and it may be retried (`$2` and `$15` never hold together).
 macro_rules! retrying {
     () => {
-        "($2 AND attempt - recoveries < max_attempts)"
+        "($2 AND attempt - recoveries - resumes < max_attempts)"
     };
 }
 

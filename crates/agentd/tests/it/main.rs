@@ -8,6 +8,7 @@ mod artifacts;
 mod bundles;
 mod cli;
 mod config;
+mod conversations;
 mod dependencies;
 mod egress;
 mod events;

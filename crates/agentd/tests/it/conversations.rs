@@ -1,0 +1,159 @@
+//! Human in the loop: an agent asks (`ctx.ask`), the invocation waits holding no slot,
+//! an answer resumes it as a new attempt with every answer so far, over any number of
+//! rounds; double answers, crashes between rounds, cancels and unanswered questions.
+
+use std::time::Duration;
+
+use agentd_api_types::{InvocationStatus, InvokeRequest};
+use agentd_client::{Client, InvokeOptions};
+use agentd_test_support::{Backend, on_both_stores};
+use serde_json::json;
+
+use crate::harness::{TestApp, TestTenant, invoke_and_wait, poll_invocation};
+
+/// Asks two questions and returns both answers.
+const PYTHON_TWO_QUESTIONS: &str = r#"from agentd import run
+
+def handle(ctx):
+    name = ctx.ask({"question": "name?"})
+    color = ctx.ask({"question": f"favourite colour, {name}?"})
+    return {"name": name, "color": color, "attempt": ctx.attempt}
+
+run(handle)
+"#;
+
+const NODE_TWO_QUESTIONS: &str = r#"import { run } from "agentd";
+
+run(async (ctx) => {
+  const name = await ctx.ask({ question: "name?" });
+  const color = await ctx.ask({ question: `favourite colour, ${name}?` });
+  return { name, color };
+});
+"#;
+
+fn write_agent(dir: &std::path::Path, slug: &str, runtime: &str, entrypoint: &str, code: &str) {
+    let manifest = format!("name = \"{slug}\"\nruntime = \"{runtime}\"\nentrypoint = \"{entrypoint}\"\n");
+    std::fs::write(dir.join("agent.toml"), manifest).unwrap();
+    std::fs::write(dir.join(entrypoint), code).unwrap();
+}
+
+async fn deploy(app: &TestApp, tenant: &TestTenant, slug: &str, runtime: &str, entrypoint: &str, code: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    write_agent(dir.path(), slug, runtime, entrypoint, code);
+    app.deploy_dir(tenant, slug, dir.path()).await;
+}
+
+/// Starts an invocation and waits (server side) until it settles.
+async fn start(tenant: &TestTenant, slug: &str, request: InvokeRequest) -> agentd_api_types::Invocation {
+    let options = InvokeOptions { wait_s: Some(30), ..InvokeOptions::default() };
+    tenant.client.invoke(slug, &request, &options).await.expect("invoke")
+}
+
+async fn answer_both(client: &Client, id: &str) -> agentd_api_types::Invocation {
+    let waiting = client.respond(id, json!("Ada"), Some(30)).await.expect("first answer");
+    assert_eq!(waiting.status, InvocationStatus::WaitingForInput, "waiting on the second question: {waiting:?}");
+    client.respond(id, json!("green"), Some(30)).await.expect("second answer")
+}
+
+on_both_stores!(a_python_agent_asks_twice_and_ends_with_both_answers_in_order);
+async fn a_python_agent_asks_twice_and_ends_with_both_answers_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tenant = app.signup("asks").await;
+    deploy(&app, &tenant, "asker", "python", "main.py", PYTHON_TWO_QUESTIONS).await;
+    let first = start(&tenant, "asker", InvokeRequest::default()).await;
+    assert_eq!(first.status, InvocationStatus::WaitingForInput, "{first:?}");
+    let asked = tenant.client.interrupts(first.id.as_str()).await.unwrap().data;
+    assert_eq!(asked.len(), 1);
+    assert_eq!((asked[0].round, &asked[0].value, &asked[0].answer), (1, &json!({"question": "name?"}), &None));
+
+    let done = answer_both(&tenant.client, first.id.as_str()).await;
+    assert_eq!(done.status, InvocationStatus::Succeeded, "{done:?}");
+    assert_eq!(done.output, Some(json!({"name": "Ada", "color": "green", "attempt": 3})));
+    let asked = tenant.client.interrupts(first.id.as_str()).await.unwrap().data;
+    assert_eq!(asked.iter().map(|i| i.answer.clone()).collect::<Vec<_>>(), [Some(json!("Ada")), Some(json!("green"))]);
+    assert_eq!(asked[1].value, json!({"question": "favourite colour, Ada?"}));
+    let key_id = tenant.signup.api_key.key.id.to_string();
+    assert!(asked.iter().all(|i| i.answered_by.as_deref() == Some(key_id.as_str())), "{asked:?}");
+
+    let late = tenant.client.respond(first.id.as_str(), json!("again"), None).await.expect_err("nothing to answer");
+    assert_eq!((late.status(), late.code()), (Some(409), Some("not_waiting")));
+}
+
+on_both_stores!(a_node_agent_asks_twice_and_ends_with_both_answers_in_order);
+async fn a_node_agent_asks_twice_and_ends_with_both_answers_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tenant = app.signup("node").await;
+    deploy(&app, &tenant, "node-asker", "node", "main.mjs", NODE_TWO_QUESTIONS).await;
+    let first = start(&tenant, "node-asker", InvokeRequest::default()).await;
+    assert_eq!(first.status, InvocationStatus::WaitingForInput, "{first:?}");
+    let done = answer_both(&tenant.client, first.id.as_str()).await;
+    assert_eq!(
+        (done.status, done.output),
+        (InvocationStatus::Succeeded, Some(json!({"name": "Ada", "color": "green"})))
+    );
+}
+
+on_both_stores!(a_waiting_run_holds_no_slot_and_two_answers_to_one_question_get_one_409);
+async fn a_waiting_run_holds_no_slot_and_two_answers_to_one_question_get_one_409(backend: Backend) {
+    let env = [("AGENTD_WORKER_SLOTS", "1"), ("AGENTD_LIMITS_MAX_CONCURRENT_INVOCATIONS", "1")];
+    let app = TestApp::spawn_with(backend, &env).await;
+    let tenant = app.signup("slots").await;
+    deploy(&app, &tenant, "asker", "python", "main.py", PYTHON_TWO_QUESTIONS).await;
+    let waiting = start(&tenant, "asker", InvokeRequest::default()).await;
+    assert_eq!(waiting.status, InvocationStatus::WaitingForInput);
+    // One worker slot and one concurrency slot: another run gets both meanwhile.
+    app.deploy_script(&tenant, "quick", "printf '{\"type\":\"output\",\"data\":\"ran\"}\\n' >&3").await;
+    let other = invoke_and_wait(&tenant, "quick", json!({})).await;
+    assert_eq!((other.status, other.output), (InvocationStatus::Succeeded, Some(json!("ran"))));
+
+    let id = waiting.id.as_str();
+    let (a, b) =
+        tokio::join!(tenant.client.respond(id, json!("Ada"), None), tenant.client.respond(id, json!("Bob"), None));
+    let codes: Vec<Option<String>> =
+        [&a, &b].iter().map(|r| r.as_ref().err().and_then(|e| e.code().map(str::to_owned))).collect();
+    assert_eq!(codes.iter().filter(|c| c.is_none()).count(), 1, "exactly one answer wins: {a:?} {b:?}");
+    assert!(codes.contains(&Some("not_waiting".to_owned())), "the other is refused: {a:?} {b:?}");
+    let winner = if a.is_ok() { "Ada" } else { "Bob" };
+    let asked = tenant.client.interrupts(id).await.unwrap().data;
+    assert_eq!(asked[0].answer, Some(json!(winner)));
+}
+
+on_both_stores!(a_crash_between_rounds_loses_no_answer);
+async fn a_crash_between_rounds_loses_no_answer(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let tenant = app.signup("crash").await;
+    deploy(&app, &tenant, "asker", "python", "main.py", PYTHON_TWO_QUESTIONS).await;
+    let first = start(&tenant, "asker", InvokeRequest::default()).await;
+    let id = first.id.as_str().to_owned();
+    let waiting = tenant.client.respond(&id, json!("Ada"), Some(30)).await.unwrap();
+    assert_eq!(waiting.status, InvocationStatus::WaitingForInput);
+    app.crash().await;
+    app.start_again().await;
+    let client = app.client().with_token(tenant.key.clone());
+    let done = client.respond(&id, json!("green"), Some(30)).await.unwrap();
+    assert_eq!(done.status, InvocationStatus::Succeeded, "{done:?}");
+    assert_eq!(done.output.unwrap()["name"], "Ada", "round 1's answer survived the crash");
+}
+
+on_both_stores!(a_waiting_run_can_be_cancelled_and_an_unanswered_one_times_out);
+async fn a_waiting_run_can_be_cancelled_and_an_unanswered_one_times_out(backend: Backend) {
+    // A short lease makes the reconcilers look every second.
+    let app = TestApp::spawn_with(backend, &[("AGENTD_LEASE_S", "2")]).await;
+    let tenant = app.signup("ends").await;
+    deploy(&app, &tenant, "asker", "python", "main.py", PYTHON_TWO_QUESTIONS).await;
+    let waiting = start(&tenant, "asker", InvokeRequest::default()).await;
+    let cancelled = tenant.client.invocation_cancel(waiting.id.as_str()).await.unwrap();
+    assert_eq!(cancelled.status, InvocationStatus::Cancelled);
+
+    let request = InvokeRequest { input_timeout_s: Some(1), ..InvokeRequest::default() };
+    let unanswered = start(&tenant, "asker", request).await;
+    assert_eq!(unanswered.status, InvocationStatus::WaitingForInput);
+    let ended =
+        poll_invocation(&tenant, unanswered.id.as_str(), Duration::from_secs(30), |i| i.status.is_terminal()).await;
+    assert_eq!(ended.status, InvocationStatus::TimedOut, "{ended:?}");
+    assert_eq!(ended.error.map(|e| e.code).as_deref(), Some("input_timeout"));
+
+    let too_long = InvokeRequest { input_timeout_s: Some(u32::MAX), ..InvokeRequest::default() };
+    let err = tenant.client.invoke("asker", &too_long, &InvokeOptions::default()).await.expect_err("over the cap");
+    assert_eq!((err.status(), err.code()), (Some(422), Some("invalid_input_timeout")));
+}
