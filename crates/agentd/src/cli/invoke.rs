@@ -52,6 +52,45 @@ pub struct InvokeArgs {
     env: Vec<(String, String)>,
 }
 
+#[derive(Debug, Args)]
+pub struct RespondArgs {
+    #[command(flatten)]
+    conn: Connection,
+    /// Invocation id
+    id: String,
+    /// The answer as JSON, `@FILE` to read it from a file, or `@-` from stdin
+    #[arg(long, value_name = "JSON|@FILE")]
+    answer: String,
+    /// Wait for the run to end (or ask again) and print its output
+    #[arg(long)]
+    wait: bool,
+}
+
+/// `agentd respond`: answers the open question; with `--wait`, ends like `invoke --wait`,
+/// naming the next question when the agent asks another.
+pub async fn respond(args: RespondArgs) -> Result<(), Failure> {
+    let session = args.conn.authenticated()?;
+    let answer = read_input(Some(&args.answer), "--answer").await?;
+    let wait_s = args.wait.then_some(SERVER_WAIT_S);
+    let invocation = session.client.respond(&args.id, answer, wait_s).await?;
+    if !args.wait {
+        if session.json {
+            return print_json(&invocation);
+        }
+        println!("{} {}", invocation.id, invocation.status);
+        return Ok(());
+    }
+    let finished = wait_for_end(&session.client, invocation).await?;
+    if finished.status == InvocationStatus::WaitingForInput && !session.json {
+        let asked = session.client.interrupts(finished.id.as_str()).await?;
+        if let Some(open) = asked.data.iter().rev().find(|i| i.answer.is_none()) {
+            println!("{}", open.value);
+        }
+    }
+    let print = if session.json { Print::Invocation } else { Print::Output };
+    report_end(&finished, print)
+}
+
 /// `NAME=VALUE` (the value may contain `=`); the server checks the name.
 fn parse_env_pair(raw: &str) -> Result<(String, String), String> {
     match raw.split_once('=') {
@@ -63,7 +102,7 @@ fn parse_env_pair(raw: &str) -> Result<(String, String), String> {
 pub async fn run(args: InvokeArgs) -> Result<(), Failure> {
     let session = args.conn.authenticated()?;
     let request = InvokeRequest {
-        input: read_input(args.input.as_deref()).await?,
+        input: read_input(args.input.as_deref(), "--input").await?,
         thread_id: args.thread,
         priority: args.priority,
         timeout_s: args.timeout_s,
@@ -102,8 +141,8 @@ enum Print {
     Nothing,
 }
 
-/// The input document: inline JSON, `@FILE`, `@-` (stdin), or `{}` when absent.
-async fn read_input(input: Option<&str>) -> Result<Value, Failure> {
+/// A JSON document given as `flag`: inline, `@FILE`, `@-` (stdin), or `{}` when absent.
+async fn read_input(input: Option<&str>, flag: &str) -> Result<Value, Failure> {
     let (text, source) = match input {
         None => return Ok(Value::Object(Default::default())),
         Some("@-") => {
@@ -120,7 +159,7 @@ async fn read_input(input: Option<&str>) -> Result<Value, Failure> {
                     .map_err(|e| Failure::Usage(format!("cannot read the input file {file}: {e}")))?;
                 (text, file.to_owned())
             }
-            None => (arg.to_owned(), "--input".to_owned()),
+            None => (arg.to_owned(), flag.to_owned()),
         },
     };
     serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("{source} is not valid JSON: {e}")))

@@ -1,5 +1,5 @@
 //! The client commands of the `agentd` binary (DESIGN §9): `signup`, `login`, `whoami`,
-//! `agents …`, `invoke`, `logs`, `cancel`, `keys …`. They talk to a server through
+//! `agents …`, `invoke`, `respond`, `logs`, `cancel`, `keys …`. They talk to a server through
 //! `agentd-client`; `init`, which writes a new agent folder, is the one that stays local.
 //! `main.rs` flattens [`ClientCommand`] into its command enum next to
 //! `serve` and hands the parsed command to [`run`].
@@ -36,6 +36,8 @@ pub enum ClientCommand {
     Agents(agents::AgentsArgs),
     /// Run an agent once.
     Invoke(invoke::InvokeArgs),
+    /// Answer the question a waiting invocation asked; it resumes with the answer.
+    Respond(invoke::RespondArgs),
     /// Print the events of an invocation.
     Logs(logs::LogsArgs),
     /// Cancel an invocation: a queued one never runs, a running one is killed.
@@ -54,6 +56,7 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Whoami(args) => account::whoami(args).await,
         ClientCommand::Agents(args) => agents::run(args).await,
         ClientCommand::Invoke(args) => invoke::run(args).await,
+        ClientCommand::Respond(args) => invoke::respond(args).await,
         ClientCommand::Logs(args) => logs::logs(args).await,
         ClientCommand::Cancel(args) => logs::cancel(args).await,
         ClientCommand::Keys(args) => keys::run(args).await,

@@ -157,3 +157,53 @@ async fn a_waiting_run_can_be_cancelled_and_an_unanswered_one_times_out(backend:
     let err = tenant.client.invoke("asker", &too_long, &InvokeOptions::default()).await.expect_err("over the cap");
     assert_eq!((err.status(), err.code()), (Some(422), Some("invalid_input_timeout")));
 }
+
+on_both_stores!(a_failure_after_an_answer_is_retried_with_the_answers_kept);
+async fn a_failure_after_an_answer_is_retried_with_the_answers_kept(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tenant = app.signup("retry").await;
+    // Attempt 1 asks; attempt 2 (the resume) fails once; attempt 3 ends. Resumes do not
+    // count against max_attempts, so the one failure is retried.
+    let code = r#"import sys
+from agentd import run
+
+def handle(ctx):
+    name = ctx.ask("name?")
+    if ctx.attempt == 2:
+        sys.exit(3)
+    return {"name": name, "attempt": ctx.attempt}
+
+run(handle)
+"#;
+    deploy(&app, &tenant, "flaky", "python", "main.py", code).await;
+    let request = InvokeRequest { max_attempts: Some(2), ..InvokeRequest::default() };
+    let waiting = start(&tenant, "flaky", request).await;
+    assert_eq!(waiting.status, InvocationStatus::WaitingForInput);
+    let resumed = tenant.client.respond(waiting.id.as_str(), json!("Ada"), None).await.unwrap();
+    let done = poll_invocation(&tenant, resumed.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
+    assert_eq!(done.status, InvocationStatus::Succeeded, "{done:?}");
+    assert_eq!(done.output, Some(json!({"name": "Ada", "attempt": 3})));
+}
+
+on_both_stores!(the_cli_answers_a_question_and_shows_the_next_one);
+async fn the_cli_answers_a_question_and_shows_the_next_one(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = crate::cli::Shell::new(&app.base_url);
+    shell.signup().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_agent(dir.path(), "cli-asker", "python", "main.py", PYTHON_TWO_QUESTIONS);
+    shell.ok(&["agents", "deploy", dir.path().to_str().unwrap()]).await;
+    let started = shell.run(&["invoke", "cli-asker", "--wait", "--json"]).await;
+    assert_eq!(started.code, Some(1), "waiting is not success: {started:#?}");
+    let id =
+        serde_json::from_str::<serde_json::Value>(&started.stdout).expect("JSON")["id"].as_str().unwrap().to_owned();
+    let next = shell.run(&["respond", &id, "--answer", "\"Ada\"", "--wait"]).await;
+    assert_eq!(next.code, Some(1), "{next:#?}");
+    assert!(next.stdout.contains("favourite colour, Ada?"), "the next question is shown: {next:#?}");
+    assert!(next.stderr.contains(&format!("agentd respond {id}")), "{next:#?}");
+    let done = shell.ok(&["respond", &id, "--answer", "\"green\"", "--wait"]).await;
+    assert!(done.stdout.contains("\"color\": \"green\""), "{done:#?}");
+    let bad = shell.run(&["respond", &id, "--answer", "not json"]).await;
+    assert_eq!(bad.code, Some(2), "{bad:#?}");
+    assert!(bad.stderr.contains("--answer is not valid JSON"), "{bad:#?}");
+}

@@ -33,6 +33,8 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         (Method::GET, format!("/v1/invocations/{inv}/artifacts"), None),
         (Method::GET, format!("/v1/invocations/{inv}/artifacts/report.txt"), None),
         (Method::POST, format!("/v1/invocations/{inv}/cancel"), None),
+        (Method::POST, format!("/v1/invocations/{inv}/respond"), Some(json!({"answer": "stolen"}))),
+        (Method::GET, format!("/v1/invocations/{inv}/interrupts"), None),
         (Method::DELETE, format!("/v1/api-keys/{key_id}"), None),
     ];
     for (method, path, body) in routes {

@@ -29,11 +29,15 @@ async fn every_json_route_refuses_unknown_fields_and_bodies_that_are_not_objects
         (&alpha.client, Method::POST, "/v1/agents"),
         (&alpha.client, Method::PATCH, "/v1/agents/shell-wc"),
         (&alpha.client, Method::POST, "/v1/agents/shell-wc/invoke"),
+        (&alpha.client, Method::POST, "/v1/invocations/inv_00000000000000000000000000000000/respond"),
         (&worker, Method::POST, "/v1/worker/claim"),
         (&worker, Method::POST, "/v1/worker/heartbeat"),
         (&worker, Method::POST, "/v1/worker/events"),
         (&worker, Method::POST, "/v1/worker/complete"),
         (&worker, Method::POST, "/v1/worker/release"),
+        (&worker, Method::POST, "/v1/worker/builds/claim"),
+        (&worker, Method::POST, "/v1/worker/builds/log"),
+        (&worker, Method::POST, "/v1/worker/builds/fail"),
     ];
     for (client, method, path) in routes {
         let (status, body) =
