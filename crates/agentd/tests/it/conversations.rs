@@ -11,16 +11,8 @@ use serde_json::json;
 
 use crate::harness::{TestApp, TestTenant, invoke_and_wait, poll_invocation};
 
-/// Asks two questions and returns both answers.
-const PYTHON_TWO_QUESTIONS: &str = r#"from agentd import run
-
-def handle(ctx):
-    name = ctx.ask({"question": "name?"})
-    color = ctx.ask({"question": f"favourite colour, {name}?"})
-    return {"name": name, "color": color, "attempt": ctx.attempt}
-
-run(handle)
-"#;
+/// Asks two questions and returns both answers: the example of `examples/agents/python-ask`.
+const PYTHON_TWO_QUESTIONS: &str = include_str!("../../../../examples/agents/python-ask/main.py");
 
 const NODE_TWO_QUESTIONS: &str = r#"import { run } from "agentd";
 
