@@ -67,6 +67,7 @@ fn succeeded() -> Completion {
         error: None,
         usage: Usage::default(),
         fault: Fault::Agent,
+        interrupt: None,
     }
 }
 
@@ -111,6 +112,7 @@ fn new_invocation(priority: u8, key: Option<&str>) -> NewInvocation {
         idempotency_key: key.map(str::to_owned),
         metadata: serde_json::json!({}),
         env: Default::default(),
+        input_timeout_s: None,
     }
 }
 

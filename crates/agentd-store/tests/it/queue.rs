@@ -18,6 +18,7 @@ fn failure() -> Completion {
         error: Some(InvocationError { code: "exit".into(), message: "exit status 3".into() }),
         usage: Usage::default(),
         fault: Fault::Agent,
+        interrupt: None,
     }
 }
 
@@ -100,6 +101,7 @@ async fn concurrent_claimers_never_exceed_a_tenants_concurrency_limit(backend: B
                     error: None,
                     usage: Usage::default(),
                     fault: Fault::Agent,
+                    interrupt: None,
                 };
                 assert!(store.queue_complete(&run.lease(), ok, &retry_in(1000)).await.unwrap());
                 done.fetch_add(1, Ordering::SeqCst);
