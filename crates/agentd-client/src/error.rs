@@ -94,6 +94,12 @@ pub enum ClientError {
     /// The base URL given to [`crate::Client::new`] cannot be used.
     #[error("`{url}` is not a usable server URL: {reason}")]
     InvalidUrl { url: String, reason: String },
+    /// An event stream ended before the invocation did (the follower reconnects).
+    #[error("the event stream closed before the invocation ended")]
+    StreamClosed,
+    /// The server reported a failure inside an event stream (`event: error`).
+    #[error("the event stream failed: {detail}")]
+    StreamFailed { detail: String },
 }
 
 impl ClientError {
@@ -101,7 +107,11 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Api { status, .. } | ClientError::Decode { status, .. } => Some(*status),
-            ClientError::Transport(_) | ClientError::InvalidUrl { .. } | ClientError::UnsendableSegment { .. } => None,
+            ClientError::Transport(_)
+            | ClientError::InvalidUrl { .. }
+            | ClientError::UnsendableSegment { .. }
+            | ClientError::StreamClosed
+            | ClientError::StreamFailed { .. } => None,
         }
     }
 

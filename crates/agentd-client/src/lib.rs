@@ -3,6 +3,7 @@
 mod account;
 mod agents;
 mod error;
+mod follow;
 mod invocations;
 mod worker;
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::{ClientError, Problem};
+pub use follow::{Followed, Follower};
 pub use invocations::{InvocationFilter, InvokeOptions};
 
 /// How long to wait for a TCP (and TLS) connection before calling the server unreachable.

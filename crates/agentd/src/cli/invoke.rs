@@ -9,7 +9,7 @@ use agentd_client::{Client, InvokeOptions};
 use clap::Args;
 use serde_json::Value;
 
-use super::logs::follow_events;
+use super::logs::{OnQuestion, follow_events};
 use super::output::{Failure, print_json, spinner};
 use super::session::Connection;
 
@@ -31,7 +31,7 @@ pub struct InvokeArgs {
     /// Wait for the run to end and print its output
     #[arg(long, conflicts_with = "follow")]
     wait: bool,
-    /// Print the run's events as they come, until it ends
+    /// Print the run's events as they come, until it ends; at a terminal, answer its questions
     #[arg(long)]
     follow: bool,
     /// Kill the run after this many seconds (capped by the agent's and tenant's limits)
@@ -116,7 +116,8 @@ pub async fn run(args: InvokeArgs) -> Result<(), Failure> {
         wait_for_end(&session.client, invocation).await?
     } else if args.follow {
         eprintln!("Invocation {} {}.", invocation.id, invocation.status);
-        follow_events(&session.client, invocation.id.as_str(), session.json).await?
+        follow_events(&session.client, invocation.id.as_str(), session.json, OnQuestion::for_terminal(session.json))
+            .await?
     } else {
         if session.json {
             return print_json(&invocation);

@@ -1,18 +1,16 @@
 //! `agentd logs INV [--follow]` and `agentd cancel INV`. Logs are read page by page with
-//! `?after=SEQ`; following re-polls until the invocation is terminal, then reads once
-//! more so that no event written before the end is missed.
+//! `?after=SEQ`; following reads the live event stream (SSE), which reconnects after a
+//! network drop with `Last-Event-ID`, until the invocation ends.
 
-use std::time::Duration;
+use std::io::IsTerminal;
 
-use agentd_api_types::{Event, Invocation};
-use agentd_client::Client;
+use agentd_api_types::{Event, EventKind, Invocation};
+use agentd_client::{Client, Followed};
 use clap::Args;
+use serde_json::Value;
 
 use super::output::{Failure, print_json};
 use super::session::Connection;
-
-/// Pause between polls while following a live invocation.
-const FOLLOW_POLL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -36,7 +34,7 @@ pub struct CancelArgs {
 pub async fn logs(args: LogsArgs) -> Result<(), Failure> {
     let session = args.conn.authenticated()?;
     if args.follow {
-        follow_events(&session.client, &args.id, session.json).await?;
+        follow_events(&session.client, &args.id, session.json, OnQuestion::KeepFollowing).await?;
     } else {
         print_events_after(&session.client, &args.id, None, session.json).await?;
     }
@@ -53,18 +51,87 @@ pub async fn cancel(args: CancelArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Prints events as they arrive until the invocation is terminal; returns its final state.
-pub async fn follow_events(client: &Client, id: &str, json: bool) -> Result<Invocation, Failure> {
-    let mut after = None;
-    loop {
-        // Read the status first: once it is terminal, the drain below sees every event.
-        let invocation = client.invocation_get(id).await?;
-        after = print_events_after(client, id, after, json).await?;
-        if invocation.status.is_terminal() {
-            return Ok(invocation);
-        }
-        tokio::time::sleep(FOLLOW_POLL).await;
+/// What following does when the agent asks a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnQuestion {
+    /// Go on following: someone else may answer.
+    KeepFollowing,
+    /// Stop there and return the waiting invocation.
+    Stop,
+    /// Show the question on the terminal, read the answer and send it.
+    Prompt,
+}
+
+impl OnQuestion {
+    /// `Prompt` when a person sits at a terminal, else `Stop`.
+    pub fn for_terminal(json: bool) -> OnQuestion {
+        let interactive = !json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        if interactive { OnQuestion::Prompt } else { OnQuestion::Stop }
     }
+}
+
+/// Prints events as they arrive until the invocation ends (or asks, per `on_question`);
+/// returns its state then.
+pub async fn follow_events(
+    client: &Client,
+    id: &str,
+    json: bool,
+    on_question: OnQuestion,
+) -> Result<Invocation, Failure> {
+    let mut follower = client.follow(id, None);
+    let mut question = Value::Null;
+    while let Some(Followed::Event(event)) = follower.next().await? {
+        print_event(&event, json)?;
+        if event.kind == EventKind::Interrupt {
+            question = event.data.clone().unwrap_or(Value::Null);
+        }
+        let waiting = event.kind == EventKind::Status
+            && event.data.as_ref().and_then(|d| d.get("status")).and_then(Value::as_str) == Some("waiting_for_input");
+        if !waiting {
+            continue;
+        }
+        match on_question {
+            OnQuestion::KeepFollowing => {}
+            OnQuestion::Stop => break,
+            OnQuestion::Prompt => {
+                let answer = prompt(id, &question).await?;
+                client.respond(id, answer, None).await?;
+            }
+        }
+    }
+    Ok(client.invocation_get(id).await?)
+}
+
+/// Asks the person at the terminal; the answer is read as JSON, or else as text.
+async fn prompt(id: &str, question: &Value) -> Result<Value, Failure> {
+    let shown = match question {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
+        use std::io::Write;
+        let mut err = std::io::stderr();
+        writeln!(err, "The agent asks: {shown}")?;
+        loop {
+            write!(err, "answer> ")?;
+            err.flush()?;
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line)? == 0 {
+                return Ok(None);
+            }
+            if !line.trim().is_empty() {
+                return Ok(Some(line.trim().to_owned()));
+            }
+        }
+    });
+    let line = read
+        .await
+        .map_err(|e| Failure::local(format!("reading the answer stopped: {e}")))?
+        .map_err(|e| Failure::local(format!("cannot read the answer: {e}")))?
+        .ok_or_else(|| {
+            Failure::local(format!("no answer given; the invocation waits: `agentd respond {id} --answer JSON`"))
+        })?;
+    Ok(serde_json::from_str(&line).unwrap_or(Value::String(line)))
 }
 
 /// Prints every event with `seq > after`; returns the last `seq` printed (or `after`).

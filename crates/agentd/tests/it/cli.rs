@@ -60,6 +60,25 @@ impl Shell {
         }
     }
 
+    /// The shell command line that runs `agentd <args>` as [`Shell::run`] does, for a
+    /// terminal driven by another program.
+    pub fn command_line(&self, args: &[&str]) -> String {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let config = self.config.path().to_string_lossy().into_owned();
+        let mut line = format!(
+            "env -u AGENTD_TOKEN -u AGENTD_EMAIL -u AGENTD_PASSWORD XDG_CONFIG_HOME={} HOME={} AGENTD_SERVER={} {}",
+            quote(&config),
+            quote(&config),
+            quote(&self.server),
+            quote(&bin().to_string_lossy())
+        );
+        for arg in args {
+            line.push(' ');
+            line.push_str(&quote(arg));
+        }
+        line
+    }
+
     /// Runs a command that must succeed.
     pub async fn ok(&self, args: &[&str]) -> Run {
         let run = self.run(args).await;

@@ -199,3 +199,91 @@ async fn the_cli_answers_a_question_and_shows_the_next_one(backend: Backend) {
     assert_eq!(bad.code, Some(2), "{bad:#?}");
     assert!(bad.stderr.contains("--answer is not valid JSON"), "{bad:#?}");
 }
+
+/// A terminal session in a private tmux server, driven like a person at the keyboard.
+struct Terminal {
+    socket: String,
+}
+
+impl Terminal {
+    /// Starts `command` in a new 200-column terminal; `None` (after a note) when tmux is
+    /// missing and this is not CI.
+    fn start(command: &str) -> Option<Terminal> {
+        let socket = format!("agentd-test-{}-{}", std::process::id(), uuid_like());
+        let started = std::process::Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-x", "200", "-y", "50", "sh", "-c"])
+            .arg(format!("{command}; echo EXIT=$?; sleep 60"))
+            .status();
+        match started {
+            Ok(status) if status.success() => Some(Terminal { socket }),
+            _ if std::env::var_os("CI").is_some() => panic!("tmux is needed for the terminal test and CI is set"),
+            _ => {
+                eprintln!("skipping the terminal test: tmux cannot start here");
+                None
+            }
+        }
+    }
+
+    fn screen(&self) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-J", "-S", "-200"])
+            .output()
+            .expect("capture the pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen shows `text` `times` times (at most 60 s).
+    async fn wait_for(&self, text: &str, times: usize) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let screen = self.screen();
+            if screen.matches(text).count() >= times {
+                return screen;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the terminal never showed {text:?}:\n{screen}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn type_line(&self, line: &str) {
+        let status = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "0", "-l", line])
+            .status()
+            .expect("type");
+        assert!(status.success());
+        let status =
+            std::process::Command::new("tmux").args(["-L", &self.socket, "send-keys", "-t", "0", "Enter"]).status();
+        assert!(status.is_ok_and(|s| s.success()));
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+fn uuid_like() -> String {
+    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos())
+}
+
+on_both_stores!(invoke_follow_in_a_terminal_asks_the_person_and_ends_with_the_answers);
+async fn invoke_follow_in_a_terminal_asks_the_person_and_ends_with_the_answers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = crate::cli::Shell::new(&app.base_url);
+    shell.signup().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_agent(dir.path(), "tty-asker", "python", "main.py", PYTHON_TWO_QUESTIONS);
+    shell.ok(&["agents", "deploy", dir.path().to_str().unwrap()]).await;
+    let Some(terminal) = Terminal::start(&shell.command_line(&["invoke", "tty-asker", "--follow"])) else { return };
+    terminal.wait_for("answer> ", 1).await;
+    assert!(terminal.screen().contains("The agent asks: {\"question\":\"name?\"}"), "{}", terminal.screen());
+    // JSON is sent as JSON, anything else as text.
+    terminal.type_line("\"Ada\"");
+    let screen = terminal.wait_for("answer> ", 2).await;
+    assert!(screen.contains("favourite colour, Ada?"), "{screen}");
+    terminal.type_line("green");
+    let screen = terminal.wait_for("EXIT=", 1).await;
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("\"color\": \"green\""), "the output is printed at the end: {screen}");
+}

@@ -113,3 +113,66 @@ async fn any_replica_streams_a_run_that_another_replica_executes() {
     assert!(messages.iter().any(|m| m.event == "log" && m.data.contains("\"two\"")), "{messages:?}");
     assert_eq!(messages.last().unwrap().event, "end");
 }
+
+/// A TCP relay to `target` that cuts every connection after `cut_after` bytes from the
+/// server: a network that drops mid-stream.
+async fn flaky_relay(target: String, cut_after: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else { return };
+                let (mut client_read, mut client_write) = client.split();
+                let (mut server_read, mut server_write) = server.split();
+                let upstream = tokio::io::copy(&mut client_read, &mut server_write);
+                let downstream = async {
+                    let mut sent = 0;
+                    let mut buffer = [0u8; 256];
+                    while sent < cut_after {
+                        let n = server_read.read(&mut buffer).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        let n = n.min(cut_after - sent);
+                        if client_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                };
+                tokio::select! { _ = upstream => {}, _ = downstream => {} }
+            });
+        }
+    });
+    address
+}
+
+on_both_stores!(the_client_follower_reconnects_after_a_drop_without_gaps_or_repeats);
+async fn the_client_follower_reconnects_after_a_drop_without_gaps_or_repeats(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    app.deploy_script(&alpha, "talker", TALKER).await;
+    let queued = alpha.client.invoke("talker", &Default::default(), &Default::default()).await.unwrap();
+    // Every connection dies partway through the response: the follower must resume.
+    let relay = flaky_relay(app.base_url.trim_start_matches("http://").to_owned(), 700).await;
+    let client = agentd_client::Client::new(&relay).unwrap().with_token(alpha.key.clone());
+    let mut follower = client.follow(queued.id.as_str(), None);
+    let mut seqs = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match follower.next().await.expect("follow") {
+                Some(agentd_client::Followed::Event(event)) => seqs.push(event.seq),
+                Some(agentd_client::Followed::End { status, .. }) => return status,
+                None => panic!("ended without an end"),
+            }
+        }
+    })
+    .await
+    .expect("the follower reached the end");
+    assert_eq!(end, agentd_api_types::InvocationStatus::Succeeded);
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+    assert!(seqs.len() >= 4, "{seqs:?}");
+}
