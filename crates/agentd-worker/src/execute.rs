@@ -22,7 +22,12 @@ pub(crate) async fn run_claimed(shared: &Shared, run: ClaimedRun, stop: Cancella
     let span = tracing::info_span!("run", tenant_id = %run.tenant_id, invocation_id = %run.invocation_id, attempt = run.attempt);
     async move {
         let mut log = EventLog::new(&run);
-        log.status(InvocationStatus::Running, format!("running (attempt {} of {})", run.attempt, run.max_attempts));
+        let running = match &run.resume {
+            // Resumes count apart from max_attempts: "attempt 3 of 1" would mislead.
+            Some(answers) => format!("running (attempt {}, resumed with {} answers)", run.attempt, answers.len()),
+            None => format!("running (attempt {} of {})", run.attempt, run.max_attempts),
+        };
+        log.status(InvocationStatus::Running, running);
         let started = log.flush(shared, &run).await;
         let completion = match started {
             Ok(Flushed::LeaseLost) => return,
