@@ -84,3 +84,10 @@ pub struct BuildFailRequest {
     pub lease: agentd_core::queue::BuildLease,
     pub error: String,
 }
+
+/// `POST /v1/worker/builds/release`: hands a build back untouched (shutting down).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildReleaseRequest {
+    pub lease: agentd_core::queue::BuildLease,
+}

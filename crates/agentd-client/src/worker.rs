@@ -2,8 +2,8 @@
 //! release, and bundle download, authenticated with a worker token.
 
 use agentd_api_types::worker::{
-    AppendEventsRequest, Applied, BuildFailRequest, BuildLogEntry, BuildLogRequest, ClaimRequest, CompleteRequest,
-    HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
+    AppendEventsRequest, Applied, BuildFailRequest, BuildLogEntry, BuildLogRequest, BuildReleaseRequest, ClaimRequest,
+    CompleteRequest, HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
 };
 use agentd_core::queue::{BuildLease, ClaimedBuild, ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
 use reqwest::Method;
@@ -124,6 +124,14 @@ impl Client {
             ("installed_bytes", installed.as_str()),
         ];
         let builder = self.route(Method::POST, &["v1", "worker", "builds", "ready"])?.query(&query).body(archive);
+        let applied: Applied = self.call(builder).await?;
+        Ok(applied.applied)
+    }
+
+    /// Hands a build back untouched; false when the lease is no longer this worker's.
+    pub async fn worker_build_release(&self, lease: &BuildLease) -> Result<bool, ClientError> {
+        let request = BuildReleaseRequest { lease: lease.clone() };
+        let builder = self.route(Method::POST, &["v1", "worker", "builds", "release"])?.json(&request);
         let applied: Applied = self.call(builder).await?;
         Ok(applied.applied)
     }

@@ -222,6 +222,12 @@ impl Control {
         Ok(self.store.build_finish(build, &outcome).await?)
     }
 
+    /// Hands a build back untouched (the worker is shutting down).
+    pub async fn build_release(&self, worker: &WorkerCtx, build: &BuildLease) -> Result<bool> {
+        check_build(worker, build)?;
+        Ok(self.store.build_release(build).await?)
+    }
+
     /// Puts back builds whose worker is gone. Returns how many it found.
     pub async fn recover_expired_builds(&self) -> Result<u64> {
         Ok(self.store.builds_recover_expired_unscoped().await?)

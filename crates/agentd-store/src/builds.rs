@@ -283,6 +283,29 @@ impl Store {
         Ok(true)
     }
 
+    /// Hands a build this lease holds back untouched (its worker is shutting down): it is
+    /// pending again and its start is not counted. `false` when the lease is not current.
+    pub async fn build_release(&self, lease: &BuildLease) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let released = sqlx::query(
+            "UPDATE dependency_builds SET status = 'pending', attempt = attempt - 1, lease_owner = NULL,
+                 lease_expires_at = NULL
+             WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'building'",
+        )
+        .bind(lease.build_id.as_str())
+        .bind(&lease.lease_owner)
+        .bind(i64::from(lease.attempt))
+        .execute(&mut *tx)
+        .await?;
+        if released.rows_affected() == 0 {
+            return Ok(false);
+        }
+        settle_versions(&mut tx, lease.build_id.as_str(), BuildStatus::Pending, None, None).await?;
+        tx.commit().await?;
+        self.emit(Signal::BuildsChanged).await;
+        Ok(true)
+    }
+
     /// Puts back builds whose worker vanished (their lease passed): pending again, or
     /// failed after [`MAX_BUILD_STARTS`] starts. Returns how many were put back or failed.
     pub async fn builds_recover_expired_unscoped(&self) -> Result<u64> {

@@ -42,7 +42,16 @@ pub(crate) async fn run_claimed(shared: &Shared, build: ClaimedBuild, stop: Canc
         let lease = build.lease();
         let mut log =
             BuildLog { shared, lease: lease.clone(), pending: Vec::new(), tail: VecDeque::new(), lost: false };
+        let shutting_down = stop.clone();
         let ended = match build_tree(shared, &build, &mut log, stop).await {
+            // Shutting down: hand it back for another worker, without spending a start.
+            Ok(Built::Stopped) if !log.lost && shutting_down.is_cancelled() => {
+                match with_retries("build release", || shared.source.build_release(&lease)).await {
+                    Ok(_) => tracing::info!("worker shutting down; the build goes back to the queue"),
+                    Err(err) => tracing::warn!(error = %err, "releasing the build failed; its lease will expire"),
+                }
+                return;
+            }
             Ok(Built::Stopped) => return,
             Ok(Built::Ready { archive, installed_bytes }) => {
                 log.system(format!("installed {} in all; uploading", human_bytes(installed_bytes)));

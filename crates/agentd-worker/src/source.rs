@@ -165,6 +165,13 @@ impl RunSource {
         }
     }
 
+    pub async fn build_release(&self, build: &BuildLease) -> Result<bool, SourceError> {
+        match self {
+            RunSource::Embedded { control, worker } => Ok(control.build_release(worker, build).await?),
+            RunSource::Remote { client } => Ok(client.worker_build_release(build).await?),
+        }
+    }
+
     pub async fn build_fail(&self, build: &BuildLease, error: &str) -> Result<bool, SourceError> {
         match self {
             RunSource::Embedded { control, worker } => {

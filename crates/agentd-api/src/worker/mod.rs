@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use agentd_api_types::worker::{
-    AppendEventsRequest, Applied, BuildClaimRequest, BuildFailRequest, BuildLogRequest, ClaimRequest, CompleteRequest,
-    HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
+    AppendEventsRequest, Applied, BuildClaimRequest, BuildFailRequest, BuildLogRequest, BuildReleaseRequest,
+    ClaimRequest, CompleteRequest, HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
 };
 use agentd_control::{BuildResult, ControlError, Invalid, LeaseLength, Unauthenticated, WorkerCtx, WorkerName};
 use agentd_core::queue::{BuildLease, RunLease};
@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/worker/builds/claim", post(build_claim))
         .route("/worker/builds/log", post(build_log).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT)))
         .route("/worker/builds/fail", post(build_fail))
+        .route("/worker/builds/release", post(build_release))
         .route("/worker/builds/ready", post(build_ready).layer(DefaultBodyLimit::max(ARTIFACT_BODY_LIMIT)))
 }
 
@@ -188,4 +189,12 @@ async fn build_ready(
     let lease = BuildLease { build_id, lease_owner: q.lease_owner, attempt: q.attempt };
     let result = BuildResult::Ready { archive, installed_bytes: q.installed_bytes };
     Ok(Json(Applied { applied: state.control.build_finish(&worker, &lease, result).await? }))
+}
+
+async fn build_release(
+    State(state): State<AppState>,
+    Worker(worker): Worker,
+    ApiJson(req): ApiJson<BuildReleaseRequest>,
+) -> Result<Json<Applied>, ApiError> {
+    Ok(Json(Applied { applied: state.control.build_release(&worker, &req.lease).await? }))
 }

@@ -113,3 +113,17 @@ async fn a_build_whose_worker_vanished_starts_again_then_fails(backend: Backend)
     assert_eq!(retried.build.status, BuildStatus::Pending, "a failed build is never reused: deploying builds anew");
     assert_ne!(retried.build.id, version.build.id);
 }
+
+on_both_stores!(a_released_build_is_pending_again_without_spending_a_start);
+async fn a_released_build_is_pending_again_without_spending_a_start(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let ctx = tenant(&store, "alpha").await;
+    let slug = agent(&store, &ctx, "a").await;
+    deploy(&store, &ctx, &slug, Some(wanted("sha256:d1"))).await;
+    let claim = store.build_claim_unscoped("w1", Duration::from_secs(30)).await.unwrap().unwrap();
+    let lease = BuildLease { build_id: claim.build_id.clone(), lease_owner: "w1".into(), attempt: claim.attempt };
+    assert!(store.build_release(&lease).await.unwrap());
+    assert!(!store.build_release(&lease).await.unwrap(), "released once");
+    let again = store.build_claim_unscoped("w2", Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((again.build_id, again.attempt), (claim.build_id, 1));
+}

@@ -332,3 +332,42 @@ async fn a_builds_log_streams_live_and_resumes_after_last_event_id(backend: Back
     assert_eq!(ended.len(), 1);
     assert!(ended[0].data.contains("\"ready\""));
 }
+
+on_both_stores!(a_build_in_flight_at_shutdown_goes_back_without_spending_a_start);
+async fn a_build_in_flight_at_shutdown_goes_back_without_spending_a_start(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let tenant = app.signup("restart").await;
+    let dir = tempfile::tempdir().unwrap();
+    write_node_agent(dir.path(), "slow", "sleep 60");
+    let version = app.deploy_dir(&tenant, "slow", dir.path()).await;
+    let building = |client: agentd_client::Client| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let build = client.version_build("slow", 1).await.unwrap();
+            if build.status == BuildStatus::Building || tokio::time::Instant::now() >= deadline {
+                return build;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(building(tenant.client.clone()).await.attempt, 1);
+    app.stop().await;
+    app.start_again().await;
+    // Handed back at shutdown, the build starts again at once (not after its lease), and
+    // as attempt 1 again: its log shows the installer starting twice as attempt 1.
+    let client = app.client().with_token(tenant.key.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let again = loop {
+        let build = client.version_build("slow", 1).await.unwrap();
+        let starts = build.log.iter().filter(|l| l.stream == "system" && l.message.contains("(attempt 1;")).count();
+        if starts == 2 || tokio::time::Instant::now() >= deadline {
+            break build;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let starts: Vec<&str> =
+        again.log.iter().filter(|l| l.message.contains("(attempt ")).map(|l| l.message.as_str()).collect();
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert!(starts.iter().all(|m| m.contains("(attempt 1;")), "the shutdown did not count: {starts:?}");
+    assert_eq!((again.status, again.id), (BuildStatus::Building, version.build.id));
+}
