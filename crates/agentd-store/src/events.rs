@@ -8,6 +8,33 @@ use crate::{Result, Signal, Store, StoreError, rows};
 
 pub use agentd_core::queue::NewEvent;
 
+/// Appends one `status` event (stream `system`) to an invocation inside `tx`, numbered
+/// after its last event: how the store records a change of status it made itself.
+pub(crate) async fn append_status_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    tenant_id: &str,
+    ts_ms: i64,
+    level: &str,
+    message: &str,
+    data: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO invocation_events (invocation_id, seq, tenant_id, ts, kind, stream, level, message, data)
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, 'status', 'system', $4, $5, $6
+         FROM invocation_events WHERE invocation_id = $1",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(ts_ms)
+    .bind(level)
+    .bind(message)
+    .bind(data.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Appends events of a run in one transaction, only while `run`'s lease is current
     /// (a worker that lost the run cannot write into it). Returns false if it was not.

@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::error::Conflict;
+use crate::events::append_status_event;
 use crate::{Result, Signal, Store, StoreError, rows};
 
 impl Store {
@@ -97,18 +98,9 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO invocation_events (invocation_id, seq, tenant_id, ts, kind, stream, level, message, data)
-             SELECT id, (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM invocation_events e WHERE e.invocation_id = id),
-                 tenant_id, $2, 'status', 'system', 'info', $3, $4
-             FROM invocations WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .bind(now)
-        .bind(format!("queued: answered by {}; resuming", ctx.actor().id_str()))
-        .bind(format!("{{\"status\":\"queued\",\"reason\":\"answered\",\"round\":{round}}}"))
-        .execute(&mut *tx)
-        .await?;
+        let message = format!("queued: answered by {}; resuming", ctx.actor().id_str());
+        let data = serde_json::json!({"status": "queued", "reason": "answered", "round": round});
+        append_status_event(&mut tx, id.as_str(), ctx.tenant_id().as_str(), now, "info", &message, &data).await?;
         let row = sqlx::query("SELECT * FROM invocations WHERE tenant_id = $1 AND id = $2")
             .bind(ctx.tenant_id().as_str())
             .bind(id.as_str())
@@ -129,7 +121,7 @@ impl Store {
             "UPDATE invocations SET status = 'timed_out', finished_at = $1, input_deadline_at = NULL,
                  error_code = 'input_timeout',
                  error_message = 'nobody answered within input_timeout_s = ' || input_timeout_s || ' s'
-             WHERE status = 'waiting_for_input' AND input_deadline_at < $1 RETURNING id, error_message",
+             WHERE status = 'waiting_for_input' AND input_deadline_at < $1 RETURNING id, tenant_id, error_message",
         )
         .bind(now)
         .fetch_all(&mut *tx)
@@ -137,18 +129,10 @@ impl Store {
         let mut ids = Vec::with_capacity(ended.len());
         for row in &ended {
             let id: String = row.try_get("id")?;
-            let message: String = row.try_get("error_message")?;
-            sqlx::query(
-                "INSERT INTO invocation_events (invocation_id, seq, tenant_id, ts, kind, stream, level, message, data)
-                 SELECT id, (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM invocation_events e WHERE e.invocation_id = id),
-                     tenant_id, $2, 'status', 'system', 'warn', $3, '{\"status\":\"timed_out\"}'
-                 FROM invocations WHERE id = $1",
-            )
-            .bind(&id)
-            .bind(now)
-            .bind(format!("timed_out: {message}"))
-            .execute(&mut *tx)
-            .await?;
+            let tenant_id: String = row.try_get("tenant_id")?;
+            let message = format!("timed_out: {}", row.try_get::<String, _>("error_message")?);
+            let data = serde_json::json!({"status": "timed_out"});
+            append_status_event(&mut tx, &id, &tenant_id, now, "warn", &message, &data).await?;
             ids.push(InvocationId::from_trusted(id));
         }
         tx.commit().await?;

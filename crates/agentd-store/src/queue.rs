@@ -18,6 +18,7 @@ use agentd_core::{Fault, InvocationId, InvocationStatus, TenantId, Timestamp};
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::events::append_status_event;
 use crate::{Backend, Result, Signal, Store, StoreError, rows, signals};
 
 mod sql;
@@ -233,19 +234,8 @@ impl Store {
                 );
                 ("error", message, serde_json::json!({"status": "failed", "reason": "worker_lost"}))
             };
-            sqlx::query(
-                "INSERT INTO invocation_events (invocation_id, seq, tenant_id, ts, kind, stream, level, message, data)
-                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, 'status', 'system', $4, $5, $6
-                 FROM invocation_events WHERE invocation_id = $1",
-            )
-            .bind(id.as_str())
-            .bind(row.try_get::<String, _>("tenant_id")?)
-            .bind(now.unix_ms())
-            .bind(level)
-            .bind(message)
-            .bind(data.to_string())
-            .execute(&mut *tx)
-            .await?;
+            let tenant_id: String = row.try_get("tenant_id")?;
+            append_status_event(&mut tx, id.as_str(), &tenant_id, now.unix_ms(), level, &message, &data).await?;
             changed.push(id);
         }
         tx.commit().await?;
