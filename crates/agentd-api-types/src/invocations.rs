@@ -12,6 +12,10 @@ pub struct InvokeRequest {
     pub input: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
+    /// On a thread with a run going: `reject`, `enqueue` (the default), `interrupt` or
+    /// `rollback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multitask_strategy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

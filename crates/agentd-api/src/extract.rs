@@ -3,7 +3,7 @@
 //! uploads, the bearer credential, path parameters and page requests.
 
 use agentd_control::{ControlError, Invalid, Principal, Unauthenticated};
-use agentd_core::{Cursor, InvocationId, PageBounds, PageRequest, ResourceKind, Slug};
+use agentd_core::{Cursor, InvocationId, PageBounds, PageRequest, ResourceKind, Slug, ThreadId};
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -135,6 +135,11 @@ pub fn path_slug(raw: &str, kind: ResourceKind) -> Result<Slug, ApiError> {
 /// An invocation id from the path; one that cannot be valid is `404`.
 pub fn path_invocation_id(raw: &str) -> Result<InvocationId, ApiError> {
     InvocationId::parse(raw).map_err(|_| ControlError::NotFound(ResourceKind::Invocation).into())
+}
+
+/// A thread id from the path; one that cannot be valid is `404`.
+pub fn path_thread_id(raw: &str) -> Result<ThreadId, ApiError> {
+    ThreadId::parse(raw).map_err(|_| ControlError::NotFound(ResourceKind::Thread).into())
 }
 
 /// `?limit=&cursor=` on every list.

@@ -220,7 +220,7 @@ async fn through_store(store: &Store, jobs: usize) -> Result<StoreRun, BenchErro
     for _ in 0..jobs {
         let new = NewInvocation {
             input: serde_json::json!({}),
-            thread_id: None,
+            thread: None,
             priority: 0,
             max_attempts: 1,
             timeout_s: 60,
@@ -283,6 +283,7 @@ async fn claim_until_done(store: &Store, me: &str, done: &AtomicUsize, jobs: usi
             usage: Usage::default(),
             fault: Fault::Agent,
             interrupt: None,
+            state: None,
         };
         if !store.queue_complete(&run.lease(), completion, &retry).await? {
             return Err(BenchError::RunFailed {

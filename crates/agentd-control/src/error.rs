@@ -96,6 +96,13 @@ pub enum Conflict {
          deploy with ?wait=N or follow GET /v1/agents/{slug}/versions/{{n}}/build"
     )]
     AgentBuilding { slug: String },
+    #[error(
+        "the thread is {status}: a run of it is going or waiting for an answer; wait for it, cancel it, \
+         or invoke with multitask_strategy enqueue, interrupt or rollback"
+    )]
+    ThreadBusy { status: agentd_core::ThreadStatus },
+    #[error("the thread belongs to agent `{agent}`; a thread holds one agent's conversation")]
+    ThreadOfAnotherAgent { agent: String },
 }
 
 /// Which quota a change would pass.
@@ -150,8 +157,18 @@ pub enum Invalid {
     InputTimeout { cap: u32 },
     #[error("the answer is {size} bytes; at most {max} are accepted")]
     AnswerTooLarge { size: usize, max: usize },
-    #[error("threads are not available on this server yet; omit thread_id")]
-    ThreadsUnavailable,
+    #[error("thread_id: {0}")]
+    ThreadId(agentd_core::ids::IdError),
+    #[error("multitask_strategy applies to runs on a thread; give thread_id too, or omit it")]
+    StrategyWithoutThread,
+    #[error("{field}: {detail}")]
+    Word { field: &'static str, detail: agentd_core::status::UnknownWord },
+    #[error("state is {size} bytes as JSON; at most {max} are accepted")]
+    StateTooLarge { size: usize, max: usize },
+    #[error(
+        "metadata filter: give a JSON object of at most {max} fields, each named with letters, digits, `_` or `-`"
+    )]
+    MetadataFilter { max: usize },
     #[error("completion webhooks are not available on this server yet; omit webhook_url")]
     WebhooksUnavailable,
     #[error("wait must be at most {max_s} seconds; poll or stream the events for longer runs")]
@@ -202,6 +219,10 @@ impl From<StoreError> for ControlError {
             StoreError::Conflict(Stored::EmailTaken) => Conflict::EmailTaken.into(),
             StoreError::Conflict(Stored::VersionNotReady { version, status }) => {
                 Conflict::VersionNotReady { version, status }.into()
+            }
+            StoreError::Conflict(Stored::ThreadBusy { status }) => Conflict::ThreadBusy { status }.into(),
+            StoreError::Conflict(Stored::ThreadOfAnotherAgent { agent }) => {
+                Conflict::ThreadOfAnotherAgent { agent }.into()
             }
             other => ControlError::internal(other),
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use agentd_bundle::Schema;
-use agentd_core::{Scope, Scopes, Slug};
+use agentd_core::{MultitaskStrategy, Scope, Scopes, Slug, ThreadId, ThreadStatus};
 use serde_json::Value;
 
 use crate::error::{Invalid, Result};
@@ -460,5 +460,68 @@ mod tests {
         assert!(err.to_string().starts_with("output_schema "), "{err}");
         assert!(JsonSchema::parse(SchemaField::Input, serde_json::json!("string")).is_err());
         assert!(JsonSchema::parse(SchemaField::Input, serde_json::json!({"$ref": "https://example.com/s"})).is_err());
+    }
+}
+
+/// A thread id given in a request body.
+pub fn thread_id(raw: &str) -> Result<ThreadId, Invalid> {
+    ThreadId::parse(raw).map_err(Invalid::ThreadId)
+}
+
+/// `multitask_strategy`: `reject | enqueue | interrupt | rollback`; absent: `enqueue`.
+pub fn multitask_strategy(raw: Option<&str>) -> Result<Option<MultitaskStrategy>, Invalid> {
+    raw.map(|r| MultitaskStrategy::parse(r).map_err(|detail| Invalid::Word { field: "multitask_strategy", detail }))
+        .transpose()
+}
+
+/// A thread status in a list's filter.
+pub fn thread_status(raw: Option<&str>) -> Result<Option<ThreadStatus>, Invalid> {
+    raw.map(|r| ThreadStatus::parse(r).map_err(|detail| Invalid::Word { field: "status", detail })).transpose()
+}
+
+/// A thread's state set by hand: any JSON value of at most 1 MiB (it is handed to every
+/// later run of the thread on stdin).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadStateValue(Value);
+
+impl ThreadStateValue {
+    pub const MAX_BYTES: usize = 1024 * 1024;
+
+    pub fn parse(value: Value) -> Result<ThreadStateValue, Invalid> {
+        let size = value.to_string().len();
+        if size > Self::MAX_BYTES {
+            return Err(Invalid::StateTooLarge { size, max: Self::MAX_BYTES });
+        }
+        Ok(ThreadStateValue(value))
+    }
+
+    pub(crate) fn get(&self) -> &Value {
+        &self.0
+    }
+}
+
+/// A filter on metadata: a JSON object (as text, from a query string) of at most 16
+/// fields named with letters, digits, `_` or `-`, each matched for equality.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetadataFilter(serde_json::Map<String, Value>);
+
+impl MetadataFilter {
+    const MAX_FIELDS: usize = 16;
+
+    pub fn parse(raw: Option<&str>) -> Result<MetadataFilter, Invalid> {
+        let Some(raw) = raw else { return Ok(MetadataFilter::default()) };
+        let refused = Invalid::MetadataFilter { max: Self::MAX_FIELDS };
+        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(raw) else { return Err(refused) };
+        let named_well = |name: &str| {
+            (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if fields.len() > Self::MAX_FIELDS || !fields.keys().all(|k| named_well(k)) {
+            return Err(refused);
+        }
+        Ok(MetadataFilter(fields))
+    }
+
+    pub(crate) fn into_inner(self) -> serde_json::Map<String, Value> {
+        self.0
     }
 }

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use agentd_core::{AgentStatus, Event, Invocation, InvocationId, InvocationStatus, Page, PageRequest, Slug};
-use agentd_store::{Enqueued, NewInvocation, StoreError};
+use agentd_core::{
+    AgentStatus, Event, Invocation, InvocationId, InvocationStatus, MultitaskStrategy, Page, PageRequest, Slug, ThreadId,
+};
+use agentd_store::{Enqueued, NewInvocation, StoreError, ThreadRun};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -34,8 +36,10 @@ pub struct InvokeSpec {
     /// How long a question the agent asks may wait for its answer (at most the tenant's
     /// `max_input_timeout_s`); absent: as long as it takes.
     pub input_timeout_s: Option<u32>,
-    /// Refused until threads exist, rather than silently ignored.
-    pub thread_id: Option<String>,
+    /// The thread to run on: the agent gets its state, and its runs run one at a time.
+    pub thread_id: Option<ThreadId>,
+    /// What to do when the thread has a run going; absent: `enqueue`.
+    pub multitask_strategy: Option<MultitaskStrategy>,
     /// Refused until webhooks exist, rather than silently ignored.
     pub webhook_url: Option<String>,
 }
@@ -45,7 +49,7 @@ pub struct InvokeSpec {
 pub struct InvocationFilter {
     pub agent: Option<Slug>,
     pub status: Option<InvocationStatus>,
-    pub thread_id: Option<String>,
+    pub thread_id: Option<ThreadId>,
 }
 
 /// An accepted invocation, and whether this call created it or found it by its
@@ -74,8 +78,8 @@ impl Control {
         spec: InvokeSpec,
         wait: Option<WaitTime>,
     ) -> Result<Accepted> {
-        if spec.thread_id.is_some() {
-            return Err(Invalid::ThreadsUnavailable.into());
+        if spec.multitask_strategy.is_some() && spec.thread_id.is_none() {
+            return Err(Invalid::StrategyWithoutThread.into());
         }
         if spec.webhook_url.is_some() {
             return Err(Invalid::WebhooksUnavailable.into());
@@ -110,7 +114,7 @@ impl Control {
         let new = NewInvocation {
             input_timeout_s: spec.input_timeout_s,
             input: spec.input,
-            thread_id: None,
+            thread: spec.thread_id.map(|id| ThreadRun { id, strategy: spec.multitask_strategy.unwrap_or_default() }),
             priority: spec.priority.get(),
             max_attempts: spec.max_attempts.get(),
             timeout_s,

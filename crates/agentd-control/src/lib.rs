@@ -22,6 +22,7 @@ pub mod invocations;
 mod reconcilers;
 mod retry;
 pub mod runs;
+pub mod threads;
 mod wait;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,7 @@ pub use invocations::{Accepted, InvocationFilter, InvokeSpec, settled};
 pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
 pub use runs::{LeaseLength, WorkerName};
+pub use threads::{ThreadFilter, ThreadSpec};
 
 /// What the operator decided for the domain.
 #[derive(Debug, Clone)]

@@ -85,6 +85,7 @@ prefixed_id!(SessionId, "ses_", "session");
 prefixed_id!(AgentId, "agt_", "agent");
 prefixed_id!(VersionId, "ver_", "agent version");
 prefixed_id!(InvocationId, "inv_", "invocation");
+prefixed_id!(ThreadId, "thr_", "thread");
 prefixed_id!(WorkerTokenId, "wkt_", "worker token");
 prefixed_id!(BuildId, "bld_", "dependency build");
 prefixed_id!(

@@ -20,7 +20,8 @@ pub mod timestamp;
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
 pub use context::{Actor, Role, Scope, Scopes, TenantScope};
 pub use ids::{
-    AgentId, ApiKeyId, BuildId, InvocationId, RequestId, SessionId, TenantId, UserId, VersionId, WorkerTokenId,
+    AgentId, ApiKeyId, BuildId, InvocationId, RequestId, SessionId, TenantId, ThreadId, UserId, VersionId,
+    WorkerTokenId,
 };
 pub use limits::TenantLimits;
 pub use page::{Cursor, NameCursor, PageBounds, PageError, PageRequest};
@@ -28,5 +29,5 @@ pub use queue::Fault;
 pub use resources::*;
 pub use secret::Secret;
 pub use slug::{Slug, SlugError};
-pub use status::{EventKind, EventStream, InvocationStatus, TenantStatus};
+pub use status::{EventKind, EventStream, InvocationStatus, MultitaskStrategy, TenantStatus, ThreadStatus};
 pub use timestamp::Timestamp;

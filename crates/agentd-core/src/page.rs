@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::ids::{AgentId, ApiKeyId, InvocationId};
+use crate::ids::{AgentId, ApiKeyId, InvocationId, ThreadId};
 
 /// The bounds of one kind of list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ macro_rules! id_cursor {
     )+};
 }
 
-id_cursor!(AgentId, ApiKeyId, InvocationId);
+id_cursor!(AgentId, ApiKeyId, InvocationId, ThreadId);
 
 /// Version numbers and event sequence numbers.
 macro_rules! number_cursor {

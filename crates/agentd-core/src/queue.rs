@@ -36,6 +36,10 @@ pub struct ClaimedRun {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub thread_id: Option<String>,
+    /// The thread's state as this run starts on it (`null` before its first checkpoint;
+    /// a resumed run starts again on the state its first attempt had).
+    #[serde(default)]
+    pub thread_state: Value,
     pub timeout_s: u32,
     pub limits: TenantLimits,
     /// The `seq` the next event of this invocation gets.
@@ -59,6 +63,10 @@ pub struct Completion {
     /// For `waiting_for_input`: the question the agent asked (its `interrupt` value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupt: Option<Value>,
+    /// The last `state` the agent sent, if any: the thread's next checkpoint when the run
+    /// settles (ignored for a run without a thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Value>,
 }
 
 /// Whose fault a run's failure was.

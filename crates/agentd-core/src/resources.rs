@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::context::Scopes;
-use crate::ids::{AgentId, ApiKeyId, InvocationId, TenantId, UserId, VersionId};
+use crate::ids::{AgentId, ApiKeyId, InvocationId, TenantId, ThreadId, UserId, VersionId};
 use crate::limits::TenantLimits;
 use crate::slug::Slug;
-use crate::status::{EventKind, EventStream, InvocationStatus, TenantStatus};
+use crate::status::{EventKind, EventStream, InvocationStatus, TenantStatus, ThreadStatus};
 use crate::timestamp::Timestamp;
 
 /// The kinds of resource, for errors that name one ("agent not found").
@@ -29,6 +29,7 @@ pub enum ResourceKind {
     Build,
     /// A run as a worker sees it: a lease on an invocation.
     Run,
+    Thread,
 }
 
 impl ResourceKind {
@@ -45,6 +46,7 @@ impl ResourceKind {
             ResourceKind::Bundle => "bundle",
             ResourceKind::Build => "dependency build",
             ResourceKind::Run => "run",
+            ResourceKind::Thread => "thread",
         }
     }
 }
@@ -183,7 +185,7 @@ pub struct Invocation {
     /// The agent's slug at the time of the call.
     pub agent: Slug,
     pub version: u32,
-    pub thread_id: Option<String>,
+    pub thread_id: Option<ThreadId>,
     pub status: InvocationStatus,
     pub input: Value,
     pub output: Option<Value>,
@@ -203,6 +205,37 @@ pub struct Invocation {
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub usage: Usage,
+}
+
+/// A conversation across invocations of one agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Thread {
+    pub id: ThreadId,
+    /// The agent its runs run: named at creation or by its first invoke; `null` until then.
+    pub agent: Option<Slug>,
+    pub status: ThreadStatus,
+    pub metadata: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A thread's state at one point: written when a run of the thread settles, or by hand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// 1 for the thread's first checkpoint, then 2, …
+    pub seq: u64,
+    pub state: Value,
+    /// The run that wrote it; `null` when the state was set by hand.
+    pub invocation_id: Option<InvocationId>,
+    pub created_at: Timestamp,
+}
+
+/// A thread's current state: its latest checkpoint that counts (`null` before the first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadState {
+    pub thread_id: ThreadId,
+    pub state: Value,
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// One log line or lifecycle event of an invocation; `seq` counts from 1 per invocation.

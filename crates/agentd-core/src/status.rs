@@ -68,6 +68,33 @@ impl InvocationStatus {
     }
 }
 
+word_enum!(
+    /// Where a thread's conversation stands, from its runs: `busy` while one is queued or
+    /// running, `interrupted` while one waits for an answer, `idle` otherwise.
+    ThreadStatus, "thread status" {
+        Idle => "idle",
+        Busy => "busy",
+        Interrupted => "interrupted",
+    }
+);
+
+word_enum!(
+    /// What an invoke on a thread that already has a run going does (LangGraph's
+    /// `multitask_strategy`; `enqueue` is its default and ours).
+    MultitaskStrategy, "multitask strategy" {
+        Reject => "reject",
+        Enqueue => "enqueue",
+        Interrupt => "interrupt",
+        Rollback => "rollback",
+    }
+);
+
+impl Default for MultitaskStrategy {
+    fn default() -> Self {
+        MultitaskStrategy::Enqueue
+    }
+}
+
 word_enum!(TenantStatus, "tenant status" { Active => "active", Suspended => "suspended" });
 
 word_enum!(EventKind, "event kind" {

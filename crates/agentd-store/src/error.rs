@@ -42,6 +42,10 @@ pub enum Conflict {
     InvocationFinished { status: InvocationStatus },
     #[error("the invocation is {status}, not waiting for input")]
     NotWaiting { status: InvocationStatus },
+    #[error("the thread is {status}: a run of it is going or waiting for an answer")]
+    ThreadBusy { status: agentd_core::ThreadStatus },
+    #[error("the thread belongs to agent `{agent}`")]
+    ThreadOfAnotherAgent { agent: String },
     #[error("version {version} cannot be activated: its dependency build is {status}")]
     VersionNotReady { version: u32, status: agentd_core::BuildStatus },
 }

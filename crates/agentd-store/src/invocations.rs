@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use agentd_core::{
     Agent, AgentVersion, Invocation, InvocationId, InvocationStatus, Page, PageRequest, ResourceKind, Slug,
-    TenantScope, Timestamp,
+    TenantScope, ThreadId, Timestamp,
 };
 use serde_json::Value;
 
 use crate::error::Conflict;
+use crate::threads::{self, ThreadRun};
 use crate::{Result, Signal, Store, StoreError, rows};
 
 /// How long an idempotency key returns the invocation it first created.
@@ -17,7 +18,8 @@ const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
 pub struct NewInvocation {
     pub input: Value,
-    pub thread_id: Option<String>,
+    /// The thread it runs on, and what to do if the thread has a run going.
+    pub thread: Option<ThreadRun>,
     pub priority: u8,
     pub max_attempts: u32,
     pub timeout_s: u32,
@@ -34,7 +36,7 @@ pub struct NewInvocation {
 pub struct InvocationFilter {
     pub agent: Option<Slug>,
     pub status: Option<InvocationStatus>,
-    pub thread_id: Option<String>,
+    pub thread_id: Option<ThreadId>,
 }
 
 /// What accepting an invocation did.
@@ -101,6 +103,10 @@ impl Store {
         if queued >= i64::from(max_queued) {
             return Err(StoreError::QuotaReached { count: queued.unsigned_abs() });
         }
+        let prepared = match &new.thread {
+            Some(thread) => Some(threads::prepare_run(&mut tx, self.backend, ctx, agent, thread, now.unix_ms()).await?),
+            None => None,
+        };
         let id = InvocationId::generate();
         let input = serde_json::to_string(&new.input).map_err(|e| StoreError::corrupt("input", e))?;
         let metadata = serde_json::to_string(&new.metadata).map_err(|e| StoreError::corrupt("metadata", e))?;
@@ -116,7 +122,7 @@ impl Store {
         .bind(agent.slug.as_str())
         .bind(version.id.as_str())
         .bind(i64::from(version.version))
-        .bind(&new.thread_id)
+        .bind(new.thread.as_ref().map(|t| t.id.as_str()))
         .bind(&input)
         .bind(i64::from(new.priority))
         .bind(i64::from(new.max_attempts))
@@ -129,6 +135,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
+        if let Some(prepared) = prepared {
+            prepared.signal(self).await;
+        }
         self.emit(Signal::InvocationQueued).await;
         Ok(Enqueued::Created(rows::invocation(&row)?))
     }
@@ -163,7 +172,7 @@ impl Store {
         .bind(page.after().map(InvocationId::as_str))
         .bind(filter.agent.as_ref().map(Slug::as_str))
         .bind(filter.status.map(InvocationStatus::as_str))
-        .bind(&filter.thread_id)
+        .bind(filter.thread_id.as_ref().map(ThreadId::as_str))
         .bind(limit + 1)
         .fetch_all(&mut *tx)
         .await?;

@@ -28,6 +28,7 @@ mod queue;
 mod rows;
 mod signals;
 mod tenants;
+mod threads;
 mod workers;
 
 use std::path::Path;
@@ -48,6 +49,7 @@ pub use invocations::{Enqueued, InvocationFilter, NewInvocation};
 pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPlan, RunLease, RunOutputSchemas};
 pub use signals::{Changes, Signal, Subscription};
 pub use tenants::{NewSignup, SignedUp};
+pub use threads::{ThreadFilter, ThreadRun};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

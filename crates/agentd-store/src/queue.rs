@@ -19,7 +19,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::events::append_status_event;
-use crate::{Backend, Result, Signal, Store, StoreError, rows, signals};
+use crate::{Backend, Result, Signal, Store, StoreError, rows, signals, threads};
 
 mod sql;
 
@@ -57,6 +57,11 @@ impl Store {
             _ => Some(self.interrupt_answers_unscoped(&row.try_get::<String, _>("id")?).await?),
         };
         let id: String = row.try_get("id")?;
+        let thread_id: Option<String> = row.try_get("thread_id")?;
+        let thread_state = match &thread_id {
+            Some(thread) => self.thread_state_for_run_unscoped(thread, &id).await?,
+            None => Value::Null,
+        };
         let limits =
             serde_json::from_value(rows::json(&row, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
         let run = ClaimedRun {
@@ -72,7 +77,8 @@ impl Store {
             input: rows::json(&row, "input")?,
             resume,
             env: rows::env(&row)?,
-            thread_id: row.try_get("thread_id")?,
+            thread_id,
+            thread_state,
             timeout_s: rows::u32_col(&row, "timeout_s")?,
             limits,
             next_seq: rows::u64_col(&row, "next_seq")?,
@@ -144,9 +150,15 @@ impl Store {
             }
             _ => None,
         };
+        // A run on a thread reports the thread's state, written as a checkpoint in the same
+        // commit as the status that keeps it.
+        let state = match &done.state {
+            Some(v) => Some(serde_json::to_string(v).map_err(|e| StoreError::corrupt("state", e))?),
+            None => None,
+        };
         match self.backend {
             // One statement that also sends the notifications: nothing left to do after it.
-            Backend::Postgres if question.is_none() => {
+            Backend::Postgres if question.is_none() && state.is_none() => {
                 let changed = Signal::InvocationChanged(run.invocation_id.clone());
                 let applied = query
                     .bind(signals::CHANNEL)
@@ -169,6 +181,9 @@ impl Store {
                     return Ok(false);
                 }
                 record_question(&mut tx, &run.invocation_id, question.as_deref(), now).await?;
+                if let Some(state) = &state {
+                    threads::record_checkpoint(&mut tx, &run.invocation_id, state, now.unix_ms()).await?;
+                }
                 tx.commit().await?;
                 Ok(true)
             }
@@ -180,6 +195,9 @@ impl Store {
                 let Some(row) = updated.first() else { return Ok(false) };
                 let status: String = row.try_get("status")?;
                 record_question(&mut tx, &run.invocation_id, question.as_deref(), now).await?;
+                if let Some(state) = &state {
+                    threads::record_checkpoint(&mut tx, &run.invocation_id, state, now.unix_ms()).await?;
+                }
                 tx.commit().await?;
                 self.emit(Signal::InvocationChanged(run.invocation_id.clone())).await;
                 if status == InvocationStatus::Retrying.as_str() || status == InvocationStatus::Queued.as_str() {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use agentd_core::{
     Agent, AgentConfig, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream,
     Invocation, InvocationError, InvocationId, InvocationStatus, ResourceKind, Scope, Scopes, Slug, Tenant, TenantId,
-    TenantLimits, TenantStatus, Timestamp, Usage, User, UserId, VersionId, Visibility,
+    TenantLimits, TenantStatus, ThreadId, Timestamp, Usage, User, UserId, VersionId, Visibility,
 };
 use serde_json::Value;
 use sqlx::Row;
@@ -149,7 +149,7 @@ pub(crate) fn invocation(row: &AnyRow) -> Result<Invocation> {
         id: InvocationId::from_trusted(row.try_get("id")?),
         agent: Slug::from_trusted(row.try_get("agent_slug")?),
         version: u32_col(row, "version")?,
-        thread_id: row.try_get("thread_id")?,
+        thread_id: row.try_get::<Option<String>, _>("thread_id")?.map(ThreadId::from_trusted),
         status: InvocationStatus::parse(row.try_get("status")?).map_err(|e| StoreError::corrupt("status", e))?,
         input: json(row, "input")?,
         output: opt_json(row, "output")?,

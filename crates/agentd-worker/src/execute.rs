@@ -127,7 +127,7 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
     };
     let mut renew = tokio::time::interval(every);
     renew.tick().await;
-    let mut reported = Reported::default();
+    let mut reported = Reported { state: run.thread_id.is_some().then(|| run.thread_state.clone()), ..Reported::default() };
     let mut interrupted = None;
     let mut unrecorded = None;
     let mut outcome = None;
@@ -258,6 +258,8 @@ fn record_line(log: &mut EventLog, reported: &mut Reported, line: OutputLine) {
                 match &message {
                     AgentMessage::Output { data } => reported.output = Some(data.clone()),
                     AgentMessage::Interrupt { value } => reported.interrupt = Some(value.clone()),
+                    // Only a run on a thread has a state to keep.
+                    AgentMessage::State { data } if reported.state.is_some() => reported.state = Some(data.clone()),
                     _ => {}
                 }
                 let (kind, level, text, data) = message.as_event();

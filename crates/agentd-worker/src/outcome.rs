@@ -13,13 +13,16 @@ pub(crate) struct Reported {
     pub(crate) output: Option<Value>,
     /// The value of the last `interrupt` the agent sent: its question.
     pub(crate) interrupt: Option<serde_json::Value>,
+    /// For a run on a thread: the thread's state as the run leaves it (the state it
+    /// started on, replaced by each `state` the agent sent); `None` without a thread.
+    pub(crate) state: Option<Value>,
     pub(crate) last_stderr: Option<String>,
 }
 
 /// The run's own failure: it counts against `max_attempts`.
 pub(crate) fn agent_failure(status: InvocationStatus, code: &str, message: impl Into<String>) -> Completion {
     let error = Some(InvocationError { code: code.into(), message: message.into() });
-    Completion { status, output: None, error, usage: Usage::default(), fault: Fault::Agent, interrupt: None }
+    Completion { status, output: None, error, usage: Usage::default(), fault: Fault::Agent, interrupt: None, state: None }
 }
 
 /// The platform could not run the agent or record what it did; the agent did nothing
@@ -33,6 +36,7 @@ pub(crate) fn platform_failure(code: &str, message: impl Into<String>) -> Comple
         usage: Usage::default(),
         fault: Fault::Platform,
         interrupt: None,
+        state: None,
     }
 }
 
@@ -50,6 +54,7 @@ pub(crate) fn completion(outcome: RunOutcome, reported: Reported) -> Completion 
         usage: Usage::default(),
         fault: Fault::Agent,
         interrupt: None,
+        state: None,
     };
     let mut done = match outcome.termination {
         Termination::Exited(0) if reported.interrupt.is_some() => {
@@ -89,6 +94,7 @@ pub(crate) fn completion(outcome: RunOutcome, reported: Reported) -> Completion 
         ),
     };
     done.usage = usage;
+    done.state = reported.state;
     done
 }
 

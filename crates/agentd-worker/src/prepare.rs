@@ -265,7 +265,7 @@ pub(crate) fn run_spec(
         "invocation_id": run.invocation_id,
         "agent": run.agent_slug,
         "input": run.input,
-        "thread": null,
+        "thread": run.thread_id.as_ref().map(|id| serde_json::json!({"id": id, "state": run.thread_state})),
         "resume": run.resume,
         "attempt": run.attempt,
     });

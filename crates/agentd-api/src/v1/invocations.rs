@@ -2,7 +2,7 @@
 
 use agentd_api_types::{Event, Interrupt, Invocation, InvocationStatus, InvokeRequest, Page, RespondRequest};
 use agentd_control::{Invalid, InvocationFilter, Invoke, InvokeSpec, Read, input, settled};
-use agentd_core::{PageBounds, PageRequest, ResourceKind, Slug};
+use agentd_core::{PageBounds, PageRequest, ResourceKind, Slug, ThreadId};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -66,7 +66,8 @@ async fn invoke(
         idempotency_key,
         env: input::EnvVars::parse(req.env.unwrap_or_default())?,
         input_timeout_s: req.input_timeout_s,
-        thread_id: req.thread_id,
+        thread_id: req.thread_id.as_deref().map(input::thread_id).transpose()?,
+        multitask_strategy: input::multitask_strategy(req.multitask_strategy.as_deref())?,
         webhook_url: req.webhook_url,
     };
     let accepted = state.control.invoke(&ctx, &slug, spec, wait).await?;
@@ -98,10 +99,11 @@ async fn list(
         None => None,
     };
     let page = PageRequest::parse(q.limit, q.cursor.as_deref(), PageBounds::RESOURCES).map_err(Invalid::from)?;
-    if q.thread_id.as_deref().is_some_and(|t| t.chars().any(char::is_control)) {
-        return Err(ApiError::bad_request("invalid_query", "thread_id must not contain control characters"));
-    }
-    let filter = InvocationFilter { agent, status, thread_id: q.thread_id };
+    let thread_id = match q.thread_id.as_deref() {
+        Some(t) => Some(ThreadId::parse(t).map_err(|e| ApiError::bad_request("invalid_query", format!("thread_id: {e}")))?),
+        None => None,
+    };
+    let filter = InvocationFilter { agent, status, thread_id };
     Ok(Json(state.control.invocations_list(&ctx, &filter, &page).await?))
 }
 

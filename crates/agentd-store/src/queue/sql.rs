@@ -4,6 +4,13 @@
 //! transaction.
 //!
 //! Parameters of a claim: `$1` worker, `$2` lease expiry, `$3` now (unix ms).
+//!
+//! A run on a thread is ready only when no earlier run of its thread is still going
+//! (queued, running, retrying or waiting for an answer), so a thread's runs run one at a
+//! time in the order they were accepted. The test is the same at the tenant's choice and
+//! at the pick, so a tenant whose only ready runs wait on their threads is not chosen.
+//! Two claims cannot take two runs of one thread: the later run stays blocked until the
+//! earlier one has *committed* a terminal status, whatever either claim's snapshot shows.
 
 /// SQLite's claim, one statement: the next run of the tenant to serve next (has a ready
 /// run, is below its concurrency limit, was served longest ago), with what the worker
@@ -18,11 +25,17 @@ pub(super) const SQLITE_CLAIM: &str = "UPDATE invocations SET status = 'running'
                 SELECT t.id FROM tenants t
                 WHERE t.status = 'active'
                   AND EXISTS (SELECT 1 FROM invocations r INDEXED BY invocations_claim_order
-                              WHERE r.tenant_id = t.id AND r.status IN ('queued', 'retrying') AND r.run_after <= $3)
+                              WHERE r.tenant_id = t.id AND r.status IN ('queued', 'retrying') AND r.run_after <= $3
+                                AND (r.thread_id IS NULL OR NOT EXISTS (SELECT 1 FROM invocations p INDEXED BY invocations_thread
+                  WHERE p.thread_id = r.thread_id AND p.id < r.id
+                    AND p.status IN ('queued', 'running', 'retrying', 'waiting_for_input'))))
                   AND (SELECT COUNT(*) FROM invocations r WHERE r.tenant_id = t.id AND r.status = 'running')
                       < t.max_concurrent
                 ORDER BY t.last_claimed_at, t.id LIMIT 1)
           AND i.status IN ('queued', 'retrying') AND i.run_after <= $3
+          AND (i.thread_id IS NULL OR NOT EXISTS (SELECT 1 FROM invocations p INDEXED BY invocations_thread
+                  WHERE p.thread_id = i.thread_id AND p.id < i.id
+                    AND p.status IN ('queued', 'running', 'retrying', 'waiting_for_input')))
         ORDER BY i.priority DESC, i.id LIMIT 1)
     RETURNING id, tenant_id, agent_slug, attempt, max_attempts, input, env, thread_id, timeout_s, resumes,
         (SELECT v.digest FROM agent_versions v WHERE v.id = version_id) AS digest,
@@ -39,6 +52,9 @@ macro_rules! eligible_tenants {
         WHERE t.status = 'active'
           AND EXISTS (SELECT 1 FROM invocations i
                       WHERE i.tenant_id = t.id AND i.status IN ('queued', 'retrying') AND i.run_after <= $3
+                        AND (i.thread_id IS NULL OR NOT EXISTS (SELECT 1 FROM invocations p
+                  WHERE p.thread_id = i.thread_id AND p.id < i.id
+                    AND p.status IN ('queued', 'running', 'retrying', 'waiting_for_input')))
                       OFFSET 0)
           AND (SELECT COUNT(*) FROM invocations r WHERE r.tenant_id = t.id AND r.status = 'running')
               < t.max_concurrent"
@@ -80,6 +96,9 @@ pub(super) const POSTGRES_CLAIM: &str = concat!(
         SELECT i.id, i.tenant_id FROM invocations i
         WHERE i.tenant_id = (SELECT id FROM below_limit)
           AND i.status IN ('queued', 'retrying') AND i.run_after <= $3
+          AND (i.thread_id IS NULL OR NOT EXISTS (SELECT 1 FROM invocations p
+                  WHERE p.thread_id = i.thread_id AND p.id < i.id
+                    AND p.status IN ('queued', 'running', 'retrying', 'waiting_for_input')))
         ORDER BY i.priority DESC, i.id LIMIT 1
         FOR UPDATE OF i SKIP LOCKED
     ), served AS (
@@ -145,7 +164,15 @@ macro_rules! complete_update {
             ", recoveries = CASE WHEN ",
             recovering!(),
             " THEN recoveries + 1 ELSE recoveries END,
-                output = $3, error_code = $4, error_message = $5,
+                output = $3,
+                error_code = CASE WHEN $1 = 'cancelled' AND cancel_requested = 2 THEN 'interrupted'
+                                  WHEN $1 = 'cancelled' AND cancel_requested = 3 THEN 'rolled_back' ELSE $4 END,
+                error_message = CASE
+                    WHEN $1 = 'cancelled' AND cancel_requested = 2
+                        THEN 'interrupted by a newer run on its thread (multitask_strategy interrupt); its state so far is kept'
+                    WHEN $1 = 'cancelled' AND cancel_requested = 3
+                        THEN 'rolled back by a newer run on its thread (multitask_strategy rollback); its checkpoints are discarded'
+                    ELSE $5 END,
                 finished_at = CASE WHEN ",
             recovering!(),
             " OR ",

@@ -68,6 +68,7 @@ fn succeeded() -> Completion {
         usage: Usage::default(),
         fault: Fault::Agent,
         interrupt: None,
+        state: None,
     }
 }
 
@@ -105,7 +106,7 @@ async fn agent_with_version(
 fn new_invocation(priority: u8, key: Option<&str>) -> NewInvocation {
     NewInvocation {
         input: serde_json::json!({"p": priority}),
-        thread_id: None,
+        thread: None,
         priority,
         max_attempts: 2,
         timeout_s: 10,

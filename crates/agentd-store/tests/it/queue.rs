@@ -19,6 +19,7 @@ fn failure() -> Completion {
         usage: Usage::default(),
         fault: Fault::Agent,
         interrupt: None,
+        state: None,
     }
 }
 
@@ -102,6 +103,7 @@ async fn concurrent_claimers_never_exceed_a_tenants_concurrency_limit(backend: B
                     usage: Usage::default(),
                     fault: Fault::Agent,
                     interrupt: None,
+                    state: None,
                 };
                 assert!(store.queue_complete(&run.lease(), ok, &retry_in(1000)).await.unwrap());
                 done.fetch_add(1, Ordering::SeqCst);

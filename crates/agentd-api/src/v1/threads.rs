@@ -1,0 +1,127 @@
+//! `/v1/threads`: conversations with an agent, their state and its history.
+
+use agentd_api_types::{
+    Checkpoint, CreateThreadRequest, Page, PatchThreadRequest, SetThreadStateRequest, Thread, ThreadState,
+};
+use agentd_control::{Invoke, Read, ThreadFilter, ThreadSpec, input};
+use agentd_core::{PageBounds, PageRequest, ResourceKind, Slug};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::extract::{ApiJson, ApiQuery, Caller, PageQuery, path_slug, path_thread_id};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/threads", get(list).post(create))
+        .route("/threads/{id}", get(show).patch(patch).delete(remove))
+        .route("/threads/{id}/state", get(state).post(set_state))
+        .route("/threads/{id}/history", get(history))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiJson(req): ApiJson<CreateThreadRequest>,
+) -> Result<(StatusCode, Json<Thread>), ApiError> {
+    let ctx = caller.authorize::<Invoke>()?;
+    let agent = req.agent.as_deref().map(|slug| path_slug(slug, ResourceKind::Agent)).transpose()?;
+    let spec = ThreadSpec { agent, metadata: input::Metadata::parse(req.metadata)? };
+    Ok((StatusCode::CREATED, Json(state.control.thread_create(&ctx, spec).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    agent: Option<String>,
+    status: Option<String>,
+    /// A JSON object: threads whose metadata has each field with exactly that value.
+    metadata: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Thread>>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let agent = match &q.agent {
+        Some(a) => Some(Slug::parse(a).map_err(|e| ApiError::bad_request("invalid_query", format!("agent: {e}")))?),
+        None => None,
+    };
+    let filter = ThreadFilter {
+        agent,
+        status: input::thread_status(q.status.as_deref())?,
+        metadata: input::MetadataFilter::parse(q.metadata.as_deref())?,
+    };
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref(), PageBounds::RESOURCES).map_err(agentd_control::Invalid::from)?;
+    Ok(Json(state.control.threads_list(&ctx, filter, &page).await?))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Thread>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    Ok(Json(state.control.thread_get(&ctx, &path_thread_id(&id)?).await?))
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PatchThreadRequest>,
+) -> Result<Json<Thread>, ApiError> {
+    let ctx = caller.authorize::<Invoke>()?;
+    let id = path_thread_id(&id)?;
+    let metadata = input::Metadata::parse(Some(req.metadata))?;
+    Ok(Json(state.control.thread_patch(&ctx, &id, metadata).await?))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let ctx = caller.authorize::<Invoke>()?;
+    state.control.thread_delete(&ctx, &path_thread_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn state(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ThreadState>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    Ok(Json(state.control.thread_state(&ctx, &path_thread_id(&id)?).await?))
+}
+
+async fn set_state(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SetThreadStateRequest>,
+) -> Result<Json<ThreadState>, ApiError> {
+    let ctx = caller.authorize::<Invoke>()?;
+    let id = path_thread_id(&id)?;
+    let value = input::ThreadStateValue::parse(req.state)?;
+    Ok(Json(state.control.thread_set_state(&ctx, &id, value).await?))
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Page<Checkpoint>>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let id = path_thread_id(&id)?;
+    Ok(Json(state.control.thread_history(&ctx, &id, &q.parse()?).await?))
+}
