@@ -77,6 +77,7 @@ class Context:
         self.attempt = request.get("attempt", 1)
         self.thread_id = thread.get("id")
         self.state = thread.get("state") or {}
+        self._saved_state = _json_text(self.state)
         self.resume = list(request.get("resume") or [])
         self._events = events
         self._asked = 0
@@ -90,7 +91,17 @@ class Context:
     def set_state(self, data):
         """Saves the thread state (any JSON value; a dict by convention) for the next run."""
         self.state = data
+        self._saved_state = _json_text(data)
         self._events.emit({"type": "state", "data": data})
+
+    def save_state(self):
+        """Sends ``ctx.state`` if it was changed in place or assigned since it was last saved.
+
+        Called for you when the handler returns and before a question, so
+        ``ctx.state["count"] = 1`` is enough on a thread.
+        """
+        if self.thread_id is not None and _json_text(self.state) != self._saved_state:
+            self.set_state(self.state)
 
     def artifact(self, path):
         """Declares a file the run produced (under /outputs) as an artifact."""
@@ -108,9 +119,14 @@ class Context:
         self._asked += 1
         if position < len(self.resume):
             return self.resume[position]
+        self.save_state()
         self._events.emit({"type": "interrupt", "value": question})
         self._events.closed = True
         raise Interrupted(question)
+
+
+def _json_text(value):
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def _events_fd():
@@ -144,6 +160,7 @@ def run(handler):
         result = handler(ctx)
         if inspect.isawaitable(result):
             result = asyncio.run(_await(result))
+        ctx.save_state()
         events.emit({"type": "output", "data": result})
     except Interrupted:
         pass

@@ -20,10 +20,10 @@ pub use accounts::{
     CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, SignupRequest, SignupResponse,
 };
 pub use agentd_core::{
-    Actor, Agent, AgentConfig, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, DependencyBuild,
-    Checkpoint, Event, EventKind, EventStream, Interrupt, Invocation, InvocationError, InvocationStatus, Page, Role, Scope, Scopes,
-    MultitaskStrategy, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus, Timestamp, Usage, User, VersionBuild,
-    Visibility,
+    Actor, Agent, AgentConfig, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, Checkpoint,
+    DependencyBuild, Event, EventKind, EventStream, Interrupt, Invocation, InvocationError, InvocationStatus,
+    MultitaskStrategy, Page, Role, Scope, Scopes, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus, Timestamp,
+    Usage, User, VersionBuild, Visibility,
 };
 pub use agents::{AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, RuntimeResponse, VersionBuildResponse};
 pub use invocations::{InvokeRequest, RespondRequest};

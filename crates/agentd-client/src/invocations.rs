@@ -25,6 +25,8 @@ pub struct InvocationFilter {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<InvocationStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,

@@ -5,6 +5,7 @@ mod agents;
 mod error;
 mod follow;
 mod invocations;
+mod threads;
 mod worker;
 
 use std::sync::Once;
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 pub use error::{ClientError, Problem};
 pub use follow::{Followed, Follower};
 pub use invocations::{InvocationFilter, InvokeOptions};
+pub use threads::ThreadFilter;
 
 /// How long to wait for a TCP (and TLS) connection before calling the server unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

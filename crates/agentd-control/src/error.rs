@@ -165,9 +165,7 @@ pub enum Invalid {
     Word { field: &'static str, detail: agentd_core::status::UnknownWord },
     #[error("state is {size} bytes as JSON; at most {max} are accepted")]
     StateTooLarge { size: usize, max: usize },
-    #[error(
-        "metadata filter: give a JSON object of at most {max} fields, each named with letters, digits, `_` or `-`"
-    )]
+    #[error("metadata filter: give a JSON object of at most {max} fields, each named with letters, digits, `_` or `-`")]
     MetadataFilter { max: usize },
     #[error("completion webhooks are not available on this server yet; omit webhook_url")]
     WebhooksUnavailable,

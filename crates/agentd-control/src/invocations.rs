@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use agentd_core::{
-    AgentStatus, Event, Invocation, InvocationId, InvocationStatus, MultitaskStrategy, Page, PageRequest, Slug, ThreadId,
+    AgentStatus, Event, Invocation, InvocationId, InvocationStatus, MultitaskStrategy, Page, PageRequest, Slug,
+    ThreadId,
 };
 use agentd_store::{Enqueued, NewInvocation, StoreError, ThreadRun};
 use serde_json::Value;

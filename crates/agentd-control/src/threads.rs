@@ -78,7 +78,12 @@ impl Control {
 
     /// Sets the state by hand, as a new checkpoint (refused while a run of the thread is
     /// queued or running).
-    pub async fn thread_set_state(&self, ctx: &Ctx<Invoke>, id: &ThreadId, state: ThreadStateValue) -> Result<ThreadState> {
+    pub async fn thread_set_state(
+        &self,
+        ctx: &Ctx<Invoke>,
+        id: &ThreadId,
+        state: ThreadStateValue,
+    ) -> Result<ThreadState> {
         Ok(self.store.thread_set_state(ctx.store_scope(), id, state.get()).await?)
     }
 

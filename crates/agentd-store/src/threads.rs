@@ -146,7 +146,12 @@ impl Store {
     }
 
     /// Merges `metadata`'s top-level fields into the thread's (a `null` removes one).
-    pub async fn thread_patch(&self, ctx: &TenantScope, id: &ThreadId, metadata: &Map<String, Value>) -> Result<Thread> {
+    pub async fn thread_patch(
+        &self,
+        ctx: &TenantScope,
+        id: &ThreadId,
+        metadata: &Map<String, Value>,
+    ) -> Result<Thread> {
         let mut tx = self.begin_scoped(ctx).await?;
         let current = read_thread(&mut tx, ctx, id).await?;
         let mut merged = match current.metadata {
@@ -452,12 +457,16 @@ async fn read_thread(
     ctx: &TenantScope,
     id: &ThreadId,
 ) -> Result<Thread> {
-    let row = sqlx::query(concat!("SELECT t.*, ", status!(), " AS status FROM threads t WHERE t.tenant_id = $1 AND t.id = $2"))
-        .bind(ctx.tenant_id().as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(StoreError::NotFound(ResourceKind::Thread))?;
+    let row = sqlx::query(concat!(
+        "SELECT t.*, ",
+        status!(),
+        " AS status FROM threads t WHERE t.tenant_id = $1 AND t.id = $2"
+    ))
+    .bind(ctx.tenant_id().as_str())
+    .bind(id.as_str())
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound(ResourceKind::Thread))?;
     thread_row(&row)
 }
 

@@ -127,7 +127,8 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
     };
     let mut renew = tokio::time::interval(every);
     renew.tick().await;
-    let mut reported = Reported { state: run.thread_id.is_some().then(|| run.thread_state.clone()), ..Reported::default() };
+    let mut reported =
+        Reported { state: run.thread_id.is_some().then(|| run.thread_state.clone()), ..Reported::default() };
     let mut interrupted = None;
     let mut unrecorded = None;
     let mut outcome = None;

@@ -22,7 +22,15 @@ pub(crate) struct Reported {
 /// The run's own failure: it counts against `max_attempts`.
 pub(crate) fn agent_failure(status: InvocationStatus, code: &str, message: impl Into<String>) -> Completion {
     let error = Some(InvocationError { code: code.into(), message: message.into() });
-    Completion { status, output: None, error, usage: Usage::default(), fault: Fault::Agent, interrupt: None, state: None }
+    Completion {
+        status,
+        output: None,
+        error,
+        usage: Usage::default(),
+        fault: Fault::Agent,
+        interrupt: None,
+        state: None,
+    }
 }
 
 /// The platform could not run the agent or record what it did; the agent did nothing

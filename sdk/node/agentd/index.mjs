@@ -57,6 +57,7 @@ function readRequest() {
 export class Context {
   #emit;
   #asked = 0;
+  #savedState;
 
   constructor(request, emit) {
     const thread = request.thread ?? {};
@@ -69,6 +70,7 @@ export class Context {
     this.threadId = thread.id ?? null;
     /** The thread's state ({} without a thread). */
     this.state = thread.state ?? {};
+    this.#savedState = JSON.stringify(this.state);
     /** Answers to earlier questions, in order. */
     this.resume = Array.isArray(request.resume) ? request.resume : [];
     this.#emit = emit;
@@ -85,7 +87,15 @@ export class Context {
   /** Saves the thread state (any JSON value; an object by convention) for the next run. */
   setState(data) {
     this.state = data;
+    this.#savedState = JSON.stringify(data);
     this.#emit({ type: "state", data });
+  }
+
+  /** Sends ctx.state if the handler changed it in place or assigned it since it was last saved. */
+  saveState() {
+    if (this.threadId !== null && JSON.stringify(this.state) !== this.#savedState) {
+      this.setState(this.state);
+    }
   }
 
   /** Declares a file the run produced (under /outputs) as an artifact. */
@@ -106,6 +116,7 @@ export class Context {
     if (position < this.resume.length) {
       return this.resume[position];
     }
+    this.saveState();
     this.#emit({ type: "interrupt", value: question });
     process.exit(0);
   }
@@ -118,6 +129,7 @@ export async function run(handler) {
   try {
     const ctx = new Context(readRequest(), emit);
     const result = await handler(ctx);
+    ctx.saveState();
     emit({ type: "output", data: result === undefined ? null : result });
   } catch (err) {
     const message = err instanceof Error && err.stack ? err.stack : String(err);

@@ -100,7 +100,9 @@ async fn list(
     };
     let page = PageRequest::parse(q.limit, q.cursor.as_deref(), PageBounds::RESOURCES).map_err(Invalid::from)?;
     let thread_id = match q.thread_id.as_deref() {
-        Some(t) => Some(ThreadId::parse(t).map_err(|e| ApiError::bad_request("invalid_query", format!("thread_id: {e}")))?),
+        Some(t) => {
+            Some(ThreadId::parse(t).map_err(|e| ApiError::bad_request("invalid_query", format!("thread_id: {e}")))?)
+        }
         None => None,
     };
     let filter = InvocationFilter { agent, status, thread_id };

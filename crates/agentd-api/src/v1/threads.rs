@@ -59,7 +59,8 @@ async fn list(
         status: input::thread_status(q.status.as_deref())?,
         metadata: input::MetadataFilter::parse(q.metadata.as_deref())?,
     };
-    let page = PageRequest::parse(q.limit, q.cursor.as_deref(), PageBounds::RESOURCES).map_err(agentd_control::Invalid::from)?;
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref(), PageBounds::RESOURCES)
+        .map_err(agentd_control::Invalid::from)?;
     Ok(Json(state.control.threads_list(&ctx, filter, &page).await?))
 }
 

@@ -21,4 +21,5 @@ mod runs;
 mod scale;
 mod sdk;
 mod tenancy;
+mod threads;
 mod validation;

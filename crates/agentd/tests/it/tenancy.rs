@@ -17,6 +17,7 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     assert_eq!(done.status, InvocationStatus::Succeeded);
     let inv = done.id.to_string();
     let key_id = alpha.signup.api_key.key.id.to_string();
+    let thread = alpha.client.thread_create(&Default::default()).await.unwrap().id.to_string();
     let bundle = agentd_bundle::pack_dir(&crate::harness::examples_dir().join("shell-wc")).unwrap();
     let routes: Vec<(Method, String, Option<serde_json::Value>)> = vec![
         (Method::GET, "/v1/agents/shell-wc".into(), None),
@@ -36,6 +37,12 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         (Method::POST, format!("/v1/invocations/{inv}/respond"), Some(json!({"answer": "stolen"}))),
         (Method::GET, format!("/v1/invocations/{inv}/interrupts"), None),
         (Method::DELETE, format!("/v1/api-keys/{key_id}"), None),
+        (Method::GET, format!("/v1/threads/{thread}"), None),
+        (Method::PATCH, format!("/v1/threads/{thread}"), Some(json!({"metadata": {"k": "stolen"}}))),
+        (Method::DELETE, format!("/v1/threads/{thread}"), None),
+        (Method::GET, format!("/v1/threads/{thread}/state"), None),
+        (Method::POST, format!("/v1/threads/{thread}/state"), Some(json!({"state": "stolen"}))),
+        (Method::GET, format!("/v1/threads/{thread}/history"), None),
     ];
     for (method, path, body) in routes {
         let mut request = beta.client.request(method.clone(), &path);
@@ -57,10 +64,24 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     let invocations: serde_json::Value =
         beta.client.request(Method::GET, "/v1/invocations").send().await.unwrap().json().await.unwrap();
     assert_eq!(invocations["data"], json!([]));
+    let threads: serde_json::Value =
+        beta.client.request(Method::GET, "/v1/threads").send().await.unwrap().json().await.unwrap();
+    assert_eq!(threads["data"], json!([]));
+    // Nor can another tenant's thread be run on, or shared with one's own agent.
+    app.deploy_example(&beta, "shell-wc").await;
+    let foreign = beta
+        .client
+        .request(Method::POST, "/v1/agents/shell-wc/invoke")
+        .json(&json!({"input": {}, "thread_id": thread}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404);
 
     // And alpha's resources are untouched.
     let agent = alpha.client.agent_get("shell-wc").await.unwrap();
     assert_eq!((agent.name.as_str(), agent.active_version), ("shell-wc", Some(1)));
+    assert_eq!(alpha.client.thread_get(&thread).await.unwrap().metadata, json!({}));
     alpha.client.me().await.unwrap();
     assert!(alpha.client.me().await.unwrap().scopes.allows(Scope::Admin));
 }

@@ -30,6 +30,9 @@ async fn every_json_route_refuses_unknown_fields_and_bodies_that_are_not_objects
         (&alpha.client, Method::PATCH, "/v1/agents/shell-wc"),
         (&alpha.client, Method::POST, "/v1/agents/shell-wc/invoke"),
         (&alpha.client, Method::POST, "/v1/invocations/inv_00000000000000000000000000000000/respond"),
+        (&alpha.client, Method::POST, "/v1/threads"),
+        (&alpha.client, Method::PATCH, "/v1/threads/thr_00000000000000000000000000000000"),
+        (&alpha.client, Method::POST, "/v1/threads/thr_00000000000000000000000000000000/state"),
         (&worker, Method::POST, "/v1/worker/claim"),
         (&worker, Method::POST, "/v1/worker/heartbeat"),
         (&worker, Method::POST, "/v1/worker/events"),
@@ -76,7 +79,10 @@ async fn lists_refuse_limits_out_of_range_and_cursors_they_did_not_hand_out(back
     let alpha = app.signup("alpha").await;
     app.deploy_example(&alpha, "shell-wc").await;
     let inv = invoke_and_wait(&alpha, "shell-wc", json!({})).await.id;
+    let thread = alpha.client.thread_create(&Default::default()).await.unwrap().id;
     let lists = [
+        "/v1/threads".to_owned(),
+        format!("/v1/threads/{thread}/history"),
         "/v1/agents".to_owned(),
         "/v1/api-keys".to_owned(),
         "/v1/invocations".to_owned(),
@@ -97,7 +103,7 @@ async fn lists_refuse_limits_out_of_range_and_cursors_they_did_not_hand_out(back
         let path = format!("{list}?limit=200");
         assert_eq!(alpha.client.request(Method::GET, &path).send().await.unwrap().status(), 200, "{path}");
     }
-    for list in ["/v1/agents", "/v1/invocations", "/v1/api-keys"] {
+    for list in ["/v1/agents", "/v1/invocations", "/v1/api-keys", "/v1/threads"] {
         let path = format!("{list}?cursor=garbage");
         let (status, body) = problem(alpha.client.request(Method::GET, &path).send().await.unwrap()).await;
         assert_eq!((status, body["code"].as_str()), (400, Some("invalid_cursor")), "{path}: {body}");
