@@ -40,9 +40,12 @@ pub struct InvokeArgs {
     /// Repeat-safe key: a second invoke with the same key returns the first invocation
     #[arg(long)]
     idempotency_key: Option<String>,
-    /// Continue this thread
+    /// Continue this thread (`agentd threads create` starts one)
     #[arg(long, value_name = "ID")]
     thread: Option<String>,
+    /// On a thread with a run going: reject, enqueue (the default), interrupt or rollback
+    #[arg(long, requires = "thread", value_name = "STRATEGY")]
+    multitask_strategy: Option<String>,
     /// Queue priority, 0 to 9 (higher runs first)
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
     priority: Option<u8>,
@@ -104,6 +107,7 @@ pub async fn run(args: InvokeArgs) -> Result<(), Failure> {
     let request = InvokeRequest {
         input: read_input(args.input.as_deref(), "--input").await?,
         thread_id: args.thread,
+        multitask_strategy: args.multitask_strategy,
         priority: args.priority,
         timeout_s: args.timeout_s,
         env: (!args.env.is_empty()).then(|| args.env.into_iter().collect()),

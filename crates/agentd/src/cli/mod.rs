@@ -18,6 +18,7 @@ mod logs;
 mod output;
 mod session;
 mod slug;
+mod threads;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,8 @@ pub enum ClientCommand {
     Cancel(logs::CancelArgs),
     /// Manage the workspace's API keys.
     Keys(keys::KeysArgs),
+    /// List and inspect threads (conversations that keep state across runs).
+    Threads(threads::ThreadsArgs),
     /// Write a new agent folder (manifest, entrypoint, README) that deploys as it is.
     Init(init::InitArgs),
 }
@@ -60,6 +63,7 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Logs(args) => logs::logs(args).await,
         ClientCommand::Cancel(args) => logs::cancel(args).await,
         ClientCommand::Keys(args) => keys::run(args).await,
+        ClientCommand::Threads(args) => threads::run(args).await,
         ClientCommand::Init(args) => init::run(args),
     };
     match outcome {

@@ -307,3 +307,38 @@ async fn a_thread_run_that_asks_resumes_on_the_state_it_started_with(backend: Ba
     let state = tenant.client.thread_state(&thread).await.unwrap();
     assert_eq!(state.state, json!({"count": 2, "words": ["one", "two"]}));
 }
+
+on_both_stores!(threads_are_created_continued_and_inspected_from_the_command_line);
+async fn threads_are_created_continued_and_inspected_from_the_command_line(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = crate::cli::Shell::new(&app.base_url);
+    shell.signup().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("agent.toml"),
+        "name = \"counter\"\nruntime = \"python\"\nentrypoint = \"main.py\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("main.py"), COUNTER).unwrap();
+    shell.ok(&["agents", "deploy", &dir.path().to_string_lossy()]).await;
+
+    let created = shell.ok(&["threads", "create", "--agent", "counter"]).await;
+    let thread = created.stdout.trim().to_owned();
+    assert!(thread.starts_with("thr_"), "{created:#?}");
+    for (word, count) in [("one", 1), ("two", 2)] {
+        let input = json!({"word": word}).to_string();
+        let run = shell.ok(&["invoke", "counter", "--thread", &thread, "--input", &input, "--wait"]).await;
+        assert_eq!(crate::cli::json(&run.stdout), json!({"count": count}));
+    }
+    let listed = shell.ok(&["threads", "list", "--agent", "counter"]).await;
+    assert!(listed.stdout.lines().any(|l| l.starts_with(&thread) && l.contains(" idle ")), "{listed:#?}");
+    let shown = shell.ok(&["threads", "show", &thread]).await;
+    assert!(shown.stdout.contains("\"count\": 2") && shown.stdout.contains("checkpoint 2"), "{shown:#?}");
+    let history = shell.ok(&["threads", "history", &thread, "--json"]).await;
+    let page = crate::cli::json(&history.stdout);
+    let seqs: Vec<u64> = page["data"].as_array().unwrap().iter().filter_map(|c| c["seq"].as_u64()).collect();
+    assert_eq!(seqs, [2, 1]);
+    let refused = shell.run(&["invoke", "counter", "--thread", &thread, "--multitask-strategy", "nope"]).await;
+    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert!(refused.stderr.contains("invalid_multitask_strategy"), "{refused:#?}");
+}
