@@ -89,6 +89,8 @@ word_enum!(
     }
 );
 
+// `word_enum!` writes the enum, so `#[derive(Default)]` cannot be put on it.
+#[allow(clippy::derivable_impls)]
 impl Default for MultitaskStrategy {
     fn default() -> Self {
         MultitaskStrategy::Enqueue
