@@ -107,6 +107,27 @@ test("thread state is read and saved", () => {
   ]);
 });
 
+test("state changed in place is saved on return and before a question", () => {
+  const body = `run((ctx) => {
+     ctx.state.count = (ctx.state.count ?? 0) + 1;
+     if (ctx.input.ask) ctx.ask("more?");
+     return ctx.state.count;
+   });`;
+  const thread = { id: "thr_1", state: { count: 1 } };
+  let result = runAgent(body, request({ input: {}, thread }));
+  assert.deepEqual(result.events, [
+    { type: "state", data: { count: 2 } },
+    { type: "output", data: 2 },
+  ]);
+  result = runAgent(body, request({ input: { ask: true }, thread }));
+  assert.deepEqual(result.events, [
+    { type: "state", data: { count: 2 } },
+    { type: "interrupt", value: "more?" },
+  ]);
+  result = runAgent(body, request({ input: {} }));
+  assert.deepEqual(result.events, [{ type: "output", data: 1 }]);
+});
+
 test("without a thread the state is empty and undefined output is null", () => {
   const { events } = runAgent(
     `run((ctx) => { ctx.log(JSON.stringify(ctx.state), "debug"); });`,

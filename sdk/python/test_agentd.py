@@ -136,6 +136,31 @@ class RunTest(unittest.TestCase):
             [{"type": "state", "data": {"count": 42}}, {"type": "output", "data": "thr_1"}],
         )
 
+    def test_state_changed_in_place_is_saved_on_return_and_before_a_question(self):
+        body = """
+            def handle(ctx):
+                ctx.state["count"] = ctx.state.get("count", 0) + 1
+                if ctx.input.get("ask"):
+                    ctx.ask("more?")
+                return ctx.state["count"]
+            agentd.run(handle)
+            """
+        thread = {"id": "thr_1", "state": {"count": 1}}
+        code, events, _ = run_agent(body, request(input={}, thread=thread))
+        self.assertEqual(code, 0)
+        self.assertEqual(events, [{"type": "state", "data": {"count": 2}}, {"type": "output", "data": 2}])
+        code, events, _ = run_agent(body, request(input={"ask": True}, thread=thread))
+        self.assertEqual(
+            events,
+            [{"type": "state", "data": {"count": 2}}, {"type": "interrupt", "value": "more?"}],
+        )
+        # Unchanged, or without a thread: nothing extra is sent.
+        unchanged = 'agentd.run(lambda ctx: ctx.state.get("count"))'
+        _, events, _ = run_agent(unchanged, request(thread=thread))
+        self.assertEqual(events, [{"type": "output", "data": 1}])
+        _, events, _ = run_agent(body, request(input={}))
+        self.assertEqual(events, [{"type": "output", "data": 1}])
+
     def test_without_a_thread_state_is_empty_and_async_handlers_work(self):
         code, events, _ = run_agent(
             """
