@@ -342,3 +342,18 @@ async fn threads_are_created_continued_and_inspected_from_the_command_line(backe
     assert_eq!(refused.code, Some(1), "{refused:#?}");
     assert!(refused.stderr.contains("invalid_multitask_strategy"), "{refused:#?}");
 }
+
+on_both_stores!(the_notes_example_keeps_its_notes_in_the_thread);
+async fn the_notes_example_keeps_its_notes_in_the_thread(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tenant = app.signup("notes").await;
+    app.deploy_example(&tenant, "python-notes").await;
+    let thread = new_thread(&tenant, Some("python-notes")).await;
+    run_on(&tenant, "python-notes", &thread, json!({"note": "buy tea"})).await;
+    let second = run_on(&tenant, "python-notes", &thread, json!({"note": "call Ada"})).await;
+    assert_eq!(second.output, Some(json!({"notes": ["buy tea", "call Ada"]})));
+    let refused = run_on(&tenant, "python-notes", &thread, json!({})).await;
+    assert_eq!(refused.status, InvocationStatus::Failed);
+    let state = tenant.client.thread_state(&thread).await.unwrap();
+    assert_eq!(state.state, json!({"notes": ["buy tea", "call Ada"]}));
+}
