@@ -23,7 +23,7 @@ pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, Checkpoint,
     DependencyBuild, Event, EventKind, EventStream, Interrupt, Invocation, InvocationError, InvocationStatus,
     MultitaskStrategy, Page, Role, Scope, Scopes, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus, Timestamp,
-    Usage, User, VersionBuild, Visibility,
+    Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility,
 };
 pub use agents::{AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, RuntimeResponse, VersionBuildResponse};
 pub use invocations::{InvokeRequest, RespondRequest};

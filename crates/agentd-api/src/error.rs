@@ -127,6 +127,7 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::Word { .. } => return (StatusCode::BAD_REQUEST, "invalid_query"),
         Invalid::StateTooLarge { .. } => return (StatusCode::PAYLOAD_TOO_LARGE, "state_too_large"),
         Invalid::MetadataFilter { .. } => return (StatusCode::BAD_REQUEST, "invalid_query"),
+        Invalid::UsagePeriod { .. } => return (StatusCode::BAD_REQUEST, "invalid_query"),
         Invalid::WebhooksUnavailable => "webhooks_unavailable",
         Invalid::EmptyBundle => "bundle_unreadable",
         Invalid::WorkerName { .. } => "invalid_worker",

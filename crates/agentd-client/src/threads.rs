@@ -83,3 +83,26 @@ impl Client {
         self.call(self.route(Method::GET, &["v1", "threads", id, "history"])?.query(&query)).await
     }
 }
+
+#[derive(Serialize)]
+struct UsageQuery<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<&'a str>,
+}
+
+impl Client {
+    /// `GET /v1/usage`: what finished runs consumed from `from` to `to` (`YYYY-MM-DD`, UTC).
+    pub async fn usage(
+        &self,
+        from: Option<&str>,
+        to: Option<&str>,
+        agent: Option<&str>,
+    ) -> Result<agentd_api_types::UsageReport, ClientError> {
+        let query = UsageQuery { from, to, agent };
+        self.call(self.route(Method::GET, &["v1", "usage"])?.query(&query)).await
+    }
+}

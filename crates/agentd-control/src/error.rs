@@ -163,6 +163,8 @@ pub enum Invalid {
     StrategyWithoutThread,
     #[error("{field}: {detail}")]
     Word { field: &'static str, detail: agentd_core::status::UnknownWord },
+    #[error("{field} must be a date (YYYY-MM-DD, UTC) and the period 1 to {max_days} days, from <= to")]
+    UsagePeriod { field: &'static str, max_days: i64 },
     #[error("state is {size} bytes as JSON; at most {max} are accepted")]
     StateTooLarge { size: usize, max: usize },
     #[error("metadata filter: give a JSON object of at most {max} fields, each named with letters, digits, `_` or `-`")]

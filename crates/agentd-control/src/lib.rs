@@ -23,6 +23,7 @@ mod reconcilers;
 mod retry;
 pub mod runs;
 pub mod threads;
+pub mod usage;
 mod wait;
 
 use std::collections::BTreeMap;
@@ -49,6 +50,7 @@ pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
 pub use runs::{LeaseLength, WorkerName};
 pub use threads::{ThreadFilter, ThreadSpec};
+pub use usage::UsagePeriod;
 
 /// What the operator decided for the domain.
 #[derive(Debug, Clone)]

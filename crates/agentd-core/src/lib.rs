@@ -16,6 +16,7 @@ pub mod secret;
 pub mod slug;
 pub mod status;
 pub mod timestamp;
+pub mod usage;
 
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
 pub use context::{Actor, Role, Scope, Scopes, TenantScope};
@@ -31,3 +32,4 @@ pub use secret::Secret;
 pub use slug::{Slug, SlugError};
 pub use status::{EventKind, EventStream, InvocationStatus, MultitaskStrategy, TenantStatus, ThreadStatus};
 pub use timestamp::Timestamp;
+pub use usage::{UsageDay, UsageFigures, UsageReport};

@@ -29,6 +29,7 @@ mod rows;
 mod signals;
 mod tenants;
 mod threads;
+mod usage;
 mod workers;
 
 use std::path::Path;

@@ -10,6 +10,7 @@ mod invocations;
 mod keys;
 mod runtimes;
 mod threads;
+mod usage;
 
 use axum::Router;
 
@@ -27,4 +28,5 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .merge(builds::routes())
         .merge(runtimes::routes())
         .merge(threads::routes())
+        .merge(usage::routes())
 }

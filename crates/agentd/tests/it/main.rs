@@ -22,4 +22,5 @@ mod scale;
 mod sdk;
 mod tenancy;
 mod threads;
+mod usage;
 mod validation;

@@ -1,0 +1,38 @@
+//! `GET /v1/usage`: what the tenant's finished runs consumed, per agent and UTC day.
+
+use agentd_api_types::UsageReport;
+use agentd_control::{Read, UsagePeriod};
+use agentd_core::Slug;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::extract::{ApiQuery, Caller};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/usage", get(usage))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageQuery {
+    from: Option<String>,
+    to: Option<String>,
+    agent: Option<String>,
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> Result<Json<UsageReport>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let period = UsagePeriod::parse(q.from.as_deref(), q.to.as_deref())?;
+    let agent = match &q.agent {
+        Some(a) => Some(Slug::parse(a).map_err(|e| ApiError::bad_request("invalid_query", format!("agent: {e}")))?),
+        None => None,
+    };
+    Ok(Json(state.control.usage(&ctx, period, agent).await?))
+}
