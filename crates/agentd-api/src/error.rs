@@ -109,6 +109,7 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::PasswordTooLong { .. } => "invalid_password",
         Invalid::WorkspaceName { .. } => "invalid_workspace_name",
         Invalid::WorkspaceSlug(_) => "invalid_workspace_slug",
+        Invalid::ReservedWorkspaceSlug { .. } => "workspace_slug_reserved",
         Invalid::AgentSlug(_) => "invalid_slug",
         Invalid::TooLong { .. } | Invalid::Empty { .. } | Invalid::ControlCharacters { .. } => "invalid_field",
         Invalid::Tags { .. } => "invalid_tags",

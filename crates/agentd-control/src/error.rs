@@ -129,6 +129,8 @@ pub enum Invalid {
     WorkspaceName { max: usize },
     #[error("workspace_slug: {0}")]
     WorkspaceSlug(SlugError),
+    #[error("workspace_slug: `{slug}` is reserved; choose another")]
+    ReservedWorkspaceSlug { slug: String },
     #[error("slug: {0}")]
     AgentSlug(SlugError),
     #[error("{field} must be at most {max} characters")]

@@ -88,8 +88,42 @@ impl WorkspaceName {
     }
 }
 
+/// Workspace slugs a stranger must not take: they read as the platform's own (in URLs,
+/// subdomains and support mail).
+const RESERVED_WORKSPACE_SLUGS: &[&str] = &[
+    "admin",
+    "administrator",
+    "agentd",
+    "api",
+    "app",
+    "assets",
+    "auth",
+    "billing",
+    "dashboard",
+    "docs",
+    "help",
+    "internal",
+    "login",
+    "logout",
+    "mail",
+    "metrics",
+    "operator",
+    "root",
+    "security",
+    "signup",
+    "static",
+    "status",
+    "support",
+    "system",
+    "www",
+];
+
 pub fn workspace_slug(raw: &str) -> Result<Slug, Invalid> {
-    Slug::parse(raw).map_err(Invalid::WorkspaceSlug)
+    let slug = Slug::parse(raw).map_err(Invalid::WorkspaceSlug)?;
+    if RESERVED_WORKSPACE_SLUGS.contains(&slug.as_str()) {
+        return Err(Invalid::ReservedWorkspaceSlug { slug: slug.to_string() });
+    }
+    Ok(slug)
 }
 
 pub fn agent_slug(raw: &str) -> Result<Slug, Invalid> {
@@ -403,6 +437,14 @@ mod tests {
         for bad in ["ada", "@example.com", "ada@example", "a b@example.com", "a@b@c.d"] {
             assert_eq!(Email::parse(bad), Err(Invalid::Email), "{bad}");
         }
+    }
+
+    #[test]
+    fn reserved_workspace_slugs_are_refused() {
+        for reserved in ["admin", "www", "api"] {
+            assert!(matches!(workspace_slug(reserved), Err(Invalid::ReservedWorkspaceSlug { .. })), "{reserved}");
+        }
+        assert!(workspace_slug("acme").is_ok() && workspace_slug("admins").is_ok());
     }
 
     #[test]
