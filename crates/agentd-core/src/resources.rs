@@ -29,6 +29,8 @@ pub enum ResourceKind {
     Build,
     /// A run as a worker sees it: a lease on an invocation.
     Run,
+    /// An item of the tenant's memory store (`/v1/store/items`).
+    MemoryItem,
 }
 
 impl ResourceKind {
@@ -45,6 +47,7 @@ impl ResourceKind {
             ResourceKind::Bundle => "bundle",
             ResourceKind::Build => "dependency build",
             ResourceKind::Run => "run",
+            ResourceKind::MemoryItem => "store item",
         }
     }
 }
