@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod invocations;
+pub mod memory;
 pub mod worker;
 
 pub use accounts::{
@@ -20,8 +21,12 @@ pub use accounts::{
 };
 pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, DependencyBuild,
-    Event, EventKind, EventStream, Interrupt, Invocation, InvocationError, InvocationStatus, Page, Role, Scope, Scopes,
-    Tenant, TenantLimits, Timestamp, Usage, User, VersionBuild, Visibility,
+    Event, EventKind, EventStream, Interrupt, Invocation, InvocationError, InvocationStatus, MemoryItem, Page, Role,
+    Scope, Scopes, Tenant, TenantLimits, Timestamp, Usage, User, VersionBuild, Visibility,
 };
 pub use agents::{AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, RuntimeResponse, VersionBuildResponse};
 pub use invocations::{InvokeRequest, RespondRequest};
+pub use memory::{
+    ListNamespacesRequest, MemoryItemQuery, MemoryItems, MemoryNamespaces, PutMemoryItemRequest,
+    SearchMemoryItemsRequest,
+};
