@@ -17,6 +17,8 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     assert_eq!(done.status, InvocationStatus::Succeeded);
     let inv = done.id.to_string();
     let key_id = alpha.signup.api_key.key.id.to_string();
+    let memory = json!({"namespace": ["users", "ada"], "key": "prefs", "value": {"owner": "alpha"}});
+    alpha.client.request(Method::PUT, "/v1/store/items").json(&memory).send().await.unwrap().error_for_status().unwrap();
     let bundle = agentd_bundle::pack_dir(&crate::harness::examples_dir().join("shell-wc")).unwrap();
     let routes: Vec<(Method, String, Option<serde_json::Value>)> = vec![
         (Method::GET, "/v1/agents/shell-wc".into(), None),
@@ -36,6 +38,8 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         (Method::POST, format!("/v1/invocations/{inv}/respond"), Some(json!({"answer": "stolen"}))),
         (Method::GET, format!("/v1/invocations/{inv}/interrupts"), None),
         (Method::DELETE, format!("/v1/api-keys/{key_id}"), None),
+        (Method::GET, "/v1/store/items?namespace=users.ada&key=prefs".into(), None),
+        (Method::DELETE, "/v1/store/items?namespace=users.ada&key=prefs".into(), None),
     ];
     for (method, path, body) in routes {
         let mut request = beta.client.request(method.clone(), &path);
@@ -57,10 +61,22 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     let invocations: serde_json::Value =
         beta.client.request(Method::GET, "/v1/invocations").send().await.unwrap().json().await.unwrap();
     assert_eq!(invocations["data"], json!([]));
+    for (path, body) in [("/v1/store/items/search", json!({})), ("/v1/store/namespaces", json!({}))] {
+        let found: serde_json::Value =
+            beta.client.request(Method::POST, path).json(&body).send().await.unwrap().json().await.unwrap();
+        assert_eq!(found["data"], json!([]), "{path}");
+    }
+    // The same namespace and key are another item in another tenant: writing it creates
+    // beta's own and leaves alpha's as it was.
+    let beta_memory = json!({"namespace": ["users", "ada"], "key": "prefs", "value": {"owner": "beta"}});
+    let response = beta.client.request(Method::PUT, "/v1/store/items").json(&beta_memory).send().await.unwrap();
+    assert_eq!(response.status(), 201);
 
     // And alpha's resources are untouched.
     let agent = alpha.client.agent_get("shell-wc").await.unwrap();
     assert_eq!((agent.name.as_str(), agent.active_version), ("shell-wc", Some(1)));
     alpha.client.me().await.unwrap();
     assert!(alpha.client.me().await.unwrap().scopes.allows(Scope::Admin));
+    let item = alpha.client.store_item_get(&["users", "ada"], "prefs").await.unwrap();
+    assert_eq!(item.value, json!({"owner": "alpha"}));
 }
