@@ -62,7 +62,10 @@ async fn puts_and_deletes_keep_the_byte_count_exact(backend: Backend) {
     let refused = store.memory_put(&ctx, &write("users.ada", "notes", big.clone()), held + 10).await.unwrap_err();
     let adding = size("users.ada", "notes", &big);
     assert!(matches!(refused, StoreError::BytesQuotaReached { used, adding: a } if used == held && a == adding));
-    assert!(matches!(store.memory_get(&ctx, &namespace("users.ada"), &key("notes")).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.memory_get(&ctx, &namespace("users.ada"), &key("notes")).await,
+        Err(StoreError::NotFound(_))
+    ));
 
     store.memory_delete(&ctx, &namespace("users.ada"), &key("prefs")).await.unwrap();
     assert_eq!(store.memory_usage(&ctx).await.unwrap(), 0);

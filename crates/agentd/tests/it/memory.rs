@@ -49,7 +49,10 @@ fn found(body: &Value) -> Vec<String> {
 
 fn joined(body: &Value) -> Vec<String> {
     let spaces = body["data"].as_array().unwrap_or_else(|| panic!("not a namespace list: {body}"));
-    spaces.iter().map(|ns| ns.as_array().unwrap().iter().filter_map(Value::as_str).collect::<Vec<_>>().join(".")).collect()
+    spaces
+        .iter()
+        .map(|ns| ns.as_array().unwrap().iter().filter_map(Value::as_str).collect::<Vec<_>>().join("."))
+        .collect()
 }
 
 on_both_stores!(items_are_created_replaced_read_and_deleted);
@@ -83,7 +86,8 @@ async fn items_are_created_replaced_read_and_deleted(backend: Backend) {
     let response = alpha.client.request(Method::DELETE, "/v1/store/items?namespace=users.ada&key=prefs").send();
     assert_eq!(response.await.unwrap().status(), 204);
     for method in [Method::GET, Method::DELETE] {
-        let (status, problem) = send(&alpha, method.clone(), "/v1/store/items?namespace=users.ada&key=prefs", None).await;
+        let (status, problem) =
+            send(&alpha, method.clone(), "/v1/store/items?namespace=users.ada&key=prefs", None).await;
         assert_eq!((status, problem["code"].as_str()), (404, Some("not_found")), "{method}: {problem}");
     }
     let missing = alpha.client.store_item_get(&["users", "nobody"], "prefs").await.unwrap_err();
@@ -312,7 +316,8 @@ async fn a_read_only_key_reads_the_store_but_cannot_write_it(backend: Backend) {
     put(&alpha, json!({"namespace": ["shared"], "key": "k", "value": {"v": 1}})).await;
     let request = CreateApiKeyRequest { name: "reader".into(), scopes: Some(vec![Scope::Read]), expires_in_days: None };
     let key = alpha.client.api_key_create(&request).await.unwrap();
-    let reader = TestTenant { client: app.client().with_token(key.secret.clone()), key: key.secret, signup: alpha.signup };
+    let reader =
+        TestTenant { client: app.client().with_token(key.secret.clone()), key: key.secret, signup: alpha.signup };
     let (status, problem) = put(&reader, json!({"namespace": ["shared"], "key": "k", "value": 2})).await;
     assert_eq!((status, problem["code"].as_str()), (403, Some("insufficient_scope")), "{problem}");
     let (status, problem) = send(&reader, Method::DELETE, "/v1/store/items?namespace=shared&key=k", None).await;

@@ -18,7 +18,15 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     let inv = done.id.to_string();
     let key_id = alpha.signup.api_key.key.id.to_string();
     let memory = json!({"namespace": ["users", "ada"], "key": "prefs", "value": {"owner": "alpha"}});
-    alpha.client.request(Method::PUT, "/v1/store/items").json(&memory).send().await.unwrap().error_for_status().unwrap();
+    alpha
+        .client
+        .request(Method::PUT, "/v1/store/items")
+        .json(&memory)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
     let bundle = agentd_bundle::pack_dir(&crate::harness::examples_dir().join("shell-wc")).unwrap();
     let routes: Vec<(Method, String, Option<serde_json::Value>)> = vec![
         (Method::GET, "/v1/agents/shell-wc".into(), None),
