@@ -139,6 +139,8 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::MemoryTtl { .. } => "invalid_ttl",
         Invalid::FilterField { .. } | Invalid::FilterTooLarge { .. } => "invalid_filter",
         Invalid::MaxDepth => "invalid_max_depth",
+        Invalid::NulInJson { field: "filter" } => "invalid_filter",
+        Invalid::NulInJson { .. } => "invalid_value",
     };
     (StatusCode::UNPROCESSABLE_ENTITY, code)
 }

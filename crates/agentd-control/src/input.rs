@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use crate::error::{Invalid, Result};
 
-pub use memory::{MaxDepth, MemoryFilter, MemoryTtl, memory_key, namespace, namespace_dotted, namespace_match};
+pub use memory::{
+    MaxDepth, MemoryFilter, MemoryTtl, MemoryValue, memory_key, namespace, namespace_dotted, namespace_match,
+};
 
 /// Refuses control characters in `text`, except those `allowed` (line breaks in a
 /// description): they would forge log lines and some stores cannot hold NUL at all.

@@ -7,22 +7,20 @@
 //! reconciler deletes them and gives their bytes back.
 
 use agentd_core::{MemoryItem, MemoryKey, Namespace, OffsetPage, Timestamp};
-use agentd_store::{MemorySearch, MemoryWrite, NamespaceListing, StoreError};
-use serde_json::Value;
-
 pub use agentd_store::MemoryPut;
+use agentd_store::{MemorySearch, MemoryWrite, NamespaceListing, StoreError};
 
 use crate::Control;
 use crate::auth::{Ctx, Invoke, Read};
 use crate::error::{ControlError, Result};
-use crate::input::{MaxDepth, MemoryFilter, MemoryTtl};
+use crate::input::{MaxDepth, MemoryFilter, MemoryTtl, MemoryValue};
 
 /// An item to write.
 #[derive(Debug, Clone)]
 pub struct MemoryPutSpec {
     pub namespace: Namespace,
     pub key: MemoryKey,
-    pub value: Value,
+    pub value: MemoryValue,
     /// Absent: the item lives until it is deleted (a write without one clears an earlier TTL).
     pub ttl: Option<MemoryTtl>,
 }
@@ -48,7 +46,7 @@ pub struct NamespaceSpec {
 impl Control {
     /// Creates or replaces an item; `created` says which.
     pub async fn memory_put(&self, ctx: &Ctx<Invoke>, spec: MemoryPutSpec) -> Result<MemoryPut> {
-        let value_json = serde_json::to_string(&spec.value).map_err(ControlError::internal)?;
+        let value_json = serde_json::to_string(&spec.value.into_inner()).map_err(ControlError::internal)?;
         let limits = ctx.limits();
         let size = value_json.len() as u64;
         if size > limits.max_store_item_bytes {

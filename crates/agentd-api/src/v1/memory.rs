@@ -40,7 +40,7 @@ async fn put_item(
     let spec = MemoryPutSpec {
         namespace: input::namespace("namespace", req.namespace)?,
         key: input::memory_key(req.key)?,
-        value: req.value,
+        value: input::MemoryValue::parse(req.value)?,
         ttl: input::MemoryTtl::parse(req.ttl_s)?,
     };
     let put = state.control.memory_put(&ctx, spec).await?;

@@ -1,6 +1,6 @@
 //! The memory store's input rules: namespaces and keys (their rules live with the types
-//! in `agentd_core::memory`; here they get the field they came in), TTLs, filters and
-//! the depth namespaces are cut to.
+//! in `agentd_core::memory`; here they get the field they came in), values, TTLs,
+//! filters and the depth namespaces are cut to.
 
 use agentd_core::{MemoryKey, Namespace};
 use serde_json::{Map, Value};
@@ -24,6 +24,35 @@ pub fn namespace_match(field: &'static str, labels: Option<Vec<String>>) -> Resu
 
 pub fn memory_key(raw: String) -> Result<MemoryKey, Invalid> {
     MemoryKey::parse(raw).map_err(Invalid::MemoryKey)
+}
+
+/// Whether any string or object key in `value` holds a NUL: PostgreSQL's `jsonb`, which
+/// filters compare in, cannot represent one, so both engines refuse it alike.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields.iter().any(|(name, v)| name.contains('\0') || holds_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// An item's value: any JSON without NUL characters in its strings. Its size is checked
+/// against the tenant's `max_store_item_bytes` by the operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryValue(Value);
+
+impl MemoryValue {
+    pub fn parse(raw: Value) -> Result<MemoryValue, Invalid> {
+        if holds_nul(&raw) {
+            return Err(Invalid::NulInJson { field: "value" });
+        }
+        Ok(MemoryValue(raw))
+    }
+
+    pub(crate) fn into_inner(self) -> Value {
+        self.0
+    }
 }
 
 /// How long an item lives: 1 s to a year. Absent: until it is deleted.
@@ -69,6 +98,9 @@ impl MemoryFilter {
             let field = name.chars().filter(|c| !c.is_control()).take(Self::MAX_FIELD_CHARS).collect();
             return Err(Invalid::FilterField { field, max_chars: Self::MAX_FIELD_CHARS });
         }
+        if fields.values().any(holds_nul) {
+            return Err(Invalid::NulInJson { field: "filter" });
+        }
         Ok(MemoryFilter(fields))
     }
 
@@ -111,6 +143,16 @@ mod tests {
         assert!(namespace_dotted("namespace", "a..b").unwrap_err().to_string().starts_with("namespace: label 2"));
         assert_eq!(namespace_match("suffix", None), Ok(None));
         assert_eq!(memory_key(String::new()).unwrap_err().to_string(), "key must not be empty");
+    }
+
+    #[test]
+    fn values_and_filters_may_not_hold_nul_anywhere() {
+        assert!(MemoryValue::parse(serde_json::json!({"a": ["ok", {"b": "fine\\u0000"}]})).is_ok());
+        for bad in [serde_json::json!("a\u{0}"), serde_json::json!([{"x": "\u{0}"}]), serde_json::json!({"k\u{0}": 1})]
+        {
+            assert_eq!(MemoryValue::parse(bad.clone()), Err(Invalid::NulInJson { field: "value" }), "{bad}");
+        }
+        assert_eq!(filter(serde_json::json!({"x": "\u{0}"})), Err(Invalid::NulInJson { field: "filter" }));
     }
 
     #[test]

@@ -194,3 +194,31 @@ async fn expired_items_vanish_at_once_and_the_sweep_gives_their_bytes_back(backe
     let kept_and_stale = size("cache", "kept", &value) + size("cache", "stale", &value);
     assert_eq!(store.memory_usage(&ctx).await.unwrap(), kept_and_stale, "the stale bytes were replaced, not added");
 }
+
+on_both_stores!(concurrent_writes_of_one_tenant_keep_the_count_exact);
+async fn concurrent_writes_of_one_tenant_keep_the_count_exact(backend: Backend) {
+    let (store, _db) = open(backend).await;
+    let ctx = tenant(&store, "alpha").await;
+    let writes = (0..24).map(|n: usize| {
+        let (store, ctx) = (store.clone(), ctx.clone());
+        tokio::spawn(async move {
+            let name = format!("k{}", n % 3);
+            let value = json!("v".repeat(n * 7));
+            store.memory_put(&ctx, &write("race", &name, value), u64::MAX >> 2).await.unwrap();
+            if n % 5 == 0 {
+                // A delete racing the writes: the item may be there or not, either is fine.
+                let _ = store.memory_delete(&ctx, &namespace("race"), &key(&name)).await;
+            }
+        })
+    });
+    for write in writes.collect::<Vec<_>>() {
+        write.await.unwrap();
+    }
+    let mut expected = 0;
+    for k in ["k0", "k1", "k2"] {
+        if let Ok(item) = store.memory_get(&ctx, &namespace("race"), &key(k)).await {
+            expected += size("race", k, &item.value);
+        }
+    }
+    assert_eq!(store.memory_usage(&ctx).await.unwrap(), expected);
+}

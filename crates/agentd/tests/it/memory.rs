@@ -114,6 +114,7 @@ async fn namespaces_keys_and_bodies_are_checked_naming_the_field(backend: Backen
         (json!({"namespace": ["a"], "key": "k", "value": 1, "index": false}), "invalid_body", "index"),
         (json!({"namespace": ["a"], "key": "k"}), "invalid_body", "value"),
         (json!({"namespace": "a.b", "key": "k", "value": 1}), "invalid_body", "namespace"),
+        (json!({"namespace": ["a"], "key": "k", "value": {"text": "nul\u{0}"}}), "invalid_value", "NUL"),
     ];
     for (body, code, named) in refusals {
         let (status, problem) = put(&alpha, body.clone()).await;
@@ -180,6 +181,16 @@ async fn search_finds_items_by_prefix_and_filter_and_pages_with_limit_and_offset
     assert_eq!(found(&five), ["docs.a/1"]);
     let (_, none) = search(&alpha, json!({"filter": {"stars": "5"}})).await;
     assert_eq!(found(&none), Vec::<String>::new(), "a string is not a number");
+    // Nested values compare as JSON, whatever order their fields were sent in.
+    let nested = r#"{"namespace": ["nested"], "key": "n", "value": {"meta": {"b": [1, {"d": 2, "c": 3}], "a": "x"}}}"#;
+    let response =
+        alpha.client.request(Method::PUT, "/v1/store/items").header("content-type", "application/json").body(nested);
+    assert_eq!(response.send().await.unwrap().status(), 201);
+    let (_, by_meta) = search(&alpha, json!({"filter": {"meta": {"a": "x", "b": [1, {"c": 3, "d": 2}]}}})).await;
+    assert_eq!(found(&by_meta), ["nested/n"]);
+    let (_, not_meta) = search(&alpha, json!({"filter": {"meta": {"a": "x"}}})).await;
+    assert_eq!(found(&not_meta), Vec::<String>::new(), "equality, not containment");
+    alpha.client.store_item_delete(&["nested"], "n").await.unwrap();
     let typed = alpha.client.store_items_search(&SearchMemoryItemsRequest::default()).await.unwrap();
     assert_eq!(typed.data.len(), 4);
 
