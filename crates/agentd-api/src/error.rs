@@ -137,10 +137,9 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::Namespace { .. } => "invalid_namespace",
         Invalid::MemoryKey(_) => "invalid_key",
         Invalid::MemoryTtl { .. } => "invalid_ttl",
-        Invalid::FilterField { .. } | Invalid::FilterTooLarge { .. } => "invalid_filter",
+        Invalid::FilterField { .. } | Invalid::FilterTooLarge { .. } | Invalid::NulInFilter => "invalid_filter",
         Invalid::MaxDepth => "invalid_max_depth",
-        Invalid::NulInJson { field: "filter" } => "invalid_filter",
-        Invalid::NulInJson { .. } => "invalid_value",
+        Invalid::NulInValue => "invalid_value",
     };
     (StatusCode::UNPROCESSABLE_ENTITY, code)
 }

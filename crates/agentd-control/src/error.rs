@@ -206,8 +206,10 @@ pub enum Invalid {
     FilterTooLarge { max: usize },
     #[error("max_depth must be at least 1")]
     MaxDepth,
-    #[error("{field}: strings may not contain NUL (\\u0000)")]
-    NulInJson { field: &'static str },
+    #[error("value: strings may not contain NUL (\\u0000)")]
+    NulInValue,
+    #[error("filter: strings may not contain NUL (\\u0000)")]
+    NulInFilter,
     /// The input breaks the agent's `input_schema`; each violation names its path.
     #[error(
         "input does not match the agent's input_schema: {}",

@@ -45,7 +45,7 @@ pub struct MemoryValue(Value);
 impl MemoryValue {
     pub fn parse(raw: Value) -> Result<MemoryValue, Invalid> {
         if holds_nul(&raw) {
-            return Err(Invalid::NulInJson { field: "value" });
+            return Err(Invalid::NulInValue);
         }
         Ok(MemoryValue(raw))
     }
@@ -99,7 +99,7 @@ impl MemoryFilter {
             return Err(Invalid::FilterField { field, max_chars: Self::MAX_FIELD_CHARS });
         }
         if fields.values().any(holds_nul) {
-            return Err(Invalid::NulInJson { field: "filter" });
+            return Err(Invalid::NulInFilter);
         }
         Ok(MemoryFilter(fields))
     }
@@ -150,9 +150,9 @@ mod tests {
         assert!(MemoryValue::parse(serde_json::json!({"a": ["ok", {"b": "fine\\u0000"}]})).is_ok());
         for bad in [serde_json::json!("a\u{0}"), serde_json::json!([{"x": "\u{0}"}]), serde_json::json!({"k\u{0}": 1})]
         {
-            assert_eq!(MemoryValue::parse(bad.clone()), Err(Invalid::NulInJson { field: "value" }), "{bad}");
+            assert_eq!(MemoryValue::parse(bad.clone()), Err(Invalid::NulInValue), "{bad}");
         }
-        assert_eq!(filter(serde_json::json!({"x": "\u{0}"})), Err(Invalid::NulInJson { field: "filter" }));
+        assert_eq!(filter(serde_json::json!({"x": "\u{0}"})), Err(Invalid::NulInFilter));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! are assembled from literals at compile time; every value a caller gives is a bound
 //! parameter.
 //!
-//! Parameters shared by the reads: `$1` tenant, `$2` now (unix ms: an item whose
+//! Parameters shared by search and the namespace listing: `$1` tenant, `$2` now (unix ms: an item whose
 //! `expires_at` is not after it is gone), `$3` the prefix joined by `.` (empty: none),
 //! `$4` and `$5` the bounds of the namespaces below the prefix (`prefix.` inclusive to
 //! `prefix/` exclusive: `/` is the character after `.`, so with byte-wise comparison

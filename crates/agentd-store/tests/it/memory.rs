@@ -205,7 +205,7 @@ async fn concurrent_writes_of_one_tenant_keep_the_count_exact(backend: Backend) 
             let name = format!("k{}", n % 3);
             let value = json!("v".repeat(n * 7));
             store.memory_put(&ctx, &write("race", &name, value), u64::MAX >> 2).await.unwrap();
-            if n % 5 == 0 {
+            if n.is_multiple_of(5) {
                 // A delete racing the writes: the item may be there or not, either is fine.
                 let _ = store.memory_delete(&ctx, &namespace("race"), &key(&name)).await;
             }

@@ -126,6 +126,7 @@ async fn namespaces_keys_and_bodies_are_checked_naming_the_field(backend: Backen
         (json!({"namespace_prefix": ["a.b"]}), "invalid_namespace", "namespace_prefix"),
         (json!({"filter": {"a.b": 1}}), "invalid_filter", "a.b"),
         (json!({"filter": {"x": 1}, "query": "semantic"}), "invalid_body", "query"),
+        (json!({"filter": {"x": "nul\u{0}"}}), "invalid_filter", "NUL"),
     ];
     for (body, code, named) in search_refusals {
         let (status, problem) = search(&alpha, body.clone()).await;
