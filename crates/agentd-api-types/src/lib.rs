@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod invocations;
+pub mod memory;
 pub mod threads;
 pub mod worker;
 
@@ -22,9 +23,13 @@ pub use accounts::{
 pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, Checkpoint,
     DependencyBuild, Event, EventKind, EventStream, Interrupt, Invocation, InvocationError, InvocationStatus,
-    MultitaskStrategy, Page, Role, Scope, Scopes, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus, Timestamp,
-    Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility,
+    MemoryItem, MultitaskStrategy, Page, Role, Scope, Scopes, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus,
+    Timestamp, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility,
 };
 pub use agents::{AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, RuntimeResponse, VersionBuildResponse};
 pub use invocations::{InvokeRequest, RespondRequest};
+pub use memory::{
+    ListNamespacesRequest, MemoryItemQuery, MemoryItems, MemoryNamespaces, PutMemoryItemRequest,
+    SearchMemoryItemsRequest,
+};
 pub use threads::{CreateThreadRequest, PatchThreadRequest, SetThreadStateRequest};

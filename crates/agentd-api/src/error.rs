@@ -81,6 +81,9 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
         ),
         ControlError::Invalid(invalid) => invalid_status_and_code(invalid),
         ControlError::BundleTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "bundle_too_large"),
+        ControlError::MemoryItemTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "store_item_too_large"),
+        // Not 429: waiting does not help; deleting items or writing less does.
+        ControlError::MemoryFull { .. } => (S::PAYLOAD_TOO_LARGE, "store_bytes_limit"),
         ControlError::QuotaExceeded(quota) => (
             S::TOO_MANY_REQUESTS,
             match quota {
@@ -104,6 +107,7 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::IdempotencyKey { .. } => return (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
         Invalid::Page(PageError::Limit { .. }) => return (StatusCode::BAD_REQUEST, "invalid_limit"),
         Invalid::Page(PageError::Cursor { .. }) => return (StatusCode::BAD_REQUEST, "invalid_cursor"),
+        Invalid::Page(PageError::Offset { .. }) => return (StatusCode::BAD_REQUEST, "invalid_offset"),
         Invalid::Email => "invalid_email",
         Invalid::WeakPassword { .. } => "weak_password",
         Invalid::PasswordTooLong { .. } => "invalid_password",
@@ -139,6 +143,12 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::EnvNotOverridable { .. } => "env_not_overridable",
         Invalid::Schema { .. } => "invalid_schema",
         Invalid::InputInvalid { .. } => "input_invalid",
+        Invalid::Namespace { .. } => "invalid_namespace",
+        Invalid::MemoryKey(_) => "invalid_key",
+        Invalid::MemoryTtl { .. } => "invalid_ttl",
+        Invalid::FilterField { .. } | Invalid::FilterTooLarge { .. } | Invalid::NulInFilter => "invalid_filter",
+        Invalid::MaxDepth => "invalid_max_depth",
+        Invalid::NulInValue => "invalid_value",
     };
     (StatusCode::UNPROCESSABLE_ENTITY, code)
 }

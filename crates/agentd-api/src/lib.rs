@@ -22,8 +22,11 @@ use axum::routing::get;
 
 pub use error::ApiError;
 
-/// JSON bodies are small; uploads get their own, larger limits per route.
+/// JSON bodies are small; uploads and memory store items get their own limits per route.
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+/// What a memory store item's body may carry beside its value: namespace, key, `ttl_s`.
+const MEMORY_ITEM_ENVELOPE: usize = 64 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -33,12 +36,18 @@ pub struct AppState {
 
 /// Every route of the server.
 pub fn router(control: Control) -> Router {
-    let upload_limit = usize::try_from(control.settings().max_upload_bytes).unwrap_or(usize::MAX);
+    let settings = control.settings();
+    let upload = usize::try_from(settings.max_upload_bytes).unwrap_or(usize::MAX);
+    // Bodies are bounded before any tenant is known, so by the default item limit: a
+    // tenant whose own limit is higher still writes values up to the default's size.
+    let item = usize::try_from(settings.default_limits.max_store_item_bytes).unwrap_or(usize::MAX);
+    let memory_item = item.max(JSON_BODY_LIMIT).saturating_add(MEMORY_ITEM_ENVELOPE);
+    let limits = v1::BodyLimits { upload, memory_item };
     let state = AppState { control };
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .nest("/v1", v1::routes(upload_limit).merge(worker::routes()))
+        .nest("/v1", v1::routes(limits).merge(worker::routes()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

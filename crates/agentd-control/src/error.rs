@@ -5,7 +5,9 @@
 //! says what was wrong and what to do.
 
 use agentd_bundle::{EnvRefusal, SchemaRefusal, SchemaViolation};
-use agentd_core::{InvocationId, InvocationStatus, PageError, ResourceKind, Scope, SlugError};
+use agentd_core::{
+    InvocationId, InvocationStatus, MemoryKeyError, NamespaceError, PageError, ResourceKind, Scope, SlugError,
+};
 use agentd_store::StoreError;
 
 use crate::input::SchemaField;
@@ -27,6 +29,16 @@ pub enum ControlError {
     BundleTooLarge { size: u64, limit: u64 },
     #[error(transparent)]
     QuotaExceeded(#[from] QuotaExceeded),
+    #[error(
+        "the value is {size} bytes of JSON; this workspace stores values of at most {limit} bytes \
+         (max_store_item_bytes)"
+    )]
+    MemoryItemTooLarge { size: u64, limit: u64 },
+    #[error(
+        "this workspace's store holds {used} of its {limit} bytes (max_store_bytes) and this write would add \
+         {adding}; delete items or write less"
+    )]
+    MemoryFull { used: u64, adding: u64, limit: u64 },
     /// The bundle's own checks (its error knows its stable code).
     #[error(transparent)]
     Bundle(#[from] agentd_bundle::BundleError),
@@ -201,6 +213,22 @@ pub enum Invalid {
     EnvNotOverridable { name: String, allowed: Vec<String> },
     #[error("{field} {refusal}")]
     Schema { field: SchemaField, refusal: SchemaRefusal },
+    #[error("{field}: {refusal}")]
+    Namespace { field: &'static str, refusal: NamespaceError },
+    #[error("key {0}")]
+    MemoryKey(MemoryKeyError),
+    #[error("ttl_s must be between 1 and {max} seconds")]
+    MemoryTtl { max: u32 },
+    #[error("filter: `{field}` is not a field name; use 1 to {max_chars} of A-Z a-z 0-9 _ -")]
+    FilterField { field: String, max_chars: usize },
+    #[error("filter: at most {max} fields")]
+    FilterTooLarge { max: usize },
+    #[error("max_depth must be at least 1")]
+    MaxDepth,
+    #[error("value: strings may not contain NUL (\\u0000)")]
+    NulInValue,
+    #[error("filter: strings may not contain NUL (\\u0000)")]
+    NulInFilter,
     /// The input breaks the agent's `input_schema`; each violation names its path.
     #[error(
         "input does not match the agent's input_schema: {}",

@@ -2,6 +2,8 @@
 //! way to get one, so an operation that takes a [`Priority`] never checks a priority.
 //! Front ends parse what they received into these, then call the operation.
 
+mod memory;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -10,6 +12,10 @@ use agentd_core::{MultitaskStrategy, Scope, Scopes, Slug, ThreadId, ThreadStatus
 use serde_json::Value;
 
 use crate::error::{Invalid, Result};
+
+pub use memory::{
+    MaxDepth, MemoryFilter, MemoryTtl, MemoryValue, memory_key, namespace, namespace_dotted, namespace_match,
+};
 
 /// Refuses control characters in `text`, except those `allowed` (line breaks in a
 /// description): they would forge log lines and some stores cannot hold NUL at all.

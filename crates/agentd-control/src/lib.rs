@@ -2,7 +2,7 @@
 //! LangGraph API, schedules and webhooks) and the store.
 //!
 //! It owns every operation (signup, login, keys, agents and deploys, invocations and
-//! waiting on them, following events, artifacts, the worker protocol), its validation
+//! waiting on them, following events, artifacts, the memory store, the worker protocol), its validation
 //! (parsed once into the types of [`input`]), its authorization (each operation takes
 //! the capability it needs, see [`auth`]), the tenant's quotas, the decision of what
 //! runs again ([`RetryPolicy`]) and the background reconcilers. Its errors
@@ -19,6 +19,7 @@ mod error;
 pub mod follow;
 pub mod input;
 pub mod invocations;
+pub mod memory;
 mod reconcilers;
 mod retry;
 pub mod runs;
@@ -46,6 +47,7 @@ pub use builds::{BuildFollowed, BuildFollower, BuildResult, VersionBuildView};
 pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, Result, Unauthenticated};
 pub use follow::{EventFollower, Followed};
 pub use invocations::{Accepted, InvocationFilter, InvokeSpec, settled};
+pub use memory::{MemoryPut, MemoryPutSpec, MemorySearchSpec, NamespaceSpec};
 pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
 pub use runs::{LeaseLength, WorkerName};
@@ -64,6 +66,8 @@ pub struct ControlSettings {
     pub retry: RetryPolicy,
     /// How often the lease reaper looks for runs whose worker is gone.
     pub reap_every: Duration,
+    /// How often expired memory store items are deleted and their bytes given back.
+    pub memory_sweep_every: Duration,
     /// Where dependency builds get packages from.
     pub package_indexes: PackageIndexes,
     /// The interpreters' versions (`python` → `3.11.2`), part of every dependency digest:
@@ -79,6 +83,7 @@ impl Default for ControlSettings {
             max_upload_bytes: 200 * 1024 * 1024,
             retry: RetryPolicy::default(),
             reap_every: Duration::from_secs(15),
+            memory_sweep_every: Duration::from_secs(60),
             package_indexes: PackageIndexes::default(),
             runtime_versions: BTreeMap::new(),
         }

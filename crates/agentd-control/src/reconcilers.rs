@@ -29,7 +29,8 @@ impl Reconcilers {
 }
 
 impl Control {
-    /// Starts the reconcilers: the lease reapers of runs and of builds now (schedules, webhook deliveries and
+    /// Starts the reconcilers: the lease reapers of runs and of builds, the input
+    /// timeouts and the memory store's expiry now (schedules, webhook deliveries and
     /// metering later).
     pub fn start_reconcilers(&self) -> Reconcilers {
         let reconcilers = Reconcilers { shutdown: CancellationToken::new(), tasks: TaskTracker::new() };
@@ -47,6 +48,11 @@ impl Control {
         reconcilers.spawn("build reaper", self.settings.reap_every, move || {
             let control = control.clone();
             async move { control.recover_expired_builds().await }
+        });
+        let control = self.clone();
+        reconcilers.spawn("memory expiry", self.settings.memory_sweep_every, move || {
+            let control = control.clone();
+            async move { control.expire_memory().await }
         });
         reconcilers
     }

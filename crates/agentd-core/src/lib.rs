@@ -9,6 +9,7 @@ pub mod builds;
 pub mod context;
 pub mod ids;
 pub mod limits;
+pub mod memory;
 pub mod page;
 pub mod queue;
 pub mod resources;
@@ -25,7 +26,8 @@ pub use ids::{
     WorkerTokenId,
 };
 pub use limits::TenantLimits;
-pub use page::{Cursor, NameCursor, PageBounds, PageError, PageRequest};
+pub use memory::{MemoryItem, MemoryKey, MemoryKeyError, Namespace, NamespaceError};
+pub use page::{Cursor, NameCursor, OffsetPage, PageBounds, PageError, PageRequest};
 pub use queue::Fault;
 pub use resources::*;
 pub use secret::Secret;

@@ -26,6 +26,10 @@ pub struct TenantLimits {
     pub build_memory_mb: u32,
     /// Largest installed dependency tree of one version (never more than `max_storage_bytes`).
     pub max_dependency_bytes: u64,
+    /// Largest value of one memory store item, as JSON text.
+    pub max_store_item_bytes: u64,
+    /// All of the tenant's memory store items together: values, namespaces and keys.
+    pub max_store_bytes: u64,
 }
 
 impl Default for TenantLimits {
@@ -47,6 +51,21 @@ impl Default for TenantLimits {
             build_timeout_s: 600,
             build_memory_mb: 2048,
             max_dependency_bytes: 512 * 1024 * 1024,
+            max_store_item_bytes: 1024 * 1024,
+            max_store_bytes: 64 * 1024 * 1024,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_stored_before_a_limit_existed_load_with_its_default() {
+        let stored: TenantLimits = serde_json::from_str(r#"{"max_agents": 3}"#).unwrap_or_default();
+        assert_eq!(stored.max_agents, 3);
+        assert_eq!(stored.max_store_item_bytes, 1024 * 1024);
+        assert_eq!(stored.max_store_bytes, 64 * 1024 * 1024);
     }
 }

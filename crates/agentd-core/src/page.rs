@@ -1,7 +1,8 @@
 //! Cursor pagination (DESIGN §4): a page request whose limit and cursor were checked
 //! once, at the edge, so every list below it can trust them. A cursor is the sort key of
 //! the last item of the previous page, typed per list: an unreadable one is an error,
-//! never an empty page.
+//! never an empty page. The memory store's routes page by `limit` and `offset` instead,
+//! as LangGraph's store does ([`OffsetPage`]).
 
 use std::fmt;
 
@@ -19,13 +20,19 @@ impl PageBounds {
     pub const RESOURCES: PageBounds = PageBounds { default: 50, max: 200 };
     /// An invocation's events, read in `seq` order.
     pub const EVENTS: PageBounds = PageBounds { default: 1000, max: 1000 };
+    /// Items found by a memory store search.
+    pub const MEMORY_ITEMS: PageBounds = PageBounds { default: 10, max: 100 };
+    /// Namespaces listed from the memory store.
+    pub const MEMORY_NAMESPACES: PageBounds = PageBounds { default: 100, max: 100 };
 }
 
 /// Why a page request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PageError {
     #[error("limit must be between 1 and {max}, got {got}")]
-    Limit { got: u32, max: u32 },
+    Limit { got: i64, max: u32 },
+    #[error("offset must be 0 or more, got {got}")]
+    Offset { got: i64 },
     #[error("cursor `{got}` is not one this list returned; pass next_cursor from the previous page as it is")]
     Cursor { got: String },
 }
@@ -101,7 +108,7 @@ impl<C: Cursor> PageRequest<C> {
         let limit = match limit {
             None => bounds.default,
             Some(n) if (1..=bounds.max).contains(&n) => n,
-            Some(got) => return Err(PageError::Limit { got, max: bounds.max }),
+            Some(got) => return Err(PageError::Limit { got: got.into(), max: bounds.max }),
         };
         let after = match cursor {
             None => None,
@@ -136,6 +143,39 @@ impl<C: Cursor> fmt::Debug for PageRequest<C> {
     }
 }
 
+/// `limit` items after skipping `offset`, both checked: the memory store's lists, which
+/// take LangGraph's paging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetPage {
+    limit: u32,
+    offset: u64,
+}
+
+impl OffsetPage {
+    /// Checks a requested limit (absent: the default) and offset (absent: 0). Signed, so
+    /// that a negative one is refused with the rule rather than as a malformed number.
+    pub fn parse(limit: Option<i64>, offset: Option<i64>, bounds: PageBounds) -> Result<OffsetPage, PageError> {
+        let limit = match limit {
+            None => bounds.default,
+            Some(n) if (1..=i64::from(bounds.max)).contains(&n) => n as u32,
+            Some(got) => return Err(PageError::Limit { got, max: bounds.max }),
+        };
+        let offset = match offset {
+            None => 0,
+            Some(n) => u64::try_from(n).map_err(|_| PageError::Offset { got: n })?,
+        };
+        Ok(OffsetPage { limit, offset })
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +187,17 @@ mod tests {
         assert_eq!(parse(Some(200)).map(|p| p.limit()), Ok(200));
         assert_eq!(parse(Some(0)), Err(PageError::Limit { got: 0, max: 200 }));
         assert_eq!(parse(Some(100_000)), Err(PageError::Limit { got: 100_000, max: 200 }));
+    }
+
+    #[test]
+    fn offset_pages_refuse_limits_out_of_range_and_negative_offsets() {
+        let parse = |limit, offset| OffsetPage::parse(limit, offset, PageBounds::MEMORY_ITEMS);
+        assert_eq!(parse(None, None), Ok(OffsetPage { limit: 10, offset: 0 }));
+        assert_eq!(parse(Some(100), Some(7)), Ok(OffsetPage { limit: 100, offset: 7 }));
+        assert_eq!(parse(Some(0), None), Err(PageError::Limit { got: 0, max: 100 }));
+        assert_eq!(parse(Some(-1), None), Err(PageError::Limit { got: -1, max: 100 }));
+        assert_eq!(parse(Some(101), None), Err(PageError::Limit { got: 101, max: 100 }));
+        assert_eq!(parse(None, Some(-1)), Err(PageError::Offset { got: -1 }));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub enum ResourceKind {
     /// A run as a worker sees it: a lease on an invocation.
     Run,
     Thread,
+    /// An item of the tenant's memory store (`/v1/store/items`).
+    MemoryItem,
 }
 
 impl ResourceKind {
@@ -47,6 +49,7 @@ impl ResourceKind {
             ResourceKind::Build => "dependency build",
             ResourceKind::Run => "run",
             ResourceKind::Thread => "thread",
+            ResourceKind::MemoryItem => "store item",
         }
     }
 }

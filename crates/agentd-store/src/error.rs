@@ -15,6 +15,10 @@ pub enum StoreError {
     /// Creating one more would pass the quota the caller gave; `count` are in use.
     #[error("{count} are in use, the most allowed")]
     QuotaReached { count: u64 },
+    /// The write would take what the caller's items hold past the byte quota it gave:
+    /// `used` are held, and the write would add `adding`.
+    #[error("{used} bytes are in use; the write would add {adding}")]
+    BytesQuotaReached { used: u64, adding: u64 },
     #[error("database error")]
     Database(#[from] sqlx::Error),
     /// A stored value that our own code wrote no longer parses.

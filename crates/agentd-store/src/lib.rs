@@ -1,5 +1,6 @@
 //! Persistence for agentd: migrations and one function per question the domain asks,
-//! the invocation queue, and the content-addressed blob directory for bundles.
+//! the invocation queue, the tenants' memory stores, and the content-addressed blob
+//! directory for bundles.
 //!
 //! Every method that touches tenant data takes a [`TenantScope`](agentd_core::TenantScope)
 //! and filters on its tenant. Methods that are deliberately cross-tenant (the queue
@@ -23,6 +24,7 @@ mod error;
 mod events;
 mod interrupts;
 mod invocations;
+mod memory;
 mod migrate;
 mod queue;
 mod rows;
@@ -47,6 +49,7 @@ pub use credentials::{Credential, Membership, NewApiKey, NewSession, UserWithPas
 pub use error::{Conflict, StoreError};
 pub use events::NewEvent;
 pub use invocations::{Enqueued, InvocationFilter, NewInvocation};
+pub use memory::{MemoryPut, MemorySearch, MemoryWrite, NamespaceListing, memory_item_size};
 pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPlan, RunLease, RunOutputSchemas};
 pub use signals::{Changes, Signal, Subscription};
 pub use tenants::{NewSignup, SignedUp};

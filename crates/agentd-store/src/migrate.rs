@@ -6,6 +6,8 @@ use sqlx::AnyPool;
 
 use crate::{Backend, Result};
 
+/// A version, its name and its SQL. Versions need not be contiguous: each is applied
+/// once, in the order listed, and recorded by number.
 type Migration = (i64, &'static str, &'static str);
 
 const SQLITE: &[Migration] = &[
@@ -19,6 +21,7 @@ const SQLITE: &[Migration] = &[
     (8, "configuration", include_str!("../migrations/sqlite/0008_configuration.sql")),
     (9, "interrupts", include_str!("../migrations/sqlite/0009_interrupts.sql")),
     (10, "threads", include_str!("../migrations/sqlite/0010_threads.sql")),
+    (11, "memory_items", include_str!("../migrations/sqlite/0011_memory_items.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -31,6 +34,7 @@ const POSTGRES: &[Migration] = &[
     (8, "configuration", include_str!("../migrations/postgres/0008_configuration.sql")),
     (9, "interrupts", include_str!("../migrations/postgres/0009_interrupts.sql")),
     (10, "threads", include_str!("../migrations/postgres/0010_threads.sql")),
+    (11, "memory_items", include_str!("../migrations/postgres/0011_memory_items.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

@@ -49,6 +49,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             default_limits: api.default_limits.clone(),
             retry: RetryPolicy { max_recoveries: api.max_recoveries, ..RetryPolicy::default() },
             reap_every: api.lease / 2,
+            memory_sweep_every: api.memory_sweep,
             package_indexes: api.package_indexes.clone(),
             runtime_versions: agentd_worker::Runtimes::detect().versions(),
             ..ControlSettings::default()

@@ -65,6 +65,8 @@ pub struct ServerSettings {
     pub lease: Duration,
     /// How often one invocation may run again because the platform failed it.
     pub max_recoveries: u32,
+    /// How often expired memory store items are deleted and their bytes given back.
+    pub memory_sweep: Duration,
     /// Where dependency builds get packages from.
     pub package_indexes: PackageIndexes,
 }
@@ -182,6 +184,10 @@ pub struct ServeArgs {
     /// sandbox would not start).
     #[arg(long, env = "AGENTD_MAX_RECOVERIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub max_recoveries: u32,
+    /// Seconds between sweeps that delete expired memory store items and give their bytes
+    /// back to the workspace (expired items are unreadable at once either way).
+    #[arg(long, env = "AGENTD_STORE_SWEEP_S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub store_sweep_s: u64,
     #[command(flatten)]
     pub egress: EgressArgs,
     #[command(flatten)]
@@ -292,6 +298,7 @@ impl ServeArgs {
             default_limits: default_limits(vars)?,
             lease: Duration::from_secs(self.lease_s),
             max_recoveries: self.max_recoveries,
+            memory_sweep: Duration::from_secs(self.store_sweep_s),
             package_indexes: self.packages.settings()?,
         };
         let worker = (self.worker_slots > 0).then(|| WorkerSettings {

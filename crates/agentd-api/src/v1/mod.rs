@@ -8,6 +8,7 @@ mod builds;
 mod events;
 mod invocations;
 mod keys;
+mod memory;
 mod runtimes;
 mod threads;
 mod usage;
@@ -16,12 +17,21 @@ use axum::Router;
 
 use crate::AppState;
 
-/// The tenant routes; bundle uploads take bodies up to `upload_limit` bytes.
-pub fn routes(upload_limit: usize) -> Router<AppState> {
+/// How large a body the routes that take more than a small JSON document accept.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Bundle uploads.
+    pub upload: usize,
+    /// A memory store item written with `PUT /v1/store/items`.
+    pub memory_item: usize,
+}
+
+/// The tenant routes.
+pub fn routes(limits: BodyLimits) -> Router<AppState> {
     Router::new()
         .merge(accounts::routes())
         .merge(keys::routes())
-        .merge(agents::routes(upload_limit))
+        .merge(agents::routes(limits.upload))
         .merge(invocations::routes())
         .merge(events::routes())
         .merge(artifacts::routes())
@@ -29,4 +39,5 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .merge(runtimes::routes())
         .merge(threads::routes())
         .merge(usage::routes())
+        .merge(memory::routes(limits.memory_item))
 }

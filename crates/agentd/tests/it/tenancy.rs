@@ -18,6 +18,16 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     let inv = done.id.to_string();
     let key_id = alpha.signup.api_key.key.id.to_string();
     let thread = alpha.client.thread_create(&Default::default()).await.unwrap().id.to_string();
+    let memory = json!({"namespace": ["users", "ada"], "key": "prefs", "value": {"owner": "alpha"}});
+    alpha
+        .client
+        .request(Method::PUT, "/v1/store/items")
+        .json(&memory)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
     let bundle = agentd_bundle::pack_dir(&crate::harness::examples_dir().join("shell-wc")).unwrap();
     let routes: Vec<(Method, String, Option<serde_json::Value>)> = vec![
         (Method::GET, "/v1/agents/shell-wc".into(), None),
@@ -43,6 +53,8 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         (Method::GET, format!("/v1/threads/{thread}/state"), None),
         (Method::POST, format!("/v1/threads/{thread}/state"), Some(json!({"state": "stolen"}))),
         (Method::GET, format!("/v1/threads/{thread}/history"), None),
+        (Method::GET, "/v1/store/items?namespace=users.ada&key=prefs".into(), None),
+        (Method::DELETE, "/v1/store/items?namespace=users.ada&key=prefs".into(), None),
     ];
     for (method, path, body) in routes {
         let mut request = beta.client.request(method.clone(), &path);
@@ -77,6 +89,16 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         .await
         .unwrap();
     assert_eq!(foreign.status(), 404);
+    for (path, body) in [("/v1/store/items/search", json!({})), ("/v1/store/namespaces", json!({}))] {
+        let found: serde_json::Value =
+            beta.client.request(Method::POST, path).json(&body).send().await.unwrap().json().await.unwrap();
+        assert_eq!(found["data"], json!([]), "{path}");
+    }
+    // The same namespace and key are another item in another tenant: writing it creates
+    // beta's own and leaves alpha's as it was.
+    let beta_memory = json!({"namespace": ["users", "ada"], "key": "prefs", "value": {"owner": "beta"}});
+    let response = beta.client.request(Method::PUT, "/v1/store/items").json(&beta_memory).send().await.unwrap();
+    assert_eq!(response.status(), 201);
 
     // And alpha's resources are untouched.
     let agent = alpha.client.agent_get("shell-wc").await.unwrap();
@@ -84,4 +106,6 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     assert_eq!(alpha.client.thread_get(&thread).await.unwrap().metadata, json!({}));
     alpha.client.me().await.unwrap();
     assert!(alpha.client.me().await.unwrap().scopes.allows(Scope::Admin));
+    let item = alpha.client.store_item_get(&["users", "ada"], "prefs").await.unwrap();
+    assert_eq!(item.value, json!({"owner": "alpha"}));
 }

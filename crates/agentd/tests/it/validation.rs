@@ -33,6 +33,9 @@ async fn every_json_route_refuses_unknown_fields_and_bodies_that_are_not_objects
         (&alpha.client, Method::POST, "/v1/threads"),
         (&alpha.client, Method::PATCH, "/v1/threads/thr_00000000000000000000000000000000"),
         (&alpha.client, Method::POST, "/v1/threads/thr_00000000000000000000000000000000/state"),
+        (&alpha.client, Method::PUT, "/v1/store/items"),
+        (&alpha.client, Method::POST, "/v1/store/items/search"),
+        (&alpha.client, Method::POST, "/v1/store/namespaces"),
         (&worker, Method::POST, "/v1/worker/claim"),
         (&worker, Method::POST, "/v1/worker/heartbeat"),
         (&worker, Method::POST, "/v1/worker/events"),
@@ -70,6 +73,9 @@ async fn every_json_route_refuses_unknown_fields_and_bodies_that_are_not_objects
     assert_eq!(keys.data.len(), 1);
     // Query strings too.
     let (status, body) = problem(alpha.client.request(Method::GET, "/v1/agents?evil=1").send().await.unwrap()).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")), "{body}");
+    let path = "/v1/store/items?namespace=a&key=k&evil=1";
+    let (status, body) = problem(alpha.client.request(Method::GET, path).send().await.unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")), "{body}");
 }
 
