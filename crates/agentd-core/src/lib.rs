@@ -26,7 +26,7 @@ pub use limits::TenantLimits;
 pub use page::{Cursor, NameCursor, PageBounds, PageError, PageRequest};
 pub use queue::Fault;
 pub use resources::*;
-pub use secret::Secret;
+pub use secret::{RunSecrets, Secret};
 pub use slug::{Slug, SlugError};
 pub use status::{EventKind, EventStream, InvocationStatus, TenantStatus};
 pub use timestamp::Timestamp;

@@ -29,6 +29,8 @@ pub enum ResourceKind {
     Build,
     /// A run as a worker sees it: a lease on an invocation.
     Run,
+    /// One of an agent's secrets, by name.
+    Secret,
 }
 
 impl ResourceKind {
@@ -45,6 +47,7 @@ impl ResourceKind {
             ResourceKind::Bundle => "bundle",
             ResourceKind::Build => "dependency build",
             ResourceKind::Run => "run",
+            ResourceKind::Secret => "secret",
         }
     }
 }
@@ -215,6 +218,16 @@ pub struct Event {
     pub level: Option<String>,
     pub message: Option<String>,
     pub data: Option<Value>,
+}
+
+/// One of an agent's secrets as anyone may see it: its name and when it was set. The
+/// value is write-only; nothing ever shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSecret {
+    pub name: String,
+    pub created_at: Timestamp,
+    /// When the value was last written (a `PUT` of the same name replaces it).
+    pub updated_at: Timestamp,
 }
 
 /// A question an agent asked (an `interrupt`) and, once given, its answer.

@@ -26,6 +26,7 @@ mod invocations;
 mod migrate;
 mod queue;
 mod rows;
+mod secrets;
 mod signals;
 mod tenants;
 mod workers;
@@ -46,6 +47,7 @@ pub use error::{Conflict, StoreError};
 pub use events::NewEvent;
 pub use invocations::{Enqueued, InvocationFilter, NewInvocation};
 pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPlan, RunLease, RunOutputSchemas};
+pub use secrets::{SealedSecret, SecretCursor, SecretWritten, StoredSecret};
 pub use signals::{Changes, Signal, Subscription};
 pub use tenants::{NewSignup, SignedUp};
 

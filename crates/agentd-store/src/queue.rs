@@ -72,6 +72,8 @@ impl Store {
             input: rows::json(&row, "input")?,
             resume,
             env: rows::env(&row)?,
+            // Sealed in the store; the domain opens them after the claim.
+            secrets: Default::default(),
             thread_id: row.try_get("thread_id")?,
             timeout_s: rows::u32_col(&row, "timeout_s")?,
             limits,

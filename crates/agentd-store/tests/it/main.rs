@@ -24,6 +24,7 @@ mod blobs_artifacts;
 mod builds;
 mod queue;
 mod rls;
+mod secrets;
 
 async fn tenant(store: &Store, slug: &str) -> TenantScope {
     tenant_with_limits(store, slug, TenantLimits::default()).await
