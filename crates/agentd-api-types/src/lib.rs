@@ -19,9 +19,11 @@ pub use accounts::{
     CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, SignupRequest, SignupResponse,
 };
 pub use agentd_core::{
-    Actor, Agent, AgentConfig, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, DependencyBuild,
-    Event, EventKind, EventStream, Interrupt, Invocation, InvocationError, InvocationStatus, Page, Role, Scope, Scopes,
-    Tenant, TenantLimits, Timestamp, Usage, User, VersionBuild, Visibility,
+    Actor, Agent, AgentConfig, AgentSecret, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus,
+    DependencyBuild, Event, EventKind, EventStream, Interrupt, Invocation, InvocationError, InvocationStatus, Page,
+    Role, Scope, Scopes, Tenant, TenantLimits, Timestamp, Usage, User, VersionBuild, Visibility,
 };
-pub use agents::{AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, RuntimeResponse, VersionBuildResponse};
+pub use agents::{
+    AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, PutSecretRequest, RuntimeResponse, VersionBuildResponse,
+};
 pub use invocations::{InvokeRequest, RespondRequest};

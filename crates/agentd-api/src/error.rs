@@ -85,6 +85,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
                 QuotaExceeded::Agents { .. } => "agent_limit",
                 QuotaExceeded::ApiKeys { .. } => "api_key_limit",
                 QuotaExceeded::QueuedInvocations { .. } => "queue_full",
+                QuotaExceeded::Secrets { .. } => "secret_limit",
             },
         ),
         ControlError::Bundle(bundle) => {
@@ -130,6 +131,9 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::EnvNotOverridable { .. } => "env_not_overridable",
         Invalid::Schema { .. } => "invalid_schema",
         Invalid::InputInvalid { .. } => "input_invalid",
+        Invalid::SecretName(_) => "invalid_secret_name",
+        Invalid::SecretValue { .. } => "invalid_secret_value",
+        Invalid::SecretTooLarge { .. } => "secret_too_large",
     };
     (StatusCode::UNPROCESSABLE_ENTITY, code)
 }

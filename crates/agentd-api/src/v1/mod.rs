@@ -9,6 +9,7 @@ mod events;
 mod invocations;
 mod keys;
 mod runtimes;
+mod secrets;
 
 use axum::Router;
 
@@ -25,4 +26,5 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .merge(artifacts::routes())
         .merge(builds::routes())
         .merge(runtimes::routes())
+        .merge(secrets::routes())
 }
