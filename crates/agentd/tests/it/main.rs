@@ -20,5 +20,6 @@ mod remote;
 mod runs;
 mod scale;
 mod sdk;
+mod secrets;
 mod tenancy;
 mod validation;
