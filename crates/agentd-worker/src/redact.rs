@@ -40,7 +40,7 @@ impl Redactor {
                 }
             }
         }
-        patterns.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        patterns.sort_by_key(|(pattern, _)| std::cmp::Reverse(pattern.len()));
         Redactor { patterns }
     }
 

@@ -169,7 +169,8 @@ async fn names_values_counts_scopes_and_tenants_are_held_to_their_rules(backend:
     }
     let (status, body) = put(&alpha, "leaky", "ONE_TOO_MANY", json!({"value": "value"})).await;
     assert_eq!((status, code(&body).as_deref()), (429, Some("secret_limit")), "{body}");
-    assert_eq!(alpha.client.secret_set("leaky", "S1", "new value").await.unwrap().1, false);
+    let (_, created) = alpha.client.secret_set("leaky", "S1", "new value").await.unwrap();
+    assert!(!created, "replacing a secret is not one more");
 
     // A read-only key lists but cannot set or delete.
     let request = CreateApiKeyRequest { name: "reader".into(), scopes: Some(vec![Scope::Read]), expires_in_days: None };
