@@ -58,6 +58,19 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<V
     Option::<Value>::deserialize(deserializer).map(Some)
 }
 
+/// `PUT /v1/agents/{slug}/secrets/{NAME}`: the value, write-only. `Debug` hides it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutSecretRequest {
+    pub value: String,
+}
+
+impl std::fmt::Debug for PutSecretRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutSecretRequest").field("value", &"<redacted>").finish()
+    }
+}
+
 /// `GET /v1/agents/{slug}/versions/{n}/build`: a version's dependency build and its log.
 /// A version with nothing to install is `ready` with no build id and an empty log.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -21,12 +21,14 @@ pub use accounts::{
     CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, SignupRequest, SignupResponse,
 };
 pub use agentd_core::{
-    Actor, Agent, AgentConfig, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, Checkpoint,
-    DependencyBuild, Event, EventKind, EventStream, Interrupt, Invocation, InvocationError, InvocationStatus,
-    MemoryItem, MultitaskStrategy, Page, Role, Scope, Scopes, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus,
-    Timestamp, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility,
+    Actor, Agent, AgentConfig, AgentSecret, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus,
+    Checkpoint, DependencyBuild, Event, EventKind, EventStream, Interrupt, Invocation, InvocationError,
+    InvocationStatus, MemoryItem, MultitaskStrategy, Page, Role, Scope, Scopes, Tenant, TenantLimits, Thread,
+    ThreadState, ThreadStatus, Timestamp, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility,
 };
-pub use agents::{AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, RuntimeResponse, VersionBuildResponse};
+pub use agents::{
+    AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, PutSecretRequest, RuntimeResponse, VersionBuildResponse,
+};
 pub use invocations::{InvokeRequest, RespondRequest};
 pub use memory::{
     ListNamespacesRequest, MemoryItemQuery, MemoryItems, MemoryNamespaces, PutMemoryItemRequest,

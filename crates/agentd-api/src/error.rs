@@ -90,6 +90,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
                 QuotaExceeded::Agents { .. } => "agent_limit",
                 QuotaExceeded::ApiKeys { .. } => "api_key_limit",
                 QuotaExceeded::QueuedInvocations { .. } => "queue_full",
+                QuotaExceeded::Secrets { .. } => "secret_limit",
             },
         ),
         ControlError::Bundle(bundle) => {
@@ -149,6 +150,9 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::FilterField { .. } | Invalid::FilterTooLarge { .. } | Invalid::NulInFilter => "invalid_filter",
         Invalid::MaxDepth => "invalid_max_depth",
         Invalid::NulInValue => "invalid_value",
+        Invalid::SecretName(_) => "invalid_secret_name",
+        Invalid::SecretValue { .. } => "invalid_secret_value",
+        Invalid::SecretTooLarge { .. } => "secret_too_large",
     };
     (StatusCode::UNPROCESSABLE_ENTITY, code)
 }

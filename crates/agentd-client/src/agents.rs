@@ -1,7 +1,9 @@
-//! Routes of the agent registry: agents and their versions (bundle uploads, rollback).
+//! Routes of the agent registry: agents, their versions (bundle uploads, rollback) and
+//! their secrets.
 
 use agentd_api_types::{
-    Agent, AgentVersion, CreateAgentRequest, Page, PatchAgentRequest, RuntimeResponse, VersionBuildResponse,
+    Agent, AgentSecret, AgentVersion, CreateAgentRequest, Page, PatchAgentRequest, PutSecretRequest, RuntimeResponse,
+    VersionBuildResponse,
 };
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
@@ -80,5 +82,29 @@ impl Client {
     /// `GET /v1/runtimes`: the interpreters agents run with here.
     pub async fn runtimes(&self) -> Result<Page<RuntimeResponse>, ClientError> {
         self.call(self.route(Method::GET, &["v1", "runtimes"])?).await
+    }
+
+    /// `PUT /v1/agents/{slug}/secrets/{name}`: sets a secret; true when it was new, false
+    /// when an existing value was replaced. The value is never sent back.
+    pub async fn secret_set(&self, slug: &str, name: &str, value: &str) -> Result<(AgentSecret, bool), ClientError> {
+        let request = PutSecretRequest { value: value.to_owned() };
+        let route = ["v1", "agents", slug, "secrets", name];
+        let response = self.call_raw(self.route(Method::PUT, &route)?.json(&request)).await?;
+        let created = response.status() == reqwest::StatusCode::CREATED;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(ClientError::Transport)?;
+        let secret = serde_json::from_slice(&body).map_err(|e| ClientError::decode(status, &body, e))?;
+        Ok((secret, created))
+    }
+
+    /// `GET /v1/agents/{slug}/secrets`: the names of the agent's secrets and when they
+    /// were set.
+    pub async fn secrets_list(&self, slug: &str) -> Result<Page<AgentSecret>, ClientError> {
+        self.call(self.route(Method::GET, &["v1", "agents", slug, "secrets"])?).await
+    }
+
+    /// `DELETE /v1/agents/{slug}/secrets/{name}` (204).
+    pub async fn secret_delete(&self, slug: &str, name: &str) -> Result<(), ClientError> {
+        self.call_empty(self.route(Method::DELETE, &["v1", "agents", slug, "secrets", name])?).await
     }
 }

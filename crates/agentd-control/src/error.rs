@@ -126,6 +126,8 @@ pub enum QuotaExceeded {
     ApiKeys { count: u64, limit: u32 },
     #[error("{count} invocations are already queued (limit {limit}); retry later")]
     QueuedInvocations { count: u64, limit: u32 },
+    #[error("this agent already has {count} secrets (limit {limit}); delete one first")]
+    Secrets { count: u64, limit: u32 },
 }
 
 /// Input that is well-formed but not acceptable; each variant is one rule.
@@ -229,6 +231,12 @@ pub enum Invalid {
     NulInValue,
     #[error("filter: strings may not contain NUL (\\u0000)")]
     NulInFilter,
+    #[error("secret name: {0}")]
+    SecretName(EnvRefusal),
+    #[error("the secret's value {problem}")]
+    SecretValue { problem: &'static str },
+    #[error("the secret's value is {size} bytes; at most {max} are accepted")]
+    SecretTooLarge { size: usize, max: usize },
     /// The input breaks the agent's `input_schema`; each violation names its path.
     #[error(
         "input does not match the agent's input_schema: {}",

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use agentd_bundle::Schema;
-use agentd_core::{MultitaskStrategy, Scope, Scopes, Slug, ThreadId, ThreadStatus};
+use agentd_core::{MultitaskStrategy, Scope, Scopes, Secret, Slug, ThreadId, ThreadStatus};
 use serde_json::Value;
 
 use crate::error::{Invalid, Result};
@@ -378,6 +378,54 @@ impl EnvVars {
     }
 }
 
+/// The name of an agent's secret: an environment variable name the platform does not
+/// keep for itself, by the rule the manifest's `[env]` obeys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretName(String);
+
+impl SecretName {
+    pub fn parse(raw: &str) -> Result<SecretName, Invalid> {
+        agentd_bundle::check_env_name(raw).map_err(Invalid::SecretName)?;
+        Ok(SecretName(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A secret's value: 1 byte to 64 KiB, without NUL (no environment variable can hold
+/// one). Any other character is allowed: keys and certificates span lines. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(Secret);
+
+impl SecretValue {
+    pub const MAX_BYTES: usize = 64 * 1024;
+
+    pub fn parse(raw: String) -> Result<SecretValue, Invalid> {
+        if raw.is_empty() {
+            return Err(Invalid::SecretValue { problem: "is empty" });
+        }
+        if raw.len() > Self::MAX_BYTES {
+            return Err(Invalid::SecretTooLarge { size: raw.len(), max: Self::MAX_BYTES });
+        }
+        if raw.contains('\0') {
+            return Err(Invalid::SecretValue { problem: "contains NUL, which no environment variable can hold" });
+        }
+        Ok(SecretValue(Secret::new(raw)))
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
 /// Which of an agent's schemas a [`JsonSchema`] is, for the messages that name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchemaField {
@@ -494,6 +542,21 @@ mod tests {
         assert!(EnvVars::parse(env(&[("1X", "v")])).is_err());
         assert!(EnvVars::parse(env(&[("X", "bell\u{7}")])).is_err());
         assert!(EnvVars::parse(env(&[("X", "nul\0")])).is_err());
+    }
+
+    #[test]
+    fn secret_names_follow_the_env_rule_and_values_have_bounds() {
+        assert_eq!(SecretName::parse("OPENAI_API_KEY").map(|n| n.0), Ok("OPENAI_API_KEY".to_owned()));
+        for refused in ["PATH", "AGENTD_TOKEN", "LD_PRELOAD", "https_proxy", "1X", "A-B", ""] {
+            assert!(matches!(SecretName::parse(refused), Err(Invalid::SecretName(_))), "{refused:?}");
+        }
+        assert!(SecretValue::parse("-----BEGIN KEY-----\nabc\n-----END KEY-----\n".into()).is_ok());
+        assert!(SecretValue::parse("x".repeat(SecretValue::MAX_BYTES)).is_ok());
+        let big = SecretValue::parse("x".repeat(SecretValue::MAX_BYTES + 1));
+        assert_eq!(big, Err(Invalid::SecretTooLarge { size: SecretValue::MAX_BYTES + 1, max: SecretValue::MAX_BYTES }));
+        assert!(matches!(SecretValue::parse(String::new()), Err(Invalid::SecretValue { .. })));
+        assert!(matches!(SecretValue::parse("a\0b".into()), Err(Invalid::SecretValue { .. })));
+        assert_eq!(format!("{:?}", SecretValue::parse("hunter2".into()).unwrap()), "SecretValue(<redacted>)");
     }
 
     #[test]

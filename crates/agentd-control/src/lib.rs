@@ -5,7 +5,8 @@
 //! waiting on them, following events, artifacts, the memory store, the worker protocol), its validation
 //! (parsed once into the types of [`input`]), its authorization (each operation takes
 //! the capability it needs, see [`auth`]), the tenant's quotas, the decision of what
-//! runs again ([`RetryPolicy`]) and the background reconcilers. Its errors
+//! runs again ([`RetryPolicy`]), the sealing of agents' secrets and the background
+//! reconcilers. Its errors
 //! ([`ControlError`]) carry no HTTP; a front end parses, authorizes, calls an operation
 //! here and maps the result.
 
@@ -19,10 +20,12 @@ mod error;
 pub mod follow;
 pub mod input;
 pub mod invocations;
+mod master_key;
 pub mod memory;
 mod reconcilers;
 mod retry;
 pub mod runs;
+mod secrets;
 pub mod threads;
 pub mod usage;
 mod wait;
@@ -37,7 +40,7 @@ use agentd_store::{Blobs, Store};
 
 pub use accounts::{Caller, CreatedKey, Login, NewKey, Session, SignedUp, Signup};
 pub use agentd_bundle::SchemaViolation;
-pub use agentd_store::{Changes, Subscription};
+pub use agentd_store::{Changes, SecretWritten, Subscription};
 pub use agents::{Activation, AgentChanges, AgentSpec, RuntimeInfo};
 pub use artifacts::ArtifactContent;
 pub use auth::{
@@ -47,10 +50,12 @@ pub use builds::{BuildFollowed, BuildFollower, BuildResult, VersionBuildView};
 pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, Result, Unauthenticated};
 pub use follow::{EventFollower, Followed};
 pub use invocations::{Accepted, InvocationFilter, InvokeSpec, settled};
+pub use master_key::{MASTER_KEY_BYTES, MasterKey, MasterKeyError, MasterKeys};
 pub use memory::{MemoryPut, MemoryPutSpec, MemorySearchSpec, NamespaceSpec};
 pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
 pub use runs::{LeaseLength, WorkerName};
+pub use secrets::{MAX_SECRETS_PER_AGENT, Rotation, secrets_rotate};
 pub use threads::{ThreadFilter, ThreadSpec};
 pub use usage::UsagePeriod;
 
@@ -73,6 +78,8 @@ pub struct ControlSettings {
     /// The interpreters' versions (`python` → `3.11.2`), part of every dependency digest:
     /// packages installed for one interpreter are not reused by another.
     pub runtime_versions: BTreeMap<String, String>,
+    /// The keys agents' secrets are sealed and opened with.
+    pub master_keys: MasterKeys,
 }
 
 impl Default for ControlSettings {
@@ -86,6 +93,9 @@ impl Default for ControlSettings {
             memory_sweep_every: Duration::from_secs(60),
             package_indexes: PackageIndexes::default(),
             runtime_versions: BTreeMap::new(),
+            // A key of this process alone: fine for tests, lost at exit. `agentd serve`
+            // always passes the operator's.
+            master_keys: MasterKeys::new(MasterKey::generate(), None),
         }
     }
 }

@@ -61,7 +61,9 @@ impl WorkerName {
 impl Control {
     /// Claims a run for `name`, waiting up to `wait` (at most 30 s) for one: woken when a
     /// run is queued or a running one ends (freeing its tenant's slot), when the next
-    /// retry comes due, or by a bounded timer that covers a missed signal.
+    /// retry comes due, or by a bounded timer that covers a missed signal. The run comes
+    /// with its agent's secrets, opened; one whose secrets do not open is failed as the
+    /// platform's fault (`secrets_unavailable`) and the next is claimed instead.
     pub async fn run_claim(
         &self,
         worker: &WorkerCtx,
@@ -73,8 +75,17 @@ impl Control {
         let deadline = Instant::now() + wait.min(MAX_CLAIM_WAIT);
         let mut changes = self.store.subscribe_queue();
         wait::until(&mut changes, Some(deadline), CLAIM_BACKSTOP, || async {
-            if let Some(run) = self.store.queue_claim_unscoped(&owner, lease.get()).await? {
-                return Ok(Step::Ready(run));
+            // The claim statement hands out sealed secrets only; they are opened here, in a
+            // read of their own. Should that read fail, the run's lease expires and the
+            // reaper recovers it, as for any claim whose worker never started it.
+            while let Some(mut run) = self.store.queue_claim_unscoped(&owner, lease.get()).await? {
+                match self.run_secrets(&run).await? {
+                    Ok(secrets) => {
+                        run.secrets = secrets;
+                        return Ok(Step::Ready(run));
+                    }
+                    Err(unopenable) => self.fail_unopenable_secrets(&run, unopenable).await?,
+                }
             }
             let now = Timestamp::now();
             let next_retry = self.store.queue_next_wakeup_unscoped(now).await?;

@@ -30,7 +30,7 @@ pub use memory::{MemoryItem, MemoryKey, MemoryKeyError, Namespace, NamespaceErro
 pub use page::{Cursor, NameCursor, OffsetPage, PageBounds, PageError, PageRequest};
 pub use queue::Fault;
 pub use resources::*;
-pub use secret::Secret;
+pub use secret::{RunSecrets, Secret};
 pub use slug::{Slug, SlugError};
 pub use status::{EventKind, EventStream, InvocationStatus, MultitaskStrategy, TenantStatus, ThreadStatus};
 pub use timestamp::Timestamp;

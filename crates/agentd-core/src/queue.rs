@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::ids::{InvocationId, TenantId};
 use crate::limits::TenantLimits;
 use crate::resources::{Event, InvocationError, Usage};
+use crate::secret::RunSecrets;
 use crate::status::InvocationStatus;
 
 /// A run handed to one worker until its lease expires.
@@ -35,6 +36,10 @@ pub struct ClaimedRun {
     /// resolved when the invocation was accepted); the platform's variables come on top.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The agent's secrets, decrypted when the run was claimed (so every attempt gets the
+    /// values current at its start). They are set after `env`, and win over it.
+    #[serde(default)]
+    pub secrets: RunSecrets,
     pub thread_id: Option<String>,
     /// The thread's state as this run starts on it (`null` before its first checkpoint;
     /// a resumed run starts again on the state its first attempt had).

@@ -32,6 +32,8 @@ pub enum ResourceKind {
     Thread,
     /// An item of the tenant's memory store (`/v1/store/items`).
     MemoryItem,
+    /// One of an agent's secrets, by name.
+    Secret,
 }
 
 impl ResourceKind {
@@ -50,6 +52,7 @@ impl ResourceKind {
             ResourceKind::Run => "run",
             ResourceKind::Thread => "thread",
             ResourceKind::MemoryItem => "store item",
+            ResourceKind::Secret => "secret",
         }
     }
 }
@@ -251,6 +254,16 @@ pub struct Event {
     pub level: Option<String>,
     pub message: Option<String>,
     pub data: Option<Value>,
+}
+
+/// One of an agent's secrets as anyone may see it: its name and when it was set. The
+/// value is write-only; nothing ever shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSecret {
+    pub name: String,
+    pub created_at: Timestamp,
+    /// When the value was last written (a `PUT` of the same name replaces it).
+    pub updated_at: Timestamp,
 }
 
 /// A question an agent asked (an `interrupt`) and, once given, its answer.

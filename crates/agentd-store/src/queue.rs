@@ -77,6 +77,8 @@ impl Store {
             input: rows::json(&row, "input")?,
             resume,
             env: rows::env(&row)?,
+            // Sealed in the store; the domain opens them after the claim.
+            secrets: Default::default(),
             thread_id,
             thread_state,
             timeout_s: rows::u32_col(&row, "timeout_s")?,

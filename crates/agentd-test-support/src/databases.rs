@@ -98,3 +98,14 @@ pub async fn execute_sql(url: &str, sql: &str) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.expect("run the test's SQL");
     conn.close().await.expect("close the test database connection");
 }
+
+/// The first column of every row `sql` returns, as bytes (a BLOB or BYTEA): for a test
+/// that reads what the server stored, behind its back.
+pub async fn query_bytes(url: &str, sql: &str) -> Vec<Vec<u8>> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect to the test database");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut conn).await.expect("run the test's SQL");
+    conn.close().await.expect("close the test database connection");
+    rows.iter().map(|row| row.try_get::<Vec<u8>, _>(0).expect("a bytes column")).collect()
+}

@@ -12,6 +12,7 @@ use agentd_core::queue::{ClaimedRun, NewEvent};
 use agentd_core::{EventKind, EventStream, InvocationStatus, Timestamp};
 use serde_json::Value;
 
+use crate::redact::Redactor;
 use crate::{Shared, SourceError};
 
 /// Pauses between the tries of one write; one more try than pauses.
@@ -51,15 +52,22 @@ pub(crate) enum Flushed {
 #[error("the platform could not record the run's events ({0})")]
 pub(crate) struct Unrecorded(pub(crate) String);
 
-/// Numbers events of one invocation and buffers them until the next flush.
+/// Numbers events of one invocation, redacts the run's secrets from them, and buffers
+/// them until the next flush.
 pub(crate) struct EventLog {
     next_seq: u64,
     pending: Vec<NewEvent>,
+    redactor: Redactor,
 }
 
 impl EventLog {
     pub(crate) fn new(run: &ClaimedRun) -> EventLog {
-        EventLog { next_seq: run.next_seq, pending: Vec::new() }
+        EventLog { next_seq: run.next_seq, pending: Vec::new(), redactor: Redactor::new(&run.secrets) }
+    }
+
+    /// What keeps this run's secrets out of its records (events pass it in `push`).
+    pub(crate) fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     pub(crate) fn push(
@@ -72,6 +80,8 @@ impl EventLog {
     ) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let (level, message) = (self.redactor.optional_text(level), self.redactor.optional_text(message));
+        let data = data.map(|data| self.redactor.json(data));
         self.pending.push(NewEvent { seq, ts: Timestamp::now(), kind, stream, level, message, data });
     }
 

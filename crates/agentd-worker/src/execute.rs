@@ -45,6 +45,8 @@ pub(crate) async fn run_claimed(shared: &Shared, run: ClaimedRun, stop: Cancella
             Ok(Flushed::Recorded) => completion,
             Err(unrecorded) => unrecorded_failure(&unrecorded),
         };
+        // Output, question and error message are the agent's words too.
+        let completion = log.redactor().completion(completion);
         let lease = run.lease();
         match with_retries("completion", || shared.source.complete(&lease, completion.clone())).await {
             Ok(true) => {}

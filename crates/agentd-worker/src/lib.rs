@@ -1,8 +1,9 @@
 //! The worker: claims runs from the queue, prepares the agent's bundle, runs it in the
 //! sandbox, turns what it prints into events and records how it ended.
 //!
-//! It decides no policy: limits come with the claimed run, and what runs again is the
-//! server's decision (`agentd_control::RetryPolicy`); every write is fenced by the
+//! It decides no policy: limits and the agent's secrets come with the claimed run (the
+//! secrets become environment variables and are redacted from everything the run
+//! records, see `redact.rs`), and what runs again is the server's decision (`agentd_control::RetryPolicy`); every write is fenced by the
 //! run's lease. It keeps no state a restart would lose: a run it was executing when it
 //! died is recovered by the server's lease reaper as a new attempt.
 
@@ -12,6 +13,7 @@ mod event_log;
 mod execute;
 mod outcome;
 mod prepare;
+mod redact;
 mod source;
 
 use std::path::PathBuf;

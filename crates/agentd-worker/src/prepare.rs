@@ -251,14 +251,22 @@ pub(crate) fn run_spec(
         ("AGENTD_INVOCATION_ID".to_owned(), run.invocation_id.to_string()),
         ("AGENTD_API_URL".to_owned(), shared.settings.api_url.clone()),
     ];
-    // The agent's configuration first, without any name the platform sets: the domain
-    // refuses those already, and a duplicate would leave the winner to each program.
+    // The agent's configuration first, then its secrets (which win over a configured
+    // value of the same name), without any name the platform sets: the domain refuses
+    // those already, and a duplicate would leave the winner to each program.
+    let platform = |name: &str| platform_env.iter().any(|(platform, _)| platform == name);
     let mut env: Vec<(String, String)> = run
         .env
         .iter()
-        .filter(|(name, _)| !platform_env.iter().any(|(platform, _)| platform == *name))
+        .filter(|(name, _)| !platform(name) && run.secrets.get(name).is_none())
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
+    env.extend(
+        run.secrets
+            .iter()
+            .filter(|(name, _)| !platform(name))
+            .map(|(name, value)| (name.to_owned(), value.expose().to_owned())),
+    );
     env.extend(platform_env);
     let sdk = shared.settings.data_dir.join("sdk");
     let stdin = serde_json::json!({

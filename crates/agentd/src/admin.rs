@@ -1,12 +1,15 @@
 //! `agentd admin`: operator commands that act on the database directly (the operator
-//! holds its credentials; no API key can do these).
+//! holds its credentials; no API key can do these): worker tokens, and re-sealing every
+//! agent's secrets under a new master key.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use agentd_control::MasterKeys;
 use agentd_store::{BlobLocation, S3Connection, Store};
 use clap::{Args, Subcommand};
 
+use crate::master_key;
 use crate::serve::create_private_dir;
 use crate::settings::{DatabaseUrl, Environment, Settings, SettingsError, StoreSettings, absolute};
 
@@ -26,6 +29,22 @@ pub enum AdminCommand {
     /// Remote workers.
     #[command(subcommand)]
     Workers(WorkersCommand),
+    /// Agents' secrets at rest.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-encrypt every secret sealed under the previous master key with the current one,
+    /// then list how many secrets each key seals. The current key is AGENTD_MASTER_KEY
+    /// (else <data-dir>/master.key); the previous one is AGENTD_PREVIOUS_MASTER_KEY or
+    /// --previous-key-file. Without a previous key it only lists. Safe to run again.
+    Rotate {
+        /// A file holding the previous key (hex or base64), instead of the variable
+        #[arg(long)]
+        previous_key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +100,9 @@ pub async fn run(args: AdminArgs) -> ExitCode {
     };
     let outcome = match args.command {
         AdminCommand::Workers(WorkersCommand::CreateToken { name }) => create_worker_token(&store, &name).await,
+        AdminCommand::Secrets(SecretsCommand::Rotate { previous_key_file }) => {
+            rotate_secrets(&store, &settings, previous_key_file.as_deref()).await
+        }
     };
     store.close().await;
     outcome
@@ -99,4 +121,63 @@ async fn create_worker_token(store: &Store, name: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The keys a rotation goes from and to: the current one as `serve` would find it (never
+/// made here: a rotation to a key nobody has would lose every secret), the previous one
+/// from its variable or a file.
+fn rotation_keys(data_dir: &Path, previous_key_file: Option<&Path>) -> Result<MasterKeys, SettingsError> {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let current = match master_key::from_vars(&vars, master_key::MASTER_KEY_VAR)? {
+        Some(key) => key,
+        None => master_key::read_key_file(&master_key::key_file(data_dir))?,
+    };
+    let previous = match previous_key_file {
+        Some(path) => Some(master_key::read_key_file(path)?),
+        None => master_key::from_vars(&vars, master_key::PREVIOUS_MASTER_KEY_VAR)?,
+    };
+    Ok(MasterKeys::new(current, previous))
+}
+
+async fn rotate_secrets(store: &Store, data_dir: &Path, previous_key_file: Option<&Path>) -> ExitCode {
+    let keys = match rotation_keys(data_dir, previous_key_file) {
+        Ok(keys) => keys,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rotation = match agentd_control::secrets_rotate(store, &keys).await {
+        Ok(rotation) => rotation,
+        Err(err) => {
+            let cause = std::error::Error::source(&err).map(|s| format!(": {s}")).unwrap_or_default();
+            eprintln!("error: {err}{cause}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let current = keys.current().id();
+    match keys.previous() {
+        Some(previous) => println!(
+            "re-encrypted {} secrets from master key {} to {current} ({} were written anew meanwhile)",
+            rotation.resealed,
+            previous.id(),
+            rotation.changed_meanwhile
+        ),
+        None => {
+            println!("no previous key given (AGENTD_PREVIOUS_MASTER_KEY or --previous-key-file): nothing re-encrypted")
+        }
+    }
+    println!("secrets by master key:");
+    for (key_id, count) in &rotation.by_key {
+        let note = if key_id == current { " (current)" } else { "" };
+        println!("  {key_id}: {count}{note}");
+    }
+    for secret in &rotation.unopenable {
+        eprintln!("error: {secret} is not sealed the way its key id says (altered, or copied from another row)");
+    }
+    let stranded = rotation.by_key.iter().any(|(key_id, _)| key_id != current);
+    if stranded {
+        eprintln!("some secrets are still sealed under another key; runs of their agents fail until it is given");
+    }
+    if stranded || !rotation.unopenable.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

@@ -5,6 +5,7 @@
 mod admin;
 mod cli;
 mod logging;
+mod master_key;
 mod remote;
 mod serve;
 mod settings;
@@ -26,7 +27,7 @@ enum Command {
     Serve(settings::ServeArgs),
     /// Run a worker that pulls runs from a server over HTTP.
     Worker(remote::WorkerArgs),
-    /// Operator commands on the database (worker tokens).
+    /// Operator commands on the database (worker tokens, master key rotation).
     Admin(admin::AdminArgs),
     /// Measure spawn overhead, end-to-end and queue throughput, each against a baseline.
     Bench(agentd_bench::BenchArgs),

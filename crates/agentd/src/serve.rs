@@ -10,9 +10,9 @@ use agentd_store::{Blobs, Store};
 use agentd_worker::{RunSource, Worker};
 use tokio_util::sync::CancellationToken;
 
-use crate::logging;
 use crate::remote::worker_config;
 use crate::settings::{Environment, ServeArgs, Settings, SettingsError, SignupMode};
+use crate::{logging, master_key};
 
 pub async fn run(args: ServeArgs) -> ExitCode {
     let vars: Vec<(String, String)> = std::env::vars().collect();
@@ -39,6 +39,8 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         return Err("agentd serve needs store and API settings".into());
     };
     create_private_dir(&settings.data_dir)?;
+    let master_keys =
+        master_key::serve_keys(&settings.data_dir, api.master_key.as_ref(), api.previous_master_key.as_ref())?;
     let store = Store::open(store_settings.database.expose()).await?;
     let blobs = Blobs::open(&store_settings.blobs, &store_settings.s3)?;
     let control = Control::new(
@@ -52,6 +54,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             memory_sweep_every: api.memory_sweep,
             package_indexes: api.package_indexes.clone(),
             runtime_versions: agentd_worker::Runtimes::detect().versions(),
+            master_keys,
             ..ControlSettings::default()
         },
     );

@@ -5,17 +5,20 @@
 //!
 //! Every configured path is made absolute here: the sandbox mounts paths under the data
 //! dir, and a relative one would resolve differently once the process changes directory.
-//! Secrets (a database password, tokens, S3 keys) are redacted in `Debug`.
+//! Secrets (a database password, tokens, S3 keys, the master key) are redacted in `Debug`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agentd_control::MasterKey;
 use agentd_core::builds::PackageIndexes;
 use agentd_core::{Secret, TenantLimits};
 use agentd_store::{BlobLocation, S3Connection};
 use agentd_worker::{EgressSettings, IpNetwork};
 use clap::{Args, ValueEnum};
+
+use crate::master_key;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Environment {
@@ -69,6 +72,11 @@ pub struct ServerSettings {
     pub memory_sweep: Duration,
     /// Where dependency builds get packages from.
     pub package_indexes: PackageIndexes,
+    /// Seals agents' secrets (`AGENTD_MASTER_KEY`); `None` in development means the key
+    /// file in the data dir (see `master_key.rs`), and production refuses to start.
+    pub master_key: Option<MasterKey>,
+    /// Still opens what it sealed, during a rotation (`AGENTD_PREVIOUS_MASTER_KEY`).
+    pub previous_master_key: Option<MasterKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +148,12 @@ pub enum SettingsError {
     Packages(String),
     #[error(transparent)]
     Blob(#[from] agentd_store::StoreError),
+    /// A master key that does not parse; `origin` is where it came from (a variable's
+    /// name or a file's path), never its text.
+    #[error("{origin} {problem}")]
+    MasterKey { origin: String, problem: agentd_control::MasterKeyError },
+    #[error("the master key file {path}: {detail}")]
+    KeyFile { path: String, detail: String },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -282,7 +296,8 @@ pub fn absolute(what: &'static str, path: &Path) -> Result<PathBuf, SettingsErro
 
 impl ServeArgs {
     /// The settings of `agentd serve`; `vars` are the process's environment variables
-    /// (for `AGENTD_LIMITS_*` and `AWS_*`).
+    /// (for `AGENTD_LIMITS_*`, `AWS_*` and the master keys, which have no flags: a
+    /// command line is visible to every user of the machine).
     pub fn settings(self, vars: &[(String, String)]) -> Result<Settings, SettingsError> {
         let data_dir = absolute("the data dir", &self.data_dir)?;
         let database = self.database_url.clone().map_or_else(|| DatabaseUrl::sqlite_under(&data_dir), DatabaseUrl::new);
@@ -300,6 +315,8 @@ impl ServeArgs {
             max_recoveries: self.max_recoveries,
             memory_sweep: Duration::from_secs(self.store_sweep_s),
             package_indexes: self.packages.settings()?,
+            master_key: master_key::from_vars(vars, master_key::MASTER_KEY_VAR)?,
+            previous_master_key: master_key::from_vars(vars, master_key::PREVIOUS_MASTER_KEY_VAR)?,
         };
         let worker = (self.worker_slots > 0).then(|| WorkerSettings {
             source: WorkerSource::Embedded,
@@ -342,6 +359,13 @@ impl Settings {
             }
             if !api.listen.ip().is_loopback() && api.public_url.as_deref().is_none_or(|u| !u.starts_with("https://")) {
                 problems.push("listening beyond loopback over plain HTTP; put a TLS proxy in front and set AGENTD_PUBLIC_URL=https://…".to_owned());
+            }
+            if api.master_key.is_none() {
+                problems.push(
+                    "no master key for agents' secrets; set AGENTD_MASTER_KEY to 32 random bytes in base64 \
+                     (`openssl rand -base64 32`), the same on every replica"
+                        .to_owned(),
+                );
             }
         }
         problems
@@ -431,6 +455,22 @@ mod tests {
         assert!(!format!("{s3:?}").contains("hunter2"));
         let source = WorkerSource::Remote { server: "https://x".into(), token: Secret::new("agw_hunter2") };
         assert!(!format!("{source:?}").contains("hunter2"));
+        let key = MasterKey::generate();
+        let Ok(cli) = Serve::try_parse_from(["serve"]) else { panic!("the defaults parse") };
+        let settings = cli.args.settings(&vars(&[("AGENTD_MASTER_KEY", key.to_base64().expose())])).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(shown.contains(key.id()) && !shown.contains(key.to_base64().expose()), "{shown}");
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_a_master_key() {
+        let args = ["serve", "--env", "production", "--signup", "closed"];
+        let Ok(cli) = Serve::try_parse_from(args) else { panic!("parses") };
+        let refused = cli.args.settings(&[]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("AGENTD_MASTER_KEY"), "{refused}");
+        let Ok(cli) = Serve::try_parse_from(args) else { panic!("parses") };
+        let key = MasterKey::generate();
+        assert!(cli.args.settings(&vars(&[("AGENTD_MASTER_KEY", key.to_base64().expose())])).is_ok());
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod invocations;
 mod keys;
 mod memory;
 mod runtimes;
+mod secrets;
 mod threads;
 mod usage;
 
@@ -40,4 +41,5 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(threads::routes())
         .merge(usage::routes())
         .merge(memory::routes(limits.memory_item))
+        .merge(secrets::routes())
 }

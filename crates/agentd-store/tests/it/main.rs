@@ -25,6 +25,7 @@ mod builds;
 mod memory;
 mod queue;
 mod rls;
+mod secrets;
 
 async fn tenant(store: &Store, slug: &str) -> TenantScope {
     tenant_with_limits(store, slug, TenantLimits::default()).await

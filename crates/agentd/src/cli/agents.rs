@@ -1,5 +1,5 @@
-//! `agentd agents list | show | deploy | rollback`: the agent registry from the command
-//! line. `deploy` is the one with logic: read the manifest, create the agent on first
+//! `agentd agents list | show | deploy | rollback | secrets …`: the agent registry from the
+//! command line. `deploy` is the one with logic: read the manifest, create the agent on first
 //! deploy, pack the folder and upload it as a new version.
 
 use std::path::{Path, PathBuf};
@@ -35,6 +35,8 @@ enum AgentsCommand {
         /// Version number to activate
         version: u32,
     },
+    /// Set, list and delete an agent's secrets
+    Secrets(super::secrets::SecretsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +74,7 @@ pub async fn run(args: AgentsArgs) -> Result<(), Failure> {
         AgentsCommand::Show { slug } => show(&session, &slug).await,
         AgentsCommand::Deploy(deploy_args) => deploy(&session, deploy_args).await,
         AgentsCommand::Rollback { slug, version } => rollback(&session, &slug, version).await,
+        AgentsCommand::Secrets(secrets_args) => super::secrets::run(&session, secrets_args).await,
     }
 }
 

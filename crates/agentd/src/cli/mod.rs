@@ -16,6 +16,7 @@ mod invoke;
 mod keys;
 mod logs;
 mod output;
+mod secrets;
 mod session;
 mod slug;
 mod threads;
@@ -33,7 +34,7 @@ pub enum ClientCommand {
     Login(account::LoginArgs),
     /// Show which workspace and identity the current credentials belong to.
     Whoami(account::WhoamiArgs),
-    /// List, inspect, deploy and roll back agents.
+    /// List, inspect, deploy and roll back agents; set their secrets.
     Agents(agents::AgentsArgs),
     /// Run an agent once.
     Invoke(invoke::InvokeArgs),

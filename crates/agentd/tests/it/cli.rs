@@ -38,6 +38,12 @@ impl Shell {
     /// Runs `agentd <args>` with this shell's config dir, `AGENTD_SERVER` set to its
     /// server, and nothing inherited that could change which credentials are used.
     pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None).await
+    }
+
+    /// [`Shell::run`] with `stdin` (if any) piped into the command.
+    pub async fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        use tokio::io::AsyncWriteExt;
         let mut command = tokio::process::Command::new(bin());
         command
             .args(args)
@@ -47,9 +53,15 @@ impl Shell {
             .env_remove("AGENTD_TOKEN")
             .env_remove("AGENTD_EMAIL")
             .env_remove("AGENTD_PASSWORD")
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let output = tokio::time::timeout(COMMAND_DEADLINE, command.output())
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin().display()));
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input).await.unwrap_or_else(|e| panic!("write the command's stdin: {e}"));
+        }
+        let output = tokio::time::timeout(COMMAND_DEADLINE, child.wait_with_output())
             .await
             .unwrap_or_else(|_| panic!("`agentd {}` did not finish in time", args.join(" ")))
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin().display()));
@@ -242,4 +254,34 @@ async fn a_stored_token_is_not_sent_to_another_server(backend: Backend) {
     let elsewhere = shell.run(&["agents", "list", "--server", "http://127.0.0.1:9"]).await;
     assert_eq!(elsewhere.code, Some(2), "{elsewhere:#?}");
     assert!(elsewhere.stderr.contains("no credentials for http://127.0.0.1:9"), "{elsewhere:#?}");
+}
+
+on_both_stores!(secrets_are_set_from_stdin_listed_and_deleted_from_the_command_line);
+async fn secrets_are_set_from_stdin_listed_and_deleted_from_the_command_line(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+    shell.ok(&["agents", "deploy", &example("shell-wc")]).await;
+
+    let set =
+        shell.run_with_stdin(&["agents", "secrets", "set", "shell-wc", "API_KEY"], Some(b"sk-from-stdin\n")).await;
+    assert_eq!(set.code, Some(0), "{set:#?}");
+    assert!(set.stdout.contains("Created secret API_KEY"), "{set:#?}");
+    let again = shell.ok(&["agents", "secrets", "set", "shell-wc", "API_KEY", "--value", "sk-from-flag"]).await;
+    assert!(again.stdout.contains("Updated secret API_KEY"), "{again:#?}");
+
+    let listed = shell.ok(&["agents", "secrets", "list", "shell-wc"]).await;
+    assert!(listed.stdout.lines().any(|l| l.starts_with("API_KEY ")), "{listed:#?}");
+    let as_json = json(&shell.ok(&["agents", "secrets", "list", "shell-wc", "--json"]).await.stdout);
+    assert_eq!(as_json["data"][0]["name"], "API_KEY");
+    for shown in [&set.stdout, &again.stdout, &listed.stdout, &as_json.to_string()] {
+        assert!(!shown.contains("sk-from"), "a value was printed: {shown}");
+    }
+
+    let refused = shell.run(&["agents", "secrets", "set", "shell-wc", "PATH", "--value", "x"]).await;
+    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert!(refused.stderr.contains("invalid_secret_name"), "{refused:#?}");
+    shell.ok(&["agents", "secrets", "delete", "shell-wc", "API_KEY"]).await;
+    let gone = shell.run(&["agents", "secrets", "delete", "shell-wc", "API_KEY"]).await;
+    assert_eq!(gone.code, Some(1), "{gone:#?}");
 }

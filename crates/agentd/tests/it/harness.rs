@@ -29,6 +29,8 @@ pub struct TestApp {
     child: Option<Child>,
     env: Vec<(String, String)>,
     db_url: String,
+    /// Everything the server processes of this app wrote to stderr, across restarts.
+    log: Arc<Mutex<String>>,
     /// The database this app created (a replica shares another app's and owns none).
     _db: Option<TestDb>,
 }
@@ -61,7 +63,8 @@ impl TestApp {
         let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let db = TestDb::create(backend);
         let db_url = db.url.clone();
-        let mut app = TestApp { base_url: String::new(), data_dir, tmp, child: None, env, db_url, _db: Some(db) };
+        let log = Arc::default();
+        let mut app = TestApp { base_url: String::new(), data_dir, tmp, child: None, env, db_url, log, _db: Some(db) };
         app.start().await;
         app
     }
@@ -87,7 +90,7 @@ impl TestApp {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start agentd serve");
-        let log = ServerLog::echo(child.stderr.take().expect("stderr is piped"));
+        let log = ServerLog::echo(child.stderr.take().expect("stderr is piped"), self.log.clone());
         let address = wait_for_address(&mut child, &address_file, log).await;
         self.base_url = format!("http://{address}");
         self.child = Some(child);
@@ -127,7 +130,8 @@ impl TestApp {
         let mut env = self.env.clone();
         env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let db_url = self.db_url.clone();
-        let mut app = TestApp { base_url: String::new(), data_dir, tmp, child: None, env, db_url, _db: None };
+        let log = Arc::default();
+        let mut app = TestApp { base_url: String::new(), data_dir, tmp, child: None, env, db_url, log, _db: None };
         app.start().await;
         app
     }
@@ -158,6 +162,37 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.start().await;
+    }
+
+    /// Sets (or, with `None`, removes) a variable of the server's environment for its
+    /// next start.
+    pub fn set_env(&mut self, name: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != name);
+        if let Some(value) = value {
+            self.env.push((name.to_owned(), value.to_owned()));
+        }
+    }
+
+    /// What the server wrote to stderr so far (its log), across restarts.
+    pub fn server_log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Runs `agentd admin ARGS` on this app's database and data dir, with `env` added.
+    pub fn admin(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        Command::new(bin())
+            .arg("admin")
+            .args(args)
+            .args(["--database-url", &self.db_url, "--data-dir"])
+            .arg(&self.data_dir)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run agentd admin")
+    }
+
+    /// The database's URL, for a test that reads it behind the server's back.
+    pub fn database_url(&self) -> &str {
+        &self.db_url
     }
 
     /// The SQLite database file, when the app runs on SQLite.
@@ -271,20 +306,24 @@ impl Drop for TestApp {
     }
 }
 
-/// The server's stderr, echoed into the test's output line by line. Until the server
-/// listens, the lines are also kept, for the failure of a server that exits first.
+/// The server's stderr, echoed into the test's output line by line and appended to
+/// `all`. Until the server listens, the lines are also kept, for the failure of a server
+/// that exits first.
 struct ServerLog {
     kept: Arc<Mutex<Option<String>>>,
     echo: std::thread::JoinHandle<()>,
 }
 
 impl ServerLog {
-    fn echo(stderr: std::process::ChildStderr) -> ServerLog {
+    fn echo(stderr: std::process::ChildStderr, all: Arc<Mutex<String>>) -> ServerLog {
         let kept = Arc::new(Mutex::new(Some(String::new())));
         let keep = kept.clone();
         let echo = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[agentd] {line}");
+                let mut all = all.lock().expect("log lock");
+                all.push_str(&line);
+                all.push('\n');
                 if let Some(kept) = keep.lock().expect("log lock").as_mut() {
                     kept.push_str(&line);
                     kept.push('\n');

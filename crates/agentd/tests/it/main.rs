@@ -21,6 +21,7 @@ mod remote;
 mod runs;
 mod scale;
 mod sdk;
+mod secrets;
 mod tenancy;
 mod threads;
 mod usage;

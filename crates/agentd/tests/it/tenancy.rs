@@ -13,6 +13,7 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     let alpha = app.signup("alpha").await;
     let beta = app.signup("beta").await;
     app.deploy_example(&alpha, "shell-wc").await;
+    alpha.client.secret_set("shell-wc", "API_KEY", "alpha's secret").await.unwrap();
     let done = invoke_and_wait(&alpha, "shell-wc", json!({"secret": "alpha's"})).await;
     assert_eq!(done.status, InvocationStatus::Succeeded);
     let inv = done.id.to_string();
@@ -37,6 +38,10 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         (Method::POST, "/v1/agents/shell-wc/versions/1/activate".into(), None),
         (Method::GET, "/v1/agents/shell-wc/versions/1/build".into(), None),
         (Method::GET, "/v1/agents/shell-wc/versions/1/build/events".into(), None),
+        (Method::GET, "/v1/agents/shell-wc/secrets".into(), None),
+        (Method::PUT, "/v1/agents/shell-wc/secrets/API_KEY".into(), Some(json!({"value": "stolen"}))),
+        (Method::PUT, "/v1/agents/shell-wc/secrets/NEW_ONE".into(), Some(json!({"value": "planted"}))),
+        (Method::DELETE, "/v1/agents/shell-wc/secrets/API_KEY".into(), None),
         (Method::POST, "/v1/agents/shell-wc/invoke".into(), Some(json!({"input": {}}))),
         (Method::GET, format!("/v1/invocations/{inv}"), None),
         (Method::GET, format!("/v1/invocations/{inv}/logs"), None),
@@ -108,4 +113,7 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     assert!(alpha.client.me().await.unwrap().scopes.allows(Scope::Admin));
     let item = alpha.client.store_item_get(&["users", "ada"], "prefs").await.unwrap();
     assert_eq!(item.value, json!({"owner": "alpha"}));
+    let secrets: Vec<String> =
+        alpha.client.secrets_list("shell-wc").await.unwrap().data.into_iter().map(|s| s.name).collect();
+    assert_eq!(secrets, ["API_KEY"]);
 }

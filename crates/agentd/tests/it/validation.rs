@@ -28,6 +28,7 @@ async fn every_json_route_refuses_unknown_fields_and_bodies_that_are_not_objects
         (&alpha.client, Method::POST, "/v1/api-keys"),
         (&alpha.client, Method::POST, "/v1/agents"),
         (&alpha.client, Method::PATCH, "/v1/agents/shell-wc"),
+        (&alpha.client, Method::PUT, "/v1/agents/shell-wc/secrets/API_KEY"),
         (&alpha.client, Method::POST, "/v1/agents/shell-wc/invoke"),
         (&alpha.client, Method::POST, "/v1/invocations/inv_00000000000000000000000000000000/respond"),
         (&alpha.client, Method::POST, "/v1/threads"),
@@ -71,6 +72,7 @@ async fn every_json_route_refuses_unknown_fields_and_bodies_that_are_not_objects
     assert!(invocations.data.is_empty(), "{:?}", invocations.data);
     let keys = alpha.client.api_keys_list(&Default::default()).await.unwrap();
     assert_eq!(keys.data.len(), 1);
+    assert!(alpha.client.secrets_list("shell-wc").await.unwrap().data.is_empty());
     // Query strings too.
     let (status, body) = problem(alpha.client.request(Method::GET, "/v1/agents?evil=1").send().await.unwrap()).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")), "{body}");
