@@ -16,7 +16,7 @@ pub mod invocations;
 pub mod worker;
 
 pub use accounts::{
-    CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, SignupRequest, SignupResponse,
+    CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, MeRun, SignupRequest, SignupResponse,
 };
 pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus, DependencyBuild,

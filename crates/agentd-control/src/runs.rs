@@ -73,7 +73,8 @@ impl Control {
         let deadline = Instant::now() + wait.min(MAX_CLAIM_WAIT);
         let mut changes = self.store.subscribe_queue();
         wait::until(&mut changes, Some(deadline), CLAIM_BACKSTOP, || async {
-            if let Some(run) = self.store.queue_claim_unscoped(&owner, lease.get()).await? {
+            let run_token = crate::auth::mint_run_token();
+            if let Some(run) = self.store.queue_claim_unscoped(&owner, lease.get(), &run_token).await? {
                 return Ok(Step::Ready(run));
             }
             let now = Timestamp::now();

@@ -26,6 +26,9 @@ pub struct TenantLimits {
     pub build_memory_mb: u32,
     /// Largest installed dependency tree of one version (never more than `max_storage_bytes`).
     pub max_dependency_bytes: u64,
+    /// How deep sub-agents may nest: an invocation made with a run's token is one deeper
+    /// than the run (top-level invocations are 0), and one deeper than this is refused.
+    pub max_invocation_depth: u32,
 }
 
 impl Default for TenantLimits {
@@ -47,6 +50,7 @@ impl Default for TenantLimits {
             build_timeout_s: 600,
             build_memory_mb: 2048,
             max_dependency_bytes: 512 * 1024 * 1024,
+            max_invocation_depth: 5,
         }
     }
 }

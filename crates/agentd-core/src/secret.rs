@@ -1,5 +1,7 @@
 //! A value that must never reach a log: its `Debug` and `Display` print `<redacted>`,
-//! and reading it takes an explicit [`Secret::expose`].
+//! and reading it takes an explicit [`Secret::expose`]. It serializes as the plain string,
+//! because some secrets travel on purpose (a run's token in the worker protocol); logs
+//! print values through `Debug`/`Display`, never through serde.
 
 use std::fmt;
 
@@ -26,6 +28,18 @@ impl fmt::Debug for Secret {
     }
 }
 
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
@@ -41,5 +55,14 @@ mod tests {
         let s = Secret::new("agd_abc_def");
         assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
         assert_eq!(s.expose(), "agd_abc_def");
+    }
+
+    #[test]
+    fn a_secret_travels_as_its_plain_string() {
+        let s = Secret::new("agr_abc");
+        let json = serde_json::to_string(&s).unwrap_or_default();
+        assert_eq!(json, "\"agr_abc\"");
+        let back: Secret = serde_json::from_str(&json).unwrap_or_else(|_| Secret::new(""));
+        assert_eq!(back, s);
     }
 }

@@ -18,6 +18,8 @@ const SQLITE: &[Migration] = &[
     (7, "dependency_builds", include_str!("../migrations/sqlite/0007_dependency_builds.sql")),
     (8, "configuration", include_str!("../migrations/sqlite/0008_configuration.sql")),
     (9, "interrupts", include_str!("../migrations/sqlite/0009_interrupts.sql")),
+    // 10 and 11 are reserved.
+    (12, "run_tokens", include_str!("../migrations/sqlite/0012_run_tokens.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -29,6 +31,8 @@ const POSTGRES: &[Migration] = &[
     (7, "dependency_builds", include_str!("../migrations/postgres/0007_dependency_builds.sql")),
     (8, "configuration", include_str!("../migrations/postgres/0008_configuration.sql")),
     (9, "interrupts", include_str!("../migrations/postgres/0009_interrupts.sql")),
+    // 10 and 11 are reserved.
+    (12, "run_tokens", include_str!("../migrations/postgres/0012_run_tokens.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.
