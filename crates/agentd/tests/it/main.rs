@@ -17,6 +17,7 @@ mod init;
 mod invocations;
 mod recovery;
 mod remote;
+mod run_token;
 mod runs;
 mod scale;
 mod sdk;
