@@ -24,6 +24,7 @@ mod blobs_artifacts;
 mod builds;
 mod queue;
 mod rls;
+mod run_tokens;
 
 async fn tenant(store: &Store, slug: &str) -> TenantScope {
     tenant_with_limits(store, slug, TenantLimits::default()).await
