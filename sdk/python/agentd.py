@@ -18,10 +18,17 @@ and writes events as JSON lines to the events fd (``AGENTD_EVENTS_FD``, default 
   exits 0 (the invocation succeeds); it must be JSON-serializable (None gives null);
 - an exception becomes ``{"type": "log", "level": "error", "message": <traceback>}`` and
   the process exits 1 (the invocation fails and may be retried);
-- ``ctx.ask(question)`` pauses for a human: see ``Context.ask``.
+- ``ctx.ask(question)`` pauses for a human: see ``Context.ask``;
+- ``ctx.invoke(agent, input, wait=N)`` runs another agent of the workspace (a sub-agent)
+  and returns its invocation: see ``Context.invoke``.
 
 The handler may also be ``async def``; it is then run with ``asyncio.run``.
 stdout and stderr stay yours: the platform captures them as log lines.
+
+Calls back to the platform go to ``AGENTD_API_URL`` with the run's own ``AGENTD_TOKEN``
+(valid while this run runs); ``ctx.api`` is the helper behind ``ctx.invoke``, for any
+route a run's token may use. A refused call raises ``ApiError`` with the problem
+document's ``status`` and ``code``.
 """
 
 import asyncio
@@ -30,8 +37,11 @@ import json
 import os
 import sys
 import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
 
-__all__ = ["run", "Context", "Interrupted"]
+__all__ = ["run", "Context", "Interrupted", "Api", "ApiError"]
 
 _LEVELS = ("debug", "info", "warn", "error")
 
@@ -42,6 +52,72 @@ class Interrupted(BaseException):
     It derives from BaseException, like SystemExit, so ``except Exception`` in agent code
     does not swallow it. ``run`` catches it and exits 0.
     """
+
+
+class ApiError(Exception):
+    """A call to the platform's API failed.
+
+    ``status`` is the HTTP status (0 when the API could not be reached), ``code`` the
+    problem document's stable code (``run_token_not_accepted``, ``not_found``, …) and
+    ``problem`` the whole document (a dict, empty when there was none).
+    """
+
+    def __init__(self, status, code, detail, problem=None):
+        super().__init__(f"{code} ({status}): {detail}" if status else f"{code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.problem = problem or {}
+
+
+class Api:
+    """The platform's API as this run reaches it: ``AGENTD_API_URL`` with ``AGENTD_TOKEN``.
+
+    ``request(method, path, body=None, query=None)`` sends one JSON request (``path``
+    starts with ``/v1/``) and returns the decoded JSON answer (None for an empty one), or
+    raises ``ApiError``. It never goes through the egress proxy: the API is on the run's
+    own loopback.
+    """
+
+    def __init__(self, base_url=None, token=None, timeout=90):
+        self.base_url = (base_url if base_url is not None else os.environ.get("AGENTD_API_URL", "")).rstrip("/")
+        self.token = token if token is not None else os.environ.get("AGENTD_TOKEN", "")
+        self.timeout = timeout
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def request(self, method, path, body=None, query=None, headers=None):
+        if not self.base_url or not self.token:
+            raise ApiError(0, "no_api", "AGENTD_API_URL and AGENTD_TOKEN are not set; run under agentd")
+        url = self.base_url + path
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        sent = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            sent["Content-Type"] = "application/json"
+        sent.update(headers or {})
+        req = urllib.request.Request(url, data=data, method=method, headers=sent)
+        try:
+            with self._opener.open(req, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            raise _problem(err.code, err.read()) from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise ApiError(0, "api_unreachable", f"{method} {path}: {reason}") from None
+        return json.loads(raw) if raw.strip() else None
+
+
+def _problem(status, raw):
+    try:
+        problem = json.loads(raw)
+    except ValueError:
+        problem = None
+    if not isinstance(problem, dict):
+        return ApiError(status, "http_error", raw.decode("utf-8", "replace")[:200] or "no body")
+    return ApiError(status, problem.get("code", "http_error"), problem.get("detail", ""), problem)
+
 
 
 class _Events:
@@ -66,7 +142,8 @@ class Context:
 
     Attributes: ``input`` (the invocation's input, any JSON value), ``invocation_id``,
     ``agent``, ``attempt`` (1 for the first run), ``thread_id`` (or None), ``state`` (the
-    thread's state dict, ``{}`` without a thread) and ``resume`` (answers so far, a list).
+    thread's state dict, ``{}`` without a thread), ``resume`` (answers so far, a list) and
+    ``api`` (an ``Api``: the platform's API with this run's token).
     """
 
     def __init__(self, request, events):
@@ -79,6 +156,7 @@ class Context:
         self.state = thread.get("state") or {}
         self._saved_state = _json_text(self.state)
         self.resume = list(request.get("resume") or [])
+        self.api = Api()
         self._events = events
         self._asked = 0
 
@@ -123,6 +201,23 @@ class Context:
         self._events.emit({"type": "interrupt", "value": question})
         self._events.closed = True
         raise Interrupted(question)
+
+    def invoke(self, agent, input=None, wait=None, idempotency_key=None, **options):
+        """Invokes ``agent`` (a slug of this workspace) with ``input`` as a sub-agent of
+        this run and returns the new invocation (a dict: ``id``, ``status``, ``output``…).
+
+        With ``wait`` (seconds, at most 60) the platform holds the answer until the
+        sub-invocation settles (finished, or waiting for input) or the time is up: check
+        ``status``. ``options`` are other fields of the invoke body (``priority``,
+        ``timeout_s``, ``metadata``, ``env``, …). Sub-agents nest at most the workspace's
+        ``max_invocation_depth`` deep (``ApiError`` ``invocation_depth_exceeded``).
+        """
+        body = dict(options)
+        body["input"] = input
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        query = {"wait": wait} if wait else None
+        path = "/v1/agents/" + urllib.parse.quote(str(agent), safe="") + "/invoke"
+        return self.api.request("POST", path, body=body, query=query, headers=headers)
 
 
 def _json_text(value):

@@ -3,25 +3,27 @@
 Run with: /usr/bin/python3 -m unittest discover -s sdk/python
 """
 
+import http.server
 import json
 import os
 import subprocess
 import tempfile
 import textwrap
+import threading
 import unittest
 
 SDK_DIR = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
 
 
-def run_agent(body, request, events_fd=None):
+def run_agent(body, request, events_fd=None, env_extra=None):
     """Runs an agent whose module body is `body`; returns (exit code, events, stdout)."""
     with tempfile.TemporaryDirectory() as tmp:
         main = os.path.join(tmp, "main.py")
         with open(main, "w") as f:
             f.write("import agentd\n" + textwrap.dedent(body))
         read_end, write_end = os.pipe()
-        env = {"PYTHONPATH": SDK_DIR, "PATH": "/usr/bin:/bin"}
+        env = {"PYTHONPATH": SDK_DIR, "PATH": "/usr/bin:/bin", **(env_extra or {})}
         if events_fd is None:
             # The default: the events land on fd 3, as in the sandbox.
             def wire():
@@ -172,6 +174,99 @@ class RunTest(unittest.TestCase):
         )
         self.assertEqual(code, 0)
         self.assertEqual(events, [{"type": "output", "data": {"state": {}, "input": None}}])
+
+
+class FakeApi:
+    """An HTTP server on 127.0.0.1 standing in for the platform: it records each request and
+    answers with the next (status, JSON body) of `answers`."""
+
+    def __init__(self, answers):
+        self.seen = []
+        answers = list(answers)
+        seen = self.seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
+                status, answer = answers.pop(0)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                kind = "application/json" if status < 400 else "application/problem+json"
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d" % self.server.server_port
+
+    def env(self):
+        return {"AGENTD_API_URL": self.url, "AGENTD_TOKEN": "agr_test"}
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ApiTest(unittest.TestCase):
+    def test_invoke_sends_the_runs_token_and_returns_the_sub_invocation(self):
+        child = {"id": "inv_2", "status": "succeeded", "output": {"echo": 1}}
+        api = FakeApi([(200, child)])
+        self.addCleanup(api.close)
+        code, events, _ = run_agent(
+            """
+            def handle(ctx):
+                done = ctx.invoke("echo", {"n": 1}, wait=30, priority=3, idempotency_key="k1")
+                return done["output"]
+            agentd.run(handle)
+            """,
+            request(),
+            env_extra={**api.env(), "HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"},
+        )
+        self.assertEqual((code, events), (0, [{"type": "output", "data": {"echo": 1}}]))
+        [seen] = api.seen
+        self.assertEqual((seen["method"], seen["path"]), ("POST", "/v1/agents/echo/invoke?wait=30"))
+        self.assertEqual(seen["headers"]["Authorization"], "Bearer agr_test")
+        self.assertEqual(seen["headers"]["Idempotency-Key"], "k1")
+        self.assertEqual(seen["body"], {"input": {"n": 1}, "priority": 3})
+
+    def test_a_refusal_raises_api_error_with_the_problems_code(self):
+        problem = {"status": 401, "code": "run_token_not_accepted", "detail": "not here"}
+        api = FakeApi([(401, problem)])
+        self.addCleanup(api.close)
+        code, events, _ = run_agent(
+            """
+            def handle(ctx):
+                try:
+                    ctx.api.request("POST", "/v1/api-keys", {"name": "x"})
+                except agentd.ApiError as err:
+                    return [err.status, err.code, err.detail]
+            agentd.run(handle)
+            """,
+            request(),
+            env_extra=api.env(),
+        )
+        self.assertEqual((code, events), (0, [{"type": "output", "data": [401, "run_token_not_accepted", "not here"]}]))
+
+    def test_without_the_api_variables_a_call_says_so(self):
+        code, events, _ = run_agent(
+            """
+            def handle(ctx):
+                try:
+                    ctx.invoke("echo", {})
+                except agentd.ApiError as err:
+                    return err.code
+            agentd.run(handle)
+            """,
+            request(),
+        )
+        self.assertEqual((code, events), (0, [{"type": "output", "data": "no_api"}]))
 
 
 if __name__ == "__main__":

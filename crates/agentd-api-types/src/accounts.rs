@@ -1,6 +1,6 @@
 //! `POST /v1/signup`, `POST /v1/auth/login`, `GET /v1/me` and `/v1/api-keys`.
 
-use agentd_core::{Actor, ApiKey, Role, Scope, Scopes, Tenant, Timestamp, User};
+use agentd_core::{Actor, AgentId, ApiKey, InvocationId, Role, Scope, Scopes, Slug, Tenant, Timestamp, User};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,7 +44,23 @@ pub struct Me {
     pub actor: Actor,
     pub user: Option<User>,
     pub role: Option<Role>,
+    /// The scopes ordinary routes check; a run's token has none.
     pub scopes: Scopes,
+    /// When the caller is a run with its own `AGENTD_TOKEN`: which run.
+    #[serde(default)]
+    pub run: Option<MeRun>,
+}
+
+/// The run behind a run token, as `GET /v1/me` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeRun {
+    pub invocation_id: InvocationId,
+    pub agent: Slug,
+    pub agent_id: AgentId,
+    pub thread_id: Option<String>,
+    /// 0 for an invocation a client made; a sub-agent's is its parent's + 1.
+    pub depth: u32,
+    pub attempt: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ pub mod threads;
 pub mod worker;
 
 pub use accounts::{
-    CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, SignupRequest, SignupResponse,
+    CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, MeRun, SignupRequest, SignupResponse,
 };
 pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentSecret, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus,

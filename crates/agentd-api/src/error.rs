@@ -4,7 +4,7 @@
 //! body that is not JSON, an unknown route) are made here too. A 500 body says nothing
 //! about the cause; the cause is logged once, here.
 
-use agentd_control::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, SchemaViolation};
+use agentd_control::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, SchemaViolation, Unauthenticated};
 use agentd_core::PageError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -53,7 +53,19 @@ impl From<Invalid> for ApiError {
 fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
     use StatusCode as S;
     match err {
-        ControlError::Unauthenticated(_) => (S::UNAUTHORIZED, "unauthorized"),
+        ControlError::Unauthenticated(unauthenticated) => (
+            S::UNAUTHORIZED,
+            match unauthenticated {
+                Unauthenticated::RunTokenNotAccepted => "run_token_not_accepted",
+                Unauthenticated::RunEnded { .. } => "run_ended",
+                Unauthenticated::Missing
+                | Unauthenticated::Malformed
+                | Unauthenticated::UnknownToken
+                | Unauthenticated::BadLogin
+                | Unauthenticated::MissingWorkerToken
+                | Unauthenticated::UnknownWorkerToken => "unauthorized",
+            },
+        ),
         ControlError::Forbidden(forbidden) => (
             S::FORBIDDEN,
             match forbidden {
@@ -153,6 +165,7 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::SecretName(_) => "invalid_secret_name",
         Invalid::SecretValue { .. } => "invalid_secret_value",
         Invalid::SecretTooLarge { .. } => "secret_too_large",
+        Invalid::InvocationDepth { .. } => "invocation_depth_exceeded",
     };
     (StatusCode::UNPROCESSABLE_ENTITY, code)
 }

@@ -228,6 +228,7 @@ async fn through_store(store: &Store, jobs: usize) -> Result<StoreRun, BenchErro
             metadata: serde_json::json!({}),
             env: Default::default(),
             input_timeout_s: None,
+            parent: None,
         };
         store.invocation_enqueue(&ctx, &agent, &version, new, u32::MAX).await?;
     }
@@ -271,7 +272,9 @@ async fn claim_until_done(store: &Store, me: &str, done: &AtomicUsize, jobs: usi
     let retry = RetryPlan { retry_at: Timestamp::now(), max_recoveries: 0 };
     let mut empty = 0;
     while done.load(Ordering::Relaxed) < jobs {
-        let Some(run) = store.queue_claim_unscoped(me, LEASE).await? else {
+        // Every attempt's token is unique (the store indexes its hash); a v7 id is.
+        let token = agentd_core::Secret::new(format!("agr_{}", agentd_core::RequestId::generate()));
+        let Some(run) = store.queue_claim_unscoped(me, LEASE, &token).await? else {
             empty += 1;
             tokio::task::yield_now().await;
             continue;

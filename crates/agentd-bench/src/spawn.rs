@@ -82,6 +82,7 @@ impl Spawner {
                 ..RunLimits::default()
             },
             egress: Egress::Denied,
+            host_forward: None,
             collect_outputs: None,
         }
     }

@@ -149,6 +149,7 @@ mod tests {
             "PYTHONSTARTUP",
             "NODE_OPTIONS",
             "AGENTD_TOKEN",
+            "AGENTD_API_URL",
             "LC_ALL",
             "https_proxy",
             "Http_Proxy",

@@ -24,6 +24,9 @@ pub struct InvocationFilter {
     pub agent: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<InvocationStatus>,
+    /// Only the sub-invocations of this invocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,7 +13,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 
 use crate::Control;
-use crate::auth::{API_KEY_PREFIX, Admin, Ctx, Read, SESSION_PREFIX};
+use crate::auth::{API_KEY_PREFIX, Admin, Ctx, Read, RunGrant, SESSION_PREFIX};
 use crate::error::{ControlError, Forbidden, QuotaExceeded, Result, Unauthenticated};
 use crate::input::{Email, KeyExpiry, KeyName, Password, WorkspaceName};
 
@@ -67,6 +67,8 @@ pub struct Caller {
     pub user: Option<User>,
     pub role: Option<Role>,
     pub scopes: Scopes,
+    /// When the caller is a run with its own token: which one.
+    pub run: Option<RunGrant>,
 }
 
 /// A key to create: its name, scopes (absent: every scope, which the creator must hold)
@@ -164,7 +166,8 @@ impl Control {
         Ok(Session { token: Secret::new(token), expires_at, tenant, user: found.user })
     }
 
-    /// The caller: their tenant as it is now, who they are and what they may do.
+    /// The caller: their tenant as it is now, who they are and what they may do (a run:
+    /// which run it is).
     pub async fn me(&self, ctx: &Ctx<Read>) -> Result<Caller> {
         let tenant = self.store.tenant_get(ctx.store_scope()).await?;
         Ok(Caller {
@@ -173,6 +176,7 @@ impl Control {
             user: ctx.user().cloned(),
             role: ctx.role(),
             scopes: ctx.scopes().clone(),
+            run: ctx.run().cloned(),
         })
     }
 

@@ -24,16 +24,53 @@
 //! Neither a principal nor a context can be built outside this module: their fields are
 //! private and their only constructors are here. Worker tokens authenticate the remote
 //! worker protocol the same way, as a [`WorkerCtx`].
+//!
+//! # Runs calling back
+//!
+//! Every attempt of a run gets a token of its own (`AGENTD_TOKEN`, `agr_…`), made by the
+//! claim that starts the attempt. It authenticates as a principal of the run's tenant
+//! that carries a [`RunGrant`] (the invocation, its agent, its thread, its depth), and
+//! only while that attempt runs under a live lease; afterwards it is refused as
+//! [`Unauthenticated::RunEnded`].
+//!
+//! A run principal never passes [`Principal::authorize`]: every route that calls it
+//! refuses a run with [`Unauthenticated::RunTokenNotAccepted`]. A route lets runs in only
+//! by calling [`Principal::authorize_run`] instead, for [`Read`] or [`Invoke`] (never
+//! `Deploy` or `Admin`: [`RunCapability`] is not implemented for them, so that does not
+//! compile). The context then carries the grant ([`Ctx::run`]), and the operation the
+//! route calls is responsible for confining the run to what the grant covers. An
+//! operation that a route opts in therefore checks `ctx.run()`:
+//!
+//! ```no_run
+//! # async fn f(control: &agentd_control::Control, principal: &agentd_control::Principal,
+//! #            id: &agentd_core::InvocationId) {
+//! // A run may look at its own sub-invocations only: `invocation_get` checks the grant.
+//! let ctx = principal.authorize_run::<agentd_control::Read>().unwrap();
+//! control.invocation_get(&ctx, id).await.unwrap();
+//! # }
+//! ```
+//!
+//! ```compile_fail
+//! # fn f(principal: &agentd_control::Principal) {
+//! // No route can let a run deploy.
+//! let ctx = principal.authorize_run::<agentd_control::Deploy>();
+//! # }
+//! ```
+//!
+//! Opted in today (docs/API.md lists them): invoking an agent of the run's tenant (a
+//! sub-agent, recorded with `parent_id` and `depth`), reading and cancelling the run's
+//! own sub-invocations, and `GET /v1/me`. For a member (key or session) `authorize_run`
+//! is exactly `authorize`.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use agentd_core::queue::RunLease;
 use agentd_core::{
-    Actor, RequestId, ResourceKind, Role, Scope, Scopes, Tenant, TenantId, TenantLimits, TenantScope, TenantStatus,
-    User, WorkerTokenId,
+    Actor, AgentId, InvocationId, InvocationStatus, RequestId, ResourceKind, Role, Scope, Scopes, Secret, Slug, Tenant,
+    TenantId, TenantLimits, TenantScope, TenantStatus, User, WorkerTokenId,
 };
-use agentd_store::{Credential, hash_secret};
+use agentd_store::{Credential, RunCredential, hash_secret};
 
 use crate::Control;
 use crate::error::{ControlError, Forbidden, Result, Unauthenticated};
@@ -41,21 +78,55 @@ use crate::error::{ControlError, Forbidden, Result, Unauthenticated};
 pub const API_KEY_PREFIX: &str = "agd_";
 pub const SESSION_PREFIX: &str = "ags_";
 pub const WORKER_TOKEN_PREFIX: &str = "agw_";
+pub const RUN_TOKEN_PREFIX: &str = "agr_";
 
 /// An authenticated caller whose scopes have not been checked yet.
 #[derive(Debug, Clone)]
 pub struct Principal {
     credential: Credential,
+    /// Set when the caller is a run, with its own token.
+    run: Option<RunGrant>,
     request_id: RequestId,
 }
 
+/// What a run's token stands for: one attempt of one invocation, of its tenant's agent.
+/// Operations that let runs in confine them with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunGrant {
+    pub invocation_id: InvocationId,
+    pub agent_id: AgentId,
+    pub agent: Slug,
+    pub thread_id: Option<String>,
+    /// 0 for an invocation a client made; its sub-invocations are one deeper.
+    pub depth: u32,
+    pub attempt: u32,
+}
+
 impl Principal {
-    /// The context for operations that need capability `C`; `Forbidden` without it.
+    /// The context for operations that need capability `C`; `Forbidden` without it. A
+    /// run's token is refused here: see [`Principal::authorize_run`].
     pub fn authorize<C: Capability>(&self) -> Result<Ctx<C>> {
-        let c = &self.credential;
-        if !c.scopes.allows(C::SCOPE) {
+        if self.run.is_some() {
+            return Err(Unauthenticated::RunTokenNotAccepted.into());
+        }
+        if !self.credential.scopes.allows(C::SCOPE) {
             return Err(Forbidden::InsufficientScope { needed: C::SCOPE }.into());
         }
+        Ok(self.context())
+    }
+
+    /// As [`Principal::authorize`], and a run's token is accepted too: the context then
+    /// carries its [`RunGrant`], which the operation must honour (see the module docs).
+    pub fn authorize_run<C: RunCapability>(&self) -> Result<Ctx<C>> {
+        match self.run {
+            Some(_) => Ok(self.context()),
+            None => self.authorize(),
+        }
+    }
+
+    /// The context of an authorized caller.
+    fn context<C: Capability>(&self) -> Ctx<C> {
+        let c = &self.credential;
         let span = tracing::info_span!(
             "op",
             tenant_id = %c.tenant.id,
@@ -69,9 +140,10 @@ impl Principal {
             scopes: c.scopes.clone(),
             user: c.user.clone(),
             role: c.role,
+            run: self.run.clone(),
             span,
         };
-        Ok(Ctx { inner: Arc::new(inner), _capability: PhantomData })
+        Ctx { inner: Arc::new(inner), _capability: PhantomData }
     }
 
     pub fn tenant_id(&self) -> &TenantId {
@@ -97,6 +169,7 @@ struct CtxInner {
     scopes: Scopes,
     user: Option<User>,
     role: Option<Role>,
+    run: Option<RunGrant>,
     span: tracing::Span,
 }
 
@@ -142,6 +215,12 @@ impl<C> Ctx<C> {
         self.inner.role
     }
 
+    /// The run calling with its own token, when it is one (only through
+    /// [`Principal::authorize_run`]); `None` for a member's key or session.
+    pub fn run(&self) -> Option<&RunGrant> {
+        self.inner.run.as_ref()
+    }
+
     /// What the store confines this operation to.
     pub(crate) fn store_scope(&self) -> &TenantScope {
         &self.inner.scope
@@ -161,6 +240,12 @@ mod sealed {
 pub trait Capability: sealed::Sealed {
     const SCOPE: Scope;
 }
+
+/// A capability a route may grant a run's token ([`Principal::authorize_run`]): reading
+/// and invoking, never deploying or administering.
+pub trait RunCapability: Capability {}
+impl RunCapability for Read {}
+impl RunCapability for Invoke {}
 
 macro_rules! capability {
     ($($(#[$doc:meta])* $name:ident => $scope:expr),+ $(,)?) => {$(
@@ -210,6 +295,11 @@ impl WorkerCtx {
     }
 }
 
+/// A fresh run token, for the attempt a claim starts.
+pub(crate) fn mint_run_token() -> Secret {
+    Secret::new(format!("{RUN_TOKEN_PREFIX}{}", crate::accounts::random_text(40)))
+}
+
 /// A new worker token, and its secret shown this once.
 #[derive(Debug, Clone)]
 pub struct CreatedWorkerToken {
@@ -238,6 +328,8 @@ impl Control {
             }
         } else if token.starts_with(SESSION_PREFIX) {
             self.store.session_authenticate_unscoped(&hash_secret(token)).await?
+        } else if token.starts_with(RUN_TOKEN_PREFIX) {
+            return self.authenticate_run(token, request_id).await;
         } else {
             None
         };
@@ -245,7 +337,40 @@ impl Control {
         if credential.tenant.status == TenantStatus::Suspended {
             return Err(Forbidden::TenantSuspended.into());
         }
-        Ok(Principal { credential, request_id })
+        Ok(Principal { credential, run: None, request_id })
+    }
+
+    /// The run behind a run token: accepted only while the attempt it was made for is
+    /// running under a live lease (a later claim replaced it with the next attempt's).
+    async fn authenticate_run(&self, token: &str, request_id: RequestId) -> Result<Principal> {
+        let found: RunCredential = self
+            .store
+            .run_token_authenticate_unscoped(&hash_secret(token))
+            .await?
+            .ok_or(Unauthenticated::UnknownToken)?;
+        if found.status != InvocationStatus::Running || !found.lease_live {
+            return Err(Unauthenticated::RunEnded { id: found.invocation_id }.into());
+        }
+        if found.tenant.status == TenantStatus::Suspended {
+            return Err(Forbidden::TenantSuspended.into());
+        }
+        let credential = Credential {
+            tenant: found.tenant,
+            actor: Actor::Run { id: found.invocation_id.clone() },
+            // Scopes are what ordinary routes check, and a run passes none of them.
+            scopes: Scopes::default(),
+            user: None,
+            role: None,
+        };
+        let run = RunGrant {
+            invocation_id: found.invocation_id,
+            agent_id: found.agent_id,
+            agent: found.agent,
+            thread_id: found.thread_id,
+            depth: found.depth,
+            attempt: found.attempt,
+        };
+        Ok(Principal { credential, run: Some(run), request_id })
     }
 
     /// The remote worker behind a worker token.

@@ -68,6 +68,13 @@ pub enum Unauthenticated {
     MissingWorkerToken,
     #[error("the worker token is unknown or revoked")]
     UnknownWorkerToken,
+    #[error(
+        "a run's AGENTD_TOKEN is not accepted on this route; with it a run may invoke agents, read and cancel \
+         its own sub-invocations and call GET /v1/me (see docs/API.md, \"Run tokens\")"
+    )]
+    RunTokenNotAccepted,
+    #[error("the run this token was made for has ended (invocation {id}); a run's token works only while it runs")]
+    RunEnded { id: InvocationId },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -187,6 +194,11 @@ pub enum Invalid {
     MetadataFilter { max: usize },
     #[error("completion webhooks are not available on this server yet; omit webhook_url")]
     WebhooksUnavailable,
+    #[error(
+        "this run is at depth {parent_depth}, and sub-agents may nest at most {max} deep \
+         (the workspace's max_invocation_depth)"
+    )]
+    InvocationDepth { parent_depth: u32, max: u32 },
     #[error("wait must be at most {max_s} seconds; poll or stream the events for longer runs")]
     Wait { max_s: u64 },
     #[error("Idempotency-Key must be 1 to {max} visible ASCII characters")]

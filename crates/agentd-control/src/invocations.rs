@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use agentd_core::{
-    AgentStatus, Event, Invocation, InvocationId, InvocationStatus, MultitaskStrategy, Page, PageRequest, Slug,
-    ThreadId,
+    AgentStatus, Event, Invocation, InvocationId, InvocationStatus, MultitaskStrategy, Page, PageRequest, ResourceKind,
+    Slug, ThreadId,
 };
-use agentd_store::{Enqueued, NewInvocation, StoreError, ThreadRun};
+use agentd_store::{Enqueued, NewInvocation, ParentRun, StoreError, ThreadRun};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -51,6 +51,8 @@ pub struct InvocationFilter {
     pub agent: Option<Slug>,
     pub status: Option<InvocationStatus>,
     pub thread_id: Option<ThreadId>,
+    /// The sub-invocations of this run only.
+    pub parent_id: Option<InvocationId>,
 }
 
 /// An accepted invocation, and whether this call created it or found it by its
@@ -69,9 +71,32 @@ pub fn settled(invocation: &Invocation) -> bool {
     invocation.status.is_terminal() || invocation.status == InvocationStatus::WaitingForInput
 }
 
+/// The parent of an invocation `ctx` makes: the calling run, when it is one. Refused
+/// past the workspace's `max_invocation_depth`.
+fn parent_of_new<C>(ctx: &Ctx<C>) -> Result<Option<ParentRun>> {
+    let Some(run) = ctx.run() else { return Ok(None) };
+    let max = ctx.limits().max_invocation_depth;
+    if run.depth >= max {
+        return Err(Invalid::InvocationDepth { parent_depth: run.depth, max }.into());
+    }
+    Ok(Some(ParentRun { id: run.invocation_id.clone(), depth: run.depth + 1 }))
+}
+
+/// What a caller may see of `invocation`: a member all of the tenant's, a run only its
+/// own sub-invocations (anything else does not exist for it).
+fn visible<C>(ctx: &Ctx<C>, invocation: Invocation) -> Result<Invocation> {
+    match ctx.run() {
+        Some(run) if invocation.parent_id.as_ref() != Some(&run.invocation_id) => {
+            Err(ControlError::NotFound(ResourceKind::Invocation))
+        }
+        _ => Ok(invocation),
+    }
+}
+
 impl Control {
     /// Accepts an invocation of the agent's active version; with `wait`, waits up to that
-    /// long for it to settle and returns it as it is then.
+    /// long for it to settle and returns it as it is then. A run calling with its token
+    /// makes a sub-invocation: its `parent_id` is the run, its depth one more.
     pub async fn invoke(
         &self,
         ctx: &Ctx<Invoke>,
@@ -85,6 +110,7 @@ impl Control {
         if spec.webhook_url.is_some() {
             return Err(Invalid::WebhooksUnavailable.into());
         }
+        let parent = parent_of_new(ctx)?;
         let scope = ctx.store_scope();
         let agent = self.store.agent_get(scope, slug).await?;
         if agent.status == AgentStatus::Disabled {
@@ -122,6 +148,7 @@ impl Control {
             idempotency_key: spec.idempotency_key.map(IdempotencyKey::into_inner),
             metadata: spec.metadata.into_inner(),
             env,
+            parent,
         };
         let limit = ctx.limits().max_queued_invocations;
         let enqueued =
@@ -130,18 +157,23 @@ impl Control {
                 other => ControlError::from(other),
             })?;
         let created = matches!(enqueued, Enqueued::Created(_));
-        let mut invocation = enqueued.into_invocation();
+        let invocation = enqueued.into_invocation();
         if created {
-            ctx.span().in_scope(|| tracing::info!(invocation_id = %invocation.id, agent = %slug, "accepted"));
+            let parent_id = invocation.parent_id.as_ref().map(InvocationId::as_str);
+            ctx.span()
+                .in_scope(|| tracing::info!(invocation_id = %invocation.id, agent = %slug, parent_id, "accepted"));
         }
+        // An idempotency key may name an invocation that is not this run's child.
+        let mut invocation = visible(ctx, invocation)?;
         if let Some(wait) = wait.filter(|w| !w.get().is_zero()) {
             invocation = self.wait_for(ctx, &invocation.id, wait.get(), settled).await?;
         }
         Ok(Accepted { invocation, created })
     }
 
+    /// An invocation of the tenant; for a run, one of its own sub-invocations.
     pub async fn invocation_get(&self, ctx: &Ctx<Read>, id: &InvocationId) -> Result<Invocation> {
-        Ok(self.store.invocation_get(ctx.store_scope(), id).await?)
+        visible(ctx, self.store.invocation_get(ctx.store_scope(), id).await?)
     }
 
     pub async fn invocations_list(
@@ -154,6 +186,7 @@ impl Control {
             agent: filter.agent.clone(),
             status: filter.status,
             thread_id: filter.thread_id.clone(),
+            parent_id: filter.parent_id.clone(),
         };
         Ok(self.store.invocations_list(ctx.store_scope(), &filter, page).await?)
     }
@@ -169,8 +202,13 @@ impl Control {
     }
 
     /// Cancels an invocation: one that has not started never runs; for a running one,
-    /// waits up to 10 s for its process tree to be killed. Returns it as it is then.
+    /// waits up to 10 s for its process tree to be killed. Returns it as it is then. A
+    /// run may cancel its own sub-invocations only.
     pub async fn invocation_cancel(&self, ctx: &Ctx<Invoke>, id: &InvocationId) -> Result<Invocation> {
+        if ctx.run().is_some() {
+            // `parent_id` never changes, so this check holds for the cancel below.
+            visible(ctx, self.store.invocation_get(ctx.store_scope(), id).await?)?;
+        }
         let invocation = self.store.invocation_cancel(ctx.store_scope(), id).await.map_err(|e| match e {
             StoreError::Conflict(agentd_store::Conflict::InvocationFinished { status }) => {
                 Conflict::InvocationFinished { id: id.clone(), status }.into()

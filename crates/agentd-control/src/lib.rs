@@ -44,7 +44,8 @@ pub use agentd_store::{Changes, SecretWritten, Subscription};
 pub use agents::{Activation, AgentChanges, AgentSpec, RuntimeInfo};
 pub use artifacts::ArtifactContent;
 pub use auth::{
-    Admin, Capability, CreatedWorkerToken, Ctx, Deploy, Invoke, Principal, Read, WorkerCtx, worker_token_create,
+    Admin, Capability, CreatedWorkerToken, Ctx, Deploy, Invoke, Principal, Read, RunCapability, RunGrant, WorkerCtx,
+    worker_token_create,
 };
 pub use builds::{BuildFollowed, BuildFollower, BuildResult, VersionBuildView};
 pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, Result, Unauthenticated};

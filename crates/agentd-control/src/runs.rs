@@ -77,8 +77,13 @@ impl Control {
         wait::until(&mut changes, Some(deadline), CLAIM_BACKSTOP, || async {
             // The claim statement hands out sealed secrets only; they are opened here, in a
             // read of their own. Should that read fail, the run's lease expires and the
-            // reaper recovers it, as for any claim whose worker never started it.
-            while let Some(mut run) = self.store.queue_claim_unscoped(&owner, lease.get()).await? {
+            // reaper recovers it, as for any claim whose worker never started it. Each
+            // claim mints the token of the attempt it starts.
+            loop {
+                let run_token = crate::auth::mint_run_token();
+                let Some(mut run) = self.store.queue_claim_unscoped(&owner, lease.get(), &run_token).await? else {
+                    break;
+                };
                 match self.run_secrets(&run).await? {
                     Ok(secrets) => {
                         run.secrets = secrets;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ApiKeyId, RequestId, TenantId, UserId};
+use crate::ids::{ApiKeyId, InvocationId, RequestId, TenantId, UserId};
 use crate::status::UnknownWord;
 
 /// What an API key or a session may do. `admin` implies the others.
@@ -109,8 +109,16 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Actor {
-    User { id: UserId },
-    ApiKey { id: ApiKeyId },
+    User {
+        id: UserId,
+    },
+    ApiKey {
+        id: ApiKeyId,
+    },
+    /// A running invocation, calling back with its own `AGENTD_TOKEN`.
+    Run {
+        id: InvocationId,
+    },
 }
 
 impl Actor {
@@ -119,6 +127,7 @@ impl Actor {
         match self {
             Actor::User { id } => id.as_str(),
             Actor::ApiKey { id } => id.as_str(),
+            Actor::Run { id } => id.as_str(),
         }
     }
 }

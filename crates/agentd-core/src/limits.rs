@@ -30,6 +30,9 @@ pub struct TenantLimits {
     pub max_store_item_bytes: u64,
     /// All of the tenant's memory store items together: values, namespaces and keys.
     pub max_store_bytes: u64,
+    /// How deep sub-agents may nest: an invocation made with a run's token is one deeper
+    /// than the run (top-level invocations are 0), and one deeper than this is refused.
+    pub max_invocation_depth: u32,
 }
 
 impl Default for TenantLimits {
@@ -53,6 +56,7 @@ impl Default for TenantLimits {
             max_dependency_bytes: 512 * 1024 * 1024,
             max_store_item_bytes: 1024 * 1024,
             max_store_bytes: 64 * 1024 * 1024,
+            max_invocation_depth: 5,
         }
     }
 }

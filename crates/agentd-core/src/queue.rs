@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::ids::{InvocationId, TenantId};
 use crate::limits::TenantLimits;
 use crate::resources::{Event, InvocationError, Usage};
-use crate::secret::RunSecrets;
+use crate::secret::{RunSecrets, Secret};
 use crate::status::InvocationStatus;
 
 /// A run handed to one worker until its lease expires.
@@ -22,6 +22,9 @@ pub struct ClaimedRun {
     pub attempt: u32,
     pub max_attempts: u32,
     pub lease_owner: String,
+    /// The run's own credential (`AGENTD_TOKEN`), made fresh for this attempt: the API
+    /// accepts it only while this attempt is running. The store keeps only its SHA-256.
+    pub run_token: Secret,
     /// `sha256:<hex>` of the bundle to run.
     pub digest: String,
     pub manifest: Value,

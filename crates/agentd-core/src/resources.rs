@@ -207,6 +207,13 @@ pub struct Invocation {
     pub timeout_s: u32,
     pub idempotency_key: Option<String>,
     pub metadata: Value,
+    /// The run that invoked this one with its `AGENTD_TOKEN` (a sub-agent's parent).
+    #[serde(default)]
+    pub parent_id: Option<InvocationId>,
+    /// How deep it is among sub-agents: 0 for an invocation a client made, the parent's
+    /// depth + 1 for one made by a run.
+    #[serde(default)]
+    pub depth: u32,
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,

@@ -1,6 +1,8 @@
 //! A value that must never reach a log: its `Debug` and `Display` print `<redacted>`,
-//! and reading it takes an explicit [`Secret::expose`]. [`RunSecrets`] carries an agent's
-//! secrets to the worker that runs it.
+//! and reading it takes an explicit [`Secret::expose`]. It serializes as the plain string,
+//! because some secrets travel on purpose (a run's token and an agent's secrets, in the
+//! worker protocol); logs print values through `Debug`/`Display`, never through serde.
+//! [`RunSecrets`] carries an agent's secrets to the worker that runs it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +29,18 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        String::deserialize(deserializer).map(Secret)
     }
 }
 
@@ -111,5 +125,14 @@ mod tests {
         let s = Secret::new("agd_abc_def");
         assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
         assert_eq!(s.expose(), "agd_abc_def");
+    }
+
+    #[test]
+    fn a_secret_travels_as_its_plain_string() {
+        let s = Secret::new("agr_abc");
+        let json = serde_json::to_string(&s).unwrap_or_default();
+        assert_eq!(json, "\"agr_abc\"");
+        let back: Secret = serde_json::from_str(&json).unwrap_or_else(|_| Secret::new(""));
+        assert_eq!(back, s);
     }
 }

@@ -1,7 +1,7 @@
 //! Egress policy: which host names a run may reach through its proxy (`Egress`, per run)
 //! and which addresses no run may reach whatever its host list says (the deny list, with
 //! the operator's exemptions in `EgressSettings`). The proxy itself is `egress_proxy.rs`;
-//! the bridge that carries TCP from inside the run to it is `egress_bridge.rs`.
+//! the bridge that carries TCP from inside the run to it is `loopback_bridge.rs`.
 //!
 //! Two checks, both on the host side: the requested name must be on the run's list, and
 //! every address it resolves to must be outside the denied ranges (loopback, private,

@@ -22,12 +22,27 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::egress::{EgressSettings, host_allowed, is_denied};
-use crate::egress_bridge::{SOCKET_NAME, proxy_env};
 use crate::error::SandboxError;
+use crate::loopback_bridge::{Bridge, MAX_CONNECTIONS};
 use crate::namespaces::{HOST_ID_BASE, IdMapping};
 
-/// Connections one run may hold open through its proxy at once; more wait to be accepted.
-pub(crate) const MAX_CONNECTIONS: usize = 64;
+/// The port the proxy listens on inside every run that may reach the outside.
+pub(crate) const PROXY_PORT: u16 = 3128;
+/// The proxy socket's name in the run's scratch dir.
+const SOCKET_NAME: &str = "egress.sock";
+
+/// The variables that point HTTP clients at the proxy; the loopback stays direct.
+fn proxy_env() -> Vec<(String, String)> {
+    let url = format!("http://127.0.0.1:{PROXY_PORT}");
+    let mut env: Vec<(String, String)> = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
+        .into_iter()
+        .map(|name| (name.to_owned(), url.clone()))
+        .collect();
+    for name in ["NO_PROXY", "no_proxy"] {
+        env.push((name.to_owned(), "localhost,127.0.0.1,::1".to_owned()));
+    }
+    env
+}
 /// Largest request head (request line and headers) the proxy reads.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How long a client may take to send its request head.
@@ -94,6 +109,11 @@ impl RunProxy {
         env.retain(|(name, _)| !proxy_env.iter().any(|(ours, _)| ours == name));
         env.extend(proxy_env);
         Ok(RunProxy { listener, policy: Arc::new(policy), refusals: Refusals::default() })
+    }
+
+    /// The bridge that carries the run's proxy port to this socket.
+    pub(crate) fn bridge(&self) -> Bridge {
+        Bridge { port: PROXY_PORT, socket: SOCKET_NAME.to_owned() }
     }
 
     /// What this proxy refuses, readable after it is gone.

@@ -8,8 +8,8 @@
 //! every process of the namespace is gone. PID 1 builds the root, forks the agent, reaps
 //! zombies, reports the agent's wait status and exits, which kills whatever is left.
 //!
-//! Two optional duties: with egress, the init (already in the run's network namespace)
-//! starts the egress bridge process once PID 1 is forked; with `collect_outputs`, PID 1 kills
+//! Two optional duties: with egress or a host forward, the init (already in the run's
+//! network namespace) starts the bridge process once PID 1 is forked; with `collect_outputs`, PID 1 kills
 //! what the agent left behind and copies `/outputs` out before it reports the status.
 
 use std::io;
@@ -32,7 +32,7 @@ use crate::launcher_client::LAUNCHER_ARG;
 use crate::mounts::RootPlan;
 use crate::output_files::{self, Collected};
 use crate::step::{Stage, StepError};
-use crate::{INIT_ARG, agent, egress_bridge, init_probe, launcher_server, namespaces, network};
+use crate::{INIT_ARG, agent, init_probe, launcher_server, loopback_bridge, namespaces, network};
 
 /// Inherited fds are moved at or above this number, clear of 0–3 which the agent needs.
 const FIRST_PRIVATE_FD: RawFd = 10;
@@ -180,26 +180,23 @@ fn run(ctl: &UnixStream, config: &InitConfig, events: OwnedFd, netns: Option<Own
     if !prepared_network {
         network::bring_up_loopback().stage(|| "bringing up the loopback interface".into())?;
     }
-    let bridge = match config.egress_bridge {
-        true => Some(egress_bridge::bind().stage(|| "listening on the egress proxy port".into())?),
-        false => None,
-    };
+    let bridged = loopback_bridge::bind(&config.bridges).stage(|| "listening on the bridged loopback ports".into())?;
 
     // SAFETY: the init is single-threaded (it runs before any thread is started).
     match unsafe { fork() }.stage(|| "forking PID 1".into())? {
         ForkResult::Child => {
-            drop((lifeline_write, bridge));
+            drop((lifeline_write, bridged));
             let ends = Pid1Ends { events, lifeline: lifeline_read, outputs_target };
             pid1(ctl, config, plan, ends)
         }
         ForkResult::Parent { child } => {
             drop((plan, events, lifeline_read, outputs_target));
-            if let Some(listener) = bridge
-                && let Err(e) = egress_bridge::start(listener)
+            if !bridged.is_empty()
+                && let Err(e) = loopback_bridge::start(bridged)
             {
                 let _ = kill(child, Signal::SIGKILL); // ESRCH: already dead
                 let _ = reap(child); // ECHILD: already reaped
-                return Err(e).stage(|| "starting the egress bridge".into());
+                return Err(e).stage(|| "starting the loopback bridge".into());
             }
             let watched = watch(ctl, child);
             drop(lifeline_write);

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::loopback_bridge::Bridge;
 use crate::output_files::Collected;
 use crate::rlimits::AgentRlimits;
 use crate::seccomp;
@@ -49,8 +50,9 @@ pub(crate) struct InitConfig {
     /// The run cgroup's `tasks` / `cgroup.procs` files: the init writes `0` into each
     /// before anything else, so the whole sandbox lives in the run's cgroup.
     pub cgroup_files: Vec<PathBuf>,
-    /// Listen on the proxy port inside and carry connections to the run dir's proxy socket.
-    pub egress_bridge: bool,
+    /// Ports to listen on inside, each carried to a socket in the run dir (egress proxy,
+    /// host forward).
+    pub bridges: Vec<Bridge>,
     /// Host directory `/outputs` is copied into when the agent ends by itself.
     pub collect_outputs: Option<PathBuf>,
 }

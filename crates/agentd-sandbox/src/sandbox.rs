@@ -19,6 +19,7 @@ use crate::cgroup::{RunCgroup, Usage};
 use crate::egress::{Egress, EgressSettings};
 use crate::egress_proxy::{Policy, RunProxy};
 use crate::error::SandboxError;
+use crate::host_forward::RunForward;
 use crate::host_probe;
 use crate::host_support::HostSupport;
 use crate::init_control::{self, AgentStatus, FromInit, InitConfig, ToInit};
@@ -127,8 +128,18 @@ impl Sandbox {
         let run_dir = create_run_dir(self.instance.runs_dir())?;
         let cgroup = self.host.run_cgroup(run_cgroup_name(&self.host, &self.instance, run_dir.path()), &spec.limits)?;
         let (agent_uid, agent_gid) = self.mapping.agent_ids();
-        let RunSpec { program, args, mut env, bundle_dir, extra_ro_mounts, stdin, limits, egress, collect_outputs } =
-            spec;
+        let RunSpec {
+            program,
+            args,
+            mut env,
+            bundle_dir,
+            extra_ro_mounts,
+            stdin,
+            limits,
+            egress,
+            host_forward,
+            collect_outputs,
+        } = spec;
         let proxy = match egress {
             Egress::Denied => None,
             Egress::AllowHosts(hosts) => {
@@ -136,6 +147,8 @@ impl Sandbox {
                 Some(RunProxy::open(run_dir.path(), self.mapping, policy, &mut env)?)
             }
         };
+        let forward = host_forward.map(|f| RunForward::open(run_dir.path(), self.mapping, f)).transpose()?;
+        let bridges = proxy.iter().map(RunProxy::bridge).chain(forward.iter().map(RunForward::bridge)).collect();
         let config = InitConfig {
             program,
             args,
@@ -153,7 +166,7 @@ impl Sandbox {
             seccomp: self.host.seccomp.clone(),
             landlock: self.host.landlock_abi > 0,
             cgroup_files: cgroup.as_ref().map(RunCgroup::self_attach_files).unwrap_or_default(),
-            egress_bridge: proxy.is_some(),
+            bridges,
             collect_outputs,
         };
         let refusals = proxy.as_ref().map(RunProxy::refusals).unwrap_or_default();
@@ -161,11 +174,17 @@ impl Sandbox {
         let output = LineCapture::new(lines, limits.max_output_bytes, limits.max_line_bytes);
         let mut collected = None;
         let driven = drive(&mut ctl, &mut init, config, self.mapping, &mut collected);
-        // The proxy lives exactly as long as the supervised run: dropping it closes every
-        // connection it carries.
+        // The proxy and the forward live exactly as long as the supervised run: dropping
+        // them closes every connection they carry.
         let proxy = async {
             match proxy {
                 Some(proxy) => proxy.serve().await,
+                None => std::future::pending().await,
+            }
+        };
+        let forward = async {
+            match forward {
+                Some(forward) => forward.serve().await,
                 None => std::future::pending().await,
             }
         };
@@ -173,6 +192,7 @@ impl Sandbox {
             biased;
             ending = supervise(pipes, stdin, &limits, &output, &cancel, driven) => ending,
             never = proxy => match never {},
+            never = forward => match never {},
         };
         stop(&mut ctl, &mut init).await;
         let usage = cgroup.map(finish_cgroup).unwrap_or_default();
@@ -359,6 +379,10 @@ mod tests {
             stdin: Vec::new(),
             limits: RunLimits::default(),
             egress: Egress::AllowHosts(vec!["example.com".into()]),
+            host_forward: Some(crate::HostForward {
+                port: 8470,
+                target: std::sync::Arc::new(crate::TcpTarget { host: "127.0.0.1".into(), port: 1 }),
+            }),
             collect_outputs: Some("/nonexistent".into()),
         };
         let (tx, _rx) = mpsc::channel(1);

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::egress::Egress;
+use crate::egress_proxy::PROXY_PORT;
 use crate::error::SandboxError;
+use crate::host_forward::HostForward;
 use crate::mounts::MAX_COPIED_FILE_BYTES;
 
 /// The path where the bundle is mounted inside the sandbox.
@@ -38,6 +40,9 @@ pub struct RunSpec {
     /// Network access beyond the run's own loopback: none, or HTTP(S) to listed hosts
     /// through a proxy (`HTTP_PROXY` and friends are then added to `env`).
     pub egress: Egress,
+    /// A service of the host the run reaches on its own loopback (`127.0.0.1:<port>`),
+    /// whatever `egress` says: each connection is carried to the forward's target.
+    pub host_forward: Option<HostForward>,
     /// An empty host directory the caller created: when the program ends by itself (exit
     /// or signal, not a kill by timeout, cancellation or output cap), the regular files
     /// under `/outputs` are copied into it and listed in `RunOutcome::outputs`. Symlinks and
@@ -188,6 +193,14 @@ impl RunSpec {
             && hosts.iter().any(|h| h.is_empty() || h.contains(['/', ' ', '\0']))
         {
             return invalid(format!("egress hosts must be bare host names, got {hosts:?}"));
+        }
+        if let Some(forward) = &self.host_forward
+            && (forward.port == 0 || (forward.port == PROXY_PORT && self.egress != Egress::Denied))
+        {
+            return invalid(format!(
+                "host_forward port {} must be a port of its own (not 0, not the egress proxy's {PROXY_PORT})",
+                forward.port
+            ));
         }
         if !self.bundle_dir.is_dir() {
             return invalid(format!("bundle_dir {} is not a directory", self.bundle_dir.display()));

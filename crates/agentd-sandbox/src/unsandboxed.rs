@@ -5,7 +5,8 @@
 //! an extra mount target) runs from the bundle (or the mount's source); other paths are used
 //! as they are. Arguments are passed unchanged. The cwd is a fresh temp dir instead of
 //! `/work`. The program runs in its own process group, which is killed when it ends, so
-//! background children do not outlive the run (unless they escape with `setsid`).
+//! background children do not outlive the run (unless they escape with `setsid`). It shares
+//! the host's network, so `egress` and `host_forward` are ignored: there is nothing to bridge.
 
 use std::ffi::OsStr;
 use std::io;

@@ -3,8 +3,8 @@
 //! those lookups are `unscoped`.
 
 use agentd_core::{
-    Actor, ApiKey, ApiKeyId, Page, PageRequest, ResourceKind, Role, Scopes, SessionId, Tenant, TenantId, TenantScope,
-    Timestamp, User, UserId,
+    Actor, AgentId, ApiKey, ApiKeyId, InvocationId, InvocationStatus, Page, PageRequest, ResourceKind, Role, Scopes,
+    SessionId, Slug, Tenant, TenantId, TenantScope, Timestamp, User, UserId,
 };
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
@@ -38,6 +38,23 @@ pub struct Credential {
     pub scopes: Scopes,
     pub user: Option<User>,
     pub role: Option<Role>,
+}
+
+/// The invocation a run token was made for, as it is now; the domain decides whether
+/// the token still stands (the run must be running under a live lease).
+#[derive(Debug, Clone)]
+pub struct RunCredential {
+    pub tenant: Tenant,
+    pub invocation_id: InvocationId,
+    pub agent_id: AgentId,
+    pub agent: Slug,
+    pub thread_id: Option<String>,
+    pub depth: u32,
+    /// The attempt the token was made for: a claim replaces the token with the attempt.
+    pub attempt: u32,
+    pub status: InvocationStatus,
+    /// Whether the attempt's lease has not expired (its worker still renews it).
+    pub lease_live: bool,
 }
 
 /// A user as login needs them: with the argon2 hash of their password.
@@ -153,6 +170,35 @@ impl Store {
             scopes: role.scopes(),
             user: Some(user),
             role: Some(role),
+        }))
+    }
+
+    /// The invocation whose current attempt holds the run token with this hash, if any.
+    pub async fn run_token_authenticate_unscoped(&self, token_hash: &str) -> Result<Option<RunCredential>> {
+        let now = Timestamp::now().unix_ms();
+        let row = sqlx::query(
+            "SELECT i.id AS invocation_id, i.agent_id, i.agent_slug, i.thread_id, i.depth, i.attempt,
+                i.status AS invocation_status, i.lease_expires_at, t.*
+             FROM invocations i JOIN tenants t ON t.id = i.tenant_id
+             WHERE i.run_token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status =
+            InvocationStatus::parse(row.try_get("invocation_status")?).map_err(|e| StoreError::corrupt("status", e))?;
+        let lease_expires_at: Option<i64> = row.try_get("lease_expires_at")?;
+        Ok(Some(RunCredential {
+            tenant: rows::tenant(&row)?,
+            invocation_id: InvocationId::from_trusted(row.try_get("invocation_id")?),
+            agent_id: AgentId::from_trusted(row.try_get("agent_id")?),
+            agent: Slug::from_trusted(row.try_get("agent_slug")?),
+            thread_id: row.try_get("thread_id")?,
+            depth: rows::u32_col(&row, "depth")?,
+            attempt: rows::u32_col(&row, "attempt")?,
+            status,
+            lease_live: lease_expires_at.is_some_and(|at| at > now),
         }))
     }
 

@@ -29,6 +29,16 @@ pub struct NewInvocation {
     pub env: BTreeMap<String, String>,
     /// How long a question the agent asks may wait for its answer; `None`: for good.
     pub input_timeout_s: Option<u32>,
+    /// The run that asked for it (a sub-agent's parent), and how deep it is.
+    pub parent: Option<ParentRun>,
+}
+
+/// The running invocation that made a sub-invocation.
+#[derive(Debug, Clone)]
+pub struct ParentRun {
+    pub id: InvocationId,
+    /// The sub-invocation's own depth: the parent's + 1.
+    pub depth: u32,
 }
 
 /// Which invocations a list shows; `None` does not filter.
@@ -37,6 +47,8 @@ pub struct InvocationFilter {
     pub agent: Option<Slug>,
     pub status: Option<InvocationStatus>,
     pub thread_id: Option<ThreadId>,
+    /// Only the sub-invocations of this run.
+    pub parent_id: Option<InvocationId>,
 }
 
 /// What accepting an invocation did.
@@ -113,8 +125,10 @@ impl Store {
         let env = serde_json::to_string(&new.env).map_err(|e| StoreError::corrupt("env", e))?;
         let row = sqlx::query(
             "INSERT INTO invocations (id, tenant_id, agent_id, agent_slug, version_id, version, thread_id, status, input,
-                priority, max_attempts, timeout_s, idempotency_key, metadata, created_at, run_after, env, input_timeout_s)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12, $13, $14, $14, $15, $16) RETURNING *",
+                priority, max_attempts, timeout_s, idempotency_key, metadata, created_at, run_after, env, input_timeout_s,
+                parent_id, depth)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17, $18)
+             RETURNING *",
         )
         .bind(id.as_str())
         .bind(ctx.tenant_id().as_str())
@@ -132,6 +146,8 @@ impl Store {
         .bind(now.unix_ms())
         .bind(&env)
         .bind(new.input_timeout_s.map(i64::from))
+        .bind(new.parent.as_ref().map(|p| p.id.as_str()))
+        .bind(new.parent.as_ref().map_or(0, |p| i64::from(p.depth)))
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -166,6 +182,7 @@ impl Store {
             "SELECT * FROM invocations
              WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) AND ($3 IS NULL OR agent_slug = $3)
                AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR thread_id = $5)
+               AND ($7 IS NULL OR parent_id = $7)
              ORDER BY id DESC LIMIT $6",
         )
         .bind(ctx.tenant_id().as_str())
@@ -174,6 +191,7 @@ impl Store {
         .bind(filter.status.map(InvocationStatus::as_str))
         .bind(filter.thread_id.as_ref().map(ThreadId::as_str))
         .bind(limit + 1)
+        .bind(filter.parent_id.as_ref().map(InvocationId::as_str))
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -22,6 +22,7 @@ const SQLITE: &[Migration] = &[
     (9, "interrupts", include_str!("../migrations/sqlite/0009_interrupts.sql")),
     (10, "threads", include_str!("../migrations/sqlite/0010_threads.sql")),
     (11, "memory_items", include_str!("../migrations/sqlite/0011_memory_items.sql")),
+    (12, "run_tokens", include_str!("../migrations/sqlite/0012_run_tokens.sql")),
     (13, "agent_secrets", include_str!("../migrations/sqlite/0013_agent_secrets.sql")),
 ];
 const POSTGRES: &[Migration] = &[
@@ -36,6 +37,7 @@ const POSTGRES: &[Migration] = &[
     (9, "interrupts", include_str!("../migrations/postgres/0009_interrupts.sql")),
     (10, "threads", include_str!("../migrations/postgres/0010_threads.sql")),
     (11, "memory_items", include_str!("../migrations/postgres/0011_memory_items.sql")),
+    (12, "run_tokens", include_str!("../migrations/postgres/0012_run_tokens.sql")),
     (13, "agent_secrets", include_str!("../migrations/postgres/0013_agent_secrets.sql")),
 ];
 

@@ -14,10 +14,11 @@
 use std::time::Duration;
 
 pub use agentd_core::queue::{ClaimedRun, Completion, LeaseStatus, RunLease};
-use agentd_core::{Fault, InvocationId, InvocationStatus, TenantId, Timestamp};
+use agentd_core::{Fault, InvocationId, InvocationStatus, Secret, TenantId, Timestamp};
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::credentials::hash_secret;
 use crate::events::append_status_event;
 use crate::{Backend, Result, Signal, Store, StoreError, rows, signals, threads};
 
@@ -35,8 +36,14 @@ pub struct RetryPlan {
 impl Store {
     /// Claims the next ready run for `worker`. Tenants are served round-robin (the one
     /// served longest ago goes first) among those below their concurrency limit; within
-    /// a tenant, highest priority first, then oldest.
-    pub async fn queue_claim_unscoped(&self, worker: &str, lease: Duration) -> Result<Option<ClaimedRun>> {
+    /// a tenant, highest priority first, then oldest. `run_token` becomes the attempt's
+    /// credential: its hash is written by the claim itself, and it rides in the claim.
+    pub async fn queue_claim_unscoped(
+        &self,
+        worker: &str,
+        lease: Duration,
+        run_token: &Secret,
+    ) -> Result<Option<ClaimedRun>> {
         let now = Timestamp::now();
         let expires = now.plus_ms(lease.as_millis() as i64);
         let sql = match self.backend {
@@ -48,6 +55,7 @@ impl Store {
             .bind(worker)
             .bind(expires.unix_ms())
             .bind(now.unix_ms())
+            .bind(hash_secret(run_token.expose()))
             .fetch_optional(&self.writer)
             .await?;
         let Some(row) = claimed else { return Ok(None) };
@@ -71,6 +79,7 @@ impl Store {
             attempt: rows::u32_col(&row, "attempt")?,
             max_attempts: rows::u32_col(&row, "max_attempts")?,
             lease_owner: worker.to_owned(),
+            run_token: run_token.clone(),
             digest: row.try_get("digest")?,
             manifest: rows::json(&row, "manifest")?,
             dependencies: row.try_get("dependencies")?,

@@ -161,6 +161,8 @@ pub(crate) fn invocation(row: &AnyRow) -> Result<Invocation> {
         timeout_s: u32_col(row, "timeout_s")?,
         idempotency_key: row.try_get("idempotency_key")?,
         metadata: json(row, "metadata")?,
+        parent_id: row.try_get::<Option<String>, _>("parent_id")?.map(InvocationId::from_trusted),
+        depth: u32_col(row, "depth")?,
         created_at: ts(row, "created_at")?,
         started_at: opt_ts(row, "started_at")?,
         finished_at: opt_ts(row, "finished_at")?,

@@ -109,3 +109,16 @@ pub async fn query_bytes(url: &str, sql: &str) -> Vec<Vec<u8>> {
     conn.close().await.expect("close the test database connection");
     rows.iter().map(|row| row.try_get::<Vec<u8>, _>(0).expect("a bytes column")).collect()
 }
+
+/// The first column of the first row `sql` returns, as text (`None` without a row or for a
+/// NULL): for a test that looks behind the server's back, where the API cannot.
+pub async fn query_text(url: &str, sql: &str) -> Option<String> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect to the test database");
+    let row =
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_optional(&mut conn).await.expect("run the test's SQL");
+    let value = row.and_then(|row| row.try_get::<Option<String>, _>(0).expect("a text column"));
+    conn.close().await.expect("close the test database connection");
+    value
+}

@@ -20,7 +20,7 @@ mod postgres;
 mod private_cluster;
 mod s3;
 
-pub use databases::{Backend, TestDb, execute_sql, query_bytes};
+pub use databases::{Backend, TestDb, execute_sql, query_bytes, query_text};
 pub use package_index::package_index_networks;
 pub use postgres::postgres_available;
 pub use s3::{S3Server, aws_env};

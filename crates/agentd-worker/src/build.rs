@@ -405,6 +405,8 @@ fn build_spec(
             cpu_millis_per_sec: None,
         },
         egress,
+        // An install gets no token and no way to the API.
+        host_forward: None,
         collect_outputs: Some(outputs),
     })
 }

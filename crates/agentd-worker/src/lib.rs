@@ -8,6 +8,7 @@
 //! died is recovered by the server's lease reaper as a new attempt.
 
 mod agent_messages;
+mod api_forward;
 mod build;
 mod event_log;
 mod execute;
@@ -25,6 +26,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use agentd_sandbox::{EgressSettings, IpNetwork};
+pub use api_forward::{API_PORT, ApiAddress, ApiForwardError};
 pub use prepare::Runtimes;
 pub use source::{RunSource, SourceError};
 
@@ -40,8 +42,9 @@ pub struct WorkerSettings {
     /// How long a claim lasts without renewal; renewed every third of it.
     pub lease: Duration,
     pub worker_id: String,
-    /// The API's address as agents should reach it (`AGENTD_API_URL`).
-    pub api_url: String,
+    /// The platform's API as this worker reaches it; runs reach it through their host
+    /// forward, at `AGENTD_API_URL` on their own loopback.
+    pub api: ApiAddress,
     /// The program re-executed as sandbox init (the agentd binary).
     pub sandbox_init: PathBuf,
     /// On shutdown, how long runs in flight may go on before they are stopped and
@@ -57,6 +60,8 @@ pub enum WorkerError {
     Sandbox(#[from] agentd_sandbox::SandboxError),
     #[error("cannot prepare the data directory {path}")]
     DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    ApiForward(#[from] ApiForwardError),
 }
 
 /// Everything a run task needs, shared by all of them.
@@ -65,6 +70,8 @@ pub(crate) struct Shared {
     pub sandbox: Sandbox,
     pub runtimes: Runtimes,
     pub settings: WorkerSettings,
+    /// Every run's way back to the API.
+    pub api_forward: agentd_sandbox::HostForward,
 }
 
 pub struct Worker {
@@ -89,7 +96,8 @@ impl Worker {
             egress: settings.egress.clone(),
         })?;
         let runtimes = Runtimes::detect();
-        Ok(Worker { shared: Arc::new(Shared { source, sandbox, runtimes, settings }) })
+        let api_forward = api_forward::host_forward(&settings.api)?;
+        Ok(Worker { shared: Arc::new(Shared { source, sandbox, runtimes, settings, api_forward }) })
     }
 
     /// Isolation mechanisms this host lacks (empty when the sandbox is complete).

@@ -249,7 +249,8 @@ pub(crate) fn run_spec(
         ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
         ("AGENTD_EVENTS_FD".to_owned(), "3".to_owned()),
         ("AGENTD_INVOCATION_ID".to_owned(), run.invocation_id.to_string()),
-        ("AGENTD_API_URL".to_owned(), shared.settings.api_url.clone()),
+        ("AGENTD_API_URL".to_owned(), shared.settings.api.url_in_run()),
+        ("AGENTD_TOKEN".to_owned(), run.run_token.expose().to_owned()),
     ];
     // The agent's configuration first, then its secrets (which win over a configured
     // value of the same name), without any name the platform sets: the domain refuses
@@ -294,6 +295,8 @@ pub(crate) fn run_spec(
             ..RunLimits::default()
         },
         egress: egress(&manifest.network),
+        // Whatever the manifest says of egress: the API is the platform's, not the internet.
+        host_forward: Some(shared.api_forward.clone()),
         collect_outputs: Some(outputs),
     })
 }

@@ -1,13 +1,14 @@
 //! `agentd worker`: a worker on another machine. It pulls runs from a server over HTTP
 //! with a worker token, runs them in its own sandbox, and holds no database credentials.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use agentd_client::Client;
 use agentd_core::Secret;
-use agentd_worker::{RunSource, Worker};
+use agentd_worker::{ApiAddress, RunSource, Worker};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
@@ -41,16 +42,12 @@ pub struct WorkerArgs {
     pub env: Environment,
     #[command(flatten)]
     pub egress: EgressArgs,
-    /// The URL agents use to reach the API; default: --server.
-    #[arg(long, env = "AGENTD_PUBLIC_URL")]
-    pub public_url: Option<String>,
 }
 
 impl WorkerArgs {
     /// The settings of `agentd worker`.
     pub fn settings(self) -> Result<Settings, SettingsError> {
         let worker = WorkerSettings {
-            public_url: self.public_url.clone().or_else(|| Some(self.server.clone())),
             source: WorkerSource::Remote { server: self.server, token: Secret::new(self.token) },
             slots: self.slots,
             lease: Duration::from_secs(self.lease_s.max(1)),
@@ -94,7 +91,9 @@ async fn work(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     };
     let client = Client::new(server)?.with_token(token.expose());
     create_private_dir(&settings.data_dir)?;
-    let worker = Worker::new(RunSource::Remote { client }, worker_config(&settings, worker_settings, server.clone())?)?;
+    // Runs reach the API the way this worker does.
+    let api = api_address_of_url(server)?;
+    let worker = Worker::new(RunSource::Remote { client }, worker_config(&settings, worker_settings, api)?)?;
     check_sandbox(&worker, settings.env)?;
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
@@ -114,12 +113,42 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "worker".into())
 }
 
-/// The worker crate's settings for a worker of this process; `api_url` is what agents
-/// reach the API at when no public URL is set.
+/// The API at a server URL (`http(s)://host[:port][/prefix]`), as a run's host forward
+/// reaches it.
+pub fn api_address_of_url(server: &str) -> Result<ApiAddress, String> {
+    let url = reqwest::Url::parse(server).map_err(|e| format!("--server {server}: {e}"))?;
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => return Err(format!("--server {server}: the scheme must be http or https, not {other}")),
+    };
+    // An IPv6 literal comes in brackets, which a socket address does not take.
+    let host = match url.host_str() {
+        Some(host) => host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+        None => return Err(format!("--server {server}: the URL has no host")),
+    };
+    let port = url.port_or_known_default().ok_or_else(|| format!("--server {server}: the URL has no port"))?;
+    let path_prefix = url.path().trim_end_matches('/').to_owned();
+    Ok(ApiAddress { host, port, tls, path_prefix })
+}
+
+/// The API a server bound, as its own worker's runs reach it: an unspecified address
+/// (`0.0.0.0`, `[::]`) is reached on loopback.
+pub fn api_address_of_listener(addr: SocketAddr) -> ApiAddress {
+    let host = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.to_string(),
+        IpAddr::V6(ip) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.to_string(),
+        ip => ip.to_string(),
+    };
+    ApiAddress { host, port: addr.port(), tls: false, path_prefix: String::new() }
+}
+
+/// The worker crate's settings for a worker of this process; `api` is where its runs
+/// reach the API.
 pub fn worker_config(
     settings: &Settings,
     worker: &WorkerSettings,
-    api_url: String,
+    api: ApiAddress,
 ) -> Result<agentd_worker::WorkerSettings, std::io::Error> {
     let name = match worker.source {
         WorkerSource::Embedded => "embedded".to_owned(),
@@ -130,9 +159,34 @@ pub fn worker_config(
         slots: worker.slots,
         lease: worker.lease,
         worker_id: format!("{name}-{}", uuid::Uuid::now_v7().simple()),
-        api_url: worker.public_url.clone().unwrap_or(api_url),
+        api,
         sandbox_init: std::env::current_exe()?,
         shutdown_grace: worker.shutdown_grace,
         egress: worker.egress.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_url_gives_the_address_its_runs_reach() {
+        let api = api_address_of_url("https://api.example.com/agentd/").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (api.host.as_str(), api.port, api.tls, api.path_prefix.as_str()),
+            ("api.example.com", 443, true, "/agentd")
+        );
+        let api = api_address_of_url("http://[::1]:8080").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((api.host.as_str(), api.port, api.tls, api.path_prefix.as_str()), ("::1", 8080, false, ""));
+        assert!(api_address_of_url("ftp://example.com").is_err());
+    }
+
+    #[test]
+    fn a_server_bound_everywhere_is_reached_on_loopback() {
+        let of = |addr: &str| api_address_of_listener(addr.parse().unwrap_or_else(|e| panic!("{e}"))).host;
+        assert_eq!(of("0.0.0.0:8080"), "127.0.0.1");
+        assert_eq!(of("[::]:8080"), "::1");
+        assert_eq!(of("10.1.2.3:8080"), "10.1.2.3");
+    }
 }

@@ -10,7 +10,7 @@ use agentd_store::{Blobs, Store};
 use agentd_worker::{RunSource, Worker};
 use tokio_util::sync::CancellationToken;
 
-use crate::remote::worker_config;
+use crate::remote::{api_address_of_listener, worker_config};
 use crate::settings::{Environment, ServeArgs, Settings, SettingsError, SignupMode};
 use crate::{logging, master_key};
 
@@ -64,7 +64,8 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     let worker = match &settings.worker {
         None => None,
         Some(worker_settings) => {
-            let config = worker_config(&settings, worker_settings, format!("http://{addr}"))?;
+            // Its runs reach the API where this process listens.
+            let config = worker_config(&settings, worker_settings, api_address_of_listener(addr))?;
             let worker = Worker::new(RunSource::embedded(control.clone()), config)?;
             check_sandbox(&worker, settings.env)?;
             Some(tokio::spawn(worker.run(shutdown.clone())))

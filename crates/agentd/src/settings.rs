@@ -86,8 +86,6 @@ pub struct WorkerSettings {
     pub lease: Duration,
     pub shutdown_grace: Duration,
     pub egress: EgressSettings,
-    /// `AGENTD_API_URL` inside the sandbox; default: the API's or server's own URL.
-    pub public_url: Option<String>,
 }
 
 /// Where a worker gets its runs.
@@ -182,7 +180,8 @@ pub struct ServeArgs {
     /// `production` refuses to start with an insecure setup.
     #[arg(long, env = "AGENTD_ENV", value_enum, default_value = "development")]
     pub env: Environment,
-    /// The URL agents use to reach the API (`AGENTD_API_URL` inside the sandbox).
+    /// The URL clients reach the API at, when it is not `http://<listen>` (a TLS proxy in
+    /// front). Runs do not use it: they reach the API through their host forward.
     #[arg(long, env = "AGENTD_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Seconds a claimed run stays leased without renewal; after a crash, runs come back
@@ -324,7 +323,6 @@ impl ServeArgs {
             lease: Duration::from_secs(self.lease_s),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
             egress: self.egress.settings(),
-            public_url: self.public_url.clone(),
         });
         let settings = Settings {
             env: self.env,

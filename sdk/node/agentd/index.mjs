@@ -15,6 +15,12 @@
 // thrown error becomes an error log with its stack and the process exits 1; ctx.ask() may
 // end the run early to wait for a human (see below). stdout and stderr stay yours: the
 // platform captures them as log lines.
+//
+// Calls back to the platform go to AGENTD_API_URL with the run's own AGENTD_TOKEN (valid
+// while this run runs): await ctx.invoke(agent, input, { wait }) runs a sub-agent, and
+// ctx.api.request(method, path, body) is the helper behind it, for any route a run's
+// token may use. A refused call throws an ApiError with the problem document's status and
+// code.
 
 import fs from "node:fs";
 
@@ -53,6 +59,72 @@ function readRequest() {
   return request;
 }
 
+/** A call to the platform's API failed: status 0 when it could not be reached. */
+export class ApiError extends Error {
+  constructor(status, code, detail, problem = {}) {
+    super(status ? `${code} (${status}): ${detail}` : `${code}: ${detail}`);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+    this.problem = problem;
+  }
+}
+
+/**
+ * The platform's API as this run reaches it (AGENTD_API_URL, with AGENTD_TOKEN). Built-in
+ * fetch, which ignores the egress proxy: the API is on the run's own loopback.
+ */
+export class Api {
+  constructor(baseUrl = process.env.AGENTD_API_URL ?? "", token = process.env.AGENTD_TOKEN ?? "") {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.token = token;
+  }
+
+  /**
+   * Sends one JSON request (path starts with /v1/) and resolves to the decoded answer
+   * (null for an empty one); rejects with an ApiError.
+   */
+  async request(method, path, body = undefined, { query, headers } = {}) {
+    if (!this.baseUrl || !this.token) {
+      throw new ApiError(0, "no_api", "AGENTD_API_URL and AGENTD_TOKEN are not set; run under agentd");
+    }
+    let url = this.baseUrl + path;
+    const params = Object.entries(query ?? {}).filter(([, v]) => v !== undefined && v !== null);
+    if (params.length > 0) {
+      url += "?" + new URLSearchParams(params.map(([k, v]) => [k, String(v)])).toString();
+    }
+    const sent = { authorization: `Bearer ${this.token}`, accept: "application/json", ...headers };
+    if (body !== undefined) {
+      sent["content-type"] = "application/json";
+    }
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: sent,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new ApiError(0, "api_unreachable", `${method} ${path}: ${err.cause?.message ?? err.message}`);
+    }
+    const text = await response.text();
+    if (!response.ok) {
+      let problem = null;
+      try {
+        problem = JSON.parse(text);
+      } catch {
+        // Not a problem document: reported as text below.
+      }
+      if (problem === null || typeof problem !== "object") {
+        throw new ApiError(response.status, "http_error", text.slice(0, 200) || "no body");
+      }
+      throw new ApiError(response.status, problem.code ?? "http_error", problem.detail ?? "", problem);
+    }
+    return text.trim() === "" ? null : JSON.parse(text);
+  }
+}
+
 /** What the handler sees of its invocation. */
 export class Context {
   #emit;
@@ -73,7 +145,25 @@ export class Context {
     this.#savedState = JSON.stringify(this.state);
     /** Answers to earlier questions, in order. */
     this.resume = Array.isArray(request.resume) ? request.resume : [];
+    /** The platform's API with this run's token. */
+    this.api = new Api();
     this.#emit = emit;
+  }
+
+  /**
+   * Invokes `agent` (a slug of this workspace) with `input` as a sub-agent of this run and
+   * resolves to the new invocation ({id, status, output, …}). With `wait` (seconds, at most
+   * 60) the platform holds the answer until it settles (finished, or waiting for input) or
+   * the time is up: check `status`. Other options are fields of the invoke body (priority,
+   * timeout_s, metadata, env, …); `idempotencyKey` is sent as the Idempotency-Key header.
+   * Sub-agents nest at most the workspace's max_invocation_depth deep (ApiError
+   * invocation_depth_exceeded).
+   */
+  invoke(agent, input = null, { wait, idempotencyKey, ...options } = {}) {
+    const path = `/v1/agents/${encodeURIComponent(String(agent))}/invoke`;
+    const headers = idempotencyKey ? { "idempotency-key": idempotencyKey } : {};
+    const query = wait ? { wait } : {};
+    return this.api.request("POST", path, { ...options, input }, { query, headers });
   }
 
   /** Sends a log line; level is one of debug, info, warn, error. */

@@ -1,6 +1,6 @@
 //! `POST /v1/signup`, `POST /v1/auth/login`, `GET /v1/me`.
 
-use agentd_api_types::{LoginRequest, LoginResponse, Me, SignupRequest, SignupResponse};
+use agentd_api_types::{LoginRequest, LoginResponse, Me, MeRun, SignupRequest, SignupResponse};
 use agentd_control::{Login, Read, Signup, input};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -44,8 +44,17 @@ async fn login(
     }))
 }
 
+/// Any caller may ask who it is, a run with its own token too.
 async fn me(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<Me>, ApiError> {
-    let ctx = caller.authorize::<Read>()?;
+    let ctx = caller.authorize_run::<Read>()?;
     let me = state.control.me(&ctx).await?;
-    Ok(Json(Me { tenant: me.tenant, actor: me.actor, user: me.user, role: me.role, scopes: me.scopes }))
+    let run = me.run.map(|run| MeRun {
+        invocation_id: run.invocation_id,
+        agent: run.agent,
+        agent_id: run.agent_id,
+        thread_id: run.thread_id,
+        depth: run.depth,
+        attempt: run.attempt,
+    });
+    Ok(Json(Me { tenant: me.tenant, actor: me.actor, user: me.user, role: me.role, scopes: me.scopes, run }))
 }

@@ -1,8 +1,10 @@
 //! `POST /v1/agents/{slug}/invoke` and `/v1/invocations`: accept, read, logs, cancel.
+//! Invoke, read and cancel let a run's own token in (`authorize_run`): a run invokes
+//! sub-agents and reads or cancels only those.
 
 use agentd_api_types::{Event, Interrupt, Invocation, InvocationStatus, InvokeRequest, Page, RespondRequest};
 use agentd_control::{Invalid, InvocationFilter, Invoke, InvokeSpec, Read, input, settled};
-use agentd_core::{PageBounds, PageRequest, ResourceKind, Slug, ThreadId};
+use agentd_core::{InvocationId, PageBounds, PageRequest, ResourceKind, Slug, ThreadId};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -49,7 +51,7 @@ async fn invoke(
     headers: HeaderMap,
     ApiJson(req): ApiJson<InvokeRequest>,
 ) -> Result<Response, ApiError> {
-    let ctx = caller.authorize::<Invoke>()?;
+    let ctx = caller.authorize_run::<Invoke>()?;
     let slug = path_slug(&slug, ResourceKind::Agent)?;
     let wait = q.wait.map(input::WaitTime::parse_secs).transpose()?;
     // A value that is not visible ASCII reads as empty, which the key's rule refuses.
@@ -80,6 +82,7 @@ struct ListQuery {
     agent: Option<String>,
     status: Option<String>,
     thread_id: Option<String>,
+    parent_id: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -105,7 +108,13 @@ async fn list(
         }
         None => None,
     };
-    let filter = InvocationFilter { agent, status, thread_id };
+    let parent_id = match &q.parent_id {
+        Some(p) => Some(
+            InvocationId::parse(p).map_err(|e| ApiError::bad_request("invalid_query", format!("parent_id: {e}")))?,
+        ),
+        None => None,
+    };
+    let filter = InvocationFilter { agent, status, thread_id, parent_id };
     Ok(Json(state.control.invocations_list(&ctx, &filter, &page).await?))
 }
 
@@ -114,7 +123,7 @@ async fn show(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Invocation>, ApiError> {
-    let ctx = caller.authorize::<Read>()?;
+    let ctx = caller.authorize_run::<Read>()?;
     Ok(Json(state.control.invocation_get(&ctx, &path_invocation_id(&id)?).await?))
 }
 
@@ -142,7 +151,7 @@ async fn cancel(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let ctx = caller.authorize::<Invoke>()?;
+    let ctx = caller.authorize_run::<Invoke>()?;
     let invocation = state.control.invocation_cancel(&ctx, &path_invocation_id(&id)?).await?;
     Ok(invocation_response(invocation))
 }

@@ -27,7 +27,7 @@ pub fn tests() -> Vec<Test> {
 
 /// An HTTP server on `ip` answering every request with what it saw (request line and Host).
 /// It serves until the test process exits.
-fn upstream(ip: &str) -> SocketAddr {
+pub fn upstream(ip: &str) -> SocketAddr {
     let listener = TcpListener::bind((ip.parse::<IpAddr>().unwrap(), 0)).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -56,7 +56,7 @@ fn upstream(ip: &str) -> SocketAddr {
 }
 
 /// 127.0.0.2 stands for an outside server: exempted from the deny list, reached by name.
-fn egress_env() -> TestEnv {
+pub fn egress_env() -> TestEnv {
     TestEnv::with_egress(EgressSettings {
         allowed_networks: vec!["127.0.0.2/32".parse().unwrap()],
         resolve: vec![
@@ -68,7 +68,7 @@ fn egress_env() -> TestEnv {
     })
 }
 
-fn allowed_hosts() -> Egress {
+pub fn allowed_hosts() -> Egress {
     Egress::AllowHosts(
         ["allowed.test", "*.wild.test", "loopback.test", "metadata.test", "localhost"].map(String::from).to_vec(),
     )

@@ -222,6 +222,7 @@ fn an_unprivileged_supervisor_passes_the_isolation_tests_too() {
         "a_tcp_connect_to_a_host_listener_fails",
         "a_daemonized_child_is_killed_when_the_agent_exits",
         "egress_reaches_an_allowed_host_through_the_proxy_and_nothing_else",
+        "host_forward_carries_connections_to_its_target_and_nothing_else",
         "outputs_regular_files_are_copied_out_and_symlinks_are_not",
         "hostile_sockets_of_other_families_fail_with_eafnosupport",
         "the_mount_table_names_no_host_path_of_the_scratch_data_bundle_or_extra_mounts",

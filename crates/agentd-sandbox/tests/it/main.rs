@@ -7,6 +7,7 @@
 
 mod cgroup_v2;
 mod egress;
+mod host_forward;
 mod hostile;
 mod isolation;
 mod leftovers;
@@ -36,6 +37,7 @@ fn main() {
         hostile::tests(),
         sockets::tests(),
         egress::tests(),
+        host_forward::tests(),
         outputs::tests(),
         cgroup_v2::tests(),
     ]

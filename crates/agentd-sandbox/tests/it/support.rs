@@ -210,6 +210,7 @@ pub fn spec(bundle: &Path, program: &str, args: &[&str]) -> RunSpec {
             cpu_millis_per_sec: None,
         },
         egress: Egress::Denied,
+        host_forward: None,
         collect_outputs: None,
     }
 }

@@ -3,7 +3,9 @@
 //! its single writer connection, claims in one statement and completes in a short
 //! transaction.
 //!
-//! Parameters of a claim: `$1` worker, `$2` lease expiry, `$3` now (unix ms).
+//! Parameters of a claim: `$1` worker, `$2` lease expiry, `$3` now (unix ms), `$4` the
+//! SHA-256 of the new attempt's run token, which replaces the last attempt's in the same
+//! statement (so a token is good for one attempt only).
 //!
 //! A run on a thread is ready only when no earlier run of its thread is still going
 //! (queued, running, retrying or waiting for an answer), so a thread's runs run one at a
@@ -18,7 +20,8 @@
 /// tenant in the same statement. One writer connection: this statement is the only one
 /// claiming, so the running count it reads is exact.
 pub(super) const SQLITE_CLAIM: &str = "UPDATE invocations SET status = 'running', attempt = attempt + 1,
-        lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0
+        lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0,
+        run_token_hash = $4
     WHERE id = (
         SELECT i.id FROM invocations i INDEXED BY invocations_claim_order
         WHERE i.tenant_id = (
@@ -106,7 +109,8 @@ pub(super) const POSTGRES_CLAIM: &str = concat!(
         FROM pick WHERE tenants.id = pick.tenant_id RETURNING tenants.id
     )
     UPDATE invocations SET status = 'running', attempt = attempt + 1,
-        lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0
+        lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0,
+        run_token_hash = $4
     FROM pick, served WHERE invocations.id = pick.id
     RETURNING invocations.id, invocations.tenant_id, invocations.agent_slug,
         invocations.attempt, invocations.max_attempts, invocations.input, invocations.env, invocations.thread_id,

@@ -10,7 +10,7 @@ use agentd_test_support::{Backend, on_both_stores};
 #[cfg(feature = "s3")]
 use agentd_test_support::{S3Server, aws_env};
 
-use crate::{agent_with_version, new_invocation, open, tenant};
+use crate::{agent_with_version, claim, new_invocation, open, tenant};
 
 async fn round_trip(blobs: &Blobs) {
     let bytes = Bytes::from_static(b"bundle bytes");
@@ -60,7 +60,7 @@ async fn artifacts_are_recorded_under_the_lease_and_read_only_by_their_tenant(ba
     let (agent, version) = agent_with_version(&store, &a, "echo").await;
     let inv =
         store.invocation_enqueue(&a, &agent, &version, new_invocation(5, None), 100).await.unwrap().into_invocation();
-    let run = store.queue_claim_unscoped("w1", Duration::from_secs(30)).await.unwrap().unwrap();
+    let run = claim(&store, "w1", Duration::from_secs(30)).await.unwrap();
     let lease = run.lease();
     let report = NewArtifact { name: artifact_name("out/report.txt"), size: 5, digest: digest_of(b"hello") };
     assert!(store.artifact_record(&lease, &report).await.unwrap());

@@ -25,6 +25,7 @@ mod builds;
 mod memory;
 mod queue;
 mod rls;
+mod run_tokens;
 mod secrets;
 
 async fn tenant(store: &Store, slug: &str) -> TenantScope {
@@ -50,6 +51,12 @@ async fn tenant_with_limits(store: &Store, slug: &str, limits: TenantLimits) -> 
         .await
         .unwrap();
     TenantScope::new(signed_up.tenant.id, Actor::User { id: signed_up.user.id }, RequestId::generate())
+}
+
+/// Claims the next run for `worker` with a fresh run token, as the domain does.
+async fn claim(store: &Store, worker: &str, lease: Duration) -> Option<agentd_store::ClaimedRun> {
+    let token = agentd_core::Secret::new(format!("agr_{}", RequestId::generate()));
+    store.queue_claim_unscoped(worker, lease, &token).await.unwrap()
 }
 
 /// Retries due at once; three recoveries, as the domain's default policy has.
@@ -116,6 +123,7 @@ fn new_invocation(priority: u8, key: Option<&str>) -> NewInvocation {
         metadata: serde_json::json!({}),
         env: Default::default(),
         input_timeout_s: None,
+        parent: None,
     }
 }
 
@@ -162,11 +170,11 @@ async fn claims_follow_priority_and_a_late_worker_cannot_complete(backend: Backe
     store.invocation_enqueue(&ctx, &agent, &version, new_invocation(1, None), 100).await.unwrap();
     let high =
         store.invocation_enqueue(&ctx, &agent, &version, new_invocation(9, None), 100).await.unwrap().into_invocation();
-    let run = store.queue_claim_unscoped("w1", Duration::from_millis(1)).await.unwrap().unwrap();
+    let run = claim(&store, "w1", Duration::from_millis(1)).await.unwrap();
     assert_eq!(run.invocation_id, high.id);
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(store.queue_recover_expired_unscoped(3).await.unwrap(), 1);
-    let again = store.queue_claim_unscoped("w2", Duration::from_secs(30)).await.unwrap().unwrap();
+    let again = claim(&store, "w2", Duration::from_secs(30)).await.unwrap();
     assert_eq!((again.invocation_id.clone(), again.attempt), (high.id.clone(), 2));
     assert!(!store.queue_complete(&run.lease(), succeeded(), &retry_now()).await.unwrap());
     assert!(store.queue_complete(&again.lease(), succeeded(), &retry_now()).await.unwrap());
@@ -202,7 +210,7 @@ async fn a_tenants_backlog_does_not_delay_another_tenants_run(backend: Backend) 
         .into_invocation();
     let mut claimed = Vec::new();
     for _ in 0..2 {
-        claimed.push(store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap().invocation_id);
+        claimed.push(claim(&store, "w", Duration::from_secs(30)).await.unwrap().invocation_id);
     }
     assert!(claimed.contains(&single.id), "the quiet tenant's run is among the first two claims");
 }
@@ -217,13 +225,10 @@ async fn a_tenants_concurrency_limit_holds_across_claims(backend: Backend) {
         store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap();
     }
     let mut held = Vec::new();
-    while let Some(run) = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap() {
+    while let Some(run) = claim(&store, "w", Duration::from_secs(30)).await {
         held.push(run);
     }
     assert_eq!(held.len(), limit);
     assert!(store.queue_complete(&held[0].lease(), succeeded(), &retry_now()).await.unwrap());
-    assert!(
-        store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().is_some(),
-        "a finished run frees a slot"
-    );
+    assert!(claim(&store, "w", Duration::from_secs(30)).await.is_some(), "a finished run frees a slot");
 }

@@ -9,7 +9,7 @@ use agentd_store::{Completion, InvocationFilter, RetryPlan, Store};
 
 use agentd_test_support::{Backend, on_both_stores};
 
-use super::{agent_with_version, new_invocation, open, tenant, tenant_with_limits};
+use super::{agent_with_version, claim, new_invocation, open, tenant, tenant_with_limits};
 
 fn failure() -> Completion {
     Completion {
@@ -37,21 +37,21 @@ async fn a_failed_run_is_retried_until_its_attempts_run_out_and_each_end_is_an_e
     let inv =
         store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap().into_invocation();
     let later = retry_in(600_000);
-    let first = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap();
+    let first = claim(&store, "w", Duration::from_secs(30)).await.unwrap();
     assert!(store.queue_complete(&first.lease(), failure(), &later).await.unwrap());
     let retrying = store.invocation_get(&ctx, &inv.id).await.unwrap();
     assert_eq!(retrying.status, InvocationStatus::Retrying);
-    assert!(store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().is_none(), "not before its time");
+    assert!(claim(&store, "w", Duration::from_secs(30)).await.is_none(), "not before its time");
     let due = store.queue_next_wakeup_unscoped(Timestamp::now()).await.unwrap().unwrap();
     assert!(due.unix_ms() >= agentd_core::Timestamp::now().unix_ms() + 599_000);
 
     let inv2 =
         store.invocation_enqueue(&ctx, &agent, &version, new_invocation(0, None), 100).await.unwrap().into_invocation();
     let now = retry_in(0);
-    let run = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap();
+    let run = claim(&store, "w", Duration::from_secs(30)).await.unwrap();
     assert_eq!((run.invocation_id.clone(), run.attempt), (inv2.id.clone(), 1));
     assert!(store.queue_complete(&run.lease(), failure(), &now).await.unwrap());
-    let run = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap();
+    let run = claim(&store, "w", Duration::from_secs(30)).await.unwrap();
     assert_eq!((run.invocation_id.clone(), run.attempt, run.next_seq), (inv2.id.clone(), 2, 2));
     assert!(store.queue_complete(&run.lease(), failure(), &now).await.unwrap());
     assert!(!store.queue_complete(&run.lease(), failure(), &now).await.unwrap(), "completed once");
@@ -88,9 +88,7 @@ async fn concurrent_claimers_never_exceed_a_tenants_concurrency_limit(backend: B
         let (store, ctx, done) = (store.clone(), ctx.clone(), done.clone());
         claimers.spawn(async move {
             while done.load(Ordering::SeqCst) < RUNS {
-                let Some(run) =
-                    store.queue_claim_unscoped(&format!("w{claimer}"), Duration::from_secs(30)).await.unwrap()
-                else {
+                let Some(run) = claim(&store, &format!("w{claimer}"), Duration::from_secs(30)).await else {
                     tokio::task::yield_now().await;
                     continue;
                 };

@@ -10,7 +10,7 @@ use sqlx::{Connection, PgConnection, Row};
 
 use agentd_test_support::{Backend, TestDb, on_postgres};
 
-use super::{agent_with_version, new_invocation, tenant};
+use super::{agent_with_version, claim, new_invocation, tenant};
 
 /// Two tenants: `alpha` with one agent and two invocations, `beta` with one agent and
 /// three.
@@ -113,7 +113,7 @@ async fn the_tenant_role_sees_only_its_tenants_rows_even_without_a_filter() {
     // The role and the setting end with the scoped transaction: connections go back to the
     // pool as the owner, so the cross-tenant claim still sees both tenants' runs.
     let mut claimed = Vec::new();
-    while let Some(run) = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap() {
+    while let Some(run) = claim(&store, "w", Duration::from_secs(30)).await {
         claimed.push(run.tenant_id);
     }
     assert_eq!(claimed.len(), 4);

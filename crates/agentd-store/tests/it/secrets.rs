@@ -68,7 +68,7 @@ async fn a_claimed_run_reads_its_agents_secrets_and_a_deleted_agent_takes_them_a
     store.secret_put(&a, &agent.id, "API_KEY", &sealed(1, "k1"), 100).await.unwrap();
     store.secret_put(&a, &other.id, "NOT_MINE", &sealed(2, "k1"), 100).await.unwrap();
     store.invocation_enqueue(&a, &agent, &version, new_invocation(0, None), 100).await.unwrap();
-    let run = store.queue_claim_unscoped("w", Duration::from_secs(30)).await.unwrap().unwrap();
+    let run = super::claim(&store, "w", Duration::from_secs(30)).await.unwrap();
     assert!(run.secrets.is_empty(), "the store hands out no value");
     let secrets = store.secrets_for_run_unscoped(&run.invocation_id).await.unwrap();
     assert_eq!(secrets.len(), 1);

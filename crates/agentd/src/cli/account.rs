@@ -105,6 +105,7 @@ pub async fn whoami(args: WhoamiArgs) -> Result<(), Failure> {
         (Actor::User { id }, Some(user)) => format!("user {} ({id})", user.email),
         (Actor::User { id }, None) => format!("user {id}"),
         (Actor::ApiKey { id }, _) => format!("API key {id}"),
+        (Actor::Run { id }, _) => format!("the run of invocation {id}"),
     };
     let scopes: Vec<&str> = me.scopes.iter().map(|s| s.as_str()).collect();
     println!("server:    {}", session.server);

@@ -205,6 +205,11 @@ impl TestApp {
         agentd_test_support::execute_sql(&self.db_url, sql).await;
     }
 
+    /// The first column of the first row `sql` returns on this app's database, as text.
+    pub async fn query_text(&self, sql: &str) -> Option<String> {
+        agentd_test_support::query_text(&self.db_url, sql).await
+    }
+
     pub fn client(&self) -> Client {
         Client::new(&self.base_url).expect("client")
     }

@@ -18,6 +18,7 @@ mod invocations;
 mod memory;
 mod recovery;
 mod remote;
+mod run_token;
 mod runs;
 mod scale;
 mod sdk;

@@ -78,9 +78,11 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     let agents: serde_json::Value =
         beta.client.request(Method::GET, "/v1/agents").send().await.unwrap().json().await.unwrap();
     assert_eq!(agents["data"], json!([]));
-    let invocations: serde_json::Value =
-        beta.client.request(Method::GET, "/v1/invocations").send().await.unwrap().json().await.unwrap();
-    assert_eq!(invocations["data"], json!([]));
+    for list in ["/v1/invocations".to_owned(), format!("/v1/invocations?parent_id={inv}")] {
+        let invocations: serde_json::Value =
+            beta.client.request(Method::GET, &list).send().await.unwrap().json().await.unwrap();
+        assert_eq!(invocations["data"], json!([]), "{list}");
+    }
     let threads: serde_json::Value =
         beta.client.request(Method::GET, "/v1/threads").send().await.unwrap().json().await.unwrap();
     assert_eq!(threads["data"], json!([]));

@@ -132,9 +132,11 @@ async fn control_characters_are_refused_in_names_and_recorded_safely_in_agent_li
             problem(alpha.client.request(Method::POST, "/v1/agents").json(&body).send().await.unwrap()).await;
         assert_eq!((status, problem["code"].as_str()), (422, Some("invalid_field")), "{body}: {problem}");
     }
-    let (status, body) =
-        problem(alpha.client.request(Method::GET, "/v1/invocations?thread_id=%00").send().await.unwrap()).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")), "{body}");
+    for query in ["thread_id=%00", "parent_id=%00", "parent_id=inv_short"] {
+        let path = format!("/v1/invocations?{query}");
+        let (status, body) = problem(alpha.client.request(Method::GET, &path).send().await.unwrap()).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")), "{path}: {body}");
+    }
     app.deploy_script(&alpha, "nul", "printf 'before\\000after\\n'\nprintf '{\"type\":\"output\",\"data\":1}\\n' >&3")
         .await;
     let done = invoke_and_wait(&alpha, "nul", json!({})).await;
