@@ -109,6 +109,58 @@ class Api:
         return json.loads(raw) if raw.strip() else None
 
 
+class Store:
+    """The workspace's long-term memory store (``/v1/store``), through the run's token.
+
+    A namespace is a list of labels (``["users", "ada"]``); values are any JSON.
+    """
+
+    def __init__(self, api):
+        self._api = api
+
+    def get(self, namespace, key):
+        """The item (a dict with ``value``, ``created_at``, …) or None when there is none."""
+        query = {"namespace": ".".join(namespace), "key": key}
+        try:
+            return self._api.request("GET", "/v1/store/items", query=query)
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def put(self, namespace, key, value, ttl_s=None):
+        """Creates or replaces the item; with ``ttl_s`` it expires that many seconds from now."""
+        body = {"namespace": list(namespace), "key": key, "value": value}
+        if ttl_s is not None:
+            body["ttl_s"] = ttl_s
+        return self._api.request("PUT", "/v1/store/items", body=body)
+
+    def delete(self, namespace, key):
+        """Deletes the item; returns whether there was one."""
+        query = {"namespace": ".".join(namespace), "key": key}
+        try:
+            self._api.request("DELETE", "/v1/store/items", query=query)
+            return True
+        except ApiError as err:
+            if err.status == 404:
+                return False
+            raise
+
+    def search(self, namespace_prefix=(), filter=None, limit=10, offset=0):
+        """Items under ``namespace_prefix`` whose value has every field of ``filter``, newest first."""
+        body = {"namespace_prefix": list(namespace_prefix), "limit": limit, "offset": offset}
+        if filter:
+            body["filter"] = filter
+        return self._api.request("POST", "/v1/store/items/search", body=body)["data"]
+
+    def namespaces(self, prefix=(), suffix=(), max_depth=None, limit=100, offset=0):
+        """The distinct namespaces (lists of labels) under ``prefix`` ending in ``suffix``."""
+        body = {"prefix": list(prefix), "suffix": list(suffix), "limit": limit, "offset": offset}
+        if max_depth is not None:
+            body["max_depth"] = max_depth
+        return self._api.request("POST", "/v1/store/namespaces", body=body)["data"]
+
+
 def _problem(status, raw):
     try:
         problem = json.loads(raw)
@@ -157,6 +209,7 @@ class Context:
         self._saved_state = _json_text(self.state)
         self.resume = list(request.get("resume") or [])
         self.api = Api()
+        self.store = Store(self.api)
         self._events = events
         self._asked = 0
 

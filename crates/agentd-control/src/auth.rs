@@ -59,7 +59,8 @@
 //!
 //! Opted in today (docs/API.md lists them): invoking an agent of the run's tenant (a
 //! sub-agent, recorded with `parent_id` and `depth`), reading and cancelling the run's
-//! own sub-invocations, and `GET /v1/me`. For a member (key or session) `authorize_run`
+//! own sub-invocations, reading its own thread and writing its state, the tenant's
+//! memory store, and `GET /v1/me`. For a member (key or session) `authorize_run`
 //! is exactly `authorize`.
 
 use std::marker::PhantomData;
@@ -68,7 +69,7 @@ use std::sync::Arc;
 use agentd_core::queue::RunLease;
 use agentd_core::{
     Actor, AgentId, InvocationId, InvocationStatus, RequestId, ResourceKind, Role, Scope, Scopes, Secret, Slug, Tenant,
-    TenantId, TenantLimits, TenantScope, TenantStatus, User, WorkerTokenId,
+    TenantId, TenantLimits, TenantScope, TenantStatus, ThreadId, User, WorkerTokenId,
 };
 use agentd_store::{Credential, RunCredential, hash_secret};
 
@@ -96,7 +97,7 @@ pub struct RunGrant {
     pub invocation_id: InvocationId,
     pub agent_id: AgentId,
     pub agent: Slug,
-    pub thread_id: Option<String>,
+    pub thread_id: Option<ThreadId>,
     /// 0 for an invocation a client made; its sub-invocations are one deeper.
     pub depth: u32,
     pub attempt: u32,
@@ -366,7 +367,7 @@ impl Control {
             invocation_id: found.invocation_id,
             agent_id: found.agent_id,
             agent: found.agent,
-            thread_id: found.thread_id,
+            thread_id: found.thread_id.map(ThreadId::from_trusted),
             depth: found.depth,
             attempt: found.attempt,
         };

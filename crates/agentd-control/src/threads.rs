@@ -2,11 +2,11 @@
 //! of state and order (see `agentd_store`'s `threads.rs`); here they are reached with
 //! the capability each needs.
 
-use agentd_core::{Checkpoint, Page, PageRequest, Slug, Thread, ThreadId, ThreadState, ThreadStatus};
+use agentd_core::{Checkpoint, Page, PageRequest, ResourceKind, Slug, Thread, ThreadId, ThreadState, ThreadStatus};
 
 use crate::Control;
 use crate::auth::{Ctx, Invoke, Read};
-use crate::error::Result;
+use crate::error::{ControlError, Result};
 use crate::input::{Metadata, MetadataFilter, ThreadStateValue};
 
 /// A thread to create.
@@ -37,7 +37,9 @@ impl Control {
         Ok(thread)
     }
 
+    /// A run's token reaches its own thread only.
     pub async fn thread_get(&self, ctx: &Ctx<Read>, id: &ThreadId) -> Result<Thread> {
+        own_thread(ctx, id)?;
         Ok(self.store.thread_get(ctx.store_scope(), id).await?)
     }
 
@@ -73,18 +75,22 @@ impl Control {
     }
 
     pub async fn thread_state(&self, ctx: &Ctx<Read>, id: &ThreadId) -> Result<ThreadState> {
+        own_thread(ctx, id)?;
         Ok(self.store.thread_state(ctx.store_scope(), id).await?)
     }
 
     /// Sets the state by hand, as a new checkpoint (refused while a run of the thread is
-    /// queued or running).
+    /// queued or running). A run may write its own thread's state with its token: the
+    /// checkpoint is then the run's, and counts only if the run's own do.
     pub async fn thread_set_state(
         &self,
         ctx: &Ctx<Invoke>,
         id: &ThreadId,
         state: ThreadStateValue,
     ) -> Result<ThreadState> {
-        Ok(self.store.thread_set_state(ctx.store_scope(), id, state.get()).await?)
+        own_thread(ctx, id)?;
+        let by_run = ctx.run().map(|run| &run.invocation_id);
+        Ok(self.store.thread_set_state(ctx.store_scope(), id, state.get(), by_run).await?)
     }
 
     /// The checkpoints that count, newest first.
@@ -94,6 +100,15 @@ impl Control {
         id: &ThreadId,
         page: &PageRequest<u64>,
     ) -> Result<Page<Checkpoint>> {
+        own_thread(ctx, id)?;
         Ok(self.store.thread_history(ctx.store_scope(), id, page).await?)
+    }
+}
+
+/// A run's token reaches the thread it runs on and no other (which does not exist for it).
+fn own_thread<C>(ctx: &Ctx<C>, id: &ThreadId) -> Result<()> {
+    match ctx.run() {
+        Some(run) if run.thread_id.as_ref() != Some(id) => Err(ControlError::NotFound(ResourceKind::Thread)),
+        _ => Ok(()),
     }
 }

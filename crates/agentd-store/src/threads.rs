@@ -235,15 +235,25 @@ impl Store {
     /// Sets the thread's state by hand, as a new checkpoint. Refused while a run of it is
     /// queued or running (the run would overwrite it); allowed while one waits for an
     /// answer, which is when a person most often corrects it (the resumed run starts on it).
-    pub async fn thread_set_state(&self, ctx: &TenantScope, id: &ThreadId, state: &Value) -> Result<ThreadState> {
+    ///
+    /// `by_run` is the thread's running run writing through its own token: the thread is
+    /// busy with that very run, and the checkpoint is the run's (it counts or not with the
+    /// run's fate, as the one it writes when it settles).
+    pub async fn thread_set_state(
+        &self,
+        ctx: &TenantScope,
+        id: &ThreadId,
+        state: &Value,
+        by_run: Option<&InvocationId>,
+    ) -> Result<ThreadState> {
         let now = Timestamp::now().unix_ms();
         let state_text = serde_json::to_string(state).map_err(|e| StoreError::corrupt("state", e))?;
         let mut tx = self.begin_scoped(ctx).await?;
         let thread = lock_thread(&mut tx, self.backend, ctx, id).await?;
-        if thread.status == ThreadStatus::Busy {
+        if thread.status == ThreadStatus::Busy && by_run.is_none() {
             return Err(Conflict::ThreadBusy { status: thread.status }.into());
         }
-        insert_checkpoint(&mut tx, id, ctx.tenant_id().as_str(), &state_text, None, now).await?;
+        insert_checkpoint(&mut tx, id, ctx.tenant_id().as_str(), &state_text, by_run, now).await?;
         let state = read_state(&mut tx, id).await?;
         tx.commit().await?;
         Ok(state)

@@ -125,6 +125,61 @@ export class Api {
   }
 }
 
+/** The workspace's long-term memory store (/v1/store), through the run's token. */
+export class Store {
+  #api;
+
+  constructor(api) {
+    this.#api = api;
+  }
+
+  /** The item ({namespace, key, value, created_at, …}) or null when there is none. */
+  async get(namespace, key) {
+    try {
+      return await this.#api.request("GET", "/v1/store/items", undefined, {
+        query: { namespace: namespace.join("."), key },
+      });
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  /** Creates or replaces the item; with ttlS it expires that many seconds from now. */
+  async put(namespace, key, value, { ttlS } = {}) {
+    const body = { namespace, key, value };
+    if (ttlS !== undefined) body.ttl_s = ttlS;
+    return this.#api.request("PUT", "/v1/store/items", body);
+  }
+
+  /** Deletes the item; resolves to whether there was one. */
+  async delete(namespace, key) {
+    try {
+      await this.#api.request("DELETE", "/v1/store/items", undefined, {
+        query: { namespace: namespace.join("."), key },
+      });
+      return true;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return false;
+      throw err;
+    }
+  }
+
+  /** Items under namespacePrefix whose value has every field of filter, newest first. */
+  async search(namespacePrefix = [], { filter, limit = 10, offset = 0 } = {}) {
+    const body = { namespace_prefix: namespacePrefix, limit, offset };
+    if (filter) body.filter = filter;
+    return (await this.#api.request("POST", "/v1/store/items/search", body)).data;
+  }
+
+  /** The distinct namespaces (arrays of labels) under prefix ending in suffix. */
+  async namespaces({ prefix = [], suffix = [], maxDepth, limit = 100, offset = 0 } = {}) {
+    const body = { prefix, suffix, limit, offset };
+    if (maxDepth !== undefined) body.max_depth = maxDepth;
+    return (await this.#api.request("POST", "/v1/store/namespaces", body)).data;
+  }
+}
+
 /** What the handler sees of its invocation. */
 export class Context {
   #emit;
@@ -147,6 +202,8 @@ export class Context {
     this.resume = Array.isArray(request.resume) ? request.resume : [];
     /** The platform's API with this run's token. */
     this.api = new Api();
+    /** The workspace's memory store: get, put, delete, search, namespaces. */
+    this.store = new Store(this.api);
     this.#emit = emit;
   }
 

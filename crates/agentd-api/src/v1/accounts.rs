@@ -52,7 +52,7 @@ async fn me(State(state): State<AppState>, Caller(caller): Caller) -> Result<Jso
         invocation_id: run.invocation_id,
         agent: run.agent,
         agent_id: run.agent_id,
-        thread_id: run.thread_id,
+        thread_id: run.thread_id.as_ref().map(ToString::to_string),
         depth: run.depth,
         attempt: run.attempt,
     });

@@ -2,6 +2,9 @@
 //! /v1/store/items` write, read and delete one item; `POST /v1/store/items/search` and
 //! `POST /v1/store/namespaces` find items and namespaces. Writes take `invoke`, reads
 //! `read`.
+//!
+//! A run's own token is accepted on every route here (`authorize_run`): the store is the
+//! tenant's, and agents are what it is for.
 
 use agentd_api_types::{
     ListNamespacesRequest, MemoryItem, MemoryItemQuery, MemoryItems, MemoryNamespaces, PutMemoryItemRequest,
@@ -36,7 +39,7 @@ async fn put_item(
     Caller(caller): Caller,
     ApiJson(req): ApiJson<PutMemoryItemRequest>,
 ) -> Result<Response, ApiError> {
-    let ctx = caller.authorize::<Invoke>()?;
+    let ctx = caller.authorize_run::<Invoke>()?;
     let spec = MemoryPutSpec {
         namespace: input::namespace("namespace", req.namespace)?,
         key: input::memory_key(req.key)?,
@@ -53,7 +56,7 @@ async fn get_item(
     Caller(caller): Caller,
     ApiQuery(q): ApiQuery<MemoryItemQuery>,
 ) -> Result<Json<MemoryItem>, ApiError> {
-    let ctx = caller.authorize::<Read>()?;
+    let ctx = caller.authorize_run::<Read>()?;
     let namespace = input::namespace_dotted("namespace", &q.namespace)?;
     let key = input::memory_key(q.key)?;
     Ok(Json(state.control.memory_get(&ctx, &namespace, &key).await?))
@@ -64,7 +67,7 @@ async fn delete_item(
     Caller(caller): Caller,
     ApiQuery(q): ApiQuery<MemoryItemQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let ctx = caller.authorize::<Invoke>()?;
+    let ctx = caller.authorize_run::<Invoke>()?;
     let namespace = input::namespace_dotted("namespace", &q.namespace)?;
     let key = input::memory_key(q.key)?;
     state.control.memory_delete(&ctx, &namespace, &key).await?;
@@ -80,7 +83,7 @@ async fn search(
     Caller(caller): Caller,
     ApiJson(req): ApiJson<SearchMemoryItemsRequest>,
 ) -> Result<Json<MemoryItems>, ApiError> {
-    let ctx = caller.authorize::<Read>()?;
+    let ctx = caller.authorize_run::<Read>()?;
     let spec = MemorySearchSpec {
         prefix: input::namespace_match("namespace_prefix", req.namespace_prefix)?,
         filter: input::MemoryFilter::parse(req.filter)?,
@@ -94,7 +97,7 @@ async fn namespaces(
     Caller(caller): Caller,
     ApiJson(req): ApiJson<ListNamespacesRequest>,
 ) -> Result<Json<MemoryNamespaces>, ApiError> {
-    let ctx = caller.authorize::<Read>()?;
+    let ctx = caller.authorize_run::<Read>()?;
     let spec = NamespaceSpec {
         prefix: input::namespace_match("prefix", req.prefix)?,
         suffix: input::namespace_match("suffix", req.suffix)?,

@@ -1,4 +1,6 @@
-//! `/v1/threads`: conversations with an agent, their state and its history.
+//! `/v1/threads`: conversations with an agent, their state and its history. A run's own
+//! token reads its thread and writes its state (`authorize_run`); it lists, creates,
+//! changes and deletes none.
 
 use agentd_api_types::{
     Checkpoint, CreateThreadRequest, Page, PatchThreadRequest, SetThreadStateRequest, Thread, ThreadState,
@@ -69,7 +71,7 @@ async fn show(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Thread>, ApiError> {
-    let ctx = caller.authorize::<Read>()?;
+    let ctx = caller.authorize_run::<Read>()?;
     Ok(Json(state.control.thread_get(&ctx, &path_thread_id(&id)?).await?))
 }
 
@@ -100,7 +102,7 @@ async fn state(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ThreadState>, ApiError> {
-    let ctx = caller.authorize::<Read>()?;
+    let ctx = caller.authorize_run::<Read>()?;
     Ok(Json(state.control.thread_state(&ctx, &path_thread_id(&id)?).await?))
 }
 
@@ -110,7 +112,7 @@ async fn set_state(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<SetThreadStateRequest>,
 ) -> Result<Json<ThreadState>, ApiError> {
-    let ctx = caller.authorize::<Invoke>()?;
+    let ctx = caller.authorize_run::<Invoke>()?;
     let id = path_thread_id(&id)?;
     let value = input::ThreadStateValue::parse(req.state)?;
     Ok(Json(state.control.thread_set_state(&ctx, &id, value).await?))
@@ -122,7 +124,7 @@ async fn history(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<Checkpoint>>, ApiError> {
-    let ctx = caller.authorize::<Read>()?;
+    let ctx = caller.authorize_run::<Read>()?;
     let id = path_thread_id(&id)?;
     Ok(Json(state.control.thread_history(&ctx, &id, &q.parse()?).await?))
 }

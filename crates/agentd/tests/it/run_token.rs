@@ -308,3 +308,115 @@ async fn a_run_on_a_remote_worker_reaches_the_api_through_its_forward(backend: B
     let parent = invoke_and_wait(&alpha, "py-parent", json!({})).await;
     assert_parent_and_child(&alpha, &parent, "py-parent").await;
 }
+
+/// On a thread: reads its thread and its state, writes a checkpoint, uses the memory store
+/// (Python SDK), and reports what it was refused.
+const PYTHON_THREAD_AND_STORE: &str = r#"
+import agentd
+
+def refused(call):
+    try:
+        call()
+        return None
+    except agentd.ApiError as err:
+        return [err.status, err.code]
+
+def handle(ctx):
+    api = ctx.api
+    thread = api.request("GET", f"/v1/threads/{ctx.thread_id}")
+    before = api.request("GET", f"/v1/threads/{ctx.thread_id}/state")["state"]
+    api.request("POST", f"/v1/threads/{ctx.thread_id}/state", body={"state": {"step": "midway"}})
+    ctx.store.put(["memories", "ada"], "colour", {"value": "green", "kind": "pref"})
+    got = ctx.store.get(["memories", "ada"], "colour")
+    found = ctx.store.search(["memories"], filter={"kind": "pref"})
+    ctx.state["runs"] = ctx.state.get("runs", 0) + 1
+    return {
+        "token": ctx.api.token,
+        "thread_status": thread["status"],
+        "before": before,
+        "got": got["value"],
+        "found": [item["key"] for item in found],
+        "missing": ctx.store.get(["memories", "ada"], "nothing"),
+        "other_thread": refused(lambda: api.request("GET", f"/v1/threads/{ctx.input['other']}/state")),
+        "list_threads": refused(lambda: api.request("GET", "/v1/threads")),
+        "delete_thread": refused(lambda: api.request("DELETE", f"/v1/threads/{ctx.thread_id}")),
+    }
+
+agentd.run(handle)
+"#;
+
+on_both_stores!(a_run_reads_its_thread_and_uses_the_store_with_its_token_and_nothing_else);
+async fn a_run_reads_its_thread_and_uses_the_store_with_its_token_and_nothing_else(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    deploy_python(&app, &alpha, "memo", PYTHON_THREAD_AND_STORE).await;
+    let thread = alpha.client.thread_create(&Default::default()).await.unwrap().id.to_string();
+    let other = alpha.client.thread_create(&Default::default()).await.unwrap().id.to_string();
+    alpha.client.thread_set_state(&thread, json!({"runs": 41})).await.unwrap();
+    let request = agentd_api_types::InvokeRequest {
+        input: json!({"other": other}),
+        thread_id: Some(thread.clone()),
+        ..Default::default()
+    };
+    let options = agentd_client::InvokeOptions { wait_s: Some(30), ..Default::default() };
+    let done = alpha.client.invoke("memo", &request, &options).await.unwrap();
+    assert_eq!(done.status, InvocationStatus::Succeeded, "{:?}", log_messages(&alpha, done.id.as_str()).await);
+    let out = done.output.clone().unwrap_or_default();
+    assert_eq!(out["thread_status"], "busy", "its own run keeps it busy: {out}");
+    assert_eq!(out["before"], json!({"runs": 41}));
+    assert_eq!(out["got"], json!({"value": "green", "kind": "pref"}));
+    assert_eq!(out["found"], json!(["colour"]));
+    assert_eq!(out["missing"], Value::Null);
+    assert_eq!(out["other_thread"], json!([404, "not_found"]), "{out}");
+    assert_eq!(out["list_threads"], json!([401, "run_token_not_accepted"]), "{out}");
+    assert_eq!(out["delete_thread"], json!([401, "run_token_not_accepted"]), "{out}");
+
+    // The checkpoint it wrote mid-run is the run's, and its state when it settled is last.
+    let history = alpha.client.thread_history(&thread, None, None).await.unwrap().data;
+    let states: Vec<&Value> = history.iter().map(|c| &c.state).collect();
+    assert_eq!(states, [&json!({"runs": 42}), &json!({"step": "midway"}), &json!({"runs": 41})]);
+    assert_eq!(history[1].invocation_id.as_ref(), Some(&done.id));
+    let item = alpha.client.store_item_get(&["memories", "ada"], "colour").await.unwrap();
+    assert_eq!(item.value, json!({"value": "green", "kind": "pref"}));
+
+    // Once the run is over its token opens nothing.
+    let token = out["token"].as_str().unwrap().to_owned();
+    let late = app.client().with_token(token);
+    for (method, path) in [
+        (Method::GET, "/v1/store/items?namespace=memories.ada&key=colour".to_owned()),
+        (Method::GET, format!("/v1/threads/{thread}/state")),
+    ] {
+        let response = late.request(method, &path).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+    }
+}
+
+const NODE_STORE: &str = r#"
+import { run } from "agentd";
+
+run(async (ctx) => {
+  await ctx.store.put(["notes"], "first", { text: "hello", kind: "note" }, { ttlS: 3600 });
+  const got = await ctx.store.get(["notes"], "first");
+  const found = await ctx.store.search(["notes"], { filter: { kind: "note" } });
+  const namespaces = await ctx.store.namespaces();
+  const deleted = await ctx.store.delete(["notes"], "first");
+  const again = await ctx.store.delete(["notes"], "first");
+  return { got: got.value, expires: got.expires_at !== null, found: found.length, namespaces, deleted, again };
+});
+"#;
+
+on_both_stores!(the_node_sdk_uses_the_store_with_the_runs_token);
+async fn the_node_sdk_uses_the_store_with_the_runs_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    deploy_node(&app, &alpha, "node-memo", NODE_STORE).await;
+    let done = invoke_and_wait(&alpha, "node-memo", json!({})).await;
+    assert_eq!(done.status, InvocationStatus::Succeeded, "{:?}", log_messages(&alpha, done.id.as_str()).await);
+    assert_eq!(
+        done.output,
+        Some(json!({
+            "got": {"text": "hello", "kind": "note"}, "expires": true, "found": 1,
+            "namespaces": [["notes"]], "deleted": true, "again": false
+        }))
+    );
+}
