@@ -72,6 +72,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
                 Forbidden::InsufficientScope { .. } | Forbidden::CannotGrant { .. } => "insufficient_scope",
                 Forbidden::TenantSuspended => "tenant_suspended",
                 Forbidden::SignupDisabled => "signup_disabled",
+                Forbidden::SessionRequired => "session_required",
             },
         ),
         ControlError::NotFound(_) => (S::NOT_FOUND, "not_found"),

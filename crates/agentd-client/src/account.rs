@@ -18,6 +18,21 @@ impl Client {
         self.call(self.route(Method::POST, &["v1", "auth", "login"])?.json(request)).await
     }
 
+    /// `POST /v1/auth/logout`: ends the session this client's token is.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.call_empty(self.route(Method::POST, &["v1", "auth", "logout"])?).await
+    }
+
+    /// `GET /v1/sessions`: the signed-in user's live sessions in this workspace.
+    pub async fn sessions_list(&self) -> Result<Page<agentd_api_types::SessionInfo>, ClientError> {
+        self.call(self.route(Method::GET, &["v1", "sessions"])?).await
+    }
+
+    /// `DELETE /v1/sessions/{id}`: ends one of the user's sessions.
+    pub async fn session_revoke(&self, id: &str) -> Result<(), ClientError> {
+        self.call_empty(self.route(Method::DELETE, &["v1", "sessions", id])?).await
+    }
+
     /// `GET /v1/me`: the caller's tenant, identity and scopes.
     pub async fn me(&self) -> Result<Me, ClientError> {
         self.call(self.route(Method::GET, &["v1", "me"])?).await

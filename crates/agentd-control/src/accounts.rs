@@ -3,7 +3,8 @@
 //! hashed with argon2.
 
 use agentd_core::{
-    Actor, ApiKey, ApiKeyId, Page, PageRequest, ResourceKind, Role, Scopes, Secret, Slug, Tenant, Timestamp, User,
+    Actor, ApiKey, ApiKeyId, Page, PageRequest, ResourceKind, Role, Scopes, Secret, SessionId, SessionInfo, Slug,
+    Tenant, Timestamp, User,
 };
 use agentd_store::{NewApiKey, NewSession, NewSignup, StoreError, hash_secret};
 use argon2::Argon2;
@@ -203,5 +204,42 @@ impl Control {
     /// Revokes a key of the caller's tenant; revoking twice keeps the first time.
     pub async fn api_key_revoke(&self, ctx: &Ctx<Admin>, id: &ApiKeyId) -> Result<ApiKey> {
         Ok(self.store.api_key_revoke(ctx.store_scope(), id).await?)
+    }
+}
+
+impl Control {
+    /// The caller's live sessions in this workspace, newest first (a user's session only).
+    pub async fn sessions_list(&self, ctx: &Ctx<Read>) -> Result<Vec<SessionInfo>> {
+        let user = session_user(ctx)?;
+        let found = self.store.sessions_list(ctx.store_scope(), &user.id).await?;
+        Ok(found
+            .into_iter()
+            .map(|(id, created_at, expires_at)| {
+                let current = ctx.session_id() == Some(&id);
+                SessionInfo { id, created_at, expires_at, current }
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's sessions; another user's, or none, is `NotFound`.
+    pub async fn session_revoke(&self, ctx: &Ctx<Read>, id: &SessionId) -> Result<()> {
+        let user = session_user(ctx)?;
+        self.store.session_revoke(ctx.store_scope(), &user.id, id).await?;
+        ctx.span().in_scope(|| tracing::info!(session_id = %id, "session revoked"));
+        Ok(())
+    }
+
+    /// Ends the session this request was made with.
+    pub async fn logout(&self, ctx: &Ctx<Read>) -> Result<()> {
+        let Some(id) = ctx.session_id().cloned() else { return Err(Forbidden::SessionRequired.into()) };
+        self.session_revoke(ctx, &id).await
+    }
+}
+
+/// Sessions belong to users: a key or a run has none.
+fn session_user<C>(ctx: &Ctx<C>) -> Result<&agentd_core::User> {
+    match (ctx.user(), ctx.session_id()) {
+        (Some(user), Some(_)) => Ok(user),
+        _ => Err(Forbidden::SessionRequired.into()),
     }
 }

@@ -68,8 +68,8 @@ use std::sync::Arc;
 
 use agentd_core::queue::RunLease;
 use agentd_core::{
-    Actor, AgentId, InvocationId, InvocationStatus, RequestId, ResourceKind, Role, Scope, Scopes, Secret, Slug, Tenant,
-    TenantId, TenantLimits, TenantScope, TenantStatus, ThreadId, User, WorkerTokenId,
+    Actor, AgentId, InvocationId, InvocationStatus, RequestId, ResourceKind, Role, Scope, Scopes, Secret, SessionId,
+    Slug, Tenant, TenantId, TenantLimits, TenantScope, TenantStatus, ThreadId, User, WorkerTokenId,
 };
 use agentd_store::{Credential, RunCredential, hash_secret};
 
@@ -141,6 +141,7 @@ impl Principal {
             scopes: c.scopes.clone(),
             user: c.user.clone(),
             role: c.role,
+            session_id: c.session_id.clone(),
             run: self.run.clone(),
             span,
         };
@@ -170,6 +171,7 @@ struct CtxInner {
     scopes: Scopes,
     user: Option<User>,
     role: Option<Role>,
+    session_id: Option<SessionId>,
     run: Option<RunGrant>,
     span: tracing::Span,
 }
@@ -214,6 +216,11 @@ impl<C> Ctx<C> {
 
     pub fn role(&self) -> Option<Role> {
         self.inner.role
+    }
+
+    /// The session this request was made with, for a session token.
+    pub fn session_id(&self) -> Option<&SessionId> {
+        self.inner.session_id.as_ref()
     }
 
     /// The run calling with its own token, when it is one (only through
@@ -362,6 +369,7 @@ impl Control {
             scopes: Scopes::default(),
             user: None,
             role: None,
+            session_id: None,
         };
         let run = RunGrant {
             invocation_id: found.invocation_id,

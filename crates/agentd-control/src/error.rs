@@ -87,6 +87,10 @@ pub enum Forbidden {
     TenantSuspended,
     #[error("signup is turned off on this server; ask the operator for an account")]
     SignupDisabled,
+    #[error(
+        "sessions are a signed-in user's: sign in with `agentd login` (an API key is revoked with DELETE /v1/api-keys/{{id}})"
+    )]
+    SessionRequired,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

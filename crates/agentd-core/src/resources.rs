@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::context::Scopes;
-use crate::ids::{AgentId, ApiKeyId, InvocationId, TenantId, ThreadId, UserId, VersionId};
+use crate::ids::{AgentId, ApiKeyId, InvocationId, SessionId, TenantId, ThreadId, UserId, VersionId};
 use crate::limits::TenantLimits;
 use crate::slug::Slug;
 use crate::status::{EventKind, EventStream, InvocationStatus, TenantStatus, ThreadStatus};
@@ -30,6 +30,7 @@ pub enum ResourceKind {
     /// A run as a worker sees it: a lease on an invocation.
     Run,
     Thread,
+    Session,
     /// An item of the tenant's memory store (`/v1/store/items`).
     MemoryItem,
     /// One of an agent's secrets, by name.
@@ -51,6 +52,7 @@ impl ResourceKind {
             ResourceKind::Build => "dependency build",
             ResourceKind::Run => "run",
             ResourceKind::Thread => "thread",
+            ResourceKind::Session => "session",
             ResourceKind::MemoryItem => "store item",
             ResourceKind::Secret => "secret",
         }
@@ -218,6 +220,17 @@ pub struct Invocation {
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub usage: Usage,
+}
+
+/// A signed-in session of a user (`agentd login`, `POST /v1/auth/login`); its token is
+/// never shown again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// Whether it is the session this request was made with.
+    pub current: bool,
 }
 
 /// A conversation across invocations of one agent.

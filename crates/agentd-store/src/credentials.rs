@@ -38,6 +38,8 @@ pub struct Credential {
     pub scopes: Scopes,
     pub user: Option<User>,
     pub role: Option<Role>,
+    /// The session the token is, for a session token.
+    pub session_id: Option<SessionId>,
 }
 
 /// The invocation a run token was made for, as it is now; the domain decides whether
@@ -140,13 +142,14 @@ impl Store {
             scopes: rows::scopes(row.try_get("scopes")?)?,
             user: None,
             role: None,
+            session_id: None,
         }))
     }
 
     /// The live session with this token hash, if any.
     pub async fn session_authenticate_unscoped(&self, token_hash: &str) -> Result<Option<Credential>> {
         let row = sqlx::query(
-            "SELECT s.user_id, u.email, u.created_at AS user_created_at, m.role, t.*
+            "SELECT s.id AS session_id, s.user_id, u.email, u.created_at AS user_created_at, m.role, t.*
              FROM sessions s
              JOIN users u ON u.id = s.user_id
              JOIN memberships m ON m.user_id = s.user_id AND m.tenant_id = s.tenant_id
@@ -170,6 +173,7 @@ impl Store {
             scopes: role.scopes(),
             user: Some(user),
             role: Some(role),
+            session_id: Some(SessionId::from_trusted(row.try_get("session_id")?)),
         }))
     }
 
@@ -229,6 +233,51 @@ impl Store {
                 Ok(Membership { tenant: rows::tenant(row)?, role })
             })
             .collect()
+    }
+
+    /// The user's live sessions in this workspace, newest first.
+    pub async fn sessions_list(
+        &self,
+        ctx: &TenantScope,
+        user_id: &UserId,
+    ) -> Result<Vec<(SessionId, Timestamp, Timestamp)>> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        let found = sqlx::query(
+            "SELECT id, created_at, expires_at FROM sessions
+             WHERE tenant_id = $1 AND user_id = $2 AND expires_at > $3 ORDER BY id DESC",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(user_id.as_str())
+        .bind(Timestamp::now().unix_ms())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        found
+            .iter()
+            .map(|row| {
+                Ok((
+                    SessionId::from_trusted(row.try_get("id")?),
+                    rows::ts(row, "created_at")?,
+                    rows::ts(row, "expires_at")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Ends one of the user's sessions in this workspace: its token authenticates no more.
+    pub async fn session_revoke(&self, ctx: &TenantScope, user_id: &UserId, id: &SessionId) -> Result<()> {
+        let mut tx = self.begin_scoped(ctx).await?;
+        let ended = sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id = $3")
+            .bind(ctx.tenant_id().as_str())
+            .bind(user_id.as_str())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if ended.rows_affected() == 0 {
+            return Err(StoreError::NotFound(ResourceKind::Session));
+        }
+        Ok(())
     }
 
     pub async fn session_create_unscoped(

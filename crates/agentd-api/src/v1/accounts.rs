@@ -1,10 +1,12 @@
-//! `POST /v1/signup`, `POST /v1/auth/login`, `GET /v1/me`.
+//! `POST /v1/signup`, `POST /v1/auth/login`, `POST /v1/auth/logout`, `GET /v1/me`,
+//! `GET /v1/sessions`, `DELETE /v1/sessions/{id}`.
 
-use agentd_api_types::{LoginRequest, LoginResponse, Me, MeRun, SignupRequest, SignupResponse};
-use agentd_control::{Login, Read, Signup, input};
-use axum::extract::State;
+use agentd_api_types::{LoginRequest, LoginResponse, Me, MeRun, Page, SessionInfo, SignupRequest, SignupResponse};
+use agentd_control::{ControlError, Login, Read, Signup, input};
+use agentd_core::{ResourceKind, SessionId};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 
 use super::keys::created_key;
@@ -12,7 +14,37 @@ use crate::extract::{ApiJson, Caller};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/signup", post(signup)).route("/auth/login", post(login)).route("/me", get(me))
+    Router::new()
+        .route("/signup", post(signup))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/me", get(me))
+        .route("/sessions", get(sessions))
+        .route("/sessions/{id}", delete(revoke_session))
+}
+
+/// Ends the session the request was made with (`204`); its token is refused from now on.
+async fn logout(State(state): State<AppState>, Caller(caller): Caller) -> Result<StatusCode, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    state.control.logout(&ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn sessions(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<Page<SessionInfo>>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let data = state.control.sessions_list(&ctx).await?;
+    Ok(Json(Page { data, next_cursor: None }))
+}
+
+async fn revoke_session(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let id = SessionId::parse(&id).map_err(|_| ControlError::NotFound(ResourceKind::Session))?;
+    state.control.session_revoke(&ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn signup(

@@ -141,3 +141,36 @@ impl crate::harness::TestTenant {
         self.client.api_key_create(&request).await.unwrap().secret
     }
 }
+
+on_both_stores!(sessions_are_listed_revoked_and_ended_by_logout);
+async fn sessions_are_listed_revoked_and_ended_by_logout(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    let beta = app.signup("beta").await;
+    let login = LoginRequest {
+        email: "alpha@example.com".into(),
+        password: "correct horse battery staple".into(),
+        workspace_slug: None,
+    };
+    let laptop = app.client().with_token(app.client().login(&login).await.unwrap().token);
+    let phone = app.client().with_token(app.client().login(&login).await.unwrap().token);
+    let listed = laptop.sessions_list().await.unwrap().data;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed.iter().filter(|s| s.current).count(), 1, "{listed:?}");
+    let phone_id = listed.iter().find(|s| !s.current).map(|s| s.id.to_string()).unwrap();
+
+    // Another user cannot end it, nor can a key: sessions are their user's.
+    let beta_login = LoginRequest { email: "beta@example.com".into(), ..login.clone() };
+    let beta_session = app.client().with_token(app.client().login(&beta_login).await.unwrap().token);
+    assert_eq!(beta_session.session_revoke(&phone_id).await.unwrap_err().status(), Some(404));
+    let by_key = alpha.client.sessions_list().await.unwrap_err();
+    assert_eq!((by_key.status(), by_key.code()), (Some(403), Some("session_required")));
+    assert_eq!(beta.client.logout().await.unwrap_err().code(), Some("session_required"));
+    assert_eq!(laptop.session_revoke("ses_nonsense").await.unwrap_err().status(), Some(404));
+
+    laptop.session_revoke(&phone_id).await.unwrap();
+    assert_eq!(phone.me().await.unwrap_err().status(), Some(401), "a revoked session is refused");
+    laptop.logout().await.unwrap();
+    assert_eq!(laptop.me().await.unwrap_err().status(), Some(401), "logged out");
+    assert!(alpha.client.me().await.is_ok(), "keys are not sessions");
+}
