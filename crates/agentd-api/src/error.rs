@@ -103,6 +103,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
                 QuotaExceeded::Agents { .. } => "agent_limit",
                 QuotaExceeded::ApiKeys { .. } => "api_key_limit",
                 QuotaExceeded::QueuedInvocations { .. } => "queue_full",
+                QuotaExceeded::LoginThrottled { .. } => "login_throttled",
                 QuotaExceeded::Secrets { .. } => "secret_limit",
             },
         ),
@@ -220,8 +221,10 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let ApiError::Control(ControlError::QuotaExceeded(quota)) = &self
+            && let Some(secs) = quota.retry_after_s()
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

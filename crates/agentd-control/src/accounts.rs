@@ -151,9 +151,20 @@ impl Control {
             let _ = verify_password(login.password, decoy_hash().await?).await;
             return Err(bad());
         };
+        let now = Timestamp::now();
+        if let Some(until) = found.login_locked_until.filter(|until| *until > now) {
+            let retry_after_s = (until.unix_ms() - now.unix_ms()).unsigned_abs().div_ceil(1000);
+            return Err(QuotaExceeded::LoginThrottled { retry_after_s }.into());
+        }
         if !verify_password(login.password, found.password_hash).await? {
+            let failed = self.store.login_failed_unscoped(&found.user.id).await?;
+            if let Some(wait) = login_lock(failed) {
+                self.store.login_lock_unscoped(&found.user.id, now.plus_ms(wait.as_millis() as i64)).await?;
+                tracing::warn!(user_id = %found.user.id, failed, "logins refused for a while after wrong passwords");
+            }
             return Err(bad());
         }
+        self.store.login_succeeded_unscoped(&found.user.id).await?;
         let memberships = self.store.memberships_of_unscoped(&found.user.id).await?;
         let chosen = match &login.workspace_slug {
             Some(slug) => memberships.into_iter().find(|m| m.tenant.slug.as_str() == slug),
@@ -241,5 +252,32 @@ fn session_user<C>(ctx: &Ctx<C>) -> Result<&agentd_core::User> {
     match (ctx.user(), ctx.session_id()) {
         (Some(user), Some(_)) => Ok(user),
         _ => Err(Forbidden::SessionRequired.into()),
+    }
+}
+
+/// Wrong passwords in a row that are let through before logins are refused for a while.
+const FREE_LOGIN_FAILURES: u32 = 5;
+/// The longest a login is refused after wrong passwords.
+const MAX_LOGIN_LOCK: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// How long logins are refused after `failed` wrong passwords in a row: from the 5th on,
+/// 1 s, then twice as long each time, at most 15 minutes.
+fn login_lock(failed: u32) -> Option<std::time::Duration> {
+    let past = failed.checked_sub(FREE_LOGIN_FAILURES)?;
+    let secs = 1u64.checked_shl(past.min(20)).unwrap_or(u64::MAX);
+    Some(std::time::Duration::from_secs(secs).min(MAX_LOGIN_LOCK))
+}
+
+#[cfg(test)]
+mod login_tests {
+    use super::*;
+
+    #[test]
+    fn logins_are_refused_longer_after_each_wrong_password_past_five() {
+        assert_eq!(login_lock(4), None);
+        assert_eq!(login_lock(5), Some(std::time::Duration::from_secs(1)));
+        assert_eq!(login_lock(8), Some(std::time::Duration::from_secs(8)));
+        assert_eq!(login_lock(40), Some(MAX_LOGIN_LOCK));
+        assert_eq!(login_lock(u32::MAX), Some(MAX_LOGIN_LOCK));
     }
 }

@@ -139,6 +139,19 @@ pub enum QuotaExceeded {
     QueuedInvocations { count: u64, limit: u32 },
     #[error("this agent already has {count} secrets (limit {limit}); delete one first")]
     Secrets { count: u64, limit: u32 },
+    #[error("too many wrong passwords in a row for this account; try again in {retry_after_s} s")]
+    LoginThrottled { retry_after_s: u64 },
+}
+
+impl QuotaExceeded {
+    /// Seconds after which trying again can succeed, when waiting is what helps.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            QuotaExceeded::LoginThrottled { retry_after_s } => Some(*retry_after_s),
+            QuotaExceeded::QueuedInvocations { .. } => Some(1),
+            _ => None,
+        }
+    }
 }
 
 /// Input that is well-formed but not acceptable; each variant is one rule.

@@ -63,6 +63,8 @@ pub struct RunCredential {
 pub struct UserWithPassword {
     pub user: User,
     pub password_hash: String,
+    /// Logins are refused until then after too many wrong passwords in a row.
+    pub login_locked_until: Option<Timestamp>,
 }
 
 /// A tenant a user belongs to, and their role in it.
@@ -210,11 +212,46 @@ impl Store {
     pub async fn user_by_email_unscoped(&self, email: &str) -> Result<Option<UserWithPassword>> {
         let row = sqlx::query("SELECT * FROM users WHERE email = $1").bind(email).fetch_optional(&self.reader).await?;
         match row {
-            Some(row) => {
-                Ok(Some(UserWithPassword { user: rows::user(&row)?, password_hash: row.try_get("password_hash")? }))
-            }
+            Some(row) => Ok(Some(UserWithPassword {
+                user: rows::user(&row)?,
+                password_hash: row.try_get("password_hash")?,
+                login_locked_until: rows::opt_ts(&row, "login_locked_until")?,
+            })),
             None => Ok(None),
         }
+    }
+
+    /// Counts a wrong password for the user and returns how many there have been in a row.
+    pub async fn login_failed_unscoped(&self, user_id: &UserId) -> Result<u32> {
+        let failed: i64 = sqlx::query_scalar(
+            "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
+        )
+        .bind(user_id.as_str())
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(u32::try_from(failed).unwrap_or(u32::MAX))
+    }
+
+    /// Refuses the user's logins until `until`.
+    pub async fn login_lock_unscoped(&self, user_id: &UserId, until: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE users SET login_locked_until = $2 WHERE id = $1")
+            .bind(user_id.as_str())
+            .bind(until.unix_ms())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets the user's wrong passwords after a right one (no write when there were none).
+    pub async fn login_succeeded_unscoped(&self, user_id: &UserId) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET failed_logins = 0, login_locked_until = NULL
+             WHERE id = $1 AND (failed_logins > 0 OR login_locked_until IS NOT NULL)",
+        )
+        .bind(user_id.as_str())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
     }
 
     /// The tenants a user belongs to, oldest membership first.

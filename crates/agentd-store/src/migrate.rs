@@ -24,6 +24,7 @@ const SQLITE: &[Migration] = &[
     (11, "memory_items", include_str!("../migrations/sqlite/0011_memory_items.sql")),
     (12, "run_tokens", include_str!("../migrations/sqlite/0012_run_tokens.sql")),
     (13, "agent_secrets", include_str!("../migrations/sqlite/0013_agent_secrets.sql")),
+    (14, "login_throttle", include_str!("../migrations/sqlite/0014_login_throttle.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -39,6 +40,7 @@ const POSTGRES: &[Migration] = &[
     (11, "memory_items", include_str!("../migrations/postgres/0011_memory_items.sql")),
     (12, "run_tokens", include_str!("../migrations/postgres/0012_run_tokens.sql")),
     (13, "agent_secrets", include_str!("../migrations/postgres/0013_agent_secrets.sql")),
+    (14, "login_throttle", include_str!("../migrations/postgres/0014_login_throttle.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

@@ -174,3 +174,30 @@ async fn sessions_are_listed_revoked_and_ended_by_logout(backend: Backend) {
     assert_eq!(laptop.me().await.unwrap_err().status(), Some(401), "logged out");
     assert!(alpha.client.me().await.is_ok(), "keys are not sessions");
 }
+
+on_both_stores!(wrong_passwords_in_a_row_make_logins_wait_with_a_truthful_retry_after);
+async fn wrong_passwords_in_a_row_make_logins_wait_with_a_truthful_retry_after(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.signup("alpha").await;
+    let right = LoginRequest {
+        email: "alpha@example.com".into(),
+        password: "correct horse battery staple".into(),
+        workspace_slug: None,
+    };
+    let wrong = LoginRequest { password: "not the password".into(), ..right.clone() };
+    for _ in 0..5 {
+        assert_eq!(app.client().login(&wrong).await.unwrap_err().status(), Some(401));
+    }
+    // Locked for a second now, whatever the password.
+    let response = app.client().request(Method::POST, "/v1/auth/login").json(&right).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(retry_after, 1);
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "login_throttled");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.client().login(&right).await.expect("the right password after the wait");
+    // The success reset the count: one wrong password is just wrong again.
+    assert_eq!(app.client().login(&wrong).await.unwrap_err().status(), Some(401));
+    app.client().login(&right).await.expect("not locked");
+}
