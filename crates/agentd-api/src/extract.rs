@@ -137,6 +137,11 @@ pub fn path_invocation_id(raw: &str) -> Result<InvocationId, ApiError> {
     InvocationId::parse(raw).map_err(|_| ControlError::NotFound(ResourceKind::Invocation).into())
 }
 
+/// `?agent=SLUG` on a list: absent does not filter; one that is not a slug is `400`.
+pub fn query_agent(raw: Option<&str>) -> Result<Option<Slug>, ApiError> {
+    raw.map(|a| Slug::parse(a).map_err(|e| ApiError::bad_request("invalid_query", format!("agent: {e}")))).transpose()
+}
+
 /// A thread id from the path; one that cannot be valid is `404`.
 pub fn path_thread_id(raw: &str) -> Result<ThreadId, ApiError> {
     ThreadId::parse(raw).map_err(|_| ControlError::NotFound(ResourceKind::Thread).into())

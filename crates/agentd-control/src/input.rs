@@ -611,6 +611,12 @@ impl ThreadStateValue {
     }
 }
 
+/// A field name a JSON filter may compare: 1 to `max` of `A-Z a-z 0-9 _ -`, so that it is
+/// a safe JSON path on both engines.
+pub(crate) fn filter_field_name_ok(name: &str, max: usize) -> bool {
+    (1..=max).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A filter on metadata: a JSON object (as text, from a query string) of at most 16
 /// fields named with letters, digits, `_` or `-`, each matched for equality.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -623,10 +629,7 @@ impl MetadataFilter {
         let Some(raw) = raw else { return Ok(MetadataFilter::default()) };
         let refused = Invalid::MetadataFilter { max: Self::MAX_FIELDS };
         let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(raw) else { return Err(refused) };
-        let named_well = |name: &str| {
-            (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        };
-        if fields.len() > Self::MAX_FIELDS || !fields.keys().all(|k| named_well(k)) {
+        if fields.len() > Self::MAX_FIELDS || !fields.keys().all(|k| filter_field_name_ok(k, 64)) {
             return Err(refused);
         }
         Ok(MetadataFilter(fields))

@@ -11,7 +11,6 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +22,8 @@ use tokio::task::JoinSet;
 
 use crate::egress::{EgressSettings, host_allowed, is_denied};
 use crate::error::SandboxError;
-use crate::loopback_bridge::{Bridge, MAX_CONNECTIONS};
-use crate::namespaces::{HOST_ID_BASE, IdMapping};
+use crate::loopback_bridge::{Bridge, MAX_CONNECTIONS, bind_host_socket};
+use crate::namespaces::IdMapping;
 
 /// The port the proxy listens on inside every run that may reach the outside.
 pub(crate) const PROXY_PORT: u16 = 3128;
@@ -94,17 +93,7 @@ impl RunProxy {
         policy: Policy,
         env: &mut Vec<(String, String)>,
     ) -> Result<RunProxy, SandboxError> {
-        let path = run_dir.join(SOCKET_NAME);
-        let failed = |action: &str| {
-            let action = format!("could not {action} the egress proxy socket {}", path.display());
-            move |e| SandboxError::io(action, e)
-        };
-        let listener = UnixListener::bind(&path).map_err(failed("bind"))?;
-        if mapping == IdMapping::Range {
-            let id = Some(HOST_ID_BASE);
-            std::os::unix::fs::chown(&path, id, id).map_err(failed("hand over"))?;
-        }
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed("restrict"))?;
+        let listener = bind_host_socket(run_dir, SOCKET_NAME, mapping, "egress proxy")?;
         let proxy_env = proxy_env();
         env.retain(|(name, _)| !proxy_env.iter().any(|(ours, _)| ours == name));
         env.extend(proxy_env);

@@ -11,7 +11,6 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,8 +22,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::error::SandboxError;
-use crate::loopback_bridge::{Bridge, MAX_CONNECTIONS};
-use crate::namespaces::{HOST_ID_BASE, IdMapping};
+use crate::loopback_bridge::{Bridge, MAX_CONNECTIONS, bind_host_socket};
+use crate::namespaces::IdMapping;
 
 /// The forward socket's name in the run's scratch dir.
 const SOCKET_NAME: &str = "forward.sock";
@@ -80,17 +79,7 @@ impl RunForward {
     /// Binds the forward socket in `run_dir`, where the run's bridge finds it, usable by
     /// the sandbox's root only (the bridge's host uid).
     pub(crate) fn open(run_dir: &Path, mapping: IdMapping, forward: HostForward) -> Result<RunForward, SandboxError> {
-        let path = run_dir.join(SOCKET_NAME);
-        let failed = |action: &str| {
-            let action = format!("could not {action} the host forward socket {}", path.display());
-            move |e| SandboxError::io(action, e)
-        };
-        let listener = UnixListener::bind(&path).map_err(failed("bind"))?;
-        if mapping == IdMapping::Range {
-            let id = Some(HOST_ID_BASE);
-            std::os::unix::fs::chown(&path, id, id).map_err(failed("hand over"))?;
-        }
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed("restrict"))?;
+        let listener = bind_host_socket(run_dir, SOCKET_NAME, mapping, "host forward")?;
         Ok(RunForward { listener, forward })
     }
 

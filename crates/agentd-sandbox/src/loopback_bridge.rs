@@ -14,6 +14,8 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use nix::errno::Errno;
@@ -22,6 +24,9 @@ use nix::unistd::{ForkResult, fork};
 use serde::{Deserialize, Serialize};
 use tokio::net::UnixStream;
 use tokio::sync::Semaphore;
+
+use crate::error::SandboxError;
+use crate::namespaces::{HOST_ID_BASE, IdMapping};
 
 /// Connections one bridged port carries at once; further clients wait in the listen
 /// backlog. The host side of each socket holds the same bound.
@@ -43,6 +48,28 @@ pub(crate) struct Listening {
 
 /// Binds every bridged port. Runs in the init once `lo` is up, before the agent exists, so
 /// no process of the run can take a port first.
+/// Binds the host end of a bridge, `name` in `run_dir`, usable by the sandbox's root only
+/// (the bridge's host uid); `what` names it in errors ("egress proxy", "host forward").
+pub(crate) fn bind_host_socket(
+    run_dir: &Path,
+    name: &str,
+    mapping: IdMapping,
+    what: &str,
+) -> Result<tokio::net::UnixListener, SandboxError> {
+    let path = run_dir.join(name);
+    let failed = |action: &str| {
+        let action = format!("could not {action} the {what} socket {}", path.display());
+        move |e| SandboxError::io(action, e)
+    };
+    let listener = tokio::net::UnixListener::bind(&path).map_err(failed("bind"))?;
+    if mapping == IdMapping::Range {
+        let id = Some(HOST_ID_BASE);
+        std::os::unix::fs::chown(&path, id, id).map_err(failed("hand over"))?;
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed("restrict"))?;
+    Ok(listener)
+}
+
 pub(crate) fn bind(bridges: &[Bridge]) -> io::Result<Vec<Listening>> {
     bridges
         .iter()

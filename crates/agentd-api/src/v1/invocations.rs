@@ -4,7 +4,7 @@
 
 use agentd_api_types::{Event, Interrupt, Invocation, InvocationStatus, InvokeRequest, Page, RespondRequest};
 use agentd_control::{Invalid, InvocationFilter, Invoke, InvokeSpec, Read, input, settled};
-use agentd_core::{InvocationId, PageBounds, PageRequest, ResourceKind, Slug, ThreadId};
+use agentd_core::{InvocationId, PageBounds, PageRequest, ResourceKind, ThreadId};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::extract::{ApiJson, ApiQuery, Caller, path_invocation_id, path_slug};
+use crate::extract::{ApiJson, ApiQuery, Caller, path_invocation_id, path_slug, query_agent};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -97,10 +97,7 @@ async fn list(
         Some(s) => Some(InvocationStatus::parse(s).map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?),
         None => None,
     };
-    let agent = match &q.agent {
-        Some(a) => Some(Slug::parse(a).map_err(|e| ApiError::bad_request("invalid_query", format!("agent: {e}")))?),
-        None => None,
-    };
+    let agent = query_agent(q.agent.as_deref())?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref(), PageBounds::RESOURCES).map_err(Invalid::from)?;
     let thread_id = match q.thread_id.as_deref() {
         Some(t) => {

@@ -6,14 +6,14 @@ use agentd_api_types::{
     Checkpoint, CreateThreadRequest, Page, PatchThreadRequest, SetThreadStateRequest, Thread, ThreadState,
 };
 use agentd_control::{Invoke, Read, ThreadFilter, ThreadSpec, input};
-use agentd_core::{PageBounds, PageRequest, ResourceKind, Slug};
+use agentd_core::{PageBounds, PageRequest, ResourceKind};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::extract::{ApiJson, ApiQuery, Caller, PageQuery, path_slug, path_thread_id};
+use crate::extract::{ApiJson, ApiQuery, Caller, PageQuery, path_slug, path_thread_id, query_agent};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -52,10 +52,7 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Thread>>, ApiError> {
     let ctx = caller.authorize::<Read>()?;
-    let agent = match &q.agent {
-        Some(a) => Some(Slug::parse(a).map_err(|e| ApiError::bad_request("invalid_query", format!("agent: {e}")))?),
-        None => None,
-    };
+    let agent = query_agent(q.agent.as_deref())?;
     let filter = ThreadFilter {
         agent,
         status: input::thread_status(q.status.as_deref())?,

@@ -2,13 +2,12 @@
 
 use agentd_api_types::UsageReport;
 use agentd_control::{Read, UsagePeriod};
-use agentd_core::Slug;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::extract::{ApiQuery, Caller};
+use crate::extract::{ApiQuery, Caller, query_agent};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -30,9 +29,6 @@ async fn usage(
 ) -> Result<Json<UsageReport>, ApiError> {
     let ctx = caller.authorize::<Read>()?;
     let period = UsagePeriod::parse(q.from.as_deref(), q.to.as_deref())?;
-    let agent = match &q.agent {
-        Some(a) => Some(Slug::parse(a).map_err(|e| ApiError::bad_request("invalid_query", format!("agent: {e}")))?),
-        None => None,
-    };
+    let agent = query_agent(q.agent.as_deref())?;
     Ok(Json(state.control.usage(&ctx, period, agent).await?))
 }

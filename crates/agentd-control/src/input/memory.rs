@@ -90,11 +90,7 @@ impl MemoryFilter {
         if fields.len() > Self::MAX_FIELDS {
             return Err(Invalid::FilterTooLarge { max: Self::MAX_FIELDS });
         }
-        let safe = |name: &str| {
-            (1..=Self::MAX_FIELD_CHARS).contains(&name.len())
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        };
-        if let Some(name) = fields.keys().find(|name| !safe(name)) {
+        if let Some(name) = fields.keys().find(|name| !super::filter_field_name_ok(name, Self::MAX_FIELD_CHARS)) {
             let field = name.chars().filter(|c| !c.is_control()).take(Self::MAX_FIELD_CHARS).collect();
             return Err(Invalid::FilterField { field, max_chars: Self::MAX_FIELD_CHARS });
         }
