@@ -9,6 +9,7 @@ pub mod builds;
 pub mod context;
 pub mod ids;
 pub mod limits;
+pub mod members;
 pub mod memory;
 pub mod page;
 pub mod queue;
@@ -22,16 +23,17 @@ pub mod usage;
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
 pub use context::{Actor, Role, Scope, Scopes, TenantScope};
 pub use ids::{
-    AgentId, ApiKeyId, BuildId, InvocationId, RequestId, SessionId, TenantId, ThreadId, UserId, VersionId,
+    AgentId, ApiKeyId, BuildId, InvocationId, InviteId, RequestId, SessionId, TenantId, ThreadId, UserId, VersionId,
     WorkerTokenId,
 };
 pub use limits::TenantLimits;
+pub use members::{Invite, Member};
 pub use memory::{MemoryItem, MemoryKey, MemoryKeyError, Namespace, NamespaceError};
 pub use page::{Cursor, NameCursor, OffsetPage, PageBounds, PageError, PageRequest};
 pub use queue::Fault;
 pub use resources::*;
 pub use secret::{RunSecrets, Secret};
 pub use slug::{Slug, SlugError};
-pub use status::{EventKind, EventStream, InvocationStatus, MultitaskStrategy, TenantStatus, ThreadStatus};
+pub use status::{EventKind, EventStream, InviteStatus, InvocationStatus, MultitaskStrategy, TenantStatus, ThreadStatus};
 pub use timestamp::Timestamp;
 pub use usage::{UsageDay, UsageFigures, UsageReport};

@@ -35,6 +35,10 @@ pub enum ResourceKind {
     MemoryItem,
     /// One of an agent's secrets, by name.
     Secret,
+    /// A user's membership of a workspace (`/v1/members/{id}`).
+    Member,
+    /// An invitation to join a workspace.
+    Invite,
 }
 
 impl ResourceKind {
@@ -55,6 +59,8 @@ impl ResourceKind {
             ResourceKind::Session => "session",
             ResourceKind::MemoryItem => "store item",
             ResourceKind::Secret => "secret",
+            ResourceKind::Member => "member",
+            ResourceKind::Invite => "invite",
         }
     }
 }

@@ -99,6 +99,16 @@ impl Default for MultitaskStrategy {
 
 word_enum!(TenantStatus, "tenant status" { Active => "active", Suspended => "suspended" });
 
+word_enum!(
+    /// Where an invite stands: `pending` until it is accepted, revoked or expires.
+    InviteStatus, "invite status" {
+        Pending => "pending",
+        Accepted => "accepted",
+        Revoked => "revoked",
+        Expired => "expired",
+    }
+);
+
 word_enum!(EventKind, "event kind" {
     Log => "log",
     Status => "status",

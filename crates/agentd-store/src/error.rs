@@ -52,6 +52,12 @@ pub enum Conflict {
     ThreadOfAnotherAgent { agent: String },
     #[error("version {version} cannot be activated: its dependency build is {status}")]
     VersionNotReady { version: u32, status: agentd_core::BuildStatus },
+    #[error("the workspace would have no owner left")]
+    LastOwner,
+    #[error("the user is a member of the workspace already")]
+    AlreadyMember,
+    #[error("the invite is no longer pending")]
+    InviteUsed,
 }
 
 impl StoreError {

@@ -25,6 +25,7 @@ const SQLITE: &[Migration] = &[
     (12, "run_tokens", include_str!("../migrations/sqlite/0012_run_tokens.sql")),
     (13, "agent_secrets", include_str!("../migrations/sqlite/0013_agent_secrets.sql")),
     (14, "login_throttle", include_str!("../migrations/sqlite/0014_login_throttle.sql")),
+    (15, "invites", include_str!("../migrations/sqlite/0015_invites.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -41,6 +42,7 @@ const POSTGRES: &[Migration] = &[
     (12, "run_tokens", include_str!("../migrations/postgres/0012_run_tokens.sql")),
     (13, "agent_secrets", include_str!("../migrations/postgres/0013_agent_secrets.sql")),
     (14, "login_throttle", include_str!("../migrations/postgres/0014_login_throttle.sql")),
+    (15, "invites", include_str!("../migrations/postgres/0015_invites.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.
