@@ -94,7 +94,14 @@ fn mint_api_key(name: String, scopes: Scopes, expires_at: Option<Timestamp>) -> 
     (new, Secret::new(secret))
 }
 
-async fn hash_password(password: String) -> Result<String> {
+/// A fresh session token: what to store, the secret to show once, and when it ends.
+pub(crate) fn mint_session() -> (NewSession, Secret, Timestamp) {
+    let token = format!("{SESSION_PREFIX}{}", random_text(40));
+    let expires_at = Timestamp::now().plus_ms(SESSION_TTL_MS);
+    (NewSession { token_hash: hash_secret(&token), expires_at }, Secret::new(token), expires_at)
+}
+
+pub(crate) async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()))
         .await
         .map_err(ControlError::internal)?
@@ -119,7 +126,7 @@ async fn decoy_hash() -> Result<String> {
 
 impl Control {
     pub async fn signup(&self, signup: Signup) -> Result<SignedUp> {
-        if !self.settings.signup_enabled {
+        if self.settings.signup != crate::SignupPolicy::Open {
             return Err(Forbidden::SignupDisabled.into());
         }
         let (first_key, secret) = mint_api_key("default".into(), Scopes::all(), None);
@@ -144,11 +151,31 @@ impl Control {
     }
 
     pub async fn login(&self, login: Login) -> Result<Session> {
+        let user = self.verify_login(&login.email, login.password).await?;
+        let memberships = self.store.memberships_of_unscoped(&user.id).await?;
+        let chosen = match &login.workspace_slug {
+            Some(slug) => memberships.into_iter().find(|m| m.tenant.slug.as_str() == slug),
+            None => memberships.into_iter().next(),
+        };
+        let tenant = chosen.ok_or(ControlError::NotFound(ResourceKind::Workspace))?.tenant;
+        self.session_open(tenant, user).await
+    }
+
+    /// A new session of `user` in `tenant`; its token is shown this once.
+    pub(crate) async fn session_open(&self, tenant: Tenant, user: User) -> Result<Session> {
+        let (session, token, expires_at) = mint_session();
+        self.store.session_create_unscoped(&tenant.id, &user.id, session).await?;
+        Ok(Session { token, expires_at, tenant, user })
+    }
+
+    /// The user whose email and password these are, counting wrong passwords (and
+    /// refusing for a while after too many in a row).
+    pub(crate) async fn verify_login(&self, email: &str, password: String) -> Result<User> {
         let bad = || ControlError::from(Unauthenticated::BadLogin);
-        let email = Email::parse(&login.email).map_err(|_| bad())?;
+        let email = Email::parse(email).map_err(|_| bad())?;
         let Some(found) = self.store.user_by_email_unscoped(email.as_str()).await? else {
             // Only the time spent matters here; the answer is "wrong" either way.
-            let _ = verify_password(login.password, decoy_hash().await?).await;
+            let _ = verify_password(password, decoy_hash().await?).await;
             return Err(bad());
         };
         let now = Timestamp::now();
@@ -156,7 +183,7 @@ impl Control {
             let retry_after_s = (until.unix_ms() - now.unix_ms()).unsigned_abs().div_ceil(1000);
             return Err(QuotaExceeded::LoginThrottled { retry_after_s }.into());
         }
-        if !verify_password(login.password, found.password_hash).await? {
+        if !verify_password(password, found.password_hash).await? {
             let failed = self.store.login_failed_unscoped(&found.user.id).await?;
             if let Some(wait) = login_lock(failed) {
                 self.store.login_lock_unscoped(&found.user.id, now.plus_ms(wait.as_millis() as i64)).await?;
@@ -165,17 +192,7 @@ impl Control {
             return Err(bad());
         }
         self.store.login_succeeded_unscoped(&found.user.id).await?;
-        let memberships = self.store.memberships_of_unscoped(&found.user.id).await?;
-        let chosen = match &login.workspace_slug {
-            Some(slug) => memberships.into_iter().find(|m| m.tenant.slug.as_str() == slug),
-            None => memberships.into_iter().next(),
-        };
-        let tenant = chosen.ok_or(ControlError::NotFound(ResourceKind::Workspace))?.tenant;
-        let token = format!("{SESSION_PREFIX}{}", random_text(40));
-        let expires_at = Timestamp::now().plus_ms(SESSION_TTL_MS);
-        let session = NewSession { token_hash: hash_secret(&token), expires_at };
-        self.store.session_create_unscoped(&tenant.id, &found.user.id, session).await?;
-        Ok(Session { token: Secret::new(token), expires_at, tenant, user: found.user })
+        Ok(found.user)
     }
 
     /// The caller: their tenant as it is now, who they are and what they may do (a run:

@@ -85,8 +85,12 @@ pub enum Forbidden {
     CannotGrant { scope: Scope },
     #[error("this workspace is suspended; contact the operator")]
     TenantSuspended,
-    #[error("signup is turned off on this server; ask the operator for an account")]
+    #[error("signup is turned off on this server; ask the operator for an account, or a workspace for an invite")]
     SignupDisabled,
+    #[error("only an owner may grant, change or remove the `owner` role")]
+    OwnerOnly,
+    #[error("this invite is for another email address; sign in as the invited user, or ask for an invite to yours")]
+    InviteEmailMismatch,
     #[error(
         "sessions are a signed-in user's: sign in with `agentd login` (an API key is revoked with DELETE /v1/api-keys/{{id}})"
     )]
@@ -126,6 +130,16 @@ pub enum Conflict {
     ThreadBusy { status: agentd_core::ThreadStatus },
     #[error("the thread belongs to agent `{agent}`; a thread holds one agent's conversation")]
     ThreadOfAnotherAgent { agent: String },
+    #[error("the workspace must keep an owner: make another member owner first")]
+    LastOwner,
+    #[error("this user is a member of the workspace already; change their role with PATCH /v1/members/{{id}}")]
+    AlreadyMember,
+    #[error("this invite was accepted already; sign in with `agentd login`")]
+    InviteUsed,
+    #[error("this invite was revoked; ask the workspace for a new one")]
+    InviteRevoked,
+    #[error("this invite has expired; ask the workspace for a new one")]
+    InviteExpired,
 }
 
 /// Which quota a change would pass.
@@ -288,6 +302,9 @@ impl From<StoreError> for ControlError {
                 Conflict::VersionNotReady { version, status }.into()
             }
             StoreError::Conflict(Stored::ThreadBusy { status }) => Conflict::ThreadBusy { status }.into(),
+            StoreError::Conflict(Stored::LastOwner) => Conflict::LastOwner.into(),
+            StoreError::Conflict(Stored::AlreadyMember) => Conflict::AlreadyMember.into(),
+            StoreError::Conflict(Stored::InviteUsed) => Conflict::InviteUsed.into(),
             StoreError::Conflict(Stored::ThreadOfAnotherAgent { agent }) => {
                 Conflict::ThreadOfAnotherAgent { agent }.into()
             }

@@ -21,6 +21,7 @@ pub mod follow;
 pub mod input;
 pub mod invocations;
 mod master_key;
+pub mod members;
 pub mod memory;
 mod reconcilers;
 mod retry;
@@ -52,6 +53,10 @@ pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, Resul
 pub use follow::{EventFollower, Followed};
 pub use invocations::{Accepted, InvocationFilter, InvokeSpec, settled};
 pub use master_key::{MASTER_KEY_BYTES, MasterKey, MasterKeyError, MasterKeys};
+pub use members::{
+    AcceptInvite, CreatedInvite, INVITE_TOKEN_PREFIX, InviteSpec, Joined, OwnerInvite, SignupPolicy,
+    tenant_create_with_owner_invite,
+};
 pub use memory::{MemoryPut, MemoryPutSpec, MemorySearchSpec, NamespaceSpec};
 pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
@@ -63,8 +68,11 @@ pub use usage::UsagePeriod;
 /// What the operator decided for the domain.
 #[derive(Debug, Clone)]
 pub struct ControlSettings {
-    /// Whether anyone may sign up.
-    pub signup_enabled: bool,
+    /// Who may make an account: anyone, invited people only, or invited people with an
+    /// account already (and an operator's owner invites).
+    pub signup: SignupPolicy,
+    /// The URL clients reach the API at (`AGENTD_PUBLIC_URL`), for invite links.
+    pub public_url: Option<String>,
     /// Limits every new tenant starts with.
     pub default_limits: TenantLimits,
     /// Upper bound on any upload, whatever a tenant's own limit says.
@@ -86,7 +94,8 @@ pub struct ControlSettings {
 impl Default for ControlSettings {
     fn default() -> Self {
         ControlSettings {
-            signup_enabled: true,
+            signup: SignupPolicy::Open,
+            public_url: None,
             default_limits: TenantLimits::default(),
             max_upload_bytes: 200 * 1024 * 1024,
             retry: RetryPolicy::default(),
