@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod invocations;
+pub mod members;
 pub mod memory;
 pub mod threads;
 pub mod worker;
@@ -22,8 +23,8 @@ pub use accounts::{
 };
 pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentSecret, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus,
-    Checkpoint, DependencyBuild, Event, EventKind, EventStream, Interrupt, Invocation, InvocationError,
-    InvocationStatus, MemoryItem, MultitaskStrategy, Page, Role, Scope, Scopes, SessionInfo, Tenant, TenantLimits,
+    Checkpoint, DependencyBuild, Event, EventKind, EventStream, Interrupt, Invite, InviteStatus, Invocation, InvocationError,
+    InvocationStatus, Member, MemoryItem, MultitaskStrategy, Page, Role, Scope, Scopes, SessionInfo, Tenant, TenantLimits,
     Thread, ThreadState, ThreadStatus, Timestamp, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild,
     Visibility,
 };
@@ -31,6 +32,10 @@ pub use agents::{
     AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, PutSecretRequest, RuntimeResponse, VersionBuildResponse,
 };
 pub use invocations::{InvokeRequest, RespondRequest};
+pub use members::{
+    AcceptInviteRequest, AcceptInviteResponse, CreateInviteRequest, CreatedInvite, PatchMemberRequest,
+    SwitchWorkspaceRequest,
+};
 pub use memory::{
     ListNamespacesRequest, MemoryItemQuery, MemoryItems, MemoryNamespaces, PutMemoryItemRequest,
     SearchMemoryItemsRequest,

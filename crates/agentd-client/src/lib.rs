@@ -5,6 +5,7 @@ mod agents;
 mod error;
 mod follow;
 mod invocations;
+mod members;
 mod memory;
 mod threads;
 mod worker;

@@ -32,6 +32,16 @@ pub enum AdminCommand {
     /// Agents' secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Workspaces.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create a workspace with no members and an owner invite for --owner-email; prints
+    /// the invite token (shown once) and, with AGENTD_PUBLIC_URL, the URL to accept it.
+    Create(TenantCreateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +113,7 @@ pub async fn run(args: AdminArgs) -> ExitCode {
         AdminCommand::Secrets(SecretsCommand::Rotate { previous_key_file }) => {
             rotate_secrets(&store, &settings, previous_key_file.as_deref()).await
         }
+        AdminCommand::Tenants(TenantsCommand::Create(create)) => tenant_create(&store, &create).await,
     };
     store.close().await;
     outcome
@@ -180,4 +191,59 @@ async fn rotate_secrets(store: &Store, data_dir: &Path, previous_key_file: Optio
         eprintln!("some secrets are still sealed under another key; runs of their agents fail until it is given");
     }
     if stranded || !rotation.unopenable.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+#[derive(Debug, Args)]
+pub struct TenantCreateArgs {
+    #[arg(long)]
+    pub slug: String,
+    /// Default: the slug.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub owner_email: String,
+    /// The URL clients reach the API at, for the accept URL.
+    #[arg(long, env = "AGENTD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// Onboarding when signup is closed: a workspace and its owner's invite.
+async fn tenant_create(store: &Store, args: &TenantCreateArgs) -> ExitCode {
+    use agentd_control::input;
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let parsed = (|| -> Result<_, String> {
+        let slug = input::workspace_slug(&args.slug).map_err(|e| e.to_string())?;
+        let name = input::WorkspaceName::parse(args.name.as_deref().unwrap_or(&args.slug)).map_err(|e| e.to_string())?;
+        let email = input::Email::parse(&args.owner_email).map_err(|e| format!("--owner-email: {e}"))?;
+        let limits = crate::settings::default_limits(&vars).map_err(|e| e.to_string())?;
+        Ok((slug, name, email, limits))
+    })();
+    let (slug, name, email, limits) = match parsed {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let public_url = args.public_url.as_deref();
+    match agentd_control::tenant_create_with_owner_invite(store, name, slug, email, limits, public_url).await {
+        Ok(made) => {
+            let invite = &made.invite;
+            eprintln!(
+                "created workspace {} ({}); owner invite {} for {} until {}; the token is shown only this once:",
+                made.tenant.slug, made.tenant.id, invite.invite.id, invite.invite.email, invite.invite.expires_at
+            );
+            println!("{}", invite.token.expose());
+            match &invite.accept_url {
+                Some(url) => println!("{url}"),
+                None => eprintln!("accept it with POST /v1/invites/<token>/accept (set AGENTD_PUBLIC_URL for a URL)"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            let cause = std::error::Error::source(&err).map(|s| format!(": {s}")).unwrap_or_default();
+            eprintln!("error: {err}{cause}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::process::ExitCode;
 
-use agentd_control::{Control, ControlSettings, RetryPolicy};
+use agentd_control::{Control, ControlSettings, RetryPolicy, SignupPolicy};
 use agentd_store::{Blobs, Store};
 use agentd_worker::{RunSource, Worker};
 use tokio_util::sync::CancellationToken;
@@ -47,7 +47,12 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         store.clone(),
         blobs,
         ControlSettings {
-            signup_enabled: api.signup == SignupMode::Open,
+            signup: match api.signup {
+                SignupMode::Open => SignupPolicy::Open,
+                SignupMode::Invite => SignupPolicy::Invite,
+                SignupMode::Closed => SignupPolicy::Closed,
+            },
+            public_url: api.public_url.clone(),
             default_limits: api.default_limits.clone(),
             retry: RetryPolicy { max_recoveries: api.max_recoveries, ..RetryPolicy::default() },
             reap_every: api.lease / 2,

@@ -28,7 +28,11 @@ pub enum Environment {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SignupMode {
+    /// Anyone may sign up.
     Open,
+    /// No signup; invited people may make an account.
+    Invite,
+    /// No signup; invites are for existing accounts, and an operator's owner invites.
     Closed,
 }
 
@@ -174,7 +178,8 @@ pub struct ServeArgs {
     /// Runs the in-process worker executes at once (0 = no in-process worker).
     #[arg(long, env = "AGENTD_WORKER_SLOTS", default_value_t = 4)]
     pub worker_slots: usize,
-    /// Whether anyone may sign up.
+    /// Who may make an account: `open` (anyone signs up), `invite` (invited people only),
+    /// `closed` (invites for existing accounts, and an operator's owner invites).
     #[arg(long, env = "AGENTD_SIGNUP", value_enum, default_value = "open")]
     pub signup: SignupMode,
     /// `production` refuses to start with an insecure setup.
@@ -353,7 +358,7 @@ impl Settings {
         if let Some(api) = &self.server {
             if api.signup == SignupMode::Open {
                 problems
-                    .push("signup is open and there is no signup rate limit yet; set AGENTD_SIGNUP=closed".to_owned());
+                    .push("signup is open and there is no signup rate limit yet; set AGENTD_SIGNUP=invite or closed".to_owned());
             }
             if !api.listen.ip().is_loopback() && api.public_url.as_deref().is_none_or(|u| !u.starts_with("https://")) {
                 problems.push("listening beyond loopback over plain HTTP; put a TLS proxy in front and set AGENTD_PUBLIC_URL=https://…".to_owned());

@@ -8,6 +8,7 @@ mod builds;
 mod events;
 mod invocations;
 mod keys;
+mod members;
 mod memory;
 mod runtimes;
 mod secrets;
@@ -42,4 +43,5 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(usage::routes())
         .merge(memory::routes(limits.memory_item))
         .merge(secrets::routes())
+        .merge(members::routes())
 }

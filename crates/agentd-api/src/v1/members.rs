@@ -1,0 +1,169 @@
+//! `/v1/members`, `/v1/invites` (create, list, revoke, accept) and `POST /v1/auth/switch`.
+
+use agentd_api_types::{
+    AcceptInviteRequest, AcceptInviteResponse, CreateInviteRequest, CreatedInvite, Invite, LoginResponse, Member,
+    Page, PatchMemberRequest, SwitchWorkspaceRequest,
+};
+use agentd_control::{AcceptInvite, Admin, ControlError, InviteSpec, Principal, Read, input};
+use agentd_core::{InviteId, ResourceKind, UserId};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+
+use crate::extract::{ApiJson, ApiQuery, Caller, PageQuery, bearer_token};
+use crate::{ApiError, AppState, request_id};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/members", get(list))
+        .route("/members/{id}", get(show).patch(patch).delete(remove))
+        .route("/invites", get(invites).post(invite))
+        .route("/invites/{id}", delete(revoke))
+        .route("/invites/{token}/accept", post(accept))
+        .route("/auth/switch", post(switch))
+}
+
+fn path_user_id(raw: &str) -> Result<UserId, ApiError> {
+    UserId::parse(raw).map_err(|_| ControlError::NotFound(ResourceKind::Member).into())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Page<Member>>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    Ok(Json(state.control.members_list(&ctx, &q.parse()?).await?))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Member>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    Ok(Json(state.control.member_get(&ctx, &path_user_id(&id)?).await?))
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PatchMemberRequest>,
+) -> Result<Json<Member>, ApiError> {
+    let ctx = caller.authorize::<Admin>()?;
+    Ok(Json(state.control.member_set_role(&ctx, &path_user_id(&id)?, req.role).await?))
+}
+
+/// An admin removes a member; any member may remove themselves (leave).
+async fn remove(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_user_id(&id)?;
+    match caller.authorize::<Admin>() {
+        Ok(ctx) => state.control.member_remove(&ctx, &id).await?,
+        Err(refused) => {
+            let ctx = caller.authorize::<Read>()?;
+            if ctx.user().map(|u| &u.id) != Some(&id) {
+                return Err(refused.into());
+            }
+            state.control.member_leave(&ctx).await?
+        }
+    };
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn invites(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Page<Invite>>, ApiError> {
+    let ctx = caller.authorize::<Admin>()?;
+    Ok(Json(state.control.invites_list(&ctx, &q.parse()?).await?))
+}
+
+async fn invite(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiJson(req): ApiJson<CreateInviteRequest>,
+) -> Result<(StatusCode, Json<CreatedInvite>), ApiError> {
+    let ctx = caller.authorize::<Admin>()?;
+    let spec = InviteSpec { email: input::Email::parse(&req.email)?, role: req.role };
+    let created = state.control.invite_create(&ctx, spec).await?;
+    let body =
+        CreatedInvite { invite: created.invite, token: created.token.into_exposed(), accept_url: created.accept_url };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Invite>, ApiError> {
+    let ctx = caller.authorize::<Admin>()?;
+    let id = InviteId::parse(&id).map_err(|_| ControlError::NotFound(ResourceKind::Invite))?;
+    Ok(Json(state.control.invite_revoke(&ctx, &id).await?))
+}
+
+/// The caller when a bearer token is sent; none otherwise (accepting as a new user).
+struct MaybeCaller(Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(token) = bearer_token(parts)? else { return Ok(MaybeCaller(None)) };
+        let request_id = request_id::current().unwrap_or_else(agentd_core::RequestId::generate);
+        Ok(MaybeCaller(Some(state.control.authenticate(token, request_id).await?)))
+    }
+}
+
+async fn accept(
+    State(state): State<AppState>,
+    MaybeCaller(caller): MaybeCaller,
+    Path(token): Path<String>,
+    ApiJson(req): ApiJson<AcceptInviteRequest>,
+) -> Result<Json<AcceptInviteResponse>, ApiError> {
+    let who = match (caller, req.email, req.password) {
+        (Some(caller), None, None) => AcceptInvite::SignedIn(caller.authorize::<Read>()?),
+        (None, None, Some(password)) => AcceptInvite::NewUser { password: input::Password::parse(password)? },
+        (None, Some(email), Some(password)) => AcceptInvite::Credentials { email, password },
+        _ => {
+            return Err(ApiError::request(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "send {\"password\"} to make an account, {\"email\", \"password\"} of an existing account, \
+                 or {} with that account's session as the bearer",
+            ));
+        }
+    };
+    let joined = state.control.invite_accept(&token, who).await?;
+    let session = joined.session;
+    Ok(Json(AcceptInviteResponse {
+        token: session.token.into_exposed(),
+        expires_at: session.expires_at,
+        tenant: session.tenant,
+        user: session.user,
+        role: joined.role,
+    }))
+}
+
+/// A new session in another of the signed-in user's workspaces.
+async fn switch(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiJson(req): ApiJson<SwitchWorkspaceRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let session = state.control.workspace_switch(&ctx, &req.workspace_slug).await?;
+    Ok(Json(LoginResponse {
+        token: session.token.into_exposed(),
+        expires_at: session.expires_at,
+        tenant: session.tenant,
+        user: session.user,
+    }))
+}
