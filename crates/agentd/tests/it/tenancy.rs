@@ -29,6 +29,12 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         .unwrap()
         .error_for_status()
         .unwrap();
+    let invite_request = agentd_api_types::CreateInviteRequest {
+        email: "invitee@example.com".into(),
+        role: agentd_api_types::Role::Viewer,
+    };
+    let invite = alpha.client.invite_create(&invite_request).await.unwrap().invite.id.to_string();
+    let owner = alpha.signup.user.id.to_string();
     let bundle = agentd_bundle::pack_dir(&crate::harness::examples_dir().join("shell-wc")).unwrap();
     let routes: Vec<(Method, String, Option<serde_json::Value>)> = vec![
         (Method::GET, "/v1/agents/shell-wc".into(), None),
@@ -60,6 +66,10 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         (Method::GET, format!("/v1/threads/{thread}/history"), None),
         (Method::GET, "/v1/store/items?namespace=users.ada&key=prefs".into(), None),
         (Method::DELETE, "/v1/store/items?namespace=users.ada&key=prefs".into(), None),
+        (Method::GET, format!("/v1/members/{owner}"), None),
+        (Method::PATCH, format!("/v1/members/{owner}"), Some(json!({"role": "viewer"}))),
+        (Method::DELETE, format!("/v1/members/{owner}"), None),
+        (Method::DELETE, format!("/v1/invites/{invite}"), None),
     ];
     for (method, path, body) in routes {
         let mut request = beta.client.request(method.clone(), &path);
@@ -82,6 +92,11 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         let invocations: serde_json::Value =
             beta.client.request(Method::GET, &list).send().await.unwrap().json().await.unwrap();
         assert_eq!(invocations["data"], json!([]), "{list}");
+    }
+    for list in ["/v1/members", "/v1/invites"] {
+        let found: serde_json::Value = beta.client.request(Method::GET, list).send().await.unwrap().json().await.unwrap();
+        let emails: Vec<&str> = found["data"].as_array().unwrap().iter().filter_map(|m| m["email"].as_str()).collect();
+        assert!(emails.iter().all(|e| e.starts_with("beta")), "{list}: {emails:?}");
     }
     let threads: serde_json::Value =
         beta.client.request(Method::GET, "/v1/threads").send().await.unwrap().json().await.unwrap();
@@ -118,4 +133,6 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
     let secrets: Vec<String> =
         alpha.client.secrets_list("shell-wc").await.unwrap().data.into_iter().map(|s| s.name).collect();
     assert_eq!(secrets, ["API_KEY"]);
+    assert_eq!(alpha.client.members_list(&Default::default()).await.unwrap().data.len(), 1);
+    assert_eq!(alpha.client.invites_list(&Default::default()).await.unwrap().data.len(), 1);
 }
