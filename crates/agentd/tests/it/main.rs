@@ -22,6 +22,7 @@ mod remote;
 mod run_token;
 mod runs;
 mod scale;
+mod scopes;
 mod sdk;
 mod secrets;
 mod tenancy;

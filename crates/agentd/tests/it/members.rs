@@ -19,7 +19,7 @@ pub async fn join_as(app: &TestApp, tenant: &TestTenant, email: &str, role: Role
     app.client().with_token(joined.token)
 }
 
-async fn owner_session(app: &TestApp, slug: &str) -> Client {
+pub async fn owner_session(app: &TestApp, slug: &str) -> Client {
     let login = LoginRequest { email: format!("{slug}@example.com"), password: PASSWORD.into(), workspace_slug: None };
     app.client().with_token(app.client().login(&login).await.unwrap().token)
 }
