@@ -23,10 +23,10 @@ pub use accounts::{
 };
 pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentSecret, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus,
-    Checkpoint, DependencyBuild, Event, EventKind, EventStream, Interrupt, Invite, InviteStatus, Invocation, InvocationError,
-    InvocationStatus, Member, MemoryItem, MultitaskStrategy, Page, Role, Scope, Scopes, SessionInfo, Tenant, TenantLimits,
-    Thread, ThreadState, ThreadStatus, Timestamp, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild,
-    Visibility,
+    Checkpoint, DependencyBuild, Event, EventKind, EventStream, Interrupt, Invite, InviteStatus, Invocation,
+    InvocationError, InvocationStatus, Member, MemoryItem, MultitaskStrategy, Page, Role, Scope, Scopes, SessionInfo,
+    Tenant, TenantLimits, Thread, ThreadState, ThreadStatus, Timestamp, Usage, UsageDay, UsageFigures, UsageReport,
+    User, VersionBuild, Visibility,
 };
 pub use agents::{
     AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, PutSecretRequest, RuntimeResponse, VersionBuildResponse,

@@ -1,8 +1,8 @@
 //! Members, invites and switching workspaces.
 
 use agentd_api_types::{
-    AcceptInviteRequest, AcceptInviteResponse, CreateInviteRequest, CreatedInvite, Invite, LoginResponse, Member,
-    Page, PatchMemberRequest, Role, SwitchWorkspaceRequest,
+    AcceptInviteRequest, AcceptInviteResponse, CreateInviteRequest, CreatedInvite, Invite, LoginResponse, Member, Page,
+    PatchMemberRequest, Role, SwitchWorkspaceRequest,
 };
 use reqwest::Method;
 

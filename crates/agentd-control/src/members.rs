@@ -10,16 +10,16 @@
 //! with the authority the member no longer has.
 
 use agentd_core::{
-    Invite, InviteId, InviteStatus, Member, Page, PageRequest, ResourceKind, Role, Secret, Slug, Tenant,
-    TenantLimits, TenantStatus, Timestamp, UserId,
+    Invite, InviteId, InviteStatus, Member, Page, PageRequest, ResourceKind, Role, Secret, Slug, Tenant, TenantLimits,
+    TenantStatus, Timestamp, UserId,
 };
 use agentd_store::{FoundInvite, Invitee, MemberRemoved, NewInvite, NewTenant, OPERATOR, Store, hash_secret};
 
+use crate::Control;
 use crate::accounts::{Session, hash_password, mint_session, random_text};
 use crate::auth::{Admin, Ctx, Read};
 use crate::error::{Conflict, ControlError, Forbidden, Result};
 use crate::input::{Email, Password, WorkspaceName};
-use crate::Control;
 
 /// Invite tokens start with this; 40 random letters and digits follow.
 pub const INVITE_TOKEN_PREFIX: &str = "agi_";

@@ -23,7 +23,7 @@ pub mod usage;
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
 pub use context::{Actor, Role, Scope, Scopes, TenantScope};
 pub use ids::{
-    AgentId, ApiKeyId, BuildId, InvocationId, InviteId, RequestId, SessionId, TenantId, ThreadId, UserId, VersionId,
+    AgentId, ApiKeyId, BuildId, InviteId, InvocationId, RequestId, SessionId, TenantId, ThreadId, UserId, VersionId,
     WorkerTokenId,
 };
 pub use limits::TenantLimits;
@@ -34,6 +34,8 @@ pub use queue::Fault;
 pub use resources::*;
 pub use secret::{RunSecrets, Secret};
 pub use slug::{Slug, SlugError};
-pub use status::{EventKind, EventStream, InviteStatus, InvocationStatus, MultitaskStrategy, TenantStatus, ThreadStatus};
+pub use status::{
+    EventKind, EventStream, InviteStatus, InvocationStatus, MultitaskStrategy, TenantStatus, ThreadStatus,
+};
 pub use timestamp::Timestamp;
 pub use usage::{UsageDay, UsageFigures, UsageReport};

@@ -70,13 +70,14 @@ impl Store {
         if expected == Role::Owner && role != Role::Owner {
             self.keep_an_owner(&mut tx, ctx).await?;
         }
-        let changed = sqlx::query("UPDATE memberships SET role = $1 WHERE tenant_id = $2 AND user_id = $3 AND role = $4")
-            .bind(role.as_str())
-            .bind(ctx.tenant_id().as_str())
-            .bind(user_id.as_str())
-            .bind(expected.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let changed =
+            sqlx::query("UPDATE memberships SET role = $1 WHERE tenant_id = $2 AND user_id = $3 AND role = $4")
+                .bind(role.as_str())
+                .bind(ctx.tenant_id().as_str())
+                .bind(user_id.as_str())
+                .bind(expected.as_str())
+                .execute(&mut *tx)
+                .await?;
         if changed.rows_affected() == 0 {
             return Err(StoreError::NotFound(ResourceKind::Member));
         }

@@ -213,7 +213,8 @@ async fn tenant_create(store: &Store, args: &TenantCreateArgs) -> ExitCode {
     let vars: Vec<(String, String)> = std::env::vars().collect();
     let parsed = (|| -> Result<_, String> {
         let slug = input::workspace_slug(&args.slug).map_err(|e| e.to_string())?;
-        let name = input::WorkspaceName::parse(args.name.as_deref().unwrap_or(&args.slug)).map_err(|e| e.to_string())?;
+        let name =
+            input::WorkspaceName::parse(args.name.as_deref().unwrap_or(&args.slug)).map_err(|e| e.to_string())?;
         let email = input::Email::parse(&args.owner_email).map_err(|e| format!("--owner-email: {e}"))?;
         let limits = crate::settings::default_limits(&vars).map_err(|e| e.to_string())?;
         Ok((slug, name, email, limits))

@@ -357,8 +357,10 @@ impl Settings {
         let mut problems = Vec::new();
         if let Some(api) = &self.server {
             if api.signup == SignupMode::Open {
-                problems
-                    .push("signup is open and there is no signup rate limit yet; set AGENTD_SIGNUP=invite or closed".to_owned());
+                problems.push(
+                    "signup is open and there is no signup rate limit yet; set AGENTD_SIGNUP=invite or closed"
+                        .to_owned(),
+                );
             }
             if !api.listen.ip().is_loopback() && api.public_url.as_deref().is_none_or(|u| !u.starts_with("https://")) {
                 problems.push("listening beyond loopback over plain HTTP; put a TLS proxy in front and set AGENTD_PUBLIC_URL=https://…".to_owned());

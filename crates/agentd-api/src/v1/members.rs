@@ -1,8 +1,8 @@
 //! `/v1/members`, `/v1/invites` (create, list, revoke, accept) and `POST /v1/auth/switch`.
 
 use agentd_api_types::{
-    AcceptInviteRequest, AcceptInviteResponse, CreateInviteRequest, CreatedInvite, Invite, LoginResponse, Member,
-    Page, PatchMemberRequest, SwitchWorkspaceRequest,
+    AcceptInviteRequest, AcceptInviteResponse, CreateInviteRequest, CreatedInvite, Invite, LoginResponse, Member, Page,
+    PatchMemberRequest, SwitchWorkspaceRequest,
 };
 use agentd_control::{AcceptInvite, Admin, ControlError, InviteSpec, Principal, Read, input};
 use agentd_core::{InviteId, ResourceKind, UserId};

@@ -29,8 +29,10 @@ async fn an_invite_is_accepted_once_and_the_member_is_listed_changed_and_removed
     let app = TestApp::spawn(backend).await;
     let alpha = app.signup("alpha").await;
     let owner = owner_session(&app, "alpha").await;
-    let invite =
-        owner.invite_create(&CreateInviteRequest { email: "Dev@Example.com".into(), role: Role::Developer }).await.unwrap();
+    let invite = owner
+        .invite_create(&CreateInviteRequest { email: "Dev@Example.com".into(), role: Role::Developer })
+        .await
+        .unwrap();
     assert!(invite.token.starts_with("agi_"));
     assert_eq!(invite.invite.email, "dev@example.com");
     let pending = owner.invites_list(&ListOptions::default()).await.unwrap();
@@ -91,7 +93,8 @@ async fn the_last_owner_can_neither_leave_nor_be_demoted(backend: Backend) {
     let alpha = app.signup("alpha").await;
     let owner = owner_session(&app, "alpha").await;
     let owner_id = alpha.signup.user.id.to_string();
-    for refused in [owner.member_remove(&owner_id).await, owner.member_set_role(&owner_id, Role::Admin).await.map(drop)] {
+    for refused in [owner.member_remove(&owner_id).await, owner.member_set_role(&owner_id, Role::Admin).await.map(drop)]
+    {
         let err = refused.unwrap_err();
         assert_eq!((err.status(), err.code()), (Some(409), Some("last_owner")));
     }

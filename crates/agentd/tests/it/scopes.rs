@@ -67,7 +67,12 @@ fn route_table() -> Vec<Row> {
             role => Some(Role::parse(role).unwrap()),
         };
         assert!(matches!(cells[4], "yes" | "no"), "{line}");
-        rows.push(Row { method: cells[0].trim_matches('`').into(), path: cells[1].trim_matches('`').into(), needs, min_role });
+        rows.push(Row {
+            method: cells[0].trim_matches('`').into(),
+            path: cells[1].trim_matches('`').into(),
+            needs,
+            min_role,
+        });
     }
     assert!(rows.len() > 40, "the table was not found whole: {} rows", rows.len());
     rows
@@ -199,10 +204,12 @@ async fn every_route_is_in_the_table_and_needs_exactly_the_scope_and_role_it_say
     for role in [Role::Viewer, Role::Developer, Role::Admin] {
         sessions.push((role, join_as(&app, &alpha, &format!("{}@example.com", role.as_str()), role).await));
     }
-    let owner_login = LoginRequest { email: "alpha@example.com".into(), password: PASSWORD.into(), workspace_slug: None };
+    let owner_login =
+        LoginRequest { email: "alpha@example.com".into(), password: PASSWORD.into(), workspace_slug: None };
     sessions.push((Role::Owner, app.client().with_token(app.client().login(&owner_login).await.unwrap().token)));
     let fresh_session = |role: Role| {
-        let email = if role == Role::Owner { "alpha@example.com".to_owned() } else { format!("{}@example.com", role.as_str()) };
+        let email =
+            if role == Role::Owner { "alpha@example.com".to_owned() } else { format!("{}@example.com", role.as_str()) };
         let login = LoginRequest { email, password: PASSWORD.into(), workspace_slug: None };
         let app = &app;
         async move { app.client().with_token(app.client().login(&login).await.unwrap().token) }

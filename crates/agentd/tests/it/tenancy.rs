@@ -94,7 +94,8 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         assert_eq!(invocations["data"], json!([]), "{list}");
     }
     for list in ["/v1/members", "/v1/invites"] {
-        let found: serde_json::Value = beta.client.request(Method::GET, list).send().await.unwrap().json().await.unwrap();
+        let found: serde_json::Value =
+            beta.client.request(Method::GET, list).send().await.unwrap().json().await.unwrap();
         let emails: Vec<&str> = found["data"].as_array().unwrap().iter().filter_map(|m| m["email"].as_str()).collect();
         assert!(emails.iter().all(|e| e.starts_with("beta")), "{list}: {emails:?}");
     }
