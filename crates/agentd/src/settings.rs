@@ -482,6 +482,13 @@ mod tests {
     fn production_refuses_open_signup_and_says_why() {
         let Ok(cli) = Serve::try_parse_from(["serve", "--env", "production"]) else { panic!("parses") };
         let refused = cli.args.settings(&[]).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(refused.contains("AGENTD_SIGNUP=closed"), "{refused}");
+        assert!(refused.contains("AGENTD_SIGNUP=invite or closed"), "{refused}");
+        let key = MasterKey::generate();
+        let key = key.to_base64();
+        for signup in ["invite", "closed"] {
+            let args = ["serve", "--env", "production", "--signup", signup];
+            let Ok(cli) = Serve::try_parse_from(args) else { panic!("parses") };
+            assert!(cli.args.settings(&vars(&[("AGENTD_MASTER_KEY", key.expose())])).is_ok(), "{signup}");
+        }
     }
 }
