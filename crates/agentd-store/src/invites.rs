@@ -124,8 +124,7 @@ impl Store {
     pub async fn invite_create(&self, ctx: &TenantScope, new: NewInvite) -> Result<Invite> {
         let mut tx = self.begin_scoped(ctx).await?;
         let member: Option<String> = sqlx::query_scalar(
-            "SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id
-             WHERE m.tenant_id = $1 AND u.email = $2",
+            "SELECT user_id FROM workspace_members WHERE tenant_id = $1 AND email = $2",
         )
         .bind(ctx.tenant_id().as_str())
         .bind(&new.email)

@@ -19,7 +19,7 @@ pub struct MemberRemoved {
     pub keys_revoked: u64,
 }
 
-const MEMBER_COLUMNS: &str = "m.user_id, u.email, m.role, m.created_at";
+const MEMBER_COLUMNS: &str = "user_id, email, role, created_at";
 
 fn member(row: &AnyRow) -> Result<Member> {
     Ok(Member {
@@ -36,8 +36,8 @@ impl Store {
         let limit = i64::from(page.limit());
         let mut tx = self.begin_scoped_read(ctx).await?;
         let sql = format!(
-            "SELECT {MEMBER_COLUMNS} FROM memberships m JOIN users u ON u.id = m.user_id
-             WHERE m.tenant_id = $1 AND ($2 IS NULL OR m.user_id < $2) ORDER BY m.user_id DESC LIMIT $3"
+            "SELECT {MEMBER_COLUMNS} FROM workspace_members
+             WHERE tenant_id = $1 AND ($2 IS NULL OR user_id < $2) ORDER BY user_id DESC LIMIT $3"
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(ctx.tenant_id().as_str())
@@ -141,8 +141,7 @@ impl Store {
 
 async fn member_row(tx: &mut Transaction<'static, Any>, ctx: &TenantScope, user_id: &UserId) -> Result<Member> {
     let sql = format!(
-        "SELECT {MEMBER_COLUMNS} FROM memberships m JOIN users u ON u.id = m.user_id
-         WHERE m.tenant_id = $1 AND m.user_id = $2"
+        "SELECT {MEMBER_COLUMNS} FROM workspace_members WHERE tenant_id = $1 AND user_id = $2"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(ctx.tenant_id().as_str())

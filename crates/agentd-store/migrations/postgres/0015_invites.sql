@@ -26,6 +26,11 @@ CREATE POLICY tenant_isolation ON invites TO agentd_tenant
     USING (tenant_id = current_setting('agentd.tenant_id', true))
     WITH CHECK (tenant_id = current_setting('agentd.tenant_id', true));
 
--- Listing a workspace's members shows their email: a tenant may read who its members
--- are (never a password hash), always through a join on its own memberships.
-GRANT SELECT (id, email, created_at) ON users TO agentd_tenant;
+-- A workspace's members with their email. The tenant role never reads `users`; this
+-- view (run with its owner's rights) shows it only the members of the tenant in
+-- `agentd.tenant_id`, and nothing of a user but the email.
+CREATE VIEW workspace_members AS
+    SELECT m.tenant_id, m.user_id, u.email, m.role, m.created_at
+    FROM memberships m JOIN users u ON u.id = m.user_id
+    WHERE m.tenant_id = current_setting('agentd.tenant_id', true);
+GRANT SELECT ON workspace_members TO agentd_tenant;

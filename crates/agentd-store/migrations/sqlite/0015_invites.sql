@@ -17,3 +17,9 @@ CREATE TABLE invites (
 );
 CREATE INDEX invites_tenant ON invites (tenant_id, id);
 CREATE INDEX memberships_user ON memberships (user_id);
+
+-- A workspace's members with their email (on PostgreSQL it also confines the tenant
+-- role to its own tenant's members; queries filter on tenant_id on both engines).
+CREATE VIEW workspace_members AS
+    SELECT m.tenant_id, m.user_id, u.email, m.role, m.created_at
+    FROM memberships m JOIN users u ON u.id = m.user_id;
