@@ -102,6 +102,13 @@ async fn the_tenant_role_sees_only_its_tenants_rows_even_without_a_filter() {
         rollback(&mut conn).await;
     }
 
+    // Members' emails come only through a view that shows the tenant its own members.
+    for (tenant, members) in [(Some(a.tenant_id().as_str()), 1), (None, 0)] {
+        become_tenant(&mut conn, tenant).await;
+        assert_eq!(count(&mut conn, "workspace_members").await, members, "{tenant:?}");
+        rollback(&mut conn).await;
+    }
+
     // Scoped store methods pass the policies' WITH CHECK and see their own rows.
     let listed = store.invocations_list(&a, &InvocationFilter::default(), &first_page()).await.unwrap();
     assert_eq!(listed.data.len(), 2);
