@@ -123,13 +123,12 @@ impl Store {
     /// Invites `new.email`; someone who is a member already is `Conflict::AlreadyMember`.
     pub async fn invite_create(&self, ctx: &TenantScope, new: NewInvite) -> Result<Invite> {
         let mut tx = self.begin_scoped(ctx).await?;
-        let member: Option<String> = sqlx::query_scalar(
-            "SELECT user_id FROM workspace_members WHERE tenant_id = $1 AND email = $2",
-        )
-        .bind(ctx.tenant_id().as_str())
-        .bind(&new.email)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let member: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM workspace_members WHERE tenant_id = $1 AND email = $2")
+                .bind(ctx.tenant_id().as_str())
+                .bind(&new.email)
+                .fetch_optional(&mut *tx)
+                .await?;
         if member.is_some() {
             return Err(Conflict::AlreadyMember.into());
         }

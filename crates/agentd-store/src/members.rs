@@ -140,9 +140,7 @@ impl Store {
 }
 
 async fn member_row(tx: &mut Transaction<'static, Any>, ctx: &TenantScope, user_id: &UserId) -> Result<Member> {
-    let sql = format!(
-        "SELECT {MEMBER_COLUMNS} FROM workspace_members WHERE tenant_id = $1 AND user_id = $2"
-    );
+    let sql = format!("SELECT {MEMBER_COLUMNS} FROM workspace_members WHERE tenant_id = $1 AND user_id = $2");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(ctx.tenant_id().as_str())
         .bind(user_id.as_str())
