@@ -22,6 +22,7 @@ async fn open(backend: Backend) -> (Store, TestDb) {
 
 mod blobs_artifacts;
 mod builds;
+mod members;
 mod memory;
 mod queue;
 mod rls;
