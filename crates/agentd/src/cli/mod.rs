@@ -1,5 +1,5 @@
 //! The client commands of the `agentd` binary (DESIGN §9): `signup`, `login`, `whoami`,
-//! `agents …`, `invoke`, `respond`, `logs`, `cancel`, `keys …`. They talk to a server through
+//! `agents …`, `invoke`, `respond`, `logs`, `cancel`, `keys …`, `members …`, `invites …`. They talk to a server through
 //! `agentd-client`; `init`, which writes a new agent folder, is the one that stays local.
 //! `main.rs` flattens [`ClientCommand`] into its command enum next to
 //! `serve` and hands the parsed command to [`run`].
@@ -15,6 +15,7 @@ mod init;
 mod invoke;
 mod keys;
 mod logs;
+mod members;
 mod output;
 mod secrets;
 mod session;
@@ -46,6 +47,10 @@ pub enum ClientCommand {
     Cancel(logs::CancelArgs),
     /// Manage the workspace's API keys.
     Keys(keys::KeysArgs),
+    /// List the workspace's members, change their roles, remove them.
+    Members(members::MembersArgs),
+    /// Invite people to the workspace; list and revoke invites.
+    Invites(members::InvitesArgs),
     /// List and inspect threads (conversations that keep state across runs).
     Threads(threads::ThreadsArgs),
     /// Write a new agent folder (manifest, entrypoint, README) that deploys as it is.
@@ -65,6 +70,8 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Cancel(args) => logs::cancel(args).await,
         ClientCommand::Keys(args) => keys::run(args).await,
         ClientCommand::Threads(args) => threads::run(args).await,
+        ClientCommand::Members(args) => members::members(args).await,
+        ClientCommand::Invites(args) => members::invites(args).await,
         ClientCommand::Init(args) => init::run(args),
     };
     match outcome {

@@ -253,3 +253,24 @@ async fn invite_signup_refuses_signup_and_lets_invited_people_in(backend: Backen
     let members = owner.members_list(&ListOptions::default()).await.unwrap().data;
     assert_eq!(members.iter().map(|m| m.email.as_str()).collect::<Vec<_>>(), ["boss@acme.example"]);
 }
+
+on_both_stores!(the_cli_invites_lists_changes_and_removes_members);
+async fn the_cli_invites_lists_changes_and_removes_members(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = crate::cli::Shell::new(&app.base_url);
+    shell.signup().await;
+    let created = shell.ok(&["invites", "create", "ops@example.com", "--role", "viewer"]).await;
+    let token = created.stdout.lines().next().unwrap().to_owned();
+    assert!(token.starts_with("agi_"), "{created:?}");
+    assert!(shell.ok(&["invites", "list"]).await.stdout.contains("ops@example.com"));
+    let new_user = AcceptInviteRequest { password: Some(PASSWORD.into()), ..Default::default() };
+    let joined = app.client().invite_accept(&token, &new_user).await.unwrap();
+    let id = joined.user.id.to_string();
+    let listed = shell.ok(&["members", "list"]).await.stdout;
+    assert!(listed.contains("ops@example.com") && listed.contains("viewer"), "{listed}");
+    shell.ok(&["members", "role", &id, "developer"]).await;
+    let member = app.client().with_token(joined.token.clone()).me().await.unwrap();
+    assert_eq!(member.role, Some(Role::Developer));
+    shell.ok(&["members", "remove", &id]).await;
+    assert_eq!(app.client().with_token(joined.token).me().await.unwrap_err().status(), Some(401));
+}
