@@ -15,7 +15,7 @@ use crate::{Backend, Result, Store, StoreError, rows};
 pub struct MemberRemoved {
     /// Their sessions in the workspace, ended.
     pub sessions_ended: u64,
-    /// The workspace's live API keys they had created, revoked.
+    /// The workspace's live API keys they created (or that were made with those), revoked.
     pub keys_revoked: u64,
 }
 
@@ -109,16 +109,9 @@ impl Store {
             .bind(user_id.as_str())
             .execute(&mut *tx)
             .await?;
-        let keys = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND created_by = $3 AND revoked_at IS NULL",
-        )
-        .bind(Timestamp::now().unix_ms())
-        .bind(tenant)
-        .bind(user_id.as_str())
-        .execute(&mut *tx)
-        .await?;
+        let keys_revoked = revoke_keys_made_by(&mut tx, ctx, user_id.as_str()).await?;
         tx.commit().await?;
-        Ok(MemberRemoved { sessions_ended: sessions.rows_affected(), keys_revoked: keys.rows_affected() })
+        Ok(MemberRemoved { sessions_ended: sessions.rows_affected(), keys_revoked })
     }
 
     /// Refuses, inside `tx`, a change that takes one owner away when there is only one.
@@ -137,6 +130,33 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Revokes the live keys `creator` made, and those made with them, and so on: a key made
+/// with a key names that key as its creator, and carries the same authority.
+async fn revoke_keys_made_by(tx: &mut Transaction<'static, Any>, ctx: &TenantScope, creator: &str) -> Result<u64> {
+    let now = Timestamp::now().unix_ms();
+    let tenant = ctx.tenant_id().as_str();
+    let mut creators = vec![creator.to_owned()];
+    let mut revoked = 0;
+    while let Some(creator) = creators.pop() {
+        let made: Vec<String> = sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant_id = $1 AND created_by = $2")
+            .bind(tenant)
+            .bind(&creator)
+            .fetch_all(&mut **tx)
+            .await?;
+        let ended = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND created_by = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(tenant)
+        .bind(&creator)
+        .execute(&mut **tx)
+        .await?;
+        revoked += ended.rows_affected();
+        creators.extend(made);
+    }
+    Ok(revoked)
 }
 
 async fn member_row(tx: &mut Transaction<'static, Any>, ctx: &TenantScope, user_id: &UserId) -> Result<Member> {

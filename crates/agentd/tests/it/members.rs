@@ -69,6 +69,9 @@ async fn an_invite_is_accepted_once_and_the_member_is_listed_changed_and_removed
     let key = dev.api_key_create(&CreateApiKeyRequest { name: "dev's".into(), ..Default::default() }).await.unwrap();
     let dev_key = app.client().with_token(key.secret);
     dev_key.me().await.unwrap();
+    // A key made with that key names it as its creator, and goes with it.
+    let made = dev_key.api_key_create(&CreateApiKeyRequest { name: "by key".into(), ..Default::default() }).await;
+    let key_of_key = app.client().with_token(made.unwrap().secret);
     // An admin may not grant owner, nor touch an owner.
     let owner_id = alpha.signup.user.id.to_string();
     for refused in [dev.member_set_role(&dev_id, Role::Owner).await, dev.member_set_role(&owner_id, Role::Viewer).await]
@@ -83,6 +86,7 @@ async fn an_invite_is_accepted_once_and_the_member_is_listed_changed_and_removed
     owner.member_remove(&dev_id).await.unwrap();
     assert_eq!(dev.me().await.unwrap_err().status(), Some(401));
     assert_eq!(dev_key.me().await.unwrap_err().status(), Some(401));
+    assert_eq!(key_of_key.me().await.unwrap_err().status(), Some(401));
     assert_eq!(owner.member_get(&dev_id).await.unwrap_err().status(), Some(404));
     assert_eq!(owner.members_list(&ListOptions::default()).await.unwrap().data.len(), 1);
 }
