@@ -25,7 +25,7 @@ pub use ids::{
     AgentId, ApiKeyId, BuildId, InvocationId, RequestId, SessionId, TenantId, ThreadId, UserId, VersionId,
     WorkerTokenId,
 };
-pub use limits::TenantLimits;
+pub use limits::{LimitError, LimitOverrides, TenantLimits};
 pub use memory::{MemoryItem, MemoryKey, MemoryKeyError, Namespace, NamespaceError};
 pub use page::{Cursor, NameCursor, OffsetPage, PageBounds, PageError, PageRequest};
 pub use queue::Fault;
