@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod invocations;
+pub mod limits;
 pub mod memory;
 pub mod threads;
 pub mod worker;
@@ -31,6 +32,7 @@ pub use agents::{
     AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, PutSecretRequest, RuntimeResponse, VersionBuildResponse,
 };
 pub use invocations::{InvokeRequest, RespondRequest};
+pub use limits::{LimitEntry, LimitsReport};
 pub use memory::{
     ListNamespacesRequest, MemoryItemQuery, MemoryItems, MemoryNamespaces, PutMemoryItemRequest,
     SearchMemoryItemsRequest,

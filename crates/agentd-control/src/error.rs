@@ -193,6 +193,8 @@ pub enum Invalid {
     Metadata { max_bytes: usize },
     #[error("timeout_s must be between 1 and {cap}")]
     Timeout { cap: u32 },
+    #[error("timeout_s is {asked}; this workspace's runs may take at most {cap} s (invocation_timeout_s)")]
+    TimeoutOverLimit { asked: u32, cap: u32 },
     #[error("input_timeout_s must be between 1 and {cap} (the workspace's max_input_timeout_s)")]
     InputTimeout { cap: u32 },
     #[error("the answer is {size} bytes; at most {max} are accepted")]

@@ -20,6 +20,7 @@ mod error;
 pub mod follow;
 pub mod input;
 pub mod invocations;
+pub mod limits;
 mod master_key;
 pub mod memory;
 mod reconcilers;
@@ -51,6 +52,7 @@ pub use builds::{BuildFollowed, BuildFollower, BuildResult, VersionBuildView};
 pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, Result, Unauthenticated};
 pub use follow::{EventFollower, Followed};
 pub use invocations::{Accepted, InvocationFilter, InvokeSpec, settled};
+pub use limits::{LimitChange, LimitSource, LimitView, LimitsView, tenant_limits_change, tenant_limits_show};
 pub use master_key::{MASTER_KEY_BYTES, MasterKey, MasterKeyError, MasterKeys};
 pub use memory::{MemoryPut, MemoryPutSpec, MemorySearchSpec, NamespaceSpec};
 pub use reconcilers::Reconcilers;
@@ -111,6 +113,8 @@ pub struct Control {
 
 impl Control {
     pub fn new(store: Store, blobs: Blobs, settings: ControlSettings) -> Control {
+        // Every tenant read from here on has its overrides laid over the operator's defaults.
+        let store = store.with_default_limits(settings.default_limits.clone());
         Control { store, blobs, settings: Arc::new(settings) }
     }
 

@@ -54,7 +54,7 @@ pub use memory::{MemoryPut, MemorySearch, MemoryWrite, NamespaceListing, memory_
 pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPlan, RunLease, RunOutputSchemas};
 pub use secrets::{SealedSecret, SecretCursor, SecretWritten, StoredSecret};
 pub use signals::{Changes, Signal, Subscription};
-pub use tenants::{NewSignup, SignedUp, TenantLimitsRecord};
+pub use tenants::{NewSignup, SignedUp, TenantLimitsRecord, TenantUsageCounts};
 pub use threads::{ThreadFilter, ThreadRun};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

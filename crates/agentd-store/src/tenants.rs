@@ -166,4 +166,38 @@ impl Store {
         self.emit(crate::Signal::InvocationQueued).await;
         self.tenant_limits_unscoped(&id).await
     }
+
+    /// What the caller's tenant holds of the things its limits count, read together.
+    pub async fn tenant_usage_counts(&self, ctx: &TenantScope) -> Result<TenantUsageCounts> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM agents WHERE tenant_id = $1) AS agents,
+                    (SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL) AS api_keys,
+                    (SELECT COUNT(*) FROM invocations WHERE tenant_id = $1 AND status IN ('queued', 'retrying'))
+                        AS queued,
+                    (SELECT COUNT(*) FROM invocations WHERE tenant_id = $1 AND status = 'running') AS running,
+                    (SELECT COALESCE(MAX(bytes), 0) FROM memory_usage WHERE tenant_id = $1) AS store_bytes",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(TenantUsageCounts {
+            agents: rows::u64_col(&row, "agents")?,
+            api_keys: rows::u64_col(&row, "api_keys")?,
+            queued_invocations: rows::u64_col(&row, "queued")?,
+            running_invocations: rows::u64_col(&row, "running")?,
+            store_bytes: rows::u64_col(&row, "store_bytes")?,
+        })
+    }
+}
+
+/// Counts of what a tenant holds, for its limits' `used`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TenantUsageCounts {
+    pub agents: u64,
+    pub api_keys: u64,
+    pub queued_invocations: u64,
+    pub running_invocations: u64,
+    pub store_bytes: u64,
 }

@@ -12,6 +12,7 @@ mod memory;
 mod runtimes;
 mod secrets;
 mod threads;
+mod limits;
 mod usage;
 
 use axum::Router;
@@ -40,6 +41,7 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(runtimes::routes())
         .merge(threads::routes())
         .merge(usage::routes())
+        .merge(limits::routes())
         .merge(memory::routes(limits.memory_item))
         .merge(secrets::routes())
 }
