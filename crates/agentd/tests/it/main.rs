@@ -15,6 +15,7 @@ mod events;
 mod harness;
 mod init;
 mod invocations;
+mod limits;
 mod memory;
 mod recovery;
 mod remote;
