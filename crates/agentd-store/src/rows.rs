@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use agentd_core::{
     Agent, AgentConfig, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream,
-    Invocation, InvocationError, LimitOverrides, InvocationId, InvocationStatus, ResourceKind, Scope, Scopes, Slug, Tenant, TenantId,
-    TenantLimits, TenantStatus, ThreadId, Timestamp, Usage, User, UserId, VersionId, Visibility,
+    Invocation, InvocationError, InvocationId, InvocationStatus, LimitOverrides, ResourceKind, Scope, Scopes, Slug,
+    Tenant, TenantId, TenantLimits, TenantStatus, ThreadId, Timestamp, Usage, User, UserId, VersionId, Visibility,
 };
 use serde_json::Value;
 use sqlx::Row;

@@ -2,7 +2,8 @@
 //! created in one transaction, so a signup either happens whole or not at all.
 
 use agentd_core::{
-    ApiKey, LimitOverrides, ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits, TenantScope, Timestamp, User, UserId,
+    ApiKey, LimitOverrides, ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits, TenantScope, Timestamp, User,
+    UserId,
 };
 
 use crate::credentials::{NewApiKey, insert_api_key};
@@ -124,7 +125,10 @@ impl Store {
             .fetch_optional(&self.reader)
             .await?
             .ok_or(StoreError::NotFound(ResourceKind::Tenant))?;
-        Ok(TenantLimitsRecord { tenant: rows::tenant(&row, &self.default_limits)?, overrides: rows::limit_overrides(&row)? })
+        Ok(TenantLimitsRecord {
+            tenant: rows::tenant(&row, &self.default_limits)?,
+            overrides: rows::limit_overrides(&row)?,
+        })
     }
 
     /// Gives a tenant (by id or slug) the values in `set` and drops its own values for

@@ -8,11 +8,11 @@ mod builds;
 mod events;
 mod invocations;
 mod keys;
+mod limits;
 mod memory;
 mod runtimes;
 mod secrets;
 mod threads;
-mod limits;
 mod usage;
 
 use axum::Router;

@@ -45,7 +45,9 @@ pub async fn run(store: &Store, command: LimitsCommand) -> ExitCode {
     };
     let store = store.clone().with_default_limits(defaults);
     let (tenant, json, outcome) = match &command {
-        LimitsCommand::Show { tenant, json } => (tenant, *json, agentd_control::tenant_limits_show(&store, tenant).await),
+        LimitsCommand::Show { tenant, json } => {
+            (tenant, *json, agentd_control::tenant_limits_show(&store, tenant).await)
+        }
         LimitsCommand::Set { tenant, values, json } => match LimitChange::set(values.iter().map(String::as_str)) {
             Ok(change) => (tenant, *json, agentd_control::tenant_limits_change(&store, tenant, &change).await),
             Err(err) => return fail(&err),
