@@ -97,3 +97,24 @@ async fn a_changed_default_reaches_tenants_without_an_override_on_restart(backen
     let shown = alpha.client.limits().await.expect("limits");
     assert_eq!((shown.limits["max_agents"].value, shown.limits["max_agents"].source.as_str()), (7, "default"));
 }
+
+on_both_stores!(a_full_queue_answers_max_queued_invocations_until_an_override_makes_room);
+async fn a_full_queue_answers_max_queued_invocations_until_an_override_makes_room(backend: Backend) {
+    // No worker: what is accepted stays queued.
+    let app =
+        TestApp::spawn_with(backend, &[("AGENTD_WORKER_SLOTS", "0"), ("AGENTD_LIMITS_MAX_QUEUED_INVOCATIONS", "1")])
+            .await;
+    let alpha = app.signup("queued").await;
+    app.deploy_script(&alpha, "waits", "cat > /dev/null; echo hi").await;
+    let (request, options) = (InvokeRequest::default(), InvokeOptions::default());
+    let invoke = || alpha.client.invoke("waits", &request, &options);
+    invoke().await.expect("the first is queued");
+    let err = invoke().await.expect_err("the queue is full");
+    assert_eq!((err.status(), err.code()), (Some(409), Some("max_queued_invocations")), "{err}");
+
+    let set = app.admin(&["limits", "set", "queued", "max_queued_invocations=2"], &[]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    invoke().await.expect("the override makes room");
+    let shown = alpha.client.limits().await.expect("limits");
+    assert_eq!(shown.limits["max_queued_invocations"].used, Some(2));
+}
