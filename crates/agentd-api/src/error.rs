@@ -94,6 +94,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
         ),
         ControlError::Invalid(invalid) => invalid_status_and_code(invalid),
         ControlError::BundleTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "max_bundle_bytes"),
+        ControlError::StorageFull { .. } => (S::PAYLOAD_TOO_LARGE, "max_storage_bytes"),
         ControlError::MemoryItemTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "store_item_too_large"),
         // Not 429: waiting does not help; deleting items or writing less does.
         ControlError::MemoryFull { .. } => (S::PAYLOAD_TOO_LARGE, "store_bytes_limit"),

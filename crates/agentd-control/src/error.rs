@@ -30,6 +30,11 @@ pub enum ControlError {
     #[error(transparent)]
     QuotaExceeded(#[from] QuotaExceeded),
     #[error(
+        "this workspace stores {used} of its {limit} bytes of bundles and artifacts (max_storage_bytes) and this \
+         would add {adding}; delete agents or ask the operator for more"
+    )]
+    StorageFull { used: u64, adding: u64, limit: u64 },
+    #[error(
         "the value is {size} bytes of JSON; this workspace stores values of at most {limit} bytes \
          (max_store_item_bytes)"
     )]

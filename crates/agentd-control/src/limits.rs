@@ -125,12 +125,14 @@ impl Control {
         let scope = ctx.store_scope();
         let overrides = self.store.tenant_limit_overrides(scope).await?;
         let usage = self.store.tenant_usage_counts(scope).await.map_err(ControlError::from)?;
+        let (storage, _) = self.store.storage_used(scope, "").await?;
         Ok(LimitsView::of(ctx.limits(), &overrides, |name| match name {
             "max_agents" => Some(usage.agents),
             "max_api_keys" => Some(usage.api_keys),
             "max_queued_invocations" => Some(usage.queued_invocations),
             "max_concurrent_invocations" => Some(usage.running_invocations),
             "max_store_bytes" => Some(usage.store_bytes),
+            "max_storage_bytes" => Some(storage),
             _ => None,
         }))
     }

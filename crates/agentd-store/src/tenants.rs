@@ -194,6 +194,26 @@ impl Store {
             store_bytes: rows::u64_col(&row, "store_bytes")?,
         })
     }
+
+    /// Bytes of blobs the tenant's rows refer to (bundles of every version, artifacts),
+    /// each digest once however many rows share it, and whether `digest` is among them.
+    pub async fn storage_used(&self, ctx: &TenantScope, digest: &str) -> Result<(u64, bool)> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS used,
+                    CAST(COALESCE(MAX(CASE WHEN digest = $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS held
+             FROM (SELECT digest, MAX(size) AS size FROM (
+                       SELECT digest, size_bytes AS size FROM agent_versions WHERE tenant_id = $1
+                       UNION ALL SELECT digest, size FROM invocation_artifacts WHERE tenant_id = $1) AS blobs
+                   GROUP BY digest) AS distinct_blobs",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(digest)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((rows::u64_col(&row, "used")?, rows::u64_col(&row, "held")? == 1))
+    }
 }
 
 /// Counts of what a tenant holds, for its limits' `used`.

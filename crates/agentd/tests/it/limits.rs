@@ -118,3 +118,24 @@ async fn a_full_queue_answers_max_queued_invocations_until_an_override_makes_roo
     let shown = alpha.client.limits().await.expect("limits");
     assert_eq!(shown.limits["max_queued_invocations"].used, Some(2));
 }
+
+on_both_stores!(storage_counts_a_bundle_shared_by_two_versions_once_and_refuses_past_the_limit);
+async fn storage_counts_a_bundle_shared_by_two_versions_once_and_refuses_past_the_limit(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("stored").await;
+    let first = app.deploy_script(&alpha, "same", "cat > /dev/null; echo same").await;
+    let second = app.deploy_script(&alpha, "same", "cat > /dev/null; echo same").await;
+    assert_eq!(first.digest, second.digest, "the same bundle twice");
+    let used = alpha.client.limits().await.expect("limits").limits["max_storage_bytes"].used;
+    assert_eq!(used, Some(first.size_bytes), "one blob, counted once");
+
+    let limit = first.size_bytes.to_string();
+    let set = app.admin(&["limits", "set", "stored", &format!("max_storage_bytes={limit}")], &[]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    app.deploy_script(&alpha, "same", "cat > /dev/null; echo same").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    crate::harness::write_shell_agent(dir.path(), "same", "cat > /dev/null; echo different");
+    let other = agentd_bundle::pack_dir(dir.path()).expect("pack");
+    let err = alpha.client.version_upload("same", other, true).await.expect_err("past max_storage_bytes");
+    assert_eq!((err.status(), err.code()), (Some(413), Some("max_storage_bytes")), "{err}");
+}
