@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod agents;
 pub mod invocations;
 pub mod members;
+pub mod limits;
 pub mod memory;
 pub mod threads;
 pub mod worker;
@@ -36,6 +37,7 @@ pub use members::{
     AcceptInviteRequest, AcceptInviteResponse, CreateInviteRequest, CreatedInvite, PatchMemberRequest,
     SwitchWorkspaceRequest,
 };
+pub use limits::{LimitEntry, LimitsReport};
 pub use memory::{
     ListNamespacesRequest, MemoryItemQuery, MemoryItems, MemoryNamespaces, PutMemoryItemRequest,
     SearchMemoryItemsRequest,

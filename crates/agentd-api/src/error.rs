@@ -100,20 +100,20 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
             },
         ),
         ControlError::Invalid(invalid) => invalid_status_and_code(invalid),
-        ControlError::BundleTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "bundle_too_large"),
+        ControlError::BundleTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "max_bundle_bytes"),
+        ControlError::StorageFull { .. } => (S::PAYLOAD_TOO_LARGE, "max_storage_bytes"),
         ControlError::MemoryItemTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "store_item_too_large"),
         // Not 429: waiting does not help; deleting items or writing less does.
         ControlError::MemoryFull { .. } => (S::PAYLOAD_TOO_LARGE, "store_bytes_limit"),
-        ControlError::QuotaExceeded(quota) => (
-            S::TOO_MANY_REQUESTS,
-            match quota {
-                QuotaExceeded::Agents { .. } => "agent_limit",
-                QuotaExceeded::ApiKeys { .. } => "api_key_limit",
-                QuotaExceeded::QueuedInvocations { .. } => "queue_full",
-                QuotaExceeded::LoginThrottled { .. } => "login_throttled",
-                QuotaExceeded::Secrets { .. } => "secret_limit",
-            },
-        ),
+        // A limit of DESIGN §8 answers with its own name; a count that is full is a
+        // conflict with the workspace's state (`409`), not a rate (`429`).
+        ControlError::QuotaExceeded(quota) => match quota {
+            QuotaExceeded::Agents { .. } => (S::CONFLICT, "max_agents"),
+            QuotaExceeded::ApiKeys { .. } => (S::CONFLICT, "max_api_keys"),
+            QuotaExceeded::QueuedInvocations { .. } => (S::CONFLICT, "max_queued_invocations"),
+            QuotaExceeded::LoginThrottled { .. } => (S::TOO_MANY_REQUESTS, "login_throttled"),
+            QuotaExceeded::Secrets { .. } => (S::TOO_MANY_REQUESTS, "secret_limit"),
+        },
         ControlError::Bundle(bundle) => {
             let status = if bundle.is_too_large() { S::PAYLOAD_TOO_LARGE } else { S::UNPROCESSABLE_ENTITY };
             (status, bundle.code())
@@ -146,6 +146,7 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::MaxAttempts { .. } => "invalid_max_attempts",
         Invalid::Metadata { .. } => "invalid_metadata",
         Invalid::Timeout { .. } => "invalid_timeout",
+        Invalid::TimeoutOverLimit { .. } => "invocation_timeout_s",
         Invalid::InputTimeout { .. } => "invalid_input_timeout",
         Invalid::AnswerTooLarge { .. } => "answer_too_large",
         Invalid::ThreadId(_) => "invalid_thread_id",

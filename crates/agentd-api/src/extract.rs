@@ -57,8 +57,8 @@ fn bytes_rejection(err: BytesRejection) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::request(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the request body is larger than this endpoint accepts",
+            "max_request_body_bytes",
+            "the request body is larger than this endpoint accepts (max_request_body_bytes)",
         )
     } else {
         ApiError::bad_request("malformed_request", err.body_text())
@@ -93,8 +93,8 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
             if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::request(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "bundle_too_large",
-                    "the bundle is larger than the upload limit",
+                    "max_bundle_bytes",
+                    "the bundle is larger than the upload limit (max_bundle_bytes)",
                 )
             } else {
                 bytes_rejection(err)

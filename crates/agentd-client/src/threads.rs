@@ -95,6 +95,11 @@ struct UsageQuery<'a> {
 }
 
 impl Client {
+    /// `GET /v1/limits`: every limit of the workspace with its source and use.
+    pub async fn limits(&self) -> Result<agentd_api_types::LimitsReport, ClientError> {
+        self.call(self.route(Method::GET, &["v1", "limits"])?).await
+    }
+
     /// `GET /v1/usage`: what finished runs consumed from `from` to `to` (`YYYY-MM-DD`, UTC).
     pub async fn usage(
         &self,

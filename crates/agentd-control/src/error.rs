@@ -30,6 +30,11 @@ pub enum ControlError {
     #[error(transparent)]
     QuotaExceeded(#[from] QuotaExceeded),
     #[error(
+        "this workspace stores {used} of its {limit} bytes of bundles and artifacts (max_storage_bytes) and this \
+         would add {adding}; delete agents or ask the operator for more"
+    )]
+    StorageFull { used: u64, adding: u64, limit: u64 },
+    #[error(
         "the value is {size} bytes of JSON; this workspace stores values of at most {limit} bytes \
          (max_store_item_bytes)"
     )]
@@ -207,6 +212,8 @@ pub enum Invalid {
     Metadata { max_bytes: usize },
     #[error("timeout_s must be between 1 and {cap}")]
     Timeout { cap: u32 },
+    #[error("timeout_s is {asked}; this workspace's runs may take at most {cap} s (invocation_timeout_s)")]
+    TimeoutOverLimit { asked: u32, cap: u32 },
     #[error("input_timeout_s must be between 1 and {cap} (the workspace's max_input_timeout_s)")]
     InputTimeout { cap: u32 },
     #[error("the answer is {size} bytes; at most {max} are accepted")]

@@ -130,7 +130,8 @@ impl Control {
         let cap = ctx.limits().invocation_timeout_s;
         let manifest_timeout = version.manifest.pointer("/limits/timeout_s").and_then(Value::as_u64);
         let timeout_s = match spec.timeout_s {
-            Some(t) if t == 0 || t > cap => return Err(Invalid::Timeout { cap }.into()),
+            Some(0) => return Err(Invalid::Timeout { cap }.into()),
+            Some(t) if t > cap => return Err(Invalid::TimeoutOverLimit { asked: t, cap }.into()),
             Some(t) => t,
             None => manifest_timeout.map_or(cap, |t| (t.min(u64::from(cap)) as u32).max(1)),
         };

@@ -20,6 +20,7 @@ mod error;
 pub mod follow;
 pub mod input;
 pub mod invocations;
+pub mod limits;
 mod master_key;
 pub mod members;
 pub mod memory;
@@ -52,6 +53,7 @@ pub use builds::{BuildFollowed, BuildFollower, BuildResult, VersionBuildView};
 pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, Result, Unauthenticated};
 pub use follow::{EventFollower, Followed};
 pub use invocations::{Accepted, InvocationFilter, InvokeSpec, settled};
+pub use limits::{LimitChange, LimitSource, LimitView, LimitsView, tenant_limits_change, tenant_limits_show};
 pub use master_key::{MASTER_KEY_BYTES, MasterKey, MasterKeyError, MasterKeys};
 pub use members::{
     AcceptInvite, CreatedInvite, INVITE_TOKEN_PREFIX, InviteSpec, Joined, OwnerInvite, SignupPolicy,
@@ -120,6 +122,8 @@ pub struct Control {
 
 impl Control {
     pub fn new(store: Store, blobs: Blobs, settings: ControlSettings) -> Control {
+        // Every tenant read from here on has its overrides laid over the operator's defaults.
+        let store = store.with_default_limits(settings.default_limits.clone());
         Control { store, blobs, settings: Arc::new(settings) }
     }
 

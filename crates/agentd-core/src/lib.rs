@@ -26,7 +26,7 @@ pub use ids::{
     AgentId, ApiKeyId, BuildId, InviteId, InvocationId, RequestId, SessionId, TenantId, ThreadId, UserId, VersionId,
     WorkerTokenId,
 };
-pub use limits::TenantLimits;
+pub use limits::{LimitError, LimitOverrides, TenantLimits};
 pub use members::{Invite, Member};
 pub use memory::{MemoryItem, MemoryKey, MemoryKeyError, Namespace, NamespaceError};
 pub use page::{Cursor, NameCursor, OffsetPage, PageBounds, PageError, PageRequest};

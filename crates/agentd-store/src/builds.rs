@@ -169,7 +169,7 @@ impl Store {
                  lease_expires_at = $3, started_at = COALESCE(started_at, $4)
              WHERE id = $1 AND status = 'pending'
              RETURNING id, tenant_id, attempt, bundle_digest, runtime, plan, next_seq,
-                 (SELECT t.limits FROM tenants t WHERE t.id = tenant_id) AS limits",
+                 (SELECT t.limit_overrides FROM tenants t WHERE t.id = tenant_id) AS limit_overrides",
         )
         .bind(&id)
         .bind(worker)
@@ -182,8 +182,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let limits =
-            serde_json::from_value(rows::json(&row, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
+        let limits = rows::limits(&row, &self.default_limits)?;
         self.emit(Signal::BuildsChanged).await;
         Ok(Some(BuildClaim {
             build_id: BuildId::from_trusted(row.try_get("id")?),

@@ -139,7 +139,7 @@ impl Store {
                 .await?;
         }
         Ok(Some(Credential {
-            tenant: rows::tenant(&row)?,
+            tenant: rows::tenant(&row, &self.default_limits)?,
             actor: Actor::ApiKey { id: key_id },
             scopes: rows::scopes(row.try_get("scopes")?)?,
             user: None,
@@ -170,7 +170,7 @@ impl Store {
             created_at: rows::ts(&row, "user_created_at")?,
         };
         Ok(Some(Credential {
-            tenant: rows::tenant(&row)?,
+            tenant: rows::tenant(&row, &self.default_limits)?,
             actor: Actor::User { id: user.id.clone() },
             scopes: role.scopes(),
             user: Some(user),
@@ -196,7 +196,7 @@ impl Store {
             InvocationStatus::parse(row.try_get("invocation_status")?).map_err(|e| StoreError::corrupt("status", e))?;
         let lease_expires_at: Option<i64> = row.try_get("lease_expires_at")?;
         Ok(Some(RunCredential {
-            tenant: rows::tenant(&row)?,
+            tenant: rows::tenant(&row, &self.default_limits)?,
             invocation_id: InvocationId::from_trusted(row.try_get("invocation_id")?),
             agent_id: AgentId::from_trusted(row.try_get("agent_id")?),
             agent: Slug::from_trusted(row.try_get("agent_slug")?),
@@ -267,7 +267,7 @@ impl Store {
             .iter()
             .map(|row| {
                 let role = Role::parse(row.try_get("role")?).map_err(|e| StoreError::corrupt("role", e))?;
-                Ok(Membership { tenant: rows::tenant(row)?, role })
+                Ok(Membership { tenant: rows::tenant(row, &self.default_limits)?, role })
             })
             .collect()
     }

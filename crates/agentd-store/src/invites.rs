@@ -214,7 +214,7 @@ impl Store {
             accepted_at,
             revoked_at,
         };
-        Ok(Some(FoundInvite { invite: found, tenant: rows::tenant(&row)? }))
+        Ok(Some(FoundInvite { invite: found, tenant: rows::tenant(&row, &self.default_limits)? }))
     }
 
     /// Accepts a pending invite for `invitee` and opens `session` for them in its
@@ -303,18 +303,19 @@ impl Store {
     ) -> Result<(Tenant, Invite)> {
         let now = Timestamp::now();
         let tenant_id = TenantId::generate();
-        let limits = serde_json::to_string(&new.limits).map_err(|e| StoreError::corrupt("limits", e))?;
+        // As signup inserts its tenant: only what differs from the defaults is its own.
+        let overrides = new.limits.overrides_from(&self.default_limits);
+        let limits = serde_json::to_string(&overrides).map_err(|e| StoreError::corrupt("limit_overrides", e))?;
         let mut tx = self.writer.begin().await?;
-        // As signup inserts its tenant, with the concurrency cap the claim enforces.
         sqlx::query(
-            "INSERT INTO tenants (id, slug, name, status, limits, max_concurrent, created_at)
+            "INSERT INTO tenants (id, slug, name, status, limit_overrides, max_concurrent_override, created_at)
              VALUES ($1, $2, $3, 'active', $4, $5, $6)",
         )
         .bind(tenant_id.as_str())
         .bind(new.slug.as_str())
         .bind(&new.name)
         .bind(&limits)
-        .bind(i64::from(new.limits.max_concurrent_invocations))
+        .bind(overrides.get("max_concurrent_invocations").map(|v| v as i64))
         .bind(now.unix_ms())
         .execute(&mut *tx)
         .await

@@ -40,7 +40,7 @@ mod workers;
 use std::path::Path;
 use std::time::Duration;
 
-use agentd_core::{InvocationId, TenantScope};
+use agentd_core::{InvocationId, TenantLimits, TenantScope};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
@@ -58,7 +58,7 @@ pub use memory::{MemoryPut, MemorySearch, MemoryWrite, NamespaceListing, memory_
 pub use queue::{ClaimedRun, Completion, LeaseStatus, RetryPlan, RunLease, RunOutputSchemas};
 pub use secrets::{SealedSecret, SecretCursor, SecretWritten, StoredSecret};
 pub use signals::{Changes, Signal, Subscription};
-pub use tenants::{NewSignup, SignedUp};
+pub use tenants::{NewSignup, SignedUp, TenantLimitsRecord, TenantUsageCounts};
 pub use threads::{ThreadFilter, ThreadRun};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -77,6 +77,10 @@ pub struct Store {
     writer: AnyPool,
     reader: AnyPool,
     signals: signals::Signals,
+    /// The platform's default limits, which each tenant's overrides overlay wherever a
+    /// tenant is read (and in the claim's concurrency limit). The domain sets them from
+    /// the operator's settings; until then they are the built-in ones.
+    default_limits: std::sync::Arc<TenantLimits>,
 }
 
 type PragmaFuture<'c> = std::pin::Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
@@ -143,7 +147,17 @@ impl Store {
     }
 
     fn assemble(backend: Backend, writer: AnyPool, reader: AnyPool) -> Store {
-        Store { backend, writer, reader, signals: signals::Signals::new() }
+        Store { backend, writer, reader, signals: signals::Signals::new(), default_limits: Default::default() }
+    }
+
+    /// This store with `defaults` as the platform's default limits.
+    pub fn with_default_limits(mut self, defaults: TenantLimits) -> Store {
+        self.default_limits = std::sync::Arc::new(defaults);
+        self
+    }
+
+    pub fn default_limits(&self) -> &TenantLimits {
+        &self.default_limits
     }
 
     pub fn backend(&self) -> Backend {

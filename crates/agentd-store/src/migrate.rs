@@ -26,6 +26,7 @@ const SQLITE: &[Migration] = &[
     (13, "agent_secrets", include_str!("../migrations/sqlite/0013_agent_secrets.sql")),
     (14, "login_throttle", include_str!("../migrations/sqlite/0014_login_throttle.sql")),
     (15, "invites", include_str!("../migrations/sqlite/0015_invites.sql")),
+    (16, "limit_overrides", include_str!("../migrations/sqlite/0016_limit_overrides.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -43,6 +44,7 @@ const POSTGRES: &[Migration] = &[
     (13, "agent_secrets", include_str!("../migrations/postgres/0013_agent_secrets.sql")),
     (14, "login_throttle", include_str!("../migrations/postgres/0014_login_throttle.sql")),
     (15, "invites", include_str!("../migrations/postgres/0015_invites.sql")),
+    (16, "limit_overrides", include_str!("../migrations/postgres/0016_limit_overrides.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

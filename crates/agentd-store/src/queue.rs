@@ -56,6 +56,7 @@ impl Store {
             .bind(expires.unix_ms())
             .bind(now.unix_ms())
             .bind(hash_secret(run_token.expose()))
+            .bind(i64::from(self.default_limits.max_concurrent_invocations))
             .fetch_optional(&self.writer)
             .await?;
         let Some(row) = claimed else { return Ok(None) };
@@ -70,8 +71,7 @@ impl Store {
             Some(thread) => self.thread_state_for_run_unscoped(thread, &id).await?,
             None => Value::Null,
         };
-        let limits =
-            serde_json::from_value(rows::json(&row, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
+        let limits = rows::limits(&row, &self.default_limits)?;
         let run = ClaimedRun {
             invocation_id: InvocationId::from_trusted(id),
             tenant_id: TenantId::from_trusted(row.try_get("tenant_id")?),

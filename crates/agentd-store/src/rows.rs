@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use agentd_core::{
     Agent, AgentConfig, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream,
-    Invocation, InvocationError, InvocationId, InvocationStatus, ResourceKind, Scope, Scopes, Slug, Tenant, TenantId,
-    TenantLimits, TenantStatus, ThreadId, Timestamp, Usage, User, UserId, VersionId, Visibility,
+    Invocation, InvocationError, InvocationId, InvocationStatus, LimitOverrides, ResourceKind, Scope, Scopes, Slug,
+    Tenant, TenantId, TenantLimits, TenantStatus, ThreadId, Timestamp, Usage, User, UserId, VersionId, Visibility,
 };
 use serde_json::Value;
 use sqlx::Row;
@@ -49,9 +49,17 @@ pub(crate) fn u64_col(row: &AnyRow, col: &'static str) -> Result<u64> {
     u64::try_from(v).map_err(|e| StoreError::corrupt(col, e))
 }
 
-pub(crate) fn tenant(row: &AnyRow) -> Result<Tenant> {
-    let limits: TenantLimits =
-        serde_json::from_value(json(row, "limits")?).map_err(|e| StoreError::corrupt("limits", e))?;
+/// A tenant's effective limits: `defaults` overlaid by the row's `limit_overrides`.
+pub(crate) fn limits(row: &AnyRow, defaults: &TenantLimits) -> Result<TenantLimits> {
+    Ok(defaults.with_overrides(&limit_overrides(row)?))
+}
+
+pub(crate) fn limit_overrides(row: &AnyRow) -> Result<LimitOverrides> {
+    serde_json::from_value(json(row, "limit_overrides")?).map_err(|e| StoreError::corrupt("limit_overrides", e))
+}
+
+pub(crate) fn tenant(row: &AnyRow, defaults: &TenantLimits) -> Result<Tenant> {
+    let limits = limits(row, defaults)?;
     Ok(Tenant {
         id: TenantId::from_trusted(row.try_get("id")?),
         slug: Slug::from_trusted(row.try_get("slug")?),

@@ -2,12 +2,24 @@
 //! created in one transaction, so a signup either happens whole or not at all.
 
 use agentd_core::{
-    ApiKey, ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits, TenantScope, Timestamp, User, UserId,
+    ApiKey, LimitOverrides, ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits, TenantScope, Timestamp, User,
+    UserId,
 };
 
 use crate::credentials::{NewApiKey, insert_api_key};
 use crate::error::{Conflict, is_unique_violation};
-use crate::{Result, Store, StoreError, rows};
+use crate::{Backend, Result, Store, StoreError, rows};
+
+/// The limit the claim enforces from its own column, `max_concurrent_override`.
+const CONCURRENCY: &str = "max_concurrent_invocations";
+
+/// A tenant with its own values for limits, as an operator sees it.
+#[derive(Debug, Clone)]
+pub struct TenantLimitsRecord {
+    /// `limits` are the effective ones.
+    pub tenant: Tenant,
+    pub overrides: LimitOverrides,
+}
 
 /// What a signup creates, all in one transaction.
 pub struct SignedUp {
@@ -30,17 +42,19 @@ impl Store {
         let now = Timestamp::now();
         let tenant_id = TenantId::generate();
         let user_id = UserId::generate();
-        let limits = serde_json::to_string(&new.limits).map_err(|e| StoreError::corrupt("limits", e))?;
+        // Only what differs from the platform's defaults is the tenant's own.
+        let overrides = new.limits.overrides_from(&self.default_limits);
+        let limits = serde_json::to_string(&overrides).map_err(|e| StoreError::corrupt("limit_overrides", e))?;
         let mut tx = self.writer.begin().await?;
         sqlx::query(
-            "INSERT INTO tenants (id, slug, name, status, limits, max_concurrent, created_at)
+            "INSERT INTO tenants (id, slug, name, status, limit_overrides, max_concurrent_override, created_at)
              VALUES ($1, $2, $3, 'active', $4, $5, $6)",
         )
         .bind(tenant_id.as_str())
         .bind(new.tenant_slug.as_str())
         .bind(&new.tenant_name)
         .bind(&limits)
-        .bind(i64::from(new.limits.max_concurrent_invocations))
+        .bind(overrides.get(CONCURRENCY).map(|v| v as i64))
         .bind(now.unix_ms())
         .execute(&mut *tx)
         .await
@@ -89,6 +103,125 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound(ResourceKind::Tenant))?;
         tx.commit().await?;
-        rows::tenant(&row)
+        rows::tenant(&row, &self.default_limits)
     }
+
+    /// The caller's own tenant's overrides (the rest of its limits are the defaults).
+    pub async fn tenant_limit_overrides(&self, ctx: &TenantScope) -> Result<LimitOverrides> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        let row = sqlx::query("SELECT limit_overrides FROM tenants WHERE id = $1")
+            .bind(ctx.tenant_id().as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound(ResourceKind::Tenant))?;
+        tx.commit().await?;
+        rows::limit_overrides(&row)
+    }
+
+    /// A tenant named by its id or its slug, with its overrides: for operators.
+    pub async fn tenant_limits_unscoped(&self, tenant: &str) -> Result<TenantLimitsRecord> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1 OR slug = $1")
+            .bind(tenant)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound(ResourceKind::Tenant))?;
+        Ok(TenantLimitsRecord {
+            tenant: rows::tenant(&row, &self.default_limits)?,
+            overrides: rows::limit_overrides(&row)?,
+        })
+    }
+
+    /// Gives a tenant (by id or slug) the values in `set` and drops its own values for
+    /// `unset`, in one transaction that reads and writes the row (locked on PostgreSQL, so
+    /// two operators' changes do not lose each other's). The claim's concurrency column
+    /// is written with the JSON, so the two never disagree.
+    pub async fn tenant_limits_update_unscoped(
+        &self,
+        tenant: &str,
+        set: &LimitOverrides,
+        unset: &[String],
+    ) -> Result<TenantLimitsRecord> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let select = format!("SELECT id, limit_overrides FROM tenants WHERE id = $1 OR slug = $1{lock}");
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(select))
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound(ResourceKind::Tenant))?;
+        let id: String = sqlx::Row::try_get(&row, "id")?;
+        let mut overrides = rows::limit_overrides(&row)?;
+        overrides.merge(set);
+        for name in unset {
+            overrides.remove(name);
+        }
+        let json = serde_json::to_string(&overrides).map_err(|e| StoreError::corrupt("limit_overrides", e))?;
+        sqlx::query("UPDATE tenants SET limit_overrides = $1, max_concurrent_override = $2 WHERE id = $3")
+            .bind(&json)
+            .bind(overrides.get(CONCURRENCY).map(|v| v as i64))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        // A freed concurrency slot may make a run claimable.
+        self.emit(crate::Signal::InvocationQueued).await;
+        self.tenant_limits_unscoped(&id).await
+    }
+
+    /// What the caller's tenant holds of the things its limits count, read together.
+    pub async fn tenant_usage_counts(&self, ctx: &TenantScope) -> Result<TenantUsageCounts> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM agents WHERE tenant_id = $1) AS agents,
+                    (SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL) AS api_keys,
+                    (SELECT COUNT(*) FROM invocations WHERE tenant_id = $1 AND status IN ('queued', 'retrying'))
+                        AS queued,
+                    (SELECT COUNT(*) FROM invocations WHERE tenant_id = $1 AND status = 'running') AS running,
+                    (SELECT COALESCE(MAX(bytes), 0) FROM memory_usage WHERE tenant_id = $1) AS store_bytes",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(TenantUsageCounts {
+            agents: rows::u64_col(&row, "agents")?,
+            api_keys: rows::u64_col(&row, "api_keys")?,
+            queued_invocations: rows::u64_col(&row, "queued")?,
+            running_invocations: rows::u64_col(&row, "running")?,
+            store_bytes: rows::u64_col(&row, "store_bytes")?,
+        })
+    }
+
+    /// Bytes of blobs the tenant's rows refer to (bundles of every version, artifacts),
+    /// each digest once however many rows share it, and whether `digest` is among them.
+    pub async fn storage_used(&self, ctx: &TenantScope, digest: &str) -> Result<(u64, bool)> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS used,
+                    CAST(COALESCE(MAX(CASE WHEN digest = $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS held
+             FROM (SELECT digest, MAX(size) AS size FROM (
+                       SELECT digest, size_bytes AS size FROM agent_versions WHERE tenant_id = $1
+                       UNION ALL SELECT digest, size FROM invocation_artifacts WHERE tenant_id = $1) AS blobs
+                   GROUP BY digest) AS distinct_blobs",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(digest)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((rows::u64_col(&row, "used")?, rows::u64_col(&row, "held")? == 1))
+    }
+}
+
+/// Counts of what a tenant holds, for its limits' `used`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TenantUsageCounts {
+    pub agents: u64,
+    pub api_keys: u64,
+    pub queued_invocations: u64,
+    pub running_invocations: u64,
+    pub store_bytes: u64,
 }

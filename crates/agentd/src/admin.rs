@@ -9,6 +9,8 @@ use agentd_control::MasterKeys;
 use agentd_store::{BlobLocation, S3Connection, Store};
 use clap::{Args, Subcommand};
 
+mod limits;
+
 use crate::master_key;
 use crate::serve::create_private_dir;
 use crate::settings::{DatabaseUrl, Environment, Settings, SettingsError, StoreSettings, absolute};
@@ -32,6 +34,9 @@ pub enum AdminCommand {
     /// Agents' secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// A tenant's limits and its own values for them.
+    #[command(subcommand)]
+    Limits(limits::LimitsCommand),
     /// Workspaces.
     #[command(subcommand)]
     Tenants(TenantsCommand),
@@ -114,6 +119,7 @@ pub async fn run(args: AdminArgs) -> ExitCode {
             rotate_secrets(&store, &settings, previous_key_file.as_deref()).await
         }
         AdminCommand::Tenants(TenantsCommand::Create(create)) => tenant_create(&store, &create).await,
+        AdminCommand::Limits(command) => limits::run(&store, command).await,
     };
     store.close().await;
     outcome

@@ -9,6 +9,7 @@ mod events;
 mod invocations;
 mod keys;
 mod members;
+mod limits;
 mod memory;
 mod runtimes;
 mod secrets;
@@ -41,6 +42,7 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(runtimes::routes())
         .merge(threads::routes())
         .merge(usage::routes())
+        .merge(limits::routes())
         .merge(memory::routes(limits.memory_item))
         .merge(secrets::routes())
         .merge(members::routes())

@@ -5,7 +5,9 @@
 //!
 //! Parameters of a claim: `$1` worker, `$2` lease expiry, `$3` now (unix ms), `$4` the
 //! SHA-256 of the new attempt's run token, which replaces the last attempt's in the same
-//! statement (so a token is good for one attempt only).
+//! statement (so a token is good for one attempt only), `$5` the platform's default
+//! `max_concurrent_invocations`, for tenants without an override of their own
+//! (`max_concurrent_override`).
 //!
 //! A run on a thread is ready only when no earlier run of its thread is still going
 //! (queued, running, retrying or waiting for an answer), so a thread's runs run one at a
@@ -33,7 +35,7 @@ pub(super) const SQLITE_CLAIM: &str = "UPDATE invocations SET status = 'running'
                   WHERE p.thread_id = r.thread_id AND p.id < r.id
                     AND p.status IN ('queued', 'running', 'retrying', 'waiting_for_input'))))
                   AND (SELECT COUNT(*) FROM invocations r WHERE r.tenant_id = t.id AND r.status = 'running')
-                      < t.max_concurrent
+                      < COALESCE(t.max_concurrent_override, $5)
                 ORDER BY t.last_claimed_at, t.id LIMIT 1)
           AND i.status IN ('queued', 'retrying') AND i.run_after <= $3
           AND (i.thread_id IS NULL OR NOT EXISTS (SELECT 1 FROM invocations p INDEXED BY invocations_thread
@@ -44,14 +46,14 @@ pub(super) const SQLITE_CLAIM: &str = "UPDATE invocations SET status = 'running'
         (SELECT v.digest FROM agent_versions v WHERE v.id = version_id) AS digest,
         (SELECT v.manifest FROM agent_versions v WHERE v.id = version_id) AS manifest,
         (SELECT v.dependencies_archive FROM agent_versions v WHERE v.id = version_id) AS dependencies,
-        (SELECT t.limits FROM tenants t WHERE t.id = tenant_id) AS limits,
+        (SELECT t.limit_overrides FROM tenants t WHERE t.id = tenant_id) AS limit_overrides,
         (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM invocation_events e WHERE e.invocation_id = id) AS next_seq";
 
 /// Tenants that have a ready run and, as far as the statement's snapshot shows, a free
 /// concurrency slot; oldest-served first. Shared by both ways of locking one below.
 macro_rules! eligible_tenants {
     () => {
-        "SELECT t.id, t.max_concurrent, t.claims FROM tenants t
+        "SELECT t.id, COALESCE(t.max_concurrent_override, $5) AS max_concurrent, t.claims FROM tenants t
         WHERE t.status = 'active'
           AND EXISTS (SELECT 1 FROM invocations i
                       WHERE i.tenant_id = t.id AND i.status IN ('queued', 'retrying') AND i.run_after <= $3
@@ -60,7 +62,7 @@ macro_rules! eligible_tenants {
                     AND p.status IN ('queued', 'running', 'retrying', 'waiting_for_input')))
                       OFFSET 0)
           AND (SELECT COUNT(*) FROM invocations r WHERE r.tenant_id = t.id AND r.status = 'running')
-              < t.max_concurrent"
+              < COALESCE(t.max_concurrent_override, $5)"
     };
 }
 
@@ -118,7 +120,7 @@ pub(super) const POSTGRES_CLAIM: &str = concat!(
         (SELECT v.digest FROM agent_versions v WHERE v.id = invocations.version_id) AS digest,
         (SELECT v.manifest FROM agent_versions v WHERE v.id = invocations.version_id) AS manifest,
         (SELECT v.dependencies_archive FROM agent_versions v WHERE v.id = invocations.version_id) AS dependencies,
-        (SELECT t.limits FROM tenants t WHERE t.id = invocations.tenant_id) AS limits,
+        (SELECT t.limit_overrides FROM tenants t WHERE t.id = invocations.tenant_id) AS limit_overrides,
         (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM invocation_events e WHERE e.invocation_id = invocations.id)
             AS next_seq"
 );

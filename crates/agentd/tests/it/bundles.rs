@@ -75,7 +75,7 @@ async fn bad_bundles_are_rejected_with_a_clear_code_and_nothing_is_stored(backen
     );
     // Random bytes do not compress, so the archive is over the 4 KiB limit.
     let big = hostile_tar(dir.path(), &format!("{MANIFEST}\n{RUN_SH}\nimport os\nadd('blob', os.urandom(8192))"));
-    assert_eq!(upload(&alpha, big, "too big").await, (Some(413), Some("bundle_too_large".to_owned())));
+    assert_eq!(upload(&alpha, big, "too big").await, (Some(413), Some("max_bundle_bytes".to_owned())));
 
     let versions = alpha.client.versions_list("x", &ListOptions::default()).await.unwrap();
     assert!(versions.data.is_empty(), "a rejected bundle must not become a version");

@@ -16,6 +16,7 @@ mod harness;
 mod init;
 mod invocations;
 mod members;
+mod limits;
 mod memory;
 mod recovery;
 mod remote;

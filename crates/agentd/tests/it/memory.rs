@@ -318,7 +318,7 @@ async fn both_size_limits_have_their_codes_and_writes_give_bytes_back(backend: B
     // before they are read.
     let huge = json!({"namespace": ["n"], "key": "huge", "value": "v".repeat(2 * 1024 * 1024)});
     let (status, problem) = put(&alpha, huge).await;
-    assert_eq!((status, problem["code"].as_str()), (413, Some("body_too_large")), "{problem}");
+    assert_eq!((status, problem["code"].as_str()), (413, Some("max_request_body_bytes")), "{problem}");
 }
 
 on_both_stores!(a_read_only_key_reads_the_store_but_cannot_write_it);
