@@ -13,8 +13,8 @@
 pub mod accounts;
 pub mod agents;
 pub mod invocations;
-pub mod members;
 pub mod limits;
+pub mod members;
 pub mod memory;
 pub mod threads;
 pub mod worker;
@@ -33,11 +33,11 @@ pub use agents::{
     AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, PutSecretRequest, RuntimeResponse, VersionBuildResponse,
 };
 pub use invocations::{InvokeRequest, RespondRequest};
+pub use limits::{LimitEntry, LimitsReport};
 pub use members::{
     AcceptInviteRequest, AcceptInviteResponse, CreateInviteRequest, CreatedInvite, PatchMemberRequest,
     SwitchWorkspaceRequest,
 };
-pub use limits::{LimitEntry, LimitsReport};
 pub use memory::{
     ListNamespacesRequest, MemoryItemQuery, MemoryItems, MemoryNamespaces, PutMemoryItemRequest,
     SearchMemoryItemsRequest,
