@@ -10,6 +10,7 @@ pub mod context;
 pub mod ids;
 pub mod limits;
 pub mod memory;
+pub mod operators;
 pub mod page;
 pub mod queue;
 pub mod resources;
@@ -22,7 +23,7 @@ pub mod usage;
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
 pub use context::{Actor, Role, Scope, Scopes, TenantScope};
 pub use ids::{
-    AgentId, ApiKeyId, BuildId, InvocationId, RequestId, SessionId, TenantId, ThreadId, UserId, VersionId,
+    AgentId, ApiKeyId, BuildId, InvocationId, OperatorTokenId, RequestId, SessionId, TenantId, ThreadId, UserId, VersionId,
     WorkerTokenId,
 };
 pub use limits::TenantLimits;

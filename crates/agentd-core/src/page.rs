@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::ids::{AgentId, ApiKeyId, InvocationId, ThreadId};
+use crate::ids::{AgentId, ApiKeyId, InvocationId, TenantId, ThreadId};
 
 /// The bounds of one kind of list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,7 @@ macro_rules! id_cursor {
     )+};
 }
 
-id_cursor!(AgentId, ApiKeyId, InvocationId, ThreadId);
+id_cursor!(AgentId, ApiKeyId, InvocationId, TenantId, ThreadId);
 
 /// Version numbers and event sequence numbers.
 macro_rules! number_cursor {

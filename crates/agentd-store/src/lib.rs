@@ -26,6 +26,7 @@ mod interrupts;
 mod invocations;
 mod memory;
 mod migrate;
+mod operators;
 mod queue;
 mod rows;
 mod secrets;
@@ -56,6 +57,7 @@ pub use secrets::{SealedSecret, SecretCursor, SecretWritten, StoredSecret};
 pub use signals::{Changes, Signal, Subscription};
 pub use tenants::{NewSignup, SignedUp};
 pub use threads::{ThreadFilter, ThreadRun};
+pub use workers::WorkerSighting;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

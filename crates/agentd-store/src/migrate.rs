@@ -25,6 +25,7 @@ const SQLITE: &[Migration] = &[
     (12, "run_tokens", include_str!("../migrations/sqlite/0012_run_tokens.sql")),
     (13, "agent_secrets", include_str!("../migrations/sqlite/0013_agent_secrets.sql")),
     (14, "login_throttle", include_str!("../migrations/sqlite/0014_login_throttle.sql")),
+    (19, "operators", include_str!("../migrations/sqlite/0019_operators.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -41,6 +42,7 @@ const POSTGRES: &[Migration] = &[
     (12, "run_tokens", include_str!("../migrations/postgres/0012_run_tokens.sql")),
     (13, "agent_secrets", include_str!("../migrations/postgres/0013_agent_secrets.sql")),
     (14, "login_throttle", include_str!("../migrations/postgres/0014_login_throttle.sql")),
+    (19, "operators", include_str!("../migrations/postgres/0019_operators.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.
