@@ -58,6 +58,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
             match unauthenticated {
                 Unauthenticated::RunTokenNotAccepted => "run_token_not_accepted",
                 Unauthenticated::RunEnded { .. } => "run_ended",
+                Unauthenticated::OperatorTokenNotAccepted => "operator_token_not_accepted",
                 Unauthenticated::Missing
                 | Unauthenticated::Malformed
                 | Unauthenticated::UnknownToken
@@ -73,6 +74,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
                 Forbidden::TenantSuspended => "tenant_suspended",
                 Forbidden::SignupDisabled => "signup_disabled",
                 Forbidden::SessionRequired => "session_required",
+                Forbidden::OperatorRequired => "operator_required",
             },
         ),
         ControlError::NotFound(_) => (S::NOT_FOUND, "not_found"),

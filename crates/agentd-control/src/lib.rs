@@ -22,6 +22,7 @@ pub mod input;
 pub mod invocations;
 mod master_key;
 pub mod memory;
+pub mod operators;
 mod reconcilers;
 mod retry;
 pub mod runs;
@@ -29,6 +30,7 @@ mod secrets;
 pub mod threads;
 pub mod usage;
 mod wait;
+mod worker_presence;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,7 +57,8 @@ pub use master_key::{MASTER_KEY_BYTES, MasterKey, MasterKeyError, MasterKeys};
 pub use memory::{MemoryPut, MemoryPutSpec, MemorySearchSpec, NamespaceSpec};
 pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
-pub use runs::{LeaseLength, WorkerName};
+pub use operators::{CreatedOperatorToken, Operator, OperatorCtx, Operators, operators_on_store};
+pub use runs::{Claimer, LeaseLength, WorkerName};
 pub use secrets::{MAX_SECRETS_PER_AGENT, Rotation, secrets_rotate};
 pub use threads::{ThreadFilter, ThreadSpec};
 pub use usage::UsagePeriod;
@@ -107,11 +110,12 @@ pub struct Control {
     store: Store,
     blobs: Blobs,
     settings: Arc<ControlSettings>,
+    workers: Arc<worker_presence::WorkerPresence>,
 }
 
 impl Control {
     pub fn new(store: Store, blobs: Blobs, settings: ControlSettings) -> Control {
-        Control { store, blobs, settings: Arc::new(settings) }
+        Control { store, blobs, settings: Arc::new(settings), workers: Default::default() }
     }
 
     pub fn settings(&self) -> &ControlSettings {

@@ -2,6 +2,7 @@
 //! routes; a handler is extract → authorize → call the domain → map to a wire type.
 
 mod accounts;
+mod admin;
 mod agents;
 mod artifacts;
 mod builds;
@@ -42,4 +43,5 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(usage::routes())
         .merge(memory::routes(limits.memory_item))
         .merge(secrets::routes())
+        .merge(admin::routes())
 }
