@@ -9,7 +9,7 @@ use agentd_control::MasterKeys;
 use agentd_store::{BlobLocation, S3Connection, Store};
 use clap::{Args, Subcommand};
 
-use crate::master_key;
+use crate::{admin_operators, master_key};
 use crate::serve::create_private_dir;
 use crate::settings::{DatabaseUrl, Environment, Settings, SettingsError, StoreSettings, absolute};
 
@@ -32,6 +32,12 @@ pub enum AdminCommand {
     /// Agents' secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Operator tokens, for `/v1/admin/*`.
+    #[command(subcommand)]
+    Operator(admin_operators::OperatorCommand),
+    /// Tenants: list, show, suspend, resume.
+    #[command(subcommand)]
+    Tenants(admin_operators::TenantsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +59,11 @@ pub enum WorkersCommand {
     CreateToken {
         #[arg(long, default_value = "worker")]
         name: String,
+    },
+    /// Worker processes seen in the last day: heartbeat, slots, runs in flight.
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -102,6 +113,18 @@ pub async fn run(args: AdminArgs) -> ExitCode {
         AdminCommand::Workers(WorkersCommand::CreateToken { name }) => create_worker_token(&store, &name).await,
         AdminCommand::Secrets(SecretsCommand::Rotate { previous_key_file }) => {
             rotate_secrets(&store, &settings, previous_key_file.as_deref()).await
+        }
+        AdminCommand::Workers(WorkersCommand::List { json }) => {
+            let (ops, op) = agentd_control::operators_on_store(store.clone());
+            admin_operators::workers_list(&ops, &op, json).await
+        }
+        AdminCommand::Operator(command) => {
+            let (ops, op) = agentd_control::operators_on_store(store.clone());
+            admin_operators::operator(&ops, &op, command).await
+        }
+        AdminCommand::Tenants(command) => {
+            let (ops, op) = agentd_control::operators_on_store(store.clone());
+            admin_operators::tenants(&ops, &op, command).await
         }
     };
     store.close().await;
