@@ -23,8 +23,8 @@ pub mod usage;
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
 pub use context::{Actor, Role, Scope, Scopes, TenantScope};
 pub use ids::{
-    AgentId, ApiKeyId, BuildId, InvocationId, OperatorTokenId, RequestId, SessionId, TenantId, ThreadId, UserId, VersionId,
-    WorkerTokenId,
+    AgentId, ApiKeyId, BuildId, InvocationId, OperatorTokenId, RequestId, SessionId, TenantId, ThreadId, UserId,
+    VersionId, WorkerTokenId,
 };
 pub use limits::TenantLimits;
 pub use memory::{MemoryItem, MemoryKey, MemoryKeyError, Namespace, NamespaceError};

@@ -59,13 +59,12 @@ impl Store {
     /// Revokes an operator token; revoking twice keeps the first time. `None` when there
     /// is no such token.
     pub async fn operator_token_revoke_unscoped(&self, id: &OperatorTokenId) -> Result<Option<OperatorToken>> {
-        let row = sqlx::query(
-            "UPDATE operator_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING *",
-        )
-        .bind(Timestamp::now().unix_ms())
-        .bind(id.as_str())
-        .fetch_optional(&self.writer)
-        .await?;
+        let row =
+            sqlx::query("UPDATE operator_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING *")
+                .bind(Timestamp::now().unix_ms())
+                .bind(id.as_str())
+                .fetch_optional(&self.writer)
+                .await?;
         row.as_ref().map(operator_token).transpose()
     }
 
@@ -198,8 +197,10 @@ impl Store {
             memory_bytes: count(&stored, "memory")?,
             total_bytes: 0,
         };
-        usage.storage =
-            TenantStorage { total_bytes: storage.bundle_bytes + storage.artifact_bytes + storage.memory_bytes, ..storage };
+        usage.storage = TenantStorage {
+            total_bytes: storage.bundle_bytes + storage.artifact_bytes + storage.memory_bytes,
+            ..storage
+        };
         Ok(usage)
     }
 }

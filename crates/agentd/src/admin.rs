@@ -9,9 +9,9 @@ use agentd_control::MasterKeys;
 use agentd_store::{BlobLocation, S3Connection, Store};
 use clap::{Args, Subcommand};
 
-use crate::{admin_operators, master_key};
 use crate::serve::create_private_dir;
 use crate::settings::{DatabaseUrl, Environment, Settings, SettingsError, StoreSettings, absolute};
+use crate::{admin_operators, master_key};
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {

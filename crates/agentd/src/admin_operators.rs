@@ -95,7 +95,9 @@ pub async fn operator(ops: &Operators, op: &OperatorCtx, command: OperatorComman
             Err(err) => fail(err),
         },
         OperatorCommand::Revoke { id } => {
-            let Ok(id) = OperatorTokenId::parse(&id) else { return fail(format!("`{id}` is not an operator token id")) };
+            let Ok(id) = OperatorTokenId::parse(&id) else {
+                return fail(format!("`{id}` is not an operator token id"));
+            };
             match ops.token_revoke(op, &id).await {
                 Ok(Some(_)) => {
                     eprintln!("revoked operator token {id}");

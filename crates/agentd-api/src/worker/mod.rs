@@ -8,7 +8,9 @@ use agentd_api_types::worker::{
     AppendEventsRequest, Applied, BuildClaimRequest, BuildFailRequest, BuildLogRequest, BuildReleaseRequest,
     ClaimRequest, CompleteRequest, HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
 };
-use agentd_control::{BuildResult, Claimer, ControlError, Invalid, LeaseLength, Unauthenticated, WorkerCtx, WorkerName};
+use agentd_control::{
+    BuildResult, Claimer, ControlError, Invalid, LeaseLength, Unauthenticated, WorkerCtx, WorkerName,
+};
 use agentd_core::queue::{BuildLease, RunLease};
 use agentd_core::{ArtifactName, BuildId, InvocationId, ResourceKind};
 use axum::body::Body;

@@ -16,6 +16,7 @@ mod harness;
 mod init;
 mod invocations;
 mod memory;
+mod operators;
 mod recovery;
 mod remote;
 mod run_token;
