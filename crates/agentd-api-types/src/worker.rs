@@ -13,6 +13,9 @@ pub struct ClaimRequest {
     pub worker: String,
     pub lease_s: u32,
     pub wait_s: u32,
+    /// How many runs the worker executes at once, shown to operators; optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u32>,
 }
 
 /// `POST /v1/worker/heartbeat`.

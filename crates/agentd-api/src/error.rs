@@ -58,6 +58,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
             match unauthenticated {
                 Unauthenticated::RunTokenNotAccepted => "run_token_not_accepted",
                 Unauthenticated::RunEnded { .. } => "run_ended",
+                Unauthenticated::OperatorTokenNotAccepted => "operator_token_not_accepted",
                 Unauthenticated::Missing
                 | Unauthenticated::Malformed
                 | Unauthenticated::UnknownToken
@@ -75,6 +76,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
                 Forbidden::OwnerOnly => "owner_required",
                 Forbidden::InviteEmailMismatch => "invite_email_mismatch",
                 Forbidden::SessionRequired => "session_required",
+                Forbidden::OperatorRequired => "operator_required",
             },
         ),
         ControlError::NotFound(_) => (S::NOT_FOUND, "not_found"),

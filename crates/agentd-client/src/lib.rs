@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod account;
+mod admin;
 mod agents;
 mod error;
 mod follow;

@@ -284,9 +284,20 @@ capability!(
 #[derive(Debug, Clone)]
 pub struct WorkerCtx {
     owner_prefix: String,
+    /// The worker token it holds; `None` for the server's in-process worker.
+    token_id: Option<WorkerTokenId>,
 }
 
 impl WorkerCtx {
+    pub(crate) fn token_id(&self) -> Option<&WorkerTokenId> {
+        self.token_id.as_ref()
+    }
+
+    /// The process name within a lease owner of this worker.
+    pub(crate) fn process_name<'a>(&self, lease_owner: &'a str) -> Option<&'a str> {
+        lease_owner.strip_prefix(self.owner_prefix.as_str())
+    }
+
     /// The lease owner of a run claimed by the worker process called `name`.
     pub(crate) fn lease_owner(&self, name: &str) -> String {
         format!("{}{name}", self.owner_prefix)
@@ -338,6 +349,8 @@ impl Control {
             self.store.session_authenticate_unscoped(&hash_secret(token)).await?
         } else if token.starts_with(RUN_TOKEN_PREFIX) {
             return self.authenticate_run(token, request_id).await;
+        } else if token.starts_with(crate::operators::OPERATOR_TOKEN_PREFIX) {
+            return Err(Unauthenticated::OperatorTokenNotAccepted.into());
         } else {
             None
         };
@@ -392,12 +405,12 @@ impl Control {
             .worker_token_authenticate_unscoped(&hash_secret(token))
             .await?
             .ok_or(Unauthenticated::UnknownWorkerToken)?;
-        Ok(WorkerCtx { owner_prefix: format!("{id}/") })
+        Ok(WorkerCtx { owner_prefix: format!("{id}/"), token_id: Some(id) })
     }
 
     /// The server's own in-process worker: it runs inside the process that holds the
     /// store, so it needs no token.
     pub fn embedded_worker(&self) -> WorkerCtx {
-        WorkerCtx { owner_prefix: "embedded/".to_owned() }
+        WorkerCtx { owner_prefix: "embedded/".to_owned(), token_id: None }
     }
 }

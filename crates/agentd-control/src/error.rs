@@ -78,6 +78,8 @@ pub enum Unauthenticated {
          its own sub-invocations and call GET /v1/me (see docs/API.md, \"Run tokens\")"
     )]
     RunTokenNotAccepted,
+    #[error("an operator token is accepted on /v1/admin/* only; use an API key or a session token here")]
+    OperatorTokenNotAccepted,
     #[error("the run this token was made for has ended (invocation {id}); a run's token works only while it runs")]
     RunEnded { id: InvocationId },
 }
@@ -90,6 +92,11 @@ pub enum Forbidden {
     CannotGrant { scope: Scope },
     #[error("this workspace is suspended; contact the operator")]
     TenantSuspended,
+    #[error(
+        "this route is the operators': send an operator token (`agentd admin operator create-token`), not a \
+         workspace's credential"
+    )]
+    OperatorRequired,
     #[error("signup is turned off on this server; ask the operator for an account, or a workspace for an invite")]
     SignupDisabled,
     #[error("only an owner may grant, change or remove the `owner` role")]

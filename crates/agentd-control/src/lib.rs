@@ -24,6 +24,7 @@ pub mod limits;
 mod master_key;
 pub mod members;
 pub mod memory;
+pub mod operators;
 mod reconcilers;
 mod retry;
 pub mod runs;
@@ -31,6 +32,7 @@ mod secrets;
 pub mod threads;
 pub mod usage;
 mod wait;
+mod worker_presence;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -60,9 +62,10 @@ pub use members::{
     tenant_create_with_owner_invite,
 };
 pub use memory::{MemoryPut, MemoryPutSpec, MemorySearchSpec, NamespaceSpec};
+pub use operators::{CreatedOperatorToken, Operator, OperatorCtx, Operators, operators_on_store};
 pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
-pub use runs::{LeaseLength, WorkerName};
+pub use runs::{Claimer, LeaseLength, WorkerName};
 pub use secrets::{MAX_SECRETS_PER_AGENT, Rotation, secrets_rotate};
 pub use threads::{ThreadFilter, ThreadSpec};
 pub use usage::UsagePeriod;
@@ -118,13 +121,14 @@ pub struct Control {
     store: Store,
     blobs: Blobs,
     settings: Arc<ControlSettings>,
+    workers: Arc<worker_presence::WorkerPresence>,
 }
 
 impl Control {
     pub fn new(store: Store, blobs: Blobs, settings: ControlSettings) -> Control {
         // Every tenant read from here on has its overrides laid over the operator's defaults.
         let store = store.with_default_limits(settings.default_limits.clone());
-        Control { store, blobs, settings: Arc::new(settings) }
+        Control { store, blobs, settings: Arc::new(settings), workers: Default::default() }
     }
 
     pub fn settings(&self) -> &ControlSettings {

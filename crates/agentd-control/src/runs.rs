@@ -58,8 +58,15 @@ impl WorkerName {
     }
 }
 
+/// The worker process asking for a run: its name and how many runs it executes at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimer {
+    pub name: WorkerName,
+    pub slots: Option<u32>,
+}
+
 impl Control {
-    /// Claims a run for `name`, waiting up to `wait` (at most 30 s) for one: woken when a
+    /// Claims a run for `claimer`, waiting up to `wait` (at most 30 s) for one: woken when a
     /// run is queued or a running one ends (freeing its tenant's slot), when the next
     /// retry comes due, or by a bounded timer that covers a missed signal. The run comes
     /// with its agent's secrets, opened; one whose secrets do not open is failed as the
@@ -67,11 +74,13 @@ impl Control {
     pub async fn run_claim(
         &self,
         worker: &WorkerCtx,
-        name: &WorkerName,
+        claimer: &Claimer,
         lease: LeaseLength,
         wait: Duration,
     ) -> Result<Option<ClaimedRun>> {
-        let owner = worker.lease_owner(name.as_str());
+        let name = claimer.name.as_str();
+        self.workers.seen(&self.store, worker, name, claimer.slots).await;
+        let owner = worker.lease_owner(name);
         let deadline = Instant::now() + wait.min(MAX_CLAIM_WAIT);
         let mut changes = self.store.subscribe_queue();
         wait::until(&mut changes, Some(deadline), CLAIM_BACKSTOP, || async {
@@ -104,6 +113,9 @@ impl Control {
     /// Extends a lease this worker holds and says whether to go on.
     pub async fn run_heartbeat(&self, worker: &WorkerCtx, run: &RunLease, lease: LeaseLength) -> Result<LeaseStatus> {
         worker.check(run)?;
+        if let Some(name) = worker.process_name(&run.lease_owner) {
+            self.workers.seen(&self.store, worker, name, None).await;
+        }
         Ok(self.store.queue_renew_lease(run, lease.get()).await?)
     }
 

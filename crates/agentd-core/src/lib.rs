@@ -11,6 +11,7 @@ pub mod ids;
 pub mod limits;
 pub mod members;
 pub mod memory;
+pub mod operators;
 pub mod page;
 pub mod queue;
 pub mod resources;
@@ -23,8 +24,8 @@ pub mod usage;
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
 pub use context::{Actor, Role, Scope, Scopes, TenantScope};
 pub use ids::{
-    AgentId, ApiKeyId, BuildId, InviteId, InvocationId, RequestId, SessionId, TenantId, ThreadId, UserId, VersionId,
-    WorkerTokenId,
+    AgentId, ApiKeyId, BuildId, InviteId, InvocationId, OperatorTokenId, RequestId, SessionId, TenantId, ThreadId,
+    UserId, VersionId, WorkerTokenId,
 };
 pub use limits::{LimitError, LimitOverrides, TenantLimits};
 pub use members::{Invite, Member};

@@ -28,6 +28,7 @@ mod invocations;
 mod members;
 mod memory;
 mod migrate;
+mod operators;
 mod queue;
 mod rows;
 mod secrets;
@@ -60,6 +61,7 @@ pub use secrets::{SealedSecret, SecretCursor, SecretWritten, StoredSecret};
 pub use signals::{Changes, Signal, Subscription};
 pub use tenants::{NewSignup, SignedUp, TenantLimitsRecord, TenantUsageCounts};
 pub use threads::{ThreadFilter, ThreadRun};
+pub use workers::WorkerSighting;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

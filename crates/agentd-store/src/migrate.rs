@@ -27,6 +27,7 @@ const SQLITE: &[Migration] = &[
     (14, "login_throttle", include_str!("../migrations/sqlite/0014_login_throttle.sql")),
     (15, "invites", include_str!("../migrations/sqlite/0015_invites.sql")),
     (16, "limit_overrides", include_str!("../migrations/sqlite/0016_limit_overrides.sql")),
+    (19, "operators", include_str!("../migrations/sqlite/0019_operators.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -45,6 +46,7 @@ const POSTGRES: &[Migration] = &[
     (14, "login_throttle", include_str!("../migrations/postgres/0014_login_throttle.sql")),
     (15, "invites", include_str!("../migrations/postgres/0015_invites.sql")),
     (16, "limit_overrides", include_str!("../migrations/postgres/0016_limit_overrides.sql")),
+    (19, "operators", include_str!("../migrations/postgres/0019_operators.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

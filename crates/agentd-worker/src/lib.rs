@@ -127,7 +127,12 @@ impl Worker {
                     Err(_) => break,
                 },
             };
-            let claim = shared.source.claim(&shared.settings.worker_id, shared.settings.lease, CLAIM_WAIT);
+            let claim = shared.source.claim(
+                &shared.settings.worker_id,
+                shared.settings.slots,
+                shared.settings.lease,
+                CLAIM_WAIT,
+            );
             let claimed = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 claimed = claim => claimed,

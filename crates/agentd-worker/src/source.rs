@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use agentd_api_types::worker::ClaimRequest;
 use agentd_client::Client;
-use agentd_control::{Changes, Control, LeaseLength, Subscription, WorkerCtx, WorkerName};
+use agentd_control::{Changes, Claimer, Control, LeaseLength, Subscription, WorkerCtx, WorkerName};
 use agentd_core::ArtifactName;
 use agentd_core::queue::{BuildLease, ClaimedBuild, ClaimedRun, Completion, LeaseStatus, NewEvent, RunLease};
 
@@ -33,21 +33,24 @@ impl RunSource {
         RunSource::Embedded { control, worker }
     }
 
-    /// Waits up to `wait` for a run and claims it for `worker`.
+    /// Waits up to `wait` for a run and claims it for `worker`, which runs `slots` at once.
     pub async fn claim(
         &self,
         worker: &str,
+        slots: usize,
         lease: Duration,
         wait: Duration,
     ) -> Result<Option<ClaimedRun>, SourceError> {
+        let slots = u32::try_from(slots).ok();
         match self {
             RunSource::Embedded { control, worker: ctx } => {
                 let name = WorkerName::parse(worker).map_err(agentd_control::ControlError::from)?;
                 let lease = LeaseLength::parse_secs(secs(lease)).map_err(agentd_control::ControlError::from)?;
-                Ok(control.run_claim(ctx, &name, lease, wait).await?)
+                Ok(control.run_claim(ctx, &Claimer { name, slots }, lease, wait).await?)
             }
             RunSource::Remote { client } => {
-                let request = ClaimRequest { worker: worker.to_owned(), lease_s: secs(lease), wait_s: secs(wait) };
+                let request =
+                    ClaimRequest { worker: worker.to_owned(), lease_s: secs(lease), wait_s: secs(wait), slots };
                 Ok(client.worker_claim(&request).await?)
             }
         }
@@ -128,7 +131,8 @@ impl RunSource {
                 Ok(control.build_claim(ctx, &name, lease, wait).await?)
             }
             RunSource::Remote { client } => {
-                let request = ClaimRequest { worker: worker.to_owned(), lease_s: secs(lease), wait_s: secs(wait) };
+                let request =
+                    ClaimRequest { worker: worker.to_owned(), lease_s: secs(lease), wait_s: secs(wait), slots: None };
                 Ok(client.worker_build_claim(&request).await?)
             }
         }

@@ -11,9 +11,9 @@ use clap::{Args, Subcommand};
 
 mod limits;
 
-use crate::master_key;
 use crate::serve::create_private_dir;
 use crate::settings::{DatabaseUrl, Environment, Settings, SettingsError, StoreSettings, absolute};
+use crate::{admin_operators, master_key};
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
@@ -37,16 +37,12 @@ pub enum AdminCommand {
     /// A tenant's limits and its own values for them.
     #[command(subcommand)]
     Limits(limits::LimitsCommand),
-    /// Workspaces.
+    /// Operator tokens, for `/v1/admin/*`.
     #[command(subcommand)]
-    Tenants(TenantsCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TenantsCommand {
-    /// Create a workspace with no members and an owner invite for --owner-email; prints
-    /// the invite token (shown once) and, with AGENTD_PUBLIC_URL, the URL to accept it.
-    Create(TenantCreateArgs),
+    Operator(admin_operators::OperatorCommand),
+    /// Tenants: list, show, suspend, resume.
+    #[command(subcommand)]
+    Tenants(admin_operators::TenantsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +64,11 @@ pub enum WorkersCommand {
     CreateToken {
         #[arg(long, default_value = "worker")]
         name: String,
+    },
+    /// Worker processes seen in the last day: heartbeat, slots, runs in flight.
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -118,8 +119,20 @@ pub async fn run(args: AdminArgs) -> ExitCode {
         AdminCommand::Secrets(SecretsCommand::Rotate { previous_key_file }) => {
             rotate_secrets(&store, &settings, previous_key_file.as_deref()).await
         }
-        AdminCommand::Tenants(TenantsCommand::Create(create)) => tenant_create(&store, &create).await,
+        AdminCommand::Tenants(admin_operators::TenantsCommand::Create(create)) => tenant_create(&store, &create).await,
         AdminCommand::Limits(command) => limits::run(&store, command).await,
+        AdminCommand::Workers(WorkersCommand::List { json }) => {
+            let (ops, op) = agentd_control::operators_on_store(store.clone());
+            admin_operators::workers_list(&ops, &op, json).await
+        }
+        AdminCommand::Operator(command) => {
+            let (ops, op) = agentd_control::operators_on_store(store.clone());
+            admin_operators::operator(&ops, &op, command).await
+        }
+        AdminCommand::Tenants(command) => {
+            let (ops, op) = agentd_control::operators_on_store(store.clone());
+            admin_operators::tenants(&ops, &op, command).await
+        }
     };
     store.close().await;
     outcome

@@ -3,6 +3,7 @@
 //! that case is dispatched before anything else starts.
 
 mod admin;
+mod admin_operators;
 mod cli;
 mod logging;
 mod master_key;

@@ -2,6 +2,7 @@
 //! routes; a handler is extract → authorize → call the domain → map to a wire type.
 
 mod accounts;
+mod admin;
 mod agents;
 mod artifacts;
 mod builds;
@@ -46,4 +47,5 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(memory::routes(limits.memory_item))
         .merge(secrets::routes())
         .merge(members::routes())
+        .merge(admin::routes())
 }

@@ -8,7 +8,9 @@ use agentd_api_types::worker::{
     AppendEventsRequest, Applied, BuildClaimRequest, BuildFailRequest, BuildLogRequest, BuildReleaseRequest,
     ClaimRequest, CompleteRequest, HeartbeatRequest, HeartbeatResponse, ReleaseRequest,
 };
-use agentd_control::{BuildResult, ControlError, Invalid, LeaseLength, Unauthenticated, WorkerCtx, WorkerName};
+use agentd_control::{
+    BuildResult, Claimer, ControlError, Invalid, LeaseLength, Unauthenticated, WorkerCtx, WorkerName,
+};
 use agentd_core::queue::{BuildLease, RunLease};
 use agentd_core::{ArtifactName, BuildId, InvocationId, ResourceKind};
 use axum::body::Body;
@@ -60,10 +62,10 @@ async fn claim(
     Worker(worker): Worker,
     ApiJson(req): ApiJson<ClaimRequest>,
 ) -> Result<Response, ApiError> {
-    let name = WorkerName::parse(&req.worker)?;
+    let claimer = Claimer { name: WorkerName::parse(&req.worker)?, slots: req.slots };
     let lease = LeaseLength::parse_secs(req.lease_s)?;
     let wait = Duration::from_secs(u64::from(req.wait_s));
-    Ok(match state.control.run_claim(&worker, &name, lease, wait).await? {
+    Ok(match state.control.run_claim(&worker, &claimer, lease, wait).await? {
         Some(run) => Json(run).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     })

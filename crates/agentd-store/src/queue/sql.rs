@@ -23,7 +23,7 @@
 /// claiming, so the running count it reads is exact.
 pub(super) const SQLITE_CLAIM: &str = "UPDATE invocations SET status = 'running', attempt = attempt + 1,
         lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0,
-        run_token_hash = $4
+        run_token_hash = $4, claimed_at = $3
     WHERE id = (
         SELECT i.id FROM invocations i INDEXED BY invocations_claim_order
         WHERE i.tenant_id = (
@@ -112,7 +112,7 @@ pub(super) const POSTGRES_CLAIM: &str = concat!(
     )
     UPDATE invocations SET status = 'running', attempt = attempt + 1,
         lease_owner = $1, lease_expires_at = $2, started_at = COALESCE(started_at, $3), cancel_requested = 0,
-        run_token_hash = $4
+        run_token_hash = $4, claimed_at = $3
     FROM pick, served WHERE invocations.id = pick.id
     RETURNING invocations.id, invocations.tenant_id, invocations.agent_slug,
         invocations.attempt, invocations.max_attempts, invocations.input, invocations.env, invocations.thread_id,

@@ -27,7 +27,12 @@ const PASSWORD: &str = "correct horse battery staple";
 enum Needs {
     Nothing,
     Worker,
-    Scope { scope: Scope, session_only: bool },
+    /// An operator token (`agentd admin operator create-token`); no workspace credential.
+    Operator,
+    Scope {
+        scope: Scope,
+        session_only: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +59,7 @@ fn route_table() -> Vec<Row> {
         let needs = match cells[2] {
             "none" => Needs::Nothing,
             "worker" => Needs::Worker,
+            "operator" => Needs::Operator,
             other => {
                 let (word, session_only) = match other.strip_suffix(" (session)") {
                     Some(word) => (word, true),
@@ -108,6 +114,7 @@ fn concrete(path: &str) -> String {
                 "api-keys" => "key_00000000000000000000000000000000".to_owned(),
                 "invocations" => "inv_00000000000000000000000000000000".to_owned(),
                 "threads" => "thr_00000000000000000000000000000000".to_owned(),
+                "tenants" => "ten_00000000000000000000000000000000".to_owned(),
                 other => panic!("no fake id for `{other}/{{id}}`: add one here"),
             },
             "{token}" => "agi_nosuchinvitetoken".to_owned(),
@@ -232,6 +239,10 @@ async fn every_route_is_in_the_table_and_needs_exactly_the_scope_and_role_it_say
             Needs::Worker => {
                 let (status, body) = call(&alpha.client, row).await;
                 assert_eq!(status, 401, "{what} takes a worker token, not an API key: {body}");
+            }
+            Needs::Operator => {
+                let (status, body) = call(&alpha.client, row).await;
+                assert_eq!((status, body["code"].as_str()), (403, Some("operator_required")), "{what}: {body}");
             }
             Needs::Scope { scope, session_only } => {
                 // (b) Every other scope is refused; the scope alone gets through.

@@ -81,6 +81,22 @@ async fn every_route_answers_404_for_another_tenants_resources(backend: Backend)
         let problem: serde_json::Value = response.json().await.unwrap();
         assert_eq!(problem["code"], "not_found", "{method} {path}");
     }
+    // The operators' routes cross tenants, so no tenant's key reaches them at all.
+    let alpha_id = alpha.signup.tenant.id.to_string();
+    let admin_routes = [
+        (Method::GET, "/v1/admin/tenants".to_owned()),
+        (Method::GET, format!("/v1/admin/tenants/{alpha_id}")),
+        (Method::POST, format!("/v1/admin/tenants/{alpha_id}/suspend")),
+        (Method::POST, format!("/v1/admin/tenants/{alpha_id}/resume")),
+        (Method::GET, "/v1/admin/workers".to_owned()),
+        (Method::GET, "/v1/admin/queue".to_owned()),
+    ];
+    for (method, path) in admin_routes {
+        let response = beta.client.request(method.clone(), &path).send().await.unwrap();
+        assert_eq!(response.status(), 403, "{method} {path}");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "operator_required", "{method} {path}");
+    }
     let upload = beta.client.version_upload("shell-wc", bundle, true).await.unwrap_err();
     assert_eq!(upload.status(), Some(404));
 
