@@ -6,7 +6,7 @@
 
 use agentd_core::{
     Invite, InviteId, InviteStatus, Page, PageRequest, ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits,
-    TenantScope, TenantStatus, Timestamp, User, UserId,
+    TenantScope, Timestamp, User, UserId,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -302,37 +302,10 @@ impl Store {
         invite: NewInvite,
     ) -> Result<(Tenant, Invite)> {
         let now = Timestamp::now();
-        let tenant_id = TenantId::generate();
-        // As signup inserts its tenant: only what differs from the defaults is its own.
-        let overrides = new.limits.overrides_from(&self.default_limits);
-        let limits = serde_json::to_string(&overrides).map_err(|e| StoreError::corrupt("limit_overrides", e))?;
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO tenants (id, slug, name, status, limit_overrides, max_concurrent_override, created_at)
-             VALUES ($1, $2, $3, 'active', $4, $5, $6)",
-        )
-        .bind(tenant_id.as_str())
-        .bind(new.slug.as_str())
-        .bind(&new.name)
-        .bind(&limits)
-        .bind(overrides.get("max_concurrent_invocations").map(|v| v as i64))
-        .bind(now.unix_ms())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match is_unique_violation(&e) {
-            true => Conflict::WorkspaceSlugTaken { slug: new.slug.to_string() }.into(),
-            false => StoreError::from(e),
-        })?;
-        let created = insert_invite(&mut tx, &tenant_id, OPERATOR, &invite, now).await?;
+        let tenant = self.insert_tenant(&mut tx, new.slug, new.name, new.limits, now).await?;
+        let created = insert_invite(&mut tx, &tenant.id, OPERATOR, &invite, now).await?;
         tx.commit().await?;
-        let tenant = Tenant {
-            id: tenant_id,
-            slug: new.slug,
-            name: new.name,
-            status: TenantStatus::Active,
-            limits: new.limits,
-            created_at: now,
-        };
         Ok((tenant, created))
     }
 }

@@ -9,6 +9,7 @@ use agentd_core::{
 use crate::credentials::{NewApiKey, insert_api_key};
 use crate::error::{Conflict, is_unique_violation};
 use crate::{Backend, Result, Store, StoreError, rows};
+use sqlx::{Any, Transaction};
 
 /// The limit the claim enforces from its own column, `max_concurrent_override`.
 const CONCURRENCY: &str = "max_concurrent_invocations";
@@ -38,30 +39,44 @@ pub struct NewSignup {
 }
 
 impl Store {
-    pub async fn signup(&self, new: NewSignup) -> Result<SignedUp> {
-        let now = Timestamp::now();
-        let tenant_id = TenantId::generate();
-        let user_id = UserId::generate();
-        // Only what differs from the platform's defaults is the tenant's own.
-        let overrides = new.limits.overrides_from(&self.default_limits);
-        let limits = serde_json::to_string(&overrides).map_err(|e| StoreError::corrupt("limit_overrides", e))?;
-        let mut tx = self.writer.begin().await?;
+    /// A new active tenant row, in `tx`: the one insert behind signup and an operator's
+    /// new workspace. Only what differs from the platform's defaults is kept as its own.
+    pub(crate) async fn insert_tenant(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        slug: Slug,
+        name: String,
+        limits: TenantLimits,
+        now: Timestamp,
+    ) -> Result<Tenant> {
+        let id = TenantId::generate();
+        let overrides = limits.overrides_from(&self.default_limits);
+        let stored = serde_json::to_string(&overrides).map_err(|e| StoreError::corrupt("limit_overrides", e))?;
         sqlx::query(
             "INSERT INTO tenants (id, slug, name, status, limit_overrides, max_concurrent_override, created_at)
              VALUES ($1, $2, $3, 'active', $4, $5, $6)",
         )
-        .bind(tenant_id.as_str())
-        .bind(new.tenant_slug.as_str())
-        .bind(&new.tenant_name)
-        .bind(&limits)
+        .bind(id.as_str())
+        .bind(slug.as_str())
+        .bind(&name)
+        .bind(&stored)
         .bind(overrides.get(CONCURRENCY).map(|v| v as i64))
         .bind(now.unix_ms())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| match is_unique_violation(&e) {
-            true => Conflict::WorkspaceSlugTaken { slug: new.tenant_slug.to_string() }.into(),
+            true => Conflict::WorkspaceSlugTaken { slug: slug.to_string() }.into(),
             false => StoreError::from(e),
         })?;
+        Ok(Tenant { id, slug, name, status: agentd_core::TenantStatus::Active, limits, created_at: now })
+    }
+
+    pub async fn signup(&self, new: NewSignup) -> Result<SignedUp> {
+        let now = Timestamp::now();
+        let user_id = UserId::generate();
+        let mut tx = self.writer.begin().await?;
+        let tenant = self.insert_tenant(&mut tx, new.tenant_slug, new.tenant_name, new.limits, now).await?;
+        let tenant_id = tenant.id.clone();
         sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(user_id.as_str())
             .bind(&new.email)
@@ -82,14 +97,6 @@ impl Store {
             .await?;
         let key = insert_api_key(&mut tx, &tenant_id, user_id.as_str(), new.first_key, now).await?;
         tx.commit().await?;
-        let tenant = Tenant {
-            id: tenant_id,
-            slug: new.tenant_slug,
-            name: new.tenant_name,
-            status: agentd_core::TenantStatus::Active,
-            limits: new.limits,
-            created_at: now,
-        };
         let user = User { id: user_id, email: new.email, created_at: now };
         Ok(SignedUp { tenant, user, api_key: key })
     }
