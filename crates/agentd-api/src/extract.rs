@@ -3,7 +3,7 @@
 //! uploads, the bearer credential, path parameters and page requests.
 
 use agentd_control::{ControlError, Invalid, Principal, Unauthenticated};
-use agentd_core::{Cursor, InvocationId, PageBounds, PageRequest, ResourceKind, Slug, ThreadId};
+use agentd_core::{Cursor, InvocationId, PageBounds, PageRequest, RequestOrigin, ResourceKind, Slug, ThreadId};
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -119,12 +119,17 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?.ok_or(ControlError::from(Unauthenticated::Missing))?;
-        let request_id = request_id::current().unwrap_or_else(agentd_core::RequestId::generate);
-        let principal = state.control.authenticate(token, request_id).await?;
+        let principal = state.control.authenticate(token, request_origin()).await?;
         // Every later line of this request's log carries the tenant.
         tracing::Span::current().record("tenant_id", principal.tenant_id().as_str());
         Ok(Caller(principal))
     }
+}
+
+/// The request being served, as the domain layer records it.
+pub fn request_origin() -> RequestOrigin {
+    let request_id = request_id::current().unwrap_or_else(agentd_core::RequestId::generate);
+    RequestOrigin::new(request_id, crate::client_ip::current())
 }
 
 /// A slug from the path. One that cannot be valid names nothing, so it is `404`.

@@ -8,6 +8,7 @@
 //! Surfaces, one module each: [`v1`] (the tenant REST API), [`worker`] (the protocol
 //! remote workers pull runs with), and the operational probes.
 
+mod client_ip;
 mod error;
 mod extract;
 mod health;
@@ -20,6 +21,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 
+pub use client_ip::TrustedProxies;
 pub use error::ApiError;
 
 /// JSON bodies are small; uploads and memory store items get their own limits per route.
@@ -34,8 +36,16 @@ pub struct AppState {
     pub(crate) control: Control,
 }
 
-/// Every route of the server.
-pub fn router(control: Control) -> Router {
+/// How the HTTP side is deployed: what the domain layer need not know.
+#[derive(Clone, Default)]
+pub struct ApiOptions {
+    /// Peers whose `X-Forwarded-For` names the client (a TLS proxy in front).
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Every route of the server. Serve it with connect info
+/// (`into_make_service_with_connect_info::<SocketAddr>`) so requests know their client.
+pub fn router(control: Control, options: ApiOptions) -> Router {
     let settings = control.settings();
     let upload = usize::try_from(settings.max_upload_bytes).unwrap_or(usize::MAX);
     // Bodies are bounded before any tenant is known, so by the default item limit: a
@@ -53,6 +63,7 @@ pub fn router(control: Control) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(request_id::middleware))
+        .layer(axum::middleware::from_fn_with_state(options.trusted_proxies, client_ip::middleware))
         .with_state(state)
 }
 

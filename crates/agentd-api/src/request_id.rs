@@ -26,6 +26,7 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
+        client_ip = crate::client_ip::current().map(tracing::field::display),
         tenant_id = tracing::field::Empty,
     );
     let started = std::time::Instant::now();

@@ -68,8 +68,8 @@ use std::sync::Arc;
 
 use agentd_core::queue::RunLease;
 use agentd_core::{
-    Actor, AgentId, InvocationId, InvocationStatus, RequestId, ResourceKind, Role, Scope, Scopes, Secret, SessionId,
-    Slug, Tenant, TenantId, TenantLimits, TenantScope, TenantStatus, ThreadId, User, WorkerTokenId,
+    Actor, AgentId, InvocationId, InvocationStatus, RequestId, RequestOrigin, ResourceKind, Role, Scope, Scopes,
+    Secret, SessionId, Slug, Tenant, TenantId, TenantLimits, TenantScope, TenantStatus, ThreadId, User, WorkerTokenId,
 };
 use agentd_store::{Credential, RunCredential, hash_secret};
 
@@ -87,7 +87,7 @@ pub struct Principal {
     credential: Credential,
     /// Set when the caller is a run, with its own token.
     run: Option<RunGrant>,
-    request_id: RequestId,
+    origin: RequestOrigin,
 }
 
 /// What a run's token stands for: one attempt of one invocation, of its tenant's agent.
@@ -132,11 +132,11 @@ impl Principal {
             "op",
             tenant_id = %c.tenant.id,
             actor = c.actor.id_str(),
-            request_id = %self.request_id,
+            request_id = %self.origin.request_id,
             scope = C::SCOPE.as_str(),
         );
         let inner = CtxInner {
-            scope: TenantScope::new(c.tenant.id.clone(), c.actor.clone(), self.request_id.clone()),
+            scope: TenantScope::from_origin(c.tenant.id.clone(), c.actor.clone(), &self.origin),
             tenant: c.tenant.clone(),
             scopes: c.scopes.clone(),
             user: c.user.clone(),
@@ -336,8 +336,8 @@ pub async fn worker_token_create(store: &agentd_store::Store, name: &str) -> Res
 
 impl Control {
     /// The principal behind a bearer token (an API key or a session token) presented
-    /// for request `request_id`.
-    pub async fn authenticate(&self, token: &str, request_id: RequestId) -> Result<Principal> {
+    /// for the request from `origin`.
+    pub async fn authenticate(&self, token: &str, origin: RequestOrigin) -> Result<Principal> {
         let credential = if let Some(rest) = token.strip_prefix(API_KEY_PREFIX) {
             match rest.split_once('_') {
                 Some((prefix, _secret)) => {
@@ -348,7 +348,7 @@ impl Control {
         } else if token.starts_with(SESSION_PREFIX) {
             self.store.session_authenticate_unscoped(&hash_secret(token)).await?
         } else if token.starts_with(RUN_TOKEN_PREFIX) {
-            return self.authenticate_run(token, request_id).await;
+            return self.authenticate_run(token, origin).await;
         } else if token.starts_with(crate::operators::OPERATOR_TOKEN_PREFIX) {
             return Err(Unauthenticated::OperatorTokenNotAccepted.into());
         } else {
@@ -358,12 +358,12 @@ impl Control {
         if credential.tenant.status == TenantStatus::Suspended {
             return Err(Forbidden::TenantSuspended.into());
         }
-        Ok(Principal { credential, run: None, request_id })
+        Ok(Principal { credential, run: None, origin })
     }
 
     /// The run behind a run token: accepted only while the attempt it was made for is
     /// running under a live lease (a later claim replaced it with the next attempt's).
-    async fn authenticate_run(&self, token: &str, request_id: RequestId) -> Result<Principal> {
+    async fn authenticate_run(&self, token: &str, origin: RequestOrigin) -> Result<Principal> {
         let found: RunCredential = self
             .store
             .run_token_authenticate_unscoped(&hash_secret(token))
@@ -392,7 +392,7 @@ impl Control {
             depth: found.depth,
             attempt: found.attempt,
         };
-        Ok(Principal { credential, run: Some(run), request_id })
+        Ok(Principal { credential, run: Some(run), origin })
     }
 
     /// The remote worker behind a worker token.

@@ -12,7 +12,7 @@
 //! stopping a run is not undone by resuming. Resuming lets its queued runs start again.
 
 use agentd_core::operators::{OperatorToken, QueueStats, TenantOverview, WorkerProcess};
-use agentd_core::{OperatorTokenId, Page, PageRequest, RequestId, Secret, TenantId, TenantStatus};
+use agentd_core::{OperatorTokenId, Page, PageRequest, RequestId, RequestOrigin, Secret, TenantId, TenantStatus};
 use agentd_store::{Store, hash_secret};
 
 use crate::Control;
@@ -33,18 +33,18 @@ pub enum Operator {
 #[derive(Debug, Clone)]
 pub struct OperatorCtx {
     operator: Operator,
-    request_id: RequestId,
+    origin: RequestOrigin,
     span: tracing::Span,
 }
 
 impl OperatorCtx {
-    fn new(operator: Operator, request_id: RequestId) -> OperatorCtx {
+    fn new(operator: Operator, origin: RequestOrigin) -> OperatorCtx {
         let who = match &operator {
             Operator::Token(id) => id.as_str().to_owned(),
             Operator::Database => "database".to_owned(),
         };
-        let span = tracing::info_span!("operator", operator = who, request_id = %request_id);
-        OperatorCtx { operator, request_id, span }
+        let span = tracing::info_span!("operator", operator = who, request_id = %origin.request_id);
+        OperatorCtx { operator, origin, span }
     }
 
     pub fn operator(&self) -> &Operator {
@@ -52,7 +52,11 @@ impl OperatorCtx {
     }
 
     pub fn request_id(&self) -> &RequestId {
-        &self.request_id
+        &self.origin.request_id
+    }
+
+    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.origin.client_ip
     }
 
     pub fn span(&self) -> &tracing::Span {
@@ -69,7 +73,7 @@ pub struct Operators {
 /// The operations and an operator's context for someone holding the database itself
 /// (`agentd admin`): holding the store is the credential.
 pub fn operators_on_store(store: Store) -> (Operators, OperatorCtx) {
-    (Operators { store }, OperatorCtx::new(Operator::Database, RequestId::generate()))
+    (Operators { store }, OperatorCtx::new(Operator::Database, RequestOrigin::new(RequestId::generate(), None)))
 }
 
 /// A new operator token, and its secret shown this once.
@@ -142,12 +146,12 @@ impl Operators {
 }
 
 impl Control {
-    /// The operator behind an operator token presented for request `request_id`. A
+    /// The operator behind an operator token presented for the request from `origin`. A
     /// workspace's credential (a key, a session, a run's token) that is good is refused
     /// as [`Forbidden::OperatorRequired`], one that is not as it would be anywhere.
-    pub async fn authenticate_operator(&self, token: &str, request_id: RequestId) -> Result<OperatorCtx> {
+    pub async fn authenticate_operator(&self, token: &str, origin: RequestOrigin) -> Result<OperatorCtx> {
         if !token.starts_with(OPERATOR_TOKEN_PREFIX) {
-            return match self.authenticate(token, request_id).await {
+            return match self.authenticate(token, origin.clone()).await {
                 Ok(_) | Err(ControlError::Forbidden(Forbidden::TenantSuspended)) => {
                     Err(Forbidden::OperatorRequired.into())
                 }
@@ -159,7 +163,7 @@ impl Control {
             .operator_token_authenticate_unscoped(&hash_secret(token))
             .await?
             .ok_or(Unauthenticated::UnknownToken)?;
-        Ok(OperatorCtx::new(Operator::Token(found.id), request_id))
+        Ok(OperatorCtx::new(Operator::Token(found.id), origin))
     }
 
     /// The operators' operations; each needs an [`OperatorCtx`].

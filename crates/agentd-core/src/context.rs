@@ -1,6 +1,8 @@
 //! Who is calling and on behalf of which tenant: scopes, roles, the acting principal,
 //! and the [`TenantScope`] every tenant-scoped store method takes and filters on.
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ApiKeyId, InvocationId, RequestId, TenantId, UserId};
@@ -132,8 +134,24 @@ impl Actor {
     }
 }
 
+/// Where a request came from, as its front end saw it: its id (for logs and audit
+/// entries) and the client's address when known (a run's own calls, an internal
+/// operation and a test harness may have none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestOrigin {
+    pub request_id: RequestId,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl RequestOrigin {
+    pub fn new(request_id: RequestId, client_ip: Option<IpAddr>) -> RequestOrigin {
+        RequestOrigin { request_id, client_ip }
+    }
+}
+
 /// What the store needs to confine one operation to one tenant: the tenant every query
-/// filters on, who acts (for `created_by` columns) and the request it serves (for logs).
+/// filters on, who acts (for `created_by` columns) and the request it serves (for logs
+/// and audit entries, with the client's address).
 ///
 /// It grants nothing by itself: only the domain layer (`agentd-control`) holds the store,
 /// and it builds a scope only from a context that passed an authorization check.
@@ -142,11 +160,17 @@ pub struct TenantScope {
     tenant_id: TenantId,
     actor: Actor,
     request_id: RequestId,
+    client_ip: Option<IpAddr>,
 }
 
 impl TenantScope {
     pub fn new(tenant_id: TenantId, actor: Actor, request_id: RequestId) -> TenantScope {
-        TenantScope { tenant_id, actor, request_id }
+        TenantScope { tenant_id, actor, request_id, client_ip: None }
+    }
+
+    /// The scope of a request from `origin`.
+    pub fn from_origin(tenant_id: TenantId, actor: Actor, origin: &RequestOrigin) -> TenantScope {
+        TenantScope { tenant_id, actor, request_id: origin.request_id.clone(), client_ip: origin.client_ip }
     }
 
     pub fn tenant_id(&self) -> &TenantId {
@@ -159,6 +183,10 @@ impl TenantScope {
 
     pub fn request_id(&self) -> &RequestId {
         &self.request_id
+    }
+
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
     }
 }
 

@@ -22,7 +22,7 @@ pub mod timestamp;
 pub mod usage;
 
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
-pub use context::{Actor, Role, Scope, Scopes, TenantScope};
+pub use context::{Actor, RequestOrigin, Role, Scope, Scopes, TenantScope};
 pub use ids::{
     AgentId, ApiKeyId, BuildId, InviteId, InvocationId, OperatorTokenId, RequestId, SessionId, TenantId, ThreadId,
     UserId, VersionId, WorkerTokenId,

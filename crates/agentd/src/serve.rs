@@ -78,7 +78,11 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     };
     // Every replica reconciles: a lease expired is a lease expired, whoever notices first.
     let reconcilers = control.start_reconcilers();
-    let app = agentd_api::router(control);
+    let trusted = api.trusted_proxies.clone();
+    let options = agentd_api::ApiOptions {
+        trusted_proxies: agentd_api::TrustedProxies::new(move |ip| trusted.iter().any(|net| net.contains(ip))),
+    };
+    let app = agentd_api::router(control, options);
     if let Some(path) = &api.address_file {
         write_address_file(path, addr)?;
     }
@@ -94,7 +98,9 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         stop.cancel();
     });
     let graceful = shutdown.clone();
-    axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move { graceful.cancelled().await })
+        .await?;
     if let Some(worker) = worker {
         worker.await?;
     }

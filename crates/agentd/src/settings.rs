@@ -81,6 +81,8 @@ pub struct ServerSettings {
     pub master_key: Option<MasterKey>,
     /// Still opens what it sealed, during a rotation (`AGENTD_PREVIOUS_MASTER_KEY`).
     pub previous_master_key: Option<MasterKey>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpNetwork>,
 }
 
 #[derive(Debug, Clone)]
@@ -189,6 +191,11 @@ pub struct ServeArgs {
     /// front). Runs do not use it: they reach the API through their host forward.
     #[arg(long, env = "AGENTD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Proxies in front of the API whose `X-Forwarded-For` is believed, e.g.
+    /// `127.0.0.1,10.0.0.0/8` (comma-separated networks). None by default: the client is
+    /// the peer, whatever it sends.
+    #[arg(long, env = "AGENTD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNetwork>,
     /// Seconds a claimed run stays leased without renewal; after a crash, runs come back
     /// this long after their last renewal.
     #[arg(long, env = "AGENTD_LEASE_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -321,6 +328,7 @@ impl ServeArgs {
             package_indexes: self.packages.settings()?,
             master_key: master_key::from_vars(vars, master_key::MASTER_KEY_VAR)?,
             previous_master_key: master_key::from_vars(vars, master_key::PREVIOUS_MASTER_KEY_VAR)?,
+            trusted_proxies: self.trusted_proxies.clone(),
         };
         let worker = (self.worker_slots > 0).then(|| WorkerSettings {
             source: WorkerSource::Embedded,

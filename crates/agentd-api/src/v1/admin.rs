@@ -11,8 +11,8 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::extract::{ApiQuery, PageQuery, bearer_token};
-use crate::{ApiError, AppState, request_id};
+use crate::extract::{ApiQuery, PageQuery, bearer_token, request_origin};
+use crate::{ApiError, AppState};
 use agentd_control::{ControlError, Unauthenticated};
 
 pub fn routes() -> Router<AppState> {
@@ -33,8 +33,7 @@ impl FromRequestParts<AppState> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?.ok_or(ControlError::from(Unauthenticated::Missing))?;
-        let request_id = request_id::current().unwrap_or_else(agentd_core::RequestId::generate);
-        Ok(Operator(state.control.authenticate_operator(token, request_id).await?))
+        Ok(Operator(state.control.authenticate_operator(token, request_origin()).await?))
     }
 }
 

@@ -12,8 +12,8 @@ use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 
-use crate::extract::{ApiJson, ApiQuery, Caller, PageQuery, bearer_token};
-use crate::{ApiError, AppState, request_id};
+use crate::extract::{ApiJson, ApiQuery, Caller, PageQuery, bearer_token, request_origin};
+use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -117,8 +117,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(token) = bearer_token(parts)? else { return Ok(MaybeCaller(None)) };
-        let request_id = request_id::current().unwrap_or_else(agentd_core::RequestId::generate);
-        Ok(MaybeCaller(Some(state.control.authenticate(token, request_id).await?)))
+        Ok(MaybeCaller(Some(state.control.authenticate(token, request_origin()).await?)))
     }
 }
 
