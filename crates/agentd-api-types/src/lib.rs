@@ -23,7 +23,8 @@ pub use accounts::{
     CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, MeRun, SignupRequest, SignupResponse,
 };
 pub use agentd_core::{
-    Actor, Agent, AgentConfig, AgentSecret, AgentStatus, AgentVersion, ApiKey, Artifact, BuildLogLine, BuildStatus,
+    Actor, Agent, AgentConfig, AgentSecret, AgentStatus, AgentVersion, ApiKey, Artifact, AuditAction, AuditActor,
+    AuditActorKind, AuditEvent, BuildLogLine, BuildStatus,
     Checkpoint, DependencyBuild, Event, EventKind, EventStream, Interrupt, Invite, InviteStatus, Invocation,
     InvocationError, InvocationStatus, Member, MemoryItem, MultitaskStrategy, Page, Role, Scope, Scopes, SessionInfo,
     Tenant, TenantLimits, Thread, ThreadState, ThreadStatus, Timestamp, Usage, UsageDay, UsageFigures, UsageReport,

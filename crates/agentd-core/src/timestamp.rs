@@ -27,6 +27,12 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
 
+    /// An RFC 3339 instant (`2026-11-22T10:00:00Z`, any offset), to the millisecond.
+    pub fn parse_rfc3339(raw: &str) -> Option<Timestamp> {
+        let parsed = OffsetDateTime::parse(raw, &Rfc3339).ok()?;
+        i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok().map(Timestamp)
+    }
+
     fn rfc3339(self) -> String {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .ok()

@@ -48,6 +48,7 @@ async fn tenant_with_limits(store: &Store, slug: &str, limits: TenantLimits) -> 
                 scopes: Role::Owner.scopes(),
                 expires_at: None,
             },
+            origin: agentd_core::RequestOrigin::new(agentd_core::RequestId::generate(), None),
         })
         .await
         .unwrap();
