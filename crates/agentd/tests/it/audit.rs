@@ -1,0 +1,282 @@
+//! The audit log: every change a caller makes is an event, in order, with who, what,
+//! which resource, the request id and the client's address; refused requests leave
+//! none; only owners and admins read it, and only their own workspace's.
+
+use agentd_api_types::{
+    AcceptInviteRequest, AuditEvent, CreateAgentRequest, CreateApiKeyRequest, CreateInviteRequest, InvokeRequest,
+    LoginRequest, PutSecretRequest, Role, Scope,
+};
+use agentd_client::{AuditFilter, Client, InvokeOptions};
+use agentd_test_support::{Backend, on_both_stores};
+use reqwest::Method;
+
+use crate::harness::{TestApp, TestTenant};
+
+const PASSWORD: &str = "correct horse battery staple";
+const SECRET_VALUE: &str = "s3cr3t-value-never-logged";
+
+async fn all_events(client: &Client) -> Vec<AuditEvent> {
+    client.audit_list(&AuditFilter { limit: Some(200), ..Default::default() }).await.expect("audit list").data
+}
+
+fn actions(events: &[AuditEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.action.as_str()).collect()
+}
+
+fn only<'a>(events: &'a [AuditEvent], action: &str) -> &'a AuditEvent {
+    let found: Vec<&AuditEvent> = events.iter().filter(|e| e.action.as_str() == action).collect();
+    assert_eq!(found.len(), 1, "one {action} in {:?}", actions(events));
+    found[0]
+}
+
+/// The scripted session of the issue: what an owner does in a first afternoon.
+struct Scripted {
+    key_id: String,
+    read_key: Client,
+    member: Client,
+    member_id: String,
+    agent_id: String,
+    invocation_id: String,
+    secret_request_id: String,
+}
+
+async fn scripted_session(app: &TestApp, alpha: &TestTenant) -> Scripted {
+    let login = LoginRequest { email: "alpha@example.com".into(), password: PASSWORD.into(), workspace_slug: None };
+    let owner = app.client().with_token(app.client().login(&login).await.expect("login").token);
+    let key = alpha
+        .client
+        .api_key_create(&CreateApiKeyRequest { name: "ci".into(), ..Default::default() })
+        .await
+        .expect("create key");
+    let read_key = alpha
+        .client
+        .api_key_create(&CreateApiKeyRequest { name: "reader".into(), scopes: Some(vec![Scope::Read]), ..Default::default() })
+        .await
+        .expect("create read key");
+    let version = app.deploy_script(alpha, "sleeper", "sleep 30").await;
+    let invocation = alpha
+        .client
+        .invoke("sleeper", &InvokeRequest::default(), &InvokeOptions::default())
+        .await
+        .expect("invoke");
+    alpha.client.invocation_cancel(invocation.id.as_str()).await.expect("cancel");
+    // Through the raw request, to read the response's `x-request-id`.
+    let response = alpha
+        .client
+        .request(Method::PUT, "/v1/agents/sleeper/secrets/API_TOKEN")
+        .json(&PutSecretRequest { value: SECRET_VALUE.into() })
+        .send()
+        .await
+        .expect("put secret");
+    assert_eq!(response.status().as_u16(), 201);
+    let secret_request_id = response.headers()["x-request-id"].to_str().expect("request id").to_owned();
+    let invite = owner
+        .invite_create(&CreateInviteRequest { email: "dev@example.com".into(), role: Role::Developer })
+        .await
+        .expect("invite");
+    let accept = AcceptInviteRequest { password: Some(PASSWORD.into()), ..Default::default() };
+    let joined = app.client().invite_accept(&invite.token, &accept).await.expect("accept");
+    let member_id = joined.user.id.to_string();
+    owner.member_set_role(&member_id, Role::Viewer).await.expect("change role");
+    alpha.client.api_key_revoke(key.key.id.as_str()).await.expect("revoke key");
+    owner.logout().await.expect("logout");
+    Scripted {
+        key_id: key.key.id.to_string(),
+        read_key: app.client().with_token(read_key.secret),
+        member: app.client().with_token(joined.token),
+        member_id,
+        agent_id: version.agent_id.to_string(),
+        invocation_id: invocation.id.to_string(),
+        secret_request_id,
+    }
+}
+
+on_both_stores!(the_audit_log_of_a_scripted_session_lists_each_mutation_in_order);
+async fn the_audit_log_of_a_scripted_session_lists_each_mutation_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    let script = scripted_session(&app, &alpha).await;
+
+    let events = all_events(&alpha.client).await;
+    assert_eq!(
+        actions(&events),
+        [
+            "auth.logout",
+            "api_key.revoke",
+            "member.role_change",
+            "invite.accept",
+            "invite.create",
+            "secret.put",
+            "invocation.cancel",
+            "invocation.create",
+            "agent.deploy",
+            "agent.create",
+            "api_key.create",
+            "api_key.create",
+            "auth.login",
+            "tenant.signup",
+        ],
+        "newest first"
+    );
+    let owner_id = alpha.signup.user.id.to_string();
+    let owner_key = alpha.signup.api_key.key.id.to_string();
+    for event in &events {
+        assert_eq!(event.result, "success");
+        assert_eq!(event.client_ip.as_deref(), Some("127.0.0.1"), "{event:?}");
+        assert!(event.request_id.as_deref().is_some_and(|id| id.starts_with("req_")), "{event:?}");
+    }
+    let who = |action: &str| {
+        let event = only(&events, action);
+        (event.actor.kind.as_str().to_owned(), event.actor.id.clone())
+    };
+    assert_eq!(who("tenant.signup"), ("user".into(), owner_id.clone()));
+    assert_eq!(who("auth.login"), ("user".into(), owner_id.clone()));
+    assert_eq!(who("agent.create"), ("api_key".into(), owner_key.clone()));
+    assert_eq!(who("invite.accept"), ("user".into(), script.member_id.clone()));
+    assert_eq!(who("member.role_change"), ("user".into(), owner_id.clone()));
+    assert_eq!(who("auth.logout"), ("user".into(), owner_id.clone()));
+
+    let resource = |action: &str| {
+        let event = only(&events, action);
+        (event.resource_type.clone(), event.resource_id.clone())
+    };
+    assert_eq!(resource("tenant.signup"), ("tenant".into(), alpha.signup.tenant.id.to_string()));
+    assert_eq!(resource("agent.create"), ("agent".into(), script.agent_id.clone()));
+    assert_eq!(resource("invocation.create"), ("invocation".into(), script.invocation_id.clone()));
+    assert_eq!(resource("invocation.cancel"), ("invocation".into(), script.invocation_id.clone()));
+    assert_eq!(resource("api_key.revoke"), ("api_key".into(), script.key_id.clone()));
+    assert_eq!(resource("member.role_change"), ("member".into(), script.member_id.clone()));
+    assert_eq!(resource("secret.put"), ("secret".into(), format!("{}/API_TOKEN", script.agent_id)));
+    let role_change = only(&events, "member.role_change");
+    assert_eq!(role_change.details["from"], "developer");
+    assert_eq!(role_change.details["to"], "viewer");
+
+    let secret = only(&events, "secret.put");
+    assert_eq!(secret.request_id.as_deref(), Some(script.secret_request_id.as_str()));
+    assert_eq!(secret.details["name"], "API_TOKEN");
+    let whole_log = serde_json::to_string(&events).unwrap();
+    assert!(!whole_log.contains(SECRET_VALUE), "a secret's value is never in the log");
+}
+
+on_both_stores!(only_owners_and_admins_read_the_audit_log_and_only_their_own);
+async fn only_owners_and_admins_read_the_audit_log_and_only_their_own(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    let script = scripted_session(&app, &alpha).await;
+
+    for (who, client) in [("a read key", &script.read_key), ("a viewer's session", &script.member)] {
+        let refused = client.audit_list(&AuditFilter::default()).await.expect_err(who);
+        assert_eq!((refused.status(), refused.code()), (Some(403), Some("insufficient_scope")), "{who}");
+    }
+    alpha.client.member_set_role(&script.member_id, Role::Developer).await.expect("make developer");
+    let refused = script.member.audit_list(&AuditFilter::default()).await.expect_err("a developer");
+    assert_eq!(refused.status(), Some(403));
+    alpha.client.member_set_role(&script.member_id, Role::Admin).await.expect("make admin");
+    let as_admin = all_events(&script.member).await;
+    assert_eq!(as_admin.first().map(|e| e.action.as_str()), Some("member.role_change"));
+
+    let beta = app.signup("beta").await;
+    let theirs = all_events(&beta.client).await;
+    assert_eq!(actions(&theirs), ["tenant.signup"]);
+    assert_eq!(theirs[0].resource_id, beta.signup.tenant.id.to_string());
+    let filtered = beta
+        .client
+        .audit_list(&AuditFilter { resource_id: Some(script.agent_id.clone()), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(filtered.data.is_empty(), "another tenant's resource finds nothing");
+}
+
+on_both_stores!(audit_filters_match_exactly_and_pages_walk_the_whole_log);
+async fn audit_filters_match_exactly_and_pages_walk_the_whole_log(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    let script = scripted_session(&app, &alpha).await;
+    let events = all_events(&alpha.client).await;
+    let list = |filter: AuditFilter| {
+        let client = alpha.client.clone();
+        async move { client.audit_list(&filter).await.expect("filtered list").data }
+    };
+
+    let created = list(AuditFilter { action: Some("api_key.create".into()), ..Default::default() }).await;
+    assert_eq!(created.len(), 2);
+    let owner_key = alpha.signup.api_key.key.id.to_string();
+    let by_key = list(AuditFilter { actor: Some(owner_key.clone()), ..Default::default() }).await;
+    assert!(by_key.iter().all(|e| e.actor.id == owner_key));
+    assert_eq!(by_key.len(), events.iter().filter(|e| e.actor.id == owner_key).count());
+    let invocation = list(AuditFilter {
+        resource_type: Some("invocation".into()),
+        resource_id: Some(script.invocation_id.clone()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(actions(&invocation), ["invocation.cancel", "invocation.create"]);
+    let newest = events[0].occurred_at.to_string();
+    let since_newest = list(AuditFilter { from: Some(newest.clone()), ..Default::default() }).await;
+    assert!(since_newest.iter().all(|e| e.occurred_at >= events[0].occurred_at) && !since_newest.is_empty());
+    let until_first = list(AuditFilter { to: Some(events.last().unwrap().occurred_at.to_string()), ..Default::default() });
+    assert!(until_first.await.iter().any(|e| e.action.as_str() == "tenant.signup"));
+    let future = list(AuditFilter { from: Some("2999-01-01T00:00:00Z".into()), ..Default::default() }).await;
+    assert!(future.is_empty());
+
+    let mut walked = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = alpha.client.audit_list(&AuditFilter { limit: Some(3), cursor, ..Default::default() }).await.unwrap();
+        assert!(page.data.len() <= 3);
+        walked.extend(page.data);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let ids = |list: &[AuditEvent]| list.iter().map(|e| e.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&walked), ids(&events));
+
+    for bad in ["/v1/audit?action=agent.explode", "/v1/audit?colour=blue", "/v1/audit?from=yesterday", "/v1/audit?cursor=x"]
+    {
+        let response = alpha.client.request(Method::GET, bad).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{bad}");
+    }
+}
+
+on_both_stores!(a_refused_change_leaves_no_audit_event);
+async fn a_refused_change_leaves_no_audit_event(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    let create = CreateAgentRequest { slug: "echo".into(), ..CreateAgentRequest::default() };
+    alpha.client.agent_create(&create).await.expect("create");
+    let before = all_events(&alpha.client).await;
+    let conflict = alpha.client.agent_create(&create).await.expect_err("the same slug again");
+    assert_eq!(conflict.status(), Some(409));
+    let missing = alpha.client.secret_delete("echo", "NOT_SET").await.expect_err("no such secret");
+    assert_eq!(missing.status(), Some(404));
+    let gone = alpha.client.session_revoke("ses_0192aaaaaaaaaaaaaaaaaaaaaaaaaaaa").await.expect_err("no such session");
+    assert!(gone.status().is_some());
+    assert_eq!(actions(&all_events(&alpha.client).await), actions(&before));
+}
+
+on_both_stores!(operators_changes_to_a_tenant_are_in_its_log_as_the_operator);
+async fn operators_changes_to_a_tenant_are_in_its_log_as_the_operator(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    let out = app.admin(&["operator", "create-token", "--name", "ops"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ops = app.client().with_token(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    let tenant_id = alpha.signup.tenant.id.to_string();
+    ops.admin_tenant_suspend(&tenant_id).await.expect("suspend");
+    ops.admin_tenant_suspend(&tenant_id).await.expect("suspend again: no change");
+    ops.admin_tenant_resume(&tenant_id).await.expect("resume");
+    let set = app.admin(&["limits", "set", "alpha", "max_agents=3"], &[]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+
+    let events = all_events(&alpha.client).await;
+    assert_eq!(actions(&events), ["limits.set", "tenant.resume", "tenant.suspend", "tenant.signup"]);
+    let operator = |event: &AuditEvent| (event.actor.kind.as_str().to_owned(), event.actor.id.clone());
+    assert_eq!(operator(&events[0]), ("operator".into(), "database".into()));
+    assert_eq!(events[0].client_ip, None, "the database has no client address");
+    assert_eq!(events[1].actor.kind.as_str(), "operator");
+    assert!(events[1].actor.id.starts_with("opt_"), "{:?}", events[1].actor);
+    assert_eq!(events[1].client_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(events[2].resource_id, tenant_id);
+}
