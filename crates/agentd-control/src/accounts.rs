@@ -3,8 +3,8 @@
 //! hashed with argon2.
 
 use agentd_core::{
-    Actor, ApiKey, ApiKeyId, AuditAction, AuditActor, AuditOrigin, RequestOrigin, Page, PageRequest, ResourceKind, Role, Scopes, Secret, SessionId, SessionInfo, Slug,
-    Tenant, Timestamp, User,
+    Actor, ApiKey, ApiKeyId, AuditAction, AuditActor, AuditOrigin, Page, PageRequest, RequestOrigin, ResourceKind,
+    Role, Scopes, Secret, SessionId, SessionInfo, Slug, Tenant, Timestamp, User,
 };
 use agentd_store::{NewApiKey, NewSession, NewSignup, StoreError, hash_secret};
 use argon2::Argon2;

@@ -9,9 +9,9 @@
 //! sessions in the workspace and revokes the keys they created there, since those act
 //! with the authority the member no longer has.
 
-use agentd_core::{AuditAction, RequestOrigin, 
-    Invite, InviteId, InviteStatus, Member, Page, PageRequest, ResourceKind, Role, Secret, Slug, Tenant, TenantLimits,
-    TenantStatus, Timestamp, UserId,
+use agentd_core::{
+    AuditAction, Invite, InviteId, InviteStatus, Member, Page, PageRequest, RequestOrigin, ResourceKind, Role, Secret,
+    Slug, Tenant, TenantLimits, TenantStatus, Timestamp, UserId,
 };
 use agentd_store::{FoundInvite, Invitee, MemberRemoved, NewInvite, NewTenant, OPERATOR, Store, hash_secret};
 

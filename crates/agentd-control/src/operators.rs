@@ -12,7 +12,10 @@
 //! stopping a run is not undone by resuming. Resuming lets its queued runs start again.
 
 use agentd_core::operators::{OperatorToken, QueueStats, TenantOverview, WorkerProcess};
-use agentd_core::{AuditActor, AuditOrigin, OperatorTokenId, Page, PageRequest, RequestId, RequestOrigin, Secret, TenantId, TenantStatus};
+use agentd_core::{
+    AuditActor, AuditOrigin, OperatorTokenId, Page, PageRequest, RequestId, RequestOrigin, Secret, TenantId,
+    TenantStatus,
+};
 use agentd_store::{Store, hash_secret};
 
 use crate::Control;

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use agentd_core::{
-    Agent, AgentId, AuditAction, AgentStatus, AgentVersion, Page, PageRequest, ResourceKind, Slug, TenantScope, Timestamp,
-    VersionId, Visibility,
+    Agent, AgentId, AgentStatus, AgentVersion, AuditAction, Page, PageRequest, ResourceKind, Slug, TenantScope,
+    Timestamp, VersionId, Visibility,
 };
 use serde_json::Value;
 use sqlx::any::AnyRow;

@@ -3,8 +3,8 @@
 //! those lookups are `unscoped`.
 
 use agentd_core::{
-    Actor, AgentId, ApiKey, ApiKeyId, AuditAction, AuditOrigin, InvocationId, InvocationStatus, Page, PageRequest, ResourceKind, Role, Scopes,
-    SessionId, Slug, Tenant, TenantId, TenantScope, Timestamp, User, UserId,
+    Actor, AgentId, ApiKey, ApiKeyId, AuditAction, AuditOrigin, InvocationId, InvocationStatus, Page, PageRequest,
+    ResourceKind, Role, Scopes, SessionId, Slug, Tenant, TenantId, TenantScope, Timestamp, User, UserId,
 };
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};

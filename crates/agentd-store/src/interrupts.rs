@@ -3,7 +3,9 @@
 //! again in the same transaction that records the answer, so of two answers to one
 //! question exactly one wins; a question nobody answers in time ends the invocation.
 
-use agentd_core::{AuditAction, Interrupt, Invocation, InvocationId, InvocationStatus, ResourceKind, TenantScope, Timestamp};
+use agentd_core::{
+    AuditAction, Interrupt, Invocation, InvocationId, InvocationStatus, ResourceKind, TenantScope, Timestamp,
+};
 use serde_json::Value;
 use sqlx::Row;
 

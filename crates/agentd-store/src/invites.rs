@@ -5,8 +5,8 @@
 //! transaction, and passes only an invite that is still pending, so a token works once.
 
 use agentd_core::{
-    Actor, AuditAction, AuditActor, AuditOrigin, Invite, InviteId, RequestOrigin, InviteStatus, Page, PageRequest, ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits,
-    TenantScope, Timestamp, User, UserId,
+    Actor, AuditAction, AuditActor, AuditOrigin, Invite, InviteId, InviteStatus, Page, PageRequest, RequestOrigin,
+    ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits, TenantScope, Timestamp, User, UserId,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};

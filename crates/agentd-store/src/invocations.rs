@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use agentd_core::{
-    Agent, AgentVersion, AuditAction, Invocation, InvocationId, InvocationStatus, Page, PageRequest, ResourceKind, Slug,
-    TenantScope, ThreadId, Timestamp,
+    Agent, AgentVersion, AuditAction, Invocation, InvocationId, InvocationStatus, Page, PageRequest, ResourceKind,
+    Slug, TenantScope, ThreadId, Timestamp,
 };
 use serde_json::Value;
 

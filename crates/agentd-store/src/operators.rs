@@ -6,7 +6,10 @@
 use std::collections::HashMap;
 
 use agentd_core::operators::{OperatorToken, TENANT_USAGE_DAYS, TenantOverview, TenantStorage, TenantUsage};
-use agentd_core::{AuditAction, AuditOrigin, OperatorTokenId, Page, PageRequest, ResourceKind, TenantId, TenantStatus, Timestamp, UsageFigures};
+use agentd_core::{
+    AuditAction, AuditOrigin, OperatorTokenId, Page, PageRequest, ResourceKind, TenantId, TenantStatus, Timestamp,
+    UsageFigures,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 

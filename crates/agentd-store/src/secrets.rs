@@ -4,7 +4,9 @@
 //!
 //! Deleting an agent deletes its secrets (the foreign key cascades, migration 0013).
 
-use agentd_core::{AgentId, AgentSecret, AuditAction, InvocationId, ResourceKind, Slug, TenantId, TenantScope, Timestamp};
+use agentd_core::{
+    AgentId, AgentSecret, AuditAction, InvocationId, ResourceKind, Slug, TenantId, TenantScope, Timestamp,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 

@@ -2,8 +2,8 @@
 //! created in one transaction, so a signup either happens whole or not at all.
 
 use agentd_core::{
-    Actor, ApiKey, AuditAction, AuditActor, AuditOrigin, LimitOverrides, RequestOrigin, ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits, TenantScope, Timestamp, User,
-    UserId,
+    Actor, ApiKey, AuditAction, AuditActor, AuditOrigin, LimitOverrides, RequestOrigin, ResourceKind, Role, Slug,
+    Tenant, TenantId, TenantLimits, TenantScope, Timestamp, User, UserId,
 };
 
 use crate::audit::{Audit, resource};

@@ -12,8 +12,8 @@
 //! skips a run while an earlier run of its thread is still going (`queue/sql.rs`).
 
 use agentd_core::{
-    Agent, AuditAction, Checkpoint, InvocationId, MultitaskStrategy, Page, PageRequest, ResourceKind, Slug, TenantScope, Thread,
-    ThreadId, ThreadState, ThreadStatus, Timestamp,
+    Agent, AuditAction, Checkpoint, InvocationId, MultitaskStrategy, Page, PageRequest, ResourceKind, Slug,
+    TenantScope, Thread, ThreadId, ThreadState, ThreadStatus, Timestamp,
 };
 use serde_json::{Map, Value};
 use sqlx::Row;

@@ -50,15 +50,16 @@ async fn scripted_session(app: &TestApp, alpha: &TestTenant) -> Scripted {
         .expect("create key");
     let read_key = alpha
         .client
-        .api_key_create(&CreateApiKeyRequest { name: "reader".into(), scopes: Some(vec![Scope::Read]), ..Default::default() })
+        .api_key_create(&CreateApiKeyRequest {
+            name: "reader".into(),
+            scopes: Some(vec![Scope::Read]),
+            ..Default::default()
+        })
         .await
         .expect("create read key");
     let version = app.deploy_script(alpha, "sleeper", "sleep 30").await;
-    let invocation = alpha
-        .client
-        .invoke("sleeper", &InvokeRequest::default(), &InvokeOptions::default())
-        .await
-        .expect("invoke");
+    let invocation =
+        alpha.client.invoke("sleeper", &InvokeRequest::default(), &InvokeOptions::default()).await.expect("invoke");
     alpha.client.invocation_cancel(invocation.id.as_str()).await.expect("cancel");
     // Through the raw request, to read the response's `x-request-id`.
     let response = alpha
@@ -214,7 +215,8 @@ async fn audit_filters_match_exactly_and_pages_walk_the_whole_log(backend: Backe
     let newest = events[0].occurred_at.to_string();
     let since_newest = list(AuditFilter { from: Some(newest.clone()), ..Default::default() }).await;
     assert!(since_newest.iter().all(|e| e.occurred_at >= events[0].occurred_at) && !since_newest.is_empty());
-    let until_first = list(AuditFilter { to: Some(events.last().unwrap().occurred_at.to_string()), ..Default::default() });
+    let until_first =
+        list(AuditFilter { to: Some(events.last().unwrap().occurred_at.to_string()), ..Default::default() });
     assert!(until_first.await.iter().any(|e| e.action.as_str() == "tenant.signup"));
     let future = list(AuditFilter { from: Some("2999-01-01T00:00:00Z".into()), ..Default::default() }).await;
     assert!(future.is_empty());
@@ -222,7 +224,8 @@ async fn audit_filters_match_exactly_and_pages_walk_the_whole_log(backend: Backe
     let mut walked = Vec::new();
     let mut cursor = None;
     loop {
-        let page = alpha.client.audit_list(&AuditFilter { limit: Some(3), cursor, ..Default::default() }).await.unwrap();
+        let page =
+            alpha.client.audit_list(&AuditFilter { limit: Some(3), cursor, ..Default::default() }).await.unwrap();
         assert!(page.data.len() <= 3);
         walked.extend(page.data);
         match page.next_cursor {
@@ -233,7 +236,8 @@ async fn audit_filters_match_exactly_and_pages_walk_the_whole_log(backend: Backe
     let ids = |list: &[AuditEvent]| list.iter().map(|e| e.id.to_string()).collect::<Vec<_>>();
     assert_eq!(ids(&walked), ids(&events));
 
-    for bad in ["/v1/audit?action=agent.explode", "/v1/audit?colour=blue", "/v1/audit?from=yesterday", "/v1/audit?cursor=x"]
+    for bad in
+        ["/v1/audit?action=agent.explode", "/v1/audit?colour=blue", "/v1/audit?from=yesterday", "/v1/audit?cursor=x"]
     {
         let response = alpha.client.request(Method::GET, bad).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 400, "{bad}");
