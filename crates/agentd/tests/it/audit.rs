@@ -3,12 +3,14 @@
 //! none; only owners and admins read it, and only their own workspace's.
 
 use agentd_api_types::{
-    AcceptInviteRequest, AuditEvent, CreateAgentRequest, CreateApiKeyRequest, CreateInviteRequest, InvokeRequest,
-    LoginRequest, PutSecretRequest, Role, Scope,
+    AcceptInviteRequest, AuditEvent, CreateAgentRequest, CreateApiKeyRequest, CreateInviteRequest, CreateThreadRequest,
+    InvocationStatus, InvokeRequest, LoginRequest, PatchAgentRequest, PutMemoryItemRequest, PutSecretRequest, Role,
+    Scope,
 };
 use agentd_client::{AuditFilter, Client, InvokeOptions};
 use agentd_test_support::{Backend, on_both_stores};
 use reqwest::Method;
+use serde_json::json;
 
 use crate::harness::{TestApp, TestTenant};
 
@@ -283,4 +285,111 @@ async fn operators_changes_to_a_tenant_are_in_its_log_as_the_operator(backend: B
     assert!(events[1].actor.id.starts_with("opt_"), "{:?}", events[1].actor);
     assert_eq!(events[1].client_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(events[2].resource_id, tenant_id);
+}
+
+on_both_stores!(every_other_kind_of_change_is_logged_too);
+async fn every_other_kind_of_change_is_logged_too(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    let c = &alpha.client;
+    app.deploy_script(&alpha, "echo", "cat").await;
+    app.deploy_script(&alpha, "echo", "cat; echo v2").await;
+    c.version_activate("echo", 1).await.expect("roll back");
+    let patch = PatchAgentRequest { description: Some("says it back".into()), ..Default::default() };
+    c.agent_patch("echo", &patch).await.expect("patch");
+    c.secret_set("echo", "TOKEN", "value-1").await.expect("set");
+    c.secret_set("echo", "TOKEN", "value-2").await.expect("replace");
+    c.secret_delete("echo", "TOKEN").await.expect("delete secret");
+    let thread = c.thread_create(&CreateThreadRequest::default()).await.expect("thread");
+    let thread_id = thread.id.to_string();
+    c.thread_patch(&thread_id, json!({"topic": "audit"})).await.expect("patch thread");
+    c.thread_set_state(&thread_id, json!({"n": 1})).await.expect("set state");
+    c.thread_delete(&thread_id).await.expect("delete thread");
+    let item = PutMemoryItemRequest { namespace: vec!["notes".into()], key: "k".into(), value: json!(1), ttl_s: None };
+    c.store_item_put(&item).await.expect("put item");
+    c.store_item_delete(&["notes"], "k").await.expect("delete item");
+    app.deploy_example(&alpha, "python-ask").await;
+    let options = InvokeOptions { wait_s: Some(30), ..Default::default() };
+    let asking = c.invoke("python-ask", &InvokeRequest::default(), &options).await.expect("invoke");
+    assert_eq!(asking.status, InvocationStatus::WaitingForInput, "{asking:?}");
+    c.respond(asking.id.as_str(), json!("Ada"), None).await.expect("respond");
+    let invite = c
+        .invite_create(&CreateInviteRequest { email: "gone@example.com".into(), role: Role::Viewer })
+        .await
+        .expect("invite");
+    c.invite_revoke(invite.invite.id.as_str()).await.expect("revoke invite");
+    c.invite_revoke(invite.invite.id.as_str()).await.expect("revoke again: no change");
+    let invite = c
+        .invite_create(&CreateInviteRequest { email: "leaver@example.com".into(), role: Role::Viewer })
+        .await
+        .expect("invite");
+    let accept = AcceptInviteRequest { password: Some(PASSWORD.into()), ..Default::default() };
+    let leaver = app.client().invite_accept(&invite.token, &accept).await.expect("accept");
+    c.member_remove(leaver.user.id.as_str()).await.expect("remove member");
+    c.agent_delete("echo").await.expect("delete agent");
+
+    // Sessions: one revoked from another, and a switch into a second workspace.
+    let login = LoginRequest { email: "alpha@example.com".into(), password: PASSWORD.into(), workspace_slug: None };
+    let laptop = app.client().with_token(app.client().login(&login).await.expect("login").token);
+    let phone = app.client().login(&login).await.expect("login again");
+    let phone_id = laptop.sessions_list().await.unwrap().data.into_iter().find(|s| !s.current).unwrap().id;
+    laptop.session_revoke(phone_id.as_str()).await.expect("revoke session");
+    drop(phone);
+    let beta = app.signup("beta").await;
+    let to_beta = beta
+        .client
+        .invite_create(&CreateInviteRequest { email: "alpha@example.com".into(), role: Role::Admin })
+        .await
+        .expect("invite alpha's owner");
+    let existing = AcceptInviteRequest { email: Some("alpha@example.com".into()), password: Some(PASSWORD.into()) };
+    app.client().invite_accept(&to_beta.token, &existing).await.expect("accept as an existing user");
+    laptop.workspace_switch("beta").await.expect("switch");
+
+    let events = all_events(c).await;
+    let mut seen = actions(&events);
+    seen.reverse();
+    let expected = [
+        "tenant.signup",
+        "agent.create",
+        "agent.deploy",
+        "agent.deploy",
+        "agent.rollback",
+        "agent.update",
+        "secret.put",
+        "secret.put",
+        "secret.delete",
+        "thread.create",
+        "thread.update",
+        "thread.state_set",
+        "thread.delete",
+        "memory.put",
+        "memory.delete",
+        "agent.create",
+        "agent.deploy",
+        "invocation.create",
+        "invocation.respond",
+        "invite.create",
+        "invite.revoke",
+        "invite.create",
+        "invite.accept",
+        "member.remove",
+        "agent.delete",
+        "auth.login",
+        "auth.login",
+        "session.revoke",
+    ];
+    assert_eq!(seen, expected, "oldest first");
+    let secrets: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e.action.as_str() == "secret.put").map(|e| &e.details["created"]).collect();
+    assert_eq!(secrets, [&json!(false), &json!(true)], "newest first: replaced, then created");
+    assert!(!serde_json::to_string(&events).unwrap().contains("value-"), "no secret value");
+    let rollback = only(&events, "agent.rollback");
+    assert_eq!(rollback.details["version"], 1);
+    let removed = only(&events, "member.remove");
+    assert_eq!(removed.resource_id, leaver.user.id.to_string());
+    assert_eq!(only(&events, "session.revoke").resource_id, phone_id.to_string());
+
+    let in_beta = all_events(&beta.client).await;
+    assert_eq!(actions(&in_beta), ["auth.switch", "invite.accept", "invite.create", "tenant.signup"]);
+    assert_eq!(in_beta[0].actor.id, alpha.signup.user.id.to_string());
 }
