@@ -79,4 +79,13 @@ mod tests {
         let back: Timestamp = serde_json::from_str(&json).unwrap_or(Timestamp(0));
         assert_eq!(back, t);
     }
+
+    #[test]
+    fn rfc3339_text_parses_with_any_offset_and_garbage_does_not() {
+        let utc = Timestamp::parse_rfc3339("2023-11-14T22:13:20.123Z");
+        assert_eq!(utc, Some(Timestamp::from_unix_ms(1_700_000_000_123)));
+        assert_eq!(Timestamp::parse_rfc3339("2023-11-14T23:13:20.123+01:00"), utc);
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+        assert_eq!(Timestamp::parse_rfc3339("2023-11-14"), None);
+    }
 }

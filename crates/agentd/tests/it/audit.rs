@@ -393,3 +393,22 @@ async fn every_other_kind_of_change_is_logged_too(backend: Backend) {
     assert_eq!(actions(&in_beta), ["auth.switch", "invite.accept", "invite.create", "tenant.signup"]);
     assert_eq!(in_beta[0].actor.id, alpha.signup.user.id.to_string());
 }
+
+on_both_stores!(agentd_audit_prints_the_log_as_a_table_and_as_json);
+async fn agentd_audit_prints_the_log_as_a_table_and_as_json(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = crate::cli::Shell::new(&app.base_url);
+    shell.signup().await;
+    shell.ok(&["agents", "deploy", &crate::harness::examples_dir().join("shell-wc").to_string_lossy()]).await;
+
+    let table = shell.ok(&["audit"]).await;
+    let header = table.stdout.lines().next().unwrap_or_default();
+    assert!(header.starts_with("WHEN") && header.contains("ACTION"), "{table:#?}");
+    assert!(table.stdout.lines().any(|l| l.contains("agent.deploy") && l.contains("127.0.0.1")), "{table:#?}");
+    let listed = crate::cli::json(&shell.ok(&["audit", "--action", "agent.create", "--json"]).await.stdout);
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed["data"][0]["resource_type"], "agent");
+    let refused = shell.run(&["audit", "--action", "agent.explode"]).await;
+    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert!(refused.stderr.contains("invalid_query"), "{refused:#?}");
+}
