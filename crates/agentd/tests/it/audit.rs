@@ -285,6 +285,18 @@ async fn operators_changes_to_a_tenant_are_in_its_log_as_the_operator(backend: B
     assert!(events[1].actor.id.starts_with("opt_"), "{:?}", events[1].actor);
     assert_eq!(events[1].client_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(events[2].resource_id, tenant_id);
+
+    // A workspace an operator makes starts its log with that, then its owner joining.
+    let args = ["tenants", "create", "--slug", "gamma", "--name", "Gamma", "--owner-email", "boss@gamma.example"];
+    let made = app.admin(&args, &[]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let token = String::from_utf8_lossy(&made.stdout).lines().next().unwrap().to_owned();
+    let accept = AcceptInviteRequest { password: Some(PASSWORD.into()), ..Default::default() };
+    let joined = app.client().invite_accept(&token, &accept).await.expect("accept the owner invite");
+    let gamma = all_events(&app.client().with_token(joined.token)).await;
+    assert_eq!(actions(&gamma), ["invite.accept", "tenant.create"]);
+    assert_eq!(operator(&gamma[1]), ("operator".into(), "database".into()));
+    assert_eq!(gamma[0].actor.id, joined.user.id.to_string());
 }
 
 on_both_stores!(every_other_kind_of_change_is_logged_too);
