@@ -326,6 +326,7 @@ async fn tenant_with_agent(store: &Store) -> Result<(TenantScope, agentd_core::A
                 scopes: Role::Owner.scopes(),
                 expires_at: None,
             },
+            origin: agentd_core::RequestOrigin::new(agentd_core::RequestId::generate(), None),
         })
         .await?;
     let ctx = TenantScope::new(signed_up.tenant.id, Actor::User { id: signed_up.user.id }, RequestId::generate());

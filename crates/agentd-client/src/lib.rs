@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod agents;
+mod audit;
 mod error;
 mod follow;
 mod invocations;
@@ -19,6 +20,7 @@ use reqwest::{Method, RequestBuilder, Response, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use audit::AuditFilter;
 pub use error::{ClientError, Problem};
 pub use follow::{Followed, Follower};
 pub use invocations::{InvocationFilter, InvokeOptions};

@@ -3,8 +3,8 @@
 //! hashed with argon2.
 
 use agentd_core::{
-    Actor, ApiKey, ApiKeyId, Page, PageRequest, ResourceKind, Role, Scopes, Secret, SessionId, SessionInfo, Slug,
-    Tenant, Timestamp, User,
+    Actor, ApiKey, ApiKeyId, AuditAction, AuditActor, AuditOrigin, Page, PageRequest, RequestOrigin, ResourceKind,
+    Role, Scopes, Secret, SessionId, SessionInfo, Slug, Tenant, Timestamp, User,
 };
 use agentd_store::{NewApiKey, NewSession, NewSignup, StoreError, hash_secret};
 use argon2::Argon2;
@@ -125,7 +125,9 @@ async fn decoy_hash() -> Result<String> {
 }
 
 impl Control {
-    pub async fn signup(&self, signup: Signup) -> Result<SignedUp> {
+    /// Makes a workspace, its owner and its first key; the request from `origin` is the
+    /// first event of the workspace's audit log.
+    pub async fn signup(&self, signup: Signup, origin: RequestOrigin) -> Result<SignedUp> {
         if self.settings.signup != crate::SignupPolicy::Open {
             return Err(Forbidden::SignupDisabled.into());
         }
@@ -140,6 +142,7 @@ impl Control {
                 password_hash,
                 limits: self.settings.default_limits.clone(),
                 first_key,
+                origin,
             })
             .await?;
         tracing::info!(tenant_id = %created.tenant.id, "signed up");
@@ -150,7 +153,9 @@ impl Control {
         })
     }
 
-    pub async fn login(&self, login: Login) -> Result<Session> {
+    /// Signs a user in (a session, logged as `auth.login` in the workspace) for the
+    /// request from `origin`.
+    pub async fn login(&self, login: Login, origin: RequestOrigin) -> Result<Session> {
         let user = self.verify_login(&login.email, login.password).await?;
         let memberships = self.store.memberships_of_unscoped(&user.id).await?;
         let chosen = match &login.workspace_slug {
@@ -158,13 +163,21 @@ impl Control {
             None => memberships.into_iter().next(),
         };
         let tenant = chosen.ok_or(ControlError::NotFound(ResourceKind::Workspace))?.tenant;
-        self.session_open(tenant, user).await
+        self.session_open(tenant, user, AuditAction::AuthLogin, origin).await
     }
 
-    /// A new session of `user` in `tenant`; its token is shown this once.
-    pub(crate) async fn session_open(&self, tenant: Tenant, user: User) -> Result<Session> {
+    /// A new session of `user` in `tenant`; its token is shown this once. `action` says
+    /// why, for the workspace's audit log.
+    pub(crate) async fn session_open(
+        &self,
+        tenant: Tenant,
+        user: User,
+        action: AuditAction,
+        origin: RequestOrigin,
+    ) -> Result<Session> {
         let (session, token, expires_at) = mint_session();
-        self.store.session_create_unscoped(&tenant.id, &user.id, session).await?;
+        let by = AuditOrigin::new(AuditActor::from(&Actor::User { id: user.id.clone() }), origin);
+        self.store.session_create_unscoped(&tenant.id, &user.id, session, action, &by).await?;
         Ok(Session { token, expires_at, tenant, user })
     }
 
@@ -251,16 +264,20 @@ impl Control {
 
     /// Ends one of the caller's sessions; another user's, or none, is `NotFound`.
     pub async fn session_revoke(&self, ctx: &Ctx<Read>, id: &SessionId) -> Result<()> {
-        let user = session_user(ctx)?;
-        self.store.session_revoke(ctx.store_scope(), &user.id, id).await?;
-        ctx.span().in_scope(|| tracing::info!(session_id = %id, "session revoked"));
-        Ok(())
+        self.session_end(ctx, id, AuditAction::SessionRevoke).await
     }
 
     /// Ends the session this request was made with.
     pub async fn logout(&self, ctx: &Ctx<Read>) -> Result<()> {
         let Some(id) = ctx.session_id().cloned() else { return Err(Forbidden::SessionRequired.into()) };
-        self.session_revoke(ctx, &id).await
+        self.session_end(ctx, &id, AuditAction::AuthLogout).await
+    }
+
+    async fn session_end(&self, ctx: &Ctx<Read>, id: &SessionId, action: AuditAction) -> Result<()> {
+        let user = session_user(ctx)?;
+        self.store.session_revoke(ctx.store_scope(), &user.id, id, action).await?;
+        ctx.span().in_scope(|| tracing::info!(session_id = %id, "session revoked"));
+        Ok(())
     }
 }
 

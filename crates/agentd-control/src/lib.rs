@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod agents;
 pub mod artifacts;
+pub mod audit;
 pub mod auth;
 pub mod builds;
 mod config;
@@ -47,6 +48,7 @@ pub use agentd_bundle::SchemaViolation;
 pub use agentd_store::{Changes, SecretWritten, Subscription};
 pub use agents::{Activation, AgentChanges, AgentSpec, RuntimeInfo};
 pub use artifacts::ArtifactContent;
+pub use audit::AuditFilter;
 pub use auth::{
     Admin, Capability, CreatedWorkerToken, Ctx, Deploy, Invoke, Principal, Read, RunCapability, RunGrant, WorkerCtx,
     worker_token_create,

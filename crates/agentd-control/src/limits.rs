@@ -63,8 +63,8 @@ impl LimitsView {
 /// An operator's change of one tenant's overrides: values to set, names to unset.
 #[derive(Debug, Clone, Default)]
 pub struct LimitChange {
-    set: LimitOverrides,
-    unset: Vec<String>,
+    pub(crate) set: LimitOverrides,
+    pub(crate) unset: Vec<String>,
 }
 
 impl LimitChange {
@@ -95,7 +95,7 @@ impl LimitChange {
     }
 }
 
-fn view_of(record: &TenantLimitsRecord) -> LimitsView {
+pub(crate) fn view_of(record: &TenantLimitsRecord) -> LimitsView {
     LimitsView::of(&record.tenant.limits, &record.overrides, |_| None)
 }
 
@@ -108,15 +108,15 @@ pub async fn tenant_limits_show(store: &Store, tenant: &str) -> Result<(TenantLi
 }
 
 /// Changes a tenant's overrides (by id or slug) and returns its limits as they are now. An
-/// operator's act, like [`crate::worker_token_create`]; the operator API calls it too.
+/// operator's act on the database, like [`crate::worker_token_create`]; the operator API
+/// calls [`crate::Operators::tenant_limits_change`], which logs the operator's token.
 pub async fn tenant_limits_change(
     store: &Store,
     tenant: &str,
     change: &LimitChange,
 ) -> Result<(TenantLimitsRecord, LimitsView)> {
-    let record = store.tenant_limits_update_unscoped(tenant, &change.set, &change.unset).await?;
-    let view = view_of(&record);
-    Ok((record, view))
+    let (operators, op) = crate::operators_on_store(store.clone());
+    operators.tenant_limits_change(&op, tenant, change).await
 }
 
 impl Control {

@@ -10,8 +10,8 @@
 //! with the authority the member no longer has.
 
 use agentd_core::{
-    Invite, InviteId, InviteStatus, Member, Page, PageRequest, ResourceKind, Role, Secret, Slug, Tenant, TenantLimits,
-    TenantStatus, Timestamp, UserId,
+    AuditAction, Invite, InviteId, InviteStatus, Member, Page, PageRequest, RequestOrigin, ResourceKind, Role, Secret,
+    Slug, Tenant, TenantLimits, TenantStatus, Timestamp, UserId,
 };
 use agentd_store::{FoundInvite, Invitee, MemberRemoved, NewInvite, NewTenant, OPERATOR, Store, hash_secret};
 
@@ -103,7 +103,8 @@ pub async fn tenant_create_with_owner_invite(
 ) -> Result<OwnerInvite> {
     let (new, token) = mint_invite(&email, Role::Owner);
     let tenant = NewTenant { name: name.into_inner(), slug, limits };
-    let (tenant, invite) = store.tenant_create_with_owner_invite_unscoped(tenant, new).await?;
+    let by = crate::operators::database_operator();
+    let (tenant, invite) = store.tenant_create_with_owner_invite_unscoped(tenant, new, &by).await?;
     tracing::info!(tenant_id = %tenant.id, invite_id = %invite.id, "workspace made by an operator");
     let accept_url = accept_url(public_url, &token);
     Ok(OwnerInvite { tenant, invite: CreatedInvite { invite, token, accept_url } })
@@ -136,7 +137,8 @@ impl Control {
     }
 
     /// Accepts the invite whose token this is and signs the invitee in to its workspace.
-    pub async fn invite_accept(&self, token: &str, who: AcceptInvite) -> Result<Joined> {
+    /// The request from `origin` is logged in the workspace as `invite.accept`.
+    pub async fn invite_accept(&self, token: &str, who: AcceptInvite, origin: RequestOrigin) -> Result<Joined> {
         let not_found = || ControlError::NotFound(ResourceKind::Invite);
         if !token.starts_with(INVITE_TOKEN_PREFIX) {
             return Err(not_found());
@@ -153,7 +155,7 @@ impl Control {
         }
         let invitee = self.invitee(&found, who).await?;
         let (session, secret, expires_at) = mint_session();
-        let accepted = self.store.invite_accept_unscoped(&found, invitee, session).await?;
+        let accepted = self.store.invite_accept_unscoped(&found, invitee, session, &origin).await?;
         tracing::info!(tenant_id = %found.tenant.id, user_id = %accepted.user.id, "invite accepted");
         let session = Session { token: secret, expires_at, tenant: found.tenant, user: accepted.user };
         Ok(Joined { session, role: accepted.role })
@@ -245,6 +247,8 @@ impl Control {
             .find(|m| m.tenant.slug.as_str() == slug)
             .ok_or(ControlError::NotFound(ResourceKind::Workspace))?
             .tenant;
-        self.session_open(tenant, user).await
+        let scope = ctx.store_scope();
+        let origin = RequestOrigin::new(scope.request_id().clone(), scope.client_ip());
+        self.session_open(tenant, user, AuditAction::AuthSwitch, origin).await
     }
 }

@@ -12,7 +12,10 @@
 //! stopping a run is not undone by resuming. Resuming lets its queued runs start again.
 
 use agentd_core::operators::{OperatorToken, QueueStats, TenantOverview, WorkerProcess};
-use agentd_core::{OperatorTokenId, Page, PageRequest, RequestId, RequestOrigin, Secret, TenantId, TenantStatus};
+use agentd_core::{
+    AuditActor, AuditOrigin, OperatorTokenId, Page, PageRequest, RequestId, RequestOrigin, Secret, TenantId,
+    TenantStatus,
+};
 use agentd_store::{Store, hash_secret};
 
 use crate::Control;
@@ -62,6 +65,21 @@ impl OperatorCtx {
     pub fn span(&self) -> &tracing::Span {
         &self.span
     }
+
+    /// Who the audit log names for this operator's changes to a tenant.
+    fn audit_origin(&self) -> AuditOrigin {
+        let token = match &self.operator {
+            Operator::Token(id) => Some(id),
+            Operator::Database => None,
+        };
+        AuditOrigin::new(AuditActor::operator(token), self.origin.clone())
+    }
+}
+
+/// An operator acting on the database itself (`agentd admin`), as the audit log names
+/// them, for a request of its own.
+pub(crate) fn database_operator() -> AuditOrigin {
+    AuditOrigin::new(AuditActor::operator(None), RequestOrigin::new(RequestId::generate(), None))
 }
 
 /// The operations of operators, over the store of every tenant.
@@ -123,16 +141,31 @@ impl Operators {
     /// Suspends a tenant (see the module docs for what that stops); suspending a
     /// suspended tenant changes nothing.
     pub async fn tenant_suspend(&self, op: &OperatorCtx, id: &TenantId) -> Result<TenantOverview> {
-        let tenant = self.store.tenant_set_status_unscoped(id, TenantStatus::Suspended).await?;
+        let tenant = self.store.tenant_set_status_unscoped(id, TenantStatus::Suspended, &op.audit_origin()).await?;
         op.span.in_scope(|| tracing::info!(tenant_id = %id, "tenant suspended"));
         Ok(tenant)
     }
 
     /// Lets a suspended tenant in again; its queued runs start again.
     pub async fn tenant_resume(&self, op: &OperatorCtx, id: &TenantId) -> Result<TenantOverview> {
-        let tenant = self.store.tenant_set_status_unscoped(id, TenantStatus::Active).await?;
+        let tenant = self.store.tenant_set_status_unscoped(id, TenantStatus::Active, &op.audit_origin()).await?;
         op.span.in_scope(|| tracing::info!(tenant_id = %id, "tenant resumed"));
         Ok(tenant)
+    }
+
+    /// Changes a tenant's overrides (by id or slug), logged in its audit log as
+    /// `limits.set` by this operator, and returns its limits as they are now.
+    pub async fn tenant_limits_change(
+        &self,
+        op: &OperatorCtx,
+        tenant: &str,
+        change: &crate::LimitChange,
+    ) -> Result<(agentd_store::TenantLimitsRecord, crate::LimitsView)> {
+        let by = op.audit_origin();
+        let record = self.store.tenant_limits_update_unscoped(tenant, &change.set, &change.unset, &by).await?;
+        op.span.in_scope(|| tracing::info!(tenant_id = %record.tenant.id, "tenant limits changed"));
+        let view = crate::limits::view_of(&record);
+        Ok((record, view))
     }
 
     /// The worker processes seen in the last day, with their heartbeat, slots and runs.

@@ -90,6 +90,7 @@ prefixed_id!(WorkerTokenId, "wkt_", "worker token");
 prefixed_id!(BuildId, "bld_", "dependency build");
 prefixed_id!(InviteId, "ivt_", "invite");
 prefixed_id!(OperatorTokenId, "opt_", "operator token");
+prefixed_id!(AuditEventId, "aud_", "audit event");
 prefixed_id!(
     /// Correlates one HTTP request across logs and the error body.
     RequestId,

@@ -5,6 +5,7 @@
 //! The resource structs are also the JSON shapes in which the REST API shows them
 //! (`agentd-api-types` re-exports them beside the request bodies).
 
+pub mod audit;
 pub mod builds;
 pub mod context;
 pub mod ids;
@@ -21,11 +22,12 @@ pub mod status;
 pub mod timestamp;
 pub mod usage;
 
+pub use audit::{AuditAction, AuditActor, AuditActorKind, AuditEvent, AuditOrigin};
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
 pub use context::{Actor, RequestOrigin, Role, Scope, Scopes, TenantScope};
 pub use ids::{
-    AgentId, ApiKeyId, BuildId, InviteId, InvocationId, OperatorTokenId, RequestId, SessionId, TenantId, ThreadId,
-    UserId, VersionId, WorkerTokenId,
+    AgentId, ApiKeyId, AuditEventId, BuildId, InviteId, InvocationId, OperatorTokenId, RequestId, SessionId, TenantId,
+    ThreadId, UserId, VersionId, WorkerTokenId,
 };
 pub use limits::{LimitError, LimitOverrides, TenantLimits};
 pub use members::{Invite, Member};

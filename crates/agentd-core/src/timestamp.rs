@@ -27,6 +27,12 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
 
+    /// An RFC 3339 instant (`2026-11-22T10:00:00Z`, any offset), to the millisecond.
+    pub fn parse_rfc3339(raw: &str) -> Option<Timestamp> {
+        let parsed = OffsetDateTime::parse(raw, &Rfc3339).ok()?;
+        i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok().map(Timestamp)
+    }
+
     fn rfc3339(self) -> String {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .ok()
@@ -72,5 +78,14 @@ mod tests {
         assert_eq!(json, "\"2023-11-14T22:13:20.123Z\"");
         let back: Timestamp = serde_json::from_str(&json).unwrap_or(Timestamp(0));
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn rfc3339_text_parses_with_any_offset_and_garbage_does_not() {
+        let utc = Timestamp::parse_rfc3339("2023-11-14T22:13:20.123Z");
+        assert_eq!(utc, Some(Timestamp::from_unix_ms(1_700_000_000_123)));
+        assert_eq!(Timestamp::parse_rfc3339("2023-11-14T23:13:20.123+01:00"), utc);
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+        assert_eq!(Timestamp::parse_rfc3339("2023-11-14"), None);
     }
 }

@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use agentd_core::{
-    Agent, AgentId, AgentStatus, AgentVersion, Page, PageRequest, ResourceKind, Slug, TenantScope, Timestamp,
-    VersionId, Visibility,
+    Agent, AgentId, AgentStatus, AgentVersion, AuditAction, Page, PageRequest, ResourceKind, Slug, TenantScope,
+    Timestamp, VersionId, Visibility,
 };
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
+use crate::audit::{Audit, resource};
 use crate::builds::{self, NewBuild};
 use crate::error::{Conflict, is_unique_violation};
 use crate::{Result, Store, StoreError, rows};
@@ -46,6 +47,24 @@ pub struct NewVersion {
     pub activate: bool,
     /// The dependencies it needs installed; `None` when it has none.
     pub build: Option<NewBuild>,
+}
+
+impl AgentPatch {
+    /// The fields this patch changes, for the audit log (names only: `env` may hold
+    /// values an operator would rather not copy around).
+    fn fields(&self) -> Vec<&'static str> {
+        let set = [
+            ("name", self.name.is_some()),
+            ("description", self.description.is_some()),
+            ("tags", self.tags.is_some()),
+            ("visibility", self.visibility.is_some()),
+            ("status", self.status.is_some()),
+            ("env", self.env.is_some()),
+            ("input_schema", self.input_schema.is_some()),
+            ("output_schema", self.output_schema.is_some()),
+        ];
+        set.into_iter().filter(|(_, changed)| *changed).map(|(field, _)| field).collect()
+    }
 }
 
 fn visibility_word(v: Visibility) -> &'static str {
@@ -112,6 +131,10 @@ impl Store {
             true => Conflict::AgentSlugTaken { slug: new.slug.to_string() }.into(),
             false => StoreError::from(e),
         })?;
+        Audit::new(AuditAction::AgentCreate, resource::AGENT, id.as_str())
+            .details(serde_json::json!({"slug": new.slug}))
+            .record(&mut tx, ctx)
+            .await?;
         tx.commit().await?;
         rows::agent(&row)
     }
@@ -176,22 +199,30 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(agent_not_found)?;
+        let agent = rows::agent(&row)?;
+        Audit::new(AuditAction::AgentUpdate, resource::AGENT, agent.id.as_str())
+            .details(serde_json::json!({"slug": slug, "fields": patch.fields()}))
+            .record(&mut tx, ctx)
+            .await?;
         tx.commit().await?;
-        rows::agent(&row)
+        Ok(agent)
     }
 
     /// Removes the agent from the registry. Its versions and past invocations stay, so
     /// runs already accepted still execute and history remains readable.
     pub async fn agent_delete(&self, ctx: &TenantScope, slug: &Slug) -> Result<()> {
         let mut tx = self.begin_scoped(ctx).await?;
-        let done = sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND slug = $2")
-            .bind(ctx.tenant_id().as_str())
-            .bind(slug.as_str())
-            .execute(&mut *tx)
+        let deleted: Option<String> =
+            sqlx::query_scalar("DELETE FROM agents WHERE tenant_id = $1 AND slug = $2 RETURNING id")
+                .bind(ctx.tenant_id().as_str())
+                .bind(slug.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let id = deleted.ok_or_else(agent_not_found)?;
+        Audit::new(AuditAction::AgentDelete, resource::AGENT, id)
+            .details(serde_json::json!({"slug": slug}))
+            .record(&mut tx, ctx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(agent_not_found());
-        }
         tx.commit().await?;
         Ok(())
     }
@@ -253,11 +284,22 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let version = rows::version(&row)?;
+        Audit::new(AuditAction::AgentDeploy, resource::AGENT_VERSION, version.id.as_str())
+            .details(serde_json::json!({
+                "agent_id": agent_id,
+                "slug": slug,
+                "version": next,
+                "digest": new.digest,
+                "activate": new.activate,
+            }))
+            .record(&mut tx, ctx)
+            .await?;
         tx.commit().await?;
         if build.as_ref().is_some_and(|b| b.created) {
             self.builds_changed().await;
         }
-        rows::version(&row)
+        Ok(version)
     }
 
     /// Whether an agent of the caller's tenant has a version whose build is not settled.
@@ -327,8 +369,13 @@ impl Store {
         .bind(Timestamp::now().unix_ms())
         .fetch_one(&mut *tx)
         .await?;
+        let agent = rows::agent(&row)?;
+        Audit::new(AuditAction::AgentRollback, resource::AGENT, agent.id.as_str())
+            .details(serde_json::json!({"slug": slug, "version": n}))
+            .record(&mut tx, ctx)
+            .await?;
         tx.commit().await?;
-        rows::agent(&row)
+        Ok(agent)
     }
 }
 

@@ -3,12 +3,13 @@
 //! those lookups are `unscoped`.
 
 use agentd_core::{
-    Actor, AgentId, ApiKey, ApiKeyId, InvocationId, InvocationStatus, Page, PageRequest, ResourceKind, Role, Scopes,
-    SessionId, Slug, Tenant, TenantId, TenantScope, Timestamp, User, UserId,
+    Actor, AgentId, ApiKey, ApiKeyId, AuditAction, AuditOrigin, InvocationId, InvocationStatus, Page, PageRequest,
+    ResourceKind, Role, Scopes, SessionId, Slug, Tenant, TenantId, TenantScope, Timestamp, User, UserId,
 };
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 
+use crate::audit::{Audit, resource};
 use crate::{Result, Store, StoreError, rows};
 
 /// SHA-256 of a presented secret, hex encoded; what the store keeps and compares.
@@ -302,7 +303,14 @@ impl Store {
     }
 
     /// Ends one of the user's sessions in this workspace: its token authenticates no more.
-    pub async fn session_revoke(&self, ctx: &TenantScope, user_id: &UserId, id: &SessionId) -> Result<()> {
+    /// `action` says how, for the audit log: a logout or a revocation.
+    pub async fn session_revoke(
+        &self,
+        ctx: &TenantScope,
+        user_id: &UserId,
+        id: &SessionId,
+        action: AuditAction,
+    ) -> Result<()> {
         let mut tx = self.begin_scoped(ctx).await?;
         let ended = sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id = $3")
             .bind(ctx.tenant_id().as_str())
@@ -310,20 +318,27 @@ impl Store {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        // Checked before the commit, so no audit event records a session that was not there.
         if ended.rows_affected() == 0 {
             return Err(StoreError::NotFound(ResourceKind::Session));
         }
+        Audit::new(action, resource::SESSION, id.as_str()).record(&mut tx, ctx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
+    /// Opens a session of `user_id` in `tenant_id`, logged as `action` (a login or a
+    /// switch) by `by`, the user.
     pub async fn session_create_unscoped(
         &self,
         tenant_id: &TenantId,
         user_id: &UserId,
         new: NewSession,
+        action: AuditAction,
+        by: &AuditOrigin,
     ) -> Result<SessionId> {
         let id = SessionId::generate();
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -333,8 +348,10 @@ impl Store {
         .bind(user_id.as_str())
         .bind(Timestamp::now().unix_ms())
         .bind(new.expires_at.unix_ms())
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        Audit::new(action, resource::SESSION, id.as_str()).record_by(&mut tx, tenant_id, by).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -348,6 +365,10 @@ impl Store {
             return Err(StoreError::QuotaReached { count: live.unsigned_abs() });
         }
         let key = insert_api_key(&mut tx, ctx.tenant_id(), ctx.actor().id_str(), new, Timestamp::now()).await?;
+        Audit::new(AuditAction::ApiKeyCreate, resource::API_KEY, key.id.as_str())
+            .details(serde_json::json!({"name": key.name, "scopes": key.scopes, "expires_at": key.expires_at}))
+            .record(&mut tx, ctx)
+            .await?;
         tx.commit().await?;
         Ok(key)
     }
@@ -368,20 +389,29 @@ impl Store {
         Ok(rows::page(keys, limit, |k| k.id.to_string()))
     }
 
-    /// Revokes a key of the caller's tenant; revoking twice keeps the first time.
+    /// Revokes a key of the caller's tenant; revoking twice keeps the first time (and
+    /// only the first is an audit event: the second changes nothing).
     pub async fn api_key_revoke(&self, ctx: &TenantScope, id: &ApiKeyId) -> Result<ApiKey> {
+        let now = Timestamp::now();
         let mut tx = self.begin_scoped(ctx).await?;
         let row = sqlx::query(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND tenant_id = $3 RETURNING *",
         )
-        .bind(Timestamp::now().unix_ms())
+        .bind(now.unix_ms())
         .bind(id.as_str())
         .bind(ctx.tenant_id().as_str())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound(ResourceKind::ApiKey))?;
+        let key = rows::api_key(&row)?;
+        if key.revoked_at == Some(now) {
+            Audit::new(AuditAction::ApiKeyRevoke, resource::API_KEY, id.as_str())
+                .details(serde_json::json!({"name": key.name}))
+                .record(&mut tx, ctx)
+                .await?;
+        }
         tx.commit().await?;
-        rows::api_key(&row)
+        Ok(key)
     }
 }
 

@@ -3,10 +3,13 @@
 //! again in the same transaction that records the answer, so of two answers to one
 //! question exactly one wins; a question nobody answers in time ends the invocation.
 
-use agentd_core::{Interrupt, Invocation, InvocationId, InvocationStatus, ResourceKind, TenantScope, Timestamp};
+use agentd_core::{
+    AuditAction, Interrupt, Invocation, InvocationId, InvocationStatus, ResourceKind, TenantScope, Timestamp,
+};
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::audit::{Audit, resource};
 use crate::error::Conflict;
 use crate::events::append_status_event;
 use crate::{Result, Signal, Store, StoreError, rows};
@@ -105,6 +108,11 @@ impl Store {
             .bind(ctx.tenant_id().as_str())
             .bind(id.as_str())
             .fetch_one(&mut *tx)
+            .await?;
+        // The answer is the caller's data; the round says which question it closed.
+        Audit::new(AuditAction::InvocationRespond, resource::INVOCATION, id.as_str())
+            .details(serde_json::json!({"round": round}))
+            .record(&mut tx, ctx)
             .await?;
         tx.commit().await?;
         self.emit(Signal::InvocationChanged(id.clone())).await;

@@ -5,12 +5,13 @@
 //! transaction, and passes only an invite that is still pending, so a token works once.
 
 use agentd_core::{
-    Invite, InviteId, InviteStatus, Page, PageRequest, ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits,
-    TenantScope, Timestamp, User, UserId,
+    Actor, AuditAction, AuditActor, AuditOrigin, Invite, InviteId, InviteStatus, Page, PageRequest, RequestOrigin,
+    ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits, TenantScope, Timestamp, User, UserId,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::audit::{Audit, resource};
 use crate::credentials::NewSession;
 use crate::error::{Conflict, is_unique_violation};
 use crate::{Result, Store, StoreError, rows};
@@ -133,6 +134,10 @@ impl Store {
             return Err(Conflict::AlreadyMember.into());
         }
         let created = insert_invite(&mut tx, ctx.tenant_id(), ctx.actor().id_str(), &new, Timestamp::now()).await?;
+        Audit::new(AuditAction::InviteCreate, resource::INVITE, created.id.as_str())
+            .details(serde_json::json!({"email": created.email, "role": created.role}))
+            .record(&mut tx, ctx)
+            .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -184,8 +189,16 @@ impl Store {
                 None => StoreError::NotFound(ResourceKind::Invite),
             });
         };
+        let revoked = invite(&row, now)?;
+        // Revoking again changes nothing, so only the first revocation is an event.
+        if revoked.revoked_at == Some(now) {
+            Audit::new(AuditAction::InviteRevoke, resource::INVITE, id.as_str())
+                .details(serde_json::json!({"email": revoked.email, "role": revoked.role}))
+                .record(&mut tx, ctx)
+                .await?;
+        }
         tx.commit().await?;
-        invite(&row, now)
+        Ok(revoked)
     }
 
     /// The invite whose token has this hash, with its workspace, whatever its status.
@@ -226,6 +239,7 @@ impl Store {
         found: &FoundInvite,
         invitee: Invitee,
         session: NewSession,
+        origin: &RequestOrigin,
     ) -> Result<Accepted> {
         let now = Timestamp::now();
         let tenant_id = found.tenant.id.as_str();
@@ -278,10 +292,11 @@ impl Store {
                 true => Conflict::AlreadyMember.into(),
                 false => StoreError::from(e),
             })?;
+        let session_id = agentd_core::SessionId::generate();
         sqlx::query(
             "INSERT INTO sessions (id, token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(agentd_core::SessionId::generate().as_str())
+        .bind(session_id.as_str())
         .bind(&session.token_hash)
         .bind(tenant_id)
         .bind(user.id.as_str())
@@ -289,6 +304,11 @@ impl Store {
         .bind(session.expires_at.unix_ms())
         .execute(&mut *tx)
         .await?;
+        let by = AuditOrigin::new(AuditActor::from(&Actor::User { id: user.id.clone() }), origin.clone());
+        Audit::new(AuditAction::InviteAccept, resource::INVITE, found.invite.id.as_str())
+            .details(serde_json::json!({"role": found.invite.role, "user_id": user.id, "session_id": session_id}))
+            .record_by(&mut tx, &found.tenant.id, &by)
+            .await?;
         tx.commit().await?;
         Ok(Accepted { user, role: found.invite.role })
     }
@@ -300,11 +320,16 @@ impl Store {
         &self,
         new: NewTenant,
         invite: NewInvite,
+        by: &AuditOrigin,
     ) -> Result<(Tenant, Invite)> {
         let now = Timestamp::now();
         let mut tx = self.writer.begin().await?;
         let tenant = self.insert_tenant(&mut tx, new.slug, new.name, new.limits, now).await?;
         let created = insert_invite(&mut tx, &tenant.id, OPERATOR, &invite, now).await?;
+        Audit::new(AuditAction::TenantCreate, resource::TENANT, tenant.id.as_str())
+            .details(serde_json::json!({"slug": tenant.slug, "invite_id": created.id, "owner_email": created.email}))
+            .record_by(&mut tx, &tenant.id, by)
+            .await?;
         tx.commit().await?;
         Ok((tenant, created))
     }

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use agentd_core::{
-    Agent, AgentVersion, Invocation, InvocationId, InvocationStatus, Page, PageRequest, ResourceKind, Slug,
-    TenantScope, ThreadId, Timestamp,
+    Agent, AgentVersion, AuditAction, Invocation, InvocationId, InvocationStatus, Page, PageRequest, ResourceKind,
+    Slug, TenantScope, ThreadId, Timestamp,
 };
 use serde_json::Value;
 
+use crate::audit::{Audit, resource};
 use crate::error::Conflict;
 use crate::threads::{self, ThreadRun};
 use crate::{Result, Signal, Store, StoreError, rows};
@@ -150,6 +151,16 @@ impl Store {
         .bind(new.parent.as_ref().map_or(0, |p| i64::from(p.depth)))
         .fetch_one(&mut *tx)
         .await?;
+        // The input is the caller's data, not a fact about the change: it stays out.
+        Audit::new(AuditAction::InvocationCreate, resource::INVOCATION, id.as_str())
+            .details(serde_json::json!({
+                "agent": agent.slug,
+                "version": version.version,
+                "thread_id": new.thread.as_ref().map(|t| t.id.as_str()),
+                "parent_id": new.parent.as_ref().map(|p| p.id.as_str()),
+            }))
+            .record(&mut tx, ctx)
+            .await?;
         tx.commit().await?;
         if let Some(prepared) = prepared {
             prepared.signal(self).await;
@@ -228,6 +239,13 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound(ResourceKind::Invocation))?;
+        if stopped.rows_affected() > 0 || flagged.rows_affected() > 0 {
+            let how = if stopped.rows_affected() > 0 { "stopped" } else { "kill_requested" };
+            Audit::new(AuditAction::InvocationCancel, resource::INVOCATION, id.as_str())
+                .details(serde_json::json!({"outcome": how}))
+                .record(&mut tx, ctx)
+                .await?;
+        }
         tx.commit().await?;
         let invocation = rows::invocation(&row)?;
         if stopped.rows_affected() > 0 {

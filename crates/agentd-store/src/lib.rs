@@ -17,6 +17,7 @@
 
 mod agents;
 mod artifacts;
+mod audit;
 mod blobs;
 mod builds;
 mod credentials;
@@ -47,6 +48,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use agents::{AgentPatch, NewAgent, NewVersion};
 pub use artifacts::NewArtifact;
+pub use audit::AuditFilter;
 pub use blobs::{BlobLocation, Blobs, S3Connection, digest_of};
 pub use builds::{BuildClaim, NewBuild};
 pub use credentials::{Credential, Membership, NewApiKey, NewSession, RunCredential, UserWithPassword, hash_secret};

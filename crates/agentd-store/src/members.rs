@@ -3,10 +3,11 @@
 //! transaction that would make it, with the owners' rows locked on PostgreSQL so that two
 //! owners demoting each other at once cannot both pass.
 
-use agentd_core::{Member, Page, PageRequest, ResourceKind, Role, TenantScope, Timestamp, UserId};
+use agentd_core::{AuditAction, Member, Page, PageRequest, ResourceKind, Role, TenantScope, Timestamp, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::audit::{Audit, resource};
 use crate::error::Conflict;
 use crate::{Backend, Result, Store, StoreError, rows};
 
@@ -82,6 +83,10 @@ impl Store {
             return Err(StoreError::NotFound(ResourceKind::Member));
         }
         let updated = member_row(&mut tx, ctx, user_id).await?;
+        Audit::new(AuditAction::MemberRoleChange, resource::MEMBER, user_id.as_str())
+            .details(serde_json::json!({"email": updated.email, "from": expected, "to": role}))
+            .record(&mut tx, ctx)
+            .await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -110,6 +115,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let keys_revoked = revoke_keys_made_by(&mut tx, ctx, user_id.as_str()).await?;
+        Audit::new(AuditAction::MemberRemove, resource::MEMBER, user_id.as_str())
+            .details(serde_json::json!({
+                "role": expected,
+                "sessions_ended": sessions.rows_affected(),
+                "keys_revoked": keys_revoked,
+            }))
+            .record(&mut tx, ctx)
+            .await?;
         tx.commit().await?;
         Ok(MemberRemoved { sessions_ended: sessions.rows_affected(), keys_revoked })
     }

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::audit::{Audit, resource};
 use crate::{Backend, Result, Store, StoreError, rows};
 
 /// An item to write, its value already serialized: that text is what is stored and counted.
@@ -77,6 +78,13 @@ fn prefix_bounds(prefix: Option<&Namespace>) -> (String, String, String) {
     }
 }
 
+/// A memory item as the audit log names it: `namespace.dotted/key`, with both apart in
+/// the details. The value is the caller's data and stays out.
+fn audit_item(action: agentd_core::AuditAction, namespace: &Namespace, key: &MemoryKey) -> Audit {
+    Audit::new(action, resource::MEMORY_ITEM, format!("{}/{}", namespace.dotted(), key.as_str()))
+        .details(serde_json::json!({"namespace": namespace.labels(), "key": key.as_str()}))
+}
+
 impl Store {
     /// Writes an item, creating or replacing it, unless that would take the tenant's
     /// items past `max_bytes` in all ([`StoreError::BytesQuotaReached`]). A write that
@@ -118,6 +126,7 @@ impl Store {
             .await?;
         let total = used.saturating_sub(previous_size).saturating_add(size);
         sqlx::query(sql::SET_USAGE).bind(tenant).bind(bytes(total)).execute(&mut *tx).await?;
+        audit_item(agentd_core::AuditAction::MemoryPut, &write.namespace, &write.key).record(&mut tx, ctx).await?;
         tx.commit().await?;
         Ok(MemoryPut { item: memory_item(&row)?, created: live_since.is_none() })
     }
@@ -151,6 +160,7 @@ impl Store {
         let Some(deleted) = deleted else { return Err(StoreError::NotFound(ResourceKind::MemoryItem)) };
         let size: i64 = deleted.try_get("size_bytes")?;
         sqlx::query(sql::RELEASE_USAGE).bind(tenant).bind(size).execute(&mut *tx).await?;
+        audit_item(agentd_core::AuditAction::MemoryDelete, namespace, key).record(&mut tx, ctx).await?;
         tx.commit().await?;
         Ok(())
     }

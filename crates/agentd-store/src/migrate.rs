@@ -28,6 +28,7 @@ const SQLITE: &[Migration] = &[
     (15, "invites", include_str!("../migrations/sqlite/0015_invites.sql")),
     (16, "limit_overrides", include_str!("../migrations/sqlite/0016_limit_overrides.sql")),
     (19, "operators", include_str!("../migrations/sqlite/0019_operators.sql")),
+    (21, "audit_events", include_str!("../migrations/sqlite/0021_audit_events.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -47,6 +48,7 @@ const POSTGRES: &[Migration] = &[
     (15, "invites", include_str!("../migrations/postgres/0015_invites.sql")),
     (16, "limit_overrides", include_str!("../migrations/postgres/0016_limit_overrides.sql")),
     (19, "operators", include_str!("../migrations/postgres/0019_operators.sql")),
+    (21, "audit_events", include_str!("../migrations/postgres/0021_audit_events.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

@@ -6,10 +6,14 @@
 use std::collections::HashMap;
 
 use agentd_core::operators::{OperatorToken, TENANT_USAGE_DAYS, TenantOverview, TenantStorage, TenantUsage};
-use agentd_core::{OperatorTokenId, Page, PageRequest, ResourceKind, TenantId, TenantStatus, Timestamp, UsageFigures};
+use agentd_core::{
+    AuditAction, AuditOrigin, OperatorTokenId, Page, PageRequest, ResourceKind, TenantId, TenantStatus, Timestamp,
+    UsageFigures,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{Audit, resource};
 use crate::{Result, Signal, Store, StoreError, rows};
 
 /// Don't write `last_used_at` on every request; once a minute is precise enough.
@@ -105,23 +109,44 @@ impl Store {
         })
     }
 
-    /// Sets a tenant's status; suspending twice keeps the first time. Resuming wakes the
+    /// Sets a tenant's status; suspending twice keeps the first time. A change of status
+    /// is an event in the tenant's audit log, by `by`, in the same transaction; setting
+    /// the status it has changes nothing and records nothing. Resuming wakes the
     /// claimers: the tenant's queued runs may start again.
-    pub async fn tenant_set_status_unscoped(&self, id: &TenantId, status: TenantStatus) -> Result<TenantOverview> {
+    pub async fn tenant_set_status_unscoped(
+        &self,
+        id: &TenantId,
+        status: TenantStatus,
+        by: &AuditOrigin,
+    ) -> Result<TenantOverview> {
         let now = Timestamp::now().unix_ms();
+        let mut tx = self.writer.begin().await?;
         let changed = sqlx::query(
             "UPDATE tenants SET status = $1,
                 suspended_at = CASE WHEN $1 = 'suspended' THEN COALESCE(suspended_at, $2) ELSE NULL END
-             WHERE id = $3",
+             WHERE id = $3 AND status <> $1",
         )
         .bind(status.as_str())
         .bind(now)
         .bind(id.as_str())
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
         if changed.rows_affected() == 0 {
-            return Err(StoreError::NotFound(ResourceKind::Tenant));
+            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(ResourceKind::Tenant));
+            }
+        } else {
+            let action = match status {
+                TenantStatus::Suspended => AuditAction::TenantSuspend,
+                TenantStatus::Active => AuditAction::TenantResume,
+            };
+            Audit::new(action, resource::TENANT, id.as_str()).record_by(&mut tx, id, by).await?;
         }
+        tx.commit().await?;
         if status == TenantStatus::Active {
             self.emit(Signal::InvocationQueued).await;
         }

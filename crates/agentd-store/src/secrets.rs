@@ -4,10 +4,13 @@
 //!
 //! Deleting an agent deletes its secrets (the foreign key cascades, migration 0013).
 
-use agentd_core::{AgentId, AgentSecret, InvocationId, ResourceKind, Slug, TenantId, TenantScope, Timestamp};
+use agentd_core::{
+    AgentId, AgentSecret, AuditAction, InvocationId, ResourceKind, Slug, TenantId, TenantScope, Timestamp,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{Audit, resource};
 use crate::{Backend, Result, Store, StoreError, rows};
 
 /// A value as the domain sealed it.
@@ -45,6 +48,16 @@ pub struct SecretWritten {
 
 /// Where a pass over the secrets sealed under one key goes on from.
 pub type SecretCursor = (AgentId, String);
+
+/// A secret as the audit log names it: its agent's id and its name; never its value.
+fn audit_secret(agent_id: &str, name: &str, created: Option<bool>) -> Audit {
+    let details = match created {
+        Some(created) => serde_json::json!({"agent_id": agent_id, "name": name, "created": created}),
+        None => serde_json::json!({"agent_id": agent_id, "name": name}),
+    };
+    let action = if created.is_some() { AuditAction::SecretPut } else { AuditAction::SecretDelete };
+    Audit::new(action, resource::SECRET, format!("{agent_id}/{name}")).details(details)
+}
 
 fn stored(row: &AnyRow) -> Result<StoredSecret> {
     Ok(StoredSecret {
@@ -111,6 +124,7 @@ impl Store {
         .await?;
         if let Some(row) = replaced {
             let secret = listed(&row)?;
+            audit_secret(agent_id.as_str(), name, Some(false)).record(&mut tx, ctx).await?;
             tx.commit().await?;
             return Ok(SecretWritten { secret, created: false });
         }
@@ -137,6 +151,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let secret = listed(&row)?;
+        audit_secret(agent_id.as_str(), name, Some(true)).record(&mut tx, ctx).await?;
         tx.commit().await?;
         Ok(SecretWritten { secret, created: true })
     }
@@ -170,6 +185,7 @@ impl Store {
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound(ResourceKind::Secret));
         }
+        audit_secret(&agent_id, name, None).record(&mut tx, ctx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -2,10 +2,11 @@
 //! created in one transaction, so a signup either happens whole or not at all.
 
 use agentd_core::{
-    ApiKey, LimitOverrides, ResourceKind, Role, Slug, Tenant, TenantId, TenantLimits, TenantScope, Timestamp, User,
-    UserId,
+    Actor, ApiKey, AuditAction, AuditActor, AuditOrigin, LimitOverrides, RequestOrigin, ResourceKind, Role, Slug,
+    Tenant, TenantId, TenantLimits, TenantScope, Timestamp, User, UserId,
 };
 
+use crate::audit::{Audit, resource};
 use crate::credentials::{NewApiKey, insert_api_key};
 use crate::error::{Conflict, is_unique_violation};
 use crate::{Backend, Result, Store, StoreError, rows};
@@ -36,6 +37,8 @@ pub struct NewSignup {
     pub password_hash: String,
     pub limits: TenantLimits,
     pub first_key: NewApiKey,
+    /// The request it came from, for the new tenant's audit log.
+    pub origin: RequestOrigin,
 }
 
 impl Store {
@@ -96,6 +99,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let key = insert_api_key(&mut tx, &tenant_id, user_id.as_str(), new.first_key, now).await?;
+        let by = AuditOrigin::new(AuditActor::from(&Actor::User { id: user_id.clone() }), new.origin);
+        Audit::new(AuditAction::TenantSignup, resource::TENANT, tenant_id.as_str())
+            .details(serde_json::json!({"slug": tenant.slug, "api_key_id": key.id}))
+            .record_by(&mut tx, &tenant_id, &by)
+            .await?;
         tx.commit().await?;
         let user = User { id: user_id, email: new.email, created_at: now };
         Ok(SignedUp { tenant, user, api_key: key })
@@ -147,6 +155,7 @@ impl Store {
         tenant: &str,
         set: &LimitOverrides,
         unset: &[String],
+        by: &AuditOrigin,
     ) -> Result<TenantLimitsRecord> {
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE",
@@ -171,6 +180,10 @@ impl Store {
             .bind(overrides.get(CONCURRENCY).map(|v| v as i64))
             .bind(&id)
             .execute(&mut *tx)
+            .await?;
+        Audit::new(AuditAction::LimitsSet, resource::TENANT, id.as_str())
+            .details(serde_json::json!({"set": set, "unset": unset}))
+            .record_by(&mut tx, &TenantId::from_trusted(id.clone()), by)
             .await?;
         tx.commit().await?;
         // A freed concurrency slot may make a run claimable.

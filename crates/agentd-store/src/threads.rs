@@ -12,13 +12,14 @@
 //! skips a run while an earlier run of its thread is still going (`queue/sql.rs`).
 
 use agentd_core::{
-    Agent, Checkpoint, InvocationId, MultitaskStrategy, Page, PageRequest, ResourceKind, Slug, TenantScope, Thread,
-    ThreadId, ThreadState, ThreadStatus, Timestamp,
+    Agent, AuditAction, Checkpoint, InvocationId, MultitaskStrategy, Page, PageRequest, ResourceKind, Slug,
+    TenantScope, Thread, ThreadId, ThreadState, ThreadStatus, Timestamp,
 };
 use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{Audit, resource};
 use crate::error::Conflict;
 use crate::events::append_status_event;
 use crate::{Backend, Result, Signal, Store, StoreError, rows};
@@ -79,6 +80,10 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let thread = read_thread(&mut tx, ctx, &id).await?;
+        Audit::new(AuditAction::ThreadCreate, resource::THREAD, id.as_str())
+            .details(serde_json::json!({"agent": agent.map(|a| a.slug.as_str())}))
+            .record(&mut tx, ctx)
+            .await?;
         tx.commit().await?;
         Ok(thread)
     }
@@ -173,6 +178,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let thread = read_thread(&mut tx, ctx, id).await?;
+        let fields: Vec<&String> = metadata.keys().collect();
+        Audit::new(AuditAction::ThreadUpdate, resource::THREAD, id.as_str())
+            .details(serde_json::json!({"metadata_fields": fields}))
+            .record(&mut tx, ctx)
+            .await?;
         tx.commit().await?;
         Ok(thread)
     }
@@ -195,6 +205,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
+        Audit::new(AuditAction::ThreadDelete, resource::THREAD, id.as_str()).record(&mut tx, ctx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -255,6 +266,7 @@ impl Store {
         }
         insert_checkpoint(&mut tx, id, ctx.tenant_id().as_str(), &state_text, by_run, now).await?;
         let state = read_state(&mut tx, id).await?;
+        Audit::new(AuditAction::ThreadStateSet, resource::THREAD, id.as_str()).record(&mut tx, ctx).await?;
         tx.commit().await?;
         Ok(state)
     }

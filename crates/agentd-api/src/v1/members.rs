@@ -140,7 +140,7 @@ async fn accept(
             ));
         }
     };
-    let joined = state.control.invite_accept(&token, who).await?;
+    let joined = state.control.invite_accept(&token, who, request_origin()).await?;
     let session = joined.session;
     Ok(Json(AcceptInviteResponse {
         token: session.token.into_exposed(),

@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod agents;
 mod artifacts;
+mod audit;
 mod builds;
 mod events;
 mod invocations;
@@ -47,5 +48,6 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(memory::routes(limits.memory_item))
         .merge(secrets::routes())
         .merge(members::routes())
+        .merge(audit::routes())
         .merge(admin::routes())
 }

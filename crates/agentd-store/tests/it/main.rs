@@ -20,6 +20,7 @@ async fn open(backend: Backend) -> (Store, TestDb) {
     (store, db)
 }
 
+mod audit;
 mod blobs_artifacts;
 mod builds;
 mod members;
@@ -48,6 +49,7 @@ async fn tenant_with_limits(store: &Store, slug: &str, limits: TenantLimits) -> 
                 scopes: Role::Owner.scopes(),
                 expires_at: None,
             },
+            origin: agentd_core::RequestOrigin::new(agentd_core::RequestId::generate(), None),
         })
         .await
         .unwrap();

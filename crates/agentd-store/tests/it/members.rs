@@ -15,7 +15,8 @@ async fn add_member(store: &agentd_store::Store, ctx: &agentd_core::TenantScope,
     let found = store.invite_by_token_unscoped(&token_hash).await.unwrap().unwrap();
     let session = NewSession { token_hash: format!("session-of-{email}"), expires_at };
     let invitee = Invitee::NewUser { password_hash: "x".into() };
-    store.invite_accept_unscoped(&found, invitee, session).await.unwrap().user.id
+    let origin = agentd_core::RequestOrigin::new(agentd_core::RequestId::generate(), None);
+    store.invite_accept_unscoped(&found, invitee, session, &origin).await.unwrap().user.id
 }
 
 on_both_stores!(two_owners_demoting_each_other_at_once_leave_one_owner);

@@ -1,5 +1,5 @@
 //! The client commands of the `agentd` binary (DESIGN §9): `signup`, `login`, `whoami`,
-//! `agents …`, `invoke`, `respond`, `logs`, `cancel`, `keys …`, `members …`, `invites …`. They talk to a server through
+//! `agents …`, `invoke`, `respond`, `logs`, `cancel`, `keys …`, `members …`, `invites …`, `audit`. They talk to a server through
 //! `agentd-client`; `init`, which writes a new agent folder, is the one that stays local.
 //! `main.rs` flattens [`ClientCommand`] into its command enum next to
 //! `serve` and hands the parsed command to [`run`].
@@ -10,6 +10,7 @@
 
 mod account;
 mod agents;
+mod audit;
 mod credentials;
 mod init;
 mod invoke;
@@ -53,6 +54,8 @@ pub enum ClientCommand {
     Invites(members::InvitesArgs),
     /// List and inspect threads (conversations that keep state across runs).
     Threads(threads::ThreadsArgs),
+    /// Show the workspace's audit log: who changed what, when and from where.
+    Audit(audit::AuditArgs),
     /// Write a new agent folder (manifest, entrypoint, README) that deploys as it is.
     Init(init::InitArgs),
 }
@@ -72,6 +75,7 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Threads(args) => threads::run(args).await,
         ClientCommand::Members(args) => members::members(args).await,
         ClientCommand::Invites(args) => members::invites(args).await,
+        ClientCommand::Audit(args) => audit::run(args).await,
         ClientCommand::Init(args) => init::run(args),
     };
     match outcome {
