@@ -24,6 +24,7 @@ pub mod limits;
 mod master_key;
 pub mod members;
 pub mod memory;
+pub mod metrics;
 pub mod operators;
 mod reconcilers;
 mod retry;
@@ -138,5 +139,15 @@ impl Control {
     /// Ready when the store answers.
     pub async fn ready(&self) -> Result<()> {
         Ok(self.store.ping().await?)
+    }
+
+    /// Reads the queue's depth and oldest ready run from the store into the metrics
+    /// (one grouped read over unfinished invocations, which the status index serves).
+    pub async fn observe_queue(&self) -> Result<()> {
+        let stats = self.store.queue_stats_unscoped().await?;
+        let depth = |status: agentd_core::InvocationStatus| stats.depth.get(status.as_str()).copied().unwrap_or(0);
+        let oldest = stats.oldest_queued_age_s.map(|s| Duration::from_secs_f64(s.max(0.0)));
+        crate::metrics::queue_observed(depth, oldest);
+        Ok(())
     }
 }

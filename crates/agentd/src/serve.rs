@@ -23,7 +23,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    logging::init(settings.log_json);
+    logging::init(settings.log_format);
     match serve(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -81,6 +81,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     let trusted = api.trusted_proxies.clone();
     let options = agentd_api::ApiOptions {
         trusted_proxies: agentd_api::TrustedProxies::new(move |ip| trusted.iter().any(|net| net.contains(ip))),
+        metrics: Some(agentd_api::MetricsExporter::install(settings.metrics.token.as_ref())?),
     };
     let app = agentd_api::router(control, options);
     if let Some(path) = &api.address_file {

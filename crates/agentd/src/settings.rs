@@ -36,13 +36,57 @@ pub enum SignupMode {
     Closed,
 }
 
+/// How the process logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Text for people, coloured on a terminal.
+    Pretty,
+}
+
+/// The log flags `serve` and `worker` share.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// `json` or `pretty`; by default JSON when stderr is not a terminal or in
+    /// production, pretty otherwise.
+    #[arg(long, env = "AGENTD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Same as `--log-format json` (kept for existing setups).
+    #[arg(long, env = "AGENTD_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl LogArgs {
+    /// The format asked for, else JSON in production or when stderr is no terminal.
+    pub fn format(&self, env: Environment) -> LogFormat {
+        match (self.log_format, self.log_json) {
+            (Some(format), _) => format,
+            (None, true) => LogFormat::Json,
+            (None, false) if env == Environment::Production => LogFormat::Json,
+            (None, false) if !std::io::IsTerminal::is_terminal(&std::io::stderr()) => LogFormat::Json,
+            (None, false) => LogFormat::Pretty,
+        }
+    }
+}
+
+/// Who may scrape `/metrics`, and where a worker serves it.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// A scrape must send it as a bearer token; `None`: `/metrics` is open.
+    pub token: Option<Secret>,
+    /// Where `agentd worker` serves its own `/metrics` (the server's are on its API).
+    pub listen: Option<SocketAddr>,
+}
+
 /// What one command runs with. A section is `None` when the command has no such part.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub env: Environment,
     /// Absolute.
     pub data_dir: PathBuf,
-    pub log_json: bool,
+    pub log_format: LogFormat,
+    pub metrics: MetricsSettings,
     /// The database and blob store (`serve`, `admin`).
     pub store: Option<StoreSettings>,
     /// The control plane: HTTP API and domain (`serve`).
@@ -221,9 +265,12 @@ pub struct ServeArgs {
     /// supervisors and tests that start the server on port 0.
     #[arg(long, env = "AGENTD_ADDRESS_FILE")]
     pub address_file: Option<PathBuf>,
-    /// Log as JSON lines (default in production).
-    #[arg(long, env = "AGENTD_LOG_JSON")]
-    pub log_json: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// A bearer token `GET /metrics` requires; without one it is open (it shows volumes,
+    /// never a tenant's data).
+    #[arg(long, env = "AGENTD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Where dependency builds get packages from; builds reach only these hosts.
@@ -340,7 +387,11 @@ impl ServeArgs {
         let settings = Settings {
             env: self.env,
             data_dir,
-            log_json: self.log_json || self.env == Environment::Production,
+            log_format: self.log.format(self.env),
+            metrics: MetricsSettings {
+                token: self.metrics_token.clone().filter(|t| !t.is_empty()).map(Secret::new),
+                listen: None,
+            },
             store: Some(StoreSettings { database, blobs, s3: s3_connection(vars) }),
             server: Some(server),
             worker,

@@ -18,6 +18,7 @@ mod invocations;
 mod limits;
 mod members;
 mod memory;
+mod metrics;
 mod operators;
 mod recovery;
 mod remote;
