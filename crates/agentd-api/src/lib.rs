@@ -24,6 +24,7 @@ use axum::routing::get;
 
 pub use client_ip::TrustedProxies;
 pub use error::ApiError;
+pub use health::Draining;
 pub use metrics::{MetricsExporter, MetricsInstallError};
 
 /// JSON bodies are small; uploads and memory store items get their own limits per route.
@@ -37,6 +38,7 @@ const MEMORY_ITEM_ENVELOPE: usize = 64 * 1024;
 pub struct AppState {
     pub(crate) control: Control,
     pub(crate) metrics: Option<MetricsExporter>,
+    pub(crate) draining: Draining,
 }
 
 /// How the HTTP side is deployed: what the domain layer need not know.
@@ -46,6 +48,8 @@ pub struct ApiOptions {
     pub trusted_proxies: TrustedProxies,
     /// Serves `GET /metrics` when set.
     pub metrics: Option<MetricsExporter>,
+    /// Makes `/readyz` answer `503` once started (a graceful shutdown).
+    pub draining: Draining,
 }
 
 /// Every route of the server. Serve it with connect info
@@ -58,7 +62,7 @@ pub fn router(control: Control, options: ApiOptions) -> Router {
     let item = usize::try_from(settings.default_limits.max_store_item_bytes).unwrap_or(usize::MAX);
     let memory_item = item.max(JSON_BODY_LIMIT).saturating_add(MEMORY_ITEM_ENVELOPE);
     let limits = v1::BodyLimits { upload, memory_item };
-    let state = AppState { control, metrics: options.metrics };
+    let state = AppState { control, metrics: options.metrics, draining: options.draining };
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -23,6 +23,12 @@ pub fn current() -> Option<RequestId> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
+/// Names the invocation a request is about on its span, so every later line of the
+/// request (and its closing line) carries `invocation_id`.
+pub fn record_invocation(id: &agentd_core::InvocationId) {
+    tracing::Span::current().record("invocation_id", id.as_str());
+}
+
 pub async fn middleware(request: Request, next: Next) -> Response {
     let id = RequestId::generate();
     // `tenant_id` is filled in once the caller is authenticated.

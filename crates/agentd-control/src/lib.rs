@@ -71,6 +71,13 @@ pub use secrets::{MAX_SECRETS_PER_AGENT, Rotation, secrets_rotate};
 pub use threads::{ThreadFilter, ThreadSpec};
 pub use usage::UsagePeriod;
 
+/// One check of readiness: its name and why it failed, if it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadinessCheck {
+    pub name: &'static str,
+    pub outcome: std::result::Result<(), String>,
+}
+
 /// What the operator decided for the domain.
 #[derive(Debug, Clone)]
 pub struct ControlSettings {
@@ -139,6 +146,28 @@ impl Control {
     /// Ready when the store answers.
     pub async fn ready(&self) -> Result<()> {
         Ok(self.store.ping().await?)
+    }
+
+    /// What readiness depends on in the domain's reach, each checked now: the store
+    /// answers, its schema has every migration this binary knows, the blob store takes a
+    /// write (a fixed probe blob, the same digest every time, so probes store nothing new).
+    pub async fn readiness(&self) -> Vec<ReadinessCheck> {
+        let store = self.store.ping().await.map_err(|e| format!("the database does not answer: {e}"));
+        let migrations = match store {
+            Err(_) => Err("unknown while the database does not answer".to_owned()),
+            Ok(()) => match self.store.migrations_pending().await {
+                Ok(pending) if pending.is_empty() => Ok(()),
+                Ok(pending) => Err(format!("migrations not applied: {pending:?}; run `agentd migrate`")),
+                Err(e) => Err(format!("cannot read the applied migrations: {e}")),
+            },
+        };
+        let probe = bytes::Bytes::from_static(b"agentd readiness probe\n");
+        let blobs = self.blobs.put(probe).await.map(drop).map_err(|e| format!("the blob store refuses writes: {e}"));
+        vec![
+            ReadinessCheck { name: "store", outcome: store },
+            ReadinessCheck { name: "migrations", outcome: migrations },
+            ReadinessCheck { name: "blobs", outcome: blobs },
+        ]
     }
 
     /// Reads the queue's depth and oldest ready run from the store into the metrics

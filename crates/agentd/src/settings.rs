@@ -127,6 +127,12 @@ pub struct ServerSettings {
     pub previous_master_key: Option<MasterKey>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// On SIGTERM, how long `/readyz` answers 503 while the API still serves, before
+    /// the server stops taking connections.
+    pub drain: Duration,
+    /// Whether `serve` applies migrations itself (`--no-migrate` leaves them to
+    /// `agentd migrate` and refuses to start while any is pending).
+    pub migrations: agentd_store::Migrations,
 }
 
 #[derive(Debug, Clone)]
@@ -265,6 +271,14 @@ pub struct ServeArgs {
     /// supervisors and tests that start the server on port 0.
     #[arg(long, env = "AGENTD_ADDRESS_FILE")]
     pub address_file: Option<PathBuf>,
+    /// On SIGTERM, seconds `/readyz` answers 503 while the API still serves, so a load
+    /// balancer stops sending work before the server stops taking connections.
+    #[arg(long, env = "AGENTD_DRAIN_S", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub drain_s: u64,
+    /// Do not apply migrations; refuse to start while any is pending (for deployments
+    /// that run `agentd migrate` as a step of their own).
+    #[arg(long, env = "AGENTD_NO_MIGRATE")]
+    pub no_migrate: bool,
     #[command(flatten)]
     pub log: LogArgs,
     /// A bearer token `GET /metrics` requires; without one it is open (it shows volumes,
@@ -376,6 +390,11 @@ impl ServeArgs {
             master_key: master_key::from_vars(vars, master_key::MASTER_KEY_VAR)?,
             previous_master_key: master_key::from_vars(vars, master_key::PREVIOUS_MASTER_KEY_VAR)?,
             trusted_proxies: self.trusted_proxies.clone(),
+            drain: Duration::from_secs(self.drain_s),
+            migrations: match self.no_migrate {
+                true => agentd_store::Migrations::Leave,
+                false => agentd_store::Migrations::Apply,
+            },
         };
         let worker = (self.worker_slots > 0).then(|| WorkerSettings {
             source: WorkerSource::Embedded,

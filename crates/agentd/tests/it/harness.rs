@@ -145,6 +145,14 @@ impl TestApp {
         }
     }
 
+    /// SIGTERM without waiting: the server begins its graceful shutdown.
+    pub fn signal_terminate(&self) {
+        if let Some(child) = &self.child {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM agentd");
+        }
+    }
+
     /// SIGKILL: the server dies mid-whatever, as in a crash or an OOM kill.
     pub async fn crash(&mut self) {
         if let Some(mut child) = self.child.take() {
