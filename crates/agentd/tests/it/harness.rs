@@ -104,6 +104,19 @@ impl TestApp {
         panic!("{} never answered /healthz", self.base_url);
     }
 
+    /// Starts a server on an existing data dir (a restored backup) and its SQLite
+    /// database, `<data_dir>/agentd.db`, with `env`.
+    pub async fn spawn_on_data_dir(data_dir: &Path, env: &[(&str, &str)]) -> TestApp {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let db_url = format!("sqlite://{}", data_dir.join("agentd.db").display());
+        let data_dir = data_dir.to_path_buf();
+        let log = Arc::default();
+        let mut app = TestApp { base_url: String::new(), data_dir, tmp, child: None, env, db_url, log, _db: None };
+        app.start().await;
+        app
+    }
+
     /// A second `serve` process on the same database, sharing this app's blob directory
     /// (as replicas on a shared filesystem do), reached through its own path so that
     /// each app's leftover-process check sees only its own children.

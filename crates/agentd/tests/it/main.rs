@@ -5,6 +5,7 @@
 mod accounts;
 mod agents;
 mod artifacts;
+mod backup;
 mod bundles;
 mod cli;
 mod config;
