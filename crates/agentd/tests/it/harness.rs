@@ -281,10 +281,16 @@ impl TestApp {
 
     /// Starts `agentd worker` against this server; it is killed when dropped.
     pub fn spawn_worker(&self, token: &str, name: &str) -> RemoteWorker {
+        self.spawn_worker_with(token, name, &[])
+    }
+
+    /// [`TestApp::spawn_worker`] with more flags.
+    pub fn spawn_worker_with(&self, token: &str, name: &str, extra_args: &[&str]) -> RemoteWorker {
         let dir = self.data_dir.join(format!("remote-{name}"));
         let child = Command::new(bin())
             .args(["worker", "--server", &self.base_url, "--token", token, "--lease-s", "2", "--data-dir"])
             .arg(&dir)
+            .args(extra_args)
             .env("AGENTD_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -120,3 +120,21 @@ async fn rate_limit_rejections_are_counted_by_limit() {
     let after = scrape(&app.client()).await;
     assert!(total(&after, "agentd_rate_limited_total", &[("limit", "login_throttled")]) >= 1.0);
 }
+
+#[tokio::test]
+async fn a_remote_worker_serves_its_own_metrics_on_its_flag() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("AGENTD_WORKER_SLOTS", "0")]).await;
+    let tenant = app.signup("remote-metered").await;
+    app.deploy_script(&tenant, "echo", "#!/bin/sh\nprintf '{\"type\":\"output\",\"data\":1}\\n' >&3\n").await;
+    // A port that was free a moment ago; the worker binds it at start.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let token = app.create_worker_token();
+    let _worker = app.spawn_worker_with(&token, "metered", &["--metrics-listen", &listen]);
+    let done = invoke_and_wait(&tenant, "echo", json!({})).await;
+    assert_eq!(done.status, InvocationStatus::Succeeded, "{done:?}");
+    let client = agentd_client::Client::new(&format!("http://{listen}")).unwrap();
+    let scrape = scrape(&client).await;
+    assert!(total(&scrape, "agentd_sandbox_spawn_seconds", &[]) >= 1.0, "the worker observes its spawns");
+    assert!(scrape.samples.iter().any(|s| s.metric == "agentd_worker_runs_in_flight" && s.labels.get("worker").is_some()));
+}
