@@ -66,7 +66,7 @@ impl MetricsExporter {
         self.handle.render()
     }
 
-    /// The answer to a scrape; `before` refreshes what is read at scrape time.
+    /// The answer to a scrape: `401` without the token, when one is required.
     fn scrape(&self, headers: &HeaderMap) -> Response {
         if !self.admits(headers) {
             return ApiError::request(

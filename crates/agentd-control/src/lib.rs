@@ -150,7 +150,7 @@ impl Control {
 
     /// What readiness depends on in the domain's reach, each checked now: the store
     /// answers, its schema has every migration this binary knows, the blob store takes a
-    /// write (a fixed probe blob, the same digest every time, so probes store nothing new).
+    /// write (a probe file written and removed; in S3 one fixed small object).
     pub async fn readiness(&self) -> Vec<ReadinessCheck> {
         let store = self.store.ping().await.map_err(|e| format!("the database does not answer: {e}"));
         let migrations = match store {
@@ -161,8 +161,7 @@ impl Control {
                 Err(e) => Err(format!("cannot read the applied migrations: {e}")),
             },
         };
-        let probe = bytes::Bytes::from_static(b"agentd readiness probe\n");
-        let blobs = self.blobs.put(probe).await.map(drop).map_err(|e| format!("the blob store refuses writes: {e}"));
+        let blobs = self.blobs.probe_write().await.map_err(|e| format!("the blob store refuses writes: {e}"));
         vec![
             ReadinessCheck { name: "store", outcome: store },
             ReadinessCheck { name: "migrations", outcome: migrations },

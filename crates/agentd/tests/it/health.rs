@@ -39,23 +39,20 @@ async fn draining_makes_readyz_answer_503_naming_it() {
 }
 
 #[tokio::test]
-async fn an_unwritable_blob_store_fails_readiness() {
-    // Root writes through permissions; the check needs an unprivileged server.
-    if nix::unistd::geteuid().is_root() {
-        let app = TestApp::spawn(Backend::Sqlite).await;
-        let blobs = app.data_dir.join("blobs");
-        std::fs::remove_dir_all(&blobs).expect("remove the blob dir");
-        // A file where the directory was: no write can succeed, even as root.
-        std::fs::write(&blobs, b"not a directory").expect("block the blob dir");
-        let (status, body) = app.client().readyz().await.expect("readyz");
-        assert_eq!(status, 503, "{body}");
-        assert_eq!(body["failed"], serde_json::json!(["blobs"]), "{body}");
-        return;
-    }
+async fn a_blob_store_that_stops_taking_writes_fails_readiness() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let blobs = app.data_dir.join("blobs");
-    std::fs::set_permissions(&blobs, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+    let (status, body) = app.client().readyz().await.expect("readyz");
+    assert_eq!(status, 200, "ready at first: {body}");
+    let blobs = app.data_dir.join("blobs").join("sha256");
+    if nix::unistd::geteuid().is_root() {
+        // Root writes through permissions: a file where the directory was stops every write.
+        std::fs::rename(&blobs, app.data_dir.join("blobs").join("moved")).expect("move the blob dir");
+        std::fs::write(&blobs, b"not a directory").expect("block the blob dir");
+    } else {
+        std::fs::set_permissions(&blobs, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+    }
     let (status, body) = app.client().readyz().await.expect("readyz");
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["failed"], serde_json::json!(["blobs"]), "{body}");
+    assert!(body["checks"]["blobs"]["detail"].as_str().is_some_and(|d| d.contains("refuses writes")), "{body}");
 }

@@ -23,7 +23,16 @@ async fn requests_log_json_lines_with_route_template_and_ids() {
     let done = invoke_and_wait(&tenant, "echo", json!({})).await;
     assert_eq!(done.status, InvocationStatus::Succeeded);
     tenant.client.invocation_get(done.id.as_str()).await.expect("get");
-    let lines = json_lines(&app.server_log());
+    // The log is read from the server's stderr as it comes: wait for the last request's line.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lines = loop {
+        let lines = json_lines(&app.server_log());
+        let logged = lines.iter().any(|l| l["fields"]["route"] == "/v1/invocations/{id}");
+        if logged || tokio::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
 
     let served: Vec<&Value> = lines.iter().filter(|l| l["fields"]["message"] == "served").collect();
     let get = served
@@ -61,7 +70,14 @@ async fn requests_log_json_lines_with_route_template_and_ids() {
 async fn log_format_pretty_is_text() {
     let app = TestApp::spawn_with(Backend::Sqlite, &[("AGENTD_LOG_FORMAT", "pretty")]).await;
     app.client().healthz().await.expect("healthz");
-    let log = app.server_log();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = loop {
+        let log = app.server_log();
+        if log.contains("served") || tokio::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let line = log.lines().find(|l| l.contains("served")).unwrap_or_else(|| panic!("{log}"));
     assert!(serde_json::from_str::<Value>(line.trim_start_matches("[agentd] ")).is_err(), "{line}");
     assert!(line.contains("route=/healthz"), "{line}");

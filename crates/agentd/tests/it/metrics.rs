@@ -136,5 +136,7 @@ async fn a_remote_worker_serves_its_own_metrics_on_its_flag() {
     let client = agentd_client::Client::new(&format!("http://{listen}")).unwrap();
     let scrape = scrape(&client).await;
     assert!(total(&scrape, "agentd_sandbox_spawn_seconds", &[]) >= 1.0, "the worker observes its spawns");
-    assert!(scrape.samples.iter().any(|s| s.metric == "agentd_worker_runs_in_flight" && s.labels.get("worker").is_some()));
+    assert!(
+        scrape.samples.iter().any(|s| s.metric == "agentd_worker_runs_in_flight" && s.labels.get("worker").is_some())
+    );
 }
