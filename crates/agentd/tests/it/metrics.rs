@@ -51,8 +51,18 @@ async fn metrics_parse_and_move_when_runs_happen(backend: Backend) {
         let done = invoke_and_wait(&tenant, "echo", json!({})).await;
         assert_eq!(done.status, InvocationStatus::Succeeded, "{done:?}");
     }
-    let after_text = app.client().metrics().await.expect("GET /metrics");
-    let after = parse(&after_text);
+    // An attempt is counted just after its completion commits, which a waiting client
+    // may hear of first: scrape until it shows, for a bounded time.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (after_text, after) = loop {
+        let text = app.client().metrics().await.expect("GET /metrics");
+        let scraped = parse(&text);
+        let finished = |s: &Scrape| total(s, "agentd_run_attempts_finished_total", &[("status", "succeeded")]);
+        if finished(&scraped) - finished(&before) >= 2.0 || tokio::time::Instant::now() > deadline {
+            break (text, scraped);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
 
     let moved = |name: &str, labels: &[(&str, &str)]| total(&after, name, labels) - total(&before, name, labels);
     assert!(moved("agentd_invocations_created_total", &[]) >= 2.0);
