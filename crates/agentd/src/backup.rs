@@ -119,6 +119,12 @@ async fn write_backup(args: &BackupArgs) -> Result<String, Failure> {
                     and the database with `agentd backup` on a local blob dir or the SQLite file (docs/OPERATIONS.md)"
             .into());
     };
+    let url = database.expose();
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    // Opening a missing database would create an empty one; there is nothing to back up.
+    if !Path::new(path).is_file() {
+        return Err(format!("there is no database at {path}; pass the server's --data-dir or --database-url").into());
+    }
     let file = absolute("the backup file", &args.file)?;
     if file.exists() {
         return Err(format!("{} exists; choose a new file", file.display()).into());
