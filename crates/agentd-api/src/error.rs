@@ -208,6 +208,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = request_id::current().map(|r| r.to_string()).unwrap_or_default();
         let (status, code) = self.status_and_code();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            agentd_control::metrics::rate_limited(code);
+        }
         let detail = match &self {
             ApiError::Control(ControlError::Internal(source)) => {
                 tracing::error!(error = ?source, request_id, "internal error");

@@ -139,7 +139,9 @@ pub fn path_slug(raw: &str, kind: ResourceKind) -> Result<Slug, ApiError> {
 
 /// An invocation id from the path; one that cannot be valid is `404`.
 pub fn path_invocation_id(raw: &str) -> Result<InvocationId, ApiError> {
-    InvocationId::parse(raw).map_err(|_| ControlError::NotFound(ResourceKind::Invocation).into())
+    let id = InvocationId::parse(raw).map_err(|_| ControlError::NotFound(ResourceKind::Invocation))?;
+    crate::request_id::record_invocation(&id);
+    Ok(id)
 }
 
 /// `?agent=SLUG` on a list: absent does not filter; one that is not a slug is `400`.

@@ -12,6 +12,7 @@ mod client_ip;
 mod error;
 mod extract;
 mod health;
+pub mod metrics;
 mod request_id;
 pub mod v1;
 pub mod worker;
@@ -23,6 +24,8 @@ use axum::routing::get;
 
 pub use client_ip::TrustedProxies;
 pub use error::ApiError;
+pub use health::Draining;
+pub use metrics::{MetricsExporter, MetricsInstallError};
 
 /// JSON bodies are small; uploads and memory store items get their own limits per route.
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
@@ -34,6 +37,8 @@ const MEMORY_ITEM_ENVELOPE: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub(crate) control: Control,
+    pub(crate) metrics: Option<MetricsExporter>,
+    pub(crate) draining: Draining,
 }
 
 /// How the HTTP side is deployed: what the domain layer need not know.
@@ -41,6 +46,10 @@ pub struct AppState {
 pub struct ApiOptions {
     /// Peers whose `X-Forwarded-For` names the client (a TLS proxy in front).
     pub trusted_proxies: TrustedProxies,
+    /// Serves `GET /metrics` when set.
+    pub metrics: Option<MetricsExporter>,
+    /// Makes `/readyz` answer `503` once started (a graceful shutdown).
+    pub draining: Draining,
 }
 
 /// Every route of the server. Serve it with connect info
@@ -53,11 +62,13 @@ pub fn router(control: Control, options: ApiOptions) -> Router {
     let item = usize::try_from(settings.default_limits.max_store_item_bytes).unwrap_or(usize::MAX);
     let memory_item = item.max(JSON_BODY_LIMIT).saturating_add(MEMORY_ITEM_ENVELOPE);
     let limits = v1::BodyLimits { upload, memory_item };
-    let state = AppState { control };
+    let state = AppState { control, metrics: options.metrics, draining: options.draining };
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .nest("/v1", v1::routes(limits).merge(worker::routes()))
+        .route_layer(axum::middleware::from_fn(metrics::route_template))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

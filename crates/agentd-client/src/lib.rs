@@ -106,6 +106,26 @@ impl Client {
         expect_success(response).await.map(drop)
     }
 
+    /// `GET /metrics`: the Prometheus text exposition (the client's token, if any, is
+    /// sent as the metrics token).
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let response = expect_success(self.send(self.route(Method::GET, &["metrics"])?).await?).await?;
+        response.text().await.map_err(ClientError::Transport)
+    }
+
+    /// `GET /readyz`: the status (`200` ready, `503` not) and the body naming each check.
+    pub async fn readyz(&self) -> Result<(u16, serde_json::Value), ClientError> {
+        let response = self.send(self.route(Method::GET, &["readyz"])?).await?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(ClientError::Transport)?;
+        let value = serde_json::from_slice(&body).map_err(|source| ClientError::Decode {
+            status,
+            body: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            source,
+        })?;
+        Ok((status, value))
+    }
+
     /// A request to the route made of `segments`, each percent-encoded, with auth applied.
     pub(crate) fn route(&self, method: Method, segments: &[&str]) -> Result<RequestBuilder, ClientError> {
         Ok(self.authorized(self.http.request(method, self.url(segments)?)))

@@ -160,6 +160,7 @@ impl Control {
         let created = matches!(enqueued, Enqueued::Created(_));
         let invocation = enqueued.into_invocation();
         if created {
+            crate::metrics::invocation_created();
             let parent_id = invocation.parent_id.as_ref().map(InvocationId::as_str);
             ctx.span()
                 .in_scope(|| tracing::info!(invocation_id = %invocation.id, agent = %slug, parent_id, "accepted"));
@@ -216,6 +217,7 @@ impl Control {
             }
             other => ControlError::from(other),
         })?;
+        crate::metrics::invocation_cancelled();
         if invocation.status != InvocationStatus::Running {
             return Ok(invocation);
         }

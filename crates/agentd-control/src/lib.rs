@@ -25,6 +25,7 @@ pub mod limits;
 mod master_key;
 pub mod members;
 pub mod memory;
+pub mod metrics;
 pub mod operators;
 mod reconcilers;
 mod retry;
@@ -71,6 +72,13 @@ pub use runs::{Claimer, LeaseLength, WorkerName};
 pub use secrets::{MAX_SECRETS_PER_AGENT, Rotation, secrets_rotate};
 pub use threads::{ThreadFilter, ThreadSpec};
 pub use usage::UsagePeriod;
+
+/// One check of readiness: its name and why it failed, if it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadinessCheck {
+    pub name: &'static str,
+    pub outcome: std::result::Result<(), String>,
+}
 
 /// What the operator decided for the domain.
 #[derive(Debug, Clone)]
@@ -140,5 +148,36 @@ impl Control {
     /// Ready when the store answers.
     pub async fn ready(&self) -> Result<()> {
         Ok(self.store.ping().await?)
+    }
+
+    /// What readiness depends on in the domain's reach, each checked now: the store
+    /// answers, its schema has every migration this binary knows, the blob store takes a
+    /// write (a probe file written and removed; in S3 one fixed small object).
+    pub async fn readiness(&self) -> Vec<ReadinessCheck> {
+        let store = self.store.ping().await.map_err(|e| format!("the database does not answer: {e}"));
+        let migrations = match store {
+            Err(_) => Err("unknown while the database does not answer".to_owned()),
+            Ok(()) => match self.store.migrations_pending().await {
+                Ok(pending) if pending.is_empty() => Ok(()),
+                Ok(pending) => Err(format!("migrations not applied: {pending:?}; run `agentd migrate`")),
+                Err(e) => Err(format!("cannot read the applied migrations: {e}")),
+            },
+        };
+        let blobs = self.blobs.probe_write().await.map_err(|e| format!("the blob store refuses writes: {e}"));
+        vec![
+            ReadinessCheck { name: "store", outcome: store },
+            ReadinessCheck { name: "migrations", outcome: migrations },
+            ReadinessCheck { name: "blobs", outcome: blobs },
+        ]
+    }
+
+    /// Reads the queue's depth and oldest ready run from the store into the metrics
+    /// (one grouped read over unfinished invocations, which the status index serves).
+    pub async fn observe_queue(&self) -> Result<()> {
+        let stats = self.store.queue_stats_unscoped().await?;
+        let depth = |status: agentd_core::InvocationStatus| stats.depth.get(status.as_str()).copied().unwrap_or(0);
+        let oldest = stats.oldest_queued_age_s.map(|s| Duration::from_secs_f64(s.max(0.0)));
+        crate::metrics::queue_observed(depth, oldest);
+        Ok(())
     }
 }

@@ -60,7 +60,9 @@ impl Control {
     /// Puts back every run whose lease expired: a new attempt while recoveries are left,
     /// else a failure with `worker_lost`. Returns how many it found.
     pub async fn recover_expired_leases(&self) -> Result<u64> {
-        Ok(self.store.queue_recover_expired_unscoped(self.settings.retry.max_recoveries).await?)
+        let reaped = self.store.queue_recover_expired_unscoped(self.settings.retry.max_recoveries).await?;
+        crate::metrics::leases_reaped(reaped);
+        Ok(reaped)
     }
 }
 

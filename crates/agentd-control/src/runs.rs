@@ -90,7 +90,10 @@ impl Control {
             // claim mints the token of the attempt it starts.
             loop {
                 let run_token = crate::auth::mint_run_token();
-                let Some(mut run) = self.store.queue_claim_unscoped(&owner, lease.get(), &run_token).await? else {
+                let started = Instant::now();
+                let claimed = self.store.queue_claim_unscoped(&owner, lease.get(), &run_token).await;
+                crate::metrics::claim_took(started.elapsed());
+                let Some(mut run) = claimed? else {
                     break;
                 };
                 match self.run_secrets(&run).await? {
@@ -145,7 +148,12 @@ impl Control {
             self.warn_on_output_mismatch(run, completion.output.as_ref()).await?;
         }
         let plan = self.settings.retry.plan(run.attempt);
-        Ok(self.store.queue_complete(run, completion, &plan).await?)
+        let status = completion.status;
+        let recorded = self.store.queue_complete(run, completion, &plan).await?;
+        if recorded {
+            crate::metrics::run_attempt_finished(status);
+        }
+        Ok(recorded)
     }
 
     /// Hands a run back untouched (the worker is shutting down).

@@ -173,7 +173,8 @@ impl Sandbox {
         let (mut init, pipes, mut ctl) = self.launcher.launch().await?;
         let output = LineCapture::new(lines, limits.max_output_bytes, limits.max_line_bytes);
         let mut collected = None;
-        let driven = drive(&mut ctl, &mut init, config, self.mapping, &mut collected);
+        let mut let_go = None;
+        let driven = drive(&mut ctl, &mut init, config, self.mapping, &mut collected, &mut let_go);
         // The proxy and the forward live exactly as long as the supervised run: dropping
         // them closes every connection they carry.
         let proxy = async {
@@ -212,6 +213,7 @@ impl Sandbox {
         Ok(RunOutcome {
             termination,
             wall: started.elapsed(),
+            spawn: let_go.map_or(Duration::ZERO, |at: Instant| at.duration_since(started)),
             output_bytes: output.total(),
             cpu: usage.cpu,
             peak_memory_bytes: usage.peak_memory_bytes,
@@ -280,6 +282,7 @@ async fn drive(
     config: InitConfig,
     mapping: IdMapping,
     collected: &mut Option<Collected>,
+    let_go: &mut Option<Instant>,
 ) -> Result<AgentStatus, SandboxError> {
     let send_failed = |e| SandboxError::io("could not write to the sandbox init", e);
     init_control::send(ctl, &ToInit::Config(Box::new(config))).await.map_err(send_failed)?;
@@ -289,6 +292,7 @@ async fn drive(
     }
     mapping.write_maps(init.pid())?;
     init_control::send(ctl, &ToInit::Go).await.map_err(send_failed)?;
+    *let_go = Some(Instant::now());
     loop {
         match init_control::recv(ctl).await {
             Ok(Some(FromInit::Outputs(files))) => *collected = Some(files),

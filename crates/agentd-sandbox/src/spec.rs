@@ -133,6 +133,9 @@ pub struct RunOutcome {
     pub termination: Termination,
     /// From the start of `run` until the process tree was gone.
     pub wall: Duration,
+    /// From the start of `run` until the program was let go (its namespaces, mounts and
+    /// limits in place): what the sandbox costs before the agent's first instruction.
+    pub spawn: Duration,
     /// Bytes read from stdout, stderr and events together.
     pub output_bytes: u64,
     /// CPU time (user + system) used by every process of the run, from the run's cgroup

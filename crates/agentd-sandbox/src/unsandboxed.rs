@@ -44,6 +44,7 @@ pub async fn run_unsandboxed(
         .map_err(|e| SandboxError::io("could not create a temp dir for the run", e))?;
     let program = host_path(&spec);
     let (mut child, pipes) = spawn_direct(&program, &spec.args, &spec.env, cwd.path())?;
+    let spawned = Instant::now();
     let group = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
@@ -73,6 +74,7 @@ pub async fn run_unsandboxed(
     Ok(RunOutcome {
         termination: ending.termination(),
         wall: started.elapsed(),
+        spawn: spawned.duration_since(started),
         output_bytes: output.total(),
         // No cgroup here: the baseline measures speed, not resources.
         cpu: std::time::Duration::ZERO,

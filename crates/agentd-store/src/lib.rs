@@ -112,14 +112,29 @@ fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, _: sqlx::pool::PoolConnectionM
     })
 }
 
+/// Whether opening a store applies the migrations it lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Applies them (the default: one binary upgrades its own database).
+    Apply,
+    /// Leaves the schema alone, for deployments that migrate as a step of their own
+    /// (`agentd migrate`); [`Store::migrations_pending`] says what is missing.
+    Leave,
+}
+
 impl Store {
     /// Opens the database at `url` (`sqlite://PATH` or `postgres://…`), creating a
     /// SQLite file if needed, and runs migrations.
     pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, Migrations::Apply).await
+    }
+
+    /// Opens the database at `url`, applying migrations or not.
+    pub async fn open_with(url: &str, migrations: Migrations) -> Result<Store> {
         match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-            Some(path) => Store::open_sqlite(Path::new(path)).await,
+            Some(path) => Store::open_sqlite_with(Path::new(path), migrations).await,
             None if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Store::open_postgres(url).await
+                Store::open_postgres(url, migrations).await
             }
             None => Err(StoreError::Config(format!(
                 "unsupported database URL `{url}`; use sqlite://PATH or postgres://USER@HOST/DB"
@@ -130,21 +145,29 @@ impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and runs migrations. A
     /// new database file is readable by its owner only: it holds every tenant's data.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        Store::open_sqlite_with(path, Migrations::Apply).await
+    }
+
+    async fn open_sqlite_with(path: &Path, migrations: Migrations) -> Result<Store> {
         install_default_drivers();
         create_private_file(path)?;
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let writer = AnyPoolOptions::new().max_connections(1).after_connect(sqlite_pragmas).connect(&url).await?;
-        migrate::run(&writer, Backend::Sqlite).await?;
+        if migrations == Migrations::Apply {
+            migrate::run(&writer, Backend::Sqlite).await?;
+        }
         let read_url = format!("sqlite://{}?mode=ro", path.display());
         let reader = AnyPoolOptions::new().max_connections(8).after_connect(sqlite_pragmas).connect(&read_url).await?;
         Ok(Store::assemble(Backend::Sqlite, writer, reader))
     }
 
-    async fn open_postgres(url: &str) -> Result<Store> {
+    async fn open_postgres(url: &str, migrations: Migrations) -> Result<Store> {
         install_default_drivers();
         let pool =
             AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
-        migrate::run(&pool, Backend::Postgres).await?;
+        if migrations == Migrations::Apply {
+            migrate::run(&pool, Backend::Postgres).await?;
+        }
         let store = Store::assemble(Backend::Postgres, pool.clone(), pool);
         signals::listen_postgres(url, store.signals.clone()).await?;
         Ok(store)
@@ -225,6 +248,26 @@ impl Store {
                 .await?;
         }
         Ok(tx)
+    }
+
+    /// The migrations this binary knows that the database lacks (empty: current).
+    pub async fn migrations_pending(&self) -> Result<Vec<i64>> {
+        migrate::pending(&self.reader, self.backend).await
+    }
+
+    /// A consistent copy of the whole SQLite database into the new file `target`
+    /// (`VACUUM INTO`), taken while the store is in use: one read transaction, so it
+    /// holds every commit before it began and none after. PostgreSQL is backed up with
+    /// its own tools (`pg_dump`).
+    pub async fn backup_sqlite_into(&self, target: &Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Config(
+                "this database is PostgreSQL: back it up with pg_dump (see docs/OPERATIONS.md)".to_owned(),
+            ));
+        }
+        let target = target.to_str().ok_or_else(|| StoreError::Config("the backup path is not UTF-8".to_owned()))?;
+        sqlx::query("VACUUM INTO $1").bind(target).execute(&self.reader).await?;
+        Ok(())
     }
 
     /// A trivial round trip, for readiness probes.

@@ -70,6 +70,29 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
     applied
 }
 
+/// The versions this binary knows that the database has not applied, in order.
+pub(crate) async fn pending(pool: &AnyPool, backend: Backend) -> Result<Vec<i64>> {
+    let migrations = match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    let table: Option<String> = match backend {
+        Backend::Sqlite => {
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+                .fetch_optional(pool)
+                .await?
+        }
+        Backend::Postgres => {
+            sqlx::query_scalar("SELECT to_regclass('schema_migrations')::text").fetch_one(pool).await?
+        }
+    };
+    let applied: Vec<i64> = match table {
+        Some(_) => sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(pool).await?,
+        None => Vec::new(),
+    };
+    Ok(migrations.iter().map(|(version, _, _)| *version).filter(|v| !applied.contains(v)).collect())
+}
+
 async fn apply(conn: &mut sqlx::AnyConnection, migrations: &[Migration]) -> Result<()> {
     use sqlx::Connection;
     sqlx::query(

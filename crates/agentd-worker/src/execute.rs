@@ -137,7 +137,12 @@ async fn execute(shared: &Shared, run: &ClaimedRun, log: &mut EventLog, stop: Ca
     let mut lines_open = true;
     while outcome.is_none() || lines_open {
         tokio::select! {
-            result = &mut sandbox_run, if outcome.is_none() => outcome = Some(result),
+            result = &mut sandbox_run, if outcome.is_none() => {
+                if let Ok(ended) = &result {
+                    agentd_control::metrics::sandbox_spawned(ended.spawn);
+                }
+                outcome = Some(result);
+            }
             line = lines.recv(), if lines_open => match line {
                 Some(line) => {
                     record_line(log, &mut reported, line);

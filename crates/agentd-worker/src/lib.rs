@@ -141,8 +141,10 @@ impl Worker {
                 Ok(Some(run)) => {
                     let shared = shared.clone();
                     let stop = stop_runs.child_token();
+                    let in_flight = agentd_control::metrics::RunInFlight::start(&shared.settings.worker_id);
                     runs.spawn(async move {
                         execute::run_claimed(&shared, run, stop).await;
+                        drop(in_flight);
                         drop(permit);
                     });
                 }

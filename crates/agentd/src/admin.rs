@@ -84,7 +84,8 @@ impl AdminArgs {
         Ok(Settings {
             env: Environment::Development,
             data_dir,
-            log_json: false,
+            log_format: crate::settings::LogFormat::Pretty,
+            metrics: Default::default(),
             store: Some(StoreSettings { database, blobs, s3: S3Connection::default() }),
             server: None,
             worker: None,

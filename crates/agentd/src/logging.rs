@@ -10,8 +10,11 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::Writer;
 
+use crate::settings::LogFormat;
+
 /// Installs the process's subscriber (`AGENTD_LOG` filters it, e.g. `info,sqlx=warn`).
-pub fn init(json: bool) {
+pub fn init(format: LogFormat) {
+    let json = format == LogFormat::Json;
     let filter = EnvFilter::try_from_env("AGENTD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // Tracing may already be set (tests); keeping the first subscriber is fine.

@@ -4,6 +4,7 @@
 
 mod admin;
 mod admin_operators;
+mod backup;
 mod cli;
 mod logging;
 mod master_key;
@@ -30,6 +31,13 @@ enum Command {
     Worker(remote::WorkerArgs),
     /// Operator commands on the database (worker tokens, master key rotation).
     Admin(admin::AdminArgs),
+    /// Apply the database's pending migrations and stop (for `serve --no-migrate`).
+    Migrate(backup::StoreArgs),
+    /// Write a consistent copy of the SQLite database and the blobs to FILE, while the
+    /// server runs (PostgreSQL: use pg_dump).
+    Backup(backup::BackupArgs),
+    /// Unpack a backup into a new, empty data dir.
+    Restore(backup::RestoreArgs),
     /// Measure spawn overhead, end-to-end and queue throughput, each against a baseline.
     Bench(agentd_bench::BenchArgs),
     #[command(flatten)]
@@ -54,6 +62,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Worker(args) => remote::run(args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::Migrate(args) => backup::migrate(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
             Command::Bench(args) => agentd_bench::run(args).await,
             Command::Client(command) => cli::run(command).await,
         }

@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::logging;
 use crate::serve::{check_sandbox, create_private_dir, wait_for_signal};
-use crate::settings::{EgressArgs, Environment, Settings, SettingsError, WorkerSettings, WorkerSource, absolute};
+use crate::settings::{
+    EgressArgs, Environment, LogArgs, MetricsSettings, Settings, SettingsError, WorkerSettings, WorkerSource, absolute,
+};
 
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
@@ -42,6 +44,14 @@ pub struct WorkerArgs {
     pub env: Environment,
     #[command(flatten)]
     pub egress: EgressArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Serve this worker's Prometheus metrics at `http://ADDR/metrics`.
+    #[arg(long, env = "AGENTD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// A bearer token the metrics need; without one they are open.
+    #[arg(long, env = "AGENTD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 impl WorkerArgs {
@@ -57,7 +67,11 @@ impl WorkerArgs {
         Ok(Settings {
             env: self.env,
             data_dir: absolute("the data dir", &self.data_dir)?,
-            log_json: self.env == Environment::Production,
+            log_format: self.log.format(self.env),
+            metrics: MetricsSettings {
+                token: self.metrics_token.filter(|t| !t.is_empty()).map(Secret::new),
+                listen: self.metrics_listen,
+            },
             store: None,
             server: None,
             worker: Some(worker),
@@ -73,7 +87,7 @@ pub async fn run(args: WorkerArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    logging::init(settings.log_json);
+    logging::init(settings.log_format);
     match work(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -96,6 +110,9 @@ async fn work(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let worker = Worker::new(RunSource::Remote { client }, worker_config(&settings, worker_settings, api)?)?;
     check_sandbox(&worker, settings.env)?;
     let shutdown = CancellationToken::new();
+    if let Some(listen) = settings.metrics.listen {
+        serve_metrics(listen, &settings.metrics, shutdown.clone()).await?;
+    }
     let stop = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -104,6 +121,26 @@ async fn work(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     });
     tracing::info!(server = %server, "agentd worker pulling work");
     worker.run(shutdown).await;
+    Ok(())
+}
+
+/// Serves this process's `/metrics` at `listen` until `shutdown`.
+async fn serve_metrics(
+    listen: SocketAddr,
+    metrics: &MetricsSettings,
+    shutdown: CancellationToken,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let exporter = agentd_api::MetricsExporter::install(metrics.token.as_ref())?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!("worker metrics on http://{}/metrics", listener.local_addr()?);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, exporter.router())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "the metrics listener stopped");
+        }
+    });
     Ok(())
 }
 

@@ -23,7 +23,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    logging::init(settings.log_json);
+    logging::init(settings.log_format);
     match serve(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -41,7 +41,14 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     create_private_dir(&settings.data_dir)?;
     let master_keys =
         master_key::serve_keys(&settings.data_dir, api.master_key.as_ref(), api.previous_master_key.as_ref())?;
-    let store = Store::open(store_settings.database.expose()).await?;
+    let store = Store::open_with(store_settings.database.expose(), api.migrations).await?;
+    let pending = store.migrations_pending().await?;
+    if !pending.is_empty() {
+        return Err(format!(
+            "the database lacks migrations {pending:?} and --no-migrate is set; run `agentd migrate` first"
+        )
+        .into());
+    }
     let blobs = Blobs::open(&store_settings.blobs, &store_settings.s3)?;
     let control = Control::new(
         store.clone(),
@@ -79,8 +86,11 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
     // Every replica reconciles: a lease expired is a lease expired, whoever notices first.
     let reconcilers = control.start_reconcilers();
     let trusted = api.trusted_proxies.clone();
+    let draining = agentd_api::Draining::default();
     let options = agentd_api::ApiOptions {
         trusted_proxies: agentd_api::TrustedProxies::new(move |ip| trusted.iter().any(|net| net.contains(ip))),
+        metrics: Some(agentd_api::MetricsExporter::install(settings.metrics.token.as_ref())?),
+        draining: draining.clone(),
     };
     let app = agentd_api::router(control, options);
     if let Some(path) = &api.address_file {
@@ -92,8 +102,14 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         "agentd listening on http://{addr}"
     );
     let stop = shutdown.clone();
+    let drain = api.drain;
     tokio::spawn(async move {
         wait_for_signal().await;
+        draining.start();
+        if !drain.is_zero() {
+            tracing::info!(drain_s = drain.as_secs(), "draining: /readyz answers 503 before the server stops");
+            tokio::time::sleep(drain).await;
+        }
         tracing::info!("shutting down");
         stop.cancel();
     });

@@ -36,13 +36,57 @@ pub enum SignupMode {
     Closed,
 }
 
+/// How the process logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Text for people, coloured on a terminal.
+    Pretty,
+}
+
+/// The log flags `serve` and `worker` share.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// `json` or `pretty`; by default JSON when stderr is not a terminal or in
+    /// production, pretty otherwise.
+    #[arg(long, env = "AGENTD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Same as `--log-format json` (kept for existing setups).
+    #[arg(long, env = "AGENTD_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl LogArgs {
+    /// The format asked for, else JSON in production or when stderr is no terminal.
+    pub fn format(&self, env: Environment) -> LogFormat {
+        match (self.log_format, self.log_json) {
+            (Some(format), _) => format,
+            (None, true) => LogFormat::Json,
+            (None, false) if env == Environment::Production => LogFormat::Json,
+            (None, false) if !std::io::IsTerminal::is_terminal(&std::io::stderr()) => LogFormat::Json,
+            (None, false) => LogFormat::Pretty,
+        }
+    }
+}
+
+/// Who may scrape `/metrics`, and where a worker serves it.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// A scrape must send it as a bearer token; `None`: `/metrics` is open.
+    pub token: Option<Secret>,
+    /// Where `agentd worker` serves its own `/metrics` (the server's are on its API).
+    pub listen: Option<SocketAddr>,
+}
+
 /// What one command runs with. A section is `None` when the command has no such part.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub env: Environment,
     /// Absolute.
     pub data_dir: PathBuf,
-    pub log_json: bool,
+    pub log_format: LogFormat,
+    pub metrics: MetricsSettings,
     /// The database and blob store (`serve`, `admin`).
     pub store: Option<StoreSettings>,
     /// The control plane: HTTP API and domain (`serve`).
@@ -83,6 +127,12 @@ pub struct ServerSettings {
     pub previous_master_key: Option<MasterKey>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// On SIGTERM, how long `/readyz` answers 503 while the API still serves, before
+    /// the server stops taking connections.
+    pub drain: Duration,
+    /// Whether `serve` applies migrations itself (`--no-migrate` leaves them to
+    /// `agentd migrate` and refuses to start while any is pending).
+    pub migrations: agentd_store::Migrations,
 }
 
 #[derive(Debug, Clone)]
@@ -221,9 +271,20 @@ pub struct ServeArgs {
     /// supervisors and tests that start the server on port 0.
     #[arg(long, env = "AGENTD_ADDRESS_FILE")]
     pub address_file: Option<PathBuf>,
-    /// Log as JSON lines (default in production).
-    #[arg(long, env = "AGENTD_LOG_JSON")]
-    pub log_json: bool,
+    /// On SIGTERM, seconds `/readyz` answers 503 while the API still serves, so a load
+    /// balancer stops sending work before the server stops taking connections.
+    #[arg(long, env = "AGENTD_DRAIN_S", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub drain_s: u64,
+    /// Do not apply migrations; refuse to start while any is pending (for deployments
+    /// that run `agentd migrate` as a step of their own).
+    #[arg(long, env = "AGENTD_NO_MIGRATE")]
+    pub no_migrate: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// A bearer token `GET /metrics` requires; without one it is open (it shows volumes,
+    /// never a tenant's data).
+    #[arg(long, env = "AGENTD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Where dependency builds get packages from; builds reach only these hosts.
@@ -329,6 +390,11 @@ impl ServeArgs {
             master_key: master_key::from_vars(vars, master_key::MASTER_KEY_VAR)?,
             previous_master_key: master_key::from_vars(vars, master_key::PREVIOUS_MASTER_KEY_VAR)?,
             trusted_proxies: self.trusted_proxies.clone(),
+            drain: Duration::from_secs(self.drain_s),
+            migrations: match self.no_migrate {
+                true => agentd_store::Migrations::Leave,
+                false => agentd_store::Migrations::Apply,
+            },
         };
         let worker = (self.worker_slots > 0).then(|| WorkerSettings {
             source: WorkerSource::Embedded,
@@ -340,7 +406,11 @@ impl ServeArgs {
         let settings = Settings {
             env: self.env,
             data_dir,
-            log_json: self.log_json || self.env == Environment::Production,
+            log_format: self.log.format(self.env),
+            metrics: MetricsSettings {
+                token: self.metrics_token.clone().filter(|t| !t.is_empty()).map(Secret::new),
+                listen: None,
+            },
             store: Some(StoreSettings { database, blobs, s3: s3_connection(vars) }),
             server: Some(server),
             worker,

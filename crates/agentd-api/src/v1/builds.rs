@@ -80,19 +80,21 @@ async fn stream(
     let after = last_event_id(&headers)?.or(q.after).unwrap_or(0);
     // Fails with 404 before any byte is streamed for a missing or foreign version.
     let follower = state.control.follow_build(&ctx, &slug, version_number(&n)?, after).await?;
-    let stream = futures_util::stream::unfold(Some(follower), |follower| async move {
+    // The guard rides in the stream's state: the stream counts as open until it is dropped.
+    let open = agentd_control::metrics::OpenStream::open();
+    let stream = futures_util::stream::unfold((Some(follower), open), |(follower, open)| async move {
         let mut follower: BuildFollower = follower?;
         match follower.next().await {
             Ok(Some(BuildFollowed::Line(line))) => {
                 let data = serde_json::to_string(&line).unwrap_or_else(|_| "{}".to_owned());
-                Some((Ok(SseEvent::default().id(line.seq.to_string()).event("log").data(data)), Some(follower)))
+                Some((Ok(SseEvent::default().id(line.seq.to_string()).event("log").data(data)), (Some(follower), open)))
             }
             Ok(Some(BuildFollowed::End { status, error })) => {
                 let end = serde_json::json!({"status": status, "error": error});
-                Some((Ok(SseEvent::default().event("end").data(end.to_string())), None))
+                Some((Ok(SseEvent::default().event("end").data(end.to_string())), (None, open)))
             }
             Ok(None) => None,
-            Err(err) => Some((Ok(super::events::stream_failed(err.into(), "build log stream stopped")), None)),
+            Err(err) => Some((Ok(super::events::stream_failed(err.into(), "build log stream stopped")), (None, open))),
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

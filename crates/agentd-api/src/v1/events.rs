@@ -42,16 +42,18 @@ async fn stream(
     let after = last_event_id(&headers)?.or(q.after).unwrap_or(0);
     // Fails with 404 before any byte is streamed for a missing or foreign invocation.
     let follower = state.control.follow_events(&ctx, &id, after).await?;
-    let stream = futures_util::stream::unfold(Some(follower), |follower| async move {
+    // The guard rides in the stream's state: the stream counts as open until it is dropped.
+    let open = agentd_control::metrics::OpenStream::open();
+    let stream = futures_util::stream::unfold((Some(follower), open), |(follower, open)| async move {
         let mut follower: EventFollower = follower?;
         match follower.next().await {
-            Ok(Some(Followed::Event(event))) => Some((Ok(sse_event(&event)), Some(follower))),
+            Ok(Some(Followed::Event(event))) => Some((Ok(sse_event(&event)), (Some(follower), open))),
             Ok(Some(Followed::End { status, error })) => {
                 let end = serde_json::json!({"status": status, "error": error});
-                Some((Ok(SseEvent::default().event("end").data(end.to_string())), None))
+                Some((Ok(SseEvent::default().event("end").data(end.to_string())), (None, open)))
             }
             Ok(None) => None,
-            Err(err) => Some((Ok(stream_failed(err.into(), "event stream stopped")), None)),
+            Err(err) => Some((Ok(stream_failed(err.into(), "event stream stopped")), (None, open))),
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

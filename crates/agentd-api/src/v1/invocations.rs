@@ -73,6 +73,7 @@ async fn invoke(
         webhook_url: req.webhook_url,
     };
     let accepted = state.control.invoke(&ctx, &slug, spec, wait).await?;
+    crate::request_id::record_invocation(&accepted.invocation.id);
     Ok(invocation_response(accepted.invocation))
 }
 

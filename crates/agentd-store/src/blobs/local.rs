@@ -27,6 +27,21 @@ impl LocalBlobs {
         Ok(LocalBlobs { root: root.to_path_buf() })
     }
 
+    /// Writes, syncs and removes a hidden file where blobs go: whether a put would work
+    /// now (a put of stored bytes writes nothing, so it cannot tell).
+    pub fn probe_write(&self) -> Result<()> {
+        let writer = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let probe = self.root.join("sha256").join(format!(".probe.{}.{writer}.tmp", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&probe)?;
+            file.write_all(b"probe")?;
+            file.sync_all()?;
+            std::fs::remove_file(&probe)
+        };
+        write().map_err(|source| blob_err(&probe, source))
+    }
+
     /// Stores `bytes` and returns their digest, `sha256:<hex>`. Storing the same bytes
     /// twice is a no-op.
     pub fn put(&self, bytes: &[u8]) -> Result<String> {

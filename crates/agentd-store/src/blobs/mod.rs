@@ -133,6 +133,24 @@ impl Blobs {
         Ok(Blobs { backend: Arc::new(backend) })
     }
 
+    /// Whether a write of a new blob would succeed now: a file written and removed in a
+    /// local directory; in S3 a small fixed object (`readiness probe`, the same key each
+    /// time), which S3 writes anew on every put.
+    pub async fn probe_write(&self) -> Result<()> {
+        match &*self.backend {
+            Backend::Local(local) => {
+                let local = local.clone();
+                let probed = tokio::task::spawn_blocking(move || local.probe_write()).await;
+                probed.map_err(|e| StoreError::Config(format!("probing the blob store panicked: {e}")))?
+            }
+            #[cfg(feature = "s3")]
+            Backend::S3(s3) => {
+                let probe = Bytes::from_static(b"agentd readiness probe\n");
+                s3.put(&digest_of(&probe), probe).await
+            }
+        }
+    }
+
     /// Stores `bytes` and returns their digest, `sha256:<hex>`.
     pub async fn put(&self, bytes: Bytes) -> Result<String> {
         let digest = digest_of(&bytes);

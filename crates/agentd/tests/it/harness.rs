@@ -104,6 +104,19 @@ impl TestApp {
         panic!("{} never answered /healthz", self.base_url);
     }
 
+    /// Starts a server on an existing data dir (a restored backup) and its SQLite
+    /// database, `<data_dir>/agentd.db`, with `env`.
+    pub async fn spawn_on_data_dir(data_dir: &Path, env: &[(&str, &str)]) -> TestApp {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let db_url = format!("sqlite://{}", data_dir.join("agentd.db").display());
+        let data_dir = data_dir.to_path_buf();
+        let log = Arc::default();
+        let mut app = TestApp { base_url: String::new(), data_dir, tmp, child: None, env, db_url, log, _db: None };
+        app.start().await;
+        app
+    }
+
     /// A second `serve` process on the same database, sharing this app's blob directory
     /// (as replicas on a shared filesystem do), reached through its own path so that
     /// each app's leftover-process check sees only its own children.
@@ -142,6 +155,14 @@ impl TestApp {
             let pid = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
             tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait for agentd");
+        }
+    }
+
+    /// SIGTERM without waiting: the server begins its graceful shutdown.
+    pub fn signal_terminate(&self) {
+        if let Some(child) = &self.child {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM agentd");
         }
     }
 
@@ -260,10 +281,16 @@ impl TestApp {
 
     /// Starts `agentd worker` against this server; it is killed when dropped.
     pub fn spawn_worker(&self, token: &str, name: &str) -> RemoteWorker {
+        self.spawn_worker_with(token, name, &[])
+    }
+
+    /// [`TestApp::spawn_worker`] with more flags.
+    pub fn spawn_worker_with(&self, token: &str, name: &str, extra_args: &[&str]) -> RemoteWorker {
         let dir = self.data_dir.join(format!("remote-{name}"));
         let child = Command::new(bin())
             .args(["worker", "--server", &self.base_url, "--token", token, "--lease-s", "2", "--data-dir"])
             .arg(&dir)
+            .args(extra_args)
             .env("AGENTD_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
