@@ -12,6 +12,7 @@ mod client_ip;
 mod error;
 mod extract;
 mod health;
+mod rate_limit_headers;
 mod request_id;
 pub mod v1;
 pub mod worker;
@@ -62,6 +63,7 @@ pub fn router(control: Control, options: ApiOptions) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn(rate_limit_headers::middleware))
         .layer(axum::middleware::from_fn(request_id::middleware))
         .layer(axum::middleware::from_fn_with_state(options.trusted_proxies, client_ip::middleware))
         .with_state(state)

@@ -185,7 +185,9 @@ fn server_env(slots: usize) -> Vec<(String, String)> {
         ("AGENTD_LIMITS_MAX_CONCURRENT_INVOCATIONS".to_owned(), unlimited.clone()),
         ("AGENTD_LIMITS_MAX_QUEUED_INVOCATIONS".to_owned(), unlimited.clone()),
         ("AGENTD_LIMITS_REQUESTS_PER_SECOND".to_owned(), unlimited.clone()),
-        ("AGENTD_LIMITS_INVOCATIONS_PER_MINUTE".to_owned(), unlimited),
+        ("AGENTD_LIMITS_INVOCATIONS_PER_MINUTE".to_owned(), unlimited.clone()),
+        ("AGENTD_SIGNUPS_PER_HOUR_PER_IP".to_owned(), unlimited.clone()),
+        ("AGENTD_LOGINS_PER_MINUTE_PER_IP".to_owned(), unlimited),
     ]
 }
 

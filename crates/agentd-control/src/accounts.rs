@@ -3,8 +3,8 @@
 //! hashed with argon2.
 
 use agentd_core::{
-    Actor, ApiKey, ApiKeyId, Page, PageRequest, ResourceKind, Role, Scopes, Secret, SessionId, SessionInfo, Slug,
-    Tenant, Timestamp, User,
+    Actor, ApiKey, ApiKeyId, Page, PageRequest, RequestOrigin, ResourceKind, Role, Scopes, Secret, SessionId,
+    SessionInfo, Slug, Tenant, Timestamp, User,
 };
 use agentd_store::{NewApiKey, NewSession, NewSignup, StoreError, hash_secret};
 use argon2::Argon2;
@@ -125,10 +125,14 @@ async fn decoy_hash() -> Result<String> {
 }
 
 impl Control {
-    pub async fn signup(&self, signup: Signup) -> Result<SignedUp> {
+    /// A new workspace, its owner and a first key, for a request from `origin`: at most
+    /// `signups_per_hour_per_ip` attempts per client address count
+    /// (well-formed ones, whether they succeed or not).
+    pub async fn signup(&self, signup: Signup, origin: &RequestOrigin) -> Result<SignedUp> {
         if self.settings.signup != crate::SignupPolicy::Open {
             return Err(Forbidden::SignupDisabled.into());
         }
+        self.rate_take_signup(origin).await?;
         let (first_key, secret) = mint_api_key("default".into(), Scopes::all(), None);
         let password_hash = hash_password(signup.password.into_inner()).await?;
         let created = self
@@ -150,7 +154,10 @@ impl Control {
         })
     }
 
-    pub async fn login(&self, login: Login) -> Result<Session> {
+    /// A session for a request from `origin`: at most `logins_per_minute_per_ip` attempts
+    /// per client address, and per account a pause after wrong passwords in a row.
+    pub async fn login(&self, login: Login, origin: &RequestOrigin) -> Result<Session> {
+        self.rate_take_login(origin).await?;
         let user = self.verify_login(&login.email, login.password).await?;
         let memberships = self.store.memberships_of_unscoped(&user.id).await?;
         let chosen = match &login.workspace_slug {

@@ -57,7 +57,7 @@ async fn signup(
         workspace_name: input::WorkspaceName::parse(&req.workspace_name)?,
         workspace_slug: input::workspace_slug(&req.workspace_slug)?,
     };
-    let created = state.control.signup(signup).await?;
+    let created = state.control.signup(signup, &crate::extract::request_origin()).await?;
     let response = SignupResponse { tenant: created.tenant, user: created.user, api_key: created_key(created.api_key) };
     Ok((StatusCode::CREATED, Json(response)))
 }
@@ -67,7 +67,7 @@ async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let login = Login { email: req.email, password: req.password, workspace_slug: req.workspace_slug };
-    let session = state.control.login(login).await?;
+    let session = state.control.login(login, &crate::extract::request_origin()).await?;
     Ok(Json(LoginResponse {
         token: session.token.into_exposed(),
         expires_at: session.expires_at,
