@@ -53,7 +53,10 @@ impl InProcessBuckets {
     }
 
     fn take(&self, key: &str, policy: &RatePolicy) -> RateOutcome {
-        let now = self.now_us();
+        self.take_at(key, policy, self.now_us())
+    }
+
+    fn take_at(&self, key: &str, policy: &RatePolicy, now: i64) -> RateOutcome {
         // A poisoned lock only means another request panicked mid-update of one number.
         let mut tats = self.tats.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let outcome = policy.take(tats.get(key).copied(), now);
@@ -67,7 +70,10 @@ impl InProcessBuckets {
     }
 
     fn sweep(&self) -> u64 {
-        let now = self.now_us();
+        self.sweep_at(self.now_us())
+    }
+
+    fn sweep_at(&self, now: i64) -> u64 {
         let mut tats = self.tats.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let before = tats.len();
         tats.retain(|_, tat| *tat > now);
@@ -108,5 +114,27 @@ impl Store {
                 Ok(done.rows_affected())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use agentd_core::RateLimitKind;
+
+    use super::*;
+
+    #[test]
+    fn in_process_buckets_refuse_past_the_quota_and_sweep_only_full_ones() {
+        let buckets = InProcessBuckets::new();
+        let hourly = RatePolicy::new(RateLimitKind::SignupsPerHour, 2);
+        assert!(!buckets.take_at("a", &hourly, 0).refused);
+        assert!(!buckets.take_at("a", &hourly, 0).refused);
+        assert!(buckets.take_at("a", &hourly, 1_000_000).refused, "the third within the hour");
+        assert!(!buckets.take_at("b", &hourly, 1_000_000).refused, "another key has its own bucket");
+        // Both buckets are still owed time: nothing is full again yet.
+        assert_eq!(buckets.sweep_at(2_000_000), 0);
+        let fast = RatePolicy::new(RateLimitKind::RequestsPerSecond, 1_000_000);
+        assert!(!buckets.take_at("c", &fast, 2_000_000).refused);
+        assert_eq!(buckets.sweep_at(2_000_002), 1, "only the bucket whose tat has passed goes");
     }
 }
