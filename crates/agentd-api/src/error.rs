@@ -4,8 +4,11 @@
 //! body that is not JSON, an unknown route) are made here too. A 500 body says nothing
 //! about the cause; the cause is logged once, here.
 
-use agentd_control::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, SchemaViolation, Unauthenticated};
+use agentd_control::{
+    Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, RateLimited, SchemaViolation, Unauthenticated,
+};
 use agentd_core::PageError;
+use agentd_core::RateLimitKind;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -116,6 +119,15 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
             QuotaExceeded::LoginThrottled { .. } => (S::TOO_MANY_REQUESTS, "login_throttled"),
             QuotaExceeded::Secrets { .. } => (S::TOO_MANY_REQUESTS, "secret_limit"),
         },
+        ControlError::RateLimited(RateLimited { decision }) => (
+            S::TOO_MANY_REQUESTS,
+            match decision.policy.kind {
+                RateLimitKind::RequestsPerSecond => "requests_per_second",
+                RateLimitKind::InvocationsPerMinute => "invocations_per_minute",
+                RateLimitKind::SignupsPerHour => "signup_rate_limited",
+                RateLimitKind::LoginsPerMinute => "login_rate_limited",
+            },
+        ),
         ControlError::Bundle(bundle) => {
             let status = if bundle.is_too_large() { S::PAYLOAD_TOO_LARGE } else { S::UNPROCESSABLE_ENTITY };
             (status, bundle.code())
@@ -238,6 +250,10 @@ impl IntoResponse for ApiError {
             && let Some(secs) = quota.retry_after_s()
         {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let ApiError::Control(ControlError::RateLimited(RateLimited { decision })) = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after_s()));
+            crate::rate_limit_headers::insert(headers, decision);
         }
         response
     }

@@ -120,6 +120,9 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?.ok_or(ControlError::from(Unauthenticated::Missing))?;
         let principal = state.control.authenticate(token, request_origin()).await?;
+        if let Some(decision) = principal.rate_limit() {
+            crate::rate_limit_headers::record(*decision);
+        }
         // Every later line of this request's log carries the tenant.
         tracing::Span::current().record("tenant_id", principal.tenant_id().as_str());
         Ok(Caller(principal))

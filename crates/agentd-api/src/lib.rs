@@ -13,6 +13,7 @@ mod error;
 mod extract;
 mod health;
 pub mod metrics;
+mod rate_limit_headers;
 mod request_id;
 pub mod v1;
 pub mod worker;
@@ -73,6 +74,7 @@ pub fn router(control: Control, options: ApiOptions) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn(rate_limit_headers::middleware))
         .layer(axum::middleware::from_fn(request_id::middleware))
         .layer(axum::middleware::from_fn_with_state(options.trusted_proxies, client_ip::middleware))
         .with_state(state)

@@ -7,7 +7,7 @@
 //! init and as the `agentd serve` under test, so it works only in a binary that dispatches
 //! `agentd_sandbox::INIT_ARG` first and has a `serve` command: the `agentd` binary.
 //!
-//! Three sections, each skippable with a run count of 0:
+//! Four sections, each skippable with a run count of 0:
 //! - `spawn`: one program started bare (`Command`, `run_unsandboxed`) and sandboxed
 //!   (`Sandbox::run`), the modes alternated run by run so that drift hits all alike;
 //! - `end_to_end`: a trivial agent invoked through a real `agentd serve` subprocess
@@ -15,13 +15,16 @@
 //!   at the same concurrency;
 //! - `queue`: jobs/s through agentd's queue (`Store` claim + complete) against the
 //!   textbook `SKIP LOCKED` loop on a bare table, on SQLite and on PostgreSQL (in a
-//!   fresh database, `postgres`).
+//!   fresh database, `postgres`);
+//! - `rate_limit`: an authenticated `GET` with the `requests_per_second` check off and
+//!   on (a limit that never refuses), on SQLite and PostgreSQL.
 //!
 //! Everything lives under one temp dir that is removed at the end, also on error.
 
 mod end_to_end;
 mod postgres;
 mod queue;
+mod rate_limit;
 mod report;
 mod server;
 mod spawn;
@@ -53,6 +56,10 @@ pub struct BenchArgs {
     /// Jobs for the queue throughput, per engine and side (0 skips it).
     #[arg(long, default_value_t = 2000)]
     pub queue_jobs: u32,
+    /// Authenticated `GET`s per side for the cost of the rate-limit check, on each
+    /// engine (0 skips it).
+    #[arg(long, default_value_t = 3000)]
+    pub rate_limit_requests: u32,
     /// PostgreSQL server for the queue benchmark (and `--e2e-postgres`): a fresh database
     /// `agentd_bench_<uuid>` is created on it and dropped at the end. Default: the local
     /// server at postgres://postgres@127.0.0.1:5432, skipped if it does not answer;
@@ -154,6 +161,10 @@ async fn bench(args: &BenchArgs) -> Result<Report, BenchError> {
     if args.queue_jobs > 0 {
         let dir = scratch.subdir("queue")?;
         report.queue = Some(queue::measure(&dir, args.queue_jobs as usize, &postgres).await?);
+    }
+    if args.rate_limit_requests > 0 {
+        let dir = scratch.subdir("rate-limit")?;
+        report.rate_limit = Some(rate_limit::measure(&dir, args.rate_limit_requests as usize, &postgres).await?);
     }
     Ok(report)
 }

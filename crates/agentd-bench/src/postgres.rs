@@ -101,6 +101,11 @@ impl FreshPostgres {
         Ok(FreshPostgres { url: fresh(&name.0), name, admin_url })
     }
 
+    /// Another fresh database on the same server as `other`.
+    pub async fn create_beside(other: &FreshPostgres) -> Result<FreshPostgres, BenchError> {
+        FreshPostgres::create(&other.admin_url).await
+    }
+
     pub async fn drop_database(self) -> Result<(), BenchError> {
         let mut conn = sqlx::AnyConnection::connect(&self.admin_url).await?;
         // As in `create`: only the generated, validated name, quoted.

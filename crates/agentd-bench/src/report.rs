@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::BenchError;
 use super::end_to_end::{EndToEndReport, Throughput};
 use super::queue::{QueueReport, Rate};
+use super::rate_limit::RateLimitReport;
 use super::spawn::{ProgramReport, SpawnReport};
 
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +19,7 @@ pub struct Report {
     pub spawn: Option<SpawnReport>,
     pub end_to_end: Option<EndToEndReport>,
     pub queue: Option<QueueReport>,
+    pub rate_limit: Option<RateLimitReport>,
 }
 
 /// What the figures depend on, read from the host at run time.
@@ -65,6 +67,7 @@ impl Report {
             spawn: None,
             end_to_end: None,
             queue: None,
+            rate_limit: None,
         }
     }
 
@@ -97,6 +100,9 @@ impl Report {
         }
         if let Some(queue) = &self.queue {
             queue_table(&mut out, queue);
+        }
+        if let Some(rate) = &self.rate_limit {
+            rate_limit_table(&mut out, rate);
         }
         out
     }
@@ -184,6 +190,25 @@ fn queue_table(out: &mut String, q: &QueueReport) {
         );
     }
     if let Some(reason) = &q.postgres_skipped {
+        let _ = writeln!(out, "PostgreSQL not measured: {reason}");
+    }
+}
+
+fn rate_limit_table(out: &mut String, r: &RateLimitReport) {
+    let _ = writeln!(
+        out,
+        "\nRate-limit check ({} GET /v1/me per side, {} callers, rounds alternated)",
+        r.requests_per_side, r.callers
+    );
+    let _ = writeln!(out, "{:<10} {:<40} {:>10} {:>10}", "engine", "requests_per_second", "req/s", "mean µs");
+    for e in &r.engines {
+        for (label, side) in [("off (0)", &e.off), ("on, never refusing (1000000)", &e.on)] {
+            let _ =
+                writeln!(out, "{:<10} {:<40} {:>10.1} {:>10.1}", e.engine, label, side.requests_per_s, side.mean_us);
+        }
+        let _ = writeln!(out, "{:<10} the check adds {:.1} µs per request", "", e.added_us_per_request);
+    }
+    if let Some(reason) = &r.postgres_skipped {
         let _ = writeln!(out, "PostgreSQL not measured: {reason}");
     }
 }

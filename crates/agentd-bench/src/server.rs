@@ -44,6 +44,16 @@ impl BenchServer {
     /// benchmark, on `database_url` (default: SQLite in its data dir, `dir/data`); returns
     /// once it answers `/healthz`. Its address file is `dir/address`.
     pub async fn start(dir: &Path, database_url: Option<&str>, slots: usize) -> Result<BenchServer, BenchError> {
+        BenchServer::start_with(dir, database_url, slots, &[]).await
+    }
+
+    /// [`BenchServer::start`] with `env` laid over the benchmark's settings.
+    pub async fn start_with(
+        dir: &Path,
+        database_url: Option<&str>,
+        slots: usize,
+        env: &[(&str, &str)],
+    ) -> Result<BenchServer, BenchError> {
         let address_file = dir.join("address");
         let exe = std::env::current_exe().map_err(BenchError::io("could not locate the agentd binary to serve"))?;
         let mut command = Command::new(exe);
@@ -64,6 +74,7 @@ impl BenchServer {
             }
         }
         command.envs(server_env(slots));
+        command.envs(env.iter().copied());
         let child = command.spawn().map_err(BenchError::io("could not start `agentd serve`"))?;
         let mut server = BenchServer::watch(child);
         let address = server.wait_for_address(&address_file).await?;
@@ -185,7 +196,9 @@ fn server_env(slots: usize) -> Vec<(String, String)> {
         ("AGENTD_LIMITS_MAX_CONCURRENT_INVOCATIONS".to_owned(), unlimited.clone()),
         ("AGENTD_LIMITS_MAX_QUEUED_INVOCATIONS".to_owned(), unlimited.clone()),
         ("AGENTD_LIMITS_REQUESTS_PER_SECOND".to_owned(), unlimited.clone()),
-        ("AGENTD_LIMITS_INVOCATIONS_PER_MINUTE".to_owned(), unlimited),
+        ("AGENTD_LIMITS_INVOCATIONS_PER_MINUTE".to_owned(), unlimited.clone()),
+        ("AGENTD_SIGNUPS_PER_HOUR_PER_IP".to_owned(), unlimited.clone()),
+        ("AGENTD_LOGINS_PER_MINUTE_PER_IP".to_owned(), unlimited),
     ]
 }
 

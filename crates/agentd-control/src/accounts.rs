@@ -125,12 +125,15 @@ async fn decoy_hash() -> Result<String> {
 }
 
 impl Control {
-    /// Makes a workspace, its owner and its first key; the request from `origin` is the
-    /// first event of the workspace's audit log.
+    /// A new workspace, its owner and a first key, for a request from `origin`: at most
+    /// `signups_per_hour_per_ip` attempts per client address count (well-formed ones,
+    /// whether they succeed or not). The request is the first event of the workspace's
+    /// audit log.
     pub async fn signup(&self, signup: Signup, origin: RequestOrigin) -> Result<SignedUp> {
         if self.settings.signup != crate::SignupPolicy::Open {
             return Err(Forbidden::SignupDisabled.into());
         }
+        self.rate_take_signup(&origin).await?;
         let (first_key, secret) = mint_api_key("default".into(), Scopes::all(), None);
         let password_hash = hash_password(signup.password.into_inner()).await?;
         let created = self
@@ -153,9 +156,11 @@ impl Control {
         })
     }
 
-    /// Signs a user in (a session, logged as `auth.login` in the workspace) for the
-    /// request from `origin`.
+    /// A session (logged as `auth.login` in the workspace) for a request from `origin`:
+    /// at most `logins_per_minute_per_ip` attempts per client address, and per account a
+    /// pause after wrong passwords in a row.
     pub async fn login(&self, login: Login, origin: RequestOrigin) -> Result<Session> {
+        self.rate_take_login(&origin).await?;
         let user = self.verify_login(&login.email, login.password).await?;
         let memberships = self.store.memberships_of_unscoped(&user.id).await?;
         let chosen = match &login.workspace_slug {

@@ -68,8 +68,9 @@ use std::sync::Arc;
 
 use agentd_core::queue::RunLease;
 use agentd_core::{
-    Actor, AgentId, InvocationId, InvocationStatus, RequestId, RequestOrigin, ResourceKind, Role, Scope, Scopes,
-    Secret, SessionId, Slug, Tenant, TenantId, TenantLimits, TenantScope, TenantStatus, ThreadId, User, WorkerTokenId,
+    Actor, AgentId, InvocationId, InvocationStatus, RateDecision, RequestId, RequestOrigin, ResourceKind, Role, Scope,
+    Scopes, Secret, SessionId, Slug, Tenant, TenantId, TenantLimits, TenantScope, TenantStatus, ThreadId, User,
+    WorkerTokenId,
 };
 use agentd_store::{Credential, RunCredential, hash_secret};
 
@@ -88,6 +89,9 @@ pub struct Principal {
     /// Set when the caller is a run, with its own token.
     run: Option<RunGrant>,
     origin: RequestOrigin,
+    /// What the credential's `requests_per_second` bucket said of this request (`None`:
+    /// the limit is off).
+    rate: Option<RateDecision>,
 }
 
 /// What a run's token stands for: one attempt of one invocation, of its tenant's agent.
@@ -154,6 +158,12 @@ impl Principal {
 
     pub fn actor(&self) -> &Actor {
         &self.credential.actor
+    }
+
+    /// The `requests_per_second` decision that let this request in, for the response's
+    /// `RateLimit` headers; `None` when the tenant's limit is off.
+    pub fn rate_limit(&self) -> Option<&RateDecision> {
+        self.rate.as_ref()
     }
 }
 
@@ -358,7 +368,9 @@ impl Control {
         if credential.tenant.status == TenantStatus::Suspended {
             return Err(Forbidden::TenantSuspended.into());
         }
-        Ok(Principal { credential, run: None, origin })
+        let quota = credential.tenant.limits.requests_per_second;
+        let rate = self.rate_take_request(&credential.actor, credential.session_id.as_ref(), None, quota).await?;
+        Ok(Principal { credential, run: None, origin, rate })
     }
 
     /// The run behind a run token: accepted only while the attempt it was made for is
@@ -392,7 +404,9 @@ impl Control {
             depth: found.depth,
             attempt: found.attempt,
         };
-        Ok(Principal { credential, run: Some(run), origin })
+        let quota = credential.tenant.limits.requests_per_second;
+        let rate = self.rate_take_request(&credential.actor, None, Some(&run), quota).await?;
+        Ok(Principal { credential, run: Some(run), origin, rate })
     }
 
     /// The remote worker behind a worker token.

@@ -6,7 +6,8 @@
 
 use agentd_bundle::{EnvRefusal, SchemaRefusal, SchemaViolation};
 use agentd_core::{
-    InvocationId, InvocationStatus, MemoryKeyError, NamespaceError, PageError, ResourceKind, Scope, SlugError,
+    InvocationId, InvocationStatus, MemoryKeyError, NamespaceError, PageError, RateDecision, RateLimitKind,
+    ResourceKind, Scope, SlugError,
 };
 use agentd_store::StoreError;
 
@@ -29,6 +30,8 @@ pub enum ControlError {
     BundleTooLarge { size: u64, limit: u64 },
     #[error(transparent)]
     QuotaExceeded(#[from] QuotaExceeded),
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
     #[error(
         "this workspace stores {used} of its {limit} bytes of bundles and artifacts (max_storage_bytes) and this \
          would add {adding}; delete agents or ask the operator for more"
@@ -176,6 +179,32 @@ impl QuotaExceeded {
             QuotaExceeded::LoginThrottled { retry_after_s } => Some(*retry_after_s),
             QuotaExceeded::QueuedInvocations { .. } => Some(1),
             _ => None,
+        }
+    }
+}
+
+/// A rate limit refused the request: waiting [`RateDecision::retry_after_s`] helps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", rate_limited_message(decision))]
+pub struct RateLimited {
+    pub decision: RateDecision,
+}
+
+fn rate_limited_message(decision: &RateDecision) -> String {
+    let quota = decision.policy.quota;
+    let retry = decision.retry_after_s();
+    match decision.policy.kind {
+        RateLimitKind::RequestsPerSecond => format!(
+            "this credential sent more than its {quota} requests per second (requests_per_second); retry in {retry} s"
+        ),
+        RateLimitKind::InvocationsPerMinute => format!(
+            "this workspace started its {quota} invocations per minute (invocations_per_minute); retry in {retry} s"
+        ),
+        RateLimitKind::SignupsPerHour => {
+            format!("too many signups from your address ({quota} per hour); retry in {retry} s")
+        }
+        RateLimitKind::LoginsPerMinute => {
+            format!("too many logins from your address ({quota} per minute); retry in {retry} s")
         }
     }
 }

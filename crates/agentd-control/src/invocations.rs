@@ -151,6 +151,7 @@ impl Control {
             env,
             parent,
         };
+        self.rate_take_invocation(ctx, new.idempotency_key.as_deref()).await?;
         let limit = ctx.limits().max_queued_invocations;
         let enqueued =
             self.store.invocation_enqueue(scope, &agent, &version, new, limit).await.map_err(|e| match e {
@@ -171,6 +172,24 @@ impl Control {
             invocation = self.wait_for(ctx, &invocation.id, wait.get(), settled).await?;
         }
         Ok(Accepted { invocation, created })
+    }
+
+    /// Counts a new invocation against the tenant's `invocations_per_minute`, runs'
+    /// sub-invocations included. A retry with an idempotency key already seen creates
+    /// nothing, so it neither counts nor is refused. (Two first tries racing with one
+    /// key may both count; one of them then gets the other's invocation.)
+    async fn rate_take_invocation(&self, ctx: &Ctx<Invoke>, idempotency_key: Option<&str>) -> Result<()> {
+        let quota = ctx.limits().invocations_per_minute;
+        if quota == 0 {
+            return Ok(());
+        }
+        if let Some(key) = idempotency_key
+            && self.store.invocation_idempotency_seen(ctx.store_scope(), key).await?
+        {
+            return Ok(());
+        }
+        let tenant = ctx.tenant_id().as_str();
+        self.rate_take(agentd_core::RateLimitKind::InvocationsPerMinute, quota, tenant).await.map(drop)
     }
 
     /// An invocation of the tenant; for a run, one of its own sub-invocations.

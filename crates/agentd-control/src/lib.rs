@@ -27,6 +27,7 @@ pub mod members;
 pub mod memory;
 pub mod metrics;
 pub mod operators;
+mod rate_limits;
 mod reconcilers;
 mod retry;
 pub mod runs;
@@ -55,7 +56,7 @@ pub use auth::{
     worker_token_create,
 };
 pub use builds::{BuildFollowed, BuildFollower, BuildResult, VersionBuildView};
-pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, Result, Unauthenticated};
+pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, RateLimited, Result, Unauthenticated};
 pub use follow::{EventFollower, Followed};
 pub use invocations::{Accepted, InvocationFilter, InvokeSpec, settled};
 pub use limits::{LimitChange, LimitSource, LimitView, LimitsView, tenant_limits_change, tenant_limits_show};
@@ -104,6 +105,11 @@ pub struct ControlSettings {
     pub runtime_versions: BTreeMap<String, String>,
     /// The keys agents' secrets are sealed and opened with.
     pub master_keys: MasterKeys,
+    /// Signups accepted per client address per hour (0: no limit).
+    pub signups_per_hour_per_ip: u32,
+    /// Login attempts accepted per client address per minute (0: no limit), beside the
+    /// per-account throttle on wrong passwords.
+    pub logins_per_minute_per_ip: u32,
 }
 
 impl Default for ControlSettings {
@@ -121,6 +127,8 @@ impl Default for ControlSettings {
             // A key of this process alone: fine for tests, lost at exit. `agentd serve`
             // always passes the operator's.
             master_keys: MasterKeys::new(MasterKey::generate(), None),
+            signups_per_hour_per_ip: 20,
+            logins_per_minute_per_ip: 30,
         }
     }
 }

@@ -30,7 +30,8 @@ impl Reconcilers {
 
 impl Control {
     /// Starts the reconcilers: the lease reapers of runs and of builds, the input
-    /// timeouts and the memory store's expiry now (schedules, webhook deliveries and
+    /// timeouts, the memory store's expiry and the sweep of
+    /// full rate-limit buckets now (schedules, webhook deliveries and
     /// metering later).
     pub fn start_reconcilers(&self) -> Reconcilers {
         let reconcilers = Reconcilers { shutdown: CancellationToken::new(), tasks: TaskTracker::new() };
@@ -53,6 +54,13 @@ impl Control {
         reconcilers.spawn("memory expiry", self.settings.memory_sweep_every, move || {
             let control = control.clone();
             async move { control.expire_memory().await }
+        });
+        // Buckets whose tat has passed are full again, the same as none; on PostgreSQL
+        // (an UNLOGGED table) this keeps the table as small as the keys in use.
+        let control = self.clone();
+        reconcilers.spawn("rate limit sweep", self.settings.memory_sweep_every, move || {
+            let control = control.clone();
+            async move { control.sweep_rate_limits().await }
         });
         reconcilers
     }

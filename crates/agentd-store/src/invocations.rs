@@ -76,6 +76,23 @@ impl Enqueued {
 }
 
 impl Store {
+    /// Whether `key` names an invocation the tenant made in the last 24 h: an invoke with
+    /// it is a retry that [`Store::invocation_enqueue`] answers with that invocation.
+    pub async fn invocation_idempotency_seen(&self, ctx: &TenantScope, key: &str) -> Result<bool> {
+        let since = Timestamp::now().unix_ms() - IDEMPOTENCY_WINDOW_MS;
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM invocations WHERE tenant_id = $1 AND idempotency_key = $2 AND created_at > $3",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(key)
+        .bind(since)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(found.is_some())
+    }
+
     /// Accepts an invocation of `version` of `agent`, unless `max_queued` of the tenant's
     /// are already waiting. With an idempotency key seen in the last 24 h, returns the
     /// invocation it created instead.

@@ -31,6 +31,7 @@ mod memory;
 mod migrate;
 mod operators;
 mod queue;
+mod rate_limits;
 mod rows;
 mod secrets;
 mod signals;
@@ -85,6 +86,8 @@ pub struct Store {
     /// tenant is read (and in the claim's concurrency limit). The domain sets them from
     /// the operator's settings; until then they are the built-in ones.
     default_limits: std::sync::Arc<TenantLimits>,
+    /// Rate-limit buckets on SQLite (PostgreSQL keeps them in a table).
+    buckets: rate_limits::InProcessBuckets,
 }
 
 type PragmaFuture<'c> = std::pin::Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
@@ -174,7 +177,14 @@ impl Store {
     }
 
     fn assemble(backend: Backend, writer: AnyPool, reader: AnyPool) -> Store {
-        Store { backend, writer, reader, signals: signals::Signals::new(), default_limits: Default::default() }
+        Store {
+            backend,
+            writer,
+            reader,
+            signals: signals::Signals::new(),
+            default_limits: Default::default(),
+            buckets: rate_limits::InProcessBuckets::new(),
+        }
     }
 
     /// This store with `defaults` as the platform's default limits.

@@ -48,6 +48,7 @@ const POSTGRES: &[Migration] = &[
     (15, "invites", include_str!("../migrations/postgres/0015_invites.sql")),
     (16, "limit_overrides", include_str!("../migrations/postgres/0016_limit_overrides.sql")),
     (19, "operators", include_str!("../migrations/postgres/0019_operators.sql")),
+    (20, "rate_limits", include_str!("../migrations/postgres/0020_rate_limits.sql")),
     (21, "audit_events", include_str!("../migrations/postgres/0021_audit_events.sql")),
 ];
 

@@ -67,6 +67,8 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             package_indexes: api.package_indexes.clone(),
             runtime_versions: agentd_worker::Runtimes::detect().versions(),
             master_keys,
+            signups_per_hour_per_ip: api.signups_per_hour_per_ip,
+            logins_per_minute_per_ip: api.logins_per_minute_per_ip,
             ..ControlSettings::default()
         },
     );

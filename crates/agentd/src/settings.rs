@@ -133,6 +133,10 @@ pub struct ServerSettings {
     /// Whether `serve` applies migrations itself (`--no-migrate` leaves them to
     /// `agentd migrate` and refuses to start while any is pending).
     pub migrations: agentd_store::Migrations,
+    /// Signups per client address per hour (0: no limit).
+    pub signups_per_hour_per_ip: u32,
+    /// Login attempts per client address per minute (0: no limit).
+    pub logins_per_minute_per_ip: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +238,14 @@ pub struct ServeArgs {
     /// `closed` (invites for existing accounts, and an operator's owner invites).
     #[arg(long, env = "AGENTD_SIGNUP", value_enum, default_value = "open")]
     pub signup: SignupMode,
+    /// Signups accepted from one client address per hour (0 = no limit). Open signup in
+    /// production needs this limit on.
+    #[arg(long, env = "AGENTD_SIGNUPS_PER_HOUR_PER_IP", default_value_t = 20)]
+    pub signups_per_hour_per_ip: u32,
+    /// Login attempts accepted from one client address per minute (0 = no limit); each
+    /// account is throttled after wrong passwords in a row besides.
+    #[arg(long, env = "AGENTD_LOGINS_PER_MINUTE_PER_IP", default_value_t = 30)]
+    pub logins_per_minute_per_ip: u32,
     /// `production` refuses to start with an insecure setup.
     #[arg(long, env = "AGENTD_ENV", value_enum, default_value = "development")]
     pub env: Environment,
@@ -395,6 +407,8 @@ impl ServeArgs {
                 true => agentd_store::Migrations::Leave,
                 false => agentd_store::Migrations::Apply,
             },
+            signups_per_hour_per_ip: self.signups_per_hour_per_ip,
+            logins_per_minute_per_ip: self.logins_per_minute_per_ip,
         };
         let worker = (self.worker_slots > 0).then(|| WorkerSettings {
             source: WorkerSource::Embedded,
@@ -434,9 +448,10 @@ impl Settings {
     pub fn production_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if let Some(api) = &self.server {
-            if api.signup == SignupMode::Open {
+            if api.signup == SignupMode::Open && api.signups_per_hour_per_ip == 0 {
                 problems.push(
-                    "signup is open and there is no signup rate limit yet; set AGENTD_SIGNUP=invite or closed"
+                    "signup is open with no signup rate limit; set AGENTD_SIGNUPS_PER_HOUR_PER_IP above 0 \
+                     (default 20), or AGENTD_SIGNUP=invite or closed"
                         .to_owned(),
                 );
             }
@@ -557,16 +572,22 @@ mod tests {
     }
 
     #[test]
-    fn production_refuses_open_signup_and_says_why() {
-        let Ok(cli) = Serve::try_parse_from(["serve", "--env", "production"]) else { panic!("parses") };
-        let refused = cli.args.settings(&[]).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(refused.contains("AGENTD_SIGNUP=invite or closed"), "{refused}");
+    fn production_refuses_open_signup_only_without_a_signup_rate_limit() {
         let key = MasterKey::generate();
         let key = key.to_base64();
+        let with_key = vars(&[("AGENTD_MASTER_KEY", key.expose())]);
+        let args = ["serve", "--env", "production", "--signups-per-hour-per-ip", "0"];
+        let Ok(cli) = Serve::try_parse_from(args) else { panic!("parses") };
+        let refused = cli.args.settings(&with_key).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("no signup rate limit"), "{refused}");
+        assert!(refused.contains("AGENTD_SIGNUPS_PER_HOUR_PER_IP"), "{refused}");
+        // Open signup with the default limit (20 per address per hour) is accepted.
+        let Ok(cli) = Serve::try_parse_from(["serve", "--env", "production"]) else { panic!("parses") };
+        assert!(cli.args.settings(&with_key).is_ok());
         for signup in ["invite", "closed"] {
-            let args = ["serve", "--env", "production", "--signup", signup];
+            let args = ["serve", "--env", "production", "--signup", signup, "--signups-per-hour-per-ip", "0"];
             let Ok(cli) = Serve::try_parse_from(args) else { panic!("parses") };
-            assert!(cli.args.settings(&vars(&[("AGENTD_MASTER_KEY", key.expose())])).is_ok(), "{signup}");
+            assert!(cli.args.settings(&with_key).is_ok(), "{signup}");
         }
     }
 }

@@ -21,6 +21,16 @@ pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/agents")
 }
 
+/// Rate limits high enough that no test trips one by accident: tests make many
+/// requests with one key, and sign up every tenant from 127.0.0.1. A test of a limit
+/// sets its own value, which comes later and wins.
+pub const UNTHROTTLED: &[(&str, &str)] = &[
+    ("AGENTD_LIMITS_REQUESTS_PER_SECOND", "1000000"),
+    ("AGENTD_LIMITS_INVOCATIONS_PER_MINUTE", "1000000"),
+    ("AGENTD_SIGNUPS_PER_HOUR_PER_IP", "1000000"),
+    ("AGENTD_LOGINS_PER_MINUTE_PER_IP", "1000000"),
+];
+
 pub struct TestApp {
     pub base_url: String,
     pub data_dir: PathBuf,
@@ -83,6 +93,7 @@ impl TestApp {
             .args(["--database-url", &self.db_url])
             .arg("--address-file")
             .arg(&address_file)
+            .envs(UNTHROTTLED.iter().copied())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("AGENTD_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())

@@ -24,6 +24,7 @@ mod members;
 mod memory;
 mod metrics;
 mod operators;
+mod rate_limits;
 mod recovery;
 mod remote;
 mod run_token;
