@@ -30,8 +30,8 @@ impl Reconcilers {
 
 impl Control {
     /// Starts the reconcilers: the lease reapers of runs and of builds, the input
-    /// timeouts and the memory store's expiry now (schedules, webhook deliveries and
-    /// metering later).
+    /// timeouts, the memory store's expiry and the blob sweep now (schedules, webhook
+    /// deliveries and metering later).
     pub fn start_reconcilers(&self) -> Reconcilers {
         let reconcilers = Reconcilers { shutdown: CancellationToken::new(), tasks: TaskTracker::new() };
         let control = self.clone();
@@ -53,6 +53,11 @@ impl Control {
         reconcilers.spawn("memory expiry", self.settings.memory_sweep_every, move || {
             let control = control.clone();
             async move { control.expire_memory().await }
+        });
+        let control = self.clone();
+        reconcilers.spawn("blob sweep", self.settings.blob_sweep_every, move || {
+            let control = control.clone();
+            async move { control.collect_unreferenced_blobs().await }
         });
         reconcilers
     }

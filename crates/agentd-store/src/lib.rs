@@ -17,6 +17,7 @@
 
 mod agents;
 mod artifacts;
+mod blob_collection;
 mod blobs;
 mod builds;
 mod credentials;
@@ -47,7 +48,8 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use agents::{AgentPatch, NewAgent, NewVersion};
 pub use artifacts::NewArtifact;
-pub use blobs::{BlobLocation, Blobs, S3Connection, digest_of};
+pub use blob_collection::BlobsCollected;
+pub use blobs::{BlobLocation, Blobs, S3Connection, StoredBlob, digest_of};
 pub use builds::{BuildClaim, NewBuild};
 pub use credentials::{Credential, Membership, NewApiKey, NewSession, RunCredential, UserWithPassword, hash_secret};
 pub use error::{Conflict, StoreError};

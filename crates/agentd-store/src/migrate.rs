@@ -28,6 +28,7 @@ const SQLITE: &[Migration] = &[
     (15, "invites", include_str!("../migrations/sqlite/0015_invites.sql")),
     (16, "limit_overrides", include_str!("../migrations/sqlite/0016_limit_overrides.sql")),
     (19, "operators", include_str!("../migrations/sqlite/0019_operators.sql")),
+    (22, "blob_collection", include_str!("../migrations/sqlite/0022_blob_collection.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -47,6 +48,7 @@ const POSTGRES: &[Migration] = &[
     (15, "invites", include_str!("../migrations/postgres/0015_invites.sql")),
     (16, "limit_overrides", include_str!("../migrations/postgres/0016_limit_overrides.sql")),
     (19, "operators", include_str!("../migrations/postgres/0019_operators.sql")),
+    (22, "blob_collection", include_str!("../migrations/postgres/0022_blob_collection.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

@@ -57,6 +57,8 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             retry: RetryPolicy { max_recoveries: api.max_recoveries, ..RetryPolicy::default() },
             reap_every: api.lease / 2,
             memory_sweep_every: api.memory_sweep,
+            blob_sweep_every: api.blob_sweep,
+            blob_grace: api.blob_grace,
             package_indexes: api.package_indexes.clone(),
             runtime_versions: agentd_worker::Runtimes::detect().versions(),
             master_keys,

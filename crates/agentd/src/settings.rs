@@ -74,6 +74,9 @@ pub struct ServerSettings {
     pub max_recoveries: u32,
     /// How often expired memory store items are deleted and their bytes given back.
     pub memory_sweep: Duration,
+    /// How often blobs no row refers to are deleted, and how long a fresh one is kept.
+    pub blob_sweep: Duration,
+    pub blob_grace: Duration,
     /// Where dependency builds get packages from.
     pub package_indexes: PackageIndexes,
     /// Seals agents' secrets (`AGENTD_MASTER_KEY`); `None` in development means the key
@@ -213,6 +216,14 @@ pub struct ServeArgs {
     /// back to the workspace (expired items are unreadable at once either way).
     #[arg(long, env = "AGENTD_STORE_SWEEP_S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub store_sweep_s: u64,
+    /// Seconds between sweeps that delete blobs (bundles, artifacts, dependency trees) no
+    /// row refers to any more.
+    #[arg(long, env = "AGENTD_BLOB_SWEEP_S", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub blob_sweep_s: u64,
+    /// Seconds a blob just written, and the versions of an agent just deleted, are kept
+    /// by the blob sweep whatever refers to them: the time a write has to commit its row.
+    #[arg(long, env = "AGENTD_BLOB_GRACE_S", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub blob_grace_s: u64,
     #[command(flatten)]
     pub egress: EgressArgs,
     #[command(flatten)]
@@ -325,6 +336,8 @@ impl ServeArgs {
             lease: Duration::from_secs(self.lease_s),
             max_recoveries: self.max_recoveries,
             memory_sweep: Duration::from_secs(self.store_sweep_s),
+            blob_sweep: Duration::from_secs(self.blob_sweep_s),
+            blob_grace: Duration::from_secs(self.blob_grace_s),
             package_indexes: self.packages.settings()?,
             master_key: master_key::from_vars(vars, master_key::MASTER_KEY_VAR)?,
             previous_master_key: master_key::from_vars(vars, master_key::PREVIOUS_MASTER_KEY_VAR)?,

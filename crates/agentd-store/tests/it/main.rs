@@ -20,6 +20,7 @@ async fn open(backend: Backend) -> (Store, TestDb) {
     (store, db)
 }
 
+mod blob_collection;
 mod blobs_artifacts;
 mod builds;
 mod members;

@@ -27,6 +27,7 @@ mod scale;
 mod scopes;
 mod sdk;
 mod secrets;
+mod storage;
 mod tenancy;
 mod threads;
 mod usage;
