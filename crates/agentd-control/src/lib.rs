@@ -63,7 +63,7 @@ pub use members::{
     tenant_create_with_owner_invite,
 };
 pub use memory::{MemoryPut, MemoryPutSpec, MemorySearchSpec, NamespaceSpec};
-pub use operators::{CreatedOperatorToken, Operator, OperatorCtx, Operators, operators_on_store};
+pub use operators::{CreatedOperatorToken, NewWorkspace, Operator, OperatorCtx, Operators, operators_on_store};
 pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
 pub use runs::{Claimer, LeaseLength, WorkerName};

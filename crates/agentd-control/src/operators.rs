@@ -12,11 +12,12 @@
 //! stopping a run is not undone by resuming. Resuming lets its queued runs start again.
 
 use agentd_core::operators::{OperatorToken, QueueStats, TenantOverview, WorkerProcess};
-use agentd_core::{OperatorTokenId, Page, PageRequest, RequestId, RequestOrigin, Secret, TenantId, TenantStatus};
-use agentd_store::{Store, hash_secret};
+use agentd_core::{OperatorTokenId, Page, PageRequest, RequestId, RequestOrigin, Secret, Slug, TenantId, TenantStatus};
+use agentd_store::{Store, TenantLimitsRecord, hash_secret};
 
-use crate::Control;
 use crate::error::{ControlError, Forbidden, Invalid, Result, Unauthenticated};
+use crate::input::{Email, WorkspaceName};
+use crate::{Control, LimitChange, LimitsView, OwnerInvite};
 
 pub const OPERATOR_TOKEN_PREFIX: &str = "ago_";
 
@@ -74,6 +75,14 @@ pub struct Operators {
 /// (`agentd admin`): holding the store is the credential.
 pub fn operators_on_store(store: Store) -> (Operators, OperatorCtx) {
     (Operators { store }, OperatorCtx::new(Operator::Database, RequestOrigin::new(RequestId::generate(), None)))
+}
+
+/// A workspace an operator opens: its slug, its name and whom its owner invite is for.
+#[derive(Debug, Clone)]
+pub struct NewWorkspace {
+    pub slug: Slug,
+    pub name: WorkspaceName,
+    pub owner_email: Email,
 }
 
 /// A new operator token, and its secret shown this once.
@@ -135,6 +144,19 @@ impl Operators {
         Ok(tenant)
     }
 
+    /// Changes a tenant's own limit values (see [`crate::tenant_limits_change`]) and
+    /// returns its limits as they are now.
+    pub async fn tenant_limits_change(
+        &self,
+        op: &OperatorCtx,
+        id: &TenantId,
+        change: &LimitChange,
+    ) -> Result<(TenantLimitsRecord, LimitsView)> {
+        let changed = crate::tenant_limits_change(&self.store, id.as_str(), change).await?;
+        op.span.in_scope(|| tracing::info!(tenant_id = %id, "tenant limits changed"));
+        Ok(changed)
+    }
+
     /// The worker processes seen in the last day, with their heartbeat, slots and runs.
     pub async fn workers_list(&self, _op: &OperatorCtx) -> Result<Vec<WorkerProcess>> {
         Ok(self.store.workers_list_unscoped().await?)
@@ -164,6 +186,24 @@ impl Control {
             .await?
             .ok_or(Unauthenticated::UnknownToken)?;
         Ok(OperatorCtx::new(Operator::Token(found.id), origin))
+    }
+
+    /// Opens a workspace for a customer, with the platform's default limits, and the
+    /// owner invite that lets them in (see [`crate::tenant_create_with_owner_invite`]).
+    pub async fn operator_tenant_create(&self, op: &OperatorCtx, new: NewWorkspace) -> Result<OwnerInvite> {
+        let limits = self.settings.default_limits.clone();
+        let public_url = self.settings.public_url.as_deref();
+        let made = crate::tenant_create_with_owner_invite(
+            &self.store,
+            new.name,
+            new.slug,
+            new.owner_email,
+            limits,
+            public_url,
+        )
+        .await?;
+        op.span.in_scope(|| tracing::info!(tenant_id = %made.tenant.id, "workspace made through the operator API"));
+        Ok(made)
     }
 
     /// The operators' operations; each needs an [`OperatorCtx`].
