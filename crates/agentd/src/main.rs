@@ -7,7 +7,9 @@ mod admin_operators;
 mod cli;
 mod logging;
 mod master_key;
+mod preflight;
 mod remote;
+mod replica_lock;
 mod serve;
 mod settings;
 

@@ -39,6 +39,8 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         return Err("agentd serve needs store and API settings".into());
     };
     create_private_dir(&settings.data_dir)?;
+    // Held until `serve` returns: one server per SQLite database.
+    let _replica_lock = crate::replica_lock::take(store_settings.database.expose())?;
     let master_keys =
         master_key::serve_keys(&settings.data_dir, api.master_key.as_ref(), api.previous_master_key.as_ref())?;
     let store = Store::open(store_settings.database.expose()).await?;

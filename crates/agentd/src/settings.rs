@@ -18,7 +18,7 @@ use agentd_store::{BlobLocation, S3Connection};
 use agentd_worker::{EgressSettings, IpNetwork};
 use clap::{Args, ValueEnum};
 
-use crate::master_key;
+use crate::{master_key, preflight};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Environment {
@@ -86,6 +86,9 @@ pub struct ServerSettings {
     pub previous_master_key: Option<MasterKey>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// TLS ends at a proxy in front (`--behind-proxy`): plain HTTP on a non-local
+    /// address is then fine, and `public_url` must be `https://`.
+    pub behind_proxy: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +202,10 @@ pub struct ServeArgs {
     /// the peer, whatever it sends.
     #[arg(long, env = "AGENTD_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpNetwork>,
+    /// TLS is terminated by a proxy in front of this server: production then accepts plain
+    /// HTTP on a non-local address, and wants AGENTD_PUBLIC_URL to be the proxy's https:// URL.
+    #[arg(long, env = "AGENTD_BEHIND_PROXY")]
+    pub behind_proxy: bool,
     /// Seconds a claimed run stays leased without renewal; after a crash, runs come back
     /// this long after their last renewal.
     #[arg(long, env = "AGENTD_LEASE_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -342,6 +349,7 @@ impl ServeArgs {
             master_key: master_key::from_vars(vars, master_key::MASTER_KEY_VAR)?,
             previous_master_key: master_key::from_vars(vars, master_key::PREVIOUS_MASTER_KEY_VAR)?,
             trusted_proxies: self.trusted_proxies.clone(),
+            behind_proxy: self.behind_proxy,
         };
         let worker = (self.worker_slots > 0).then(|| WorkerSettings {
             source: WorkerSource::Embedded,
@@ -383,9 +391,7 @@ impl Settings {
                         .to_owned(),
                 );
             }
-            if !api.listen.ip().is_loopback() && api.public_url.as_deref().is_none_or(|u| !u.starts_with("https://")) {
-                problems.push("listening beyond loopback over plain HTTP; put a TLS proxy in front and set AGENTD_PUBLIC_URL=https://…".to_owned());
-            }
+            problems.extend(preflight::transport_problem(api));
             if api.master_key.is_none() {
                 problems.push(
                     "no master key for agents' secrets; set AGENTD_MASTER_KEY to 32 random bytes in base64 \
@@ -393,6 +399,7 @@ impl Settings {
                         .to_owned(),
                 );
             }
+            problems.extend(preflight::secret_problems(api, self.store.as_ref()));
         }
         problems
     }

@@ -19,6 +19,7 @@ mod limits;
 mod members;
 mod memory;
 mod operators;
+mod preflight;
 mod recovery;
 mod remote;
 mod run_token;
