@@ -135,7 +135,12 @@ fn write_address_file(path: &Path, addr: std::net::SocketAddr) -> std::io::Resul
 pub fn check_sandbox(worker: &Worker, env: Environment) -> Result<(), SettingsError> {
     let missing = worker.missing_mechanisms();
     if !missing.is_empty() && env == Environment::Production {
-        return Err(SettingsError::Insecure(format!("the sandbox lacks: {}", missing.join("; "))));
+        // Apart from the settings' preflight: only the started sandbox knows what the host has.
+        return Err(SettingsError::Insecure(format!(
+            "the sandbox lacks: {}; run the worker as root on a host that has them (docs/SECURITY.md, \
+             \"Operator guidance\"), or serve without one (AGENTD_WORKER_SLOTS=0) and run `agentd worker` there",
+            missing.join("; ")
+        )));
     }
     for mechanism in &missing {
         tracing::warn!(mechanism, "sandbox mechanism missing on this host");
