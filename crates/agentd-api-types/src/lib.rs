@@ -11,6 +11,7 @@
 //! them in `agentd-core`; they are re-exported here so a client needs this crate only.
 
 pub mod accounts;
+pub mod admin;
 pub mod agents;
 pub mod invocations;
 pub mod limits;
@@ -22,6 +23,7 @@ pub mod worker;
 pub use accounts::{
     CreateApiKeyRequest, CreatedApiKey, LoginRequest, LoginResponse, Me, MeRun, SignupRequest, SignupResponse,
 };
+pub use admin::{ChangeTenantLimitsRequest, CreateTenantRequest, CreatedTenant, TenantLimitsReport};
 pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentSecret, AgentStatus, AgentVersion, ApiKey, Artifact, AuditAction, AuditActor,
     AuditActorKind, AuditEvent, BuildLogLine, BuildStatus, Checkpoint, DependencyBuild, Event, EventKind, EventStream,

@@ -144,6 +144,7 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::Page(PageError::Limit { .. }) => return (StatusCode::BAD_REQUEST, "invalid_limit"),
         Invalid::Page(PageError::Cursor { .. }) => return (StatusCode::BAD_REQUEST, "invalid_cursor"),
         Invalid::Page(PageError::Offset { .. }) => return (StatusCode::BAD_REQUEST, "invalid_offset"),
+        Invalid::Limit(_) => "invalid_limit_override",
         Invalid::Email => "invalid_email",
         Invalid::WeakPassword { .. } => "weak_password",
         Invalid::PasswordTooLong { .. } => "invalid_password",

@@ -1,5 +1,6 @@
 //! The operators' routes (`/v1/admin/*`), called with an operator token.
 
+use agentd_api_types::{ChangeTenantLimitsRequest, CreateTenantRequest, CreatedTenant, TenantLimitsReport};
 use agentd_core::Page;
 use agentd_core::operators::{QueueStats, TenantOverview, WorkerProcess};
 use reqwest::Method;
@@ -10,6 +11,20 @@ impl Client {
     /// `GET /v1/admin/tenants`: every tenant, newest first, with its usage.
     pub async fn admin_tenants_list(&self, page: &ListOptions) -> Result<Page<TenantOverview>, ClientError> {
         self.call(self.route(Method::GET, &["v1", "admin", "tenants"])?.query(page)).await
+    }
+
+    /// `POST /v1/admin/tenants`: a workspace with no members and its owner's invite.
+    pub async fn admin_tenant_create(&self, request: &CreateTenantRequest) -> Result<CreatedTenant, ClientError> {
+        self.call(self.route(Method::POST, &["v1", "admin", "tenants"])?.json(request)).await
+    }
+
+    /// `PUT /v1/admin/tenants/{id}/limits`: sets and unsets the tenant's own limit values.
+    pub async fn admin_tenant_limits_change(
+        &self,
+        id: &str,
+        request: &ChangeTenantLimitsRequest,
+    ) -> Result<TenantLimitsReport, ClientError> {
+        self.call(self.route(Method::PUT, &["v1", "admin", "tenants", id, "limits"])?.json(request)).await
     }
 
     /// `GET /v1/admin/tenants/{id}`.

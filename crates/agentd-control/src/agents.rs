@@ -62,18 +62,6 @@ pub struct RuntimeInfo {
 }
 
 impl Control {
-    /// Refuses a bundle that would take the tenant past `max_storage_bytes`; a digest it
-    /// already holds adds nothing. Checked before the write, not in its transaction: two
-    /// concurrent deploys may together pass the limit by one bundle.
-    async fn check_storage<C>(&self, ctx: &Ctx<C>, digest: &str, size: u64) -> Result<()> {
-        let (used, held) = self.store.storage_used(ctx.store_scope(), digest).await?;
-        let limit = ctx.limits().max_storage_bytes;
-        if !held && used.saturating_add(size) > limit {
-            return Err(ControlError::StorageFull { used, adding: size, limit });
-        }
-        Ok(())
-    }
-
     /// The runtimes this platform's hosts run agents with. The versions are the server
     /// host's; remote workers are expected to run the same image.
     pub fn runtimes(&self, _ctx: &Ctx<Read>) -> Vec<RuntimeInfo> {
@@ -190,8 +178,9 @@ impl Control {
         // bundle whose dependencies cannot be installed.
         self.check_runtime_version(&inspected.manifest)?;
         let build = self.build_for(&inspected, &inspected.digest)?;
-        self.check_storage(ctx, &inspected.digest, size).await?;
-        let digest = self.blobs.put(bundle).await?;
+        let storage_limit = ctx.limits().max_storage_bytes;
+        self.check_storage(ctx.store_scope(), storage_limit, &inspected.digest, size).await?;
+        let digest = self.blob_put(bundle).await?;
         let manifest = serde_json::to_value(&inspected.manifest).map_err(ControlError::internal)?;
         let activate = activation == Activation::Activate;
         let new = NewVersion { digest, manifest, size_bytes: size, activate, build };

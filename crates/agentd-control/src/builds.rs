@@ -215,7 +215,7 @@ impl Control {
         check_build(worker, build)?;
         let outcome = match result {
             BuildResult::Ready { archive, installed_bytes } => {
-                BuildOutcome::Ready { archive_digest: self.blobs.put(archive).await?, installed_bytes }
+                BuildOutcome::Ready { archive_digest: self.blob_put(archive).await?, installed_bytes }
             }
             BuildResult::Failed { error } => BuildOutcome::Failed { error },
         };

@@ -212,6 +212,9 @@ fn rate_limited_message(decision: &RateDecision) -> String {
 /// Input that is well-formed but not acceptable; each variant is one rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Invalid {
+    /// A limit override an operator asked for: an unknown name, a value out of range.
+    #[error(transparent)]
+    Limit(#[from] agentd_core::LimitError),
     #[error("email must look like name@example.com")]
     Email,
     #[error("password must be at least {min} characters long")]

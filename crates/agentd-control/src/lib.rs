@@ -32,6 +32,7 @@ mod reconcilers;
 mod retry;
 pub mod runs;
 mod secrets;
+mod storage;
 pub mod threads;
 pub mod usage;
 mod wait;
@@ -66,7 +67,7 @@ pub use members::{
     tenant_create_with_owner_invite,
 };
 pub use memory::{MemoryPut, MemoryPutSpec, MemorySearchSpec, NamespaceSpec};
-pub use operators::{CreatedOperatorToken, Operator, OperatorCtx, Operators, operators_on_store};
+pub use operators::{CreatedOperatorToken, NewWorkspace, Operator, OperatorCtx, Operators, operators_on_store};
 pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
 pub use runs::{Claimer, LeaseLength, WorkerName};
@@ -98,6 +99,11 @@ pub struct ControlSettings {
     pub reap_every: Duration,
     /// How often expired memory store items are deleted and their bytes given back.
     pub memory_sweep_every: Duration,
+    /// How often the blob sweep deletes blobs no row refers to.
+    pub blob_sweep_every: Duration,
+    /// How long a blob just written, and the versions of an agent just deleted, are kept
+    /// whatever refers to them: the time a writer has to commit its row.
+    pub blob_grace: Duration,
     /// Where dependency builds get packages from.
     pub package_indexes: PackageIndexes,
     /// The interpreters' versions (`python` → `3.11.2`), part of every dependency digest:
@@ -122,6 +128,8 @@ impl Default for ControlSettings {
             retry: RetryPolicy::default(),
             reap_every: Duration::from_secs(15),
             memory_sweep_every: Duration::from_secs(60),
+            blob_sweep_every: Duration::from_secs(300),
+            blob_grace: Duration::from_secs(3600),
             package_indexes: PackageIndexes::default(),
             runtime_versions: BTreeMap::new(),
             // A key of this process alone: fine for tests, lost at exit. `agentd serve`

@@ -95,6 +95,21 @@ impl LimitChange {
     }
 }
 
+impl LimitChange {
+    /// Values to set by name and names to unset (applied after), as the operator API
+    /// takes them; unknown names and values out of range are refused.
+    pub fn of<'a>(
+        set: impl IntoIterator<Item = (&'a str, u64)>,
+        unset: impl IntoIterator<Item = &'a str>,
+    ) -> std::result::Result<LimitChange, LimitError> {
+        let mut change = LimitChange::unset(unset)?;
+        for (name, value) in set {
+            change.set.set(name, &value.to_string())?;
+        }
+        Ok(change)
+    }
+}
+
 pub(crate) fn view_of(record: &TenantLimitsRecord) -> LimitsView {
     LimitsView::of(&record.tenant.limits, &record.overrides, |_| None)
 }

@@ -48,6 +48,10 @@ pub enum MasterKeyError {
     Encoding,
 }
 
+/// The example master key shown in docs/SECURITY.md (base64
+/// `ZXhhbXBsZS1tYXN0ZXIta2V5LWRvLW5vdC11c2UtMzI=`); anyone who read them knows it.
+const DOCUMENTED_EXAMPLE_KEYS: [[u8; MASTER_KEY_BYTES]; 1] = [*b"example-master-key-do-not-use-32"];
+
 impl MasterKey {
     /// A key from its text: 64 hex digits, or base64 (padded or not) of 32 bytes.
     /// Surrounding whitespace (a file's final newline) is ignored.
@@ -78,6 +82,13 @@ impl MasterKey {
     /// The key's id: 16 hex digits, stored beside every secret it seals.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Whether the key could be guessed: one byte repeated (or few distinct bytes, as a
+    /// typed pattern has; 32 random bytes have about 30), or the example key of our docs.
+    pub fn is_guessable(&self) -> bool {
+        let distinct = self.bytes.iter().collect::<std::collections::BTreeSet<_>>().len();
+        distinct < 8 || DOCUMENTED_EXAMPLE_KEYS.contains(&self.bytes)
     }
 
     /// The key in base64, the form `parse` reads (for the development key file).
@@ -173,6 +184,17 @@ impl MasterKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_byte_a_typed_pattern_or_the_documented_example_is_guessable() {
+        let key = |text: &str| MasterKey::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert!(key(&"00".repeat(32)).is_guessable());
+        assert!(key(&"ab".repeat(32)).is_guessable());
+        assert!(key(&"0123".repeat(16)).is_guessable());
+        assert!(key("ZXhhbXBsZS1tYXN0ZXIta2V5LWRvLW5vdC11c2UtMzI=").is_guessable());
+        assert!(!MasterKey::generate().is_guessable());
+        assert!(!key(&(0u8..32).map(|b| format!("{:02x}", b * 7)).collect::<String>()).is_guessable());
+    }
 
     fn owner<'a>(tenant: &'a TenantId, agent: &'a AgentId, name: &'a str) -> SecretOwner<'a> {
         SecretOwner { tenant, agent, name }

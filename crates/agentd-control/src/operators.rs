@@ -13,13 +13,14 @@
 
 use agentd_core::operators::{OperatorToken, QueueStats, TenantOverview, WorkerProcess};
 use agentd_core::{
-    AuditActor, AuditOrigin, OperatorTokenId, Page, PageRequest, RequestId, RequestOrigin, Secret, TenantId,
+    AuditActor, AuditOrigin, OperatorTokenId, Page, PageRequest, RequestId, RequestOrigin, Secret, Slug, TenantId,
     TenantStatus,
 };
-use agentd_store::{Store, hash_secret};
+use agentd_store::{Store, TenantLimitsRecord, hash_secret};
 
-use crate::Control;
 use crate::error::{ControlError, Forbidden, Invalid, Result, Unauthenticated};
+use crate::input::{Email, WorkspaceName};
+use crate::{Control, LimitChange, LimitsView, OwnerInvite};
 
 pub const OPERATOR_TOKEN_PREFIX: &str = "ago_";
 
@@ -94,6 +95,14 @@ pub fn operators_on_store(store: Store) -> (Operators, OperatorCtx) {
     (Operators { store }, OperatorCtx::new(Operator::Database, RequestOrigin::new(RequestId::generate(), None)))
 }
 
+/// A workspace an operator opens: its slug, its name and whom its owner invite is for.
+#[derive(Debug, Clone)]
+pub struct NewWorkspace {
+    pub slug: Slug,
+    pub name: WorkspaceName,
+    pub owner_email: Email,
+}
+
 /// A new operator token, and its secret shown this once.
 #[derive(Debug, Clone)]
 pub struct CreatedOperatorToken {
@@ -159,8 +168,8 @@ impl Operators {
         &self,
         op: &OperatorCtx,
         tenant: &str,
-        change: &crate::LimitChange,
-    ) -> Result<(agentd_store::TenantLimitsRecord, crate::LimitsView)> {
+        change: &LimitChange,
+    ) -> Result<(TenantLimitsRecord, LimitsView)> {
         let by = op.audit_origin();
         let record = self.store.tenant_limits_update_unscoped(tenant, &change.set, &change.unset, &by).await?;
         op.span.in_scope(|| tracing::info!(tenant_id = %record.tenant.id, "tenant limits changed"));
@@ -197,6 +206,24 @@ impl Control {
             .await?
             .ok_or(Unauthenticated::UnknownToken)?;
         Ok(OperatorCtx::new(Operator::Token(found.id), origin))
+    }
+
+    /// Opens a workspace for a customer, with the platform's default limits, and the
+    /// owner invite that lets them in (see [`crate::tenant_create_with_owner_invite`]).
+    pub async fn operator_tenant_create(&self, op: &OperatorCtx, new: NewWorkspace) -> Result<OwnerInvite> {
+        let limits = self.settings.default_limits.clone();
+        let public_url = self.settings.public_url.as_deref();
+        let made = crate::tenant_create_with_owner_invite(
+            &self.store,
+            new.name,
+            new.slug,
+            new.owner_email,
+            limits,
+            public_url,
+        )
+        .await?;
+        op.span.in_scope(|| tracing::info!(tenant_id = %made.tenant.id, "workspace made through the operator API"));
+        Ok(made)
     }
 
     /// The operators' operations; each needs an [`OperatorCtx`].

@@ -30,9 +30,8 @@ impl Reconcilers {
 
 impl Control {
     /// Starts the reconcilers: the lease reapers of runs and of builds, the input
-    /// timeouts, the memory store's expiry and the sweep of
-    /// full rate-limit buckets now (schedules, webhook deliveries and
-    /// metering later).
+    /// timeouts, the memory store's expiry, the sweep of full rate-limit buckets and the
+    /// blob sweep now (schedules, webhook deliveries and metering later).
     pub fn start_reconcilers(&self) -> Reconcilers {
         let reconcilers = Reconcilers { shutdown: CancellationToken::new(), tasks: TaskTracker::new() };
         let control = self.clone();
@@ -61,6 +60,11 @@ impl Control {
         reconcilers.spawn("rate limit sweep", self.settings.memory_sweep_every, move || {
             let control = control.clone();
             async move { control.sweep_rate_limits().await }
+        });
+        let control = self.clone();
+        reconcilers.spawn("blob sweep", self.settings.blob_sweep_every, move || {
+            let control = control.clone();
+            async move { control.collect_unreferenced_blobs().await }
         });
         reconcilers
     }

@@ -171,7 +171,8 @@ impl Control {
         }
     }
 
-    /// Stores an artifact's bytes, then records it for the run, fenced by the lease.
+    /// Stores an artifact's bytes, then records it for the run, fenced by the lease. One
+    /// that would take the tenant past `max_storage_bytes` is refused, and nothing is stored.
     pub async fn run_artifact(
         &self,
         worker: &WorkerCtx,
@@ -181,7 +182,8 @@ impl Control {
     ) -> Result<bool> {
         worker.check(run)?;
         let size = bytes.len() as u64;
-        let digest = self.blobs.put(bytes).await?;
+        self.check_artifact_storage(run, &agentd_store::digest_of(&bytes), size).await?;
+        let digest = self.blob_put(bytes).await?;
         Ok(self.store.artifact_record(run, &NewArtifact { name, size, digest }).await?)
     }
 

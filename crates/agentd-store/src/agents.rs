@@ -208,10 +208,22 @@ impl Store {
         Ok(agent)
     }
 
-    /// Removes the agent from the registry. Its versions and past invocations stay, so
-    /// runs already accepted still execute and history remains readable.
+    /// Removes the agent from the registry. Its past invocations stay, so history remains
+    /// readable; its versions stay until no run of theirs is unfinished (runs already
+    /// accepted still execute), then the blob sweep deletes them.
     pub async fn agent_delete(&self, ctx: &TenantScope, slug: &Slug) -> Result<()> {
         let mut tx = self.begin_scoped(ctx).await?;
+        // When: the blob sweep purges the versions once no run needs them and the grace
+        // period since the deletion has passed (see `blob_collection`).
+        sqlx::query(
+            "UPDATE agent_versions SET agent_deleted_at = $3
+             WHERE tenant_id = $1 AND agent_id IN (SELECT id FROM agents WHERE tenant_id = $1 AND slug = $2)",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(slug.as_str())
+        .bind(Timestamp::now().unix_ms())
+        .execute(&mut *tx)
+        .await?;
         let deleted: Option<String> =
             sqlx::query_scalar("DELETE FROM agents WHERE tenant_id = $1 AND slug = $2 RETURNING id")
                 .bind(ctx.tenant_id().as_str())

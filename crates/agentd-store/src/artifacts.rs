@@ -2,7 +2,7 @@
 //! blob store first, then records them here, fenced by its lease like every other write.
 
 use agentd_core::{
-    Artifact, ArtifactName, InvocationId, NameCursor, Page, PageRequest, ResourceKind, TenantScope, Timestamp,
+    Artifact, ArtifactName, InvocationId, NameCursor, Page, PageRequest, ResourceKind, Tenant, TenantScope, Timestamp,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -40,6 +40,21 @@ impl Store {
         .execute(&self.writer)
         .await?;
         Ok(recorded.rows_affected() == 1)
+    }
+
+    /// The tenant of the run `run` leases, with its effective limits, while the lease is
+    /// current (`None` when it is not: nothing the worker writes would land either).
+    pub async fn run_tenant_unscoped(&self, run: &RunLease) -> Result<Option<Tenant>> {
+        let found = sqlx::query(
+            "SELECT t.* FROM invocations i JOIN tenants t ON t.id = i.tenant_id
+             WHERE i.id = $1 AND i.lease_owner = $2 AND i.attempt = $3 AND i.status = 'running'",
+        )
+        .bind(run.invocation_id.as_str())
+        .bind(&run.lease_owner)
+        .bind(i64::from(run.attempt))
+        .fetch_optional(&self.reader)
+        .await?;
+        found.map(|row| rows::tenant(&row, &self.default_limits)).transpose()
     }
 
     /// The artifacts of one of the caller's invocations, by name.

@@ -18,6 +18,7 @@
 mod agents;
 mod artifacts;
 mod audit;
+mod blob_collection;
 mod blobs;
 mod builds;
 mod credentials;
@@ -50,7 +51,8 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use agents::{AgentPatch, NewAgent, NewVersion};
 pub use artifacts::NewArtifact;
 pub use audit::AuditFilter;
-pub use blobs::{BlobLocation, Blobs, S3Connection, digest_of};
+pub use blob_collection::BlobsCollected;
+pub use blobs::{BlobLocation, Blobs, S3Connection, StoredBlob, digest_of};
 pub use builds::{BuildClaim, NewBuild};
 pub use credentials::{Credential, Membership, NewApiKey, NewSession, RunCredential, UserWithPassword, hash_secret};
 pub use error::{Conflict, StoreError};

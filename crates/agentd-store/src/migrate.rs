@@ -29,6 +29,7 @@ const SQLITE: &[Migration] = &[
     (16, "limit_overrides", include_str!("../migrations/sqlite/0016_limit_overrides.sql")),
     (19, "operators", include_str!("../migrations/sqlite/0019_operators.sql")),
     (21, "audit_events", include_str!("../migrations/sqlite/0021_audit_events.sql")),
+    (22, "blob_collection", include_str!("../migrations/sqlite/0022_blob_collection.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -50,6 +51,7 @@ const POSTGRES: &[Migration] = &[
     (19, "operators", include_str!("../migrations/postgres/0019_operators.sql")),
     (20, "rate_limits", include_str!("../migrations/postgres/0020_rate_limits.sql")),
     (21, "audit_events", include_str!("../migrations/postgres/0021_audit_events.sql")),
+    (22, "blob_collection", include_str!("../migrations/postgres/0022_blob_collection.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

@@ -211,7 +211,8 @@ impl Store {
                     ON i.id = a.invocation_id
                     WHERE a.tenant_id = $1 AND i.finished_at >= $2) AS recent_artifacts,
                 (SELECT CAST(SUM(size_bytes) AS BIGINT) FROM
-                    (SELECT DISTINCT digest, size_bytes FROM agent_versions WHERE tenant_id = $1) b) AS bundles,
+                    (SELECT DISTINCT digest, size_bytes FROM agent_versions
+                     WHERE tenant_id = $1 AND agent_deleted_at IS NULL) b) AS bundles,
                 (SELECT CAST(SUM(size) AS BIGINT) FROM invocation_artifacts WHERE tenant_id = $1) AS artifacts,
                 (SELECT bytes FROM memory_usage WHERE tenant_id = $1) AS memory",
         )

@@ -217,13 +217,16 @@ impl Store {
 
     /// Bytes of blobs the tenant's rows refer to (bundles of every version, artifacts),
     /// each digest once however many rows share it, and whether `digest` is among them.
+    /// Versions of a deleted agent count no more: they wait for the blob sweep, on the
+    /// platform's account.
     pub async fn storage_used(&self, ctx: &TenantScope, digest: &str) -> Result<(u64, bool)> {
         let mut tx = self.begin_scoped_read(ctx).await?;
         let row = sqlx::query(
             "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS used,
                     CAST(COALESCE(MAX(CASE WHEN digest = $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS held
              FROM (SELECT digest, MAX(size) AS size FROM (
-                       SELECT digest, size_bytes AS size FROM agent_versions WHERE tenant_id = $1
+                       SELECT digest, size_bytes AS size FROM agent_versions
+                           WHERE tenant_id = $1 AND agent_deleted_at IS NULL
                        UNION ALL SELECT digest, size FROM invocation_artifacts WHERE tenant_id = $1) AS blobs
                    GROUP BY digest) AS distinct_blobs",
         )

@@ -28,6 +28,7 @@ where
     loop {
         match write().await {
             Ok(done) => return Ok(done),
+            Err(err) if err.is_storage_full() => return Err(err),
             Err(err) => match pauses.next() {
                 Some(pause) => {
                     tracing::warn!(error = %err, write = what, "a write about the run failed; trying again");

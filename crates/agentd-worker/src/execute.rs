@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::Shared;
 use crate::agent_messages::{AGENT_STREAM, AgentMessage};
 use crate::event_log::{EventLog, Flushed, Unrecorded, with_retries};
-use crate::outcome::{Reported, completion, platform_failure, truncate};
+use crate::outcome::{Reported, agent_failure, completion, platform_failure, truncate};
 use crate::prepare;
 
 pub(crate) async fn run_claimed(shared: &Shared, run: ClaimedRun, stop: CancellationToken) {
@@ -217,7 +217,8 @@ async fn cancel_requested(changes: &mut Option<agentd_control::Subscription<agen
 }
 
 /// Uploads what the agent left in `/outputs` and logs an `artifact` event for each file.
-/// A file that cannot be stored after every try fails the run as the platform's fault.
+/// A file that cannot be stored after every try fails the run as the platform's fault; one
+/// past the workspace's `max_storage_bytes` fails it as the agent's (`max_storage_bytes`).
 async fn store_artifacts(
     shared: &Shared,
     run: &ClaimedRun,
@@ -234,16 +235,25 @@ async fn store_artifacts(
             let bytes = tokio::fs::read(&file.path).await.map_err(|e| e.to_string())?;
             let digest = agentd_bundle::digest(&bytes);
             let upload = || shared.source.artifact(&lease, &name, bytes.clone());
-            let applied = with_retries("artifact", upload).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((applied, digest))
+            let applied = match with_retries("artifact", upload).await {
+                Ok(applied) => applied,
+                // The agent left more than its workspace may store: its failure, not ours.
+                Err(full) if full.is_storage_full() => return Ok(Err(full.to_string())),
+                Err(err) => return Err(err.to_string()),
+            };
+            Ok::<_, String>(Ok((applied, digest)))
         };
         match stored.await {
-            Ok((true, digest)) => {
+            Ok(Err(full)) => {
+                let message = format!("the artifact {} was not stored: {full}", file.name);
+                return Err(agent_failure(InvocationStatus::Failed, "max_storage_bytes", message));
+            }
+            Ok(Ok((true, digest))) => {
                 let data = serde_json::json!({ "name": file.name, "size": file.size, "digest": digest });
                 let text = format!("artifact {} ({} bytes)", file.name, file.size);
                 log.push(EventKind::Artifact, EventStream::System, Some("info".into()), Some(text), Some(data));
             }
-            Ok((false, _)) => return Ok(Flushed::LeaseLost),
+            Ok(Ok((false, _))) => return Ok(Flushed::LeaseLost),
             Err(err) => {
                 tracing::error!(error = %err, artifact = %file.name, "storing an artifact failed");
                 let message = format!("the platform could not store the artifact {} ({err})", file.name);

@@ -19,6 +19,17 @@ pub enum SourceError {
     Remote(#[from] agentd_client::ClientError),
 }
 
+impl SourceError {
+    /// The tenant's storage is full (`max_storage_bytes`): the write is refused for good,
+    /// trying again does not help.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            SourceError::Control(err) => matches!(err, agentd_control::ControlError::StorageFull { .. }),
+            SourceError::Remote(err) => err.code() == Some("max_storage_bytes"),
+        }
+    }
+}
+
 /// The run source of a worker.
 #[derive(Clone)]
 pub enum RunSource {

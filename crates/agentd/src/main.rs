@@ -8,7 +8,9 @@ mod backup;
 mod cli;
 mod logging;
 mod master_key;
+mod preflight;
 mod remote;
+mod replica_lock;
 mod serve;
 mod settings;
 

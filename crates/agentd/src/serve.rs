@@ -39,6 +39,8 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         return Err("agentd serve needs store and API settings".into());
     };
     create_private_dir(&settings.data_dir)?;
+    // Held until `serve` returns: one server per SQLite database.
+    let _replica_lock = crate::replica_lock::take(store_settings.database.expose())?;
     let master_keys =
         master_key::serve_keys(&settings.data_dir, api.master_key.as_ref(), api.previous_master_key.as_ref())?;
     let store = Store::open_with(store_settings.database.expose(), api.migrations).await?;
@@ -64,6 +66,8 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             retry: RetryPolicy { max_recoveries: api.max_recoveries, ..RetryPolicy::default() },
             reap_every: api.lease / 2,
             memory_sweep_every: api.memory_sweep,
+            blob_sweep_every: api.blob_sweep,
+            blob_grace: api.blob_grace,
             package_indexes: api.package_indexes.clone(),
             runtime_versions: agentd_worker::Runtimes::detect().versions(),
             master_keys,
@@ -149,7 +153,12 @@ fn write_address_file(path: &Path, addr: std::net::SocketAddr) -> std::io::Resul
 pub fn check_sandbox(worker: &Worker, env: Environment) -> Result<(), SettingsError> {
     let missing = worker.missing_mechanisms();
     if !missing.is_empty() && env == Environment::Production {
-        return Err(SettingsError::Insecure(format!("the sandbox lacks: {}", missing.join("; "))));
+        // Apart from the settings' preflight: only the started sandbox knows what the host has.
+        return Err(SettingsError::Insecure(format!(
+            "the sandbox lacks: {}; run the worker as root on a host that has them (docs/SECURITY.md, \
+             \"Operator guidance\"), or serve without one (AGENTD_WORKER_SLOTS=0) and run `agentd worker` there",
+            missing.join("; ")
+        )));
     }
     for mechanism in &missing {
         tracing::warn!(mechanism, "sandbox mechanism missing on this host");

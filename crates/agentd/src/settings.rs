@@ -18,7 +18,7 @@ use agentd_store::{BlobLocation, S3Connection};
 use agentd_worker::{EgressSettings, IpNetwork};
 use clap::{Args, ValueEnum};
 
-use crate::master_key;
+use crate::{master_key, preflight};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Environment {
@@ -118,6 +118,9 @@ pub struct ServerSettings {
     pub max_recoveries: u32,
     /// How often expired memory store items are deleted and their bytes given back.
     pub memory_sweep: Duration,
+    /// How often blobs no row refers to are deleted, and how long a fresh one is kept.
+    pub blob_sweep: Duration,
+    pub blob_grace: Duration,
     /// Where dependency builds get packages from.
     pub package_indexes: PackageIndexes,
     /// Seals agents' secrets (`AGENTD_MASTER_KEY`); `None` in development means the key
@@ -137,6 +140,9 @@ pub struct ServerSettings {
     pub signups_per_hour_per_ip: u32,
     /// Login attempts per client address per minute (0: no limit).
     pub logins_per_minute_per_ip: u32,
+    /// TLS ends at a proxy in front (`--behind-proxy`): plain HTTP on a non-local
+    /// address is then fine, and `public_url` must be `https://`.
+    pub behind_proxy: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +264,10 @@ pub struct ServeArgs {
     /// the peer, whatever it sends.
     #[arg(long, env = "AGENTD_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpNetwork>,
+    /// TLS is terminated by a proxy in front of this server: production then accepts plain
+    /// HTTP on a non-local address, and wants AGENTD_PUBLIC_URL to be the proxy's https:// URL.
+    #[arg(long, env = "AGENTD_BEHIND_PROXY")]
+    pub behind_proxy: bool,
     /// Seconds a claimed run stays leased without renewal; after a crash, runs come back
     /// this long after their last renewal.
     #[arg(long, env = "AGENTD_LEASE_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -275,6 +285,14 @@ pub struct ServeArgs {
     /// back to the workspace (expired items are unreadable at once either way).
     #[arg(long, env = "AGENTD_STORE_SWEEP_S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub store_sweep_s: u64,
+    /// Seconds between sweeps that delete blobs (bundles, artifacts, dependency trees) no
+    /// row refers to any more.
+    #[arg(long, env = "AGENTD_BLOB_SWEEP_S", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub blob_sweep_s: u64,
+    /// Seconds a blob just written, and the versions of an agent just deleted, are kept
+    /// by the blob sweep whatever refers to them: the time a write has to commit its row.
+    #[arg(long, env = "AGENTD_BLOB_GRACE_S", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub blob_grace_s: u64,
     #[command(flatten)]
     pub egress: EgressArgs,
     #[command(flatten)]
@@ -398,6 +416,8 @@ impl ServeArgs {
             lease: Duration::from_secs(self.lease_s),
             max_recoveries: self.max_recoveries,
             memory_sweep: Duration::from_secs(self.store_sweep_s),
+            blob_sweep: Duration::from_secs(self.blob_sweep_s),
+            blob_grace: Duration::from_secs(self.blob_grace_s),
             package_indexes: self.packages.settings()?,
             master_key: master_key::from_vars(vars, master_key::MASTER_KEY_VAR)?,
             previous_master_key: master_key::from_vars(vars, master_key::PREVIOUS_MASTER_KEY_VAR)?,
@@ -409,6 +429,7 @@ impl ServeArgs {
             },
             signups_per_hour_per_ip: self.signups_per_hour_per_ip,
             logins_per_minute_per_ip: self.logins_per_minute_per_ip,
+            behind_proxy: self.behind_proxy,
         };
         let worker = (self.worker_slots > 0).then(|| WorkerSettings {
             source: WorkerSource::Embedded,
@@ -455,9 +476,7 @@ impl Settings {
                         .to_owned(),
                 );
             }
-            if !api.listen.ip().is_loopback() && api.public_url.as_deref().is_none_or(|u| !u.starts_with("https://")) {
-                problems.push("listening beyond loopback over plain HTTP; put a TLS proxy in front and set AGENTD_PUBLIC_URL=https://…".to_owned());
-            }
+            problems.extend(preflight::transport_problem(api));
             if api.master_key.is_none() {
                 problems.push(
                     "no master key for agents' secrets; set AGENTD_MASTER_KEY to 32 random bytes in base64 \
@@ -465,6 +484,7 @@ impl Settings {
                         .to_owned(),
                 );
             }
+            problems.extend(preflight::secret_problems(api, self.store.as_ref()));
         }
         problems
     }

@@ -1,26 +1,32 @@
 //! `/v1/admin/*`: the operators' routes. Only an operator token passes them (the domain's
 //! `Control::authenticate_operator`); a workspace's own credential is `403
-//! operator_required`. They cross tenants on purpose: tenants with their usage,
-//! suspending and resuming one, the worker processes and the queue.
+//! operator_required`. They cross tenants on purpose: tenants with their usage, opening a
+//! workspace with its owner's invite, suspending and resuming one, changing its limits,
+//! the worker processes and the queue.
 
 use agentd_control::OperatorCtx;
 use agentd_core::operators::{QueueStats, TenantOverview, WorkerProcess};
 use agentd_core::{Page, ResourceKind, TenantId};
 use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 
-use crate::extract::{ApiQuery, PageQuery, bearer_token, request_origin};
+use crate::extract::{ApiJson, ApiQuery, PageQuery, bearer_token, request_origin};
 use crate::{ApiError, AppState};
-use agentd_control::{ControlError, Unauthenticated};
+use agentd_api_types::{
+    ChangeTenantLimitsRequest, CreateTenantRequest, CreatedInvite, CreatedTenant, LimitEntry, TenantLimitsReport,
+};
+use agentd_control::{ControlError, Invalid, LimitChange, NewWorkspace, Unauthenticated, input};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/admin/tenants", get(tenants_list))
+        .route("/admin/tenants", get(tenants_list).post(tenant_create))
         .route("/admin/tenants/{id}", get(tenant_get))
         .route("/admin/tenants/{id}/suspend", post(tenant_suspend))
         .route("/admin/tenants/{id}/resume", post(tenant_resume))
+        .route("/admin/tenants/{id}/limits", put(tenant_limits_change))
         .route("/admin/workers", get(workers_list))
         .route("/admin/queue", get(queue_stats))
 }
@@ -72,6 +78,42 @@ async fn tenant_resume(
     Path(id): Path<String>,
 ) -> Result<Json<TenantOverview>, ApiError> {
     Ok(Json(state.control.operators().tenant_resume(&op, &path_tenant_id(&id)?).await?))
+}
+
+async fn tenant_create(
+    State(state): State<AppState>,
+    Operator(op): Operator,
+    ApiJson(req): ApiJson<CreateTenantRequest>,
+) -> Result<(StatusCode, Json<CreatedTenant>), ApiError> {
+    let new = NewWorkspace {
+        slug: input::workspace_slug(&req.slug)?,
+        name: input::WorkspaceName::parse(req.name.as_deref().unwrap_or(&req.slug))?,
+        owner_email: input::Email::parse(&req.owner_email)?,
+    };
+    let made = state.control.operator_tenant_create(&op, new).await?;
+    let invite = made.invite;
+    let owner_invite =
+        CreatedInvite { invite: invite.invite, token: invite.token.into_exposed(), accept_url: invite.accept_url };
+    Ok((StatusCode::CREATED, Json(CreatedTenant { tenant: made.tenant, owner_invite })))
+}
+
+async fn tenant_limits_change(
+    State(state): State<AppState>,
+    Operator(op): Operator,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ChangeTenantLimitsRequest>,
+) -> Result<Json<TenantLimitsReport>, ApiError> {
+    let id = path_tenant_id(&id)?;
+    let set = req.set.iter().map(|(name, value)| (name.as_str(), *value));
+    let change = LimitChange::of(set, req.unset.iter().map(String::as_str)).map_err(Invalid::from)?;
+    let (record, view) = state.control.operators().tenant_limits_change(&op, id.as_str(), &change).await?;
+    let limits = view
+        .limits
+        .iter()
+        .map(|l| (l.name.to_owned(), LimitEntry { value: l.value, source: l.source.as_str().to_owned(), used: None }))
+        .collect();
+    let tenant = record.tenant;
+    Ok(Json(TenantLimitsReport { tenant_id: tenant.id.to_string(), slug: tenant.slug.to_string(), limits }))
 }
 
 async fn workers_list(

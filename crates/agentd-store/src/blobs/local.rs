@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use agentd_core::ResourceKind;
 use sha2::{Digest, Sha256};
 
+use super::StoredBlob;
 use crate::{Result, StoreError};
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -71,6 +72,42 @@ impl LocalBlobs {
         })
     }
 
+    /// Every complete blob in the directory. Temporary files of writes still under way (or
+    /// of writers that died) are left out; the ones older than `stale_before_ms` (unix ms)
+    /// are removed, since no writer takes that long.
+    pub fn list(&self, stale_before_ms: i64) -> Result<Vec<StoredBlob>> {
+        let dir = self.root.join("sha256");
+        let entries = std::fs::read_dir(&dir).map_err(|source| blob_err(&dir, source))?;
+        let mut blobs = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| blob_err(&dir, source))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                // Removed since the listing (another replica's sweep): nothing to do.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(blob_err(&entry.path(), source)),
+            };
+            let modified_ms = meta.modified().ok().map_or(i64::MAX, unix_ms);
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                if modified_ms < stale_before_ms {
+                    remove_if_present(&entry.path())?;
+                }
+                continue;
+            }
+            let digest = format!("sha256:{name}");
+            if self.path(&digest).is_ok() {
+                blobs.push(StoredBlob { digest, size: meta.len(), modified_ms });
+            }
+        }
+        Ok(blobs)
+    }
+
+    /// Deletes the blob `digest`; one already gone is no error.
+    pub fn delete(&self, digest: &str) -> Result<()> {
+        remove_if_present(&self.path(digest)?)
+    }
+
     /// Where the blob with `digest` lives; rejects anything that is not a sha256 digest.
     pub fn path(&self, digest: &str) -> Result<PathBuf> {
         let hex = digest
@@ -79,6 +116,17 @@ impl LocalBlobs {
             .ok_or_else(|| StoreError::corrupt("digest", digest))?;
         Ok(self.root.join("sha256").join(hex))
     }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(blob_err(path, e)),
+        _ => Ok(()),
+    }
+}
+
+fn unix_ms(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn blob_err(path: &Path, source: std::io::Error) -> StoreError {

@@ -185,6 +185,45 @@ impl Blobs {
         }
         Ok(bytes)
     }
+
+    /// Every blob held, with its size and when it was last written. Local temporary
+    /// files older than `stale_before` (of writers that died) are removed on the way.
+    pub async fn list(&self, stale_before: agentd_core::Timestamp) -> Result<Vec<StoredBlob>> {
+        match &*self.backend {
+            Backend::Local(local) => {
+                let local = local.clone();
+                let listed = tokio::task::spawn_blocking(move || local.list(stale_before.unix_ms())).await;
+                listed.map_err(|e| StoreError::Config(format!("listing blobs panicked: {e}")))?
+            }
+            #[cfg(feature = "s3")]
+            Backend::S3(s3) => s3.list().await,
+        }
+    }
+
+    /// Deletes the blob `digest` (gone already: no error). Only the blob sweep calls this,
+    /// under the lock that keeps it from racing a writer (`Store::blob_collect_unscoped`).
+    pub(crate) async fn delete(&self, digest: &str) -> Result<()> {
+        let hex = digest_hex(digest)?;
+        match &*self.backend {
+            Backend::Local(local) => {
+                let local = local.clone();
+                let digest = format!("sha256:{hex}");
+                let deleted = tokio::task::spawn_blocking(move || local.delete(&digest)).await;
+                deleted.map_err(|e| StoreError::Config(format!("deleting a blob panicked: {e}")))?
+            }
+            #[cfg(feature = "s3")]
+            Backend::S3(s3) => s3.delete(hex).await,
+        }
+    }
+}
+
+/// A blob as the blob store lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub digest: String,
+    pub size: u64,
+    /// When it was last written, unix ms (as the file system or the bucket says).
+    pub modified_ms: i64,
 }
 
 /// `sha256:<hex>` of `bytes`.

@@ -4,11 +4,12 @@
 
 use agentd_core::ResourceKind;
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::S3Connection;
+use super::{S3Connection, StoredBlob};
 use crate::{Result, StoreError};
 
 pub(super) struct S3Blobs {
@@ -58,6 +59,33 @@ impl S3Blobs {
         let key = self.key(hex);
         let fetched = async { self.bucket.get(&key).await?.bytes().await };
         fetched.await.map_err(|e| object_err(&key, e))
+    }
+}
+
+impl S3Blobs {
+    /// Every blob under the prefix (one listing, paged by the client).
+    pub(super) async fn list(&self) -> Result<Vec<StoredBlob>> {
+        let dir = self.key("");
+        let objects: Vec<object_store::ObjectMeta> =
+            self.bucket.list(Some(&dir)).try_collect().await.map_err(|e| object_err(&dir, e))?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|meta| {
+                let hex = meta.location.filename()?.to_owned();
+                let digest = format!("sha256:{hex}");
+                super::digest_hex(&digest).ok()?;
+                Some(StoredBlob { digest, size: meta.size, modified_ms: meta.last_modified.timestamp_millis() })
+            })
+            .collect())
+    }
+
+    /// Deletes one blob; one already gone is no error.
+    pub(super) async fn delete(&self, hex: &str) -> Result<()> {
+        let key = self.key(hex);
+        match self.bucket.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(object_err(&key, e)),
+        }
     }
 }
 

@@ -21,6 +21,7 @@ async fn open(backend: Backend) -> (Store, TestDb) {
 }
 
 mod audit;
+mod blob_collection;
 mod blobs_artifacts;
 mod builds;
 mod members;

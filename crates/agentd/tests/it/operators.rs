@@ -1,10 +1,13 @@
 //! Operators: an operator token made with `agentd admin operator create-token` reaches
 //! `/v1/admin/*` and nothing else; a workspace's credentials do not reach it. Suspending
-//! a tenant locks it out and holds its queued runs; resuming lets them run.
+//! a tenant locks it out and holds its queued runs; resuming lets them run. Operators
+//! open workspaces with an owner invite and change tenants' limits over the API.
 
 use std::time::Duration;
 
-use agentd_api_types::{InvocationStatus, InvokeRequest};
+use agentd_api_types::{
+    AcceptInviteRequest, ChangeTenantLimitsRequest, CreateTenantRequest, InvocationStatus, InvokeRequest,
+};
 use agentd_client::{Client, InvokeOptions, ListOptions};
 use agentd_test_support::{Backend, on_both_stores};
 
@@ -117,4 +120,86 @@ async fn admin_tenants_commands_suspend_and_resume_on_the_database(backend: Back
     alpha.client.me().await.expect("resumed");
     let out = app.admin(&["workers", "list", "--json"], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+on_both_stores!(an_operator_opens_a_workspace_whose_owner_joins_through_the_invite);
+async fn an_operator_opens_a_workspace_whose_owner_joins_through_the_invite(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_SIGNUP", "closed")]).await;
+    let ops = operator_client(&app);
+    let request = CreateTenantRequest {
+        slug: "acme".into(),
+        name: Some("Acme Corp".into()),
+        owner_email: "ceo@acme.example".into(),
+    };
+    let made = ops.admin_tenant_create(&request).await.expect("create a workspace");
+    assert_eq!((made.tenant.slug.as_str(), made.tenant.name.as_str()), ("acme", "Acme Corp"));
+    assert_eq!(made.owner_invite.invite.email, "ceo@acme.example");
+    assert_eq!(made.owner_invite.invite.role.as_str(), "owner");
+    assert!(made.owner_invite.token.starts_with("agi_"), "{:?}", made.owner_invite.token);
+    let listed = ops.admin_tenants_list(&ListOptions::default()).await.expect("list");
+    assert!(listed.data.iter().any(|t| t.tenant.id == made.tenant.id), "{listed:?}");
+
+    // The owner makes an account with the token (signup itself is closed).
+    let accept = AcceptInviteRequest { password: Some("correct horse battery staple".into()), ..Default::default() };
+    let joined = app.client().invite_accept(&made.owner_invite.token, &accept).await.expect("accept");
+    let owner = app.client().with_token(joined.token);
+    let me = owner.me().await.expect("me");
+    assert_eq!(me.tenant.id, made.tenant.id);
+
+    let taken = ops.admin_tenant_create(&request).await.expect_err("the slug is taken");
+    assert_eq!((taken.status(), taken.code()), (Some(409), Some("workspace_slug_taken")));
+    let reserved = CreateTenantRequest { slug: "admin".into(), ..request.clone() };
+    let refused = ops.admin_tenant_create(&reserved).await.expect_err("a reserved slug");
+    assert_eq!((refused.status(), refused.code()), (Some(422), Some("workspace_slug_reserved")));
+    let bad_email = CreateTenantRequest { slug: "other".into(), owner_email: "nobody".into(), ..request };
+    let refused = ops.admin_tenant_create(&bad_email).await.expect_err("not an email");
+    assert_eq!(refused.status(), Some(422));
+    let refused = owner.admin_tenant_create(&CreateTenantRequest::default()).await.expect_err("a workspace's session");
+    assert_eq!((refused.status(), refused.code()), (Some(403), Some("operator_required")));
+}
+
+on_both_stores!(an_operator_sets_and_unsets_a_tenants_limits_over_the_api);
+async fn an_operator_sets_and_unsets_a_tenants_limits_over_the_api(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ops = operator_client(&app);
+    let alpha = app.signup("alpha").await;
+    let id = alpha.signup.tenant.id.to_string();
+    let default_keys = alpha.client.limits().await.expect("limits").limits["max_api_keys"].value;
+
+    let set = ChangeTenantLimitsRequest {
+        set: [("max_agents".to_owned(), 1), ("max_api_keys".to_owned(), 7)].into(),
+        ..Default::default()
+    };
+    let report = ops.admin_tenant_limits_change(&id, &set).await.expect("set");
+    assert_eq!((report.tenant_id.as_str(), report.slug.as_str()), (id.as_str(), "alpha"));
+    assert_eq!((report.limits["max_agents"].value, report.limits["max_agents"].source.as_str()), (1, "override"));
+    // The tenant lives under it from its next request.
+    let seen = alpha.client.limits().await.expect("limits");
+    assert_eq!((seen.limits["max_agents"].value, seen.limits["max_agents"].source.as_str()), (1, "override"));
+    app.deploy_script(&alpha, "first", "cat > /dev/null").await;
+    let request = agentd_api_types::CreateAgentRequest { slug: "second".into(), ..Default::default() };
+    let full = alpha.client.agent_create(&request).await.expect_err("max_agents=1");
+    assert_eq!(full.code(), Some("max_agents"));
+
+    let unset = ChangeTenantLimitsRequest { unset: vec!["max_api_keys".into()], ..Default::default() };
+    let report = ops.admin_tenant_limits_change(&id, &unset).await.expect("unset");
+    assert_eq!(
+        (report.limits["max_api_keys"].value, report.limits["max_api_keys"].source.as_str()),
+        (default_keys, "default")
+    );
+    assert_eq!(report.limits["max_agents"].source, "override", "the other override stays");
+
+    for bad in [
+        ChangeTenantLimitsRequest { set: [("max_agnts".to_owned(), 1)].into(), ..Default::default() },
+        ChangeTenantLimitsRequest { set: [("memory_mb".to_owned(), 0)].into(), ..Default::default() },
+        ChangeTenantLimitsRequest { unset: vec!["nope".into()], ..Default::default() },
+    ] {
+        let refused = ops.admin_tenant_limits_change(&id, &bad).await.expect_err("refused");
+        assert_eq!((refused.status(), refused.code()), (Some(422), Some("invalid_limit_override")), "{bad:?}");
+    }
+    let missing =
+        ops.admin_tenant_limits_change("ten_00000000000000000000000000000000", &set).await.expect_err("no tenant");
+    assert_eq!(missing.status(), Some(404));
+    let refused = alpha.client.admin_tenant_limits_change(&id, &set).await.expect_err("a tenant key");
+    assert_eq!((refused.status(), refused.code()), (Some(403), Some("operator_required")));
 }

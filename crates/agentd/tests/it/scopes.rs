@@ -148,6 +148,8 @@ fn body(method: &str, path: &str) -> Option<Value> {
         ("POST", "/v1/invites") => json!({"email": "probe@example.com", "role": "viewer"}),
         ("PATCH", "/v1/members/{id}") => json!({"role": "viewer"}),
         ("POST", "/v1/auth/switch") => json!({"workspace_slug": "nowhere"}),
+        ("POST", "/v1/admin/tenants") => json!({"slug": "probe", "owner_email": "probe@example.com"}),
+        ("PUT", "/v1/admin/tenants/{id}/limits") => json!({"set": {"max_agents": 1}}),
         _ => json!({}),
     };
     Some(body)
