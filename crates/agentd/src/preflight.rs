@@ -130,7 +130,15 @@ mod tests {
 
     #[test]
     fn production_refuses_them_at_start_and_names_each() {
-        let Ok(cli) = Serve::try_parse_from(["serve", "--env", "production", "--listen", "0.0.0.0:80"]) else {
+        let Ok(cli) = Serve::try_parse_from([
+            "serve",
+            "--env",
+            "production",
+            "--listen",
+            "0.0.0.0:80",
+            "--signups-per-hour-per-ip",
+            "0",
+        ]) else {
             panic!("parses")
         };
         let refused = cli.args.settings(&[]).err().map(|e| e.to_string()).unwrap_or_default();
