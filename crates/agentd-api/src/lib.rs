@@ -12,6 +12,7 @@ mod client_ip;
 mod error;
 mod extract;
 mod health;
+pub mod openapi;
 mod request_id;
 pub mod v1;
 pub mod worker;
@@ -57,6 +58,7 @@ pub fn router(control: Control, options: ApiOptions) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(openapi::routes())
         .nest("/v1", v1::routes(limits).merge(worker::routes()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -42,6 +42,14 @@ fn path_tenant_id(raw: &str) -> Result<TenantId, ApiError> {
     TenantId::parse(raw).map_err(|_| ControlError::NotFound(ResourceKind::Tenant).into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants",
+    tag = "admin",
+    summary = "Every tenant with its usage (operator)",
+    params(crate::extract::PageQuery),
+    responses((status = 200, description = "Tenants", body = agentd_api_types::Page<agentd_core::operators::TenantOverview>))
+)]
 async fn tenants_list(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -50,6 +58,14 @@ async fn tenants_list(
     Ok(Json(state.control.operators().tenants_list(&op, &q.parse()?).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{id}",
+    tag = "admin",
+    summary = "One tenant (operator)",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "The tenant", body = agentd_core::operators::TenantOverview))
+)]
 async fn tenant_get(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -58,6 +74,14 @@ async fn tenant_get(
     Ok(Json(state.control.operators().tenant_get(&op, &path_tenant_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{id}/suspend",
+    tag = "admin",
+    summary = "Suspends a tenant (operator)",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "The tenant, suspended", body = agentd_core::operators::TenantOverview))
+)]
 async fn tenant_suspend(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -66,6 +90,14 @@ async fn tenant_suspend(
     Ok(Json(state.control.operators().tenant_suspend(&op, &path_tenant_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{id}/resume",
+    tag = "admin",
+    summary = "Resumes a suspended tenant (operator)",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "The tenant, active", body = agentd_core::operators::TenantOverview))
+)]
 async fn tenant_resume(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -74,6 +106,14 @@ async fn tenant_resume(
     Ok(Json(state.control.operators().tenant_resume(&op, &path_tenant_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/workers",
+    tag = "admin",
+    summary = "Worker processes serving the queue (operator)",
+    params(crate::extract::PageQuery),
+    responses((status = 200, description = "Workers", body = agentd_api_types::Page<agentd_core::operators::WorkerProcess>))
+)]
 async fn workers_list(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -82,6 +122,18 @@ async fn workers_list(
     Ok(Json(Page { data, next_cursor: None }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/queue",
+    tag = "admin",
+    summary = "The queue's depth across tenants (operator)",
+    responses((status = 200, description = "Queue statistics", body = agentd_core::operators::QueueStats))
+)]
 async fn queue_stats(State(state): State<AppState>, Operator(op): Operator) -> Result<Json<QueueStats>, ApiError> {
     Ok(Json(state.control.operators().queue_stats(&op).await?))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(tenants_list, tenant_get, tenant_suspend, tenant_resume, workers_list, queue_stats))]
+pub(super) struct Doc;

@@ -20,6 +20,15 @@ pub fn routes() -> Router<AppState> {
         .route("/agents/{slug}/secrets/{name}", put(set).delete(remove))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{slug}/secrets/{name}",
+    tag = "agents",
+    summary = "Sets a secret (write-only)",
+    params(("slug" = String, Path, description = "The agent's slug"), ("name" = String, Path, description = "Secret name")),
+    request_body = agentd_api_types::PutSecretRequest,
+    responses((status = 200, description = "Replaced", body = agentd_api_types::AgentSecret), (status = 201, description = "Created", body = agentd_api_types::AgentSecret))
+)]
 async fn set(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -36,6 +45,14 @@ async fn set(
     Ok((status, Json(written.secret)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{slug}/secrets",
+    tag = "agents",
+    summary = "An agent's secrets (names only)",
+    params(("slug" = String, Path, description = "The agent's slug")),
+    responses((status = 200, description = "Secrets", body = agentd_api_types::Page<agentd_api_types::AgentSecret>))
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -48,6 +65,14 @@ async fn list(
     Ok(Json(Page { data, next_cursor: None }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/agents/{slug}/secrets/{name}",
+    tag = "agents",
+    summary = "Deletes a secret",
+    params(("slug" = String, Path, description = "The agent's slug"), ("name" = String, Path, description = "Secret name")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -60,3 +85,8 @@ async fn remove(
     state.control.secret_delete(&ctx, &slug, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(set, list, remove))]
+pub(super) struct Doc;
