@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
 /// Ends the session the request was made with (`204`); its token is refused from now on.
 #[utoipa::path(
     post,
+    operation_id = "accounts_logout",
     path = "/v1/auth/logout",
     tag = "accounts",
     summary = "Ends the calling session",
@@ -39,6 +40,7 @@ async fn logout(State(state): State<AppState>, Caller(caller): Caller) -> Result
 
 #[utoipa::path(
     get,
+    operation_id = "accounts_sessions",
     path = "/v1/sessions",
     tag = "accounts",
     summary = "The calling user's sessions",
@@ -52,6 +54,7 @@ async fn sessions(State(state): State<AppState>, Caller(caller): Caller) -> Resu
 
 #[utoipa::path(
     delete,
+    operation_id = "accounts_revoke_session",
     path = "/v1/sessions/{id}",
     tag = "accounts",
     summary = "Revokes a session",
@@ -71,6 +74,7 @@ async fn revoke_session(
 
 #[utoipa::path(
     post,
+    operation_id = "accounts_signup",
     path = "/v1/signup",
     tag = "accounts",
     summary = "Sign up: a workspace, its owner and a first API key",
@@ -95,6 +99,7 @@ async fn signup(
 
 #[utoipa::path(
     post,
+    operation_id = "accounts_login",
     path = "/v1/auth/login",
     tag = "accounts",
     summary = "Sign in: a session token",
@@ -119,6 +124,7 @@ async fn login(
 /// Any caller may ask who it is, a run with its own token too.
 #[utoipa::path(
     get,
+    operation_id = "accounts_me",
     path = "/v1/me",
     tag = "accounts",
     summary = "The caller: workspace, user or key, scopes",

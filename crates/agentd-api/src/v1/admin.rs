@@ -44,6 +44,7 @@ fn path_tenant_id(raw: &str) -> Result<TenantId, ApiError> {
 
 #[utoipa::path(
     get,
+    operation_id = "admin_tenants_list",
     path = "/v1/admin/tenants",
     tag = "admin",
     summary = "Every tenant with its usage (operator)",
@@ -60,6 +61,7 @@ async fn tenants_list(
 
 #[utoipa::path(
     get,
+    operation_id = "admin_tenant_get",
     path = "/v1/admin/tenants/{id}",
     tag = "admin",
     summary = "One tenant (operator)",
@@ -76,6 +78,7 @@ async fn tenant_get(
 
 #[utoipa::path(
     post,
+    operation_id = "admin_tenant_suspend",
     path = "/v1/admin/tenants/{id}/suspend",
     tag = "admin",
     summary = "Suspends a tenant (operator)",
@@ -92,6 +95,7 @@ async fn tenant_suspend(
 
 #[utoipa::path(
     post,
+    operation_id = "admin_tenant_resume",
     path = "/v1/admin/tenants/{id}/resume",
     tag = "admin",
     summary = "Resumes a suspended tenant (operator)",
@@ -108,6 +112,7 @@ async fn tenant_resume(
 
 #[utoipa::path(
     get,
+    operation_id = "admin_workers_list",
     path = "/v1/admin/workers",
     tag = "admin",
     summary = "Worker processes serving the queue (operator)",
@@ -124,6 +129,7 @@ async fn workers_list(
 
 #[utoipa::path(
     get,
+    operation_id = "admin_queue_stats",
     path = "/v1/admin/queue",
     tag = "admin",
     summary = "The queue's depth across tenants (operator)",

@@ -22,6 +22,7 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
 
 #[utoipa::path(
     get,
+    operation_id = "agents_list",
     path = "/v1/agents",
     tag = "agents",
     summary = "Lists agents",
@@ -39,6 +40,7 @@ async fn list(
 
 #[utoipa::path(
     post,
+    operation_id = "agents_create",
     path = "/v1/agents",
     tag = "agents",
     summary = "Creates an agent",
@@ -63,6 +65,7 @@ async fn create(
 
 #[utoipa::path(
     get,
+    operation_id = "agents_show",
     path = "/v1/agents/{slug}",
     tag = "agents",
     summary = "One agent",
@@ -80,6 +83,7 @@ async fn show(
 
 #[utoipa::path(
     patch,
+    operation_id = "agents_patch",
     path = "/v1/agents/{slug}",
     tag = "agents",
     summary = "Changes an agent",
@@ -113,6 +117,7 @@ async fn patch(
 
 #[utoipa::path(
     delete,
+    operation_id = "agents_remove",
     path = "/v1/agents/{slug}",
     tag = "agents",
     summary = "Deletes an agent",
@@ -141,6 +146,7 @@ struct UploadQuery {
 
 #[utoipa::path(
     post,
+    operation_id = "agents_upload",
     path = "/v1/agents/{slug}/versions",
     tag = "agents",
     summary = "Uploads a bundle as a new version",
@@ -165,6 +171,7 @@ async fn upload(
 
 #[utoipa::path(
     get,
+    operation_id = "agents_versions",
     path = "/v1/agents/{slug}/versions",
     tag = "agents",
     summary = "An agent's versions",
@@ -184,6 +191,7 @@ async fn versions(
 
 #[utoipa::path(
     post,
+    operation_id = "agents_activate",
     path = "/v1/agents/{slug}/versions/{n}/activate",
     tag = "agents",
     summary = "Activates a version (rollback)",

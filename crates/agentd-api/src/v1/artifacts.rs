@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
 
 #[utoipa::path(
     get,
+    operation_id = "artifacts_list",
     path = "/v1/invocations/{id}/artifacts",
     tag = "invocations",
     summary = "An invocation's artifacts",
@@ -41,6 +42,7 @@ async fn list(
 /// The bytes, always as a download: an artifact is agent output, never rendered by us.
 #[utoipa::path(
     get,
+    operation_id = "artifacts_download",
     path = "/v1/invocations/{id}/artifacts/{name}",
     tag = "invocations",
     summary = "Downloads an artifact",

@@ -32,6 +32,7 @@ fn version_number(n: &str) -> Result<u32, ApiError> {
 
 #[utoipa::path(
     get,
+    operation_id = "builds_show",
     path = "/v1/agents/{slug}/versions/{n}/build",
     tag = "agents",
     summary = "A version's dependency build and its log",
@@ -80,6 +81,7 @@ struct StreamQuery {
 
 #[utoipa::path(
     get,
+    operation_id = "builds_stream",
     path = "/v1/agents/{slug}/versions/{n}/build/events",
     tag = "agents",
     summary = "A version's build log, live (Server-Sent Events)",

@@ -34,6 +34,7 @@ struct EventsQuery {
 
 #[utoipa::path(
     get,
+    operation_id = "events_stream",
     path = "/v1/invocations/{id}/events",
     tag = "invocations",
     summary = "An invocation's events, live (Server-Sent Events)",

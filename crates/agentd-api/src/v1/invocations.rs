@@ -47,6 +47,7 @@ fn invocation_response(invocation: Invocation) -> Response {
 
 #[utoipa::path(
     post,
+    operation_id = "invocations_invoke",
     path = "/v1/agents/{slug}/invoke",
     tag = "invocations",
     summary = "Invokes an agent",
@@ -102,6 +103,7 @@ struct ListQuery {
 
 #[utoipa::path(
     get,
+    operation_id = "invocations_list",
     path = "/v1/invocations",
     tag = "invocations",
     summary = "Lists invocations",
@@ -138,6 +140,7 @@ async fn list(
 
 #[utoipa::path(
     get,
+    operation_id = "invocations_show",
     path = "/v1/invocations/{id}",
     tag = "invocations",
     summary = "One invocation",
@@ -164,6 +167,7 @@ struct LogsQuery {
 
 #[utoipa::path(
     get,
+    operation_id = "invocations_logs",
     path = "/v1/invocations/{id}/logs",
     tag = "invocations",
     summary = "An invocation's events as JSON",
@@ -184,6 +188,7 @@ async fn logs(
 
 #[utoipa::path(
     post,
+    operation_id = "invocations_cancel",
     path = "/v1/invocations/{id}/cancel",
     tag = "invocations",
     summary = "Cancels an invocation",
@@ -203,6 +208,7 @@ async fn cancel(
 /// Answers the invocation's open question; `?wait=N` returns once it settles again.
 #[utoipa::path(
     post,
+    operation_id = "invocations_respond",
     path = "/v1/invocations/{id}/respond",
     tag = "invocations",
     summary = "Answers an invocation's open question",
@@ -226,6 +232,7 @@ async fn respond(
 
 #[utoipa::path(
     get,
+    operation_id = "invocations_interrupts",
     path = "/v1/invocations/{id}/interrupts",
     tag = "invocations",
     summary = "The questions an invocation asked",

@@ -22,6 +22,7 @@ pub(super) fn created_key(created: CreatedKey) -> CreatedApiKey {
 
 #[utoipa::path(
     get,
+    operation_id = "keys_list",
     path = "/v1/api-keys",
     tag = "api-keys",
     summary = "Lists API keys",
@@ -39,6 +40,7 @@ async fn list(
 
 #[utoipa::path(
     post,
+    operation_id = "keys_create",
     path = "/v1/api-keys",
     tag = "api-keys",
     summary = "Creates an API key (secret shown once)",
@@ -62,6 +64,7 @@ async fn create(
 
 #[utoipa::path(
     delete,
+    operation_id = "keys_revoke",
     path = "/v1/api-keys/{id}",
     tag = "api-keys",
     summary = "Revokes an API key",

@@ -15,6 +15,7 @@ pub fn routes() -> Router<AppState> {
 
 #[utoipa::path(
     get,
+    operation_id = "limits_limits",
     path = "/v1/limits",
     tag = "usage",
     summary = "The workspace's limits",

@@ -31,6 +31,7 @@ fn path_user_id(raw: &str) -> Result<UserId, ApiError> {
 
 #[utoipa::path(
     get,
+    operation_id = "members_list",
     path = "/v1/members",
     tag = "members",
     summary = "Lists members",
@@ -48,6 +49,7 @@ async fn list(
 
 #[utoipa::path(
     get,
+    operation_id = "members_show",
     path = "/v1/members/{id}",
     tag = "members",
     summary = "One member",
@@ -65,6 +67,7 @@ async fn show(
 
 #[utoipa::path(
     patch,
+    operation_id = "members_patch",
     path = "/v1/members/{id}",
     tag = "members",
     summary = "Changes a member's role",
@@ -85,6 +88,7 @@ async fn patch(
 /// An admin removes a member; any member may remove themselves (leave).
 #[utoipa::path(
     delete,
+    operation_id = "members_remove",
     path = "/v1/members/{id}",
     tag = "members",
     summary = "Removes a member",
@@ -112,6 +116,7 @@ async fn remove(
 
 #[utoipa::path(
     get,
+    operation_id = "members_invites",
     path = "/v1/invites",
     tag = "members",
     summary = "Lists invites",
@@ -129,6 +134,7 @@ async fn invites(
 
 #[utoipa::path(
     post,
+    operation_id = "members_invite",
     path = "/v1/invites",
     tag = "members",
     summary = "Invites someone (token shown once)",
@@ -150,6 +156,7 @@ async fn invite(
 
 #[utoipa::path(
     delete,
+    operation_id = "members_revoke",
     path = "/v1/invites/{id}",
     tag = "members",
     summary = "Revokes an invite",
@@ -180,6 +187,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
 
 #[utoipa::path(
     post,
+    operation_id = "members_accept",
     path = "/v1/invites/{token}/accept",
     tag = "members",
     summary = "Accepts an invite",
@@ -221,6 +229,7 @@ async fn accept(
 /// A new session in another of the signed-in user's workspaces.
 #[utoipa::path(
     post,
+    operation_id = "members_switch",
     path = "/v1/auth/switch",
     tag = "accounts",
     summary = "Switches the session to another workspace",

@@ -36,6 +36,7 @@ pub fn routes(item_body_limit: usize) -> Router<AppState> {
 /// `201` when the item was created (no live item had its key), `200` when replaced.
 #[utoipa::path(
     put,
+    operation_id = "memory_put_item",
     path = "/v1/store/items",
     tag = "store",
     summary = "Creates or replaces a store item",
@@ -61,6 +62,7 @@ async fn put_item(
 
 #[utoipa::path(
     get,
+    operation_id = "memory_get_item",
     path = "/v1/store/items",
     tag = "store",
     summary = "One store item",
@@ -80,6 +82,7 @@ async fn get_item(
 
 #[utoipa::path(
     delete,
+    operation_id = "memory_delete_item",
     path = "/v1/store/items",
     tag = "store",
     summary = "Deletes a store item",
@@ -104,6 +107,7 @@ fn offset_page(limit: Option<i64>, offset: Option<i64>, bounds: PageBounds) -> R
 
 #[utoipa::path(
     post,
+    operation_id = "memory_search",
     path = "/v1/store/items/search",
     tag = "store",
     summary = "Searches store items",
@@ -126,6 +130,7 @@ async fn search(
 
 #[utoipa::path(
     post,
+    operation_id = "memory_namespaces",
     path = "/v1/store/namespaces",
     tag = "store",
     summary = "Lists store namespaces",

@@ -16,6 +16,7 @@ pub fn routes() -> Router<AppState> {
 
 #[utoipa::path(
     get,
+    operation_id = "runtimes_list",
     path = "/v1/runtimes",
     tag = "agents",
     summary = "The runtimes the workers offer",

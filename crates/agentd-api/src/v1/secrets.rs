@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
 
 #[utoipa::path(
     put,
+    operation_id = "secrets_set",
     path = "/v1/agents/{slug}/secrets/{name}",
     tag = "agents",
     summary = "Sets a secret (write-only)",
@@ -47,6 +48,7 @@ async fn set(
 
 #[utoipa::path(
     get,
+    operation_id = "secrets_list",
     path = "/v1/agents/{slug}/secrets",
     tag = "agents",
     summary = "An agent's secrets (names only)",
@@ -67,6 +69,7 @@ async fn list(
 
 #[utoipa::path(
     delete,
+    operation_id = "secrets_remove",
     path = "/v1/agents/{slug}/secrets/{name}",
     tag = "agents",
     summary = "Deletes a secret",

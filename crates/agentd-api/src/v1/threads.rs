@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
 
 #[utoipa::path(
     post,
+    operation_id = "threads_create",
     path = "/v1/threads",
     tag = "threads",
     summary = "Creates a thread",
@@ -58,6 +59,7 @@ struct ListQuery {
 
 #[utoipa::path(
     get,
+    operation_id = "threads_list",
     path = "/v1/threads",
     tag = "threads",
     summary = "Lists threads",
@@ -83,6 +85,7 @@ async fn list(
 
 #[utoipa::path(
     get,
+    operation_id = "threads_show",
     path = "/v1/threads/{id}",
     tag = "threads",
     summary = "One thread",
@@ -100,6 +103,7 @@ async fn show(
 
 #[utoipa::path(
     patch,
+    operation_id = "threads_patch",
     path = "/v1/threads/{id}",
     tag = "threads",
     summary = "Merges fields into a thread's metadata",
@@ -121,6 +125,7 @@ async fn patch(
 
 #[utoipa::path(
     delete,
+    operation_id = "threads_remove",
     path = "/v1/threads/{id}",
     tag = "threads",
     summary = "Deletes a thread",
@@ -139,6 +144,7 @@ async fn remove(
 
 #[utoipa::path(
     get,
+    operation_id = "threads_state",
     path = "/v1/threads/{id}/state",
     tag = "threads",
     summary = "A thread's current state",
@@ -156,6 +162,7 @@ async fn state(
 
 #[utoipa::path(
     post,
+    operation_id = "threads_set_state",
     path = "/v1/threads/{id}/state",
     tag = "threads",
     summary = "Sets a thread's state as a new checkpoint",
@@ -177,6 +184,7 @@ async fn set_state(
 
 #[utoipa::path(
     get,
+    operation_id = "threads_history",
     path = "/v1/threads/{id}/history",
     tag = "threads",
     summary = "A thread's checkpoints",

@@ -26,6 +26,7 @@ struct UsageQuery {
 
 #[utoipa::path(
     get,
+    operation_id = "usage_usage",
     path = "/v1/usage",
     tag = "usage",
     summary = "Metered usage by day and agent",

@@ -18,6 +18,7 @@ mod invocations;
 mod limits;
 mod members;
 mod memory;
+mod openapi;
 mod operators;
 mod recovery;
 mod remote;
