@@ -46,15 +46,30 @@ pub(crate) struct SchemaViolationSchema {
 /// The errors a route may answer, with the machine codes each status carries. The codes
 /// are those of `error.rs`; a status a route cannot answer is harmless to list.
 const ERRORS: &[(&str, &str)] = &[
-    ("400", "Malformed request: `invalid_json`, `invalid_query`, `invalid_limit`, `invalid_cursor`, `invalid_wait`, …"),
-    ("401", "No or bad credentials: `unauthorized`, `run_token_not_accepted`, `run_ended`, `operator_token_not_accepted`"),
-    ("403", "Scope or role: `insufficient_scope`, `tenant_suspended`, `session_required`, `owner_required`, `operator_required`, `signup_disabled`, …"),
+    (
+        "400",
+        "Malformed request: `malformed_json`, `malformed_request`, `invalid_query`, `invalid_limit`, `invalid_cursor`, `invalid_wait`, …",
+    ),
+    (
+        "401",
+        "No or bad credentials: `unauthorized`, `run_token_not_accepted`, `run_ended`, `operator_token_not_accepted`",
+    ),
+    (
+        "403",
+        "Scope or role: `insufficient_scope`, `tenant_suspended`, `session_required`, `owner_required`, `operator_required`, `signup_disabled`, …",
+    ),
     ("404", "Missing, or another workspace's: `not_found`, `route_not_found`"),
-    ("409", "Conflict with the current state: `agent_exists`, `workspace_slug_taken`, `email_taken`, `invocation_finished`, `not_waiting`, `thread_busy`, `max_agents`, `max_api_keys`, `max_queued_invocations`, …"),
-    ("413", "Too large: `max_bundle_bytes`, `max_storage_bytes`, `payload_too_large`, `state_too_large`, …"),
+    (
+        "409",
+        "Conflict with the current state: `agent_exists`, `workspace_slug_taken`, `email_taken`, `invocation_finished`, `not_waiting`, `thread_busy`, `max_agents`, `max_api_keys`, `max_queued_invocations`, …",
+    ),
+    ("413", "Too large: `max_request_body_bytes`, `max_bundle_bytes`, `max_storage_bytes`, `state_too_large`, …"),
     ("415", "Wrong content type: `unsupported_media_type`"),
-    ("422", "Well-formed but invalid: `invalid_field`, `invalid_slug`, `invalid_email`, `weak_password`, `input_invalid`, `bundle_*`, …"),
-    ("429", "Rate or quota; see `Retry-After`: `rate_limited`, `login_throttled`, `secret_limit`"),
+    (
+        "422",
+        "Well-formed but invalid: `invalid_body`, `invalid_field`, `invalid_slug`, `invalid_email`, `weak_password`, `input_invalid`, `bundle_*`, …",
+    ),
+    ("429", "Rate or quota; see `Retry-After`: `login_throttled`, `secret_limit`"),
     ("500", "Internal error: `internal` (the body says nothing more; quote the request id)"),
     ("503", "Draining or unavailable"),
 ];

@@ -1,16 +1,12 @@
 //! JSON Schemas of the types whose serde shape is written by hand (ids, slugs, instants),
 //! for the server's OpenAPI document. Built only with the `openapi` feature.
 
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 
 /// A string with a pattern and a description, inline (ids and slugs stay readable inline).
 pub(crate) fn pattern_string(pattern: &str, description: &str) -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .pattern(Some(pattern))
-        .description(Some(description))
-        .into()
+    ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).description(Some(description)).into()
 }
 
 impl utoipa::PartialSchema for crate::Timestamp {

@@ -73,7 +73,10 @@ async fn every_served_route_is_in_the_openapi_document(backend: Backend) {
         }
     }
     let missing: Vec<_> = served.difference(&described).collect();
-    assert!(missing.is_empty(), "served but not in /openapi.json (add #[utoipa::path] and the module's Doc): {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "served but not in /openapi.json (add #[utoipa::path] and the module's Doc): {missing:?}"
+    );
     let stale: Vec<_> = described.difference(&served).collect();
     assert!(stale.is_empty(), "in /openapi.json but not served: {stale:?}");
     assert!(!described.iter().any(|(_, p)| p.starts_with("/v1/worker")), "the worker protocol is not published");
