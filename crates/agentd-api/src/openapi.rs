@@ -7,7 +7,7 @@
 
 use axum::Router;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, HttpMethod, OpenApi, RefOr, ResponseBuilder, ServerBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi, RefOr, ResponseBuilder, ServerBuilder};
 use utoipa::{Modify, ToSchema};
 
 /// An RFC 9457 problem document, as every error of the API is answered
@@ -123,23 +123,6 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
     ]
     .into_iter()
     .flatten()
-}
-
-/// Every method a path item describes, for the route coverage test.
-pub fn methods(item: &utoipa::openapi::PathItem) -> Vec<HttpMethod> {
-    let mut methods = Vec::new();
-    for (method, present) in [
-        (HttpMethod::Get, item.get.is_some()),
-        (HttpMethod::Put, item.put.is_some()),
-        (HttpMethod::Post, item.post.is_some()),
-        (HttpMethod::Delete, item.delete.is_some()),
-        (HttpMethod::Patch, item.patch.is_some()),
-    ] {
-        if present {
-            methods.push(method);
-        }
-    }
-    methods
 }
 
 #[derive(utoipa::OpenApi)]
