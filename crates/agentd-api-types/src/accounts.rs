@@ -3,6 +3,7 @@
 use agentd_core::{Actor, AgentId, ApiKey, InvocationId, Role, Scope, Scopes, Slug, Tenant, Timestamp, User};
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
@@ -12,6 +13,7 @@ pub struct SignupRequest {
     pub workspace_slug: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignupResponse {
     pub tenant: Tenant,
@@ -19,6 +21,7 @@ pub struct SignupResponse {
     pub api_key: CreatedApiKey,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
@@ -29,6 +32,7 @@ pub struct LoginRequest {
     pub workspace_slug: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginResponse {
     /// Session token, used as `Authorization: Bearer <token>`.
@@ -38,6 +42,7 @@ pub struct LoginResponse {
     pub user: User,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Me {
     pub tenant: Tenant,
@@ -52,6 +57,7 @@ pub struct Me {
 }
 
 /// The run behind a run token, as `GET /v1/me` shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeRun {
     pub invocation_id: InvocationId,
@@ -63,6 +69,7 @@ pub struct MeRun {
     pub attempt: u32,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
@@ -74,6 +81,7 @@ pub struct CreateApiKeyRequest {
 }
 
 /// Returned once, at creation: the only time the secret is ever shown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreatedApiKey {
     #[serde(flatten)]

@@ -11,6 +11,7 @@ use crate::{CreatedInvite, LimitEntry};
 /// `PUT /v1/admin/tenants/{id}/limits`: values to give the tenant (`set`, by limit name)
 /// and names whose own value goes so the default applies again (`unset`, applied after
 /// `set`), as `agentd admin limits set|unset` does. Either may be left out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeTenantLimitsRequest {
@@ -22,6 +23,7 @@ pub struct ChangeTenantLimitsRequest {
 
 /// A tenant's limits as an operator sees them: each effective value and its source
 /// (`used` is `null`: `GET /v1/limits` shows the tenant its use).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TenantLimitsReport {
     pub tenant_id: String,
@@ -31,6 +33,7 @@ pub struct TenantLimitsReport {
 
 /// `POST /v1/admin/tenants`: a workspace with no members yet and an owner invite for
 /// `owner_email`. `name` defaults to the slug.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantRequest {
@@ -41,6 +44,7 @@ pub struct CreateTenantRequest {
 }
 
 /// The new workspace and its owner's invite, whose token is shown this once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreatedTenant {
     pub tenant: Tenant,

@@ -6,6 +6,7 @@ use agentd_core::{AgentStatus, Visibility};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgentRequest {
@@ -21,6 +22,7 @@ pub struct CreateAgentRequest {
 }
 
 /// Every field is optional; an absent one keeps its value.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAgentRequest {
@@ -45,6 +47,7 @@ pub struct PatchAgentRequest {
 }
 
 /// `config` in a PATCH: each field present replaces the agent's.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfigPatch {
@@ -59,6 +62,7 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<V
 }
 
 /// `PUT /v1/agents/{slug}/secrets/{NAME}`: the value, write-only. `Debug` hides it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutSecretRequest {
@@ -73,6 +77,7 @@ impl std::fmt::Debug for PutSecretRequest {
 
 /// `GET /v1/agents/{slug}/versions/{n}/build`: a version's dependency build and its log.
 /// A version with nothing to install is `ready` with no build id and an empty log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionBuildResponse {
     pub version: u32,
@@ -92,6 +97,7 @@ pub struct VersionBuildResponse {
 }
 
 /// One entry of `GET /v1/runtimes`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuntimeResponse {
     pub runtime: String,

@@ -3,6 +3,7 @@
 use agentd_core::{Invite, Role, Tenant, Timestamp, User};
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInviteRequest {
@@ -11,6 +12,7 @@ pub struct CreateInviteRequest {
 }
 
 /// Returned once, at creation: the only time the invite's token is shown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreatedInvite {
     #[serde(flatten)]
@@ -22,6 +24,7 @@ pub struct CreatedInvite {
 
 /// `{password}` for someone without an account, `{email, password}` for an existing
 /// user, `{}` with the existing user's session as the bearer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptInviteRequest {
@@ -32,6 +35,7 @@ pub struct AcceptInviteRequest {
 }
 
 /// A session in the workspace joined.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AcceptInviteResponse {
     pub token: String,
@@ -41,12 +45,14 @@ pub struct AcceptInviteResponse {
     pub role: Role,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMemberRequest {
     pub role: Role,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchWorkspaceRequest {

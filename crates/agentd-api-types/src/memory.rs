@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::MemoryItem;
 
 /// `PUT /v1/store/items`: creates or replaces the item at `namespace` and `key`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutMemoryItemRequest {
@@ -21,6 +22,8 @@ pub struct PutMemoryItemRequest {
 
 /// `?namespace=a.b&key=k` of `GET` and `DELETE /v1/store/items`: the namespace's labels
 /// joined by `.`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryItemQuery {
@@ -29,6 +32,7 @@ pub struct MemoryItemQuery {
 }
 
 /// `POST /v1/store/items/search`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchMemoryItemsRequest {
@@ -46,6 +50,7 @@ pub struct SearchMemoryItemsRequest {
 }
 
 /// `POST /v1/store/namespaces`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListNamespacesRequest {
@@ -64,12 +69,14 @@ pub struct ListNamespacesRequest {
 }
 
 /// The items a search found.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemoryItems {
     pub data: Vec<MemoryItem>,
 }
 
 /// The namespaces a listing found, each as its labels.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemoryNamespaces {
     pub data: Vec<Vec<String>>,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// `POST /v1/threads`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateThreadRequest {
@@ -15,6 +16,7 @@ pub struct CreateThreadRequest {
 }
 
 /// `PATCH /v1/threads/{id}`: fields merged into the metadata (`null` removes one).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchThreadRequest {
@@ -22,6 +24,7 @@ pub struct PatchThreadRequest {
 }
 
 /// `POST /v1/threads/{id}/state`: the new state, written as a checkpoint.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetThreadStateRequest {

@@ -13,6 +13,7 @@ mod error;
 mod extract;
 mod health;
 pub mod metrics;
+pub mod openapi;
 mod rate_limit_headers;
 mod request_id;
 pub mod v1;
@@ -68,6 +69,7 @@ pub fn router(control: Control, options: ApiOptions) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::scrape))
+        .merge(openapi::routes())
         .nest("/v1", v1::routes(limits).merge(worker::routes()))
         .route_layer(axum::middleware::from_fn(metrics::route_template))
         .fallback(not_found)

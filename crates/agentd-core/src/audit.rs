@@ -98,6 +98,7 @@ impl<'de> Deserialize<'de> for AuditAction {
 }
 
 /// Who acted, as the log names them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditActorKind {
@@ -133,6 +134,7 @@ impl AuditActorKind {
 }
 
 /// `{"type": "user", "id": "usr_…"}`: the kind of actor and its id.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditActor {
     #[serde(rename = "type")]
@@ -186,6 +188,7 @@ impl AuditOrigin {
 
 /// One entry of a tenant's audit log. `result` is always `success`: a refused request
 /// changed nothing, and the log records changes (docs/API.md#audit-log says why).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub id: AuditEventId,

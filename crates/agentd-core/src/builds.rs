@@ -7,6 +7,7 @@ use crate::ids::BuildId;
 use crate::timestamp::Timestamp;
 
 /// Where a version's dependency install stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BuildStatus {
@@ -49,6 +50,7 @@ impl std::fmt::Display for BuildStatus {
 }
 
 /// A version's build, as shown on the version.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionBuild {
     pub status: BuildStatus,
@@ -77,6 +79,7 @@ impl VersionBuild {
 }
 
 /// One dependency install, shared by every version of a tenant with the same digest.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DependencyBuild {
     pub id: BuildId,
@@ -96,6 +99,7 @@ pub struct DependencyBuild {
 }
 
 /// One line of a build's log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildLogLine {
@@ -107,6 +111,7 @@ pub struct BuildLogLine {
 }
 
 /// Where builds get packages from: the operator's settings, the same for every tenant.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackageIndexes {

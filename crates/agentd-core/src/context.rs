@@ -9,6 +9,7 @@ use crate::ids::{ApiKeyId, InvocationId, RequestId, TenantId, UserId};
 use crate::status::UnknownWord;
 
 /// What an API key or a session may do. `admin` implies the others.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
@@ -40,6 +41,7 @@ impl Scope {
 }
 
 /// A set of scopes, kept sorted and without repeats.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Scopes(Vec<Scope>);
@@ -69,6 +71,7 @@ impl Scopes {
 }
 
 /// A member's role in a tenant; it decides the scopes of that member's sessions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -108,6 +111,7 @@ impl Role {
 }
 
 /// The principal behind a request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Actor {

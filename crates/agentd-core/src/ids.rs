@@ -75,6 +75,19 @@ macro_rules! prefixed_id {
                 Self::parse(&raw).map_err(serde::de::Error::custom)
             }
         }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::openapi::pattern_string(
+                    concat!("^", $prefix, "[0-9a-f]{32}$"),
+                    concat!("A ", $kind, " id: `", $prefix, "` and 32 hex digits."),
+                )
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
     };
 }
 

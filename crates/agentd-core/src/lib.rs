@@ -12,6 +12,8 @@ pub mod ids;
 pub mod limits;
 pub mod members;
 pub mod memory;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod operators;
 pub mod page;
 pub mod queue;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TenantLimits {
@@ -66,6 +67,7 @@ impl Default for TenantLimits {
 /// A tenant's own values for some limits, by name; every other limit is the platform's
 /// default. Kept apart from the defaults so that a change of `AGENTD_LIMITS_*` reaches
 /// every tenant that has no value of its own.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct LimitOverrides(BTreeMap<String, u64>);

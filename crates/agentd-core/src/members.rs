@@ -9,6 +9,7 @@ use crate::status::InviteStatus;
 use crate::timestamp::Timestamp;
 
 /// A user's membership of a workspace; `id` is the user's id.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub id: UserId,
@@ -19,6 +20,7 @@ pub struct Member {
 }
 
 /// An invitation to join a workspace as `role`. Its token is shown once, at creation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invite {
     pub id: InviteId,

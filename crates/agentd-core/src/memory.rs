@@ -135,6 +135,7 @@ impl MemoryKey {
 
 /// One item of the memory store, as the API shows it (LangGraph's `Item`, plus when it
 /// expires).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryItem {
     pub namespace: Vec<String>,

@@ -12,6 +12,7 @@ use crate::timestamp::Timestamp;
 use crate::usage::UsageFigures;
 
 /// An operator token as listed: never its secret.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorToken {
     pub id: OperatorTokenId,
@@ -22,6 +23,7 @@ pub struct OperatorToken {
 }
 
 /// A tenant as an operator sees it: the tenant, when it was suspended, and what it used.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TenantOverview {
     #[serde(flatten)]
@@ -35,6 +37,7 @@ pub const TENANT_USAGE_DAYS: u32 = 30;
 
 /// A tenant's usage: its runs that finished in the last [`TENANT_USAGE_DAYS`] days, what
 /// it stores now, and its runs not yet finished.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantUsage {
     pub days: u32,
@@ -49,6 +52,7 @@ pub struct TenantUsage {
 
 /// Bytes a tenant stores: its bundles (each digest once), its runs' artifacts and its
 /// memory store.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantStorage {
     pub bundle_bytes: u64,
@@ -58,6 +62,7 @@ pub struct TenantStorage {
 }
 
 /// A worker process as it was last seen by a claim or a lease renewal.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerProcess {
     /// What its runs' leases are held by: `<worker token id>/<name>`, or
@@ -81,6 +86,7 @@ pub struct WorkerProcess {
 pub const WORKER_LIVE_S: u64 = 60;
 
 /// The queue's state across tenants.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueStats {
     /// Invocations not finished, by status (`queued`, `retrying`, `running`,
@@ -97,6 +103,7 @@ pub struct QueueStats {
 }
 
 /// One tenant's unfinished invocations, by status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantQueue {
     pub tenant_id: TenantId,

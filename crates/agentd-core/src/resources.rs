@@ -72,12 +72,14 @@ impl std::fmt::Display for ResourceKind {
 }
 
 /// One page of a cursor-paginated list.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tenant {
     pub id: TenantId,
@@ -88,6 +90,7 @@ pub struct Tenant {
     pub created_at: Timestamp,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
     pub id: UserId,
@@ -95,6 +98,7 @@ pub struct User {
     pub created_at: Timestamp,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiKey {
     pub id: ApiKeyId,
@@ -109,6 +113,7 @@ pub struct ApiKey {
 }
 
 /// Returned once, at creation: the only time the secret is ever shown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreatedApiKey {
     #[serde(flatten)]
@@ -116,6 +121,7 @@ pub struct CreatedApiKey {
     pub secret: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Agent {
     pub id: AgentId,
@@ -140,6 +146,7 @@ pub struct Agent {
 }
 
 /// An agent's configuration, set with `PATCH /v1/agents/{slug}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentConfig {
     /// Environment variables of every run, on top of the manifest's `[env]`; an invoke's
@@ -148,6 +155,7 @@ pub struct AgentConfig {
     pub env: BTreeMap<String, String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
@@ -156,6 +164,7 @@ pub enum Visibility {
     Public,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentStatus {
@@ -164,6 +173,7 @@ pub enum AgentStatus {
     Disabled,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentVersion {
     pub id: VersionId,
@@ -179,12 +189,14 @@ pub struct AgentVersion {
     pub build: crate::VersionBuild,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvocationError {
     pub code: String,
     pub message: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub wall_ms: u64,
@@ -193,6 +205,7 @@ pub struct Usage {
     pub log_bytes: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Invocation {
     pub id: InvocationId,
@@ -230,6 +243,7 @@ pub struct Invocation {
 
 /// A signed-in session of a user (`agentd login`, `POST /v1/auth/login`); its token is
 /// never shown again.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub id: SessionId,
@@ -240,6 +254,7 @@ pub struct SessionInfo {
 }
 
 /// A conversation across invocations of one agent.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Thread {
     pub id: ThreadId,
@@ -252,6 +267,7 @@ pub struct Thread {
 }
 
 /// A thread's state at one point: written when a run of the thread settles, or by hand.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// 1 for the thread's first checkpoint, then 2, …
@@ -263,6 +279,7 @@ pub struct Checkpoint {
 }
 
 /// A thread's current state: its latest checkpoint that counts (`null` before the first).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThreadState {
     pub thread_id: ThreadId,
@@ -271,6 +288,7 @@ pub struct ThreadState {
 }
 
 /// One log line or lifecycle event of an invocation; `seq` counts from 1 per invocation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     pub seq: u64,
@@ -284,6 +302,7 @@ pub struct Event {
 
 /// One of an agent's secrets as anyone may see it: its name and when it was set. The
 /// value is write-only; nothing ever shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentSecret {
     pub name: String,
@@ -293,6 +312,7 @@ pub struct AgentSecret {
 }
 
 /// A question an agent asked (an `interrupt`) and, once given, its answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interrupt {
     /// 1 for the invocation's first question, then 2, …
@@ -306,6 +326,7 @@ pub struct Interrupt {
 }
 
 /// A file an invocation left in `/outputs`; `name` is its path below `/outputs`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Artifact {
     pub invocation_id: InvocationId,

@@ -15,6 +15,7 @@ pub struct UnknownWord {
 macro_rules! word_enum {
     ($(#[$doc:meta])* $name:ident, $set:literal { $($variant:ident => $word:literal),+ $(,)? }) => {
         $(#[$doc])*
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }

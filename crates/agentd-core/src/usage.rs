@@ -7,6 +7,7 @@ use crate::slug::Slug;
 
 /// What some finished invocations consumed. Figures are the sandbox's own accounting
 /// (cgroup CPU and memory, wall clock, bytes logged) summed over them; memory is the peak.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageFigures {
     pub invocations: u64,
@@ -39,9 +40,11 @@ impl UsageFigures {
 }
 
 /// One agent's usage on one UTC day (the day its runs finished).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageDay {
     #[serde(with = "iso_date")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
     pub day: Date,
     pub agent: Slug,
     #[serde(flatten)]
@@ -50,11 +53,14 @@ pub struct UsageDay {
 
 /// `GET /v1/usage`: the days from `from` to `to` (inclusive, UTC), their totals and one
 /// row per agent and day that had finished runs, oldest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageReport {
     #[serde(with = "iso_date")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
     pub from: Date,
     #[serde(with = "iso_date")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
     pub to: Date,
     pub agent: Option<Slug>,
     pub totals: UsageFigures,

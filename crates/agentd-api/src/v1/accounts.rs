@@ -24,18 +24,43 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Ends the session the request was made with (`204`); its token is refused from now on.
+#[utoipa::path(
+    post,
+    operation_id = "accounts_logout",
+    path = "/v1/auth/logout",
+    tag = "accounts",
+    summary = "Ends the calling session",
+    responses((status = 204, description = "The session is revoked"))
+)]
 async fn logout(State(state): State<AppState>, Caller(caller): Caller) -> Result<StatusCode, ApiError> {
     let ctx = caller.authorize::<Read>()?;
     state.control.logout(&ctx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "accounts_sessions",
+    path = "/v1/sessions",
+    tag = "accounts",
+    summary = "The calling user's sessions",
+    responses((status = 200, description = "Sessions", body = agentd_api_types::Page<agentd_api_types::SessionInfo>))
+)]
 async fn sessions(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<Page<SessionInfo>>, ApiError> {
     let ctx = caller.authorize::<Read>()?;
     let data = state.control.sessions_list(&ctx).await?;
     Ok(Json(Page { data, next_cursor: None }))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "accounts_revoke_session",
+    path = "/v1/sessions/{id}",
+    tag = "accounts",
+    summary = "Revokes a session",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 204, description = "Revoked"))
+)]
 async fn revoke_session(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -47,6 +72,16 @@ async fn revoke_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "accounts_signup",
+    path = "/v1/signup",
+    tag = "accounts",
+    summary = "Sign up: a workspace, its owner and a first API key",
+    request_body = agentd_api_types::SignupRequest,
+    responses((status = 201, description = "The workspace, its owner and the API key (secret shown once)", body = agentd_api_types::SignupResponse)),
+    security(())
+)]
 async fn signup(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SignupRequest>,
@@ -62,6 +97,16 @@ async fn signup(
     Ok((StatusCode::CREATED, Json(response)))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "accounts_login",
+    path = "/v1/auth/login",
+    tag = "accounts",
+    summary = "Sign in: a session token",
+    request_body = agentd_api_types::LoginRequest,
+    responses((status = 200, description = "A session", body = agentd_api_types::LoginResponse)),
+    security(())
+)]
 async fn login(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,
@@ -77,6 +122,14 @@ async fn login(
 }
 
 /// Any caller may ask who it is, a run with its own token too.
+#[utoipa::path(
+    get,
+    operation_id = "accounts_me",
+    path = "/v1/me",
+    tag = "accounts",
+    summary = "The caller: workspace, user or key, scopes",
+    responses((status = 200, description = "The caller", body = agentd_api_types::Me))
+)]
 async fn me(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<Me>, ApiError> {
     let ctx = caller.authorize_run::<Read>()?;
     let me = state.control.me(&ctx).await?;
@@ -90,3 +143,8 @@ async fn me(State(state): State<AppState>, Caller(caller): Caller) -> Result<Jso
     });
     Ok(Json(Me { tenant: me.tenant, actor: me.actor, user: me.user, role: me.role, scopes: me.scopes, run }))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(signup, login, logout, me, sessions, revoke_session))]
+pub(super) struct Doc;

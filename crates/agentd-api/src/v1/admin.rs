@@ -48,6 +48,15 @@ fn path_tenant_id(raw: &str) -> Result<TenantId, ApiError> {
     TenantId::parse(raw).map_err(|_| ControlError::NotFound(ResourceKind::Tenant).into())
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_tenants_list",
+    path = "/v1/admin/tenants",
+    tag = "admin",
+    summary = "Every tenant with its usage (operator)",
+    params(crate::extract::PageQuery),
+    responses((status = 200, description = "Tenants", body = agentd_api_types::Page<agentd_core::operators::TenantOverview>))
+)]
 async fn tenants_list(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -56,6 +65,15 @@ async fn tenants_list(
     Ok(Json(state.control.operators().tenants_list(&op, &q.parse()?).await?))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_tenant_get",
+    path = "/v1/admin/tenants/{id}",
+    tag = "admin",
+    summary = "One tenant (operator)",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "The tenant", body = agentd_core::operators::TenantOverview))
+)]
 async fn tenant_get(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -64,6 +82,15 @@ async fn tenant_get(
     Ok(Json(state.control.operators().tenant_get(&op, &path_tenant_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "admin_tenant_suspend",
+    path = "/v1/admin/tenants/{id}/suspend",
+    tag = "admin",
+    summary = "Suspends a tenant (operator)",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "The tenant, suspended", body = agentd_core::operators::TenantOverview))
+)]
 async fn tenant_suspend(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -72,6 +99,15 @@ async fn tenant_suspend(
     Ok(Json(state.control.operators().tenant_suspend(&op, &path_tenant_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "admin_tenant_resume",
+    path = "/v1/admin/tenants/{id}/resume",
+    tag = "admin",
+    summary = "Resumes a suspended tenant (operator)",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "The tenant, active", body = agentd_core::operators::TenantOverview))
+)]
 async fn tenant_resume(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -80,6 +116,15 @@ async fn tenant_resume(
     Ok(Json(state.control.operators().tenant_resume(&op, &path_tenant_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "admin_tenants_create",
+    path = "/v1/admin/tenants",
+    tag = "admin",
+    summary = "Opens a workspace with an invite for its owner (operator)",
+    request_body = agentd_api_types::CreateTenantRequest,
+    responses((status = 201, description = "The workspace and its owner's invite (token shown once)", body = agentd_api_types::CreatedTenant))
+)]
 async fn tenant_create(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -97,6 +142,16 @@ async fn tenant_create(
     Ok((StatusCode::CREATED, Json(CreatedTenant { tenant: made.tenant, owner_invite })))
 }
 
+#[utoipa::path(
+    put,
+    operation_id = "admin_tenant_limits_change",
+    path = "/v1/admin/tenants/{id}/limits",
+    tag = "admin",
+    summary = "Sets and unsets a tenant's own limit values (operator)",
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body = agentd_api_types::ChangeTenantLimitsRequest,
+    responses((status = 200, description = "The tenant's limits now", body = agentd_api_types::TenantLimitsReport))
+)]
 async fn tenant_limits_change(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -116,6 +171,15 @@ async fn tenant_limits_change(
     Ok(Json(TenantLimitsReport { tenant_id: tenant.id.to_string(), slug: tenant.slug.to_string(), limits }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_workers_list",
+    path = "/v1/admin/workers",
+    tag = "admin",
+    summary = "Worker processes serving the queue (operator)",
+    params(crate::extract::PageQuery),
+    responses((status = 200, description = "Workers", body = agentd_api_types::Page<agentd_core::operators::WorkerProcess>))
+)]
 async fn workers_list(
     State(state): State<AppState>,
     Operator(op): Operator,
@@ -124,6 +188,28 @@ async fn workers_list(
     Ok(Json(Page { data, next_cursor: None }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_queue_stats",
+    path = "/v1/admin/queue",
+    tag = "admin",
+    summary = "The queue's depth across tenants (operator)",
+    responses((status = 200, description = "Queue statistics", body = agentd_core::operators::QueueStats))
+)]
 async fn queue_stats(State(state): State<AppState>, Operator(op): Operator) -> Result<Json<QueueStats>, ApiError> {
     Ok(Json(state.control.operators().queue_stats(&op).await?))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    tenants_list,
+    tenant_create,
+    tenant_get,
+    tenant_suspend,
+    tenant_resume,
+    tenant_limits_change,
+    workers_list,
+    queue_stats
+))]
+pub(super) struct Doc;

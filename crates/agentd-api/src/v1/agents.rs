@@ -20,6 +20,15 @@ pub fn routes(upload_limit: usize) -> Router<AppState> {
         .route("/agents/{slug}/versions/{n}/activate", post(activate))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "agents_list",
+    path = "/v1/agents",
+    tag = "agents",
+    summary = "Lists agents",
+    params(crate::extract::PageQuery),
+    responses((status = 200, description = "Agents", body = agentd_api_types::Page<agentd_api_types::Agent>))
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -29,6 +38,15 @@ async fn list(
     Ok(Json(state.control.agents_list(&ctx, &q.parse()?).await?))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "agents_create",
+    path = "/v1/agents",
+    tag = "agents",
+    summary = "Creates an agent",
+    request_body = agentd_api_types::CreateAgentRequest,
+    responses((status = 201, description = "The agent", body = agentd_api_types::Agent))
+)]
 async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -45,6 +63,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(state.control.agent_create(&ctx, spec).await?)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "agents_show",
+    path = "/v1/agents/{slug}",
+    tag = "agents",
+    summary = "One agent",
+    params(("slug" = String, Path, description = "The agent's slug")),
+    responses((status = 200, description = "The agent", body = agentd_api_types::Agent))
+)]
 async fn show(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -54,6 +81,16 @@ async fn show(
     Ok(Json(state.control.agent_get(&ctx, &path_slug(&slug, ResourceKind::Agent)?).await?))
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "agents_patch",
+    path = "/v1/agents/{slug}",
+    tag = "agents",
+    summary = "Changes an agent",
+    params(("slug" = String, Path, description = "The agent's slug")),
+    request_body = agentd_api_types::PatchAgentRequest,
+    responses((status = 200, description = "The agent", body = agentd_api_types::Agent))
+)]
 async fn patch(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -78,6 +115,15 @@ async fn patch(
     Ok(Json(state.control.agent_patch(&ctx, &slug, changes).await?))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "agents_remove",
+    path = "/v1/agents/{slug}",
+    tag = "agents",
+    summary = "Deletes an agent",
+    params(("slug" = String, Path, description = "The agent's slug")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -88,6 +134,8 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UploadQuery {
@@ -96,6 +144,16 @@ struct UploadQuery {
     wait: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "agents_upload",
+    path = "/v1/agents/{slug}/versions",
+    tag = "agents",
+    summary = "Uploads a bundle as a new version",
+    params(("slug" = String, Path, description = "The agent's slug"), UploadQuery),
+    request_body(content((Vec<u8> = "application/gzip"), (Vec<u8> = "application/zip"), (Vec<u8> = "application/octet-stream")), description = "The bundle: a `.tar.gz` or `.zip` with `agent.toml` at its root"),
+    responses((status = 201, description = "The new version", body = agentd_api_types::AgentVersion))
+)]
 async fn upload(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -111,6 +169,15 @@ async fn upload(
     Ok((StatusCode::CREATED, Json(version)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "agents_versions",
+    path = "/v1/agents/{slug}/versions",
+    tag = "agents",
+    summary = "An agent's versions",
+    params(("slug" = String, Path, description = "The agent's slug"), crate::extract::PageQuery),
+    responses((status = 200, description = "Versions", body = agentd_api_types::Page<agentd_api_types::AgentVersion>))
+)]
 async fn versions(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -122,6 +189,15 @@ async fn versions(
     Ok(Json(state.control.versions_list(&ctx, &slug, &q.parse()?).await?))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "agents_activate",
+    path = "/v1/agents/{slug}/versions/{n}/activate",
+    tag = "agents",
+    summary = "Activates a version (rollback)",
+    params(("slug" = String, Path, description = "The agent's slug"), ("n" = u32, Path, description = "The version number")),
+    responses((status = 200, description = "The agent", body = agentd_api_types::Agent))
+)]
 async fn activate(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -132,3 +208,8 @@ async fn activate(
     let n: u32 = n.parse().map_err(|_| agentd_control::ControlError::NotFound(ResourceKind::AgentVersion))?;
     Ok(Json(state.control.version_activate(&ctx, &slug, n).await?))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, show, patch, remove, upload, versions, activate))]
+pub(super) struct Doc;

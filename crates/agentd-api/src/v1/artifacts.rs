@@ -19,6 +19,15 @@ pub fn routes() -> Router<AppState> {
         .route("/invocations/{id}/artifacts/{*name}", get(download))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "artifacts_list",
+    path = "/v1/invocations/{id}/artifacts",
+    tag = "invocations",
+    summary = "An invocation's artifacts",
+    params(("id" = String, Path, description = "Invocation id"), crate::extract::PageQuery),
+    responses((status = 200, description = "Artifacts", body = agentd_api_types::Page<agentd_api_types::Artifact>))
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -31,6 +40,15 @@ async fn list(
 }
 
 /// The bytes, always as a download: an artifact is agent output, never rendered by us.
+#[utoipa::path(
+    get,
+    operation_id = "artifacts_download",
+    path = "/v1/invocations/{id}/artifacts/{name}",
+    tag = "invocations",
+    summary = "Downloads an artifact",
+    params(("id" = String, Path, description = "Invocation id"), ("name" = String, Path, description = "Artifact path below /outputs")),
+    responses((status = 200, description = "The bytes", body = Vec<u8>, content_type = "application/octet-stream"))
+)]
 async fn download(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -59,3 +77,8 @@ async fn download(
     }
     Ok(response)
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, download))]
+pub(super) struct Doc;

@@ -16,14 +16,20 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/audit", get(list))
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
+    /// Only this action, e.g. `agent.deploy`.
     action: Option<String>,
+    /// Only this actor's id (`usr_…`, `agk_…`, `inv_…`, an operator token's id).
     actor: Option<String>,
     resource_type: Option<String>,
     resource_id: Option<String>,
+    /// Events at or after this RFC 3339 instant.
     from: Option<String>,
+    /// Events before this RFC 3339 instant.
     to: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
@@ -57,6 +63,15 @@ fn instant(field: &str, raw: Option<&str>) -> Result<Option<Timestamp>, ApiError
     .transpose()
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "audit_list",
+    path = "/v1/audit",
+    tag = "audit",
+    summary = "The workspace's audit log, newest first (owners and admins)",
+    params(AuditQuery),
+    responses((status = 200, description = "Audit events", body = agentd_api_types::Page<agentd_core::AuditEvent>))
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -75,3 +90,7 @@ async fn list(
     };
     Ok(Json(state.control.audit_list(&ctx, &filter, &page).await?))
 }
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list))]
+pub(super) struct Doc;

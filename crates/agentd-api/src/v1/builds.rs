@@ -30,6 +30,15 @@ fn version_number(n: &str) -> Result<u32, ApiError> {
     Ok(n.parse().map_err(|_| ControlError::NotFound(ResourceKind::AgentVersion))?)
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "builds_show",
+    path = "/v1/agents/{slug}/versions/{n}/build",
+    tag = "agents",
+    summary = "A version's dependency build and its log",
+    params(("slug" = String, Path, description = "The agent's slug"), ("n" = u32, Path, description = "The version number")),
+    responses((status = 200, description = "The build", body = agentd_api_types::VersionBuildResponse))
+)]
 async fn show(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -62,12 +71,23 @@ fn response(view: VersionBuildView) -> VersionBuildResponse {
     }
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StreamQuery {
     after: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "builds_stream",
+    path = "/v1/agents/{slug}/versions/{n}/build/events",
+    tag = "agents",
+    summary = "A version's build log, live (Server-Sent Events)",
+    params(("slug" = String, Path, description = "The agent's slug"), ("n" = u32, Path, description = "The version number"), StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "The last seq seen: resume after it")),
+    responses((status = 200, description = "Server-Sent Events: `log` events with a build log line as JSON, then `status`", body = String, content_type = "text/event-stream"))
+)]
 async fn stream(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -99,3 +119,8 @@ async fn stream(
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(show, stream))]
+pub(super) struct Doc;

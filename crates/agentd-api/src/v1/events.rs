@@ -24,12 +24,23 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/invocations/{id}/events", get(stream))
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventsQuery {
     after: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "events_stream",
+    path = "/v1/invocations/{id}/events",
+    tag = "invocations",
+    summary = "An invocation's events, live (Server-Sent Events)",
+    params(("id" = String, Path, description = "Invocation id"), EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "The last seq seen: resume after it")),
+    responses((status = 200, description = "Server-Sent Events: each `data` is an Event as JSON, `id` its seq", body = String, content_type = "text/event-stream"))
+)]
 async fn stream(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -72,3 +83,8 @@ fn sse_event(event: &Event) -> SseEvent {
     let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_owned());
     SseEvent::default().id(event.seq.to_string()).event(event.kind.as_str()).data(data)
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(stream))]
+pub(super) struct Doc;

@@ -26,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route("/invocations/{id}/interrupts", get(interrupts))
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InvokeQuery {
@@ -43,6 +45,16 @@ fn invocation_response(invocation: Invocation) -> Response {
     response
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "invocations_invoke",
+    path = "/v1/agents/{slug}/invoke",
+    tag = "invocations",
+    summary = "Invokes an agent",
+    params(("slug" = String, Path, description = "The agent's slug"), InvokeQuery, ("Idempotency-Key" = Option<String>, Header, description = "Deduplicates retries of this invoke for 24 h")),
+    request_body = agentd_api_types::InvokeRequest,
+    responses((status = 200, description = "Finished within `wait`", body = agentd_api_types::Invocation), (status = 202, description = "Accepted; still going", body = agentd_api_types::Invocation))
+)]
 async fn invoke(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -77,6 +89,8 @@ async fn invoke(
     Ok(invocation_response(accepted.invocation))
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -88,6 +102,15 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "invocations_list",
+    path = "/v1/invocations",
+    tag = "invocations",
+    summary = "Lists invocations",
+    params(ListQuery),
+    responses((status = 200, description = "Invocations", body = agentd_api_types::Page<agentd_api_types::Invocation>))
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -116,6 +139,15 @@ async fn list(
     Ok(Json(state.control.invocations_list(&ctx, &filter, &page).await?))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "invocations_show",
+    path = "/v1/invocations/{id}",
+    tag = "invocations",
+    summary = "One invocation",
+    params(("id" = String, Path, description = "Invocation id")),
+    responses((status = 200, description = "The invocation", body = agentd_api_types::Invocation))
+)]
 async fn show(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -125,6 +157,8 @@ async fn show(
     Ok(Json(state.control.invocation_get(&ctx, &path_invocation_id(&id)?).await?))
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LogsQuery {
@@ -132,6 +166,15 @@ struct LogsQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "invocations_logs",
+    path = "/v1/invocations/{id}/logs",
+    tag = "invocations",
+    summary = "An invocation's events as JSON",
+    params(("id" = String, Path, description = "Invocation id"), LogsQuery),
+    responses((status = 200, description = "Events", body = agentd_api_types::Page<agentd_api_types::Event>))
+)]
 async fn logs(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -144,6 +187,15 @@ async fn logs(
     Ok(Json(state.control.invocation_logs(&ctx, &path_invocation_id(&id)?, &page).await?))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "invocations_cancel",
+    path = "/v1/invocations/{id}/cancel",
+    tag = "invocations",
+    summary = "Cancels an invocation",
+    params(("id" = String, Path, description = "Invocation id")),
+    responses((status = 200, description = "Cancelled (or already finished)", body = agentd_api_types::Invocation), (status = 202, description = "Cancellation under way", body = agentd_api_types::Invocation))
+)]
 async fn cancel(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -155,6 +207,16 @@ async fn cancel(
 }
 
 /// Answers the invocation's open question; `?wait=N` returns once it settles again.
+#[utoipa::path(
+    post,
+    operation_id = "invocations_respond",
+    path = "/v1/invocations/{id}/respond",
+    tag = "invocations",
+    summary = "Answers an invocation's open question",
+    params(("id" = String, Path, description = "Invocation id"), InvokeQuery),
+    request_body = agentd_api_types::RespondRequest,
+    responses((status = 200, description = "Finished within `wait`", body = agentd_api_types::Invocation), (status = 202, description = "Resumed", body = agentd_api_types::Invocation))
+)]
 async fn respond(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -169,6 +231,15 @@ async fn respond(
     Ok(invocation_response(invocation))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "invocations_interrupts",
+    path = "/v1/invocations/{id}/interrupts",
+    tag = "invocations",
+    summary = "The questions an invocation asked",
+    params(("id" = String, Path, description = "Invocation id")),
+    responses((status = 200, description = "Interrupts", body = agentd_api_types::Page<agentd_api_types::Interrupt>))
+)]
 async fn interrupts(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -178,3 +249,8 @@ async fn interrupts(
     let data = state.control.interrupts(&ctx, &path_invocation_id(&id)?).await?;
     Ok(Json(Page { data, next_cursor: None }))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(invoke, list, show, logs, cancel, respond, interrupts))]
+pub(super) struct Doc;

@@ -20,6 +20,15 @@ pub(super) fn created_key(created: CreatedKey) -> CreatedApiKey {
     CreatedApiKey { key: created.key, secret: created.secret.into_exposed() }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "keys_list",
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    summary = "Lists API keys",
+    params(crate::extract::PageQuery),
+    responses((status = 200, description = "API keys", body = agentd_api_types::Page<agentd_api_types::ApiKey>))
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -29,6 +38,15 @@ async fn list(
     Ok(Json(state.control.api_keys_list(&ctx, &q.parse()?).await?))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "keys_create",
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    summary = "Creates an API key (secret shown once)",
+    request_body = agentd_api_types::CreateApiKeyRequest,
+    responses((status = 201, description = "The key with its secret", body = agentd_api_types::CreatedApiKey))
+)]
 async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -44,6 +62,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created_key(created))))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "keys_revoke",
+    path = "/v1/api-keys/{id}",
+    tag = "api-keys",
+    summary = "Revokes an API key",
+    params(("id" = String, Path, description = "API key id")),
+    responses((status = 200, description = "The key, revoked", body = agentd_api_types::ApiKey))
+)]
 async fn revoke(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -53,3 +80,8 @@ async fn revoke(
     let id = ApiKeyId::parse(&id).map_err(|_| agentd_control::ControlError::NotFound(ResourceKind::ApiKey))?;
     Ok(Json(state.control.api_key_revoke(&ctx, &id).await?))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, revoke))]
+pub(super) struct Doc;

@@ -13,6 +13,14 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/limits", get(limits))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "limits_limits",
+    path = "/v1/limits",
+    tag = "usage",
+    summary = "The workspace's limits",
+    responses((status = 200, description = "Limits", body = agentd_api_types::LimitsReport))
+)]
 async fn limits(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<LimitsReport>, ApiError> {
     let ctx = caller.authorize::<Read>()?;
     let view = state.control.limits(&ctx).await?;
@@ -23,3 +31,8 @@ async fn limits(State(state): State<AppState>, Caller(caller): Caller) -> Result
         .collect();
     Ok(Json(LimitsReport { limits }))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(limits))]
+pub(super) struct Doc;

@@ -29,6 +29,15 @@ fn path_user_id(raw: &str) -> Result<UserId, ApiError> {
     UserId::parse(raw).map_err(|_| ControlError::NotFound(ResourceKind::Member).into())
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "members_list",
+    path = "/v1/members",
+    tag = "members",
+    summary = "Lists members",
+    params(crate::extract::PageQuery),
+    responses((status = 200, description = "Members", body = agentd_api_types::Page<agentd_api_types::Member>))
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -38,6 +47,15 @@ async fn list(
     Ok(Json(state.control.members_list(&ctx, &q.parse()?).await?))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "members_show",
+    path = "/v1/members/{id}",
+    tag = "members",
+    summary = "One member",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "The member", body = agentd_api_types::Member))
+)]
 async fn show(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -47,6 +65,16 @@ async fn show(
     Ok(Json(state.control.member_get(&ctx, &path_user_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "members_patch",
+    path = "/v1/members/{id}",
+    tag = "members",
+    summary = "Changes a member's role",
+    params(("id" = String, Path, description = "User id")),
+    request_body = agentd_api_types::PatchMemberRequest,
+    responses((status = 200, description = "The member", body = agentd_api_types::Member))
+)]
 async fn patch(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -58,6 +86,15 @@ async fn patch(
 }
 
 /// An admin removes a member; any member may remove themselves (leave).
+#[utoipa::path(
+    delete,
+    operation_id = "members_remove",
+    path = "/v1/members/{id}",
+    tag = "members",
+    summary = "Removes a member",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204, description = "Removed"))
+)]
 async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -77,6 +114,15 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "members_invites",
+    path = "/v1/invites",
+    tag = "members",
+    summary = "Lists invites",
+    params(crate::extract::PageQuery),
+    responses((status = 200, description = "Invites", body = agentd_api_types::Page<agentd_api_types::Invite>))
+)]
 async fn invites(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -86,6 +132,15 @@ async fn invites(
     Ok(Json(state.control.invites_list(&ctx, &q.parse()?).await?))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "members_invite",
+    path = "/v1/invites",
+    tag = "members",
+    summary = "Invites someone (token shown once)",
+    request_body = agentd_api_types::CreateInviteRequest,
+    responses((status = 201, description = "The invite with its token", body = agentd_api_types::CreatedInvite))
+)]
 async fn invite(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -99,6 +154,15 @@ async fn invite(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "members_revoke",
+    path = "/v1/invites/{id}",
+    tag = "members",
+    summary = "Revokes an invite",
+    params(("id" = String, Path, description = "Invite id")),
+    responses((status = 200, description = "The invite, revoked", body = agentd_api_types::Invite))
+)]
 async fn revoke(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -121,6 +185,17 @@ impl FromRequestParts<AppState> for MaybeCaller {
     }
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "members_accept",
+    path = "/v1/invites/{token}/accept",
+    tag = "members",
+    summary = "Accepts an invite",
+    params(("token" = String, Path, description = "The invite token")),
+    request_body = agentd_api_types::AcceptInviteRequest,
+    responses((status = 200, description = "A session in the workspace joined", body = agentd_api_types::AcceptInviteResponse)),
+    security((), ("bearer" = []))
+)]
 async fn accept(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
@@ -152,6 +227,15 @@ async fn accept(
 }
 
 /// A new session in another of the signed-in user's workspaces.
+#[utoipa::path(
+    post,
+    operation_id = "members_switch",
+    path = "/v1/auth/switch",
+    tag = "accounts",
+    summary = "Switches the session to another workspace",
+    request_body = agentd_api_types::SwitchWorkspaceRequest,
+    responses((status = 200, description = "A session in that workspace", body = agentd_api_types::LoginResponse))
+)]
 async fn switch(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -166,3 +250,8 @@ async fn switch(
         user: session.user,
     }))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, patch, remove, invites, invite, revoke, accept, switch))]
+pub(super) struct Doc;

@@ -34,6 +34,15 @@ pub fn routes(item_body_limit: usize) -> Router<AppState> {
 }
 
 /// `201` when the item was created (no live item had its key), `200` when replaced.
+#[utoipa::path(
+    put,
+    operation_id = "memory_put_item",
+    path = "/v1/store/items",
+    tag = "store",
+    summary = "Creates or replaces a store item",
+    request_body = agentd_api_types::PutMemoryItemRequest,
+    responses((status = 200, description = "Replaced", body = agentd_api_types::MemoryItem), (status = 201, description = "Created", body = agentd_api_types::MemoryItem))
+)]
 async fn put_item(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -51,6 +60,15 @@ async fn put_item(
     Ok((status, Json(put.item)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "memory_get_item",
+    path = "/v1/store/items",
+    tag = "store",
+    summary = "One store item",
+    params(agentd_api_types::MemoryItemQuery),
+    responses((status = 200, description = "The item", body = agentd_api_types::MemoryItem))
+)]
 async fn get_item(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -62,6 +80,15 @@ async fn get_item(
     Ok(Json(state.control.memory_get(&ctx, &namespace, &key).await?))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "memory_delete_item",
+    path = "/v1/store/items",
+    tag = "store",
+    summary = "Deletes a store item",
+    params(agentd_api_types::MemoryItemQuery),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn delete_item(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -78,6 +105,15 @@ fn offset_page(limit: Option<i64>, offset: Option<i64>, bounds: PageBounds) -> R
     Ok(OffsetPage::parse(limit, offset, bounds).map_err(agentd_control::Invalid::from)?)
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "memory_search",
+    path = "/v1/store/items/search",
+    tag = "store",
+    summary = "Searches store items",
+    request_body = agentd_api_types::SearchMemoryItemsRequest,
+    responses((status = 200, description = "Items", body = agentd_api_types::MemoryItems))
+)]
 async fn search(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -92,6 +128,15 @@ async fn search(
     Ok(Json(MemoryItems { data: state.control.memory_search(&ctx, spec).await? }))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "memory_namespaces",
+    path = "/v1/store/namespaces",
+    tag = "store",
+    summary = "Lists store namespaces",
+    request_body = agentd_api_types::ListNamespacesRequest,
+    responses((status = 200, description = "Namespaces", body = agentd_api_types::MemoryNamespaces))
+)]
 async fn namespaces(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -107,3 +152,8 @@ async fn namespaces(
     let found = state.control.memory_namespaces(&ctx, spec).await?;
     Ok(Json(MemoryNamespaces { data: found.into_iter().map(Namespace::into_labels).collect() }))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(put_item, get_item, delete_item, search, namespaces))]
+pub(super) struct Doc;

@@ -51,3 +51,25 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(audit::routes())
         .merge(admin::routes())
 }
+
+/// The OpenAPI paths of the tenant routes: each module describes its own handlers.
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut doc = accounts::Doc::openapi();
+    doc.merge(admin::Doc::openapi());
+    doc.merge(agents::Doc::openapi());
+    doc.merge(artifacts::Doc::openapi());
+    doc.merge(audit::Doc::openapi());
+    doc.merge(builds::Doc::openapi());
+    doc.merge(events::Doc::openapi());
+    doc.merge(invocations::Doc::openapi());
+    doc.merge(keys::Doc::openapi());
+    doc.merge(limits::Doc::openapi());
+    doc.merge(members::Doc::openapi());
+    doc.merge(memory::Doc::openapi());
+    doc.merge(runtimes::Doc::openapi());
+    doc.merge(secrets::Doc::openapi());
+    doc.merge(threads::Doc::openapi());
+    doc.merge(usage::Doc::openapi());
+    doc
+}

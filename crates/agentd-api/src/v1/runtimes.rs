@@ -14,6 +14,14 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/runtimes", get(list))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "runtimes_list",
+    path = "/v1/runtimes",
+    tag = "agents",
+    summary = "The runtimes the workers offer",
+    responses((status = 200, description = "Runtimes", body = agentd_api_types::Page<agentd_api_types::RuntimeResponse>))
+)]
 async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<Page<RuntimeResponse>>, ApiError> {
     let ctx = caller.authorize::<Read>()?;
     let data = state
@@ -24,3 +32,8 @@ async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Result<J
         .collect();
     Ok(Json(Page { data, next_cursor: None }))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list))]
+pub(super) struct Doc;

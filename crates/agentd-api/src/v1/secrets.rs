@@ -20,6 +20,16 @@ pub fn routes() -> Router<AppState> {
         .route("/agents/{slug}/secrets/{name}", put(set).delete(remove))
 }
 
+#[utoipa::path(
+    put,
+    operation_id = "secrets_set",
+    path = "/v1/agents/{slug}/secrets/{name}",
+    tag = "agents",
+    summary = "Sets a secret (write-only)",
+    params(("slug" = String, Path, description = "The agent's slug"), ("name" = String, Path, description = "Secret name")),
+    request_body = agentd_api_types::PutSecretRequest,
+    responses((status = 200, description = "Replaced", body = agentd_api_types::AgentSecret), (status = 201, description = "Created", body = agentd_api_types::AgentSecret))
+)]
 async fn set(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -36,6 +46,15 @@ async fn set(
     Ok((status, Json(written.secret)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "secrets_list",
+    path = "/v1/agents/{slug}/secrets",
+    tag = "agents",
+    summary = "An agent's secrets (names only)",
+    params(("slug" = String, Path, description = "The agent's slug")),
+    responses((status = 200, description = "Secrets", body = agentd_api_types::Page<agentd_api_types::AgentSecret>))
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -48,6 +67,15 @@ async fn list(
     Ok(Json(Page { data, next_cursor: None }))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "secrets_remove",
+    path = "/v1/agents/{slug}/secrets/{name}",
+    tag = "agents",
+    summary = "Deletes a secret",
+    params(("slug" = String, Path, description = "The agent's slug"), ("name" = String, Path, description = "Secret name")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -60,3 +88,8 @@ async fn remove(
     state.control.secret_delete(&ctx, &slug, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(set, list, remove))]
+pub(super) struct Doc;

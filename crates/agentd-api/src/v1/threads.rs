@@ -24,6 +24,15 @@ pub fn routes() -> Router<AppState> {
         .route("/threads/{id}/history", get(history))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "threads_create",
+    path = "/v1/threads",
+    tag = "threads",
+    summary = "Creates a thread",
+    request_body = agentd_api_types::CreateThreadRequest,
+    responses((status = 201, description = "The thread", body = agentd_api_types::Thread))
+)]
 async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -35,6 +44,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(state.control.thread_create(&ctx, spec).await?)))
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -46,6 +57,15 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "threads_list",
+    path = "/v1/threads",
+    tag = "threads",
+    summary = "Lists threads",
+    params(ListQuery),
+    responses((status = 200, description = "Threads", body = agentd_api_types::Page<agentd_api_types::Thread>))
+)]
 async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -63,6 +83,15 @@ async fn list(
     Ok(Json(state.control.threads_list(&ctx, filter, &page).await?))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "threads_show",
+    path = "/v1/threads/{id}",
+    tag = "threads",
+    summary = "One thread",
+    params(("id" = String, Path, description = "Thread id")),
+    responses((status = 200, description = "The thread", body = agentd_api_types::Thread))
+)]
 async fn show(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -72,6 +101,16 @@ async fn show(
     Ok(Json(state.control.thread_get(&ctx, &path_thread_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "threads_patch",
+    path = "/v1/threads/{id}",
+    tag = "threads",
+    summary = "Merges fields into a thread's metadata",
+    params(("id" = String, Path, description = "Thread id")),
+    request_body = agentd_api_types::PatchThreadRequest,
+    responses((status = 200, description = "The thread", body = agentd_api_types::Thread))
+)]
 async fn patch(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -84,6 +123,15 @@ async fn patch(
     Ok(Json(state.control.thread_patch(&ctx, &id, metadata).await?))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "threads_remove",
+    path = "/v1/threads/{id}",
+    tag = "threads",
+    summary = "Deletes a thread",
+    params(("id" = String, Path, description = "Thread id")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -94,6 +142,15 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "threads_state",
+    path = "/v1/threads/{id}/state",
+    tag = "threads",
+    summary = "A thread's current state",
+    params(("id" = String, Path, description = "Thread id")),
+    responses((status = 200, description = "The state", body = agentd_api_types::ThreadState))
+)]
 async fn state(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -103,6 +160,16 @@ async fn state(
     Ok(Json(state.control.thread_state(&ctx, &path_thread_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "threads_set_state",
+    path = "/v1/threads/{id}/state",
+    tag = "threads",
+    summary = "Sets a thread's state as a new checkpoint",
+    params(("id" = String, Path, description = "Thread id")),
+    request_body = agentd_api_types::SetThreadStateRequest,
+    responses((status = 200, description = "The state", body = agentd_api_types::ThreadState))
+)]
 async fn set_state(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -115,6 +182,15 @@ async fn set_state(
     Ok(Json(state.control.thread_set_state(&ctx, &id, value).await?))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "threads_history",
+    path = "/v1/threads/{id}/history",
+    tag = "threads",
+    summary = "A thread's checkpoints",
+    params(("id" = String, Path, description = "Thread id"), crate::extract::PageQuery),
+    responses((status = 200, description = "Checkpoints", body = agentd_api_types::Page<agentd_api_types::Checkpoint>))
+)]
 async fn history(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -125,3 +201,8 @@ async fn history(
     let id = path_thread_id(&id)?;
     Ok(Json(state.control.thread_history(&ctx, &id, &q.parse()?).await?))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, show, patch, remove, state, set_state, history))]
+pub(super) struct Doc;

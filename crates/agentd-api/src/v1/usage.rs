@@ -14,6 +14,8 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/usage", get(usage))
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UsageQuery {
@@ -22,6 +24,15 @@ struct UsageQuery {
     agent: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "usage_usage",
+    path = "/v1/usage",
+    tag = "usage",
+    summary = "Metered usage by day and agent",
+    params(UsageQuery),
+    responses((status = 200, description = "Usage", body = agentd_api_types::UsageReport))
+)]
 async fn usage(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -32,3 +43,8 @@ async fn usage(
     let agent = query_agent(q.agent.as_deref())?;
     Ok(Json(state.control.usage(&ctx, period, agent).await?))
 }
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(usage))]
+pub(super) struct Doc;

@@ -23,6 +23,7 @@ mod logs;
 mod members;
 mod memory;
 mod metrics;
+mod openapi;
 mod operators;
 mod preflight;
 mod rate_limits;

@@ -85,7 +85,7 @@ fn route_table() -> Vec<Row> {
 }
 
 /// Every path the router declares under `/v1`, from its source.
-fn served_paths() -> BTreeSet<String> {
+pub(crate) fn served_paths() -> BTreeSet<String> {
     let mut paths = BTreeSet::new();
     for dir in ["crates/agentd-api/src/v1", "crates/agentd-api/src/worker"] {
         for entry in std::fs::read_dir(repo_file(dir)).unwrap().flatten() {
@@ -102,7 +102,7 @@ fn served_paths() -> BTreeSet<String> {
 }
 
 /// A path with syntactically valid ids that name nothing.
-fn concrete(path: &str) -> String {
+pub(crate) fn concrete(path: &str) -> String {
     let mut out = Vec::new();
     let mut previous = "";
     for segment in path.split('/') {
@@ -132,7 +132,7 @@ fn concrete(path: &str) -> String {
 }
 
 /// A body that passes parsing, so what answers is the authorization.
-fn body(method: &str, path: &str) -> Option<Value> {
+pub(crate) fn body(method: &str, path: &str) -> Option<Value> {
     let body = match (method, path) {
         ("GET" | "DELETE", _) => return None,
         ("POST", "/v1/agents/{slug}/versions") => return None,
