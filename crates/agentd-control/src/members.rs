@@ -20,6 +20,7 @@ use crate::accounts::{Session, hash_password, mint_session, random_text};
 use crate::auth::{Admin, Ctx, Read};
 use crate::error::{Conflict, ControlError, Forbidden, Result};
 use crate::input::{Email, Password, WorkspaceName};
+use crate::operators::NewWorkspace;
 
 /// Invite tokens start with this; 40 random letters and digits follow.
 pub const INVITE_TOKEN_PREFIX: &str = "agi_";
@@ -101,10 +102,23 @@ pub async fn tenant_create_with_owner_invite(
     limits: TenantLimits,
     public_url: Option<&str>,
 ) -> Result<OwnerInvite> {
+    let by = crate::operators::database_operator();
+    workspace_create_with_owner_invite(store, NewWorkspace { name, slug, owner_email: email }, limits, public_url, &by)
+        .await
+}
+
+/// The workspace and its owner's invite, logged in its audit log as made `by` an operator.
+pub(crate) async fn workspace_create_with_owner_invite(
+    store: &Store,
+    workspace: NewWorkspace,
+    limits: TenantLimits,
+    public_url: Option<&str>,
+    by: &agentd_core::AuditOrigin,
+) -> Result<OwnerInvite> {
+    let NewWorkspace { name, slug, owner_email: email } = workspace;
     let (new, token) = mint_invite(&email, Role::Owner);
     let tenant = NewTenant { name: name.into_inner(), slug, limits };
-    let by = crate::operators::database_operator();
-    let (tenant, invite) = store.tenant_create_with_owner_invite_unscoped(tenant, new, &by).await?;
+    let (tenant, invite) = store.tenant_create_with_owner_invite_unscoped(tenant, new, by).await?;
     tracing::info!(tenant_id = %tenant.id, invite_id = %invite.id, "workspace made by an operator");
     let accept_url = accept_url(public_url, &token);
     Ok(OwnerInvite { tenant, invite: CreatedInvite { invite, token, accept_url } })

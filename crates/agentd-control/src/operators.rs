@@ -213,15 +213,9 @@ impl Control {
     pub async fn operator_tenant_create(&self, op: &OperatorCtx, new: NewWorkspace) -> Result<OwnerInvite> {
         let limits = self.settings.default_limits.clone();
         let public_url = self.settings.public_url.as_deref();
-        let made = crate::tenant_create_with_owner_invite(
-            &self.store,
-            new.name,
-            new.slug,
-            new.owner_email,
-            limits,
-            public_url,
-        )
-        .await?;
+        let by = op.audit_origin();
+        let made =
+            crate::members::workspace_create_with_owner_invite(&self.store, new, limits, public_url, &by).await?;
         op.span.in_scope(|| tracing::info!(tenant_id = %made.tenant.id, "workspace made through the operator API"));
         Ok(made)
     }

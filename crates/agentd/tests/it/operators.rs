@@ -145,6 +145,11 @@ async fn an_operator_opens_a_workspace_whose_owner_joins_through_the_invite(back
     let owner = app.client().with_token(joined.token);
     let me = owner.me().await.expect("me");
     assert_eq!(me.tenant.id, made.tenant.id);
+    // The workspace's log opens with the operator who made it, by its token.
+    let log = owner.audit_list(&agentd_client::AuditFilter::default()).await.expect("audit");
+    let opened = log.data.last().expect("a first event");
+    assert_eq!(opened.actor.kind.as_str(), "operator", "{opened:?}");
+    assert!(opened.actor.id.starts_with("opt_"), "the operator token, not the database: {opened:?}");
 
     let taken = ops.admin_tenant_create(&request).await.expect_err("the slug is taken");
     assert_eq!((taken.status(), taken.code()), (Some(409), Some("workspace_slug_taken")));
