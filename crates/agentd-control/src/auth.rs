@@ -422,6 +422,41 @@ impl Control {
         Ok(WorkerCtx { owner_prefix: format!("{id}/"), token_id: Some(id) })
     }
 
+    /// The context of something of the tenant's own acting on its behalf with no caller
+    /// present (a schedule's occurrence, a trigger URL's signed request): the tenant's
+    /// current limits, only capability `C`, and a request id of its own. Refused for a
+    /// suspended tenant, as its members' keys are.
+    pub async fn automation_ctx<C: Capability>(
+        &self,
+        tenant_id: &TenantId,
+        actor: Actor,
+        origin: RequestOrigin,
+    ) -> Result<Ctx<C>> {
+        let scope = TenantScope::from_origin(tenant_id.clone(), actor, &origin);
+        let tenant = self.store.tenant_get(&scope).await?;
+        if tenant.status == TenantStatus::Suspended {
+            return Err(Forbidden::TenantSuspended.into());
+        }
+        let span = tracing::info_span!(
+            "op",
+            tenant_id = %tenant.id,
+            actor = scope.actor().id_str(),
+            request_id = %origin.request_id,
+            scope = C::SCOPE.as_str(),
+        );
+        let inner = CtxInner {
+            scope,
+            tenant,
+            scopes: Scopes::new(vec![C::SCOPE]),
+            user: None,
+            role: None,
+            session_id: None,
+            run: None,
+            span,
+        };
+        Ok(Ctx { inner: Arc::new(inner), _capability: PhantomData })
+    }
+
     /// The server's own in-process worker: it runs inside the process that holds the
     /// store, so it needs no token.
     pub fn embedded_worker(&self) -> WorkerCtx {

@@ -32,6 +32,7 @@ mod reconcilers;
 mod retry;
 pub mod runs;
 mod secrets;
+pub mod signatures;
 mod storage;
 pub mod threads;
 pub mod usage;

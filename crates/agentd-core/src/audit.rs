@@ -106,6 +106,10 @@ pub enum AuditActorKind {
     ApiKey,
     /// A running invocation, with its own `AGENTD_TOKEN`.
     Run,
+    /// A schedule starting an occurrence's run.
+    Schedule,
+    /// An inbound trigger URL called by another system.
+    Trigger,
     /// Someone running the platform: an operator token, or the database's own
     /// credentials (`agentd admin`, id `database`).
     Operator,
@@ -117,19 +121,28 @@ impl AuditActorKind {
             AuditActorKind::User => "user",
             AuditActorKind::ApiKey => "api_key",
             AuditActorKind::Run => "run",
+            AuditActorKind::Schedule => "schedule",
+            AuditActorKind::Trigger => "trigger",
             AuditActorKind::Operator => "operator",
         }
     }
 
     pub fn parse(value: &str) -> Result<AuditActorKind, UnknownWord> {
-        [AuditActorKind::User, AuditActorKind::ApiKey, AuditActorKind::Run, AuditActorKind::Operator]
-            .into_iter()
-            .find(|k| k.as_str() == value)
-            .ok_or_else(|| UnknownWord {
-                set: "audit actor",
-                value: value.chars().take(40).collect(),
-                expected: "user api_key run operator",
-            })
+        [
+            AuditActorKind::User,
+            AuditActorKind::ApiKey,
+            AuditActorKind::Run,
+            AuditActorKind::Schedule,
+            AuditActorKind::Trigger,
+            AuditActorKind::Operator,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == value)
+        .ok_or_else(|| UnknownWord {
+            set: "audit actor",
+            value: value.chars().take(40).collect(),
+            expected: "user api_key run schedule trigger operator",
+        })
     }
 }
 
@@ -159,6 +172,8 @@ impl From<&Actor> for AuditActor {
             Actor::User { .. } => AuditActorKind::User,
             Actor::ApiKey { .. } => AuditActorKind::ApiKey,
             Actor::Run { .. } => AuditActorKind::Run,
+            Actor::Schedule { .. } => AuditActorKind::Schedule,
+            Actor::Trigger { .. } => AuditActorKind::Trigger,
         };
         AuditActor { kind, id: actor.id_str().to_owned() }
     }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ApiKeyId, InvocationId, RequestId, TenantId, UserId};
+use crate::ids::{ApiKeyId, InvocationId, RequestId, ScheduleId, TenantId, TriggerId, UserId};
 use crate::status::UnknownWord;
 
 /// What an API key or a session may do. `admin` implies the others.
@@ -125,6 +125,14 @@ pub enum Actor {
     Run {
         id: InvocationId,
     },
+    /// A schedule of the tenant's, starting the run of one of its occurrences.
+    Schedule {
+        id: ScheduleId,
+    },
+    /// An inbound trigger URL, called by another system with a signed request.
+    Trigger {
+        id: TriggerId,
+    },
 }
 
 impl Actor {
@@ -134,6 +142,8 @@ impl Actor {
             Actor::User { id } => id.as_str(),
             Actor::ApiKey { id } => id.as_str(),
             Actor::Run { id } => id.as_str(),
+            Actor::Schedule { id } => id.as_str(),
+            Actor::Trigger { id } => id.as_str(),
         }
     }
 }

@@ -104,6 +104,10 @@ prefixed_id!(BuildId, "bld_", "dependency build");
 prefixed_id!(InviteId, "ivt_", "invite");
 prefixed_id!(OperatorTokenId, "opt_", "operator token");
 prefixed_id!(AuditEventId, "aud_", "audit event");
+prefixed_id!(ScheduleId, "sch_", "schedule");
+prefixed_id!(WebhookId, "whk_", "webhook endpoint");
+prefixed_id!(WebhookDeliveryId, "dlv_", "webhook delivery");
+prefixed_id!(TriggerId, "trg_", "trigger");
 prefixed_id!(
     /// Correlates one HTTP request across logs and the error body.
     RequestId,

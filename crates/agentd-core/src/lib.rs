@@ -29,8 +29,8 @@ pub use audit::{AuditAction, AuditActor, AuditActorKind, AuditEvent, AuditOrigin
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
 pub use context::{Actor, RequestOrigin, Role, Scope, Scopes, TenantScope};
 pub use ids::{
-    AgentId, ApiKeyId, AuditEventId, BuildId, InviteId, InvocationId, OperatorTokenId, RequestId, SessionId, TenantId,
-    ThreadId, UserId, VersionId, WorkerTokenId,
+    AgentId, ApiKeyId, AuditEventId, BuildId, InviteId, InvocationId, OperatorTokenId, RequestId, ScheduleId,
+    SessionId, TenantId, ThreadId, TriggerId, UserId, VersionId, WebhookDeliveryId, WebhookId, WorkerTokenId,
 };
 pub use limits::{LimitError, LimitOverrides, TenantLimits};
 pub use members::{Invite, Member};

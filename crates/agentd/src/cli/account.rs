@@ -106,6 +106,8 @@ pub async fn whoami(args: WhoamiArgs) -> Result<(), Failure> {
         (Actor::User { id }, None) => format!("user {id}"),
         (Actor::ApiKey { id }, _) => format!("API key {id}"),
         (Actor::Run { id }, _) => format!("the run of invocation {id}"),
+        (Actor::Schedule { id }, _) => format!("schedule {id}"),
+        (Actor::Trigger { id }, _) => format!("trigger {id}"),
     };
     let scopes: Vec<&str> = me.scopes.iter().map(|s| s.as_str()).collect();
     println!("server:    {}", session.server);
