@@ -12,6 +12,7 @@ mod cli;
 mod config;
 mod conversations;
 mod dependencies;
+mod docs_page;
 mod egress;
 mod events;
 mod harness;
