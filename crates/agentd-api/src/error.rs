@@ -259,3 +259,27 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every code this file can answer with is in docs/API.md's table of errors, so that
+    /// what clients are promised and what they get cannot drift apart unnoticed.
+    #[test]
+    fn every_code_is_documented() {
+        let source = include_str!("error.rs");
+        let source = source.split("#[cfg(test)]").next().unwrap_or_default();
+        let docs = include_str!("../../../docs/API.md");
+        let table = docs.split("## Errors").nth(1).and_then(|s| s.split("\n## ").next()).unwrap_or_default();
+        let mut missing = Vec::new();
+        for line in source.lines() {
+            let Some((_, result)) = line.rsplit_once("=>") else { continue };
+            for code in result.split('"').skip(1).step_by(2) {
+                let is_code = code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if is_code && !code.is_empty() && !table.contains(&format!("`{code}`")) {
+                    missing.push(code.to_owned());
+                }
+            }
+        }
+        assert!(missing.is_empty(), "codes missing from docs/API.md#errors: {missing:?}");
+    }
+}
