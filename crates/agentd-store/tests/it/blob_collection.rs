@@ -4,37 +4,15 @@
 
 use std::time::{Duration, SystemTime};
 
-use agentd_core::{Agent, AgentVersion, Slug, TenantScope, Timestamp, Visibility};
-use agentd_store::{BlobLocation, Blobs, NewAgent, NewVersion, S3Connection, Store};
+use agentd_core::{Slug, Timestamp};
+use agentd_store::{BlobLocation, Blobs, S3Connection, Store};
 use bytes::Bytes;
 
 use agentd_test_support::{Backend, on_both_stores};
 
-use crate::{new_invocation, open, tenant};
+use crate::{agent_with_bundle, new_invocation, open, tenant};
 
 const HOUR_MS: i64 = 3600 * 1000;
-
-/// An agent `slug` whose one version's bundle is `digest`.
-async fn version_of(store: &Store, ctx: &TenantScope, slug: &str, digest: &str) -> (Agent, AgentVersion) {
-    let slug = Slug::parse(slug).unwrap();
-    let new = NewAgent {
-        slug: slug.clone(),
-        name: "a".into(),
-        description: None,
-        tags: vec![],
-        visibility: Visibility::Private,
-    };
-    store.agent_create(ctx, new, 10).await.unwrap();
-    let version = NewVersion {
-        digest: digest.into(),
-        manifest: serde_json::json!({}),
-        size_bytes: 1,
-        activate: true,
-        build: None,
-    };
-    let version = store.version_create(ctx, &slug, version).await.unwrap();
-    (store.agent_get(ctx, &slug).await.unwrap(), version)
-}
 
 /// Three blobs written "two hours ago": one nothing refers to, one a version refers to,
 /// one a writer marked just now. A sweep with an hour's grace deletes the first only.
@@ -42,7 +20,7 @@ async fn sweep_keeps_referenced_and_marked_blobs(store: &Store, blobs: &Blobs, b
     let ctx = tenant(store, "alpha").await;
     let orphan = blobs.put(Bytes::from_static(b"nobody's")).await.unwrap();
     let bundle = blobs.put(Bytes::from_static(b"a version's bundle")).await.unwrap();
-    version_of(store, &ctx, "kept", &bundle).await;
+    agent_with_bundle(store, &ctx, "kept", &bundle).await;
     let marked = agentd_store::digest_of(b"being written");
     store.blob_write_mark_unscoped(&marked).await.unwrap();
     blobs.put(Bytes::from_static(b"being written")).await.unwrap();
@@ -106,7 +84,7 @@ async fn the_sweep_deletes_only_blobs_no_row_or_fresh_mark_holds_in_s3(backend: 
     let ctx = tenant(&store, "alpha").await;
     let orphan = blobs.put(Bytes::from_static(b"nobody's")).await.unwrap();
     let bundle = blobs.put(Bytes::from_static(b"a version's bundle")).await.unwrap();
-    version_of(&store, &ctx, "kept", &bundle).await;
+    agent_with_bundle(&store, &ctx, "kept", &bundle).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let cutoff = Timestamp::now();
     let marked = agentd_store::digest_of(b"being written");
@@ -125,8 +103,8 @@ on_both_stores!(a_deleted_agents_versions_are_purged_once_no_unfinished_run_need
 async fn a_deleted_agents_versions_are_purged_once_no_unfinished_run_needs_them(backend: Backend) {
     let (store, _db) = open(backend).await;
     let ctx = tenant(&store, "alpha").await;
-    version_of(&store, &ctx, "idle", "sha256:01").await;
-    let (busy, version) = version_of(&store, &ctx, "busy", "sha256:02").await;
+    agent_with_bundle(&store, &ctx, "idle", "sha256:01").await;
+    let (busy, version) = agent_with_bundle(&store, &ctx, "busy", "sha256:02").await;
     store.invocation_enqueue(&ctx, &busy, &version, new_invocation(1, None), 100).await.unwrap();
     for slug in ["idle", "busy"] {
         store.agent_delete(&ctx, &Slug::parse(slug).unwrap()).await.unwrap();

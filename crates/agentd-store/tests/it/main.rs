@@ -90,6 +90,16 @@ async fn agent_with_version(
     ctx: &TenantScope,
     slug: &str,
 ) -> (agentd_core::Agent, agentd_core::AgentVersion) {
+    agent_with_bundle(store, ctx, slug, "sha256:00").await
+}
+
+/// An agent `slug` whose one, active version's bundle is `digest`.
+async fn agent_with_bundle(
+    store: &Store,
+    ctx: &TenantScope,
+    slug: &str,
+    digest: &str,
+) -> (agentd_core::Agent, agentd_core::AgentVersion) {
     let slug = Slug::parse(slug).unwrap();
     let new = NewAgent {
         slug: slug.clone(),
@@ -99,20 +109,14 @@ async fn agent_with_version(
         visibility: Visibility::Private,
     };
     store.agent_create(ctx, new, 10).await.unwrap();
-    let version = store
-        .version_create(
-            ctx,
-            &slug,
-            NewVersion {
-                digest: "sha256:00".into(),
-                manifest: serde_json::json!({}),
-                size_bytes: 1,
-                activate: true,
-                build: None,
-            },
-        )
-        .await
-        .unwrap();
+    let version = NewVersion {
+        digest: digest.into(),
+        manifest: serde_json::json!({}),
+        size_bytes: 1,
+        activate: true,
+        build: None,
+    };
+    let version = store.version_create(ctx, &slug, version).await.unwrap();
     (store.agent_get(ctx, &slug).await.unwrap(), version)
 }
 
