@@ -52,7 +52,7 @@ const ERRORS: &[(&str, &str)] = &[
     ),
     (
         "401",
-        "No or bad credentials: `unauthorized`, `run_token_not_accepted`, `run_ended`, `operator_token_not_accepted`",
+        "No or bad credentials: `unauthorized`, `run_token_not_accepted`, `run_ended`, `operator_token_not_accepted`, `trigger_signature_invalid`",
     ),
     (
         "403",

@@ -206,8 +206,9 @@ async fn expect_success(response: Response) -> Result<Response, ClientError> {
 }
 
 /// reqwest is built without a TLS provider of its own; one process-wide rustls provider
-/// (ring) serves it and everything else (DEPENDENCIES.md).
-fn install_crypto_provider() {
+/// (ring) serves it and everything else (DEPENDENCIES.md). Idempotent; call it before
+/// building any other reqwest client.
+pub fn install_crypto_provider() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // Err means another part of the process installed a provider first; that one

@@ -87,7 +87,7 @@ pub async fn run(args: WorkerArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    logging::init(settings.log_format);
+    let _log = logging::init(settings.log_format);
     match work(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -23,7 +23,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    logging::init(settings.log_format);
+    let _log = logging::init(settings.log_format);
     match serve(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -26,6 +26,8 @@ mod memory;
 mod metrics;
 mod openapi;
 mod operators;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod preflight;
 mod rate_limits;
 mod recovery;
