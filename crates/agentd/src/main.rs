@@ -68,7 +68,15 @@ fn main() -> ExitCode {
             Command::Backup(args) => backup::backup(args).await,
             Command::Restore(args) => backup::restore(args).await,
             Command::Bench(args) => agentd_bench::run(args).await,
-            Command::Client(command) => cli::run(command).await,
+            Command::Client(command) => {
+                // A client command writing into a closed pipe (`agentd agents list | head
+                // -1`) ends quietly, as other command-line tools do, instead of panicking.
+                // Only here: the server and the worker must survive a peer that hung up.
+                // SAFETY: restoring a signal's default disposition installs no handler.
+                use nix::sys::signal::{SigHandler, Signal, signal};
+                let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+                cli::run(command).await
+            }
         }
     })
 }

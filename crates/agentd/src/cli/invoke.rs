@@ -18,6 +18,8 @@ const SERVER_WAIT_S: u32 = 60;
 /// Re-poll intervals while waiting: start quick for short runs, back off for long ones.
 const FIRST_POLL: Duration = Duration::from_millis(200);
 const MAX_POLL: Duration = Duration::from_secs(2);
+/// How long a run may sit queued before `--wait` says so (nothing may be taking it).
+const QUEUED_NOTICE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Args)]
 pub struct InvokeArgs {
@@ -140,6 +142,7 @@ pub async fn run(args: InvokeArgs) -> Result<(), Failure> {
 }
 
 /// What to print on stdout once a run has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Print {
     Invocation,
     Output,
@@ -174,8 +177,21 @@ async fn read_input(input: Option<&str>, flag: &str) -> Result<Value, Failure> {
 async fn wait_for_end(client: &Client, mut invocation: Invocation) -> Result<Invocation, Failure> {
     let spinner = spinner(format!("waiting for {}", invocation.id));
     let mut interval = FIRST_POLL;
+    let started = tokio::time::Instant::now();
+    let mut told_queued = false;
     while !stops_waiting(invocation.status) {
         spinner.set_message(format!("waiting for {} ({})", invocation.id, invocation.status));
+        if !told_queued && invocation.status == InvocationStatus::Queued && started.elapsed() >= QUEUED_NOTICE {
+            told_queued = true;
+            spinner.suspend(|| {
+                eprintln!(
+                    "Invocation {} is still queued after {} s: no worker has taken it yet \
+                     (is a worker running, or is the workspace at its concurrency limit?).",
+                    invocation.id,
+                    QUEUED_NOTICE.as_secs()
+                )
+            });
+        }
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(MAX_POLL);
         match client.invocation_get(invocation.id.as_str()).await {
@@ -197,6 +213,10 @@ fn stops_waiting(status: InvocationStatus) -> bool {
 
 /// Prints the end of a run; any end but `succeeded` is a failure (exit 1).
 fn report_end(invocation: &Invocation, print: Print) -> Result<(), Failure> {
+    if print == Print::Output {
+        // The id is what the next command needs (logs, respond); stdout stays the output.
+        eprintln!("Invocation {} {}.", invocation.id, invocation.status);
+    }
     match (print, &invocation.output) {
         (Print::Invocation, _) => print_json(invocation)?,
         (Print::Output, Some(output)) => print_json(output)?,
@@ -204,10 +224,7 @@ fn report_end(invocation: &Invocation, print: Print) -> Result<(), Failure> {
     }
     match invocation.status {
         InvocationStatus::Succeeded => Ok(()),
-        InvocationStatus::WaitingForInput => Err(Failure::local(format!(
-            "invocation {} is waiting for input; answer it with `agentd respond {} --answer JSON`",
-            invocation.id, invocation.id
-        ))),
+        InvocationStatus::WaitingForInput => Err(Failure::Waiting { id: invocation.id.to_string() }),
         status => Err(Failure::RunEnded { id: invocation.id.to_string(), status, error: invocation.error.clone() }),
     }
 }

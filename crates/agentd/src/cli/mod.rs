@@ -81,7 +81,9 @@ pub async fn run(command: ClientCommand) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            failure.report();
+            // Every client command takes `--json`; a failure before its arguments were
+            // parsed into a session still answers in the form the script asked for.
+            failure.report(std::env::args().any(|a| a == "--json"));
             failure.exit_code()
         }
     }

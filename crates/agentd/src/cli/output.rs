@@ -1,5 +1,16 @@
 //! How results and failures reach the user: JSON or aligned tables on stdout, one
-//! `error: …` line on stderr, and the exit code that goes with each failure.
+//! `error: …` line on stderr (with `--json`, a problem document), and the exit code that
+//! goes with each failure (docs/CLI.md lists them):
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done |
+//! | 1 | the run (or the dependency build) did not succeed, or waits for an answer |
+//! | 2 | usage: the command line or a local input, or the server found the request invalid (`400`, `415`, `422`) |
+//! | 3 | authentication or permission: no credentials stored, `401`, `403` |
+//! | 4 | not found (`404`) |
+//! | 5 | a conflict or a limit (`409`, `413`, `429`) |
+//! | 6 | the server failed or could not be reached (`5xx`, a connection error, an unreadable answer) |
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,10 +26,13 @@ pub enum Failure {
     /// The command line or a local input does not make sense (exit 2).
     #[error("{0}")]
     Usage(String),
-    /// The server refused, answered oddly (exit 1), or could not be reached (exit 3).
+    /// No credentials for the server (exit 3).
+    #[error("{0}")]
+    SignedOut(String),
+    /// The server refused, answered oddly, or could not be reached (by its status).
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// Something on this machine failed: a file, the bundle packer (exit 1).
+    /// Something on this machine failed: a file, the bundle packer (exit 2).
     #[error("{0}")]
     Local(String),
     /// The version's dependencies could not be installed (exit 1).
@@ -27,6 +41,9 @@ pub enum Failure {
     /// The invocation ran and did not succeed (exit 1).
     #[error("invocation {id} ended {status}")]
     RunEnded { id: String, status: InvocationStatus, error: Option<InvocationError> },
+    /// `--wait` ended on a question: the run is paused, not done (exit 1).
+    #[error("invocation {id} is waiting for input; answer it with `agentd respond {id} --answer JSON`")]
+    Waiting { id: String },
 }
 
 impl Failure {
@@ -36,17 +53,70 @@ impl Failure {
 
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Failure::Usage(_) => 2,
-            Failure::Client(ClientError::InvalidUrl { .. })
-            | Failure::Client(ClientError::UnsendableSegment { .. }) => 2,
-            Failure::Client(ClientError::Transport(_)) => 3,
-            Failure::Client(_) | Failure::Local(_) | Failure::RunEnded { .. } | Failure::BuildFailed { .. } => 1,
+            Failure::RunEnded { .. } | Failure::BuildFailed { .. } | Failure::Waiting { .. } => 1,
+            Failure::Usage(_) | Failure::Local(_) => 2,
+            Failure::SignedOut(_) => 3,
+            Failure::Client(err) => match err {
+                ClientError::InvalidUrl { .. } | ClientError::UnsendableSegment { .. } => 2,
+                ClientError::Api { status, .. } => match status {
+                    400 | 415 | 422 => 2,
+                    401 | 403 => 3,
+                    404 => 4,
+                    409 | 413 | 429 => 5,
+                    _ => 6,
+                },
+                ClientError::Transport(_)
+                | ClientError::Decode { .. }
+                | ClientError::StreamClosed
+                | ClientError::StreamFailed { .. } => 6,
+            },
         })
     }
 
-    /// Prints the failure as one `error: …` line on stderr.
-    pub fn report(&self) {
-        eprintln!("error: {}", self.message());
+    /// Prints the failure on stderr: one `error: …` line, or with `json` a problem
+    /// document (the server's own when it answered with one).
+    pub fn report(&self, json: bool) {
+        if !json {
+            eprintln!("error: {}", self.message());
+            return;
+        }
+        let document = match self {
+            Failure::Client(ClientError::Api { problem, .. }) => serde_json::to_value(problem.as_ref()),
+            other => serde_json::to_value(CliProblem {
+                kind: format!("urn:agentd:cli:{}", other.code()),
+                title: "agentd command failed",
+                detail: other.message(),
+                code: other.code(),
+                invocation_id: match other {
+                    Failure::RunEnded { id, .. } | Failure::Waiting { id } => Some(id),
+                    _ => None,
+                },
+                error: match other {
+                    Failure::RunEnded { error, .. } => error.as_ref(),
+                    _ => None,
+                },
+            }),
+        };
+        match document.and_then(|d| serde_json::to_string(&d)) {
+            Ok(line) => eprintln!("{line}"),
+            Err(_) => eprintln!("error: {}", self.message()),
+        }
+    }
+
+    /// The machine word of a failure the server did not describe itself.
+    fn code(&self) -> &'static str {
+        match self {
+            Failure::Usage(_) => "usage",
+            Failure::SignedOut(_) => "signed_out",
+            Failure::Local(_) => "local",
+            Failure::BuildFailed { .. } => "build_failed",
+            Failure::RunEnded { .. } => "run_failed",
+            Failure::Waiting { .. } => "waiting_for_input",
+            Failure::Client(ClientError::Api { .. }) => "server_refused",
+            Failure::Client(ClientError::Transport(_)) => "unreachable",
+            Failure::Client(ClientError::InvalidUrl { .. } | ClientError::UnsendableSegment { .. }) => "usage",
+            Failure::Client(_) => "bad_response",
+        }
     }
 
     fn message(&self) -> String {
@@ -75,6 +145,21 @@ impl Failure {
             other => other.to_string(),
         }
     }
+}
+
+/// A failure the server did not answer with a problem document of its own, written as
+/// one (RFC 9457's members, plus what a script needs to act on).
+#[derive(Serialize)]
+struct CliProblem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    detail: String,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invocation_id: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a InvocationError>,
 }
 
 /// `outer: inner: innermost`: an error's `Display` does not repeat its sources.

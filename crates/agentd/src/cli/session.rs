@@ -50,7 +50,7 @@ impl Connection {
             .clone()
             .or_else(|| stored.filter(|c| normalize(&c.server) == normalize(&server)).map(|c| c.token));
         let Some(token) = token else {
-            return Err(Failure::Usage(format!(
+            return Err(Failure::SignedOut(format!(
                 "no credentials for {server}: run `agentd signup` or `agentd login`, \
                  or pass --token (or set AGENTD_TOKEN)"
             )));

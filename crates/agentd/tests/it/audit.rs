@@ -421,6 +421,6 @@ async fn agentd_audit_prints_the_log_as_a_table_and_as_json(backend: Backend) {
     assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(listed["data"][0]["resource_type"], "agent");
     let refused = shell.run(&["audit", "--action", "agent.explode"]).await;
-    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert_eq!(refused.code, Some(2), "{refused:#?}");
     assert!(refused.stderr.contains("invalid_query"), "{refused:#?}");
 }

@@ -207,14 +207,14 @@ fn write_failing_agent(dir: &Path) {
     }
 }
 
-on_both_stores!(invoking_a_missing_agent_exits_1_with_the_not_found_code);
-async fn invoking_a_missing_agent_exits_1_with_the_not_found_code(backend: Backend) {
+on_both_stores!(invoking_a_missing_agent_exits_4_with_the_not_found_code);
+async fn invoking_a_missing_agent_exits_4_with_the_not_found_code(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let shell = Shell::new(&app.base_url);
     shell.signup().await;
 
     let run = shell.run(&["invoke", "no-such-agent", "--wait"]).await;
-    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert_eq!(run.code, Some(4), "{run:#?}");
     assert!(run.stderr.starts_with("error: "), "{run:#?}");
     assert!(run.stderr.contains("code not_found"), "{run:#?}");
     assert!(run.stderr.contains("request "), "the request id helps support: {run:#?}");
@@ -222,7 +222,7 @@ async fn invoking_a_missing_agent_exits_1_with_the_not_found_code(backend: Backe
 }
 
 #[tokio::test]
-async fn a_server_that_is_not_listening_exits_3() {
+async fn a_server_that_is_not_listening_exits_6() {
     // Bind then drop a listener: the port is free and nothing accepts on it.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind a free port: {e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
@@ -231,17 +231,17 @@ async fn a_server_that_is_not_listening_exits_3() {
 
     let server = format!("http://127.0.0.1:{port}");
     let run = shell.run(&["agents", "list", "--server", &server, "--token", "agd_x_y"]).await;
-    assert_eq!(run.code, Some(3), "{run:#?}");
+    assert_eq!(run.code, Some(6), "{run:#?}");
     assert!(run.stderr.contains("cannot reach the server"), "{run:#?}");
 }
 
-on_both_stores!(commands_without_credentials_exit_2_and_say_how_to_sign_in);
-async fn commands_without_credentials_exit_2_and_say_how_to_sign_in(backend: Backend) {
+on_both_stores!(commands_without_credentials_exit_3_and_say_how_to_sign_in);
+async fn commands_without_credentials_exit_3_and_say_how_to_sign_in(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let shell = Shell::new(&app.base_url);
 
     let run = shell.run(&["agents", "list"]).await;
-    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert_eq!(run.code, Some(3), "{run:#?}");
     assert!(run.stderr.contains("agentd signup"), "{run:#?}");
 }
 
@@ -252,7 +252,7 @@ async fn a_stored_token_is_not_sent_to_another_server(backend: Backend) {
     shell.signup().await;
 
     let elsewhere = shell.run(&["agents", "list", "--server", "http://127.0.0.1:9"]).await;
-    assert_eq!(elsewhere.code, Some(2), "{elsewhere:#?}");
+    assert_eq!(elsewhere.code, Some(3), "{elsewhere:#?}");
     assert!(elsewhere.stderr.contains("no credentials for http://127.0.0.1:9"), "{elsewhere:#?}");
 }
 
@@ -279,9 +279,46 @@ async fn secrets_are_set_from_stdin_listed_and_deleted_from_the_command_line(bac
     }
 
     let refused = shell.run(&["agents", "secrets", "set", "shell-wc", "PATH", "--value", "x"]).await;
-    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert_eq!(refused.code, Some(2), "{refused:#?}");
     assert!(refused.stderr.contains("invalid_secret_name"), "{refused:#?}");
     shell.ok(&["agents", "secrets", "delete", "shell-wc", "API_KEY"]).await;
     let gone = shell.run(&["agents", "secrets", "delete", "shell-wc", "API_KEY"]).await;
-    assert_eq!(gone.code, Some(1), "{gone:#?}");
+    assert_eq!(gone.code, Some(4), "{gone:#?}");
+}
+
+on_both_stores!(with_json_a_failure_is_a_problem_document_on_stderr);
+async fn with_json_a_failure_is_a_problem_document_on_stderr(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = Shell::new(&app.base_url);
+    let signed_out = shell.run(&["agents", "list", "--json"]).await;
+    assert_eq!(signed_out.code, Some(3), "{signed_out:#?}");
+    let problem = json(&signed_out.stderr);
+    assert_eq!(problem["code"], "signed_out", "{signed_out:#?}");
+
+    shell.signup().await;
+    let missing = shell.run(&["invoke", "no-such-agent", "--json"]).await;
+    assert_eq!(missing.code, Some(4), "{missing:#?}");
+    assert!(missing.stdout.is_empty(), "{missing:#?}");
+    let problem = json(&missing.stderr);
+    assert_eq!(problem["status"], 404, "the server's own document: {problem}");
+    assert_eq!(problem["code"], "not_found");
+    assert!(problem["request_id"].as_str().is_some_and(|id| id.starts_with("req_")), "{problem}");
+}
+
+on_both_stores!(a_command_writing_into_a_closed_pipe_ends_quietly);
+async fn a_command_writing_into_a_closed_pipe_ends_quietly(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+    // The reader is gone before the command starts, so its first write meets a closed
+    // pipe: it must end by SIGPIPE (141), not panic (101).
+    let script = format!(
+        "{{ sleep 0.5; {}; }} | true; echo \"rc=${{PIPESTATUS[0]}}\"",
+        shell.command_line(&["agents", "list", "--json"])
+    );
+    let out = std::process::Command::new("bash").args(["-c", &script]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.trim(), "rc=141", "{stdout}{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

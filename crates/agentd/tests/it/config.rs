@@ -286,6 +286,6 @@ async fn the_cli_passes_overridable_env_to_an_invoke(backend: Backend) {
     assert_eq!(shown["output"]["STYLE"], "a=b", "{run:#?}");
     assert_eq!(shown["output"]["MODEL"], "manifest");
     let refused = shell.run(&["invoke", "cli-env", "--env", "MODEL=x", "--wait"]).await;
-    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert_eq!(refused.code, Some(2), "{refused:#?}");
     assert!(refused.stderr.contains("env_not_overridable"), "{refused:#?}");
 }

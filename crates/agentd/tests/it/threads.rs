@@ -339,7 +339,7 @@ async fn threads_are_created_continued_and_inspected_from_the_command_line(backe
     let seqs: Vec<u64> = page["data"].as_array().unwrap().iter().filter_map(|c| c["seq"].as_u64()).collect();
     assert_eq!(seqs, [2, 1]);
     let refused = shell.run(&["invoke", "counter", "--thread", &thread, "--multitask-strategy", "nope"]).await;
-    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert_eq!(refused.code, Some(2), "{refused:#?}");
     assert!(refused.stderr.contains("invalid_multitask_strategy"), "{refused:#?}");
 }
 
