@@ -92,7 +92,7 @@ async fn not_found() -> ApiError {
     ApiError::request(
         axum::http::StatusCode::NOT_FOUND,
         "route_not_found",
-        "no such route; see /v1 in the API reference",
+        "no such route; every route is listed at /docs (and /openapi.json)",
     )
 }
 

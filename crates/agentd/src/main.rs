@@ -42,6 +42,13 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Measure spawn overhead, end-to-end and queue throughput, each against a baseline.
     Bench(agentd_bench::BenchArgs),
+    /// Print a shell completion script: `agentd completions bash > /etc/bash_completion.d/agentd`,
+    /// `agentd completions zsh > "${fpath[1]}/_agentd"`, `agentd completions fish >
+    /// ~/.config/fish/completions/agentd.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -52,6 +59,11 @@ fn main() -> ExitCode {
         agentd_sandbox::init_main();
     }
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        end_quietly_on_a_closed_pipe();
+        clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "agentd", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -68,15 +80,20 @@ fn main() -> ExitCode {
             Command::Backup(args) => backup::backup(args).await,
             Command::Restore(args) => backup::restore(args).await,
             Command::Bench(args) => agentd_bench::run(args).await,
+            Command::Completions { .. } => ExitCode::SUCCESS,
             Command::Client(command) => {
-                // A client command writing into a closed pipe (`agentd agents list | head
-                // -1`) ends quietly, as other command-line tools do, instead of panicking.
-                // Only here: the server and the worker must survive a peer that hung up.
-                // SAFETY: restoring a signal's default disposition installs no handler.
-                use nix::sys::signal::{SigHandler, Signal, signal};
-                let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+                end_quietly_on_a_closed_pipe();
                 cli::run(command).await
             }
         }
     })
+}
+
+/// A command writing into a closed pipe (`agentd agents list | head -1`) ends quietly, as
+/// other command-line tools do, instead of panicking on the write. Only for commands that
+/// print: the server and the worker must survive a peer that hung up.
+fn end_quietly_on_a_closed_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: restoring a signal's default disposition installs no handler.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

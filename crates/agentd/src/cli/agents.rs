@@ -1,4 +1,4 @@
-//! `agentd agents list | show | deploy | rollback | secrets …`: the agent registry from the
+//! `agentd agents list | show | deploy | activate | rollback | secrets …`: the agent registry from the
 //! command line. `deploy` is the one with logic: read the manifest, create the agent on first
 //! deploy, pack the folder and upload it as a new version.
 
@@ -29,8 +29,14 @@ enum AgentsCommand {
     Show { slug: String },
     /// Pack a folder with an agent.toml and upload it as the agent's next version
     Deploy(DeployArgs),
-    /// Make an earlier (or any) version the active one
+    /// Make an earlier version the active one again
     Rollback {
+        slug: String,
+        /// Version number to activate
+        version: u32,
+    },
+    /// Make a version the active one (one uploaded with `deploy --no-activate`, or any)
+    Activate {
         slug: String,
         /// Version number to activate
         version: u32,
@@ -73,7 +79,9 @@ pub async fn run(args: AgentsArgs) -> Result<(), Failure> {
         AgentsCommand::List(page) => list(&session, &page).await,
         AgentsCommand::Show { slug } => show(&session, &slug).await,
         AgentsCommand::Deploy(deploy_args) => deploy(&session, deploy_args).await,
-        AgentsCommand::Rollback { slug, version } => rollback(&session, &slug, version).await,
+        AgentsCommand::Rollback { slug, version } | AgentsCommand::Activate { slug, version } => {
+            activate(&session, &slug, version).await
+        }
         AgentsCommand::Secrets(secrets_args) => super::secrets::run(&session, secrets_args).await,
     }
 }
@@ -238,11 +246,11 @@ fn print_deployed(slug: &str, version: &AgentVersion, activate: bool) {
     if activate {
         println!("Version {} is now active.", version.version);
     } else {
-        println!("Not activated; run `agentd agents rollback {slug} {}` to activate it.", version.version);
+        println!("Not activated; run `agentd agents activate {slug} {}` to activate it.", version.version);
     }
 }
 
-async fn rollback(session: &Session, slug: &str, version: u32) -> Result<(), Failure> {
+async fn activate(session: &Session, slug: &str, version: u32) -> Result<(), Failure> {
     let agent = session.client.version_activate(slug, version).await?;
     if session.json {
         return print_json(&agent);

@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-use agentd_api_types::{Event, EventKind, Invocation};
+use agentd_api_types::{Event, EventKind, Invocation, InvocationStatus};
 use agentd_client::{Client, Followed};
 use clap::Args;
 use serde_json::Value;
@@ -35,8 +35,16 @@ pub async fn logs(args: LogsArgs) -> Result<(), Failure> {
     let session = args.conn.authenticated()?;
     if args.follow {
         follow_events(&session.client, &args.id, session.json, OnQuestion::KeepFollowing).await?;
-    } else {
-        print_events_after(&session.client, &args.id, None, session.json).await?;
+    } else if print_events_after(&session.client, &args.id, None, session.json).await?.is_none() {
+        // No events: say why, rather than print nothing.
+        let invocation = session.client.invocation_get(&args.id).await?;
+        if matches!(invocation.status, InvocationStatus::Queued | InvocationStatus::Retrying) {
+            eprintln!(
+                "Invocation {} is {} (created {}): it has not started, so it has no logs yet. \
+                 Follow it with `agentd logs {} --follow`.",
+                invocation.id, invocation.status, invocation.created_at, invocation.id
+            );
+        }
     }
     Ok(())
 }

@@ -322,3 +322,25 @@ async fn a_command_writing_into_a_closed_pipe_ends_quietly(backend: Backend) {
     assert_eq!(stdout.trim(), "rc=141", "{stdout}{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    for (shell, marker) in [("bash", "_agentd()"), ("zsh", "#compdef agentd"), ("fish", "complete -c agentd")] {
+        let out = std::process::Command::new(bin()).args(["completions", shell]).output().unwrap();
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        assert!(script.contains(marker) && script.contains("invoke"), "{shell}: {script}");
+    }
+}
+
+on_both_stores!(logs_of_a_queued_run_say_it_has_not_started);
+async fn logs_of_a_queued_run_say_it_has_not_started(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_WORKER_SLOTS", "0")]).await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+    shell.ok(&["agents", "deploy", &example("shell-wc")]).await;
+    let started = shell.ok(&["invoke", "shell-wc", "--input", "{}"]).await;
+    let id = started.stdout.split_whitespace().next().unwrap().to_owned();
+    let logs = shell.ok(&["logs", &id]).await;
+    assert!(logs.stderr.contains("is queued") && logs.stderr.contains("no logs yet"), "{logs:#?}");
+}
