@@ -157,8 +157,9 @@ async fn signup_deploy_invoke_and_logs_work_from_the_command_line(backend: Backe
 fn assert_credentials_are_private(path: &Path, server: &str) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("signup should store {}: {e}", path.display()));
     let stored = json(&text);
-    assert_eq!(stored["server"], server.trim_end_matches('/'));
-    assert!(stored["token"].as_str().is_some_and(|t| t.starts_with("agd_")), "{text}");
+    assert_eq!(stored["default_profile"], "default", "{text}");
+    assert_eq!(stored["profiles"]["default"]["server"], server.trim_end_matches('/'));
+    assert!(stored["profiles"]["default"]["token"].as_str().is_some_and(|t| t.starts_with("agd_")), "{text}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -343,4 +344,67 @@ async fn logs_of_a_queued_run_say_it_has_not_started(backend: Backend) {
     let id = started.stdout.split_whitespace().next().unwrap().to_owned();
     let logs = shell.ok(&["logs", &id]).await;
     assert!(logs.stderr.contains("is queued") && logs.stderr.contains("no logs yet"), "{logs:#?}");
+}
+
+on_both_stores!(signing_in_to_a_second_server_keeps_the_first_ones_credentials);
+async fn signing_in_to_a_second_server_keeps_the_first_ones_credentials(backend: Backend) {
+    let first = TestApp::spawn(backend).await;
+    let second = TestApp::spawn(backend).await;
+    let shell = Shell::new(&first.base_url);
+    shell.signup().await;
+    let other = second.base_url.as_str();
+    // The password from stdin, as a script pipes it.
+    let signed = shell
+        .run_with_stdin(
+            &["signup", "--server", other, "--email", "b@example.com", "--workspace-name", "Beta"],
+            Some(b"a long passphrase for beta\n"),
+        )
+        .await;
+    assert_eq!(signed.code, Some(0), "{signed:#?}");
+    let profile = signed.stdout.split("as profile ").nth(1).and_then(|r| r.split(';').next()).unwrap().to_owned();
+    assert_ne!(profile, "default", "{signed:#?}");
+
+    // Each server's credentials are used for it: by its URL (as `localhost` too) or by
+    // the profile's name.
+    let me = json(&shell.ok(&["whoami", "--json", "--server", other]).await.stdout);
+    assert_eq!(me["tenant"]["slug"], "beta", "{me}");
+    let by_url = json(&shell.ok(&["whoami", "--json", "--server", &first.base_url]).await.stdout);
+    assert_eq!(by_url["tenant"]["slug"], "acme", "{by_url}");
+    let as_localhost = first.base_url.replace("127.0.0.1", "localhost");
+    let by_name = json(&shell.ok(&["whoami", "--json", "--server", &as_localhost]).await.stdout);
+    assert_eq!(by_name["tenant"]["slug"], "acme", "{by_name}");
+    let by_profile = json(&shell.ok(&["whoami", "--json", "--profile", "default"]).await.stdout);
+    assert_eq!(by_profile["tenant"]["slug"], "acme", "{by_profile}");
+    // (`--server` because the shell's AGENTD_SERVER names the first server.)
+    let named = shell.ok(&["whoami", "--profile", &profile, "--server", other]).await;
+    assert!(named.stdout.contains(&format!("profile:   {profile}")), "{named:#?}");
+    let unknown = shell.run(&["whoami", "--profile", "nope"]).await;
+    assert_eq!(unknown.code, Some(3), "{unknown:#?}");
+}
+
+on_both_stores!(a_credentials_file_of_the_first_format_still_signs_in);
+async fn a_credentials_file_of_the_first_format_still_signs_in(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+    let path = shell.credentials_path();
+    let stored = json(&std::fs::read_to_string(&path).unwrap());
+    let single = serde_json::json!({"server": stored["profiles"]["default"]["server"], "token": stored["profiles"]["default"]["token"]});
+    std::fs::write(&path, single.to_string()).unwrap();
+    let me = json(&shell.ok(&["whoami", "--json"]).await.stdout);
+    assert_eq!(me["tenant"]["slug"], "acme", "{me}");
+}
+
+on_both_stores!(login_asks_for_the_password_on_a_terminal_without_echo);
+async fn login_asks_for_the_password_on_a_terminal_without_echo(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+    let command = shell.command_line(&["login", "--email", "dev@example.com"]);
+    let Some(terminal) = crate::conversations::Terminal::start(&command) else { return };
+    terminal.wait_for("Password: ", 1).await;
+    terminal.type_line("correct horse battery staple");
+    let screen = terminal.wait_for("EXIT=", 1).await;
+    assert!(screen.contains("EXIT=0") && screen.contains("Signed in to acme"), "{screen}");
+    assert!(!screen.contains("horse"), "the password was echoed: {screen}");
 }

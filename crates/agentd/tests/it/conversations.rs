@@ -201,14 +201,14 @@ async fn the_cli_answers_a_question_and_shows_the_next_one(backend: Backend) {
 }
 
 /// A terminal session in a private tmux server, driven like a person at the keyboard.
-struct Terminal {
+pub(crate) struct Terminal {
     socket: String,
 }
 
 impl Terminal {
     /// Starts `command` in a new 200-column terminal; `None` (after a note) when tmux is
     /// missing and this is not CI.
-    fn start(command: &str) -> Option<Terminal> {
+    pub(crate) fn start(command: &str) -> Option<Terminal> {
         let socket = format!("agentd-test-{}-{}", std::process::id(), uuid_like());
         let started = std::process::Command::new("tmux")
             .args(["-L", &socket, "new-session", "-d", "-x", "200", "-y", "50", "sh", "-c"])
@@ -224,7 +224,7 @@ impl Terminal {
         }
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         let out = std::process::Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p", "-J", "-S", "-200"])
             .output()
@@ -233,7 +233,7 @@ impl Terminal {
     }
 
     /// Waits until the screen shows `text` `times` times (at most 60 s).
-    async fn wait_for(&self, text: &str, times: usize) -> String {
+    pub(crate) async fn wait_for(&self, text: &str, times: usize) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let screen = self.screen();
@@ -245,7 +245,7 @@ impl Terminal {
         }
     }
 
-    fn type_line(&self, line: &str) {
+    pub(crate) fn type_line(&self, line: &str) {
         let status = std::process::Command::new("tmux")
             .args(["-L", &self.socket, "send-keys", "-t", "0", "-l", line])
             .status()
