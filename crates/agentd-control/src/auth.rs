@@ -344,6 +344,14 @@ pub async fn worker_token_create(store: &agentd_store::Store, name: &str) -> Res
     Ok(CreatedWorkerToken { id, token: agentd_core::Secret::new(token) })
 }
 
+/// Revokes a worker token by its id (`wkt_…`); `false` when there is no such live token.
+/// Like making one, a matter for whoever holds the database credentials.
+pub async fn worker_token_revoke(store: &agentd_store::Store, id: &str) -> Result<bool> {
+    // Not an id at all: there is no such token either.
+    let Ok(id) = WorkerTokenId::parse(id) else { return Ok(false) };
+    Ok(store.worker_token_revoke_unscoped(&id).await?)
+}
+
 impl Control {
     /// The principal behind a bearer token (an API key or a session token) presented
     /// for the request from `origin`.

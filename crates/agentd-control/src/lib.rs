@@ -55,7 +55,7 @@ pub use artifacts::ArtifactContent;
 pub use audit::AuditFilter;
 pub use auth::{
     Admin, Capability, CreatedWorkerToken, Ctx, Deploy, Invoke, Principal, Read, RunCapability, RunGrant, WorkerCtx,
-    worker_token_create,
+    worker_token_create, worker_token_revoke,
 };
 pub use builds::{BuildFollowed, BuildFollower, BuildResult, VersionBuildView};
 pub use error::{Conflict, ControlError, Forbidden, Invalid, QuotaExceeded, RateLimited, Result, Unauthenticated};

@@ -25,6 +25,17 @@ impl Store {
         Ok(id)
     }
 
+    /// Revokes a worker token: a worker using it is refused from its next request on.
+    /// Returns whether there was such a token, not yet revoked.
+    pub async fn worker_token_revoke_unscoped(&self, id: &WorkerTokenId) -> Result<bool> {
+        let done = sqlx::query("UPDATE worker_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(Timestamp::now().unix_ms())
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The live worker token with this hash, if any.
     pub async fn worker_token_authenticate_unscoped(&self, token_hash: &str) -> Result<Option<WorkerTokenId>> {
         let id: Option<String> =

@@ -9,6 +9,7 @@
 
 mod agent_messages;
 mod api_forward;
+mod backoff;
 mod build;
 mod event_log;
 mod execute;
@@ -105,10 +106,10 @@ impl Worker {
         self.shared.sandbox.missing_mechanisms()
     }
 
-    /// Claims and runs invocations until `shutdown` fires; then stops claiming, lets the
-    /// runs in flight finish for up to the grace period, and hands back the rest.
-    /// for the runs in flight.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Claims and runs invocations until `shutdown` fires (or the server refuses this
+    /// worker's token); then stops claiming, lets the runs in flight finish for up to the
+    /// grace period, and hands back the rest.
+    pub async fn run(self, shutdown: CancellationToken) -> Stopped {
         /// How long one claim waits for work before asking again.
         const CLAIM_WAIT: Duration = Duration::from_secs(20);
         let shared = self.shared;
@@ -119,6 +120,8 @@ impl Worker {
         let leftovers = tokio::spawn(remove_leftovers(shared.clone(), shutdown.clone()));
         let builds = tokio::spawn(run_builds(shared.clone(), shutdown.clone()));
         tracing::info!(worker = %shared.settings.worker_id, slots = shared.settings.slots, "worker started");
+        let mut backoff = backoff::Backoff::new("claiming work");
+        let mut stopped = Stopped::Shutdown;
         loop {
             let permit = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -137,6 +140,9 @@ impl Worker {
                 _ = shutdown.cancelled() => break,
                 claimed = claim => claimed,
             };
+            if claimed.is_ok() {
+                backoff.succeeded();
+            }
             match claimed {
                 Ok(Some(run)) => {
                     let shared = shared.clone();
@@ -149,12 +155,19 @@ impl Worker {
                     });
                 }
                 Ok(None) => drop(permit),
+                Err(err) if err.is_token_refused() => {
+                    drop(permit);
+                    tracing::error!(error = %err, "the server refuses this worker's token (revoked?); stopping");
+                    stopped = Stopped::TokenRefused;
+                    shutdown.cancel();
+                    break;
+                }
                 Err(err) => {
                     drop(permit);
-                    tracing::error!(error = %err, "claiming work failed; retrying shortly");
+                    let wait = backoff.failed(&err);
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = tokio::time::sleep(wait) => {}
                     }
                 }
             }
@@ -173,7 +186,17 @@ impl Worker {
             runs.wait().await;
         }
         tracing::info!("worker stopped");
+        stopped
     }
+}
+
+/// Why [`Worker::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Asked to: the shutdown token fired.
+    Shutdown,
+    /// The server refused the worker's token; running again with it cannot help.
+    TokenRefused,
 }
 
 /// Claims dependency builds and runs them one at a time (an install is heavy), until
@@ -181,20 +204,24 @@ impl Worker {
 /// server hands it to another worker.
 async fn run_builds(shared: Arc<Shared>, shutdown: CancellationToken) {
     const CLAIM_WAIT: Duration = Duration::from_secs(20);
+    let mut backoff = backoff::Backoff::new("claiming a build");
     loop {
         let claim = shared.source.build_claim(&shared.settings.worker_id, shared.settings.lease, CLAIM_WAIT);
         let claimed = tokio::select! {
             _ = shutdown.cancelled() => return,
             claimed = claim => claimed,
         };
+        if claimed.is_ok() {
+            backoff.succeeded();
+        }
         match claimed {
             Ok(Some(build)) => build::run_claimed(&shared, build, shutdown.clone()).await,
             Ok(None) => {}
             Err(err) => {
-                tracing::error!(error = %err, "claiming a build failed; retrying shortly");
+                let wait = backoff.failed(&err).max(Duration::from_secs(5));
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
         }

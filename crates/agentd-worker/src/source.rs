@@ -20,6 +20,12 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// The server does not accept this worker's token (revoked, or never made): no retry
+    /// can help, the worker stops.
+    pub fn is_token_refused(&self) -> bool {
+        matches!(self, SourceError::Remote(agentd_client::ClientError::Api { status: 401, .. }))
+    }
+
     /// The tenant's storage is full (`max_storage_bytes`): the write is refused for good,
     /// trying again does not help.
     pub fn is_storage_full(&self) -> bool {

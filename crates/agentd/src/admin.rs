@@ -65,6 +65,9 @@ pub enum WorkersCommand {
         #[arg(long, default_value = "worker")]
         name: String,
     },
+    /// Revoke a worker token (`wkt_…`, as `create-token` and `list` show it): a worker
+    /// using it is refused from its next request on, and stops.
+    Revoke { id: String },
     /// Worker processes seen in the last day: heartbeat, slots, runs in flight.
     List {
         #[arg(long)]
@@ -116,7 +119,10 @@ pub async fn run(args: AdminArgs) -> ExitCode {
         }
     };
     let outcome = match args.command {
-        AdminCommand::Workers(WorkersCommand::CreateToken { name }) => create_worker_token(&store, &name).await,
+        AdminCommand::Workers(WorkersCommand::CreateToken { name }) => {
+            create_worker_token(&store, &name, &store_settings.database).await
+        }
+        AdminCommand::Workers(WorkersCommand::Revoke { id }) => revoke_worker_token(&store, &id).await,
         AdminCommand::Secrets(SecretsCommand::Rotate { previous_key_file }) => {
             rotate_secrets(&store, &settings, previous_key_file.as_deref()).await
         }
@@ -139,16 +145,37 @@ pub async fn run(args: AdminArgs) -> ExitCode {
     outcome
 }
 
-async fn create_worker_token(store: &Store, name: &str) -> ExitCode {
+async fn create_worker_token(store: &Store, name: &str, database: &DatabaseUrl) -> ExitCode {
     match agentd_control::worker_token_create(store, name).await {
         Ok(created) => {
-            eprintln!("created worker token {} ({name}); it is shown only this once:", created.id);
+            // Which database matters: a token made in another one is refused by the server.
+            eprintln!(
+                "created worker token {} ({name}) in the database {database:?}; it is shown only this once:",
+                created.id
+            );
             println!("{}", created.token.expose());
             ExitCode::SUCCESS
         }
         Err(err) => {
             let cause = std::error::Error::source(&err).map(|s| format!(": {s}")).unwrap_or_default();
             eprintln!("error: {err}{cause}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn revoke_worker_token(store: &Store, id: &str) -> ExitCode {
+    match agentd_control::worker_token_revoke(store, id).await {
+        Ok(true) => {
+            eprintln!("revoked worker token {id}; a worker using it stops at its next request");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("error: no live worker token {id} in this database");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }

@@ -120,8 +120,14 @@ async fn work(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         stop.cancel();
     });
     tracing::info!(server = %server, "agentd worker pulling work");
-    worker.run(shutdown).await;
-    Ok(())
+    match worker.run(shutdown).await {
+        agentd_worker::Stopped::Shutdown => Ok(()),
+        agentd_worker::Stopped::TokenRefused => Err(format!(
+            "{server} refuses this worker's token (revoked or unknown); make a new one with \
+             `agentd admin workers create-token`"
+        )
+        .into()),
+    }
 }
 
 /// Serves this process's `/metrics` at `listen` until `shutdown`.

@@ -76,3 +76,77 @@ async fn a_remote_worker_killed_mid_run_loses_nothing_and_cancel_reaches_remote_
     let cancelled = alpha.client.invocation_cancel(sleeper.id.as_str()).await.unwrap();
     assert_eq!(cancelled.status, InvocationStatus::Cancelled, "{cancelled:?}");
 }
+
+/// `agentd worker --server URL --token TOKEN` with stderr captured, as a supervisor sees it.
+fn worker_with_stderr(server: &str, token: &str, dir: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(crate::harness::bin())
+        .args(["worker", "--server", server, "--token", token, "--lease-s", "2", "--log-format", "pretty"])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("AGENTD_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start agentd worker")
+}
+
+/// Waits up to a minute for `child` to exit.
+async fn exit_of(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn stderr_of(child: std::process::Child) -> String {
+    String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned()
+}
+
+on_both_stores!(a_worker_whose_token_is_revoked_stops_and_says_why);
+async fn a_worker_whose_token_is_revoked_stops_and_says_why(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("AGENTD_WORKER_SLOTS", "0")]).await;
+    let made = app.admin(&["workers", "create-token", "--name", "doomed"], &[]);
+    assert!(made.status.success(), "{made:?}");
+    let token = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    let said = String::from_utf8_lossy(&made.stderr).into_owned();
+    assert!(said.contains("in the database"), "create-token names its database: {said}");
+    let id = said.split_whitespace().find(|w| w.starts_with("wkt_")).unwrap().to_owned();
+    let alpha = app.signup("alpha").await;
+    app.deploy_example(&alpha, "shell-wc").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = worker_with_stderr(&app.base_url, &token, dir.path());
+    // It works first, so it is the revocation that stops it.
+    let ran = invoke_and_wait(&alpha, "shell-wc", json!({})).await;
+    assert_eq!(ran.status, InvocationStatus::Succeeded, "{ran:?}");
+
+    let revoked = app.admin(&["workers", "revoke", &id], &[]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let status = exit_of(&mut worker).await;
+    assert!(status.is_some_and(|s| !s.success()), "the worker goes on after its token was revoked: {status:?}");
+    let log = stderr_of(worker);
+    assert!(log.contains("refuses this worker's token"), "{log}");
+    let again = app.admin(&["workers", "revoke", &id], &[]);
+    assert!(!again.status.success(), "a token is revoked once: {again:?}");
+}
+
+#[tokio::test]
+async fn a_worker_facing_a_down_server_backs_off_and_says_the_cause_once() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = worker_with_stderr(&server, "agw_not_checked_yet", dir.path());
+    // Attempts at about 0, 1, 3 and 7 s: several failures with one cause.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(worker.try_wait().unwrap().is_none(), "a down server is waited out, not a reason to stop");
+    let _ = worker.kill();
+    let log = stderr_of(worker);
+    let said = log.lines().filter(|l| l.contains("claiming work") && l.contains("retrying with backoff")).count();
+    assert_eq!(said, 1, "the cause is said once while it stays the same: {log}");
+    assert!(log.to_lowercase().contains("connect"), "the cause names the connection failure: {log}");
+}
