@@ -115,6 +115,16 @@ prefixed_id!(
     "request"
 );
 
+impl TriggerId {
+    /// A trigger's id is the path of its URL, which nobody without the URL should be able
+    /// to guess: all 128 bits come from `random` (the caller's CSPRNG), none from the
+    /// clock, so trigger ids are not time-ordered like the others.
+    pub fn from_random(random: [u8; 16]) -> TriggerId {
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        TriggerId(format!("{}{hex}", TriggerId::PREFIX))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
