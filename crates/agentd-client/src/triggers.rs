@@ -9,7 +9,11 @@ use crate::{Client, ClientError};
 
 impl Client {
     /// `POST /v1/agents/{slug}/triggers`: a new trigger and its signing secret.
-    pub async fn trigger_create(&self, slug: &str, request: &CreateTriggerRequest) -> Result<CreatedTrigger, ClientError> {
+    pub async fn trigger_create(
+        &self,
+        slug: &str,
+        request: &CreateTriggerRequest,
+    ) -> Result<CreatedTrigger, ClientError> {
         self.call(self.route(Method::POST, &["v1", "agents", slug, "triggers"])?.json(request)).await
     }
 

@@ -14,7 +14,9 @@
 //! key, `trigger:<id>:<delivery id>`: a repeated delivery returns the invocation the
 //! first one started and starts nothing, for the 24 h idempotency keys last.
 
-use agentd_core::{Actor, Invocation, RateLimitKind, RequestOrigin, Secret, Slug, Timestamp, Trigger, TriggerId, TriggerMode};
+use agentd_core::{
+    Actor, Invocation, RateLimitKind, RequestOrigin, Secret, Slug, Timestamp, Trigger, TriggerId, TriggerMode,
+};
 use agentd_store::{NewTrigger, StoreError};
 use serde_json::{Map, Value, json};
 
@@ -155,10 +157,11 @@ impl Control {
             sealed,
         };
         let limit = MAX_TRIGGERS_PER_AGENT;
-        let trigger = self.store.trigger_create(ctx.store_scope(), &agent.id, new, limit).await.map_err(|e| match e {
-            StoreError::QuotaReached { count } => QuotaExceeded::Triggers { count, limit }.into(),
-            other => ControlError::from(other),
-        })?;
+        let trigger =
+            self.store.trigger_create(ctx.store_scope(), &agent.id, new, limit).await.map_err(|e| match e {
+                StoreError::QuotaReached { count } => QuotaExceeded::Triggers { count, limit }.into(),
+                other => ControlError::from(other),
+            })?;
         ctx.span().in_scope(|| tracing::info!(agent = %slug, trigger_id = %trigger.id, "trigger created"));
         Ok(CreatedTrigger { trigger, secret })
     }
@@ -182,7 +185,11 @@ impl Control {
     /// The trigger a request names, ready to check the request: not found when there is
     /// no such trigger (or it was deleted), refused when its tenant is suspended.
     pub async fn trigger_open(&self, id: &TriggerId, origin: RequestOrigin) -> Result<OpenTrigger> {
-        let found = self.store.trigger_find_unscoped(id).await?.ok_or(ControlError::NotFound(agentd_core::ResourceKind::Trigger))?;
+        let found = self
+            .store
+            .trigger_find_unscoped(id)
+            .await?
+            .ok_or(ControlError::NotFound(agentd_core::ResourceKind::Trigger))?;
         let ctx = self.automation_ctx::<Invoke>(&found.tenant_id, Actor::Trigger { id: id.clone() }, origin).await?;
         let name = sealed_name(id);
         let owner = SecretOwner { tenant: &found.tenant_id, agent: &found.trigger.agent_id, name: &name };
@@ -212,10 +219,8 @@ impl Control {
             true => json!({"body": body, "headers": request.selected_headers()}),
             false => body,
         };
-        let idempotency_key = delivery
-            .as_deref()
-            .map(|d| IdempotencyKey::parse(&format!("trigger:{}:{d}", trigger.id)))
-            .transpose()?;
+        let idempotency_key =
+            delivery.as_deref().map(|d| IdempotencyKey::parse(&format!("trigger:{}:{d}", trigger.id))).transpose()?;
         let metadata = Metadata::parse(Some(json!({"trigger_id": trigger.id, "delivery_id": delivery})))?;
         let spec = InvokeSpec { input, idempotency_key, metadata, ..InvokeSpec::default() };
         let accepted = self.invoke(&ctx, &trigger.agent, spec, None).await?;
@@ -228,7 +233,12 @@ impl Control {
     }
 
     /// The request's signature under the trigger's scheme; its delivery id when it has one.
-    fn trigger_verify(&self, trigger: &Trigger, secret: &Secret, request: TriggerRequest<'_>) -> Result<Option<String>> {
+    fn trigger_verify(
+        &self,
+        trigger: &Trigger,
+        secret: &Secret,
+        request: TriggerRequest<'_>,
+    ) -> Result<Option<String>> {
         let refused = |why| ControlError::from(Unauthenticated::TriggerSignature { why });
         match trigger.mode {
             TriggerMode::StandardWebhooks => {

@@ -150,11 +150,12 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(agent) = agent else { return Err(StoreError::NotFound(ResourceKind::Agent)) };
-        let found = sqlx::query(select_triggers!("WHERE t.tenant_id = $1 AND t.agent_id = $2 ORDER BY t.created_at, t.id"))
-        .bind(ctx.tenant_id().as_str())
-        .bind(&agent)
-        .fetch_all(&mut *tx)
-        .await?;
+        let found =
+            sqlx::query(select_triggers!("WHERE t.tenant_id = $1 AND t.agent_id = $2 ORDER BY t.created_at, t.id"))
+                .bind(ctx.tenant_id().as_str())
+                .bind(&agent)
+                .fetch_all(&mut *tx)
+                .await?;
         tx.commit().await?;
         found.iter().map(trigger).collect()
     }
@@ -163,12 +164,12 @@ impl Store {
     pub async fn trigger_get(&self, ctx: &TenantScope, slug: &Slug, id: &TriggerId) -> Result<Trigger> {
         let mut tx = self.begin_scoped_read(ctx).await?;
         let row = sqlx::query(SELECT_ONE)
-        .bind(ctx.tenant_id().as_str())
-        .bind(slug.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound(ResourceKind::Trigger))?;
+            .bind(ctx.tenant_id().as_str())
+            .bind(slug.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound(ResourceKind::Trigger))?;
         tx.commit().await?;
         trigger(&row)
     }
@@ -177,12 +178,12 @@ impl Store {
     pub async fn trigger_delete(&self, ctx: &TenantScope, slug: &Slug, id: &TriggerId) -> Result<()> {
         let mut tx = self.begin_scoped(ctx).await?;
         let row = sqlx::query(SELECT_ONE)
-        .bind(ctx.tenant_id().as_str())
-        .bind(slug.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound(ResourceKind::Trigger))?;
+            .bind(ctx.tenant_id().as_str())
+            .bind(slug.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound(ResourceKind::Trigger))?;
         let found = trigger(&row)?;
         let deleted = sqlx::query("DELETE FROM triggers WHERE tenant_id = $1 AND id = $2")
             .bind(ctx.tenant_id().as_str())
@@ -200,10 +201,8 @@ impl Store {
     /// The trigger a signed request names, whichever tenant's: the request carries no
     /// credential, so its tenant is known only once this finds it.
     pub async fn trigger_find_unscoped(&self, id: &TriggerId) -> Result<Option<FoundTrigger>> {
-        let row = sqlx::query(select_triggers!("WHERE t.id = $1"))
-        .bind(id.as_str())
-        .fetch_optional(&self.reader)
-        .await?;
+        let row =
+            sqlx::query(select_triggers!("WHERE t.id = $1")).bind(id.as_str()).fetch_optional(&self.reader).await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(FoundTrigger {
             tenant_id: TenantId::from_trusted(row.try_get("tenant_id")?),

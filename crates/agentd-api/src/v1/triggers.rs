@@ -171,11 +171,7 @@ fn body_too_large(limit: u64) -> ApiError {
     responses((status = 202, description = "Accepted (or, with `duplicate`, accepted before)", body = agentd_api_types::TriggerAccepted)),
     security(())
 )]
-async fn fire(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
+async fn fire(State(state): State<AppState>, Path(id): Path<String>, request: Request) -> Result<Response, ApiError> {
     let id = path_trigger_id(&id)?;
     let open = state.control.trigger_open(&id, request_origin()).await?;
     tracing::Span::current().record("tenant_id", open.tenant_id().as_str());
@@ -198,11 +194,8 @@ async fn fire(
     let fired = state.control.trigger_fire(open, TriggerRequest { headers: &headers, body: &body }).await?;
     crate::request_id::record_invocation(&fired.invocation.id);
     let location = HeaderValue::from_str(&format!("/v1/invocations/{}", fired.invocation.id)).ok();
-    let accepted = TriggerAccepted {
-        id: fired.invocation.id,
-        status: fired.invocation.status,
-        duplicate: !fired.created,
-    };
+    let accepted =
+        TriggerAccepted { id: fired.invocation.id, status: fired.invocation.status, duplicate: !fired.created };
     let mut response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
     if let Some(location) = location {
         response.headers_mut().insert(header::LOCATION, location);
