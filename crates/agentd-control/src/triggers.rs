@@ -119,7 +119,7 @@ pub struct TriggerFired {
 
 /// Which secret of the agent's a trigger's is, in the associated data it is sealed with.
 /// No environment variable name holds `:`, so it cannot be an agent secret's.
-fn sealed_name(id: &TriggerId) -> String {
+pub(crate) fn sealed_name(id: &TriggerId) -> String {
     format!("trigger:{id}")
 }
 

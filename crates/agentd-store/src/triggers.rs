@@ -49,6 +49,16 @@ macro_rules! select_triggers {
 /// One trigger of an agent, by the agent's slug and the trigger's id.
 const SELECT_ONE: &str = select_triggers!("WHERE t.tenant_id = $1 AND a.slug = $2 AND t.id = $3");
 
+/// A trigger's sealed secret with what its associated data is made of: one item of a
+/// master key rotation.
+#[derive(Debug, Clone)]
+pub struct StoredTriggerSecret {
+    pub tenant_id: TenantId,
+    pub agent_id: AgentId,
+    pub id: TriggerId,
+    pub sealed: SealedSecret,
+}
+
 fn trigger(row: &AnyRow) -> Result<Trigger> {
     let mode: String = row.try_get("mode")?;
     let envelope: i64 = row.try_get("envelope")?;
@@ -209,5 +219,53 @@ impl Store {
             trigger: trigger(&row)?,
             sealed: sealed(&row)?,
         }))
+    }
+
+    /// Up to `limit` trigger secrets sealed under `key_id`, every tenant's, after trigger
+    /// `after` in id order: one page of a master key rotation.
+    pub async fn trigger_secrets_sealed_with_unscoped(
+        &self,
+        key_id: &str,
+        after: Option<&TriggerId>,
+        limit: u32,
+    ) -> Result<Vec<StoredTriggerSecret>> {
+        let found = sqlx::query(
+            "SELECT id, tenant_id, agent_id, secret_ciphertext, secret_nonce, secret_key_id FROM triggers
+             WHERE secret_key_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
+        )
+        .bind(key_id)
+        .bind(after.map(TriggerId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await?;
+        found
+            .iter()
+            .map(|row| {
+                Ok(StoredTriggerSecret {
+                    tenant_id: TenantId::from_trusted(row.try_get("tenant_id")?),
+                    agent_id: AgentId::from_trusted(row.try_get("agent_id")?),
+                    id: TriggerId::from_trusted(row.try_get("id")?),
+                    sealed: sealed(row)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces a trigger secret's sealing (same value, another key) unless it changed
+    /// since it was read (the trigger was deleted): false says so.
+    pub async fn trigger_secret_reseal_unscoped(&self, old: &StoredTriggerSecret, new: &SealedSecret) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE triggers SET secret_ciphertext = $1, secret_nonce = $2, secret_key_id = $3
+             WHERE id = $4 AND secret_key_id = $5 AND secret_nonce = $6",
+        )
+        .bind(&new.ciphertext)
+        .bind(&new.nonce)
+        .bind(&new.key_id)
+        .bind(old.id.as_str())
+        .bind(&old.sealed.key_id)
+        .bind(&old.sealed.nonce)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use agentd_api_types::{CreateTriggerRequest, CreatedTrigger, InvocationStatus, TriggerMode};
 use agentd_client::{AuditFilter, InvocationFilter};
+use agentd_control::MasterKey;
 use agentd_test_support::{Backend, on_both_stores};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -239,4 +240,30 @@ async fn triggers_are_their_tenants_and_bounded_by_its_limits_and_a_deleted_one_
     assert!(alpha.client.triggers_list("echo").await.unwrap().data.is_empty());
     let events = alpha.client.audit_list(&AuditFilter::default()).await.unwrap().data;
     assert!(events.iter().any(|e| e.action.as_str() == "trigger.delete" && e.resource_id == id));
+}
+
+on_both_stores!(a_master_key_rotation_re_seals_trigger_secrets_and_their_urls_keep_working);
+async fn a_master_key_rotation_re_seals_trigger_secrets_and_their_urls_keep_working(backend: Backend) {
+    let (old, new) = (MasterKey::generate(), MasterKey::generate());
+    let (old_text, new_text) = (old.to_base64().expose().to_owned(), new.to_base64().expose().to_owned());
+    let mut app = TestApp::spawn_with(backend, &[("AGENTD_MASTER_KEY", &old_text)]).await;
+    let alpha = app.signup("alpha").await;
+    app.deploy_script(&alpha, "echo", ECHO).await;
+    let trigger = create(&alpha, "echo", TriggerMode::Github, false).await;
+
+    let keys = [("AGENTD_MASTER_KEY", new_text.as_str()), ("AGENTD_PREVIOUS_MASTER_KEY", old_text.as_str())];
+    let rotated = app.admin(&["secrets", "rotate"], &keys);
+    let stdout = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    assert!(rotated.status.success(), "{stdout}{}", String::from_utf8_lossy(&rotated.stderr));
+    assert!(stdout.contains("re-encrypted 1 secrets"), "{stdout}");
+    assert!(stdout.contains(&format!("{}: 1 (current)", new.id())), "{stdout}");
+
+    // Only the new key now: the trigger's secret still opens.
+    app.set_env("AGENTD_MASTER_KEY", Some(&new_text));
+    app.restart().await;
+    let client = app.client().with_token(alpha.key.clone());
+    let moved = CreatedTrigger { trigger: client.triggers_list("echo").await.unwrap().data.remove(0), ..trigger };
+    assert!(moved.trigger.url.starts_with(&app.base_url), "the URL names the server as it is reached now");
+    let (status, accepted) = send_github(&moved, "after-rotation", b"{}").await;
+    assert_eq!(status, 202, "{accepted}");
 }
