@@ -17,6 +17,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use crate::cli::{Shell, json};
 use crate::harness::{TestApp, TestTenant, poll_invocation};
 
 /// Outputs the document it was started with, so a test sees the input the run got.
@@ -266,4 +267,34 @@ async fn a_master_key_rotation_re_seals_trigger_secrets_and_their_urls_keep_work
     assert!(moved.trigger.url.starts_with(&app.base_url), "the URL names the server as it is reached now");
     let (status, accepted) = send_github(&moved, "after-rotation", b"{}").await;
     assert_eq!(status, 202, "{accepted}");
+}
+
+on_both_stores!(triggers_are_created_listed_and_deleted_from_the_command_line);
+async fn triggers_are_created_listed_and_deleted_from_the_command_line(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+    let dir = tempfile::tempdir().unwrap();
+    crate::harness::write_shell_agent(dir.path(), "echo", ECHO);
+    shell.ok(&["agents", "deploy", &dir.path().to_string_lossy(), "--slug", "echo"]).await;
+
+    let made = shell.ok(&["triggers", "create", "echo", "--mode", "github", "--description", "ci"]).await;
+    assert!(made.stdout.contains("secret: ") && made.stdout.contains("/v1/triggers/trg_"), "{made:#?}");
+    let created = json(
+        &shell.ok(&["triggers", "create", "echo", "--mode", "standard_webhooks", "--envelope", "--json"]).await.stdout,
+    );
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"), "{created}");
+    assert_eq!((created["mode"].as_str(), created["envelope"].as_bool()), (Some("standard_webhooks"), Some(true)));
+
+    let listed = shell.ok(&["triggers", "list", "echo"]).await;
+    assert_eq!(listed.stdout.lines().filter(|l| l.starts_with("trg_")).count(), 2, "{listed:#?}");
+    assert!(!listed.stdout.contains("whsec_"), "no secret listed: {listed:#?}");
+    let id = created["id"].as_str().unwrap();
+    shell.ok(&["triggers", "delete", "echo", id]).await;
+    let as_json = json(&shell.ok(&["triggers", "list", "echo", "--json"]).await.stdout);
+    assert_eq!(as_json["data"].as_array().map(Vec::len), Some(1), "{as_json}");
+    let gone = shell.run(&["triggers", "delete", "echo", id]).await;
+    assert_eq!(gone.code, Some(1), "{gone:#?}");
+    let refused = shell.run(&["triggers", "create", "echo", "--mode", "gitlab"]).await;
+    assert_eq!(refused.code, Some(2), "a usage error: {refused:#?}");
 }
