@@ -93,7 +93,8 @@ pub struct ControlSettings {
     /// Who may make an account: anyone, invited people only, or invited people with an
     /// account already (and an operator's owner invites).
     pub signup: SignupPolicy,
-    /// The URL clients reach the API at (`AGENTD_PUBLIC_URL`), for invite links.
+    /// The URL clients reach the API at (`AGENTD_PUBLIC_URL`), for invite links and
+    /// trigger URLs.
     pub public_url: Option<String>,
     /// Limits every new tenant starts with.
     pub default_limits: TenantLimits,

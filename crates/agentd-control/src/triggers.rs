@@ -259,3 +259,24 @@ impl Control {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_id_is_visible_ascii_of_bounded_length() {
+        assert_eq!(delivery_id(None, "webhook-id").unwrap(), None);
+        assert_eq!(delivery_id(Some(" msg_1 "), "webhook-id").unwrap().as_deref(), Some("msg_1"));
+        for bad in ["", "two words", "caf\u{e9}", &"x".repeat(MAX_DELIVERY_ID + 1)] {
+            assert!(delivery_id(Some(bad), "webhook-id").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_of_their_modes_shape() {
+        assert!(new_secret(TriggerMode::StandardWebhooks).expose().starts_with(signatures::SECRET_PREFIX));
+        let github = new_secret(TriggerMode::Github);
+        assert!(github.expose().len() == 2 * GITHUB_SECRET_BYTES && hex::decode(github.expose()).is_ok());
+    }
+}

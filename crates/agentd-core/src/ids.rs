@@ -144,4 +144,11 @@ mod tests {
         assert!(InvocationId::parse("inv_nothex").is_err());
         assert!(InvocationId::parse("").is_err());
     }
+
+    #[test]
+    fn a_trigger_id_is_its_random_bytes_and_parses_back() {
+        let id = TriggerId::from_random([0xab; 16]);
+        assert_eq!(id.as_str(), format!("trg_{}", "ab".repeat(16)));
+        assert_eq!(TriggerId::parse(id.as_str()), Ok(id));
+    }
 }
