@@ -298,3 +298,39 @@ async fn triggers_are_created_listed_and_deleted_from_the_command_line(backend: 
     let refused = shell.run(&["triggers", "create", "echo", "--mode", "gitlab"]).await;
     assert_eq!(refused.code, Some(2), "a usage error: {refused:#?}");
 }
+
+on_both_stores!(a_triggers_runs_and_requests_count_against_the_tenants_rates);
+async fn a_triggers_runs_and_requests_count_against_the_tenants_rates(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    app.deploy_script(&alpha, "echo", ECHO).await;
+    let trigger = create(&alpha, "echo", TriggerMode::Github, false).await;
+
+    // One invocation a minute: a second delivery is refused, a repeat of the first is not.
+    let set = app.admin(&["limits", "set", "alpha", "invocations_per_minute=1"], &[]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    assert_eq!(send_github(&trigger, "first", b"{}").await.0, 202);
+    let (status, problem) = send_github(&trigger, "second", b"{}").await;
+    assert_eq!((status, problem["code"].as_str()), (429, Some("invocations_per_minute")), "{problem}");
+    let (status, again) = send_github(&trigger, "first", b"{}").await;
+    assert_eq!((status, again["duplicate"].as_bool()), (202, Some(true)), "{again}");
+
+    // One request a second for the trigger: sent faster than that, some are refused
+    // (however slow this machine, a hundred sends take less than a hundred seconds).
+    let set = app.admin(&["limits", "set", "alpha", "requests_per_second=1"], &[]);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let mut refused = None;
+    for _ in 0..100 {
+        let (status, body) = send_github(&trigger, "first", b"{}").await;
+        if status == 429 {
+            refused = Some(body);
+            break;
+        }
+        assert_eq!(status, 202, "{body}");
+    }
+    let refused = refused.expect("a 429 within 100 sends at one request a second");
+    assert_eq!(refused["code"], "requests_per_second", "{refused}");
+    let bad = [("x-hub-signature-256", github_signature("wrong", b"{}"))];
+    assert_eq!(send(&trigger.trigger.url, &bad, b"{}").await.0, 401, "the signature is checked before the rate");
+    assert_eq!(invocation_count(&alpha).await, 1);
+}
