@@ -62,6 +62,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
                 Unauthenticated::RunTokenNotAccepted => "run_token_not_accepted",
                 Unauthenticated::RunEnded { .. } => "run_ended",
                 Unauthenticated::OperatorTokenNotAccepted => "operator_token_not_accepted",
+                Unauthenticated::TriggerSignature { .. } => "trigger_signature_invalid",
                 Unauthenticated::Missing
                 | Unauthenticated::Malformed
                 | Unauthenticated::UnknownToken
@@ -118,6 +119,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
             QuotaExceeded::QueuedInvocations { .. } => (S::CONFLICT, "max_queued_invocations"),
             QuotaExceeded::LoginThrottled { .. } => (S::TOO_MANY_REQUESTS, "login_throttled"),
             QuotaExceeded::Secrets { .. } => (S::TOO_MANY_REQUESTS, "secret_limit"),
+            QuotaExceeded::Triggers { .. } => (S::CONFLICT, "trigger_limit"),
         },
         ControlError::RateLimited(RateLimited { decision }) => (
             S::TOO_MANY_REQUESTS,
@@ -191,6 +193,8 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::SecretValue { .. } => "invalid_secret_value",
         Invalid::SecretTooLarge { .. } => "secret_too_large",
         Invalid::InvocationDepth { .. } => "invocation_depth_exceeded",
+        Invalid::TriggerBody => "trigger_body_not_json",
+        Invalid::DeliveryId { .. } => return (StatusCode::BAD_REQUEST, "invalid_delivery_id"),
     };
     (StatusCode::UNPROCESSABLE_ENTITY, code)
 }

@@ -10,6 +10,7 @@ mod invocations;
 mod members;
 mod memory;
 mod threads;
+mod triggers;
 mod worker;
 
 use std::sync::Once;

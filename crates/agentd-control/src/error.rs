@@ -85,6 +85,12 @@ pub enum Unauthenticated {
     OperatorTokenNotAccepted,
     #[error("the run this token was made for has ended (invocation {id}); a run's token works only while it runs")]
     RunEnded { id: InvocationId },
+    /// A request to a trigger URL whose signature does not hold.
+    #[error(
+        "the request's signature was not accepted ({why}); sign it with the trigger's secret as its mode says \
+         (see docs/API.md, \"Inbound triggers\")"
+    )]
+    TriggerSignature { why: crate::signatures::SignatureError },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -168,6 +174,8 @@ pub enum QuotaExceeded {
     QueuedInvocations { count: u64, limit: u32 },
     #[error("this agent already has {count} secrets (limit {limit}); delete one first")]
     Secrets { count: u64, limit: u32 },
+    #[error("this agent already has {count} triggers (limit {limit}); delete one first")]
+    Triggers { count: u64, limit: u32 },
     #[error("too many wrong passwords in a row for this account; try again in {retry_after_s} s")]
     LoginThrottled { retry_after_s: u64 },
 }
@@ -332,6 +340,10 @@ pub enum Invalid {
         crate::config::describe_violations("the input", violations)
     )]
     InputInvalid { violations: Vec<SchemaViolation> },
+    #[error("the body must be a JSON document; a trigger's request body becomes the run's input")]
+    TriggerBody,
+    #[error("{header} must be 1 to {max} visible ASCII characters")]
+    DeliveryId { header: &'static str, max: usize },
 }
 
 /// Store errors in the domain's words. Quotas are mapped by the operation that passed

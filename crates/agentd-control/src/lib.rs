@@ -35,6 +35,7 @@ mod secrets;
 pub mod signatures;
 mod storage;
 pub mod threads;
+pub mod triggers;
 pub mod usage;
 mod wait;
 mod worker_presence;
@@ -74,6 +75,9 @@ pub use retry::RetryPolicy;
 pub use runs::{Claimer, LeaseLength, WorkerName};
 pub use secrets::{MAX_SECRETS_PER_AGENT, Rotation, secrets_rotate};
 pub use threads::{ThreadFilter, ThreadSpec};
+pub use triggers::{
+    CreatedTrigger, ENVELOPE_HEADERS, MAX_TRIGGERS_PER_AGENT, OpenTrigger, TriggerFired, TriggerRequest, TriggerSpec,
+};
 pub use usage::UsagePeriod;
 
 /// One check of readiness: its name and why it failed, if it did.
@@ -89,7 +93,8 @@ pub struct ControlSettings {
     /// Who may make an account: anyone, invited people only, or invited people with an
     /// account already (and an operator's owner invites).
     pub signup: SignupPolicy,
-    /// The URL clients reach the API at (`AGENTD_PUBLIC_URL`), for invite links.
+    /// The URL clients reach the API at (`AGENTD_PUBLIC_URL`), for invite links and
+    /// trigger URLs.
     pub public_url: Option<String>,
     /// Limits every new tenant starts with.
     pub default_limits: TenantLimits,

@@ -130,7 +130,8 @@ pub struct Rotation {
 /// How many secrets one page of a rotation reads.
 const ROTATION_PAGE: u32 = 200;
 
-/// Re-seals every secret sealed under `keys`' previous key with its current key: the
+/// Re-seals every secret sealed under `keys`' previous key with its current key (agents'
+/// secrets and triggers' signing secrets): the
 /// operator's `agentd admin secrets rotate`. Idempotent: a second run finds nothing to
 /// do, and an interrupted one is finished by running it again. Replicas may serve
 /// meanwhile if they hold both keys (the current one, and the previous to open with).
@@ -160,6 +161,41 @@ pub async fn secrets_rotate(store: &Store, keys: &MasterKeys) -> Result<Rotation
             }
         }
     }
+    if let Some(previous) = keys.previous() {
+        rotate_trigger_secrets(store, keys, previous.id(), &mut rotation).await?;
+    }
     rotation.by_key = store.secret_key_ids_unscoped().await?;
     Ok(rotation)
+}
+
+/// The triggers' part of a rotation: their signing secrets, sealed as agents' are.
+async fn rotate_trigger_secrets(
+    store: &Store,
+    keys: &MasterKeys,
+    previous: &str,
+    rotation: &mut Rotation,
+) -> Result<()> {
+    let mut after: Option<agentd_core::TriggerId> = None;
+    loop {
+        let page = store.trigger_secrets_sealed_with_unscoped(previous, after.as_ref(), ROTATION_PAGE).await?;
+        let Some(last) = page.last() else { return Ok(()) };
+        after = Some(last.id.clone());
+        for secret in &page {
+            let name = crate::triggers::sealed_name(&secret.id);
+            let owner = SecretOwner { tenant: &secret.tenant_id, agent: &secret.agent_id, name: &name };
+            let value = match keys.open(owner, &secret.sealed) {
+                Ok(value) => value,
+                Err(why) => {
+                    tracing::error!(trigger_id = %secret.id, cause = %why, "not rotated");
+                    rotation.unopenable.push(format!("trigger {}", secret.id));
+                    continue;
+                }
+            };
+            let resealed = keys.seal(owner, value.expose()).map_err(ControlError::internal)?;
+            match store.trigger_secret_reseal_unscoped(secret, &resealed).await? {
+                true => rotation.resealed += 1,
+                false => rotation.changed_meanwhile += 1,
+            }
+        }
+    }
 }

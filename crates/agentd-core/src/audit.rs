@@ -63,6 +63,8 @@ audit_actions!(
     AgentRollback => "agent.rollback",
     SecretPut => "secret.put",
     SecretDelete => "secret.delete",
+    TriggerCreate => "trigger.create",
+    TriggerDelete => "trigger.delete",
     InvocationCreate => "invocation.create",
     InvocationCancel => "invocation.cancel",
     InvocationRespond => "invocation.respond",

@@ -115,6 +115,16 @@ prefixed_id!(
     "request"
 );
 
+impl TriggerId {
+    /// A trigger's id is the path of its URL, which nobody without the URL should be able
+    /// to guess: all 128 bits come from `random` (the caller's CSPRNG), none from the
+    /// clock, so trigger ids are not time-ordered like the others.
+    pub fn from_random(random: [u8; 16]) -> TriggerId {
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        TriggerId(format!("{}{hex}", TriggerId::PREFIX))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +143,12 @@ mod tests {
         assert!(InvocationId::parse(agent.as_str()).is_err());
         assert!(InvocationId::parse("inv_nothex").is_err());
         assert!(InvocationId::parse("").is_err());
+    }
+
+    #[test]
+    fn a_trigger_id_is_its_random_bytes_and_parses_back() {
+        let id = TriggerId::from_random([0xab; 16]);
+        assert_eq!(id.as_str(), format!("trg_{}", "ab".repeat(16)));
+        assert_eq!(TriggerId::parse(id.as_str()), Ok(id));
     }
 }

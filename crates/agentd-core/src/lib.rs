@@ -23,6 +23,7 @@ pub mod secret;
 pub mod slug;
 pub mod status;
 pub mod timestamp;
+pub mod triggers;
 pub mod usage;
 
 pub use audit::{AuditAction, AuditActor, AuditActorKind, AuditEvent, AuditOrigin};
@@ -42,7 +43,8 @@ pub use resources::*;
 pub use secret::{RunSecrets, Secret};
 pub use slug::{Slug, SlugError};
 pub use status::{
-    EventKind, EventStream, InviteStatus, InvocationStatus, MultitaskStrategy, TenantStatus, ThreadStatus,
+    EventKind, EventStream, InviteStatus, InvocationStatus, MultitaskStrategy, TenantStatus, ThreadStatus, TriggerMode,
 };
 pub use timestamp::Timestamp;
+pub use triggers::Trigger;
 pub use usage::{UsageDay, UsageFigures, UsageReport};

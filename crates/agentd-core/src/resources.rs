@@ -39,6 +39,8 @@ pub enum ResourceKind {
     Member,
     /// An invitation to join a workspace.
     Invite,
+    /// An inbound trigger URL of an agent.
+    Trigger,
 }
 
 impl ResourceKind {
@@ -61,6 +63,7 @@ impl ResourceKind {
             ResourceKind::Secret => "secret",
             ResourceKind::Member => "member",
             ResourceKind::Invite => "invite",
+            ResourceKind::Trigger => "trigger",
         }
     }
 }

@@ -48,6 +48,16 @@ macro_rules! word_enum {
 }
 
 word_enum!(
+    /// How an inbound trigger checks who sent a request: the Standard Webhooks headers
+    /// (`webhook-id`, `webhook-timestamp`, `webhook-signature`) or GitHub's
+    /// `X-Hub-Signature-256`.
+    TriggerMode, "trigger mode" {
+        StandardWebhooks => "standard_webhooks",
+        Github => "github",
+    }
+);
+
+word_enum!(
     /// Lifecycle of one invocation: `queued → running → succeeded | failed | cancelled |
     /// timed_out`, plus `retrying` (waiting for the next attempt) and `waiting_for_input`.
     InvocationStatus, "invocation status" {

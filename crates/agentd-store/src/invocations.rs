@@ -10,7 +10,7 @@ use agentd_core::{
 use serde_json::Value;
 
 use crate::audit::{Audit, resource};
-use crate::error::Conflict;
+use crate::error::{Conflict, is_unique_violation};
 use crate::threads::{self, ThreadRun};
 use crate::{Result, Signal, Store, StoreError, rows};
 
@@ -97,6 +97,37 @@ impl Store {
     /// are already waiting. With an idempotency key seen in the last 24 h, returns the
     /// invocation it created instead.
     pub async fn invocation_enqueue(
+        &self,
+        ctx: &TenantScope,
+        agent: &Agent,
+        version: &AgentVersion,
+        new: NewInvocation,
+        max_queued: u32,
+    ) -> Result<Enqueued> {
+        let key = new.idempotency_key.clone();
+        match self.invocation_enqueue_once(ctx, agent, version, new, max_queued).await {
+            // Two first tries with one key raced (PostgreSQL; SQLite has one writer): both
+            // found no invocation, and the unique index let one insert. The other's
+            // transaction rolled back; it answers with the winner's invocation.
+            Err(StoreError::Database(err)) if key.is_some() && is_unique_violation(&err) => {
+                let key = key.unwrap_or_default();
+                let mut tx = self.begin_scoped_read(ctx).await?;
+                let row = sqlx::query("SELECT * FROM invocations WHERE tenant_id = $1 AND idempotency_key = $2")
+                    .bind(ctx.tenant_id().as_str())
+                    .bind(&key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                match row {
+                    Some(row) => Ok(Enqueued::Existing(rows::invocation(&row)?)),
+                    None => Err(StoreError::Database(err)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn invocation_enqueue_once(
         &self,
         ctx: &TenantScope,
         agent: &Agent,

@@ -38,6 +38,7 @@ mod secrets;
 mod signals;
 mod tenants;
 mod threads;
+mod triggers;
 mod usage;
 mod workers;
 
@@ -66,6 +67,7 @@ pub use secrets::{SealedSecret, SecretCursor, SecretWritten, StoredSecret};
 pub use signals::{Changes, Signal, Subscription};
 pub use tenants::{NewSignup, SignedUp, TenantLimitsRecord, TenantUsageCounts};
 pub use threads::{ThreadFilter, ThreadRun};
+pub use triggers::{FoundTrigger, NewTrigger, StoredTriggerSecret};
 pub use workers::WorkerSighting;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -250,11 +250,16 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// How many secrets each master key sealed, by key id.
+    /// How many secrets each master key sealed, by key id: agents' secrets and
+    /// triggers' signing secrets.
     pub async fn secret_key_ids_unscoped(&self) -> Result<Vec<(String, u64)>> {
-        let found = sqlx::query("SELECT key_id, COUNT(*) AS n FROM agent_secrets GROUP BY key_id ORDER BY key_id")
-            .fetch_all(&self.reader)
-            .await?;
+        let found = sqlx::query(
+            "SELECT key_id, COUNT(*) AS n
+             FROM (SELECT key_id FROM agent_secrets UNION ALL SELECT secret_key_id AS key_id FROM triggers) k
+             GROUP BY key_id ORDER BY key_id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
         found.iter().map(|row| Ok((row.try_get("key_id")?, rows::u64_col(row, "n")?))).collect()
     }
 }

@@ -256,7 +256,8 @@ pub struct ServeArgs {
     #[arg(long, env = "AGENTD_ENV", value_enum, default_value = "development")]
     pub env: Environment,
     /// The URL clients reach the API at, when it is not `http://<listen>` (a TLS proxy in
-    /// front). Runs do not use it: they reach the API through their host forward.
+    /// front): invite links and trigger URLs are built on it. Runs do not use it: they
+    /// reach the API through their host forward.
     #[arg(long, env = "AGENTD_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Proxies in front of the API whose `X-Forwarded-For` is believed, e.g.

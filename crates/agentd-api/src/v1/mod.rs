@@ -16,6 +16,7 @@ mod memory;
 mod runtimes;
 mod secrets;
 mod threads;
+mod triggers;
 mod usage;
 
 use axum::Router;
@@ -47,6 +48,7 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(limits::routes())
         .merge(memory::routes(limits.memory_item))
         .merge(secrets::routes())
+        .merge(triggers::routes())
         .merge(members::routes())
         .merge(audit::routes())
         .merge(admin::routes())
@@ -70,6 +72,7 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(runtimes::Doc::openapi());
     doc.merge(secrets::Doc::openapi());
     doc.merge(threads::Doc::openapi());
+    doc.merge(triggers::Doc::openapi());
     doc.merge(usage::Doc::openapi());
     doc
 }

@@ -1,5 +1,5 @@
 //! The client commands of the `agentd` binary (DESIGN §9): `signup`, `login`, `whoami`,
-//! `agents …`, `invoke`, `respond`, `logs`, `cancel`, `keys …`, `members …`, `invites …`, `audit`. They talk to a server through
+//! `agents …`, `invoke`, `respond`, `logs`, `cancel`, `keys …`, `members …`, `invites …`, `triggers …`, `audit`. They talk to a server through
 //! `agentd-client`; `init`, which writes a new agent folder, is the one that stays local.
 //! `main.rs` flattens [`ClientCommand`] into its command enum next to
 //! `serve` and hands the parsed command to [`run`].
@@ -22,6 +22,7 @@ mod secrets;
 mod session;
 mod slug;
 mod threads;
+mod triggers;
 
 use std::process::ExitCode;
 
@@ -54,6 +55,8 @@ pub enum ClientCommand {
     Invites(members::InvitesArgs),
     /// List and inspect threads (conversations that keep state across runs).
     Threads(threads::ThreadsArgs),
+    /// Create, list and delete agents' inbound trigger URLs.
+    Triggers(triggers::TriggersArgs),
     /// Show the workspace's audit log: who changed what, when and from where.
     Audit(audit::AuditArgs),
     /// Write a new agent folder (manifest, entrypoint, README) that deploys as it is.
@@ -75,6 +78,7 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Threads(args) => threads::run(args).await,
         ClientCommand::Members(args) => members::members(args).await,
         ClientCommand::Invites(args) => members::invites(args).await,
+        ClientCommand::Triggers(args) => triggers::run(args).await,
         ClientCommand::Audit(args) => audit::run(args).await,
         ClientCommand::Init(args) => init::run(args),
     };

@@ -41,5 +41,6 @@ mod secrets;
 mod storage;
 mod tenancy;
 mod threads;
+mod triggers;
 mod usage;
 mod validation;
