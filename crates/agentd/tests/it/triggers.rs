@@ -294,7 +294,7 @@ async fn triggers_are_created_listed_and_deleted_from_the_command_line(backend: 
     let as_json = json(&shell.ok(&["triggers", "list", "echo", "--json"]).await.stdout);
     assert_eq!(as_json["data"].as_array().map(Vec::len), Some(1), "{as_json}");
     let gone = shell.run(&["triggers", "delete", "echo", id]).await;
-    assert_eq!(gone.code, Some(1), "{gone:#?}");
+    assert_eq!(gone.code, Some(4), "not found: {gone:#?}");
     let refused = shell.run(&["triggers", "create", "echo", "--mode", "gitlab"]).await;
     assert_eq!(refused.code, Some(2), "a usage error: {refused:#?}");
 }
