@@ -48,11 +48,32 @@ impl Client {
         bundle: Vec<u8>,
         activate: bool,
     ) -> Result<AgentVersion, ClientError> {
+        self.version_upload_with_progress(slug, bundle, activate, |_| {}).await
+    }
+
+    /// [`Client::version_upload`], calling `sent` with the bytes handed to the connection
+    /// so far as the upload goes (for a progress bar).
+    pub async fn version_upload_with_progress(
+        &self,
+        slug: &str,
+        bundle: Vec<u8>,
+        activate: bool,
+        sent: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<AgentVersion, ClientError> {
+        const CHUNK: usize = 64 * 1024;
         let content_type = if bundle.starts_with(ZIP_MAGIC) { "application/zip" } else { "application/gzip" };
+        let length = bundle.len();
+        let bundle = bytes::Bytes::from(bundle);
+        let chunks = (0..length.div_ceil(CHUNK)).map(move |i| {
+            let end = ((i + 1) * CHUNK).min(length);
+            sent(end as u64);
+            Ok::<_, std::io::Error>(bundle.slice(i * CHUNK..end))
+        });
         let mut request = self
             .route(Method::POST, &["v1", "agents", slug, "versions"])?
             .header(CONTENT_TYPE, content_type)
-            .body(bundle);
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)));
         if !activate {
             request = request.query(&[("activate", "false")]);
         }

@@ -133,9 +133,12 @@ fn password(given: Option<String>) -> Result<String, Failure> {
     let stdin = std::io::stdin();
     let mut line = String::new();
     let read = if stdin.is_terminal() {
-        eprint!("Password: ");
-        let _ = std::io::stderr().flush();
-        let read = without_echo(|| stdin.lock().read_line(&mut line));
+        // Echo goes off before the prompt shows, so nothing typed after it is echoed.
+        let read = without_echo(|| {
+            eprint!("Password: ");
+            let _ = std::io::stderr().flush();
+            stdin.lock().read_line(&mut line)
+        });
         eprintln!();
         read
     } else {

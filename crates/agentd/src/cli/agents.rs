@@ -9,7 +9,9 @@ use agentd_bundle::Manifest;
 use agentd_client::{Client, ListOptions};
 use clap::{Args, Subcommand};
 
-use super::output::{Failure, next_page_hint, one_line, or_dash, print_json, print_table, spinner, word};
+use super::output::{
+    Failure, byte_progress, next_page_hint, one_line, or_dash, print_json, print_table, spinner, word,
+};
 use super::session::{Connection, Session};
 use super::slug::slugify;
 
@@ -153,9 +155,13 @@ async fn deploy(session: &Session, args: DeployArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::local(format!("cannot pack {}: {e}", args.dir.display())))?;
 
     let activate = !args.no_activate;
-    let spinner = spinner(format!("uploading {} ({} bytes)", slug, bundle.len()));
-    let uploaded = session.client.version_upload(&slug, bundle, activate).await;
-    spinner.finish_and_clear();
+    let progress = byte_progress(bundle.len() as u64, format!("uploading {slug}"));
+    let shown = progress.clone();
+    let uploaded = session
+        .client
+        .version_upload_with_progress(&slug, bundle, activate, move |sent| shown.set_position(sent))
+        .await;
+    progress.finish_and_clear();
     let version = uploaded?;
     let version = match version.build.status.is_settled() {
         true => version,

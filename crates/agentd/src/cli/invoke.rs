@@ -10,7 +10,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::logs::{OnQuestion, follow_events};
-use super::output::{Failure, print_json, spinner};
+use super::output::{Failure, colour_stderr, print_json, spinner, status_word};
 use super::session::Connection;
 
 /// How long the server may hold each `invoke` answer (its cap, DESIGN §4).
@@ -215,7 +215,7 @@ fn stops_waiting(status: InvocationStatus) -> bool {
 fn report_end(invocation: &Invocation, print: Print) -> Result<(), Failure> {
     if print == Print::Output {
         // The id is what the next command needs (logs, respond); stdout stays the output.
-        eprintln!("Invocation {} {}.", invocation.id, invocation.status);
+        eprintln!("Invocation {} {}.", invocation.id, status_word(invocation.status, colour_stderr()));
     }
     match (print, &invocation.output) {
         (Print::Invocation, _) => print_json(invocation)?,

@@ -9,7 +9,7 @@ use agentd_client::{Client, Followed};
 use clap::Args;
 use serde_json::Value;
 
-use super::output::{Failure, print_json};
+use super::output::{Failure, colour_stdout, print_json};
 use super::session::Connection;
 
 #[derive(Debug, Args)]
@@ -173,6 +173,18 @@ fn print_event(event: &Event, json: bool) -> Result<(), Failure> {
         (None, Some(data)) => format!("[{}] {data}", event.kind),
         (None, None) => format!("[{}]", event.kind),
     };
-    println!("{} {} {} {}", event.seq, event.ts, event.stream, text);
+    if colour_stdout() {
+        // The stream in colour: stderr stands out, the platform's own lines recede.
+        let stream = console::style(event.stream.to_string()).force_styling(true);
+        let stream = match event.stream.to_string().as_str() {
+            "stderr" => stream.red(),
+            "system" => stream.dim(),
+            "agent" => stream.cyan(),
+            _ => stream,
+        };
+        println!("{} {} {stream} {text}", console::style(event.seq).dim().force_styling(true), event.ts);
+    } else {
+        println!("{} {} {} {}", event.seq, event.ts, event.stream, text);
+    }
     Ok(())
 }

@@ -5,8 +5,8 @@
 //! `serve` and hands the parsed command to [`run`].
 //!
 //! Output contract: results go to stdout (a human table, or the raw JSON with `--json`);
-//! progress and errors go to stderr. Exit codes scripts can trust: 0 ok, 1 the run failed
-//! or the server refused, 2 usage error, 3 the server could not be reached.
+//! progress and errors go to stderr. Exit codes scripts can trust: see `output.rs` and
+//! docs/CLI.md.
 
 mod account;
 mod agents;

@@ -77,7 +77,12 @@ impl Failure {
     /// document (the server's own when it answered with one).
     pub fn report(&self, json: bool) {
         if !json {
-            eprintln!("error: {}", self.message());
+            let prefix = if colour_stderr() {
+                console::style("error:").red().bold().force_styling(true).to_string()
+            } else {
+                "error:".to_owned()
+            };
+            eprintln!("{prefix} {}", self.message());
             return;
         }
         let document = match self {
@@ -181,22 +186,61 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Prints rows under a header, each column as wide as its widest cell.
+/// Prints rows under a header, in aligned columns; on a terminal the table fits its
+/// width (long cells wrap), elsewhere lines are never wrapped.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
+    use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING).set_header(header.iter().copied()).add_rows(rows.iter().cloned());
+    if let Some((_, width)) = console::Term::stdout().size_checked() {
+        table.set_content_arrangement(ContentArrangement::Dynamic).set_width(width);
     }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let padded: Vec<String> = cells.zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(&mut header.iter().copied());
-    for row in rows {
-        line(&mut row.iter().map(String::as_str));
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2)).set_cell_alignment(CellAlignment::Left);
     }
+    for line in table.lines() {
+        println!("{}", line.trim_end());
+    }
+}
+
+/// Whether to colour what goes to stderr: a terminal, and `NO_COLOR` unset
+/// (<https://no-color.org>).
+pub fn colour_stderr() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && console::Term::stderr().features().is_attended()
+}
+
+/// Whether to colour what goes to stdout (see [`colour_stderr`]).
+pub fn colour_stdout() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && console::Term::stdout().features().is_attended()
+}
+
+/// An invocation's status, coloured by how it ended when `colour` is on.
+pub fn status_word(status: InvocationStatus, colour: bool) -> String {
+    let word = status.to_string();
+    if !colour {
+        return word;
+    }
+    let styled = console::style(word).force_styling(true);
+    match status {
+        InvocationStatus::Succeeded => styled.green(),
+        InvocationStatus::Failed | InvocationStatus::TimedOut => styled.red(),
+        InvocationStatus::Cancelled => styled.dim(),
+        InvocationStatus::WaitingForInput => styled.cyan(),
+        _ => styled.yellow(),
+    }
+    .to_string()
+}
+
+/// A progress bar on stderr for `total` bytes being sent; like [`spinner`], drawn only on
+/// a terminal.
+pub fn byte_progress(total: u64, message: String) -> ProgressBar {
+    let bar = ProgressBar::new(total).with_message(message);
+    let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+        .map(|s| s.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// Tells the user on stderr how to fetch the next page, if there is one.

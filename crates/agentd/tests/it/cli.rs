@@ -408,3 +408,62 @@ async fn login_asks_for_the_password_on_a_terminal_without_echo(backend: Backend
     assert!(screen.contains("EXIT=0") && screen.contains("Signed in to acme"), "{screen}");
     assert!(!screen.contains("horse"), "the password was echoed: {screen}");
 }
+
+/// Everything a command wrote to a real terminal (tmux), escape sequences included.
+async fn terminal_bytes(command: &str) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("terminal.log");
+    let done = dir.path().join("done");
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let socket = format!("agentd-terminal-{}-{n}", std::process::id());
+    // The command waits for its output to be recorded before it starts.
+    let script = format!("while [ ! -e {log:?} ]; do sleep 0.05; done; {command}; touch {done:?}; sleep 60");
+    let started = std::process::Command::new("tmux")
+        .args(["-L", &socket, "new-session", "-d", "-x", "120", "-y", "40", "sh", "-c", &script])
+        .status();
+    if !started.is_ok_and(|s| s.success()) {
+        assert!(std::env::var_os("CI").is_none(), "tmux is needed for the terminal test and CI is set");
+        eprintln!("skipping the terminal test: tmux cannot start here");
+        return None;
+    }
+    let piped = std::process::Command::new("tmux")
+        .args(["-L", &socket, "pipe-pane", "-t", "0", "-o", &format!("cat >> {log:?}")])
+        .status();
+    assert!(piped.is_ok_and(|s| s.success()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "the command did not finish in the terminal");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = std::process::Command::new("tmux").args(["-L", &socket, "kill-server"]).status();
+    Some(String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned())
+}
+
+on_both_stores!(a_terminal_gets_colour_and_an_upload_progress_bar_and_no_color_turns_colour_off);
+async fn a_terminal_gets_colour_and_an_upload_progress_bar_and_no_color_turns_colour_off(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+    // A bundle big enough to need several chunks: the bar moves before it is cleared.
+    let agent = tempfile::tempdir().unwrap();
+    std::fs::write(agent.path().join("agent.toml"), "name = \"big\"\nruntime = \"shell\"\nentrypoint = \"run.sh\"\n")
+        .unwrap();
+    std::fs::write(agent.path().join("run.sh"), "#!/bin/sh\nprintf '{\"type\":\"output\",\"data\":1}\\n' >&3\n")
+        .unwrap();
+    let noise: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(agent.path().join("noise.bin"), noise).unwrap();
+    let dir = agent.path().to_string_lossy().into_owned();
+
+    let Some(deploy) = terminal_bytes(&shell.command_line(&["agents", "deploy", &dir])).await else { return };
+    assert!(deploy.contains("uploading big") && deploy.contains("MiB"), "no progress bar: {deploy:?}");
+    let invoke = shell.command_line(&["invoke", "big", "--input", "{}", "--wait"]);
+    let coloured = terminal_bytes(&invoke).await.unwrap();
+    assert!(coloured.contains("\u{1b}[32msucceeded"), "the status is green on a terminal: {coloured:?}");
+    let plain = terminal_bytes(&format!("NO_COLOR=1 {invoke}")).await.unwrap();
+    assert!(plain.contains("succeeded") && !plain.contains("\u{1b}[32m"), "NO_COLOR: {plain:?}");
+    // Not a terminal: no colour, no bar.
+    let piped = shell.ok(&["invoke", "big", "--input", "{}", "--wait"]).await;
+    assert!(!piped.stderr.contains('\u{1b}'), "{piped:#?}");
+}
