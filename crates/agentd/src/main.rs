@@ -42,9 +42,10 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Measure spawn overhead, end-to-end and queue throughput, each against a baseline.
     Bench(agentd_bench::BenchArgs),
-    /// Print a shell completion script: `agentd completions bash > /etc/bash_completion.d/agentd`,
-    /// `agentd completions zsh > "${fpath[1]}/_agentd"`, `agentd completions fish >
-    /// ~/.config/fish/completions/agentd.fish`.
+    /// Print a shell completion script for bash, zsh or fish.
+    ///
+    /// `agentd completions bash > /etc/bash_completion.d/agentd`, `agentd completions zsh >
+    /// "${fpath[1]}/_agentd"`, `agentd completions fish > ~/.config/fish/completions/agentd.fish`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,

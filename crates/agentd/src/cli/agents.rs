@@ -45,6 +45,13 @@ enum AgentsCommand {
     },
     /// Set, list and delete an agent's secrets
     Secrets(super::secrets::SecretsArgs),
+    /// Delete an agent, its versions, secrets and triggers (its past invocations stay)
+    Delete {
+        slug: String,
+        /// Delete without asking
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +92,7 @@ pub async fn run(args: AgentsArgs) -> Result<(), Failure> {
             activate(&session, &slug, version).await
         }
         AgentsCommand::Secrets(secrets_args) => super::secrets::run(&session, secrets_args).await,
+        AgentsCommand::Delete { slug, yes } => delete(&session, &slug, yes).await,
     }
 }
 
@@ -262,5 +270,28 @@ async fn activate(session: &Session, slug: &str, version: u32) -> Result<(), Fai
         return print_json(&agent);
     }
     println!("{} now runs version {}.", agent.slug, or_dash(agent.active_version));
+    Ok(())
+}
+
+/// Deletes an agent; at a terminal it asks first unless `--yes`, elsewhere `--yes` is
+/// required, so a script never deletes by accident.
+async fn delete(session: &Session, slug: &str, yes: bool) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::Usage(format!("deleting {slug} needs --yes when not at a terminal")));
+        }
+        eprint!("Delete agent {slug} with its versions, secrets and triggers? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).map_err(|e| Failure::local(format!("cannot read the answer: {e}")))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(Failure::Usage("not deleted".into()));
+        }
+    }
+    session.client.agent_delete(slug).await?;
+    if session.json {
+        return print_json(&serde_json::json!({"deleted": slug}));
+    }
+    println!("Deleted agent {slug}.");
     Ok(())
 }

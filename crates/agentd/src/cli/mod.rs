@@ -1,5 +1,6 @@
 //! The client commands of the `agentd` binary (DESIGN §9): `signup`, `login`, `whoami`,
-//! `agents …`, `invoke`, `respond`, `logs`, `cancel`, `keys …`, `members …`, `invites …`, `triggers …`, `audit`. They talk to a server through
+//! `agents …`, `invoke`, `respond`, `logs`, `cancel`, `invocations …`, `limits`, `usage`, `keys …`, `members …`,
+//! `invites …`, `triggers …`, `audit`. They talk to a server through
 //! `agentd-client`; `init`, which writes a new agent folder, is the one that stays local.
 //! `main.rs` flattens [`ClientCommand`] into its command enum next to
 //! `serve` and hands the parsed command to [`run`].
@@ -23,6 +24,7 @@ mod session;
 mod slug;
 mod threads;
 mod triggers;
+mod workspace;
 
 use std::process::ExitCode;
 
@@ -37,7 +39,7 @@ pub enum ClientCommand {
     Login(account::LoginArgs),
     /// Show which workspace and identity the current credentials belong to.
     Whoami(account::WhoamiArgs),
-    /// List, inspect, deploy and roll back agents; set their secrets.
+    /// List, inspect, deploy, activate and delete agents; set their secrets.
     Agents(agents::AgentsArgs),
     /// Run an agent once.
     Invoke(invoke::InvokeArgs),
@@ -47,6 +49,12 @@ pub enum ClientCommand {
     Logs(logs::LogsArgs),
     /// Cancel an invocation: a queued one never runs, a running one is killed.
     Cancel(logs::CancelArgs),
+    /// List invocations (by agent, status, thread, parent) and show one.
+    Invocations(workspace::InvocationsArgs),
+    /// Show the workspace's limits, where each comes from, and what is in use.
+    Limits(workspace::LimitsArgs),
+    /// Show what finished runs consumed, per day and agent.
+    Usage(workspace::UsageArgs),
     /// Manage the workspace's API keys.
     Keys(keys::KeysArgs),
     /// List the workspace's members, change their roles, remove them.
@@ -74,6 +82,9 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Respond(args) => invoke::respond(args).await,
         ClientCommand::Logs(args) => logs::logs(args).await,
         ClientCommand::Cancel(args) => logs::cancel(args).await,
+        ClientCommand::Invocations(args) => workspace::invocations(args).await,
+        ClientCommand::Limits(args) => workspace::limits(args).await,
+        ClientCommand::Usage(args) => workspace::usage(args).await,
         ClientCommand::Keys(args) => keys::run(args).await,
         ClientCommand::Threads(args) => threads::run(args).await,
         ClientCommand::Members(args) => members::members(args).await,

@@ -467,3 +467,35 @@ async fn a_terminal_gets_colour_and_an_upload_progress_bar_and_no_color_turns_co
     let piped = shell.ok(&["invoke", "big", "--input", "{}", "--wait"]).await;
     assert!(!piped.stderr.contains('\u{1b}'), "{piped:#?}");
 }
+
+on_both_stores!(invocations_limits_usage_and_agent_deletion_from_the_command_line);
+async fn invocations_limits_usage_and_agent_deletion_from_the_command_line(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = Shell::new(&app.base_url);
+    shell.signup().await;
+    shell.ok(&["agents", "deploy", &example("shell-wc")]).await;
+    shell.ok(&["invoke", "shell-wc", "--input", "{}", "--wait"]).await;
+
+    let listed = shell.ok(&["invocations", "list", "--agent", "shell-wc", "--status", "succeeded"]).await;
+    let header = listed.stdout.lines().next().unwrap_or_default();
+    assert!(header.starts_with("ID") && header.contains("STATUS"), "{listed:#?}");
+    let id = listed.stdout.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap().to_owned();
+    assert!(id.starts_with("inv_"), "{listed:#?}");
+    let none = json(&shell.ok(&["invocations", "list", "--status", "failed", "--json"]).await.stdout);
+    assert_eq!(none["data"].as_array().map(Vec::len), Some(0), "{none}");
+    let bad = shell.run(&["invocations", "list", "--status", "finished"]).await;
+    assert_eq!(bad.code, Some(2), "{bad:#?}");
+    let shown = shell.ok(&["invocations", "show", &id]).await;
+    assert!(shown.stdout.contains("status:    succeeded"), "{shown:#?}");
+
+    let limits = shell.ok(&["limits"]).await;
+    assert!(limits.stdout.lines().any(|l| l.starts_with("max_agents") && l.contains("default")), "{limits:#?}");
+    let usage = json(&shell.ok(&["usage", "--json"]).await.stdout);
+    assert_eq!(usage["totals"]["succeeded"], 1, "{usage}");
+
+    let unasked = shell.run(&["agents", "delete", "shell-wc"]).await;
+    assert_eq!(unasked.code, Some(2), "a script must say --yes: {unasked:#?}");
+    shell.ok(&["agents", "delete", "shell-wc", "--yes"]).await;
+    let gone = shell.run(&["agents", "show", "shell-wc"]).await;
+    assert_eq!(gone.code, Some(4), "{gone:#?}");
+}
