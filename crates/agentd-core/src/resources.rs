@@ -39,6 +39,10 @@ pub enum ResourceKind {
     Member,
     /// An invitation to join a workspace.
     Invite,
+    /// An outbound webhook endpoint (`/v1/webhooks/{id}`).
+    Webhook,
+    /// One message to a webhook endpoint, with its attempts.
+    WebhookDelivery,
 }
 
 impl ResourceKind {
@@ -61,6 +65,8 @@ impl ResourceKind {
             ResourceKind::Secret => "secret",
             ResourceKind::Member => "member",
             ResourceKind::Invite => "invite",
+            ResourceKind::Webhook => "webhook endpoint",
+            ResourceKind::WebhookDelivery => "webhook delivery",
         }
     }
 }

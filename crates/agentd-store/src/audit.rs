@@ -31,6 +31,7 @@ pub(crate) mod resource {
     pub const INVOCATION: &str = "invocation";
     pub const THREAD: &str = "thread";
     pub const MEMORY_ITEM: &str = "memory_item";
+    pub const WEBHOOK: &str = "webhook";
 }
 
 /// The only result recorded: refusals change nothing, and the log records changes.

@@ -39,6 +39,7 @@ mod signals;
 mod tenants;
 mod threads;
 mod usage;
+mod webhooks;
 mod workers;
 
 use std::path::Path;
@@ -66,6 +67,7 @@ pub use secrets::{SealedSecret, SecretCursor, SecretWritten, StoredSecret};
 pub use signals::{Changes, Signal, Subscription};
 pub use tenants::{NewSignup, SignedUp, TenantLimitsRecord, TenantUsageCounts};
 pub use threads::{ThreadFilter, ThreadRun};
+pub use webhooks::{AttemptNext, AttemptRecord, AttemptRecorded, ClaimedDelivery, NewWebhook, WebhookPatch};
 pub use workers::WorkerSighting;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
