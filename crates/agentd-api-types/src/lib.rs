@@ -18,6 +18,7 @@ pub mod limits;
 pub mod members;
 pub mod memory;
 pub mod threads;
+pub mod webhooks;
 pub mod worker;
 
 pub use accounts::{
@@ -29,7 +30,8 @@ pub use agentd_core::{
     AuditActorKind, AuditEvent, BuildLogLine, BuildStatus, Checkpoint, DependencyBuild, Event, EventKind, EventStream,
     Interrupt, Invite, InviteStatus, Invocation, InvocationError, InvocationStatus, Member, MemoryItem,
     MultitaskStrategy, Page, Role, Scope, Scopes, SessionInfo, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus,
-    Timestamp, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility,
+    Timestamp, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility, WebhookAttempt,
+    WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent,
 };
 pub use agents::{
     AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, PutSecretRequest, RuntimeResponse, VersionBuildResponse,
@@ -45,3 +47,6 @@ pub use memory::{
     SearchMemoryItemsRequest,
 };
 pub use threads::{CreateThreadRequest, PatchThreadRequest, SetThreadStateRequest};
+pub use webhooks::{
+    CreateWebhookRequest, CreatedWebhook, InvocationWebhookSecret, PatchWebhookRequest, WebhookDeliveries,
+};

@@ -10,6 +10,7 @@ mod invocations;
 mod members;
 mod memory;
 mod threads;
+mod webhooks;
 mod worker;
 
 use std::sync::Once;

@@ -17,6 +17,7 @@ mod runtimes;
 mod secrets;
 mod threads;
 mod usage;
+mod webhooks;
 
 use axum::Router;
 
@@ -49,6 +50,7 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(secrets::routes())
         .merge(members::routes())
         .merge(audit::routes())
+        .merge(webhooks::routes())
         .merge(admin::routes())
 }
 
@@ -71,5 +73,6 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(secrets::Doc::openapi());
     doc.merge(threads::Doc::openapi());
     doc.merge(usage::Doc::openapi());
+    doc.merge(webhooks::Doc::openapi());
     doc
 }
