@@ -144,8 +144,9 @@ impl Store {
         let id = &new.id;
         let mut tx = self.begin_scoped(ctx).await?;
         if self.backend == Backend::Postgres {
-            // Creations of one tenant serialize here, so the count below is exact.
-            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE")
+            // Creations of one tenant serialize here (until commit), so the count below is
+            // exact; the tenant role may not lock the tenant's row itself.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('webhook_endpoints:' || $1))")
                 .bind(ctx.tenant_id().as_str())
                 .execute(&mut *tx)
                 .await?;

@@ -121,7 +121,7 @@ ALTER TABLE webhook_deliveries ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON webhook_deliveries TO agentd_tenant
     USING (tenant_id = current_setting('agentd.tenant_id', true))
     WITH CHECK (tenant_id = current_setting('agentd.tenant_id', true));
-GRANT SELECT, INSERT ON webhook_delivery_attempts TO agentd_tenant;
+GRANT SELECT, INSERT, DELETE ON webhook_delivery_attempts TO agentd_tenant;
 ALTER TABLE webhook_delivery_attempts ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON webhook_delivery_attempts TO agentd_tenant
     USING (tenant_id = current_setting('agentd.tenant_id', true))

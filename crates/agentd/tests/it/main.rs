@@ -40,3 +40,4 @@ mod tenancy;
 mod threads;
 mod usage;
 mod validation;
+mod webhooks;
