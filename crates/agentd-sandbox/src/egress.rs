@@ -11,8 +11,8 @@
 
 use std::net::IpAddr;
 
-pub use agentd_core::net::{InvalidNetwork, IpNetwork};
 pub(crate) use agentd_core::net::is_denied;
+pub use agentd_core::net::{InvalidNetwork, IpNetwork};
 
 /// Network access of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,7 +36,6 @@ pub struct EgressSettings {
     /// split-horizon setups and tests. The deny list still applies to them.
     pub resolve: Vec<(String, IpAddr)>,
 }
-
 
 /// Whether `host` (lowercase, no trailing dot) is on the run's list.
 pub(crate) fn host_allowed(host: &str, allowed: &[String]) -> bool {

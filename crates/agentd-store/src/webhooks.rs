@@ -77,7 +77,9 @@ pub enum AttemptNext {
     RetryAt(Timestamp),
     /// The retry window is over: the delivery failed, and counts against its endpoint,
     /// which is disabled at `disable_after` failed deliveries in a row.
-    Failed { disable_after: u32 },
+    Failed {
+        disable_after: u32,
+    },
 }
 
 /// What recording an attempt did.
@@ -158,9 +160,13 @@ impl Store {
         if count >= i64::from(max_endpoints) {
             return Err(StoreError::QuotaReached { count: count.unsigned_abs() });
         }
-        let row = sqlx::query(concat!("INSERT INTO webhook_endpoints (id, tenant_id, url, events, description, enabled, ciphertext, nonce,
+        let row = sqlx::query(concat!(
+            "INSERT INTO webhook_endpoints (id, tenant_id, url, events, description, enabled, ciphertext, nonce,
                  key_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ", endpoint_columns!(), ""))
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ",
+            endpoint_columns!(),
+            ""
+        ))
         .bind(id.as_str())
         .bind(ctx.tenant_id().as_str())
         .bind(&new.url)
@@ -183,7 +189,11 @@ impl Store {
     /// The tenant's endpoints, oldest first.
     pub async fn webhooks_list(&self, ctx: &TenantScope) -> Result<Vec<WebhookEndpoint>> {
         let mut tx = self.begin_scoped_read(ctx).await?;
-        let found = sqlx::query(concat!("SELECT ", endpoint_columns!(), " FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY id"))
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            endpoint_columns!(),
+            " FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY id"
+        ))
         .bind(ctx.tenant_id().as_str())
         .fetch_all(&mut *tx)
         .await?;
@@ -193,7 +203,11 @@ impl Store {
 
     pub async fn webhook_get(&self, ctx: &TenantScope, id: &WebhookId) -> Result<WebhookEndpoint> {
         let mut tx = self.begin_scoped_read(ctx).await?;
-        let row = sqlx::query(concat!("SELECT ", endpoint_columns!(), " FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"))
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            endpoint_columns!(),
+            " FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
+        ))
         .bind(ctx.tenant_id().as_str())
         .bind(id.as_str())
         .fetch_optional(&mut *tx)
@@ -210,7 +224,8 @@ impl Store {
         patch: &WebhookPatch,
     ) -> Result<WebhookEndpoint> {
         let mut tx = self.begin_scoped(ctx).await?;
-        let row = sqlx::query(concat!("UPDATE webhook_endpoints SET
+        let row = sqlx::query(concat!(
+            "UPDATE webhook_endpoints SET
                 url = COALESCE($3, url),
                 events = COALESCE($4, events),
                 description = CASE WHEN $5 = 1 THEN $6 ELSE description END,
@@ -218,7 +233,10 @@ impl Store {
                 disabled_reason = CASE WHEN $7 = 1 THEN NULL ELSE disabled_reason END,
                 consecutive_failures = CASE WHEN $7 = 1 THEN 0 ELSE consecutive_failures END,
                 updated_at = CASE WHEN updated_at < $8 THEN $8 ELSE updated_at + 1 END
-             WHERE tenant_id = $1 AND id = $2 RETURNING ", endpoint_columns!(), ""))
+             WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            endpoint_columns!(),
+            ""
+        ))
         .bind(ctx.tenant_id().as_str())
         .bind(id.as_str())
         .bind(patch.url.as_deref())
@@ -281,9 +299,13 @@ impl Store {
         sealed: &SealedSecret,
     ) -> Result<WebhookEndpoint> {
         let mut tx = self.begin_scoped(ctx).await?;
-        let row = sqlx::query(concat!("UPDATE webhook_endpoints SET ciphertext = $3, nonce = $4, key_id = $5,
+        let row = sqlx::query(concat!(
+            "UPDATE webhook_endpoints SET ciphertext = $3, nonce = $4, key_id = $5,
                 updated_at = CASE WHEN updated_at < $6 THEN $6 ELSE updated_at + 1 END
-             WHERE tenant_id = $1 AND id = $2 RETURNING ", endpoint_columns!(), ""))
+             WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            endpoint_columns!(),
+            ""
+        ))
         .bind(ctx.tenant_id().as_str())
         .bind(id.as_str())
         .bind(&sealed.ciphertext)
@@ -301,11 +323,10 @@ impl Store {
     /// The tenant's secret for per-invocation `webhook_url` deliveries, if it has one.
     pub async fn webhook_invocation_secret(&self, ctx: &TenantScope) -> Result<Option<SealedSecret>> {
         let mut tx = self.begin_scoped_read(ctx).await?;
-        let row =
-            sqlx::query("SELECT ciphertext, nonce, key_id FROM webhook_invocation_secrets WHERE tenant_id = $1")
-                .bind(ctx.tenant_id().as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row = sqlx::query("SELECT ciphertext, nonce, key_id FROM webhook_invocation_secrets WHERE tenant_id = $1")
+            .bind(ctx.tenant_id().as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
         row.as_ref().map(sealed).transpose()
     }
@@ -320,24 +341,24 @@ impl Store {
     ) -> Result<SealedSecret> {
         let mut tx = self.begin_scoped(ctx).await?;
         let upsert = match rotate {
-            true => concat!(
+            true => {
                 "INSERT INTO webhook_invocation_secrets (tenant_id, ciphertext, nonce, key_id, created_at)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET ciphertext = excluded.ciphertext,
                     nonce = excluded.nonce, key_id = excluded.key_id"
-            ),
-            false => concat!(
+            }
+            false => {
                 "INSERT INTO webhook_invocation_secrets (tenant_id, ciphertext, nonce, key_id, created_at)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO NOTHING"
-            ),
+            }
         };
         sqlx::query(upsert)
-        .bind(ctx.tenant_id().as_str())
-        .bind(&sealed_new.ciphertext)
-        .bind(&sealed_new.nonce)
-        .bind(&sealed_new.key_id)
-        .bind(Timestamp::now().unix_ms())
-        .execute(&mut *tx)
-        .await?;
+            .bind(ctx.tenant_id().as_str())
+            .bind(&sealed_new.ciphertext)
+            .bind(&sealed_new.nonce)
+            .bind(&sealed_new.key_id)
+            .bind(Timestamp::now().unix_ms())
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query("SELECT ciphertext, nonce, key_id FROM webhook_invocation_secrets WHERE tenant_id = $1")
             .bind(ctx.tenant_id().as_str())
             .fetch_one(&mut *tx)

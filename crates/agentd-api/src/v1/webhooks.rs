@@ -191,8 +191,8 @@ async fn redeliver(
 ) -> Result<(StatusCode, Json<WebhookDelivery>), ApiError> {
     let ctx = caller.authorize::<Deploy>()?;
     let id = path_webhook_id(&id)?;
-    let delivery_id = WebhookDeliveryId::parse(&delivery_id)
-        .map_err(|_| ControlError::NotFound(ResourceKind::WebhookDelivery))?;
+    let delivery_id =
+        WebhookDeliveryId::parse(&delivery_id).map_err(|_| ControlError::NotFound(ResourceKind::WebhookDelivery))?;
     let delivery = state.control.webhook_redeliver(&ctx, &id, &delivery_id).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery)))
 }

@@ -28,8 +28,7 @@ macro_rules! delivery_columns {
 fn delivery(row: &AnyRow, attempts: Vec<WebhookAttempt>) -> Result<WebhookDelivery> {
     let event: String = row.try_get("event_type")?;
     let status: String = row.try_get("status")?;
-    let status = WebhookDeliveryStatus::parse(&status)
-        .ok_or_else(|| StoreError::corrupt("status", &status))?;
+    let status = WebhookDeliveryStatus::parse(&status).ok_or_else(|| StoreError::corrupt("status", &status))?;
     Ok(WebhookDelivery {
         id: WebhookDeliveryId::from_trusted(row.try_get("id")?),
         endpoint_id: row.try_get::<Option<String>, _>("endpoint_id")?.map(WebhookId::from_trusted),
@@ -86,16 +85,21 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<WebhookDelivery>> {
         let mut tx = self.begin_scoped_read(ctx).await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
-            .bind(ctx.tenant_id().as_str())
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
+                .bind(ctx.tenant_id().as_str())
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound(ResourceKind::Webhook));
         }
-        let found = sqlx::query(concat!("SELECT ", delivery_columns!(), " FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint_id = $2
-             ORDER BY id DESC LIMIT $3"))
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint_id = $2
+             ORDER BY id DESC LIMIT $3"
+        ))
         .bind(ctx.tenant_id().as_str())
         .bind(id.as_str())
         .bind(i64::from(limit))
@@ -136,9 +140,13 @@ impl Store {
     ) -> Result<WebhookDelivery> {
         let now = Timestamp::now().unix_ms();
         let mut tx = self.begin_scoped(ctx).await?;
-        let row = sqlx::query(concat!("UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4, window_started_at = $4,
+        let row = sqlx::query(concat!(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4, window_started_at = $4,
                 lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL
-             WHERE tenant_id = $1 AND endpoint_id = $2 AND id = $3 RETURNING ", delivery_columns!(), ""))
+             WHERE tenant_id = $1 AND endpoint_id = $2 AND id = $3 RETURNING ",
+            delivery_columns!(),
+            ""
+        ))
         .bind(ctx.tenant_id().as_str())
         .bind(id.as_str())
         .bind(delivery_id.as_str())
@@ -177,12 +185,12 @@ impl Store {
             Backend::Sqlite => concat!(claim!(), claim_returning!()),
         };
         let claimed = sqlx::query(claim)
-        .bind(owner)
-        .bind(lease_until.unix_ms())
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.writer)
-        .await?;
+            .bind(owner)
+            .bind(lease_until.unix_ms())
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.writer)
+            .await?;
         let mut out = Vec::with_capacity(claimed.len());
         for row in &claimed {
             let endpoint_id: Option<String> = row.try_get("endpoint_id")?;

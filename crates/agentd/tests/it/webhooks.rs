@@ -328,10 +328,8 @@ async fn a_status_change_committed_before_a_crash_is_delivered_once_after_it(bac
     };
     let got = receiver.wait_for(1).await;
     assert_eq!(got.len(), 1);
-    let delivered = poll_deliveries(&tenant, created.endpoint.id.as_str(), |d| {
-        d.status == WebhookDeliveryStatus::Succeeded
-    })
-    .await;
+    let delivered =
+        poll_deliveries(&tenant, created.endpoint.id.as_str(), |d| d.status == WebhookDeliveryStatus::Succeeded).await;
     assert_eq!(delivered.status, WebhookDeliveryStatus::Succeeded);
     // Nothing else arrives: one message, one webhook-id.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -349,7 +347,8 @@ async fn an_invocations_own_webhook_url_gets_its_terminal_event_signed_with_the_
     let request =
         InvokeRequest { webhook_url: Some(receiver.url.clone()), max_attempts: Some(1), ..InvokeRequest::default() };
     let accepted = tenant.client.invoke("fails", &request, &InvokeOptions::default()).await.unwrap();
-    let done = poll_invocation(&tenant, accepted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
+    let done =
+        poll_invocation(&tenant, accepted.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await;
     assert_eq!(done.status, InvocationStatus::Failed);
     let got = receiver.wait_for(1).await;
     assert_eq!(got.len(), 1);
