@@ -308,3 +308,61 @@ impl Control {
         Ok(url.url.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(allow_http: bool, allowed: &[&str]) -> WebhookSettings {
+        let allowed_networks = allowed.iter().map(|n| n.parse().unwrap()).collect();
+        WebhookSettings { allowed_networks, allow_http, ..WebhookSettings::default() }
+    }
+
+    async fn refused(settings: &WebhookSettings, url: &str) -> String {
+        match settings.check_url(url).await {
+            Err(Invalid::WebhookUrl { detail }) => detail,
+            other => panic!("{url} should be refused: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn internal_addresses_are_refused_unless_their_network_is_allowed() {
+        let strict = settings(true, &[]);
+        for url in [
+            "http://127.0.0.1/",
+            "http://10.0.0.5:8080/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://100.64.1.1/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[fd00::1]/",
+        ] {
+            assert!(refused(&strict, url).await.contains("--webhook-allowed-networks"), "{url}");
+        }
+        let public = strict.check_url("https://93.184.216.34/hook").await.unwrap();
+        assert!(public.pinned.is_none(), "an IP literal needs no pinning");
+        let allowed = settings(true, &["127.0.0.0/8"]);
+        assert!(allowed.check_url("http://127.0.0.1:9/hook").await.is_ok());
+        assert!(allowed.check_url("http://[::ffff:127.0.0.1]:9/").await.is_ok(), "the mapped form of an allowed one");
+        assert!(allowed.check_url("http://[::1]:9/").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn http_is_refused_when_not_allowed_and_only_http_s_without_credentials_is_accepted() {
+        let production = settings(false, &[]);
+        assert!(refused(&production, "http://93.184.216.34/").await.contains("https://"));
+        assert!(production.check_url("https://93.184.216.34/").await.is_ok());
+        for url in ["ftp://93.184.216.34/", "file:///etc/passwd", "not a url", "https://user:pw@93.184.216.34/"] {
+            refused(&production, url).await;
+        }
+        refused(&production, &format!("https://93.184.216.34/{}", "a".repeat(MAX_URL_LEN))).await;
+    }
+
+    #[test]
+    fn events_are_a_fixed_set_given_at_least_once() {
+        let parsed = parse_events(&["invocation.failed".into(), "invocation.failed".into()]).unwrap();
+        assert_eq!(parsed, [WebhookEvent::InvocationFailed]);
+        assert!(parse_events(&[]).is_err());
+        assert!(parse_events(&["invocation.exploded".into()]).is_err());
+    }
+}

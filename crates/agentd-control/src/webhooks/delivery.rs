@@ -198,3 +198,47 @@ async fn send(settings: &WebhookSettings, delivery: &ClaimedDelivery, secret: &s
         Err(err) => Sent { status_code: None, error: Some(format!("the request failed: {err}")), latency_ms },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use agentd_core::{InvocationId, TenantId, WebhookDeliveryId};
+
+    use super::*;
+
+    fn claimed(attempts: u32, window_started_at: Timestamp) -> ClaimedDelivery {
+        ClaimedDelivery {
+            id: WebhookDeliveryId::generate(),
+            tenant_id: TenantId::generate(),
+            endpoint_id: None,
+            url: "https://93.184.216.34/".into(),
+            invocation_id: InvocationId::generate(),
+            event_type: "invocation.succeeded".into(),
+            occurred_at: window_started_at,
+            payload: None,
+            attempts,
+            window_started_at,
+            sealed: None,
+        }
+    }
+
+    #[test]
+    fn waits_double_up_to_the_cap_and_the_window_ends_the_retries() {
+        let settings = WebhookSettings {
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(60),
+            retry_window: Duration::from_secs(3600),
+            ..WebhookSettings::default()
+        };
+        let start = Timestamp::from_unix_ms(1_000_000);
+        let wait_after = |attempts: u32| match next_after_failure(&settings, &claimed(attempts, start), start) {
+            AttemptNext::RetryAt(at) => at.unix_ms() - start.unix_ms(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!([wait_after(0), wait_after(1), wait_after(2), wait_after(3)], [5_000, 10_000, 20_000, 40_000]);
+        assert_eq!(wait_after(4), 60_000);
+        assert_eq!(wait_after(40), 60_000);
+        let late = start.plus_ms(3_600_000 - 1_000);
+        let failed = next_after_failure(&settings, &claimed(3, start), late);
+        assert!(matches!(failed, AttemptNext::Failed { disable_after: 10 }), "{failed:?}");
+    }
+}
