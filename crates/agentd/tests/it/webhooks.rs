@@ -432,3 +432,41 @@ async fn another_tenants_webhooks_are_not_found(backend: Backend) {
     owner.client.webhook_delete(id).await.unwrap();
     not_found(owner.client.webhook_get(id).await.map(drop));
 }
+
+/// Asks a question, then ends with the answer.
+const ASKS: &str = r#"from agentd import run
+
+def handler(ctx):
+    return {"answer": ctx.ask("go on?")}
+
+run(handler)
+"#;
+
+on_both_stores!(a_question_is_delivered_as_waiting_for_input_and_the_answer_as_succeeded);
+async fn a_question_is_delivered_as_waiting_for_input_and_the_answer_as_succeeded(backend: Backend) {
+    let app = TestApp::spawn_with(backend, FAST).await;
+    let tenant = app.signup("asks").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("agent.toml"), "name = \"asks\"\nruntime = \"python\"\nentrypoint = \"main.py\"\n")
+        .unwrap();
+    std::fs::write(dir.path().join("main.py"), ASKS).unwrap();
+    app.deploy_dir(&tenant, "asks", dir.path()).await;
+    let receiver = Receiver::start(&[]).await;
+    let events = ["invocation.waiting_for_input", "invocation.succeeded"];
+    tenant.client.webhook_create(&endpoint_request(&receiver.url, &events)).await.unwrap();
+    let accepted = tenant.client.invoke("asks", &InvokeRequest::default(), &InvokeOptions::default()).await.unwrap();
+    let id = accepted.id.as_str();
+    let waiting =
+        poll_invocation(&tenant, id, Duration::from_secs(60), |i| i.status == InvocationStatus::WaitingForInput).await;
+    assert_eq!(waiting.status, InvocationStatus::WaitingForInput);
+    let got = receiver.wait_for(1).await;
+    let first: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(first["type"], "invocation.waiting_for_input");
+    assert_eq!(first["data"]["invocation"]["status"], "waiting_for_input");
+    tenant.client.respond(id, serde_json::json!("yes"), None).await.unwrap();
+    let got = receiver.wait_for(2).await;
+    assert_eq!(got.len(), 2);
+    let second: serde_json::Value = serde_json::from_str(&got[1].body).unwrap();
+    assert_eq!(second["type"], "invocation.succeeded");
+    assert_ne!(got[0].headers["webhook-id"], got[1].headers["webhook-id"], "two events, two messages");
+}
