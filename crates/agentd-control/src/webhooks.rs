@@ -133,10 +133,12 @@ impl WebhookSettings {
         let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
         let addresses: Vec<SocketAddr> = match literal {
             Some(ip) => vec![SocketAddr::new(ip, port)],
-            None => tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .map_err(|_| refuse(format!("its host {host} does not resolve")))?
-                .collect(),
+            // Bounded: a resolver that never answers must not hold a request or a pass.
+            None => match tokio::time::timeout(self.timeout, tokio::net::lookup_host((host.as_str(), port))).await {
+                Ok(Ok(found)) => found.collect(),
+                Ok(Err(_)) => return Err(refuse(format!("its host {host} does not resolve"))),
+                Err(_) => return Err(refuse(format!("resolving its host {host} took too long"))),
+            },
         };
         let Some(first) = addresses.first().copied() else {
             return Err(refuse(format!("its host {host} does not resolve")));
