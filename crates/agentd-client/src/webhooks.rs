@@ -51,6 +51,11 @@ impl Client {
         self.call(self.route(Method::POST, &route)?).await
     }
 
+    /// `GET /v1/invocations/{id}/webhook-deliveries`: oldest first.
+    pub async fn invocation_webhook_deliveries(&self, id: &str) -> Result<WebhookDeliveries, ClientError> {
+        self.call(self.route(Method::GET, &["v1", "invocations", id, "webhook-deliveries"])?).await
+    }
+
     /// `GET /v1/webhooks/invocation-secret`: signs deliveries to invocations' `webhook_url`.
     pub async fn webhook_invocation_secret(&self) -> Result<InvocationWebhookSecret, ClientError> {
         self.call(self.route(Method::GET, &["v1", "webhooks", "invocation-secret"])?).await

@@ -258,6 +258,15 @@ impl Control {
         Ok(self.store.webhook_deliveries_list(ctx.store_scope(), id, DELIVERY_LOG_LIMIT).await?)
     }
 
+    /// The webhook deliveries of an invocation (to endpoints and to its `webhook_url`).
+    pub async fn invocation_webhook_deliveries(
+        &self,
+        ctx: &Ctx<Read>,
+        id: &agentd_core::InvocationId,
+    ) -> Result<Vec<WebhookDelivery>> {
+        Ok(self.store.webhook_deliveries_of_invocation(ctx.store_scope(), id, DELIVERY_LOG_LIMIT).await?)
+    }
+
     /// Sends a delivery again (due now, same `webhook-id`, a new retry window).
     pub async fn webhook_redeliver(
         &self,

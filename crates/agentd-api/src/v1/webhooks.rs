@@ -2,6 +2,7 @@
 //! its `whsec_` signing secret once; `GET`, `PATCH` and `DELETE` on `/{id}`;
 //! `POST /{id}/rotate-secret` shows a new secret once; `GET /{id}/deliveries` is the
 //! delivery log and `POST …/{delivery_id}/redeliver` sends one again.
+//! `GET /v1/invocations/{id}/webhook-deliveries` is one invocation's deliveries.
 //! `/v1/webhooks/invocation-secret` is the tenant's secret for invocations' own
 //! `webhook_url`s (made on first read) and `…/rotate` replaces it.
 
@@ -16,7 +17,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, Caller, path_invocation_id};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/{id}/rotate-secret", post(rotate_secret))
         .route("/webhooks/{id}/deliveries", get(deliveries))
         .route("/webhooks/{id}/deliveries/{delivery_id}/redeliver", post(redeliver))
+        .route("/invocations/{id}/webhook-deliveries", get(invocation_deliveries))
 }
 
 /// An endpoint id from the path; one that cannot be valid is `404`.
@@ -199,6 +201,25 @@ async fn redeliver(
 
 #[utoipa::path(
     get,
+    operation_id = "webhooks_invocation_deliveries",
+    path = "/v1/invocations/{id}/webhook-deliveries",
+    tag = "webhooks",
+    summary = "An invocation's webhook deliveries (endpoints and its webhook_url) with their attempts",
+    params(("id" = String, Path, description = "The invocation's id (`inv_…`)")),
+    responses((status = 200, description = "Up to 100 deliveries, oldest first", body = agentd_api_types::WebhookDeliveries))
+)]
+async fn invocation_deliveries(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookDeliveries>, ApiError> {
+    let ctx = caller.authorize::<Read>()?;
+    let data = state.control.invocation_webhook_deliveries(&ctx, &path_invocation_id(&id)?).await?;
+    Ok(Json(WebhookDeliveries { data }))
+}
+
+#[utoipa::path(
+    get,
     operation_id = "webhooks_invocation_secret",
     path = "/v1/webhooks/invocation-secret",
     tag = "webhooks",
@@ -242,6 +263,7 @@ async fn rotate_invocation_secret(
     rotate_secret,
     deliveries,
     redeliver,
+    invocation_deliveries,
     invocation_secret,
     rotate_invocation_secret
 ))]

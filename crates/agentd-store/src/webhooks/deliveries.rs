@@ -76,6 +76,21 @@ macro_rules! claim_returning {
     };
 }
 
+/// Deliveries with their attempts, from the rows of each.
+fn with_attempts(deliveries: &[AnyRow], attempts: &[AnyRow]) -> Result<Vec<WebhookDelivery>> {
+    let mut by_delivery: std::collections::HashMap<String, Vec<WebhookAttempt>> = Default::default();
+    for row in attempts {
+        by_delivery.entry(row.try_get("delivery_id")?).or_default().push(attempt(row)?);
+    }
+    deliveries
+        .iter()
+        .map(|row| {
+            let id: String = row.try_get("id")?;
+            delivery(row, by_delivery.remove(&id).unwrap_or_default())
+        })
+        .collect()
+}
+
 impl Store {
     /// The newest `limit` deliveries of endpoint `id`, each with its attempts.
     pub async fn webhook_deliveries_list(
@@ -117,17 +132,40 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut by_delivery: std::collections::HashMap<String, Vec<WebhookAttempt>> = Default::default();
-        for row in &attempts {
-            by_delivery.entry(row.try_get("delivery_id")?).or_default().push(attempt(row)?);
-        }
-        found
-            .iter()
-            .map(|row| {
-                let id: String = row.try_get("id")?;
-                delivery(row, by_delivery.remove(&id).unwrap_or_default())
-            })
-            .collect()
+        with_attempts(&found, &attempts)
+    }
+
+    /// The deliveries of invocation `id`, to endpoints and to its own `webhook_url`,
+    /// oldest first, each with its attempts.
+    pub async fn webhook_deliveries_of_invocation(
+        &self,
+        ctx: &TenantScope,
+        id: &InvocationId,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let mut tx = self.begin_scoped_read(ctx).await?;
+        rows::require_invocation(&mut tx, ctx, id).await?;
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM webhook_deliveries WHERE tenant_id = $1 AND invocation_id = $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(ctx.tenant_id().as_str())
+        .bind(id.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let attempts = sqlx::query(
+            "SELECT a.delivery_id, a.n, a.at, a.status_code, a.latency_ms, a.error FROM webhook_delivery_attempts a
+             JOIN webhook_deliveries d ON d.id = a.delivery_id
+             WHERE a.tenant_id = $1 AND d.tenant_id = $1 AND d.invocation_id = $2 ORDER BY a.delivery_id, a.n",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(id.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        with_attempts(&found, &attempts)
     }
 
     /// Queues delivery `delivery_id` of endpoint `id` again, now, with a new retry window

@@ -355,6 +355,20 @@ async fn an_invocations_own_webhook_url_gets_its_terminal_event_signed_with_the_
     let body: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
     assert_eq!(body["type"], "invocation.failed");
     assert_eq!(body["data"]["invocation"]["id"], accepted.id.as_str());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = tenant.client.invocation_webhook_deliveries(accepted.id.as_str()).await.unwrap();
+        let done = log.data.first().is_some_and(|d| d.status == WebhookDeliveryStatus::Succeeded);
+        if done || tokio::time::Instant::now() >= deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(log.data.len(), 1, "{log:?}");
+    assert_eq!(log.data[0].endpoint_id, None);
+    assert_eq!(log.data[0].id.as_str(), got[0].headers["webhook-id"]);
+    assert_eq!(log.data[0].attempts.len(), 1);
+    assert_eq!(log.data[0].attempts[0].status_code, Some(200));
     let secret = tenant.client.webhook_invocation_secret().await.unwrap().secret;
     assert!(secret.starts_with("whsec_"));
     if let Some(python) = reference_python() {
