@@ -19,6 +19,7 @@ pub mod members;
 pub mod memory;
 pub mod threads;
 pub mod triggers;
+pub mod webhooks;
 pub mod worker;
 
 pub use accounts::{
@@ -30,7 +31,8 @@ pub use agentd_core::{
     AuditActorKind, AuditEvent, BuildLogLine, BuildStatus, Checkpoint, DependencyBuild, Event, EventKind, EventStream,
     Interrupt, Invite, InviteStatus, Invocation, InvocationError, InvocationStatus, Member, MemoryItem,
     MultitaskStrategy, Page, Role, Scope, Scopes, SessionInfo, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus,
-    Timestamp, TriggerMode, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility,
+    Timestamp, TriggerMode, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility, WebhookAttempt,
+    WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent,
 };
 pub use agents::{
     AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, PutSecretRequest, RuntimeResponse, VersionBuildResponse,
@@ -47,3 +49,6 @@ pub use memory::{
 };
 pub use threads::{CreateThreadRequest, PatchThreadRequest, SetThreadStateRequest};
 pub use triggers::{CreateTriggerRequest, CreatedTrigger, Trigger, TriggerAccepted};
+pub use webhooks::{
+    CreateWebhookRequest, CreatedWebhook, InvocationWebhookSecret, PatchWebhookRequest, WebhookDeliveries,
+};

@@ -115,6 +115,7 @@ fn control_status_and_code(err: &ControlError) -> (StatusCode, &'static str) {
         // conflict with the workspace's state (`409`), not a rate (`429`).
         ControlError::QuotaExceeded(quota) => match quota {
             QuotaExceeded::Agents { .. } => (S::CONFLICT, "max_agents"),
+            QuotaExceeded::Webhooks { .. } => (S::CONFLICT, "max_webhooks"),
             QuotaExceeded::ApiKeys { .. } => (S::CONFLICT, "max_api_keys"),
             QuotaExceeded::QueuedInvocations { .. } => (S::CONFLICT, "max_queued_invocations"),
             QuotaExceeded::LoginThrottled { .. } => (S::TOO_MANY_REQUESTS, "login_throttled"),
@@ -173,7 +174,8 @@ fn invalid_status_and_code(invalid: &Invalid) -> (StatusCode, &'static str) {
         Invalid::StateTooLarge { .. } => return (StatusCode::PAYLOAD_TOO_LARGE, "state_too_large"),
         Invalid::MetadataFilter { .. } => return (StatusCode::BAD_REQUEST, "invalid_query"),
         Invalid::UsagePeriod { .. } => return (StatusCode::BAD_REQUEST, "invalid_query"),
-        Invalid::WebhooksUnavailable => "webhooks_unavailable",
+        Invalid::WebhookUrl { .. } => "invalid_webhook_url",
+        Invalid::WebhookEvents { .. } => "invalid_webhook_events",
         Invalid::EmptyBundle => "bundle_unreadable",
         Invalid::WorkerName { .. } => "invalid_worker",
         Invalid::Lease { .. } => "invalid_lease",

@@ -11,6 +11,7 @@ mod members;
 mod memory;
 mod threads;
 mod triggers;
+mod webhooks;
 mod worker;
 
 use std::sync::Once;

@@ -168,6 +168,8 @@ pub enum Conflict {
 pub enum QuotaExceeded {
     #[error("this workspace already has {count} agents (limit {limit}); delete one first")]
     Agents { count: u64, limit: u32 },
+    #[error("this workspace already has {count} webhook endpoints (limit {limit}); delete one first")]
+    Webhooks { count: u64, limit: u32 },
     #[error("this workspace already has {count} API keys (limit {limit}); revoke one first")]
     ApiKeys { count: u64, limit: u32 },
     #[error("{count} invocations are already queued (limit {limit}); retry later")]
@@ -277,8 +279,10 @@ pub enum Invalid {
     StateTooLarge { size: usize, max: usize },
     #[error("metadata filter: give a JSON object of at most {max} fields, each named with letters, digits, `_` or `-`")]
     MetadataFilter { max: usize },
-    #[error("completion webhooks are not available on this server yet; omit webhook_url")]
-    WebhooksUnavailable,
+    #[error("webhook url refused: {detail}")]
+    WebhookUrl { detail: String },
+    #[error("events: {detail}")]
+    WebhookEvents { detail: String },
     #[error(
         "this run is at depth {parent_depth}, and sub-agents may nest at most {max} deep \
          (the workspace's max_invocation_depth)"

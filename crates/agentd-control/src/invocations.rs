@@ -41,7 +41,8 @@ pub struct InvokeSpec {
     pub thread_id: Option<ThreadId>,
     /// What to do when the thread has a run going; absent: `enqueue`.
     pub multitask_strategy: Option<MultitaskStrategy>,
-    /// Refused until webhooks exist, rather than silently ignored.
+    /// Where this invocation's terminal and waiting_for_input events are POSTed, signed
+    /// with the tenant's invocation webhook secret; checked like an endpoint's URL.
     pub webhook_url: Option<String>,
 }
 
@@ -107,9 +108,6 @@ impl Control {
         if spec.multitask_strategy.is_some() && spec.thread_id.is_none() {
             return Err(Invalid::StrategyWithoutThread.into());
         }
-        if spec.webhook_url.is_some() {
-            return Err(Invalid::WebhooksUnavailable.into());
-        }
         let parent = parent_of_new(ctx)?;
         let scope = ctx.store_scope();
         let agent = self.store.agent_get(scope, slug).await?;
@@ -139,7 +137,12 @@ impl Control {
         if spec.input_timeout_s.is_some_and(|t| t == 0 || t > input_cap) {
             return Err(Invalid::InputTimeout { cap: input_cap }.into());
         }
+        let webhook_url = match &spec.webhook_url {
+            Some(raw) => Some(self.check_invocation_webhook(ctx.tenant_id(), scope, raw).await?),
+            None => None,
+        };
         let new = NewInvocation {
+            webhook_url,
             input_timeout_s: spec.input_timeout_s,
             input: spec.input,
             thread: spec.thread_id.map(|id| ThreadRun { id, strategy: spec.multitask_strategy.unwrap_or_default() }),

@@ -38,6 +38,7 @@ pub mod threads;
 pub mod triggers;
 pub mod usage;
 mod wait;
+pub mod webhooks;
 mod worker_presence;
 
 use std::collections::BTreeMap;
@@ -79,6 +80,7 @@ pub use triggers::{
     CreatedTrigger, ENVELOPE_HEADERS, MAX_TRIGGERS_PER_AGENT, OpenTrigger, TriggerFired, TriggerRequest, TriggerSpec,
 };
 pub use usage::UsagePeriod;
+pub use webhooks::{WebhookChanges, WebhookSettings, WebhookSpec, WebhookWithSecret};
 
 /// One check of readiness: its name and why it failed, if it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +124,8 @@ pub struct ControlSettings {
     /// Login attempts accepted per client address per minute (0: no limit), beside the
     /// per-account throttle on wrong passwords.
     pub logins_per_minute_per_ip: u32,
+    /// Where outbound webhooks may go, and how they are retried.
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for ControlSettings {
@@ -143,6 +147,7 @@ impl Default for ControlSettings {
             master_keys: MasterKeys::new(MasterKey::generate(), None),
             signups_per_hour_per_ip: 20,
             logins_per_minute_per_ip: 30,
+            webhooks: WebhookSettings::default(),
         }
     }
 }

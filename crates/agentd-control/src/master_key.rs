@@ -28,6 +28,7 @@ pub const MASTER_KEY_BYTES: usize = 32;
 const NONCE_BYTES: usize = 24;
 const KEY_ID_LABEL: &[u8] = b"agentd master key id v1\0";
 const AAD_LABEL: &str = "agentd-secret-v1";
+const WEBHOOK_AAD_LABEL: &str = "agentd-webhook-secret-v1";
 
 /// A key that seals secrets. `Debug` shows its id only.
 #[derive(Clone)]
@@ -115,7 +116,26 @@ pub(crate) struct SecretOwner<'a> {
     pub(crate) name: &'a str,
 }
 
-impl SecretOwner<'_> {
+/// What a sealed value is bound to: its associated data.
+pub(crate) trait SealedFor {
+    fn associated_data(&self) -> Vec<u8>;
+}
+
+/// A webhook signing secret: of endpoint `whk_…`, or `invocation` for the tenant's
+/// secret of per-invocation `webhook_url`s.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WebhookSecretOwner<'a> {
+    pub(crate) tenant: &'a TenantId,
+    pub(crate) owner: &'a str,
+}
+
+impl SealedFor for WebhookSecretOwner<'_> {
+    fn associated_data(&self) -> Vec<u8> {
+        format!("{WEBHOOK_AAD_LABEL}\0{}\0{}", self.tenant, self.owner).into_bytes()
+    }
+}
+
+impl SealedFor for SecretOwner<'_> {
     fn associated_data(&self) -> Vec<u8> {
         // Ids and names hold no NUL (ids are generated, names are variable names).
         format!("{AAD_LABEL}\0{}\0{}\0{}", self.tenant, self.agent, self.name).into_bytes()
@@ -155,7 +175,7 @@ impl MasterKeys {
 
     /// Seals `value` for `owner` under the current key, with a fresh nonce. It fails
     /// only for inputs of gigabytes (values are capped at 64 KiB).
-    pub(crate) fn seal(&self, owner: SecretOwner<'_>, value: &str) -> Result<SealedSecret, chacha20poly1305::Error> {
+    pub(crate) fn seal(&self, owner: impl SealedFor, value: &str) -> Result<SealedSecret, chacha20poly1305::Error> {
         let mut nonce = [0u8; NONCE_BYTES];
         rand::rng().fill_bytes(&mut nonce);
         let aad = owner.associated_data();
@@ -165,7 +185,7 @@ impl MasterKeys {
     }
 
     /// Opens a value sealed for `owner` under whichever held key sealed it.
-    pub(crate) fn open(&self, owner: SecretOwner<'_>, sealed: &SealedSecret) -> Result<Secret, Unopenable> {
+    pub(crate) fn open(&self, owner: impl SealedFor, sealed: &SealedSecret) -> Result<Secret, Unopenable> {
         let key = [Some(&self.current), self.previous.as_ref()]
             .into_iter()
             .flatten()

@@ -24,6 +24,7 @@ pub const SANDBOX_SPAWN: &str = "agentd_sandbox_spawn_seconds";
 pub const RUNS_IN_FLIGHT: &str = "agentd_worker_runs_in_flight";
 pub const HTTP_REQUESTS: &str = "agentd_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "agentd_http_request_duration_seconds";
+pub const WEBHOOK_ATTEMPTS: &str = "agentd_webhook_attempts_total";
 
 /// The statuses of invocations that are not finished: the queue's depth is counted by these.
 pub const UNFINISHED: [InvocationStatus; 4] = [
@@ -49,6 +50,7 @@ pub fn describe() {
     );
     describe_histogram!(CLAIM_DURATION, "Seconds one claim statement took, successful or empty.");
     describe_counter!(LEASE_REAPS, "Runs put back or failed because their lease expired (their worker was lost).");
+    describe_counter!(WEBHOOK_ATTEMPTS, "Webhook delivery attempts, by outcome (succeeded or failed).");
     describe_counter!(RATE_LIMITED, "Requests refused with 429, by the limit that refused them.");
     describe_gauge!(SSE_STREAMS_OPEN, "Server-sent event streams open now (invocation events and build logs).");
     describe_histogram!(SANDBOX_SPAWN, "Seconds from asking the sandbox for a run until its program was started.");
@@ -76,6 +78,11 @@ pub fn invocation_cancelled() {
 
 pub fn claim_took(duration: Duration) {
     ::metrics::histogram!(CLAIM_DURATION).record(duration.as_secs_f64());
+}
+
+pub fn webhook_attempt(succeeded: bool) {
+    let outcome = if succeeded { "succeeded" } else { "failed" };
+    ::metrics::counter!(WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(1);
 }
 
 pub fn leases_reaped(count: u64) {

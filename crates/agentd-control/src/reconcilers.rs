@@ -31,7 +31,7 @@ impl Reconcilers {
 impl Control {
     /// Starts the reconcilers: the lease reapers of runs and of builds, the input
     /// timeouts, the memory store's expiry, the sweep of full rate-limit buckets and the
-    /// blob sweep now (schedules, webhook deliveries and metering later).
+    /// blob sweep and the webhook deliveries now (schedules and metering later).
     pub fn start_reconcilers(&self) -> Reconcilers {
         let reconcilers = Reconcilers { shutdown: CancellationToken::new(), tasks: TaskTracker::new() };
         let control = self.clone();
@@ -65,6 +65,11 @@ impl Control {
         reconcilers.spawn("blob sweep", self.settings.blob_sweep_every, move || {
             let control = control.clone();
             async move { control.collect_unreferenced_blobs().await }
+        });
+        let control = self.clone();
+        reconcilers.spawn("webhook deliveries", self.settings.webhooks.deliver_every, move || {
+            let control = control.clone();
+            async move { control.deliver_webhooks().await }
         });
         reconcilers
     }

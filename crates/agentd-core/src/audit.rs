@@ -74,6 +74,14 @@ audit_actions!(
     ThreadStateSet => "thread.state_set",
     MemoryPut => "memory.put",
     MemoryDelete => "memory.delete",
+    WebhookCreate => "webhook.create",
+    WebhookUpdate => "webhook.update",
+    WebhookDelete => "webhook.delete",
+    /// A new signing secret for an endpoint, or for the tenant's invocation webhooks.
+    WebhookRotateSecret => "webhook.rotate_secret",
+    /// The platform disabled an endpoint whose deliveries kept failing.
+    WebhookDisable => "webhook.disable",
+    WebhookRedeliver => "webhook.redeliver",
 );
 
 impl AuditAction {
@@ -160,6 +168,14 @@ pub struct AuditActor {
 impl AuditActor {
     /// The id an operator acting through the database itself is logged with.
     pub const DATABASE_OPERATOR: &'static str = "database";
+    /// The id, with kind `operator`, of what the platform does by the operator's settings
+    /// with no one calling (a reconciler disabling a webhook endpoint that keeps failing).
+    pub const PLATFORM: &'static str = "platform";
+
+    /// The platform acting on the operator's settings.
+    pub fn platform() -> AuditActor {
+        AuditActor { kind: AuditActorKind::Operator, id: AuditActor::PLATFORM.to_owned() }
+    }
 
     /// An operator: the token's id, or [`AuditActor::DATABASE_OPERATOR`] without one.
     pub fn operator(token: Option<&OperatorTokenId>) -> AuditActor {

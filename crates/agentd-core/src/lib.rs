@@ -12,6 +12,7 @@ pub mod ids;
 pub mod limits;
 pub mod members;
 pub mod memory;
+pub mod net;
 #[cfg(feature = "openapi")]
 mod openapi;
 pub mod operators;
@@ -25,6 +26,7 @@ pub mod status;
 pub mod timestamp;
 pub mod triggers;
 pub mod usage;
+pub mod webhooks;
 
 pub use audit::{AuditAction, AuditActor, AuditActorKind, AuditEvent, AuditOrigin};
 pub use builds::{BuildLogLine, BuildStatus, DependencyBuild, VersionBuild};
@@ -48,3 +50,4 @@ pub use status::{
 pub use timestamp::Timestamp;
 pub use triggers::Trigger;
 pub use usage::{UsageDay, UsageFigures, UsageReport};
+pub use webhooks::{WebhookAttempt, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent};

@@ -41,6 +41,10 @@ pub enum ResourceKind {
     Invite,
     /// An inbound trigger URL of an agent.
     Trigger,
+    /// An outbound webhook endpoint (`/v1/webhooks/{id}`).
+    Webhook,
+    /// One message to a webhook endpoint, with its attempts.
+    WebhookDelivery,
 }
 
 impl ResourceKind {
@@ -64,6 +68,8 @@ impl ResourceKind {
             ResourceKind::Member => "member",
             ResourceKind::Invite => "invite",
             ResourceKind::Trigger => "trigger",
+            ResourceKind::Webhook => "webhook endpoint",
+            ResourceKind::WebhookDelivery => "webhook delivery",
         }
     }
 }

@@ -32,6 +32,7 @@ pub(crate) mod resource {
     pub const THREAD: &str = "thread";
     pub const MEMORY_ITEM: &str = "memory_item";
     pub const TRIGGER: &str = "trigger";
+    pub const WEBHOOK: &str = "webhook";
 }
 
 /// The only result recorded: refusals change nothing, and the log records changes.

@@ -32,6 +32,9 @@ pub struct NewInvocation {
     pub input_timeout_s: Option<u32>,
     /// The run that asked for it (a sub-agent's parent), and how deep it is.
     pub parent: Option<ParentRun>,
+    /// Where this invocation's own terminal and waiting_for_input events are POSTed
+    /// (checked by the domain), beside the tenant's endpoints.
+    pub webhook_url: Option<String>,
 }
 
 /// The running invocation that made a sub-invocation.
@@ -175,8 +178,8 @@ impl Store {
         let row = sqlx::query(
             "INSERT INTO invocations (id, tenant_id, agent_id, agent_slug, version_id, version, thread_id, status, input,
                 priority, max_attempts, timeout_s, idempotency_key, metadata, created_at, run_after, env, input_timeout_s,
-                parent_id, depth)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17, $18)
+                parent_id, depth, webhook_url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17, $18, $19)
              RETURNING *",
         )
         .bind(id.as_str())
@@ -197,6 +200,7 @@ impl Store {
         .bind(new.input_timeout_s.map(i64::from))
         .bind(new.parent.as_ref().map(|p| p.id.as_str()))
         .bind(new.parent.as_ref().map_or(0, |p| i64::from(p.depth)))
+        .bind(new.webhook_url.as_deref())
         .fetch_one(&mut *tx)
         .await?;
         // The input is the caller's data, not a fact about the change: it stays out.

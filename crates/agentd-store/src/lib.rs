@@ -40,6 +40,7 @@ mod tenants;
 mod threads;
 mod triggers;
 mod usage;
+mod webhooks;
 mod workers;
 
 use std::path::Path;
@@ -68,6 +69,7 @@ pub use signals::{Changes, Signal, Subscription};
 pub use tenants::{NewSignup, SignedUp, TenantLimitsRecord, TenantUsageCounts};
 pub use threads::{ThreadFilter, ThreadRun};
 pub use triggers::{FoundTrigger, NewTrigger, StoredTriggerSecret};
+pub use webhooks::{AttemptNext, AttemptRecord, AttemptRecorded, ClaimedDelivery, NewWebhook, WebhookPatch};
 pub use workers::WorkerSighting;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the platform: API and an in-process worker.
-    Serve(settings::ServeArgs),
+    Serve(Box<settings::ServeArgs>),
     /// Run a worker that pulls runs from a server over HTTP.
     Worker(remote::WorkerArgs),
     /// Operator commands on the database (worker tokens, master key rotation).
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Worker(args) => remote::run(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Migrate(args) => backup::migrate(args).await,

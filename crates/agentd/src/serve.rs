@@ -73,6 +73,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             master_keys,
             signups_per_hour_per_ip: api.signups_per_hour_per_ip,
             logins_per_minute_per_ip: api.logins_per_minute_per_ip,
+            webhooks: api.webhooks.clone(),
             ..ControlSettings::default()
         },
     );

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agentd_control::MasterKey;
+use agentd_control::{MasterKey, WebhookSettings};
 use agentd_core::builds::PackageIndexes;
 use agentd_core::{Secret, TenantLimits};
 use agentd_store::{BlobLocation, S3Connection};
@@ -143,6 +143,8 @@ pub struct ServerSettings {
     /// TLS ends at a proxy in front (`--behind-proxy`): plain HTTP on a non-local
     /// address is then fine, and `public_url` must be `https://`.
     pub behind_proxy: bool,
+    /// Where outbound webhooks may go and how they are retried.
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +299,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub egress: EgressArgs,
     #[command(flatten)]
+    pub webhooks: WebhookArgs,
+    #[command(flatten)]
     pub packages: PackageArgs,
     /// Once ready to serve, write the bound address (`127.0.0.1:PORT`) to this file: for
     /// supervisors and tests that start the server on port 0.
@@ -392,6 +396,52 @@ impl EgressArgs {
     }
 }
 
+/// Where outbound webhooks may go and how they are retried (docs/OPERATIONS.md).
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Networks webhook deliveries may reach although they are private, loopback or
+    /// link-local (comma-separated CIDRs, as `--egress-allowed-networks`). Empty by
+    /// default: only public addresses.
+    #[arg(long, env = "AGENTD_WEBHOOK_ALLOWED_NETWORKS", value_delimiter = ',')]
+    pub webhook_allowed_networks: Vec<IpNetwork>,
+    /// Accept `http://` webhook URLs in production (development always does).
+    #[arg(long, env = "AGENTD_WEBHOOK_ALLOW_HTTP")]
+    pub webhook_allow_http: bool,
+    /// Seconds one delivery attempt may take.
+    #[arg(long, env = "AGENTD_WEBHOOK_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub webhook_timeout_s: u64,
+    /// Seconds after its first attempt a delivery is still retried; then it fails.
+    #[arg(long, env = "AGENTD_WEBHOOK_RETRY_WINDOW_S", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(0..=604_800))]
+    pub webhook_retry_window_s: u64,
+    /// Milliseconds before the first retry; each later wait doubles.
+    #[arg(long, env = "AGENTD_WEBHOOK_BACKOFF_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub webhook_backoff_ms: u64,
+    /// Longest wait between two attempts, in seconds.
+    #[arg(long, env = "AGENTD_WEBHOOK_BACKOFF_MAX_S", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub webhook_backoff_max_s: u64,
+    /// Failed deliveries in a row after which an endpoint is disabled.
+    #[arg(long, env = "AGENTD_WEBHOOK_DISABLE_AFTER", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub webhook_disable_after: u32,
+    /// Milliseconds between two looks for due deliveries.
+    #[arg(long, env = "AGENTD_WEBHOOK_DELIVER_EVERY_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub webhook_deliver_every_ms: u64,
+}
+
+impl WebhookArgs {
+    pub fn settings(&self, env: Environment) -> WebhookSettings {
+        WebhookSettings {
+            allowed_networks: self.webhook_allowed_networks.clone(),
+            allow_http: self.webhook_allow_http || env != Environment::Production,
+            timeout: Duration::from_secs(self.webhook_timeout_s),
+            retry_window: Duration::from_secs(self.webhook_retry_window_s),
+            backoff_base: Duration::from_millis(self.webhook_backoff_ms),
+            backoff_max: Duration::from_secs(self.webhook_backoff_max_s),
+            disable_after: self.webhook_disable_after,
+            deliver_every: Duration::from_millis(self.webhook_deliver_every_ms),
+        }
+    }
+}
+
 /// `path` made absolute against the working directory.
 pub fn absolute(what: &'static str, path: &Path) -> Result<PathBuf, SettingsError> {
     std::path::absolute(path).map_err(|source| SettingsError::Path { what, path: path.display().to_string(), source })
@@ -431,6 +481,7 @@ impl ServeArgs {
             signups_per_hour_per_ip: self.signups_per_hour_per_ip,
             logins_per_minute_per_ip: self.logins_per_minute_per_ip,
             behind_proxy: self.behind_proxy,
+            webhooks: self.webhooks.settings(self.env),
         };
         let worker = (self.worker_slots > 0).then(|| WorkerSettings {
             source: WorkerSource::Embedded,

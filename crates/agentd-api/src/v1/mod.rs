@@ -18,6 +18,7 @@ mod secrets;
 mod threads;
 mod triggers;
 mod usage;
+mod webhooks;
 
 use axum::Router;
 
@@ -51,6 +52,7 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(triggers::routes())
         .merge(members::routes())
         .merge(audit::routes())
+        .merge(webhooks::routes())
         .merge(admin::routes())
 }
 
@@ -74,5 +76,6 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(threads::Doc::openapi());
     doc.merge(triggers::Doc::openapi());
     doc.merge(usage::Doc::openapi());
+    doc.merge(webhooks::Doc::openapi());
     doc
 }

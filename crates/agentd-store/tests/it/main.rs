@@ -132,6 +132,7 @@ fn new_invocation(priority: u8, key: Option<&str>) -> NewInvocation {
         env: Default::default(),
         input_timeout_s: None,
         parent: None,
+        webhook_url: None,
     }
 }
 

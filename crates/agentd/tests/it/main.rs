@@ -44,3 +44,4 @@ mod threads;
 mod triggers;
 mod usage;
 mod validation;
+mod webhooks;

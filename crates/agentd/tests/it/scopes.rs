@@ -116,8 +116,10 @@ pub(crate) fn concrete(path: &str) -> String {
                 "threads" => "thr_00000000000000000000000000000000".to_owned(),
                 "tenants" => "ten_00000000000000000000000000000000".to_owned(),
                 "triggers" => "trg_00000000000000000000000000000000".to_owned(),
+                "webhooks" => "whk_00000000000000000000000000000000".to_owned(),
                 other => panic!("no fake id for `{other}/{{id}}`: add one here"),
             },
+            "{delivery_id}" => "dlv_00000000000000000000000000000000".to_owned(),
             "{token}" => "agi_nosuchinvitetoken".to_owned(),
             "{slug}" => "ghost".to_owned(),
             "{n}" => "1".to_owned(),
@@ -152,6 +154,7 @@ pub(crate) fn body(method: &str, path: &str) -> Option<Value> {
         ("POST", "/v1/auth/switch") => json!({"workspace_slug": "nowhere"}),
         ("POST", "/v1/admin/tenants") => json!({"slug": "probe", "owner_email": "probe@example.com"}),
         ("PUT", "/v1/admin/tenants/{id}/limits") => json!({"set": {"max_agents": 1}}),
+        ("POST", "/v1/webhooks") => json!({"url": "https://93.184.216.34/hook", "events": ["invocation.failed"]}),
         _ => json!({}),
     };
     Some(body)
