@@ -17,6 +17,7 @@ pub mod invocations;
 pub mod limits;
 pub mod members;
 pub mod memory;
+pub mod schedules;
 pub mod threads;
 pub mod worker;
 
@@ -28,7 +29,7 @@ pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentSecret, AgentStatus, AgentVersion, ApiKey, Artifact, AuditAction, AuditActor,
     AuditActorKind, AuditEvent, BuildLogLine, BuildStatus, Checkpoint, DependencyBuild, Event, EventKind, EventStream,
     Interrupt, Invite, InviteStatus, Invocation, InvocationError, InvocationStatus, Member, MemoryItem,
-    MultitaskStrategy, Page, Role, Scope, Scopes, SessionInfo, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus,
+    MultitaskStrategy, Page, Role, Schedule, ScheduleCatchup, ScheduleOverlap, Scope, Scopes, SessionInfo, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus,
     Timestamp, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility,
 };
 pub use agents::{
@@ -44,4 +45,5 @@ pub use memory::{
     ListNamespacesRequest, MemoryItemQuery, MemoryItems, MemoryNamespaces, PutMemoryItemRequest,
     SearchMemoryItemsRequest,
 };
+pub use schedules::{CreateScheduleRequest, PatchScheduleRequest};
 pub use threads::{CreateThreadRequest, PatchThreadRequest, SetThreadStateRequest};

@@ -229,6 +229,7 @@ async fn through_store(store: &Store, jobs: usize) -> Result<StoreRun, BenchErro
             env: Default::default(),
             input_timeout_s: None,
             parent: None,
+            schedule: None,
         };
         store.invocation_enqueue(&ctx, &agent, &version, new, u32::MAX).await?;
     }

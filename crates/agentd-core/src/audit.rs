@@ -72,6 +72,12 @@ audit_actions!(
     ThreadStateSet => "thread.state_set",
     MemoryPut => "memory.put",
     MemoryDelete => "memory.delete",
+    ScheduleCreate => "schedule.create",
+    /// A schedule changed, paused or resumed.
+    ScheduleUpdate => "schedule.update",
+    ScheduleDelete => "schedule.delete",
+    /// A run now asked for with `POST /v1/schedules/{id}/trigger`.
+    ScheduleTrigger => "schedule.trigger",
 );
 
 impl AuditAction {

@@ -42,7 +42,8 @@ pub use resources::*;
 pub use secret::{RunSecrets, Secret};
 pub use slug::{Slug, SlugError};
 pub use status::{
-    EventKind, EventStream, InviteStatus, InvocationStatus, MultitaskStrategy, TenantStatus, ThreadStatus,
+    EventKind, EventStream, InviteStatus, InvocationStatus, MultitaskStrategy, ScheduleCatchup, ScheduleOverlap,
+    TenantStatus, ThreadStatus,
 };
 pub use timestamp::Timestamp;
 pub use usage::{UsageDay, UsageFigures, UsageReport};

@@ -30,6 +30,7 @@ pub(crate) mod resource {
     pub const SECRET: &str = "secret";
     pub const INVOCATION: &str = "invocation";
     pub const THREAD: &str = "thread";
+    pub const SCHEDULE: &str = "schedule";
     pub const MEMORY_ITEM: &str = "memory_item";
 }
 

@@ -30,6 +30,7 @@ const SQLITE: &[Migration] = &[
     (19, "operators", include_str!("../migrations/sqlite/0019_operators.sql")),
     (21, "audit_events", include_str!("../migrations/sqlite/0021_audit_events.sql")),
     (22, "blob_collection", include_str!("../migrations/sqlite/0022_blob_collection.sql")),
+    (23, "schedules", include_str!("../migrations/sqlite/0023_schedules.sql")),
 ];
 const POSTGRES: &[Migration] = &[
     (1, "foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -52,6 +53,7 @@ const POSTGRES: &[Migration] = &[
     (20, "rate_limits", include_str!("../migrations/postgres/0020_rate_limits.sql")),
     (21, "audit_events", include_str!("../migrations/postgres/0021_audit_events.sql")),
     (22, "blob_collection", include_str!("../migrations/postgres/0022_blob_collection.sql")),
+    (23, "schedules", include_str!("../migrations/postgres/0023_schedules.sql")),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations.

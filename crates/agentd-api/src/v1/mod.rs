@@ -14,6 +14,7 @@ mod limits;
 mod members;
 mod memory;
 mod runtimes;
+mod schedules;
 mod secrets;
 mod threads;
 mod usage;
@@ -43,6 +44,7 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(builds::routes())
         .merge(runtimes::routes())
         .merge(threads::routes())
+        .merge(schedules::routes())
         .merge(usage::routes())
         .merge(limits::routes())
         .merge(memory::routes(limits.memory_item))
@@ -68,6 +70,7 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(members::Doc::openapi());
     doc.merge(memory::Doc::openapi());
     doc.merge(runtimes::Doc::openapi());
+    doc.merge(schedules::Doc::openapi());
     doc.merge(secrets::Doc::openapi());
     doc.merge(threads::Doc::openapi());
     doc.merge(usage::Doc::openapi());

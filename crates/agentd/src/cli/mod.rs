@@ -21,6 +21,7 @@ mod output;
 mod secrets;
 mod session;
 mod slug;
+mod schedules;
 mod threads;
 
 use std::process::ExitCode;
@@ -54,6 +55,8 @@ pub enum ClientCommand {
     Invites(members::InvitesArgs),
     /// List and inspect threads (conversations that keep state across runs).
     Threads(threads::ThreadsArgs),
+    /// Cron schedules that invoke an agent: create, list, show, pause, resume, delete, trigger.
+    Schedules(schedules::SchedulesArgs),
     /// Show the workspace's audit log: who changed what, when and from where.
     Audit(audit::AuditArgs),
     /// Write a new agent folder (manifest, entrypoint, README) that deploys as it is.
@@ -73,6 +76,7 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Cancel(args) => logs::cancel(args).await,
         ClientCommand::Keys(args) => keys::run(args).await,
         ClientCommand::Threads(args) => threads::run(args).await,
+        ClientCommand::Schedules(args) => schedules::run(args).await,
         ClientCommand::Members(args) => members::members(args).await,
         ClientCommand::Invites(args) => members::invites(args).await,
         ClientCommand::Audit(args) => audit::run(args).await,

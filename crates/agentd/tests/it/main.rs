@@ -37,6 +37,7 @@ mod sdk;
 mod secrets;
 mod storage;
 mod tenancy;
+mod schedules;
 mod threads;
 mod usage;
 mod validation;
