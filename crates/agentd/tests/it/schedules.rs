@@ -319,6 +319,8 @@ async fn missed_occurrences_follow_each_catchup_policy(backend: Backend) {
     let wait = back_at - agentd_api_types::Timestamp::now().unix_ms();
     tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
     app.start_again().await;
+    // The server listens on a new port: a client of its own.
+    let tenant = TestTenant { client: app.client().with_token(tenant.key.clone()), ..tenant };
 
     let all = wait_for_runs(&tenant, "all", 3, Duration::from_secs(30)).await;
     assert_eq!(scheduled_ms(&all), times, "catchup = all runs every missed occurrence once");
