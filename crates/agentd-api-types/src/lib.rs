@@ -29,8 +29,9 @@ pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentSecret, AgentStatus, AgentVersion, ApiKey, Artifact, AuditAction, AuditActor,
     AuditActorKind, AuditEvent, BuildLogLine, BuildStatus, Checkpoint, DependencyBuild, Event, EventKind, EventStream,
     Interrupt, Invite, InviteStatus, Invocation, InvocationError, InvocationStatus, Member, MemoryItem,
-    MultitaskStrategy, Page, Role, Schedule, ScheduleCatchup, ScheduleOverlap, Scope, Scopes, SessionInfo, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus,
-    Timestamp, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility,
+    MultitaskStrategy, Page, Role, Schedule, ScheduleCatchup, ScheduleOverlap, Scope, Scopes, SessionInfo, Tenant,
+    TenantLimits, Thread, ThreadState, ThreadStatus, Timestamp, Usage, UsageDay, UsageFigures, UsageReport, User,
+    VersionBuild, Visibility,
 };
 pub use agents::{
     AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, PutSecretRequest, RuntimeResponse, VersionBuildResponse,

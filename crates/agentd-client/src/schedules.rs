@@ -21,7 +21,11 @@ impl Client {
     }
 
     /// `GET /v1/schedules`: one page, newest first.
-    pub async fn schedules_list(&self, limit: Option<u32>, cursor: Option<&str>) -> Result<Page<Schedule>, ClientError> {
+    pub async fn schedules_list(
+        &self,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Page<Schedule>, ClientError> {
         let query = PageQuery { limit, cursor };
         self.call(self.route(Method::GET, &["v1", "schedules"])?.query(&query)).await
     }

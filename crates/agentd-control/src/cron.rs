@@ -49,9 +49,8 @@ impl CronSchedule {
         }
         let parser = CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
         let cron = parser.parse(pattern).map_err(|e| Invalid::Cron { detail: e.to_string() })?;
-        let tz = Tz::from_str(timezone.trim()).map_err(|_| Invalid::Timezone {
-            value: timezone.chars().take(64).collect(),
-        })?;
+        let tz = Tz::from_str(timezone.trim())
+            .map_err(|_| Invalid::Timezone { value: timezone.chars().take(64).collect() })?;
         Ok(CronSchedule { cron, tz })
     }
 

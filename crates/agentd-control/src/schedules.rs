@@ -112,7 +112,12 @@ impl Control {
     /// Changes a schedule. A new pattern or zone, or resuming a paused schedule, starts
     /// from the first occurrence after now (a paused schedule catches nothing up);
     /// pausing clears `next_run_at`.
-    pub async fn schedule_update(&self, ctx: &Ctx<Invoke>, id: &ScheduleId, changes: ScheduleChanges) -> Result<Schedule> {
+    pub async fn schedule_update(
+        &self,
+        ctx: &Ctx<Invoke>,
+        id: &ScheduleId,
+        changes: ScheduleChanges,
+    ) -> Result<Schedule> {
         let scope = ctx.store_scope();
         let current = self.store.schedule_get(scope, id).await?;
         let mut changed = Vec::new();
@@ -186,7 +191,9 @@ impl Control {
             let id = due.schedule.id.clone();
             match self.claim_due(due, now).await {
                 Ok(n) => made += n,
-                Err(err) => tracing::warn!(schedule_id = %id, error = ?err, "schedule pass failed; the next one retries"),
+                Err(err) => {
+                    tracing::warn!(schedule_id = %id, error = ?err, "schedule pass failed; the next one retries")
+                }
             }
         }
         let orphaned = Timestamp::from_unix_ms(now.unix_ms() - ms(ORPHAN_AFTER));

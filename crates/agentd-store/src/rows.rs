@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use agentd_core::{
     Agent, AgentConfig, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream,
-    Invocation, InvocationError, InvocationId, InvocationStatus, LimitOverrides, ResourceKind, ScheduleId, Scope, Scopes, Slug,
-    Tenant, TenantId, TenantLimits, TenantStatus, ThreadId, Timestamp, Usage, User, UserId, VersionId, Visibility,
+    Invocation, InvocationError, InvocationId, InvocationStatus, LimitOverrides, ResourceKind, ScheduleId, Scope,
+    Scopes, Slug, Tenant, TenantId, TenantLimits, TenantStatus, ThreadId, Timestamp, Usage, User, UserId, VersionId,
+    Visibility,
 };
 use serde_json::Value;
 use sqlx::Row;

@@ -6,8 +6,8 @@
 //! the occurrence's `invocation_id` in its own transaction only while it is unset.
 
 use agentd_core::{
-    AuditAction, InvocationId, Page, PageRequest, ResourceKind, Schedule, ScheduleCatchup, ScheduleId,
-    ScheduleOverlap, Slug, TenantId, TenantScope, Timestamp,
+    AuditAction, InvocationId, Page, PageRequest, ResourceKind, Schedule, ScheduleCatchup, ScheduleId, ScheduleOverlap,
+    Slug, TenantId, TenantScope, Timestamp,
 };
 use serde_json::Value;
 use sqlx::Row;
@@ -232,7 +232,12 @@ impl Store {
 
     /// Records a run asked for by hand in the audit log (the invocation was made by
     /// [`Store::invocation_enqueue`], which logs `invocation.create`).
-    pub async fn schedule_triggered(&self, ctx: &TenantScope, id: &ScheduleId, invocation: &InvocationId) -> Result<()> {
+    pub async fn schedule_triggered(
+        &self,
+        ctx: &TenantScope,
+        id: &ScheduleId,
+        invocation: &InvocationId,
+    ) -> Result<()> {
         let mut tx = self.begin_scoped(ctx).await?;
         sqlx::query(
             "UPDATE schedules SET last_run_at = $3, last_invocation_id = $4, last_error = NULL

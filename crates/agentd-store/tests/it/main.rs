@@ -29,6 +29,7 @@ mod memory;
 mod queue;
 mod rls;
 mod run_tokens;
+mod schedules;
 mod secrets;
 
 async fn tenant(store: &Store, slug: &str) -> TenantScope {
@@ -128,6 +129,7 @@ fn new_invocation(priority: u8, key: Option<&str>) -> NewInvocation {
         env: Default::default(),
         input_timeout_s: None,
         parent: None,
+        schedule: None,
     }
 }
 

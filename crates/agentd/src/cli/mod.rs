@@ -18,10 +18,10 @@ mod keys;
 mod logs;
 mod members;
 mod output;
+mod schedules;
 mod secrets;
 mod session;
 mod slug;
-mod schedules;
 mod threads;
 
 use std::process::ExitCode;

@@ -209,8 +209,15 @@ async fn schedules_are_created_listed_changed_and_deleted(backend: Backend) {
     alpha.client.schedule_delete(id).await.expect("delete");
     assert_eq!(alpha.client.schedule_get(id).await.unwrap_err().status(), Some(404));
     assert_eq!(alpha.client.schedule_delete(id).await.unwrap_err().status(), Some(404));
-    let audit: Value =
-        alpha.client.request(Method::GET, "/v1/audit?resource_type=schedule").send().await.unwrap().json().await.unwrap();
+    let audit: Value = alpha
+        .client
+        .request(Method::GET, "/v1/audit?resource_type=schedule")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let actions: Vec<&str> = audit["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"schedule.create") && actions.contains(&"schedule.update"), "{actions:?}");
     assert!(actions.contains(&"schedule.delete"), "{actions:?}");
@@ -268,7 +275,10 @@ async fn an_occurrence_refused_is_recorded_and_the_schedule_moves_on(backend: Ba
     let app = TestApp::spawn_with(backend, &TICK).await;
     let tenant = app.signup("sched-refused").await;
     app.deploy_script(&tenant, "off", "true").await;
-    let patch = agentd_api_types::PatchAgentRequest { status: Some(agentd_api_types::AgentStatus::Disabled), ..Default::default() };
+    let patch = agentd_api_types::PatchAgentRequest {
+        status: Some(agentd_api_types::AgentStatus::Disabled),
+        ..Default::default()
+    };
     tenant.client.agent_patch("off", &patch).await.expect("disable agent");
     let schedule = tenant.client.schedule_create(&every_second("off")).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
