@@ -357,3 +357,79 @@ async fn missed_occurrences_follow_each_catchup_policy(backend: Backend) {
     assert_eq!(invocations_of(&tenant, "all").await.len(), 3);
     assert_eq!(invocations_of(&tenant, "latest").await.len(), 1);
 }
+
+on_both_stores!(an_occurrence_is_skipped_while_the_previous_run_goes_on);
+async fn an_occurrence_is_skipped_while_the_previous_run_goes_on(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &TICK).await;
+    let tenant = app.signup("sched-overlap").await;
+    app.deploy_script(&tenant, "slow", "sleep 3").await;
+    // Every second, `overlap` left at its default (`skip`): a run takes three.
+    let schedule = tenant.client.schedule_create(&every_second("slow")).await.unwrap();
+    let id = schedule.id.as_str();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut saw_skip = false;
+    loop {
+        let shown = tenant.client.schedule_get(id).await.unwrap();
+        saw_skip |= shown.last_error.as_deref().is_some_and(|e| e.contains("overlap"));
+        if (saw_skip && invocations_of(&tenant, "slow").await.len() >= 2) || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saw_skip, "no occurrence was skipped for overlap");
+    tenant.client.schedule_set_enabled(id, false).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut runs = Vec::new();
+    for run in invocations_of(&tenant, "slow").await {
+        runs.push(poll_invocation(&tenant, run.id.as_str(), Duration::from_secs(60), |i| i.status.is_terminal()).await);
+    }
+    assert!(runs.len() >= 2, "{runs:?}");
+    runs.sort_by_key(|r| r.created_at.unix_ms());
+    for pair in runs.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        assert!(
+            after.created_at.unix_ms() >= before.finished_at.expect("finished").unix_ms(),
+            "{} was made while {} was going",
+            after.id,
+            before.id
+        );
+    }
+}
+
+on_both_stores!(schedules_are_managed_from_the_command_line);
+async fn schedules_are_managed_from_the_command_line(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shell = crate::cli::Shell::new(&app.base_url);
+    shell.signup().await;
+    let dir = tempfile::tempdir().unwrap();
+    crate::harness::write_shell_agent(dir.path(), "yearly", "true");
+    shell.ok(&["agents", "deploy", &dir.path().to_string_lossy()]).await;
+
+    let created =
+        shell.ok(&["schedules", "create", "yearly", "--cron", "0 0 1 1 *", "--input", r#"{"a": 1}"#, "--json"]).await;
+    let created = crate::cli::json(&created.stdout);
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("sch_"), "{created}");
+    assert_eq!((created["timezone"].as_str(), created["input"].clone()), (Some("UTC"), json!({"a": 1})));
+    let listed = crate::cli::json(&shell.ok(&["schedules", "list", "--json"]).await.stdout);
+    assert_eq!(listed["data"][0]["id"], id.as_str());
+    let shown = shell.ok(&["schedules", "show", &id]).await;
+    assert!(shown.stdout.contains(&id) && shown.stdout.contains("0 0 1 1 *"), "{shown:#?}");
+
+    let paused = crate::cli::json(&shell.ok(&["schedules", "pause", &id, "--json"]).await.stdout);
+    assert_eq!((paused["enabled"].clone(), paused["next_run_at"].clone()), (json!(false), Value::Null));
+    let resumed = crate::cli::json(&shell.ok(&["schedules", "resume", &id, "--json"]).await.stdout);
+    assert_eq!(resumed["enabled"], true);
+    assert!(resumed["next_run_at"].is_string());
+    let run = crate::cli::json(&shell.ok(&["schedules", "trigger", &id, "--json"]).await.stdout);
+    assert_eq!(run["schedule_id"], id.as_str());
+    assert!(run["scheduled_at"].is_string());
+
+    shell.ok(&["schedules", "delete", &id]).await;
+    let gone = shell.run(&["schedules", "show", &id]).await;
+    assert_eq!(gone.code, Some(1), "{gone:#?}");
+    assert!(gone.stderr.contains("not_found") || gone.stderr.contains("not found"), "{gone:#?}");
+    let refused = shell.run(&["schedules", "create", "yearly", "--cron", "every day"]).await;
+    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert!(refused.stderr.contains("invalid_cron"), "{refused:#?}");
+}
