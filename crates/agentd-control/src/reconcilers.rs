@@ -68,6 +68,11 @@ impl Control {
             async move { control.run_due_schedules().await }
         });
         let control = self.clone();
+        reconcilers.spawn("schedule occurrences prune", self.settings.memory_sweep_every, move || {
+            let control = control.clone();
+            async move { control.prune_schedule_occurrences().await }
+        });
+        let control = self.clone();
         reconcilers.spawn("blob sweep", self.settings.blob_sweep_every, move || {
             let control = control.clone();
             async move { control.collect_unreferenced_blobs().await }

@@ -32,6 +32,8 @@ pub const SKIP_GRACE: Duration = Duration::from_secs(10);
 /// A claimed occurrence with no invocation after this long lost its claimer (a crash
 /// between the claim and the invoke); the reconciler makes its invocation then.
 const ORPHAN_AFTER: Duration = Duration::from_secs(60);
+/// How long an occurrence's row is kept once settled.
+const OCCURRENCES_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Schedules looked at per pass.
 const DUE_PER_PASS: u32 = 200;
 
@@ -209,6 +211,12 @@ impl Control {
             }
         }
         Ok(made)
+    }
+
+    /// Deletes the rows of occurrences settled more than a day ago.
+    pub async fn prune_schedule_occurrences(&self) -> Result<u64> {
+        let before = Timestamp::from_unix_ms(Timestamp::now().unix_ms() - ms(OCCURRENCES_KEPT));
+        Ok(self.store.schedule_occurrences_prune_unscoped(before).await?)
     }
 
     /// Claims what is due of one schedule under its `catchup` policy and runs it.

@@ -436,6 +436,19 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes the settled occurrences claimed before `before` (the invocations they made
+    /// stay); returns how many. A claim's row only guards against a second run while the
+    /// occurrence could still be retried, so a day's worth is plenty.
+    pub async fn schedule_occurrences_prune_unscoped(&self, before: Timestamp) -> Result<u64> {
+        let deleted = sqlx::query("DELETE FROM schedule_occurrences WHERE claimed_at < $1 AND outcome <> 'claimed'")
+            .bind(before.unix_ms())
+            .execute(&self.writer)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+}
+
 /// In the transaction that inserts invocation `id` for `run`: takes the claimed
 /// occurrence for it. `false`: the occurrence has its invocation already (or is gone),
 /// and the caller must make none.

@@ -38,7 +38,8 @@ CREATE TABLE schedule_occurrences (
     claimed_at    INTEGER NOT NULL,
     PRIMARY KEY (schedule_id, scheduled_at)
 );
-CREATE INDEX schedule_occurrences_pending ON schedule_occurrences (claimed_at) WHERE outcome = 'claimed';
+-- The orphan sweep reads the old `claimed` rows; the prune deletes rows older than a day.
+CREATE INDEX schedule_occurrences_claimed ON schedule_occurrences (claimed_at);
 
 -- The schedule and occurrence an invocation was made for.
 ALTER TABLE invocations ADD COLUMN schedule_id TEXT;
