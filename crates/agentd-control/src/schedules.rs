@@ -201,6 +201,9 @@ impl Control {
         let orphaned = Timestamp::from_unix_ms(now.unix_ms() - ms(ORPHAN_AFTER));
         for pending in self.store.schedule_occurrences_pending_unscoped(orphaned, DUE_PER_PASS).await? {
             let scope = automation_scope(&pending.tenant_id, &pending.schedule_id);
+            if !self.store.schedule_occurrence_retake(&scope, &pending).await? {
+                continue;
+            }
             let schedule = match self.store.schedule_get(&scope, &pending.schedule_id).await {
                 Ok(schedule) => schedule,
                 Err(StoreError::NotFound(_)) => continue,

@@ -64,6 +64,9 @@ pub struct PendingOccurrence {
     pub tenant_id: TenantId,
     pub schedule_id: ScheduleId,
     pub scheduled_at: Timestamp,
+    /// When it was claimed (or last retried): [`Store::schedule_occurrence_retake`]
+    /// takes it over only from this value.
+    pub claimed_at: Timestamp,
 }
 
 fn schedule_row(row: &AnyRow) -> Result<Schedule> {
@@ -415,7 +418,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<PendingOccurrence>> {
         let found = sqlx::query(
-            "SELECT tenant_id, schedule_id, scheduled_at FROM schedule_occurrences
+            "SELECT tenant_id, schedule_id, scheduled_at, claimed_at FROM schedule_occurrences
              WHERE outcome = 'claimed' AND invocation_id IS NULL AND claimed_at < $1
              ORDER BY claimed_at LIMIT $2",
         )
@@ -430,6 +433,7 @@ impl Store {
                     tenant_id: TenantId::from_trusted(row.try_get("tenant_id")?),
                     schedule_id: ScheduleId::from_trusted(row.try_get("schedule_id")?),
                     scheduled_at: rows::ts(row, "scheduled_at")?,
+                    claimed_at: rows::ts(row, "claimed_at")?,
                 })
             })
             .collect()
@@ -437,6 +441,28 @@ impl Store {
 }
 
 impl Store {
+    /// Takes over an orphaned claim (see [`Store::schedule_occurrences_pending_unscoped`])
+    /// if it still is as `pending` saw it, stamping it now: of several replicas one alone
+    /// retries it, and a retry that fails again waits as long as the first claim did.
+    pub async fn schedule_occurrence_retake(&self, ctx: &TenantScope, pending: &PendingOccurrence) -> Result<bool> {
+        let mut tx = self.begin_scoped(ctx).await?;
+        let taken = sqlx::query(
+            "UPDATE schedule_occurrences SET claimed_at = $5
+             WHERE tenant_id = $1 AND schedule_id = $2 AND scheduled_at = $3 AND claimed_at = $4
+               AND outcome = 'claimed' AND invocation_id IS NULL",
+        )
+        .bind(ctx.tenant_id().as_str())
+        .bind(pending.schedule_id.as_str())
+        .bind(pending.scheduled_at.unix_ms())
+        .bind(pending.claimed_at.unix_ms())
+        // Always a new value, so a second retaker's compare fails even within one ms.
+        .bind(Timestamp::now().unix_ms().max(pending.claimed_at.unix_ms() + 1))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(taken.rows_affected() == 1)
+    }
+
     /// Deletes the settled occurrences claimed before `before` (the invocations they made
     /// stay); returns how many. A claim's row only guards against a second run while the
     /// occurrence could still be retried, so a day's worth is plenty.

@@ -42,6 +42,16 @@ async fn one_claimer_wins_an_occurrence_and_it_gets_one_invocation(backend: Back
     assert_eq!(won[0].len(), 1);
     assert!(store.schedules_due_unscoped(Timestamp::now(), 10).await.unwrap().is_empty());
 
+    // A claim whose claimer died is retaken by one retrier alone, and then waits again.
+    let soon = Timestamp::now().plus_ms(1000);
+    let orphans = store.schedule_occurrences_pending_unscoped(soon, 10).await.unwrap();
+    assert_eq!(orphans.len(), 1);
+    let (a, b) = tokio::join!(
+        store.schedule_occurrence_retake(&ctx, &orphans[0]),
+        store.schedule_occurrence_retake(&ctx, &orphans[0]),
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|t| **t).count(), 1, "both retook it");
+
     let run = ScheduledRun { schedule_id: schedule.id.clone(), scheduled_at: at, claimed: true };
     let mut first = new_invocation(0, None);
     first.schedule = Some(run.clone());

@@ -433,3 +433,27 @@ async fn schedules_are_managed_from_the_command_line(backend: Backend) {
     assert_eq!(refused.code, Some(1), "{refused:#?}");
     assert!(refused.stderr.contains("invalid_cron"), "{refused:#?}");
 }
+
+on_both_stores!(an_occurrence_claimed_by_a_replica_that_died_is_run_once);
+async fn an_occurrence_claimed_by_a_replica_that_died_is_run_once(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &TICK).await;
+    let tenant = app.signup("sched-orphan").await;
+    app.deploy_script(&tenant, "orphan", "true").await;
+    let request = CreateScheduleRequest { enabled: Some(false), ..every_second("orphan") };
+    let schedule = tenant.client.schedule_create(&request).await.unwrap();
+    // What a replica killed between its claim and its invoke leaves: a claimed occurrence
+    // with no invocation, claimed long ago.
+    let at = 1_700_000_000_000_i64;
+    app.execute_sql(&format!(
+        "INSERT INTO schedule_occurrences (schedule_id, scheduled_at, tenant_id, outcome, claimed_at)
+         VALUES ('{}', {at}, '{}', 'claimed', 0)",
+        schedule.id, tenant.signup.tenant.id
+    ))
+    .await;
+    let runs = wait_for_runs(&tenant, "orphan", 1, Duration::from_secs(30)).await;
+    assert_eq!(scheduled_ms(&runs), vec![at], "{runs:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(invocations_of(&tenant, "orphan").await.len(), 1, "the orphan ran twice");
+    let shown = tenant.client.schedule_get(schedule.id.as_str()).await.unwrap();
+    assert_eq!(shown.last_invocation_id.as_ref(), Some(&runs[0].id));
+}
