@@ -17,6 +17,7 @@ pub mod invocations;
 pub mod limits;
 pub mod members;
 pub mod memory;
+pub mod schedules;
 pub mod threads;
 pub mod triggers;
 pub mod webhooks;
@@ -30,9 +31,9 @@ pub use agentd_core::{
     Actor, Agent, AgentConfig, AgentSecret, AgentStatus, AgentVersion, ApiKey, Artifact, AuditAction, AuditActor,
     AuditActorKind, AuditEvent, BuildLogLine, BuildStatus, Checkpoint, DependencyBuild, Event, EventKind, EventStream,
     Interrupt, Invite, InviteStatus, Invocation, InvocationError, InvocationStatus, Member, MemoryItem,
-    MultitaskStrategy, Page, Role, Scope, Scopes, SessionInfo, Tenant, TenantLimits, Thread, ThreadState, ThreadStatus,
-    Timestamp, TriggerMode, Usage, UsageDay, UsageFigures, UsageReport, User, VersionBuild, Visibility, WebhookAttempt,
-    WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent,
+    MultitaskStrategy, Page, Role, Schedule, ScheduleCatchup, ScheduleOverlap, Scope, Scopes, SessionInfo, Tenant,
+    TenantLimits, Thread, ThreadState, ThreadStatus, Timestamp, TriggerMode, Usage, UsageDay, UsageFigures, UsageReport,
+    User, VersionBuild, Visibility, WebhookAttempt, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent,
 };
 pub use agents::{
     AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, PutSecretRequest, RuntimeResponse, VersionBuildResponse,
@@ -47,6 +48,7 @@ pub use memory::{
     ListNamespacesRequest, MemoryItemQuery, MemoryItems, MemoryNamespaces, PutMemoryItemRequest,
     SearchMemoryItemsRequest,
 };
+pub use schedules::{CreateScheduleRequest, PatchScheduleRequest};
 pub use threads::{CreateThreadRequest, PatchThreadRequest, SetThreadStateRequest};
 pub use triggers::{CreateTriggerRequest, CreatedTrigger, Trigger, TriggerAccepted};
 pub use webhooks::{

@@ -230,6 +230,7 @@ async fn through_store(store: &Store, jobs: usize) -> Result<StoreRun, BenchErro
             input_timeout_s: None,
             parent: None,
             webhook_url: None,
+            schedule: None,
         };
         store.invocation_enqueue(&ctx, &agent, &version, new, u32::MAX).await?;
     }

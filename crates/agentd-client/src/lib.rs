@@ -9,6 +9,7 @@ mod follow;
 mod invocations;
 mod members;
 mod memory;
+mod schedules;
 mod threads;
 mod triggers;
 mod webhooks;

@@ -157,6 +157,9 @@ pub enum Conflict {
     AlreadyMember,
     #[error("this invite was accepted already; sign in with `agentd login`")]
     InviteUsed,
+    /// A schedule's occurrence has its invocation already (another replica made it).
+    #[error("this occurrence of the schedule has its invocation already")]
+    OccurrenceTaken,
     #[error("this invite was revoked; ask the workspace for a new one")]
     InviteRevoked,
     #[error("this invite has expired; ask the workspace for a new one")]
@@ -284,6 +287,17 @@ pub enum Invalid {
     #[error("events: {detail}")]
     WebhookEvents { detail: String },
     #[error(
+        "cron: {detail} (five fields `minute hour day-of-month month day-of-week`, or six with seconds first, \
+         e.g. `0 9 * * 1-5` or `*/10 * * * * *`)"
+    )]
+    Cron { detail: String },
+    #[error("timezone: `{value}` is not an IANA time zone (e.g. `UTC`, `Europe/Berlin`, `America/New_York`)")]
+    Timezone { value: String },
+    #[error("input is {size} bytes as JSON; a schedule's input may be at most {max}")]
+    ScheduleInputTooLarge { size: usize, max: usize },
+    #[error("cron `{cron}` has no occurrence after now; it would never run")]
+    CronNeverRuns { cron: String },
+    #[error(
         "this run is at depth {parent_depth}, and sub-agents may nest at most {max} deep \
          (the workspace's max_invocation_depth)"
     )]
@@ -367,6 +381,7 @@ impl From<StoreError> for ControlError {
             StoreError::Conflict(Stored::LastOwner) => Conflict::LastOwner.into(),
             StoreError::Conflict(Stored::AlreadyMember) => Conflict::AlreadyMember.into(),
             StoreError::Conflict(Stored::InviteUsed) => Conflict::InviteUsed.into(),
+            StoreError::Conflict(Stored::OccurrenceTaken) => Conflict::OccurrenceTaken.into(),
             StoreError::Conflict(Stored::ThreadOfAnotherAgent { agent }) => {
                 Conflict::ThreadOfAnotherAgent { agent }.into()
             }

@@ -7,7 +7,7 @@ use agentd_core::{
     AgentStatus, Event, Invocation, InvocationId, InvocationStatus, MultitaskStrategy, Page, PageRequest, ResourceKind,
     Slug, ThreadId,
 };
-use agentd_store::{Enqueued, NewInvocation, ParentRun, StoreError, ThreadRun};
+use agentd_store::{Enqueued, NewInvocation, ParentRun, ScheduledRun, StoreError, ThreadRun};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -105,6 +105,19 @@ impl Control {
         spec: InvokeSpec,
         wait: Option<WaitTime>,
     ) -> Result<Accepted> {
+        self.invoke_for(ctx, slug, spec, wait, None).await
+    }
+
+    /// [`Control::invoke`], for a schedule's occurrence when `schedule` is given: the
+    /// invocation records it, and a claimed occurrence gets one invocation at most.
+    pub(crate) async fn invoke_for(
+        &self,
+        ctx: &Ctx<Invoke>,
+        slug: &Slug,
+        spec: InvokeSpec,
+        wait: Option<WaitTime>,
+        schedule: Option<ScheduledRun>,
+    ) -> Result<Accepted> {
         if spec.multitask_strategy.is_some() && spec.thread_id.is_none() {
             return Err(Invalid::StrategyWithoutThread.into());
         }
@@ -153,6 +166,7 @@ impl Control {
             metadata: spec.metadata.into_inner(),
             env,
             parent,
+            schedule,
         };
         self.rate_take_invocation(ctx, new.idempotency_key.as_deref()).await?;
         let limit = ctx.limits().max_queued_invocations;

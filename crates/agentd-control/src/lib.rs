@@ -17,6 +17,7 @@ pub mod audit;
 pub mod auth;
 pub mod builds;
 mod config;
+mod cron;
 mod error;
 pub mod follow;
 pub mod input;
@@ -31,6 +32,7 @@ mod rate_limits;
 mod reconcilers;
 mod retry;
 pub mod runs;
+pub mod schedules;
 mod secrets;
 pub mod signatures;
 mod storage;
@@ -74,6 +76,7 @@ pub use operators::{CreatedOperatorToken, NewWorkspace, Operator, OperatorCtx, O
 pub use reconcilers::Reconcilers;
 pub use retry::RetryPolicy;
 pub use runs::{Claimer, LeaseLength, WorkerName};
+pub use schedules::{ScheduleChanges, ScheduleSpec};
 pub use secrets::{MAX_SECRETS_PER_AGENT, Rotation, secrets_rotate};
 pub use threads::{ThreadFilter, ThreadSpec};
 pub use triggers::{
@@ -109,6 +112,8 @@ pub struct ControlSettings {
     pub memory_sweep_every: Duration,
     /// How often the blob sweep deletes blobs no row refers to.
     pub blob_sweep_every: Duration,
+    /// How often the schedules reconciler looks for due occurrences.
+    pub schedule_tick: Duration,
     /// How long a blob just written, and the versions of an agent just deleted, are kept
     /// whatever refers to them: the time a writer has to commit its row.
     pub blob_grace: Duration,
@@ -139,6 +144,7 @@ impl Default for ControlSettings {
             reap_every: Duration::from_secs(15),
             memory_sweep_every: Duration::from_secs(60),
             blob_sweep_every: Duration::from_secs(300),
+            schedule_tick: Duration::from_secs(1),
             blob_grace: Duration::from_secs(3600),
             package_indexes: PackageIndexes::default(),
             runtime_versions: BTreeMap::new(),

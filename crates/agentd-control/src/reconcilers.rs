@@ -31,7 +31,7 @@ impl Reconcilers {
 impl Control {
     /// Starts the reconcilers: the lease reapers of runs and of builds, the input
     /// timeouts, the memory store's expiry, the sweep of full rate-limit buckets and the
-    /// blob sweep and the webhook deliveries now (schedules and metering later).
+    /// blob sweep, the webhook deliveries and the schedules' occurrences (metering later).
     pub fn start_reconcilers(&self) -> Reconcilers {
         let reconcilers = Reconcilers { shutdown: CancellationToken::new(), tasks: TaskTracker::new() };
         let control = self.clone();
@@ -60,6 +60,17 @@ impl Control {
         reconcilers.spawn("rate limit sweep", self.settings.memory_sweep_every, move || {
             let control = control.clone();
             async move { control.sweep_rate_limits().await }
+        });
+        // Every replica looks; the claim in the store lets one alone run an occurrence.
+        let control = self.clone();
+        reconcilers.spawn("schedules", self.settings.schedule_tick, move || {
+            let control = control.clone();
+            async move { control.run_due_schedules().await }
+        });
+        let control = self.clone();
+        reconcilers.spawn("schedule occurrences prune", self.settings.memory_sweep_every, move || {
+            let control = control.clone();
+            async move { control.prune_schedule_occurrences().await }
         });
         let control = self.clone();
         reconcilers.spawn("blob sweep", self.settings.blob_sweep_every, move || {

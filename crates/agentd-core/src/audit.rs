@@ -82,6 +82,12 @@ audit_actions!(
     /// The platform disabled an endpoint whose deliveries kept failing.
     WebhookDisable => "webhook.disable",
     WebhookRedeliver => "webhook.redeliver",
+    ScheduleCreate => "schedule.create",
+    /// A schedule changed, paused or resumed.
+    ScheduleUpdate => "schedule.update",
+    ScheduleDelete => "schedule.delete",
+    /// A run now asked for with `POST /v1/schedules/{id}/trigger`.
+    ScheduleTrigger => "schedule.trigger",
 );
 
 impl AuditAction {

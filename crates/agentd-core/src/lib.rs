@@ -45,7 +45,8 @@ pub use resources::*;
 pub use secret::{RunSecrets, Secret};
 pub use slug::{Slug, SlugError};
 pub use status::{
-    EventKind, EventStream, InviteStatus, InvocationStatus, MultitaskStrategy, TenantStatus, ThreadStatus, TriggerMode,
+    EventKind, EventStream, InviteStatus, InvocationStatus, MultitaskStrategy, ScheduleCatchup, ScheduleOverlap,
+    TenantStatus, ThreadStatus, TriggerMode,
 };
 pub use timestamp::Timestamp;
 pub use triggers::Trigger;

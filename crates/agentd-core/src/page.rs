@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::ids::{AgentId, ApiKeyId, AuditEventId, InviteId, InvocationId, TenantId, ThreadId, UserId};
+use crate::ids::{AgentId, ApiKeyId, AuditEventId, InviteId, InvocationId, ScheduleId, TenantId, ThreadId, UserId};
 
 /// The bounds of one kind of list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,7 @@ macro_rules! id_cursor {
     )+};
 }
 
-id_cursor!(AgentId, ApiKeyId, AuditEventId, InvocationId, TenantId, ThreadId, InviteId, UserId);
+id_cursor!(AgentId, ApiKeyId, AuditEventId, InvocationId, TenantId, ThreadId, InviteId, UserId, ScheduleId);
 
 /// Version numbers and event sequence numbers.
 macro_rules! number_cursor {

@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::context::Scopes;
-use crate::ids::{AgentId, ApiKeyId, InvocationId, SessionId, TenantId, ThreadId, UserId, VersionId};
+use crate::ids::{AgentId, ApiKeyId, InvocationId, ScheduleId, SessionId, TenantId, ThreadId, UserId, VersionId};
 use crate::limits::TenantLimits;
 use crate::slug::Slug;
-use crate::status::{EventKind, EventStream, InvocationStatus, TenantStatus, ThreadStatus};
+use crate::status::{
+    EventKind, EventStream, InvocationStatus, ScheduleCatchup, ScheduleOverlap, TenantStatus, ThreadStatus,
+};
 use crate::timestamp::Timestamp;
 
 /// The kinds of resource, for errors that name one ("agent not found").
@@ -45,6 +47,8 @@ pub enum ResourceKind {
     Webhook,
     /// One message to a webhook endpoint, with its attempts.
     WebhookDelivery,
+    /// A cron schedule that invokes an agent (`/v1/schedules/{id}`).
+    Schedule,
 }
 
 impl ResourceKind {
@@ -70,6 +74,7 @@ impl ResourceKind {
             ResourceKind::Trigger => "trigger",
             ResourceKind::Webhook => "webhook endpoint",
             ResourceKind::WebhookDelivery => "webhook delivery",
+            ResourceKind::Schedule => "schedule",
         }
     }
 }
@@ -244,6 +249,13 @@ pub struct Invocation {
     /// depth + 1 for one made by a run.
     #[serde(default)]
     pub depth: u32,
+    /// The schedule that made it, for an occurrence of one (or its `trigger`).
+    #[serde(default)]
+    pub schedule_id: Option<ScheduleId>,
+    /// The occurrence it runs for: the time the schedule's cron named (a run made by
+    /// `POST /v1/schedules/{id}/trigger`: the time it was asked for).
+    #[serde(default)]
+    pub scheduled_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
@@ -260,6 +272,35 @@ pub struct SessionInfo {
     pub expires_at: Timestamp,
     /// Whether it is the session this request was made with.
     pub current: bool,
+}
+
+/// A cron schedule: it invokes `agent` with `input` at each time `cron` names in
+/// `timezone` (see docs/API.md, "Schedules").
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Schedule {
+    pub id: ScheduleId,
+    /// The agent's slug.
+    pub agent: Slug,
+    /// Five fields (minute hour day-of-month month day-of-week), or six with seconds first.
+    pub cron: String,
+    /// An IANA time zone (`Europe/Berlin`, `UTC`) the cron's times are read in.
+    pub timezone: String,
+    pub input: Value,
+    pub enabled: bool,
+    pub overlap: ScheduleOverlap,
+    pub catchup: ScheduleCatchup,
+    pub metadata: Value,
+    /// The next occurrence; `null` while the schedule is paused.
+    pub next_run_at: Option<Timestamp>,
+    /// The latest occurrence the schedule acted on (ran, skipped or refused).
+    pub last_run_at: Option<Timestamp>,
+    /// The invocation the latest run created.
+    pub last_invocation_id: Option<InvocationId>,
+    /// Why the latest occurrence did not run (`agent_disabled: …`), else `null`.
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// A conversation across invocations of one agent.

@@ -108,6 +108,39 @@ impl Default for MultitaskStrategy {
     }
 }
 
+word_enum!(
+    /// What a schedule does with an occurrence while its previous run is still going:
+    /// `skip` it (the default) or `allow` the runs to overlap.
+    ScheduleOverlap, "schedule overlap policy" {
+        Skip => "skip",
+        Allow => "allow",
+    }
+);
+
+#[allow(clippy::derivable_impls)]
+impl Default for ScheduleOverlap {
+    fn default() -> Self {
+        ScheduleOverlap::Skip
+    }
+}
+
+word_enum!(
+    /// What a schedule does with the occurrences it missed (the platform was down, or
+    /// behind): run only the `latest` (the default), `skip` them, or run `all` (capped).
+    ScheduleCatchup, "schedule catchup policy" {
+        Latest => "latest",
+        Skip => "skip",
+        All => "all",
+    }
+);
+
+#[allow(clippy::derivable_impls)]
+impl Default for ScheduleCatchup {
+    fn default() -> Self {
+        ScheduleCatchup::Latest
+    }
+}
+
 word_enum!(TenantStatus, "tenant status" { Active => "active", Suspended => "suspended" });
 
 word_enum!(

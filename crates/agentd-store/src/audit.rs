@@ -30,6 +30,7 @@ pub(crate) mod resource {
     pub const SECRET: &str = "secret";
     pub const INVOCATION: &str = "invocation";
     pub const THREAD: &str = "thread";
+    pub const SCHEDULE: &str = "schedule";
     pub const MEMORY_ITEM: &str = "memory_item";
     pub const TRIGGER: &str = "trigger";
     pub const WEBHOOK: &str = "webhook";

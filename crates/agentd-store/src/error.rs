@@ -58,6 +58,9 @@ pub enum Conflict {
     AlreadyMember,
     #[error("the invite is no longer pending")]
     InviteUsed,
+    /// The schedule's occurrence has its invocation already.
+    #[error("the occurrence has its invocation already")]
+    OccurrenceTaken,
 }
 
 impl StoreError {

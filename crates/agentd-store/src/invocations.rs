@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::audit::{Audit, resource};
 use crate::error::{Conflict, is_unique_violation};
+use crate::schedules::{self, ScheduledRun};
 use crate::threads::{self, ThreadRun};
 use crate::{Result, Signal, Store, StoreError, rows};
 
@@ -35,6 +36,8 @@ pub struct NewInvocation {
     /// Where this invocation's own terminal and waiting_for_input events are POSTed
     /// (checked by the domain), beside the tenant's endpoints.
     pub webhook_url: Option<String>,
+    /// The schedule's occurrence it is made for.
+    pub schedule: Option<ScheduledRun>,
 }
 
 /// The running invocation that made a sub-invocation.
@@ -172,14 +175,20 @@ impl Store {
             None => None,
         };
         let id = InvocationId::generate();
+        if let Some(run) = &new.schedule
+            && !schedules::take_occurrence(&mut tx, ctx, run, &id).await?
+        {
+            return Err(Conflict::OccurrenceTaken.into());
+        }
         let input = serde_json::to_string(&new.input).map_err(|e| StoreError::corrupt("input", e))?;
         let metadata = serde_json::to_string(&new.metadata).map_err(|e| StoreError::corrupt("metadata", e))?;
         let env = serde_json::to_string(&new.env).map_err(|e| StoreError::corrupt("env", e))?;
         let row = sqlx::query(
             "INSERT INTO invocations (id, tenant_id, agent_id, agent_slug, version_id, version, thread_id, status, input,
                 priority, max_attempts, timeout_s, idempotency_key, metadata, created_at, run_after, env, input_timeout_s,
-                parent_id, depth, webhook_url)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17, $18, $19)
+                parent_id, depth, webhook_url, schedule_id, scheduled_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17, $18,
+                $19, $20, $21)
              RETURNING *",
         )
         .bind(id.as_str())
@@ -201,6 +210,8 @@ impl Store {
         .bind(new.parent.as_ref().map(|p| p.id.as_str()))
         .bind(new.parent.as_ref().map_or(0, |p| i64::from(p.depth)))
         .bind(new.webhook_url.as_deref())
+        .bind(new.schedule.as_ref().map(|s| s.schedule_id.as_str()))
+        .bind(new.schedule.as_ref().map(|s| s.scheduled_at.unix_ms()))
         .fetch_one(&mut *tx)
         .await?;
         // The input is the caller's data, not a fact about the change: it stays out.
@@ -210,6 +221,7 @@ impl Store {
                 "version": version.version,
                 "thread_id": new.thread.as_ref().map(|t| t.id.as_str()),
                 "parent_id": new.parent.as_ref().map(|p| p.id.as_str()),
+                "schedule_id": new.schedule.as_ref().map(|s| s.schedule_id.as_str()),
             }))
             .record(&mut tx, ctx)
             .await?;

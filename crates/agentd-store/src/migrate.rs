@@ -30,6 +30,7 @@ const SQLITE: &[Migration] = &[
     (19, "operators", include_str!("../migrations/sqlite/0019_operators.sql")),
     (21, "audit_events", include_str!("../migrations/sqlite/0021_audit_events.sql")),
     (22, "blob_collection", include_str!("../migrations/sqlite/0022_blob_collection.sql")),
+    (23, "schedules", include_str!("../migrations/sqlite/0023_schedules.sql")),
     (24, "webhooks", include_str!("../migrations/sqlite/0024_webhooks.sql")),
     (25, "triggers", include_str!("../migrations/sqlite/0025_triggers.sql")),
 ];
@@ -54,6 +55,7 @@ const POSTGRES: &[Migration] = &[
     (20, "rate_limits", include_str!("../migrations/postgres/0020_rate_limits.sql")),
     (21, "audit_events", include_str!("../migrations/postgres/0021_audit_events.sql")),
     (22, "blob_collection", include_str!("../migrations/postgres/0022_blob_collection.sql")),
+    (23, "schedules", include_str!("../migrations/postgres/0023_schedules.sql")),
     (24, "webhooks", include_str!("../migrations/postgres/0024_webhooks.sql")),
     (25, "triggers", include_str!("../migrations/postgres/0025_triggers.sql")),
 ];

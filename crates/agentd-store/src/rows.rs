@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use agentd_core::{
     Agent, AgentConfig, AgentId, AgentStatus, AgentVersion, ApiKey, ApiKeyId, Event, EventKind, EventStream,
-    Invocation, InvocationError, InvocationId, InvocationStatus, LimitOverrides, ResourceKind, Scope, Scopes, Slug,
-    Tenant, TenantId, TenantLimits, TenantStatus, ThreadId, Timestamp, Usage, User, UserId, VersionId, Visibility,
+    Invocation, InvocationError, InvocationId, InvocationStatus, LimitOverrides, ResourceKind, ScheduleId, Scope,
+    Scopes, Slug, Tenant, TenantId, TenantLimits, TenantStatus, ThreadId, Timestamp, Usage, User, UserId, VersionId,
+    Visibility,
 };
 use serde_json::Value;
 use sqlx::Row;
@@ -171,6 +172,8 @@ pub(crate) fn invocation(row: &AnyRow) -> Result<Invocation> {
         metadata: json(row, "metadata")?,
         parent_id: row.try_get::<Option<String>, _>("parent_id")?.map(InvocationId::from_trusted),
         depth: u32_col(row, "depth")?,
+        schedule_id: row.try_get::<Option<String>, _>("schedule_id")?.map(ScheduleId::from_trusted),
+        scheduled_at: opt_ts(row, "scheduled_at")?,
         created_at: ts(row, "created_at")?,
         started_at: opt_ts(row, "started_at")?,
         finished_at: opt_ts(row, "finished_at")?,

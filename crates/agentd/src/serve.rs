@@ -67,6 +67,7 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
             reap_every: api.lease / 2,
             memory_sweep_every: api.memory_sweep,
             blob_sweep_every: api.blob_sweep,
+            schedule_tick: api.schedule_tick,
             blob_grace: api.blob_grace,
             package_indexes: api.package_indexes.clone(),
             runtime_versions: agentd_worker::Runtimes::detect().versions(),

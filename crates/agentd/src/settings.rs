@@ -120,6 +120,8 @@ pub struct ServerSettings {
     pub memory_sweep: Duration,
     /// How often blobs no row refers to are deleted, and how long a fresh one is kept.
     pub blob_sweep: Duration,
+    /// How often the schedules reconciler looks for due occurrences.
+    pub schedule_tick: Duration,
     pub blob_grace: Duration,
     /// Where dependency builds get packages from.
     pub package_indexes: PackageIndexes,
@@ -292,6 +294,11 @@ pub struct ServeArgs {
     /// row refers to any more.
     #[arg(long, env = "AGENTD_BLOB_SWEEP_S", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub blob_sweep_s: u64,
+    /// Milliseconds between passes of the schedules reconciler, which claims and runs due
+    /// occurrences (every replica looks; one alone runs each occurrence). A schedule every
+    /// second needs at most 1000.
+    #[arg(long, env = "AGENTD_SCHEDULE_TICK_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub schedule_tick_ms: u64,
     /// Seconds a blob just written, and the versions of an agent just deleted, are kept
     /// by the blob sweep whatever refers to them: the time a write has to commit its row.
     #[arg(long, env = "AGENTD_BLOB_GRACE_S", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
@@ -468,6 +475,7 @@ impl ServeArgs {
             max_recoveries: self.max_recoveries,
             memory_sweep: Duration::from_secs(self.store_sweep_s),
             blob_sweep: Duration::from_secs(self.blob_sweep_s),
+            schedule_tick: Duration::from_millis(self.schedule_tick_ms),
             blob_grace: Duration::from_secs(self.blob_grace_s),
             package_indexes: self.packages.settings()?,
             master_key: master_key::from_vars(vars, master_key::MASTER_KEY_VAR)?,

@@ -14,6 +14,7 @@ mod limits;
 mod members;
 mod memory;
 mod runtimes;
+mod schedules;
 mod secrets;
 mod threads;
 mod triggers;
@@ -45,6 +46,7 @@ pub fn routes(limits: BodyLimits) -> Router<AppState> {
         .merge(builds::routes())
         .merge(runtimes::routes())
         .merge(threads::routes())
+        .merge(schedules::routes())
         .merge(usage::routes())
         .merge(limits::routes())
         .merge(memory::routes(limits.memory_item))
@@ -72,6 +74,7 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(members::Doc::openapi());
     doc.merge(memory::Doc::openapi());
     doc.merge(runtimes::Doc::openapi());
+    doc.merge(schedules::Doc::openapi());
     doc.merge(secrets::Doc::openapi());
     doc.merge(threads::Doc::openapi());
     doc.merge(triggers::Doc::openapi());

@@ -29,6 +29,7 @@ mod memory;
 mod queue;
 mod rls;
 mod run_tokens;
+mod schedules;
 mod secrets;
 
 async fn tenant(store: &Store, slug: &str) -> TenantScope {
@@ -133,6 +134,7 @@ fn new_invocation(priority: u8, key: Option<&str>) -> NewInvocation {
         input_timeout_s: None,
         parent: None,
         webhook_url: None,
+        schedule: None,
     }
 }
 

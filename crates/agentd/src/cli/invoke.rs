@@ -150,7 +150,7 @@ enum Print {
 }
 
 /// A JSON document given as `flag`: inline, `@FILE`, `@-` (stdin), or `{}` when absent.
-async fn read_input(input: Option<&str>, flag: &str) -> Result<Value, Failure> {
+pub(super) async fn read_input(input: Option<&str>, flag: &str) -> Result<Value, Failure> {
     let (text, source) = match input {
         None => return Ok(Value::Object(Default::default())),
         Some("@-") => {

@@ -19,6 +19,7 @@ mod keys;
 mod logs;
 mod members;
 mod output;
+mod schedules;
 mod secrets;
 mod session;
 mod slug;
@@ -65,6 +66,8 @@ pub enum ClientCommand {
     Threads(threads::ThreadsArgs),
     /// Create, list and delete agents' inbound trigger URLs.
     Triggers(triggers::TriggersArgs),
+    /// Cron schedules that invoke an agent: create, list, show, pause, resume, delete, trigger.
+    Schedules(schedules::SchedulesArgs),
     /// Show the workspace's audit log: who changed what, when and from where.
     Audit(audit::AuditArgs),
     /// Write a new agent folder (manifest, entrypoint, README) that deploys as it is.
@@ -87,6 +90,7 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Usage(args) => workspace::usage(args).await,
         ClientCommand::Keys(args) => keys::run(args).await,
         ClientCommand::Threads(args) => threads::run(args).await,
+        ClientCommand::Schedules(args) => schedules::run(args).await,
         ClientCommand::Members(args) => members::members(args).await,
         ClientCommand::Invites(args) => members::invites(args).await,
         ClientCommand::Triggers(args) => triggers::run(args).await,

@@ -35,6 +35,7 @@ mod remote;
 mod run_token;
 mod runs;
 mod scale;
+mod schedules;
 mod scopes;
 mod sdk;
 mod secrets;
