@@ -119,11 +119,8 @@ fn the_python_client_installs_with_pip() {
         }
     }
     let venv = tmp.path().join("venv");
-    let made = Command::new("/usr/bin/python3")
-        .args(["-m", "venv", "--system-site-packages"])
-        .arg(&venv)
-        .output()
-        .unwrap();
+    let made =
+        Command::new("/usr/bin/python3").args(["-m", "venv", "--system-site-packages"]).arg(&venv).output().unwrap();
     assert!(made.status.success(), "{}", text(&made));
     let python = venv.join("bin/python");
     let installed = Command::new(&python)
