@@ -9,6 +9,7 @@ mod audit;
 mod backup;
 mod bundles;
 mod cli;
+mod client_sdks;
 mod config;
 mod conversations;
 mod dependencies;
