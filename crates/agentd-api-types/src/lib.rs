@@ -32,8 +32,9 @@ pub use agentd_core::{
     AuditActorKind, AuditEvent, BuildLogLine, BuildStatus, Checkpoint, DependencyBuild, Event, EventKind, EventStream,
     Interrupt, Invite, InviteStatus, Invocation, InvocationError, InvocationStatus, Member, MemoryItem,
     MultitaskStrategy, Page, Role, Schedule, ScheduleCatchup, ScheduleOverlap, Scope, Scopes, SessionInfo, Tenant,
-    TenantLimits, Thread, ThreadState, ThreadStatus, Timestamp, TriggerMode, Usage, UsageDay, UsageFigures, UsageReport,
-    User, VersionBuild, Visibility, WebhookAttempt, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEvent,
+    TenantLimits, Thread, ThreadState, ThreadStatus, Timestamp, TriggerMode, Usage, UsageDay, UsageFigures,
+    UsageReport, User, VersionBuild, Visibility, WebhookAttempt, WebhookDelivery, WebhookDeliveryStatus,
+    WebhookEndpoint, WebhookEvent,
 };
 pub use agents::{
     AgentConfigPatch, CreateAgentRequest, PatchAgentRequest, PutSecretRequest, RuntimeResponse, VersionBuildResponse,
