@@ -131,7 +131,7 @@ pub struct Rotation {
 const ROTATION_PAGE: u32 = 200;
 
 /// Re-seals every secret sealed under `keys`' previous key with its current key (agents'
-/// secrets and triggers' signing secrets): the
+/// secrets, triggers' and webhooks' signing secrets): the
 /// operator's `agentd admin secrets rotate`. Idempotent: a second run finds nothing to
 /// do, and an interrupted one is finished by running it again. Replicas may serve
 /// meanwhile if they hold both keys (the current one, and the previous to open with).
@@ -163,9 +163,64 @@ pub async fn secrets_rotate(store: &Store, keys: &MasterKeys) -> Result<Rotation
     }
     if let Some(previous) = keys.previous() {
         rotate_trigger_secrets(store, keys, previous.id(), &mut rotation).await?;
+        rotate_webhook_secrets(store, keys, previous.id(), &mut rotation).await?;
     }
     rotation.by_key = store.secret_key_ids_unscoped().await?;
     Ok(rotation)
+}
+
+/// The webhooks' part of a rotation: the endpoints' signing secrets, then the tenants'
+/// invocation webhook secrets.
+async fn rotate_webhook_secrets(
+    store: &Store,
+    keys: &MasterKeys,
+    previous: &str,
+    rotation: &mut Rotation,
+) -> Result<()> {
+    use agentd_store::WebhookSecretRow;
+    let (mut endpoints_after, mut invocation_after, mut endpoints_done) = (None::<String>, None::<String>, false);
+    loop {
+        let page = store
+            .webhook_secrets_sealed_with_unscoped(
+                previous,
+                endpoints_after.as_deref(),
+                invocation_after.as_deref(),
+                endpoints_done,
+                ROTATION_PAGE,
+            )
+            .await?;
+        let Some(last) = page.last() else {
+            if endpoints_done {
+                return Ok(());
+            }
+            endpoints_done = true;
+            continue;
+        };
+        match &last.row {
+            WebhookSecretRow::Endpoint(id) => endpoints_after = Some(id.to_string()),
+            WebhookSecretRow::Invocation => invocation_after = Some(last.tenant_id.to_string()),
+        }
+        for secret in &page {
+            let owner_name = match &secret.row {
+                WebhookSecretRow::Endpoint(id) => id.as_str(),
+                WebhookSecretRow::Invocation => crate::webhooks::INVOCATION_SECRET_OWNER,
+            };
+            let owner = crate::master_key::WebhookSecretOwner { tenant: &secret.tenant_id, owner: owner_name };
+            let value = match keys.open(owner, &secret.sealed) {
+                Ok(value) => value,
+                Err(why) => {
+                    tracing::error!(tenant_id = %secret.tenant_id, webhook = owner_name, cause = %why, "not rotated");
+                    rotation.unopenable.push(format!("webhook secret {owner_name} of {}", secret.tenant_id));
+                    continue;
+                }
+            };
+            let resealed = keys.seal(owner, value.expose()).map_err(ControlError::internal)?;
+            match store.webhook_secret_reseal_unscoped(secret, &resealed).await? {
+                true => rotation.resealed += 1,
+                false => rotation.changed_meanwhile += 1,
+            }
+        }
+    }
 }
 
 /// The triggers' part of a rotation: their signing secrets, sealed as agents' are.

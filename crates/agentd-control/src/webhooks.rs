@@ -32,7 +32,7 @@ const MAX_URL_LEN: usize = 2048;
 /// Longest description accepted.
 const MAX_DESCRIPTION_LEN: usize = 500;
 /// The owner name the tenant's invocation webhook secret is sealed for.
-const INVOCATION_SECRET_OWNER: &str = "invocation";
+pub(crate) const INVOCATION_SECRET_OWNER: &str = "invocation";
 
 /// What the operator decided for outbound webhooks.
 #[derive(Debug, Clone)]

@@ -71,7 +71,10 @@ pub use signals::{Changes, Signal, Subscription};
 pub use tenants::{NewSignup, SignedUp, TenantLimitsRecord, TenantUsageCounts};
 pub use threads::{ThreadFilter, ThreadRun};
 pub use triggers::{FoundTrigger, NewTrigger, StoredTriggerSecret};
-pub use webhooks::{AttemptNext, AttemptRecord, AttemptRecorded, ClaimedDelivery, NewWebhook, WebhookPatch};
+pub use webhooks::{
+    AttemptNext, AttemptRecord, AttemptRecorded, ClaimedDelivery, NewWebhook, StoredWebhookSecret, WebhookPatch,
+    WebhookSecretRow,
+};
 pub use workers::WorkerSighting;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

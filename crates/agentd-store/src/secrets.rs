@@ -255,7 +255,8 @@ impl Store {
     pub async fn secret_key_ids_unscoped(&self) -> Result<Vec<(String, u64)>> {
         let found = sqlx::query(
             "SELECT key_id, COUNT(*) AS n
-             FROM (SELECT key_id FROM agent_secrets UNION ALL SELECT secret_key_id AS key_id FROM triggers) k
+             FROM (SELECT key_id FROM agent_secrets UNION ALL SELECT secret_key_id AS key_id FROM triggers
+                   UNION ALL SELECT key_id FROM webhook_endpoints UNION ALL SELECT key_id FROM webhook_invocation_secrets) k
              GROUP BY key_id ORDER BY key_id",
         )
         .fetch_all(&self.reader)

@@ -374,3 +374,102 @@ impl Store {
 }
 
 mod deliveries;
+
+/// Where a webhook signing secret is kept: an endpoint's row, or a tenant's invocation
+/// webhook secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookSecretRow {
+    Endpoint(WebhookId),
+    Invocation,
+}
+
+/// A webhook signing secret as a master key rotation reads it.
+#[derive(Debug, Clone)]
+pub struct StoredWebhookSecret {
+    pub tenant_id: TenantId,
+    pub row: WebhookSecretRow,
+    pub sealed: SealedSecret,
+}
+
+impl Store {
+    /// Up to `limit` webhook signing secrets sealed under `key_id`, every tenant's: the
+    /// endpoints' after endpoint `after_endpoint` in id order, then (once those are done,
+    /// `after_endpoint` being `None` and `invocation_after` set) the tenants' invocation
+    /// secrets after tenant `invocation_after`. One page of a master key rotation.
+    pub async fn webhook_secrets_sealed_with_unscoped(
+        &self,
+        key_id: &str,
+        endpoints_after: Option<&str>,
+        invocation_after: Option<&str>,
+        endpoints_done: bool,
+        limit: u32,
+    ) -> Result<Vec<StoredWebhookSecret>> {
+        if !endpoints_done {
+            let found = sqlx::query(
+                "SELECT id, tenant_id, ciphertext, nonce, key_id FROM webhook_endpoints
+                 WHERE key_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            )
+            .bind(key_id)
+            .bind(endpoints_after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.writer)
+            .await?;
+            return found
+                .iter()
+                .map(|row| {
+                    Ok(StoredWebhookSecret {
+                        tenant_id: TenantId::from_trusted(row.try_get("tenant_id")?),
+                        row: WebhookSecretRow::Endpoint(WebhookId::from_trusted(row.try_get("id")?)),
+                        sealed: sealed(row)?,
+                    })
+                })
+                .collect();
+        }
+        let found = sqlx::query(
+            "SELECT tenant_id, ciphertext, nonce, key_id FROM webhook_invocation_secrets
+             WHERE key_id = $1 AND ($2 IS NULL OR tenant_id > $2) ORDER BY tenant_id LIMIT $3",
+        )
+        .bind(key_id)
+        .bind(invocation_after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await?;
+        found
+            .iter()
+            .map(|row| {
+                Ok(StoredWebhookSecret {
+                    tenant_id: TenantId::from_trusted(row.try_get("tenant_id")?),
+                    row: WebhookSecretRow::Invocation,
+                    sealed: sealed(row)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces a webhook secret's sealing (same value, another key) unless it changed
+    /// since it was read (rotated or deleted meanwhile): false says so.
+    pub async fn webhook_secret_reseal_unscoped(&self, old: &StoredWebhookSecret, new: &SealedSecret) -> Result<bool> {
+        let (sql, key) = match &old.row {
+            WebhookSecretRow::Endpoint(id) => (
+                "UPDATE webhook_endpoints SET ciphertext = $1, nonce = $2, key_id = $3
+                 WHERE id = $4 AND key_id = $5 AND nonce = $6",
+                id.as_str(),
+            ),
+            WebhookSecretRow::Invocation => (
+                "UPDATE webhook_invocation_secrets SET ciphertext = $1, nonce = $2, key_id = $3
+                 WHERE tenant_id = $4 AND key_id = $5 AND nonce = $6",
+                old.tenant_id.as_str(),
+            ),
+        };
+        let done = sqlx::query(sql)
+            .bind(&new.ciphertext)
+            .bind(&new.nonce)
+            .bind(&new.key_id)
+            .bind(key)
+            .bind(&old.sealed.key_id)
+            .bind(&old.sealed.nonce)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -427,10 +427,10 @@ async fn schedules_are_managed_from_the_command_line(backend: Backend) {
 
     shell.ok(&["schedules", "delete", &id]).await;
     let gone = shell.run(&["schedules", "show", &id]).await;
-    assert_eq!(gone.code, Some(1), "{gone:#?}");
+    assert_eq!(gone.code, Some(4), "not found: {gone:#?}");
     assert!(gone.stderr.contains("not_found") || gone.stderr.contains("not found"), "{gone:#?}");
     let refused = shell.run(&["schedules", "create", "yearly", "--cron", "every day"]).await;
-    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert_eq!(refused.code, Some(2), "invalid (422): {refused:#?}");
     assert!(refused.stderr.contains("invalid_cron"), "{refused:#?}");
 }
 

@@ -484,3 +484,43 @@ async fn a_question_is_delivered_as_waiting_for_input_and_the_answer_as_succeede
     assert_eq!(second["type"], "invocation.succeeded");
     assert_ne!(got[0].headers["webhook-id"], got[1].headers["webhook-id"], "two events, two messages");
 }
+
+on_both_stores!(a_master_key_rotation_re_seals_webhook_secrets_and_deliveries_stay_signed_with_them);
+async fn a_master_key_rotation_re_seals_webhook_secrets_and_deliveries_stay_signed_with_them(backend: Backend) {
+    use agentd_control::MasterKey;
+    let (old, new) = (MasterKey::generate(), MasterKey::generate());
+    let (old_text, new_text) = (old.to_base64().expose().to_owned(), new.to_base64().expose().to_owned());
+    let mut env = FAST.to_vec();
+    env.push(("AGENTD_MASTER_KEY", &old_text));
+    let mut app = TestApp::spawn_with(backend, &env).await;
+    let tenant = app.signup("hooks").await;
+    deploy_echo(&app, &tenant).await;
+    let receiver = Receiver::start(&[]).await;
+    let created =
+        tenant.client.webhook_create(&endpoint_request(&receiver.url, &["invocation.succeeded"])).await.unwrap();
+    let invocation_secret = tenant.client.webhook_invocation_secret().await.unwrap();
+
+    let keys = [("AGENTD_MASTER_KEY", new_text.as_str()), ("AGENTD_PREVIOUS_MASTER_KEY", old_text.as_str())];
+    let rotated = app.admin(&["secrets", "rotate"], &keys);
+    let stdout = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    assert!(rotated.status.success(), "{stdout}{}", String::from_utf8_lossy(&rotated.stderr));
+    assert!(stdout.contains("re-encrypted 2 secrets"), "the endpoint's and the invocation secret: {stdout}");
+    assert!(stdout.contains(&format!("{}: 2 (current)", new.id())), "{stdout}");
+
+    // Only the new key now: deliveries are still signed with the secrets as they were made.
+    app.set_env("AGENTD_MASTER_KEY", Some(&new_text));
+    app.restart().await;
+    let client = app.client().with_token(tenant.key.clone());
+    assert_eq!(client.webhook_invocation_secret().await.unwrap().secret, invocation_secret.secret);
+    let done = crate::harness::invoke_and_wait(
+        &TestTenant { client, key: tenant.key.clone(), signup: tenant.signup.clone() },
+        "echo",
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(done.status, InvocationStatus::Succeeded);
+    let got = receiver.wait_for(1).await;
+    if let Some(python) = reference_python() {
+        verify_with_reference(&python, &created.secret, &got[0]).expect("signed with the endpoint's own secret");
+    }
+}
