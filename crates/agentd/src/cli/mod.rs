@@ -1,6 +1,6 @@
 //! The client commands of the `agentd` binary (DESIGN §9): `signup`, `login`, `whoami`,
 //! `agents …`, `invoke`, `respond`, `logs`, `cancel`, `invocations …`, `limits`, `usage`, `keys …`, `members …`,
-//! `invites …`, `triggers …`, `audit`. They talk to a server through
+//! `invites …`, `schedules …`, `triggers …`, `webhooks …`, `audit`. They talk to a server through
 //! `agentd-client`; `init`, which writes a new agent folder, is the one that stays local.
 //! `main.rs` flattens [`ClientCommand`] into its command enum next to
 //! `serve` and hands the parsed command to [`run`].
@@ -25,6 +25,7 @@ mod session;
 mod slug;
 mod threads;
 mod triggers;
+mod webhooks;
 mod workspace;
 
 use std::process::ExitCode;
@@ -66,6 +67,8 @@ pub enum ClientCommand {
     Threads(threads::ThreadsArgs),
     /// Create, list and delete agents' inbound trigger URLs.
     Triggers(triggers::TriggersArgs),
+    /// Outbound webhook endpoints: create, list, show, delete, rotate their secret, deliveries.
+    Webhooks(webhooks::WebhooksArgs),
     /// Cron schedules that invoke an agent: create, list, show, pause, resume, delete, trigger.
     Schedules(schedules::SchedulesArgs),
     /// Show the workspace's audit log: who changed what, when and from where.
@@ -94,6 +97,7 @@ pub async fn run(command: ClientCommand) -> ExitCode {
         ClientCommand::Members(args) => members::members(args).await,
         ClientCommand::Invites(args) => members::invites(args).await,
         ClientCommand::Triggers(args) => triggers::run(args).await,
+        ClientCommand::Webhooks(args) => webhooks::run(args).await,
         ClientCommand::Audit(args) => audit::run(args).await,
         ClientCommand::Init(args) => init::run(args),
     };

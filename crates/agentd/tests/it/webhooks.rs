@@ -524,3 +524,38 @@ async fn a_master_key_rotation_re_seals_webhook_secrets_and_deliveries_stay_sign
         verify_with_reference(&python, &created.secret, &got[0]).expect("signed with the endpoint's own secret");
     }
 }
+
+on_both_stores!(webhooks_are_managed_from_the_command_line);
+async fn webhooks_are_managed_from_the_command_line(backend: Backend) {
+    let app = TestApp::spawn_with(backend, FAST).await;
+    let shell = crate::cli::Shell::new(&app.base_url);
+    shell.signup().await;
+    let dir = tempfile::tempdir().unwrap();
+    crate::harness::write_shell_agent(dir.path(), "echo", "printf '{\"type\":\"output\",\"data\":1}\\n' >&3");
+    shell.ok(&["agents", "deploy", &dir.path().to_string_lossy(), "--slug", "echo"]).await;
+    let receiver = Receiver::start(&[]).await;
+
+    let made = shell.ok(&["webhooks", "create", &receiver.url, "--event", "invocation.succeeded"]).await;
+    assert!(made.stdout.contains("secret: whsec_"), "{made:#?}");
+    let id = made.stdout.split_whitespace().find(|w| w.starts_with("whk_")).unwrap().to_owned();
+    let listed = shell.ok(&["webhooks", "list"]).await;
+    assert!(listed.stdout.contains(&id) && !listed.stdout.contains("whsec_"), "{listed:#?}");
+    shell.ok(&["invoke", "echo", "--input", "{}", "--wait"]).await;
+    receiver.wait_for(1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let deliveries = crate::cli::json(&shell.ok(&["webhooks", "deliveries", &id, "--json"]).await.stdout);
+        if deliveries["data"][0]["status"] == "succeeded" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{deliveries}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rotated = shell.ok(&["webhooks", "rotate-secret", &id]).await;
+    assert!(rotated.stdout.contains("secret: whsec_") && rotated.stdout != made.stdout, "{rotated:#?}");
+    let bad = shell.run(&["webhooks", "create", &receiver.url, "--event", "invocation.exploded"]).await;
+    assert_eq!(bad.code, Some(2), "{bad:#?}");
+    shell.ok(&["webhooks", "delete", &id]).await;
+    let gone = shell.run(&["webhooks", "show", &id]).await;
+    assert_eq!(gone.code, Some(4), "{gone:#?}");
+}
