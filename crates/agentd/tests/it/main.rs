@@ -11,6 +11,7 @@ mod bundles;
 mod cli;
 mod config;
 mod conversations;
+mod dashboard;
 mod dependencies;
 mod docs_page;
 mod egress;

@@ -1,0 +1,273 @@
+//! The web dashboard over HTTP: the session cookie and its attributes, CSRF tokens on
+//! every form, the security headers, escaping of what tenants and agents wrote, and
+//! tenancy (another workspace's invocation is 404).
+
+use agentd_test_support::{Backend, on_both_stores};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+use crate::harness::{TestApp, poll_invocation};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// `application/x-www-form-urlencoded`, as a browser sends a form.
+trait FormBody {
+    fn form_fields<K: AsRef<str>, V: AsRef<str>>(self, fields: &[(K, V)]) -> Self;
+}
+
+impl FormBody for reqwest::RequestBuilder {
+    fn form_fields<K: AsRef<str>, V: AsRef<str>>(self, fields: &[(K, V)]) -> Self {
+        let encode = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
+                    b' ' => "+".to_owned(),
+                    other => format!("%{other:02X}"),
+                })
+                .collect::<String>()
+        };
+        let body: Vec<String> =
+            fields.iter().map(|(k, v)| format!("{}={}", encode(k.as_ref()), encode(v.as_ref()))).collect();
+        self.header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(body.join("&"))
+    }
+}
+
+/// A client that follows no redirects, so each answer is seen as sent.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The `Set-Cookie` line for `name`, whole (with its attributes).
+fn set_cookie_line(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn cookie_value(line: &str) -> String {
+    line.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
+}
+
+/// The value of the page's hidden `csrf` field.
+fn csrf_field(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a csrf field") + r#"name="csrf" value=""#.len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// A signed-in dashboard visitor: the session cookie and its CSRF token.
+struct Visitor {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    csrf: String,
+}
+
+impl Visitor {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        let cookie = format!("agentd_session={}", self.session);
+        self.http.get(format!("{}{path}", self.base)).header(COOKIE, cookie).send().await.unwrap()
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let cookie = format!("agentd_session={}", self.session);
+        self.http.post(format!("{}{path}", self.base)).header(COOKIE, cookie).form_fields(form).send().await.unwrap()
+    }
+}
+
+/// Logs in through the login form (its double-submit CSRF cookie included).
+async fn log_in(app: &TestApp, email: &str) -> Visitor {
+    let http = browser();
+    let form = http.get(format!("{}/login", app.base_url)).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let csrf_cookie = cookie_value(&set_cookie_line(&form, "agentd_csrf").expect("a csrf cookie"));
+    let csrf = csrf_field(&form.text().await.unwrap());
+    assert_eq!(csrf, csrf_cookie);
+    let response = http
+        .post(format!("{}/login", app.base_url))
+        .header(COOKIE, format!("agentd_csrf={csrf_cookie}"))
+        .form_fields(&[("csrf", csrf.as_str()), ("email", email), ("password", PASSWORD), ("workspace_slug", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let session = cookie_value(&set_cookie_line(&response, "agentd_session").expect("a session cookie"));
+    let mut visitor = Visitor { http, base: app.base_url.clone(), session, csrf: String::new() };
+    let agents = visitor.get("/agents").await;
+    assert_eq!(agents.status(), StatusCode::OK);
+    visitor.csrf = csrf_field(&agents.text().await.unwrap());
+    visitor
+}
+
+on_both_stores!(signup_sets_the_session_cookie_and_every_form_needs_its_csrf_token);
+async fn signup_sets_the_session_cookie_and_every_form_needs_its_csrf_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let http = browser();
+
+    // `/` sends a stranger to the login page; every page carries the security headers.
+    let home = http.get(format!("{}/", app.base_url)).send().await.unwrap();
+    assert_eq!(home.status(), StatusCode::SEE_OTHER);
+    assert_eq!(home.headers()[LOCATION], "/login");
+    let form = http.get(format!("{}/signup", app.base_url)).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let csp = form.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(form.headers()["x-content-type-options"], "nosniff");
+    let csrf_line = set_cookie_line(&form, "agentd_csrf").expect("a csrf cookie");
+    let csrf_cookie = cookie_value(&csrf_line);
+    let html = form.text().await.unwrap();
+    assert!(!html.contains("<script>"), "no inline script: {html}");
+    assert!(html.contains(r#"<label for="email">"#), "inputs have labels");
+    let csrf = csrf_field(&html);
+
+    let fields = |csrf: Option<&str>| {
+        let mut f = vec![
+            ("email", "dash@example.com".to_owned()),
+            ("password", PASSWORD.to_owned()),
+            ("workspace_name", "Dash".to_owned()),
+            ("workspace_slug", "dash".to_owned()),
+        ];
+        if let Some(c) = csrf {
+            f.push(("csrf", c.to_owned()));
+        }
+        f
+    };
+    // Without the token, or with one that is not the cookie's: 403, and no workspace.
+    for (cookie, token) in
+        [(Some(csrf_cookie.as_str()), None), (Some(csrf_cookie.as_str()), Some("0000")), (None, Some(csrf.as_str()))]
+    {
+        let mut request = http.post(format!("{}/signup", app.base_url)).form_fields(&fields(token));
+        if let Some(c) = cookie {
+            request = request.header(COOKIE, format!("agentd_csrf={c}"));
+        }
+        let refused = request.send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "cookie {cookie:?} token {token:?}");
+    }
+
+    let signed_up = http
+        .post(format!("{}/signup", app.base_url))
+        .header(COOKIE, format!("agentd_csrf={csrf_cookie}"))
+        .form_fields(&fields(Some(&csrf)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_up.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed_up.headers()[LOCATION], "/agents");
+    let line = set_cookie_line(&signed_up, "agentd_session").expect("a session cookie");
+    let attributes: Vec<&str> = line.split(';').skip(1).map(str::trim).collect();
+    for wanted in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(attributes.contains(&wanted), "{line}");
+    }
+    // The server listens on loopback here: plain http in development, so not `Secure`.
+    assert!(!attributes.contains(&"Secure"), "{line}");
+    let session = cookie_value(&line);
+
+    // The cookie holds a session of the domain's: the API takes it as a bearer token and
+    // lists it among the user's sessions.
+    let sessions: serde_json::Value = http
+        .get(format!("{}/v1/sessions", app.base_url))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions["data"].as_array().map(Vec::len), Some(1), "{sessions}");
+
+    let visitor =
+        Visitor { http: http.clone(), base: app.base_url.clone(), session: session.clone(), csrf: String::new() };
+    let agents = visitor.get("/agents").await;
+    assert_eq!(agents.status(), StatusCode::OK);
+    let html = agents.text().await.unwrap();
+    assert!(html.contains("Dash"), "the workspace is named: {html}");
+    let csrf = csrf_field(&html);
+
+    // Logging out needs the session's token too; with it, the session is revoked.
+    assert_eq!(visitor.post("/logout", &[]).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(visitor.post("/logout", &[("csrf", "nope")]).await.status(), StatusCode::FORBIDDEN);
+    let out = visitor.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let cleared = set_cookie_line(&out, "agentd_session").expect("the cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let after = visitor.get("/agents").await;
+    assert_eq!(after.status(), StatusCode::SEE_OTHER, "a revoked session signs in no more");
+    assert_eq!(after.headers()[LOCATION], "/login");
+    let api = http.get(format!("{}/v1/me", app.base_url)).bearer_auth(&session).send().await.unwrap();
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+}
+
+on_both_stores!(pages_escape_what_agents_write_and_hide_other_workspaces);
+async fn pages_escape_what_agents_write_and_hide_other_workspaces(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.signup("alpha").await;
+    let beta = app.signup("beta").await;
+    app.deploy_script(
+        &alpha,
+        "shouty",
+        r#"echo '<script>alert("log")</script>'
+printf '{"type":"output","data":{"html":"<b>bold</b>"}}\n' >&3"#,
+    )
+    .await;
+    let patched = browser()
+        .patch(format!("{}/v1/agents/shouty", app.base_url))
+        .bearer_auth(&alpha.key)
+        .json(&json!({"description": "<script>alert('description')</script>"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+
+    let visitor = log_in(&app, "alpha@example.com").await;
+    let list = visitor.get("/agents").await.text().await.unwrap();
+    assert!(list.contains("&lt;script&gt;alert('description')&lt;/script&gt;"), "{list}");
+    assert!(!list.contains("<script>alert"), "{list}");
+    let page = visitor.get("/agents/shouty").await.text().await.unwrap();
+    assert!(page.contains("&lt;script&gt;alert('description')") && !page.contains("<script>alert"), "{page}");
+
+    // Invoke from the form: it needs the session's CSRF token, then goes to the invocation.
+    let refused = visitor.post("/agents/shouty/invoke", &[("input", "{}")]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let invoked = visitor.post("/agents/shouty/invoke", &[("csrf", &visitor.csrf), ("input", r#"{"n": 1}"#)]).await;
+    assert_eq!(invoked.status(), StatusCode::SEE_OTHER);
+    let location = invoked.headers()[LOCATION].to_str().unwrap().to_owned();
+    let id = location.strip_prefix("/invocations/").expect("to the invocation").to_owned();
+    poll_invocation(&alpha, &id, std::time::Duration::from_secs(60), |i| i.status.is_terminal()).await;
+
+    let page = visitor.get(&location).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("succeeded"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(\"log\")&lt;/script&gt;")
+            || html.contains("&lt;script&gt;alert(&quot;log&quot;)&lt;/script&gt;"),
+        "the log line, escaped: {html}"
+    );
+    assert!(html.contains("&lt;b&gt;bold&lt;/b&gt;"), "the output, escaped: {html}");
+    assert!(!html.contains("<script>alert") && !html.contains("<b>bold"), "{html}");
+
+    // The live events relay sends lines rendered and escaped too.
+    let events = visitor.get(&format!("{location}/events")).await;
+    assert_eq!(events.status(), StatusCode::OK);
+    let stream = events.text().await.unwrap();
+    assert!(stream.contains("&lt;script&gt;"), "{stream}");
+    assert!(stream.contains("event: end"), "{stream}");
+
+    // The list filters by agent and status.
+    let listed = visitor.get("/invocations?agent=shouty&status=succeeded").await.text().await.unwrap();
+    assert!(listed.contains(&id), "{listed}");
+    let none = visitor.get("/invocations?agent=shouty&status=failed").await.text().await.unwrap();
+    assert!(!none.contains(&id), "{none}");
+
+    // Another workspace sees none of it.
+    let stranger = log_in(&app, "beta@example.com").await;
+    assert_eq!(stranger.get(&location).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(stranger.get(&format!("{location}/events")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(stranger.get("/agents/shouty").await.status(), StatusCode::NOT_FOUND);
+    drop(beta);
+}
