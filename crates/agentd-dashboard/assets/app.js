@@ -16,6 +16,7 @@ function followLogs(list) {
     const li = tpl.content.firstElementChild;
     if (!li || seen.has(li.dataset.seq)) return;
     seen.add(li.dataset.seq);
+    li.dataset.live = "true"; // arrived while the page was open
     list.appendChild(li);
     li.scrollIntoView({ block: "nearest" });
   };

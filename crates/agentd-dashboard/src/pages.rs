@@ -425,8 +425,10 @@ pub(crate) async fn invocation(AxumState(state): St, headers: HeaderMap, Path(id
     let viewer = signed_in(&state, &headers).await?;
     let ctx = viewer.principal.authorize::<Read>()?;
     let id = invocation_id(&id)?;
-    let inv = state.control.invocation_get(&ctx, &id).await?;
+    // Events first: a change after them comes over the stream (and reloads the page), so
+    // the page never shows a status older than the events it lists.
     let events = state.control.invocation_logs(&ctx, &id, &page_of(None, PageBounds::EVENTS)?).await?;
+    let inv = state.control.invocation_get(&ctx, &id).await?;
     let after = events.data.last().map_or(0, |e| e.seq);
     let artifacts = state.control.artifacts_list(&ctx, &id, &page_of(None, PageBounds::RESOURCES)?).await?;
     let question = match inv.status {

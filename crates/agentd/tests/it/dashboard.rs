@@ -271,3 +271,114 @@ printf '{"type":"output","data":{"html":"<b>bold</b>"}}\n' >&3"#,
     assert_eq!(stranger.get("/agents/shouty").await.status(), StatusCode::NOT_FOUND);
     drop(beta);
 }
+
+/// Asks a question on its first run, after two log lines written a few seconds apart; on
+/// the resume (its answers in `resume` on stdin) it says the answer and finishes.
+const ASKER: &str = r#"input=$(cat)
+case "$input" in
+  *'"resume":null'*)
+    echo "warming up"
+    sleep 5
+    echo "halfway there"
+    sleep 1
+    printf '{"type":"interrupt","value":{"question":"Ship it?"}}\n' >&3
+    exit 0
+    ;;
+esac
+echo "resumed with the answer"
+printf '{"type":"output","data":{"shipped":true}}\n' >&3"#;
+
+/// A person's path in a real browser: sign up, log out, log in, invoke from the form,
+/// watch log lines arrive live, answer the agent's question and see the run finish.
+/// With `AGENTD_SCREENSHOTS=<dir>` it saves the main pages there.
+#[tokio::test]
+async fn a_person_signs_up_invokes_watches_logs_live_and_answers_in_a_browser() {
+    let Some(driver) = crate::browser::chromedriver() else { return };
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let tenant = app.signup("studio").await;
+    app.deploy_script(&tenant, "asker", ASKER).await;
+    let browser = crate::browser::Browser::start(&driver).await;
+    let at = |path: &str| format!("return location.pathname === '{path}' || null");
+
+    // Sign up a workspace of one's own, and log out of it.
+    browser.go(&format!("{}/", app.base_url)).await;
+    browser.wait_for("the login page", &at("/login")).await;
+    browser.screenshot("login").await;
+    browser.click("a[href='/signup']").await;
+    browser.type_into("#email", "newcomer@example.com").await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.type_into("#workspace_name", "Newcomer's workspace").await;
+    browser.type_into("#workspace_slug", "newcomer").await;
+    browser.click("form.card button[type=submit]").await;
+    browser.wait_for("the agents page", &at("/agents")).await;
+    let header = browser.script("return document.querySelector('.workspace').textContent").await;
+    assert_eq!(header, json!("Newcomer's workspace"));
+    browser.click("form[action='/logout'] button").await;
+    browser.wait_for("the login page again", &at("/login")).await;
+
+    // Log in to the workspace with the agent.
+    browser.type_into("#email", "studio@example.com").await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click("form.card button[type=submit]").await;
+    browser.wait_for("the agents page", &at("/agents")).await;
+    browser.find("a[href='/agents/asker']").await;
+    browser.screenshot("agents").await;
+    browser.click("a[href='/agents/asker']").await;
+    browser.wait_for("the agent's page", &at("/agents/asker")).await;
+    browser.screenshot("agent").await;
+
+    // Invoke from the form; the page of the invocation follows its logs live.
+    browser.script("document.getElementById('input').value = ''; return null").await;
+    browser.type_into("#input", r#"{"task": "release"}"#).await;
+    browser.type_into("#priority", "3").await;
+    browser.click("form[action='/agents/asker/invoke'] button").await;
+    browser.wait_for("the invocation page", "return location.pathname.startsWith('/invocations/inv_') || null").await;
+    let path = browser.script("return location.pathname").await;
+    let id = path.as_str().unwrap().trim_start_matches("/invocations/").to_owned();
+    // "halfway there" is written five seconds after "warming up", while the page is open:
+    // the script appends it from the event stream (and marks it `data-live`).
+    let live = browser
+        .wait_for(
+            "a log line appended live",
+            "return Array.from(document.querySelectorAll('#logs li[data-live]')).some(li => li.textContent.includes('halfway there')) || null",
+        )
+        .await;
+    assert_eq!(live, json!(true));
+    let stdout = browser
+        .script("const li = Array.from(document.querySelectorAll('#logs li.st-stdout')); return li.length")
+        .await;
+    assert!(stdout.as_u64().unwrap_or(0) >= 1, "lines are classed by stream");
+
+    // The question: the page reloads into the answer box.
+    browser.find("section.answer textarea#answer").await;
+    let question = browser.script("return document.querySelector('section.answer pre').textContent").await;
+    assert!(question.as_str().unwrap_or("").contains("Ship it?"), "{question}");
+    browser.screenshot("invocation-waiting").await;
+    browser.type_into("#answer", "yes").await;
+    browser.click("section.answer button").await;
+
+    // The run resumes and finishes; the page shows its output.
+    browser
+        .wait_for(
+            "the run to finish",
+            "const s = document.getElementById('status'); return (s && s.dataset.status === 'succeeded') || null",
+        )
+        .await;
+    let output = browser.script("return document.body.textContent.includes('shipped')").await;
+    assert_eq!(output, json!(true));
+    browser.find("#logs li").await;
+    browser
+        .wait_for(
+            "the resumed run's line",
+            "return Array.from(document.querySelectorAll('#logs li')).some(li => li.textContent.includes('resumed with the answer')) || null",
+        )
+        .await;
+    browser.screenshot("invocation").await;
+    let answered = tenant.client.interrupts(&id).await.unwrap().data;
+    assert_eq!(answered[0].answer, Some(json!("yes")));
+
+    browser.go(&format!("{}/invocations", app.base_url)).await;
+    browser.find(&format!("a[href='/invocations/{id}']")).await;
+    browser.screenshot("invocations").await;
+    browser.quit().await;
+}

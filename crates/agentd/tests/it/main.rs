@@ -7,6 +7,7 @@ mod agents;
 mod artifacts;
 mod audit;
 mod backup;
+mod browser;
 mod bundles;
 mod cli;
 mod config;
