@@ -34,7 +34,20 @@ function followLogs(list) {
   source.addEventListener("failed", () => source.close());
 }
 
+// A "Copy" button copies the text of the element its data-copy names.
+function copyButtons() {
+  for (const button of document.querySelectorAll("button[data-copy]")) {
+    button.addEventListener("click", async () => {
+      const target = document.getElementById(button.dataset.copy);
+      if (!target || !navigator.clipboard) return;
+      await navigator.clipboard.writeText(target.textContent);
+      button.textContent = "Copied";
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const logs = document.getElementById("logs");
   if (logs) followLogs(logs);
+  copyButtons();
 });

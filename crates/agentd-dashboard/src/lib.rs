@@ -11,6 +11,7 @@
 //! Content-Security-Policy.
 
 mod auth;
+mod keys;
 mod pages;
 mod views;
 
@@ -49,6 +50,8 @@ pub fn router(control: Control, options: Options) -> Router {
         .route("/invocations/{id}/events", get(pages::events))
         .route("/invocations/{id}/respond", post(pages::respond))
         .route("/invocations/{id}/artifacts/{*name}", get(pages::artifact))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
         .layer(axum::middleware::from_fn(security_headers))

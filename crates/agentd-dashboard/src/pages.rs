@@ -22,14 +22,14 @@ use crate::State;
 use crate::auth::{CSRF_COOKIE, Failure, SESSION_COOKIE, Viewer, cookie, random_token, same, set_cookie, signed_in};
 use crate::views::{Nav, badge, json, page, render};
 
-type Result<T> = std::result::Result<T, Failure>;
+pub(crate) type Result<T> = std::result::Result<T, Failure>;
 type St = AxumState<State>;
 
-fn form<T>(parsed: std::result::Result<Form<T>, FormRejection>) -> Result<T> {
+pub(crate) fn form<T>(parsed: std::result::Result<Form<T>, FormRejection>) -> Result<T> {
     parsed.map(|Form(f)| f).map_err(|e| Failure::bad_request(e.body_text()))
 }
 
-fn page_of<C: Cursor>(cursor: Option<&str>, bounds: PageBounds) -> Result<PageRequest<C>> {
+pub(crate) fn page_of<C: Cursor>(cursor: Option<&str>, bounds: PageBounds) -> Result<PageRequest<C>> {
     let cursor = cursor.filter(|c| !c.is_empty());
     PageRequest::parse(None, cursor, bounds).map_err(|e| ControlError::from(Invalid::from(e)).into())
 }
@@ -43,7 +43,7 @@ fn invocation_id(raw: &str) -> Result<InvocationId> {
 }
 
 /// Renders a signed-in page: the frame names the workspace.
-async fn signed_in_page(state: &State, viewer: &Viewer, title: &str, body: Markup) -> Result<Response> {
+pub(crate) async fn signed_in_page(state: &State, viewer: &Viewer, title: &str, body: Markup) -> Result<Response> {
     let me = state.control.me(&viewer.principal.authorize::<Read>()?).await?;
     let nav = Nav { workspace: &me.tenant.name, csrf: &viewer.csrf };
     Ok(render(page(title, Some(nav), body)))
@@ -194,7 +194,7 @@ pub(crate) async fn logout(
 
 #[derive(Deserialize)]
 pub(crate) struct CursorQuery {
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 pub(crate) async fn agents(AxumState(state): St, headers: HeaderMap, Query(q): Query<CursorQuery>) -> Result<Response> {

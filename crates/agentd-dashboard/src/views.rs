@@ -29,6 +29,7 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                         nav aria-label="Main" {
                             a href="/agents" { "Agents" }
                             a href="/invocations" { "Invocations" }
+                            a href="/keys" { "API keys" }
                         }
                         span.workspace { (nav.workspace) }
                         form.inline method="post" action="/logout" {

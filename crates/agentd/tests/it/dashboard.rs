@@ -380,5 +380,66 @@ async fn a_person_signs_up_invokes_watches_logs_live_and_answers_in_a_browser() 
     browser.go(&format!("{}/invocations", app.base_url)).await;
     browser.find(&format!("a[href='/invocations/{id}']")).await;
     browser.screenshot("invocations").await;
+
+    // An API key: made with one scope, its secret shown once, then revoked.
+    browser.click("a[href='/keys']").await;
+    browser.type_into("#name", "from the browser").await;
+    browser.click("input[name=scope_invoke]").await;
+    browser.click("form[action='/keys'] button[type=submit]").await;
+    let secret = browser
+        .wait_for("the new key's secret", "const s = document.getElementById('secret'); return s && s.textContent")
+        .await;
+    let secret = secret.as_str().unwrap().to_owned();
+    assert!(secret.starts_with("agd_"), "{secret}");
+    browser.screenshot("key-created").await;
+    browser.click("a[href='/keys']").await;
+    browser.click("form[action$='/revoke'] button").await;
+    browser.wait_for("the key revoked", "return document.body.textContent.includes('revoked') || null").await;
+    let me = reqwest::Client::new().get(format!("{}/v1/me", app.base_url)).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
     browser.quit().await;
+}
+
+on_both_stores!(a_key_made_on_the_keys_page_shows_its_secret_once_and_revokes);
+async fn a_key_made_on_the_keys_page_shows_its_secret_once_and_revokes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let _owner = app.signup("keyed").await;
+    let visitor = log_in(&app, "keyed@example.com").await;
+
+    let refused = visitor.post("/keys", &[("name", "ci"), ("scope_read", "on")]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let made = visitor.post("/keys", &[("csrf", &visitor.csrf), ("name", "<i>ci</i>"), ("scope_read", "on")]).await;
+    assert_eq!(made.status(), StatusCode::OK);
+    let html = made.text().await.unwrap();
+    assert!(html.contains("&lt;i&gt;ci&lt;/i&gt;") && !html.contains("<i>ci"), "{html}");
+    let at = html.find(r#"<code id="secret">"#).expect("the secret") + r#"<code id="secret">"#.len();
+    let secret = html[at..].split('<').next().unwrap().to_owned();
+
+    // The secret works, with the scopes ticked only; the list never shows it again.
+    let http = browser();
+    let me: serde_json::Value =
+        http.get(format!("{}/v1/me", app.base_url)).bearer_auth(&secret).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["scopes"], json!(["read"]), "{me}");
+    let list = visitor.get("/keys").await.text().await.unwrap();
+    assert!(!list.contains(&secret), "the list does not show the secret");
+    let keys: serde_json::Value = http
+        .get(format!("{}/v1/api-keys", app.base_url))
+        .bearer_auth(&visitor.session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = keys["data"].as_array().unwrap().iter().find(|k| k["name"] == "<i>ci</i>").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(list.contains(&format!("/keys/{id}/revoke")), "{list}");
+
+    assert_eq!(visitor.post(&format!("/keys/{id}/revoke"), &[]).await.status(), StatusCode::FORBIDDEN);
+    let revoked = visitor.post(&format!("/keys/{id}/revoke"), &[("csrf", &visitor.csrf)]).await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    let after = http.get(format!("{}/v1/me", app.base_url)).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
 }
