@@ -14,6 +14,7 @@ mod auth;
 mod keys;
 mod pages;
 mod views;
+mod workspace;
 
 use agentd_control::Control;
 use axum::Router;
@@ -52,6 +53,9 @@ pub fn router(control: Control, options: Options) -> Router {
         .route("/invocations/{id}/artifacts/{*name}", get(pages::artifact))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/revoke", post(keys::revoke))
+        .route("/members", get(workspace::members))
+        .route("/limits", get(workspace::limits))
+        .route("/audit", get(workspace::audit))
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
         .layer(axum::middleware::from_fn(security_headers))

@@ -30,6 +30,9 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                             a href="/agents" { "Agents" }
                             a href="/invocations" { "Invocations" }
                             a href="/keys" { "API keys" }
+                            a href="/members" { "Members" }
+                            a href="/limits" { "Limits" }
+                            a href="/audit" { "Audit log" }
                         }
                         span.workspace { (nav.workspace) }
                         form.inline method="post" action="/logout" {

@@ -442,4 +442,13 @@ async fn a_key_made_on_the_keys_page_shows_its_secret_once_and_revokes(backend: 
     assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
     let after = http.get(format!("{}/v1/me", app.base_url)).bearer_auth(&secret).send().await.unwrap();
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+
+    // The workspace's pages: the audit log has both changes, the members and limits show.
+    let audit = visitor.get("/audit").await.text().await.unwrap();
+    assert!(audit.contains("api_key.create") && audit.contains("api_key.revoke"), "{audit}");
+    assert!(!audit.contains("<i>ci"), "details are escaped: {audit}");
+    let members = visitor.get("/members").await.text().await.unwrap();
+    assert!(members.contains("keyed@example.com") && members.contains("owner"), "{members}");
+    let limits = visitor.get("/limits").await.text().await.unwrap();
+    assert!(limits.contains("max_agents") && limits.contains("invocations_per_minute"), "{limits}");
 }
