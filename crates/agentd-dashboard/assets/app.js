@@ -46,7 +46,41 @@ function copyButtons() {
   }
 }
 
+// A form with data-upload is sent by XMLHttpRequest so its progress shows; the answer
+// (the agent's page, or an error page) is then shown as the browser would have.
+function uploadWithProgress(form) {
+  const progress = form.querySelector("progress");
+  const status = form.querySelector("[role=status]");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.responseType = "document";
+    if (progress) { progress.hidden = false; progress.value = 0; }
+    xhr.upload.addEventListener("progress", (e) => {
+      if (!e.lengthComputable) return;
+      const percent = Math.round((e.loaded / e.total) * 100);
+      if (progress) progress.value = percent;
+      if (status) status.textContent = `Uploading: ${percent} %`;
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status < 400) {
+        window.location.assign(xhr.responseURL);
+        return;
+      }
+      const problem = xhr.response && xhr.response.querySelector(".error");
+      if (status) status.textContent = problem ? problem.textContent : `The upload failed (${xhr.status}).`;
+      if (status) status.classList.add("error");
+    });
+    xhr.addEventListener("error", () => {
+      if (status) status.textContent = "The upload failed: the server could not be reached.";
+    });
+    xhr.send(new FormData(form));
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  for (const form of document.querySelectorAll("form[data-upload]")) uploadWithProgress(form);
   const logs = document.getElementById("logs");
   if (logs) followLogs(logs);
   copyButtons();

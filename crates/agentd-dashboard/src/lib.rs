@@ -11,6 +11,7 @@
 //! Content-Security-Policy.
 
 mod auth;
+mod deploy;
 mod keys;
 mod pages;
 mod views;
@@ -18,6 +19,7 @@ mod workspace;
 
 use agentd_control::Control;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -37,8 +39,10 @@ pub(crate) struct State {
 
 /// The dashboard's routes (`/`, `/login`, `/agents`, …), to merge into the server's router.
 pub fn router(control: Control, options: Options) -> Router {
+    let upload = usize::try_from(control.settings().max_upload_bytes).unwrap_or(usize::MAX);
     let state = State { control, options };
     Router::new()
+        .route("/deploy", get(deploy::form).post(deploy::upload).layer(DefaultBodyLimit::max(upload)))
         .route("/", get(pages::home))
         .route("/signup", get(pages::signup_form).post(pages::signup))
         .route("/login", get(pages::login_form).post(pages::login))

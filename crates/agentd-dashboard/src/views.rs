@@ -28,6 +28,7 @@ pub(crate) fn page(title: &str, nav: Option<Nav<'_>>, body: Markup) -> Markup {
                     @if let Some(nav) = &nav {
                         nav aria-label="Main" {
                             a href="/agents" { "Agents" }
+                            a href="/deploy" { "Deploy" }
                             a href="/invocations" { "Invocations" }
                             a href="/keys" { "API keys" }
                             a href="/members" { "Members" }

@@ -288,7 +288,7 @@ esac
 echo "resumed with the answer"
 printf '{"type":"output","data":{"shipped":true}}\n' >&3"#;
 
-/// A person's path in a real browser: sign up, log out, log in, invoke from the form,
+/// A person's path in a real browser: sign up, log out, log in, deploy a bundle, invoke from the form,
 /// watch log lines arrive live, answer the agent's question and see the run finish.
 /// With `AGENTD_SCREENSHOTS=<dir>` it saves the main pages there.
 #[tokio::test]
@@ -296,7 +296,12 @@ async fn a_person_signs_up_invokes_watches_logs_live_and_answers_in_a_browser() 
     let Some(driver) = crate::browser::chromedriver() else { return };
     let app = TestApp::spawn(Backend::Sqlite).await;
     let tenant = app.signup("studio").await;
-    app.deploy_script(&tenant, "asker", ASKER).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("asker");
+    std::fs::create_dir(&source).unwrap();
+    crate::harness::write_shell_agent(&source, "asker", ASKER);
+    let bundle_file = dir.path().join("asker.tar.gz");
+    std::fs::write(&bundle_file, agentd_bundle::pack_dir(&source).unwrap()).unwrap();
     let browser = crate::browser::Browser::start(&driver).await;
     let at = |path: &str| format!("return location.pathname === '{path}' || null");
 
@@ -321,6 +326,17 @@ async fn a_person_signs_up_invokes_watches_logs_live_and_answers_in_a_browser() 
     browser.type_into("#password", PASSWORD).await;
     browser.click("form.card button[type=submit]").await;
     browser.wait_for("the agents page", &at("/agents")).await;
+
+    // Deploy by uploading the bundle (the page's script sends it with a progress bar).
+    browser.click("a[href='/deploy']").await;
+    browser.type_into("#slug", "asker").await;
+    browser.type_into("#bundle", bundle_file.to_str().unwrap()).await;
+    browser.screenshot("deploy").await;
+    browser.click("form#deploy button[type=submit]").await;
+    browser.wait_for("the new agent's page", &at("/agents/asker")).await;
+    assert_eq!(tenant.client.agent_get("asker").await.unwrap().active_version, Some(1));
+
+    browser.click("a[href='/agents']").await;
     browser.find("a[href='/agents/asker']").await;
     browser.screenshot("agents").await;
     browser.click("a[href='/agents/asker']").await;
@@ -398,6 +414,59 @@ async fn a_person_signs_up_invokes_watches_logs_live_and_answers_in_a_browser() 
     let me = reqwest::Client::new().get(format!("{}/v1/me", app.base_url)).bearer_auth(&secret).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
     browser.quit().await;
+}
+
+/// A `multipart/form-data` body as a browser sends a form with a file input.
+fn multipart(fields: &[(&str, &str)], file: (&str, &[u8])) -> (String, Vec<u8>) {
+    let boundary = "agentd-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    let (name, bytes) = file;
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"bundle.tar.gz\"\r\nContent-Type: application/gzip\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+on_both_stores!(a_bundle_uploaded_on_the_deploy_page_creates_and_activates_the_agent);
+async fn a_bundle_uploaded_on_the_deploy_page_creates_and_activates_the_agent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.signup("uploader").await;
+    let visitor = log_in(&app, "uploader@example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    crate::harness::write_shell_agent(dir.path(), "fresh", r#"printf '{"type":"output","data":"fresh"}\n' >&3"#);
+    let bundle = agentd_bundle::pack_dir(dir.path()).unwrap();
+    let send = |fields: Vec<(&'static str, String)>| {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (content_type, body) = multipart(&fields, ("bundle", &bundle));
+        visitor
+            .http
+            .post(format!("{}/deploy", app.base_url))
+            .header(COOKIE, format!("agentd_session={}", visitor.session))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+    };
+    let refused = send(vec![("slug", "fresh".to_owned())]).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(owner.client.agent_get("fresh").await.is_err(), "nothing was created");
+    let deployed = send(vec![("csrf", visitor.csrf.clone()), ("slug", "fresh".to_owned())]).await.unwrap();
+    assert_eq!(deployed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(deployed.headers()[LOCATION], "/agents/fresh");
+    let agent = owner.client.agent_get("fresh").await.unwrap();
+    assert_eq!(agent.active_version, Some(1));
+    // Again: a second version of the same agent.
+    let again = send(vec![("csrf", visitor.csrf.clone()), ("slug", "fresh".to_owned())]).await.unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(owner.client.agent_get("fresh").await.unwrap().active_version, Some(2));
+    let page = visitor.get("/agents/fresh").await.text().await.unwrap();
+    assert!(page.contains("v2") && page.contains("entrypoint"), "versions and manifest: {page}");
 }
 
 on_both_stores!(a_key_made_on_the_keys_page_shows_its_secret_once_and_revokes);
