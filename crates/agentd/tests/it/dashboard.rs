@@ -257,6 +257,28 @@ printf '{"type":"output","data":{"html":"<b>bold</b>"}}\n' >&3"#,
     let stream = events.text().await.unwrap();
     assert!(stream.contains("&lt;script&gt;"), "{stream}");
     assert!(stream.contains("event: end"), "{stream}");
+    // A reconnect with Last-Event-ID resumes after that event: nothing before it again.
+    let seqs = |text: &str| -> Vec<u64> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("id: ").or_else(|| l.strip_prefix("id:")))
+            .map(|v| v.trim().parse().unwrap())
+            .collect()
+    };
+    let all = seqs(&stream);
+    assert!(all.len() >= 2 && all.windows(2).all(|w| w[0] < w[1]), "{stream}");
+    let cookie = format!("agentd_session={}", visitor.session);
+    let resumed = visitor
+        .http
+        .get(format!("{}{location}/events", app.base_url))
+        .header(COOKIE, cookie)
+        .header("last-event-id", all[0].to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(seqs(&resumed), all[1..].to_vec(), "{resumed}");
 
     // The list filters by agent and status.
     let listed = visitor.get("/invocations?agent=shouty&status=succeeded").await.text().await.unwrap();
