@@ -138,3 +138,29 @@ impl IntoResponse for Failure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_is_found_by_its_exact_name_among_several() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x_agentd_session=no; agentd_session=ags_1; agentd_csrf="),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("ags_1"));
+        assert_eq!(cookie(&headers, CSRF_COOKIE), None, "an empty value is no cookie");
+        assert_eq!(cookie(&HeaderMap::new(), SESSION_COOKIE), None);
+    }
+
+    #[test]
+    fn a_session_csrf_token_is_stable_per_session_and_differs_between_sessions() {
+        assert_eq!(session_csrf("ags_a"), session_csrf("ags_a"));
+        assert_ne!(session_csrf("ags_a"), session_csrf("ags_b"));
+        assert_eq!(session_csrf("ags_a").len(), 32);
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+        assert_ne!(random_token(), random_token());
+    }
+}

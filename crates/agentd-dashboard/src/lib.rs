@@ -12,6 +12,7 @@
 
 mod auth;
 mod deploy;
+mod invites;
 mod keys;
 mod pages;
 mod views;
@@ -58,6 +59,8 @@ pub fn router(control: Control, options: Options) -> Router {
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/members", get(workspace::members))
+        .route("/invites", post(invites::create))
+        .route("/join/{token}", get(invites::join_form).post(invites::join))
         .route("/limits", get(workspace::limits))
         .route("/audit", get(workspace::audit))
         .route("/assets/app.css", get(css))

@@ -59,14 +59,19 @@ pub(crate) async fn home(AxumState(state): St, headers: HeaderMap) -> Result<Red
 // ---- Sign up, log in, log out ----
 
 /// A signed-out form: its CSRF token is the `agentd_csrf` cookie's (set here if absent).
-fn signed_out_form(state: &State, headers: &HeaderMap, title: &str, body: impl FnOnce(&str) -> Markup) -> Response {
+pub(crate) fn signed_out_form(
+    state: &State,
+    headers: &HeaderMap,
+    title: &str,
+    body: impl FnOnce(&str) -> Markup,
+) -> Response {
     let token = cookie(headers, CSRF_COOKIE).map_or_else(random_token, str::to_owned);
     let mut response = render(page(title, None, body(&token)));
     response.headers_mut().append(header::SET_COOKIE, set_cookie(state, CSRF_COOKIE, &token));
     response
 }
 
-fn check_signed_out_csrf(headers: &HeaderMap, sent: Option<&str>) -> Result<()> {
+pub(crate) fn check_signed_out_csrf(headers: &HeaderMap, sent: Option<&str>) -> Result<()> {
     match (cookie(headers, CSRF_COOKIE), sent) {
         (Some(expected), Some(sent)) if same(expected, sent) => Ok(()),
         _ => Err(Failure::Csrf),
@@ -74,7 +79,7 @@ fn check_signed_out_csrf(headers: &HeaderMap, sent: Option<&str>) -> Result<()> 
 }
 
 /// Sets the session cookie and goes to `to`.
-fn start_session(state: &State, token: &str, to: &str) -> Response {
+pub(crate) fn start_session(state: &State, token: &str, to: &str) -> Response {
     let mut response = Redirect::to(to).into_response();
     response.headers_mut().append(header::SET_COOKIE, set_cookie(state, SESSION_COOKIE, token));
     response

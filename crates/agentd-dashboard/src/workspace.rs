@@ -19,6 +19,7 @@ pub(crate) async fn members(
 ) -> Result<Response> {
     let viewer = signed_in(&state, &headers).await?;
     let ctx = viewer.principal.authorize::<Read>()?;
+    let invites = crate::invites::section(&state, &viewer).await?;
     let members = state.control.members_list(&ctx, &page_of(q.cursor.as_deref(), PageBounds::RESOURCES)?).await?;
     let body = html! {
         div.scroll { table {
@@ -28,6 +29,7 @@ pub(crate) async fn members(
             } }
         } }
         @if let Some(next) = &members.next_cursor { p { a href={ "/members?cursor=" (next) } { "Next page" } } }
+        (invites)
     };
     signed_in_page(&state, &viewer, "Members", body).await
 }

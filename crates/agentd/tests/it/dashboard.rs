@@ -311,7 +311,8 @@ echo "resumed with the answer"
 printf '{"type":"output","data":{"shipped":true}}\n' >&3"#;
 
 /// A person's path in a real browser: sign up, log out, log in, deploy a bundle, invoke from the form,
-/// watch log lines arrive live, answer the agent's question and see the run finish.
+/// watch log lines arrive live, answer the agent's question and see the run finish, make
+/// and revoke an API key, invite a member.
 /// With `AGENTD_SCREENSHOTS=<dir>` it saves the main pages there.
 #[tokio::test]
 async fn a_person_signs_up_invokes_watches_logs_live_and_answers_in_a_browser() {
@@ -435,6 +436,20 @@ async fn a_person_signs_up_invokes_watches_logs_live_and_answers_in_a_browser() 
     browser.wait_for("the key revoked", "return document.body.textContent.includes('revoked') || null").await;
     let me = reqwest::Client::new().get(format!("{}/v1/me", app.base_url)).bearer_auth(&secret).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+
+    // Invite a member: the link is shown once.
+    browser.click("a[href='/members']").await;
+    browser.type_into("#invite_email", "colleague@example.com").await;
+    browser.click("form[action='/invites'] button").await;
+    let link = browser
+        .wait_for("the invite link", "const l = document.getElementById('invite-link'); return l && l.textContent")
+        .await;
+    assert!(link.as_str().unwrap_or("").starts_with("/join/"), "{link}");
+    browser.click("a[href='/members']").await;
+    browser
+        .wait_for("the pending invite", "return document.body.textContent.includes('colleague@example.com') || null")
+        .await;
+    browser.screenshot("members").await;
     browser.quit().await;
 }
 
@@ -542,4 +557,47 @@ async fn a_key_made_on_the_keys_page_shows_its_secret_once_and_revokes(backend: 
     assert!(members.contains("keyed@example.com") && members.contains("owner"), "{members}");
     let limits = visitor.get("/limits").await.text().await.unwrap();
     assert!(limits.contains("max_agents") && limits.contains("invocations_per_minute"), "{limits}");
+}
+
+on_both_stores!(an_invite_made_on_the_members_page_is_accepted_through_its_link);
+async fn an_invite_made_on_the_members_page_is_accepted_through_its_link(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let _owner = app.signup("inviting").await;
+    let visitor = log_in(&app, "inviting@example.com").await;
+    let members = visitor.get("/members").await.text().await.unwrap();
+    assert!(members.contains(r#"action="/invites""#), "an owner sees the invite form: {members}");
+
+    let refused = visitor.post("/invites", &[("email", "new@example.com"), ("role", "developer")]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let made =
+        visitor.post("/invites", &[("csrf", &visitor.csrf), ("email", "new@example.com"), ("role", "developer")]).await;
+    assert_eq!(made.status(), StatusCode::OK);
+    let html = made.text().await.unwrap();
+    let at = html.find(r#"<code id="invite-link">"#).expect("the link") + r#"<code id="invite-link">"#.len();
+    let link = html[at..].split('<').next().unwrap().to_owned();
+    assert!(link.starts_with("/join/"), "{link}");
+
+    // The newcomer follows the link: a form with its own CSRF cookie, then a session.
+    let http = browser();
+    let form = http.get(format!("{}{link}", app.base_url)).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let csrf_cookie = cookie_value(&set_cookie_line(&form, "agentd_csrf").unwrap());
+    let csrf = csrf_field(&form.text().await.unwrap());
+    let without =
+        http.post(format!("{}{link}", app.base_url)).form_fields(&[("password", PASSWORD)]).send().await.unwrap();
+    assert_eq!(without.status(), StatusCode::FORBIDDEN);
+    let joined = http
+        .post(format!("{}{link}", app.base_url))
+        .header(COOKIE, format!("agentd_csrf={csrf_cookie}"))
+        .form_fields(&[("csrf", csrf.as_str()), ("email", ""), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(joined.status(), StatusCode::SEE_OTHER, "{:?}", joined.headers());
+    let session = cookie_value(&set_cookie_line(&joined, "agentd_session").expect("a session"));
+    let me: serde_json::Value =
+        http.get(format!("{}/v1/me", app.base_url)).bearer_auth(&session).send().await.unwrap().json().await.unwrap();
+    assert_eq!((me["tenant"]["slug"].as_str(), me["role"].as_str()), (Some("inviting"), Some("developer")), "{me}");
+    let members = visitor.get("/members").await.text().await.unwrap();
+    assert!(members.contains("<td>new@example.com</td><td><span class=\"badge s-developer\">"), "{members}");
 }
