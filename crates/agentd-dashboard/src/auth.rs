@@ -133,6 +133,11 @@ impl IntoResponse for Failure {
             ),
             Failure::Api(err) => {
                 let (status, code) = err.status_and_code();
+                if let ApiError::Control(ControlError::Internal(source)) = &err {
+                    // The page says only "internal error"; the operator's log has the cause.
+                    let request_id = agentd_api::request_origin().request_id.to_string();
+                    tracing::error!(error = ?source, request_id, "internal error on a dashboard page");
+                }
                 crate::views::error_page(status, code, &err.to_string())
             }
         }

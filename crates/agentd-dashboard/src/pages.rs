@@ -523,7 +523,10 @@ pub(crate) async fn events(
                 Some((Ok(SseEvent::default().event("end").data(status.as_str())), None))
             }
             Ok(None) => None,
-            Err(_) => Some((Ok(SseEvent::default().event("failed").data("the event stream stopped")), None)),
+            Err(err) => {
+                tracing::error!(error = ?err, "dashboard event stream stopped");
+                Some((Ok(SseEvent::default().event("failed").data("the event stream stopped")), None))
+            }
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
