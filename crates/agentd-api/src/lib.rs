@@ -26,6 +26,7 @@ use axum::routing::get;
 
 pub use client_ip::TrustedProxies;
 pub use error::ApiError;
+pub use extract::request_origin;
 pub use health::Draining;
 pub use metrics::{MetricsExporter, MetricsInstallError};
 
@@ -52,6 +53,9 @@ pub struct ApiOptions {
     pub metrics: Option<MetricsExporter>,
     /// Makes `/readyz` answer `503` once started (a graceful shutdown).
     pub draining: Draining,
+    /// Pages served beside `/v1` (the web dashboard), under the same request ids, client
+    /// addresses and limits as the API.
+    pub pages: Option<Router>,
 }
 
 /// Every route of the server. Serve it with connect info
@@ -65,13 +69,18 @@ pub fn router(control: Control, options: ApiOptions) -> Router {
     let memory_item = item.max(JSON_BODY_LIMIT).saturating_add(MEMORY_ITEM_ENVELOPE);
     let limits = v1::BodyLimits { upload, memory_item };
     let state = AppState { control, metrics: options.metrics, draining: options.draining };
-    Router::new()
+    let api = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::scrape))
         .merge(openapi::routes())
         .nest("/v1", v1::routes(limits).merge(worker::routes()))
-        .route_layer(axum::middleware::from_fn(metrics::route_template))
+        .with_state(state);
+    let app = match options.pages {
+        Some(pages) => api.merge(pages),
+        None => api,
+    };
+    app.route_layer(axum::middleware::from_fn(metrics::route_template))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
@@ -79,7 +88,6 @@ pub fn router(control: Control, options: ApiOptions) -> Router {
         .layer(axum::middleware::from_fn(rate_limit_headers::middleware))
         .layer(axum::middleware::from_fn(request_id::middleware))
         .layer(axum::middleware::from_fn_with_state(options.trusted_proxies, client_ip::middleware))
-        .with_state(state)
 }
 
 /// A panicking handler still answers with a problem document (and is logged once).

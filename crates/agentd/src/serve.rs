@@ -99,6 +99,12 @@ pub async fn serve(settings: Settings) -> Result<(), Box<dyn std::error::Error>>
         trusted_proxies: agentd_api::TrustedProxies::new(move |ip| trusted.iter().any(|net| net.contains(ip))),
         metrics: Some(agentd_api::MetricsExporter::install(settings.metrics.token.as_ref())?),
         draining: draining.clone(),
+        // Cookies are `Secure` unless the server listens on loopback only (development
+        // over plain http): see docs/DASHBOARD.md.
+        pages: Some(agentd_dashboard::router(
+            control.clone(),
+            agentd_dashboard::Options { secure_cookies: !addr.ip().is_loopback() },
+        )),
     };
     let app = agentd_api::router(control, options);
     if let Some(path) = &api.address_file {
