@@ -177,50 +177,52 @@ async fn rotate_webhook_secrets(
     previous: &str,
     rotation: &mut Rotation,
 ) -> Result<()> {
-    use agentd_store::WebhookSecretRow;
-    let (mut endpoints_after, mut invocation_after, mut endpoints_done) = (None::<String>, None::<String>, false);
+    let mut after: Option<agentd_core::WebhookId> = None;
     loop {
-        let page = store
-            .webhook_secrets_sealed_with_unscoped(
-                previous,
-                endpoints_after.as_deref(),
-                invocation_after.as_deref(),
-                endpoints_done,
-                ROTATION_PAGE,
-            )
-            .await?;
-        let Some(last) = page.last() else {
-            if endpoints_done {
-                return Ok(());
-            }
-            endpoints_done = true;
-            continue;
-        };
-        match &last.row {
-            WebhookSecretRow::Endpoint(id) => endpoints_after = Some(id.to_string()),
-            WebhookSecretRow::Invocation => invocation_after = Some(last.tenant_id.to_string()),
+        let page = store.webhook_endpoint_secrets_sealed_with_unscoped(previous, after.as_ref(), ROTATION_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        if let agentd_store::WebhookSecretRow::Endpoint(id) = &last.row {
+            after = Some(id.clone());
         }
-        for secret in &page {
-            let owner_name = match &secret.row {
-                WebhookSecretRow::Endpoint(id) => id.as_str(),
-                WebhookSecretRow::Invocation => crate::webhooks::INVOCATION_SECRET_OWNER,
-            };
-            let owner = crate::master_key::WebhookSecretOwner { tenant: &secret.tenant_id, owner: owner_name };
-            let value = match keys.open(owner, &secret.sealed) {
-                Ok(value) => value,
-                Err(why) => {
-                    tracing::error!(tenant_id = %secret.tenant_id, webhook = owner_name, cause = %why, "not rotated");
-                    rotation.unopenable.push(format!("webhook secret {owner_name} of {}", secret.tenant_id));
-                    continue;
-                }
-            };
-            let resealed = keys.seal(owner, value.expose()).map_err(ControlError::internal)?;
-            match store.webhook_secret_reseal_unscoped(secret, &resealed).await? {
-                true => rotation.resealed += 1,
-                false => rotation.changed_meanwhile += 1,
+        reseal_webhook_secrets(store, keys, &page, rotation).await?;
+    }
+    let mut after: Option<agentd_core::TenantId> = None;
+    loop {
+        let page =
+            store.webhook_invocation_secrets_sealed_with_unscoped(previous, after.as_ref(), ROTATION_PAGE).await?;
+        let Some(last) = page.last() else { return Ok(()) };
+        after = Some(last.tenant_id.clone());
+        reseal_webhook_secrets(store, keys, &page, rotation).await?;
+    }
+}
+
+async fn reseal_webhook_secrets(
+    store: &Store,
+    keys: &MasterKeys,
+    page: &[agentd_store::StoredWebhookSecret],
+    rotation: &mut Rotation,
+) -> Result<()> {
+    for secret in page {
+        let owner_name = match &secret.row {
+            agentd_store::WebhookSecretRow::Endpoint(id) => id.as_str(),
+            agentd_store::WebhookSecretRow::Invocation => crate::webhooks::INVOCATION_SECRET_OWNER,
+        };
+        let owner = crate::master_key::WebhookSecretOwner { tenant: &secret.tenant_id, owner: owner_name };
+        let value = match keys.open(owner, &secret.sealed) {
+            Ok(value) => value,
+            Err(why) => {
+                tracing::error!(tenant_id = %secret.tenant_id, webhook = owner_name, cause = %why, "not rotated");
+                rotation.unopenable.push(format!("webhook secret {owner_name} of {}", secret.tenant_id));
+                continue;
             }
+        };
+        let resealed = keys.seal(owner, value.expose()).map_err(ControlError::internal)?;
+        match store.webhook_secret_reseal_unscoped(secret, &resealed).await? {
+            true => rotation.resealed += 1,
+            false => rotation.changed_meanwhile += 1,
         }
     }
+    Ok(())
 }
 
 /// The triggers' part of a rotation: their signing secrets, sealed as agents' are.

@@ -392,45 +392,49 @@ pub struct StoredWebhookSecret {
 }
 
 impl Store {
-    /// Up to `limit` webhook signing secrets sealed under `key_id`, every tenant's: the
-    /// endpoints' after endpoint `after_endpoint` in id order, then (once those are done,
-    /// `after_endpoint` being `None` and `invocation_after` set) the tenants' invocation
-    /// secrets after tenant `invocation_after`. One page of a master key rotation.
-    pub async fn webhook_secrets_sealed_with_unscoped(
+    /// Up to `limit` endpoints' signing secrets sealed under `key_id`, every tenant's,
+    /// after endpoint `after` in id order: one page of a master key rotation.
+    pub async fn webhook_endpoint_secrets_sealed_with_unscoped(
         &self,
         key_id: &str,
-        endpoints_after: Option<&str>,
-        invocation_after: Option<&str>,
-        endpoints_done: bool,
+        after: Option<&WebhookId>,
         limit: u32,
     ) -> Result<Vec<StoredWebhookSecret>> {
-        if !endpoints_done {
-            let found = sqlx::query(
-                "SELECT id, tenant_id, ciphertext, nonce, key_id FROM webhook_endpoints
-                 WHERE key_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
-            )
-            .bind(key_id)
-            .bind(endpoints_after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.writer)
-            .await?;
-            return found
-                .iter()
-                .map(|row| {
-                    Ok(StoredWebhookSecret {
-                        tenant_id: TenantId::from_trusted(row.try_get("tenant_id")?),
-                        row: WebhookSecretRow::Endpoint(WebhookId::from_trusted(row.try_get("id")?)),
-                        sealed: sealed(row)?,
-                    })
+        let found = sqlx::query(
+            "SELECT id, tenant_id, ciphertext, nonce, key_id FROM webhook_endpoints
+             WHERE key_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
+        )
+        .bind(key_id)
+        .bind(after.map(WebhookId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await?;
+        found
+            .iter()
+            .map(|row| {
+                Ok(StoredWebhookSecret {
+                    tenant_id: TenantId::from_trusted(row.try_get("tenant_id")?),
+                    row: WebhookSecretRow::Endpoint(WebhookId::from_trusted(row.try_get("id")?)),
+                    sealed: sealed(row)?,
                 })
-                .collect();
-        }
+            })
+            .collect()
+    }
+
+    /// Up to `limit` tenants' invocation webhook secrets sealed under `key_id`, after
+    /// tenant `after` in id order: one page of a master key rotation.
+    pub async fn webhook_invocation_secrets_sealed_with_unscoped(
+        &self,
+        key_id: &str,
+        after: Option<&TenantId>,
+        limit: u32,
+    ) -> Result<Vec<StoredWebhookSecret>> {
         let found = sqlx::query(
             "SELECT tenant_id, ciphertext, nonce, key_id FROM webhook_invocation_secrets
              WHERE key_id = $1 AND ($2 IS NULL OR tenant_id > $2) ORDER BY tenant_id LIMIT $3",
         )
         .bind(key_id)
-        .bind(invocation_after)
+        .bind(after.map(TenantId::as_str))
         .bind(i64::from(limit))
         .fetch_all(&self.writer)
         .await?;
