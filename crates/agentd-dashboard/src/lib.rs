@@ -10,9 +10,11 @@
 //! every POST carries a CSRF token in a hidden field; every answer carries a strict
 //! Content-Security-Policy.
 
+mod agents;
 mod auth;
 mod deploy;
 mod invites;
+mod invocations;
 mod keys;
 mod pages;
 mod views;
@@ -48,14 +50,14 @@ pub fn router(control: Control, options: Options) -> Router {
         .route("/signup", get(pages::signup_form).post(pages::signup))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
-        .route("/agents", get(pages::agents))
-        .route("/agents/{slug}", get(pages::agent))
-        .route("/agents/{slug}/invoke", post(pages::invoke))
-        .route("/invocations", get(pages::invocations))
-        .route("/invocations/{id}", get(pages::invocation))
-        .route("/invocations/{id}/events", get(pages::events))
-        .route("/invocations/{id}/respond", post(pages::respond))
-        .route("/invocations/{id}/artifacts/{*name}", get(pages::artifact))
+        .route("/agents", get(agents::agents))
+        .route("/agents/{slug}", get(agents::agent))
+        .route("/agents/{slug}/invoke", post(agents::invoke))
+        .route("/invocations", get(invocations::invocations))
+        .route("/invocations/{id}", get(invocations::invocation))
+        .route("/invocations/{id}/events", get(invocations::events))
+        .route("/invocations/{id}/respond", post(invocations::respond))
+        .route("/invocations/{id}/artifacts/{*name}", get(invocations::artifact))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/members", get(workspace::members))
