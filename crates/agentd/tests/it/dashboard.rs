@@ -9,10 +9,10 @@ use serde_json::json;
 
 use crate::harness::{TestApp, poll_invocation};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// `application/x-www-form-urlencoded`, as a browser sends a form.
-trait FormBody {
+pub(crate) trait FormBody {
     fn form_fields<K: AsRef<str>, V: AsRef<str>>(self, fields: &[(K, V)]) -> Self;
 }
 
@@ -34,12 +34,12 @@ impl FormBody for reqwest::RequestBuilder {
 }
 
 /// A client that follows no redirects, so each answer is seen as sent.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 /// The `Set-Cookie` line for `name`, whole (with its attributes).
-fn set_cookie_line(response: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie_line(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
         .get_all(SET_COOKIE)
@@ -49,38 +49,38 @@ fn set_cookie_line(response: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn cookie_value(line: &str) -> String {
+pub(crate) fn cookie_value(line: &str) -> String {
     line.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
 }
 
 /// The value of the page's hidden `csrf` field.
-fn csrf_field(html: &str) -> String {
+pub(crate) fn csrf_field(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a csrf field") + r#"name="csrf" value=""#.len();
     html[at..].split('"').next().unwrap().to_owned()
 }
 
 /// A signed-in dashboard visitor: the session cookie and its CSRF token.
-struct Visitor {
-    http: reqwest::Client,
-    base: String,
-    session: String,
-    csrf: String,
+pub(crate) struct Visitor {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) session: String,
+    pub(crate) csrf: String,
 }
 
 impl Visitor {
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         let cookie = format!("agentd_session={}", self.session);
         self.http.get(format!("{}{path}", self.base)).header(COOKIE, cookie).send().await.unwrap()
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let cookie = format!("agentd_session={}", self.session);
         self.http.post(format!("{}{path}", self.base)).header(COOKIE, cookie).form_fields(form).send().await.unwrap()
     }
 }
 
 /// Logs in through the login form (its double-submit CSRF cookie included).
-async fn log_in(app: &TestApp, email: &str) -> Visitor {
+pub(crate) async fn log_in(app: &TestApp, email: &str) -> Visitor {
     let http = browser();
     let form = http.get(format!("{}/login", app.base_url)).send().await.unwrap();
     assert_eq!(form.status(), StatusCode::OK);
@@ -296,7 +296,7 @@ printf '{"type":"output","data":{"html":"<b>bold</b>"}}\n' >&3"#,
 
 /// Asks a question on its first run, after two log lines written a few seconds apart; on
 /// the resume (its answers in `resume` on stdin) it says the answer and finishes.
-const ASKER: &str = r#"input=$(cat)
+pub(crate) const ASKER: &str = r#"input=$(cat)
 case "$input" in
   *'"resume":null'*)
     echo "warming up"
@@ -454,7 +454,7 @@ async fn a_person_signs_up_invokes_watches_logs_live_and_answers_in_a_browser() 
 }
 
 /// A `multipart/form-data` body as a browser sends a form with a file input.
-fn multipart(fields: &[(&str, &str)], file: (&str, &[u8])) -> (String, Vec<u8>) {
+pub(crate) fn multipart(fields: &[(&str, &str)], file: (&str, &[u8])) -> (String, Vec<u8>) {
     let boundary = "agentd-test-boundary-7d1f";
     let mut body = Vec::new();
     for (name, value) in fields {
