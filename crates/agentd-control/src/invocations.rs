@@ -260,8 +260,6 @@ impl Control {
         self.wait_for(ctx, id, CANCEL_WAIT, |i| i.status.is_terminal()).await
     }
 
-    /// Re-reads the invocation until `done` holds for it or `wait` has passed; returns
-    /// it as it is then either way.
     /// Answers the question a waiting invocation asked and resumes it: a new attempt
     /// starts with every answer so far as `resume`. With `wait`, waits up to that long for
     /// it to settle again (finished, or waiting on its next question).
@@ -299,6 +297,8 @@ impl Control {
         Ok(self.store.input_timeouts_unscoped().await?)
     }
 
+    /// Re-reads the invocation until `done` holds for it or `wait` has passed; returns
+    /// it as it is then either way.
     async fn wait_for<C>(
         &self,
         ctx: &Ctx<C>,
